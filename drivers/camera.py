@@ -1,0 +1,55 @@
+"""Cameras: slmsuite's ``Camera`` with optgen's identity, timing and finite timeouts."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from ._slmsuite import SlmsuiteCamera
+from .identity import CameraTiming, DeviceIdentity
+
+__all__ = ["BenchCamera"]
+
+
+class BenchCamera(SlmsuiteCamera):
+    """Base class of optgen's camera drivers.
+
+    ``capture()`` always waits a finite time: by default one second plus twice the
+    frame time (exposure + readout).
+    """
+
+    def __init__(self, resolution: tuple[int, int], *, bitdepth: int, pitch_um: float,
+                 readout_s: float, name: str = "camera", exposure_bounds_s=None, **kwargs):
+        self.readout_s = float(readout_s)
+        super().__init__(resolution, bitdepth=bitdepth, pitch_um=(pitch_um, pitch_um), name=name,
+                         exposure_bounds_s=exposure_bounds_s, **kwargs)
+
+    @property
+    @abstractmethod
+    def identity(self) -> DeviceIdentity:
+        """Vendor, model, serial and firmware."""
+
+    @property
+    def timing(self) -> CameraTiming:
+        return CameraTiming(exposure_s=float(self.exposure_s), readout_s=self.readout_s)
+
+    def default_timeout_s(self) -> float:
+        return 1.0 + 2.0 * self.timing.frame_s
+
+    def capture(self, timeout_s: float | None = None) -> np.ndarray:
+        """One frame (raw counts, untransformed dtype), or CaptureTimeout after ``timeout_s``."""
+        if timeout_s is None:
+            timeout_s = self.default_timeout_s()
+        return self.get_image(timeout_s=timeout_s)
+
+    def describe(self) -> dict:
+        """Settings snapshot for run metadata."""
+        return {
+            "name": self.name,
+            "identity": self.identity.as_dict(),
+            "resolution": [int(self.shape[1]), int(self.shape[0])],
+            "bitdepth": int(self.bitdepth),
+            "pitch_um": float(self.pitch_um[0]) if self.pitch_um is not None else None,
+            "timing": self.timing.as_dict(),
+        }

@@ -1,0 +1,81 @@
+"""Phase SLMs: slmsuite's ``SLM`` with optgen's input validation, identity and timing.
+
+``set_phase`` checks the pattern (shape, dtype, NaN/inf) before anything reaches the
+device, then lets slmsuite apply the phase->gray LUT (``set_gamma``) and call the driver's
+``_set_phase_hw(display)``. slmsuite conventions kept: ``resolution`` is (width, height),
+``shape`` is (height, width); a higher gray level means less phase delay.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+
+from ._slmsuite import SlmsuiteSLM
+from .errors import PhaseInputError
+from .identity import DeviceIdentity, SLMTiming
+
+__all__ = ["PhaseSLM", "check_phase"]
+
+
+def check_phase(device: str, phase, shape: tuple[int, int], int_dtype: np.dtype,
+                bitresolution: int) -> np.ndarray:
+    """Return ``phase`` as an array if an SLM of ``shape`` can show it, else raise PhaseInputError."""
+    if not isinstance(phase, np.ndarray):
+        raise PhaseInputError(device, f"phase must be a numpy array, got {type(phase).__name__}")
+    if phase.ndim != 2 or phase.shape != tuple(shape):
+        raise PhaseInputError(device, f"phase has shape {phase.shape}; expected {tuple(shape)} (height, width)")
+    if np.issubdtype(phase.dtype, np.integer):
+        if phase.dtype != int_dtype:
+            raise PhaseInputError(
+                device, f"integer gray levels must be {np.dtype(int_dtype).name}, got {phase.dtype.name}"
+            )
+        if phase.size and int(phase.max()) >= bitresolution:
+            raise PhaseInputError(device, f"gray level {int(phase.max())} exceeds {bitresolution - 1}")
+        return phase
+    if phase.dtype not in (np.float32, np.float64):
+        raise PhaseInputError(device, f"phase dtype {phase.dtype.name}: expected float32/float64 radians "
+                                      f"or {np.dtype(int_dtype).name} gray levels")
+    if not np.isfinite(phase).all():
+        bad = int(np.size(phase) - np.count_nonzero(np.isfinite(phase)))
+        raise PhaseInputError(device, f"phase contains {bad} NaN or infinite values")
+    return phase
+
+
+class PhaseSLM(SlmsuiteSLM):
+    """Base class of optgen's SLM drivers (encoding and decoding SLM alike)."""
+
+    def __init__(self, resolution: tuple[int, int], *, timing: SLMTiming, bitdepth: int = 8,
+                 pitch_um: float = 8.0, wav_um: float = 0.52, name: str = "slm"):
+        self.timing = timing
+        super().__init__(resolution, bitdepth=bitdepth, name=name, wav_um=wav_um,
+                         pitch_um=(pitch_um, pitch_um), settle_time_s=timing.wait_s, gpu=False)
+
+    @property
+    @abstractmethod
+    def identity(self) -> DeviceIdentity:
+        """Vendor, model, serial and firmware."""
+
+    def set_phase(self, phase, phase_correct=None, settle=None, execute=None, block=None, **kwargs):
+        """Validate ``phase`` (radians, or gray levels of the SLM's dtype), then show it.
+
+        ``None`` shows zero phase. Returns the gray levels sent to the device.
+        """
+        if phase is not None:
+            phase = check_phase(self.name, phase, self.shape, self.dtype, self.bitresolution)
+        return super().set_phase(phase, phase_correct=phase_correct, settle=settle,
+                                 execute=execute, block=block, **kwargs)
+
+    def describe(self) -> dict:
+        """Settings snapshot for run metadata."""
+        return {
+            "name": self.name,
+            "identity": self.identity.as_dict(),
+            "resolution": list(map(int, (self.shape[1], self.shape[0]))),
+            "bitdepth": int(self.bitdepth),
+            "pitch_um": float(self.pitch_um[0]),
+            "wavelength_um": float(self.wav_um),
+            "timing": self.timing.as_dict(),
+            "lut": "measured" if self.lut is not None else "linear",
+        }

@@ -1,0 +1,136 @@
+"""Assemble a bench (laser, two SLMs, camera, clock) from a validated bench file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration.lut import PhaseResponse, apply_response, load_response
+from drivers.camera import BenchCamera
+from drivers.identity import SLMTiming
+from drivers.laser import Laser
+from drivers.slm import PhaseSLM
+from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera,
+                        SimulatedLaser, SimulatedPhaseSLM, SLMTruth, VirtualClock, WallClock,
+                        planted_response)
+from simulators.clock import Clock
+
+from .bench_file import BenchConfig, SLMConfig, TwinSLM
+
+__all__ = ["Bench", "build_bench"]
+
+
+@dataclass
+class Bench:
+    """Open devices of one bench. Close it (or use ``with``) to turn the laser off and release all."""
+
+    config: BenchConfig
+    laser: Laser
+    encoding_slm: PhaseSLM
+    decoding_slm: PhaseSLM
+    camera: BenchCamera
+    clock: Clock
+    luts: dict[str, PhaseResponse]
+    world: OpticalWorld | None = None
+    closed: bool = field(default=False, init=False)
+
+    def calibration_ids(self) -> dict[str, str]:
+        """Which calibration each device runs with (recorded in every run file)."""
+        return {f"{key}.lut": lut.id for key, lut in self.luts.items()}
+
+    def describe(self) -> dict:
+        """Every device setting, for the run file's snapshot."""
+        return {
+            "laser": self.laser.describe(),
+            "encoding_slm": self.encoding_slm.describe(),
+            "decoding_slm": self.decoding_slm.describe(),
+            "camera": self.camera.describe(),
+            "calibrations": self.calibration_ids(),
+            "simulated": self.world is not None,
+        }
+
+    def close(self) -> None:
+        """Laser off first (verified), then release every device; safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.laser.close()
+        finally:
+            for device in (self.camera, self.decoding_slm, self.encoding_slm):
+                device.close()
+
+    def __enter__(self) -> "Bench":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def build_bench(config: BenchConfig) -> Bench:
+    """Open every device the bench file names. Only the twin's drivers exist so far."""
+    base_dir = Path(config.source).parent if Path(config.source).exists() else None
+    luts = {cfg.key: load_response(cfg.lut, cfg.bitdepth, base_dir)
+            for cfg in (config.encoding_slm, config.decoding_slm)}
+    drivers = {config.laser.driver, config.encoding_slm.driver, config.decoding_slm.driver,
+               config.camera.driver}
+    if drivers != {"simulated"}:
+        raise NotImplementedError(f"{config.source}: only the simulated drivers exist so far; got {sorted(drivers)}")
+    return _build_twin(config, luts)
+
+
+def _slm_timing(cfg: SLMConfig) -> SLMTiming:
+    return SLMTiming(refresh_hz=cfg.refresh_hz, latency_frames=cfg.latency_frames, settle_s=cfg.settle_s)
+
+
+def _slm_truth(twin_slm: TwinSLM, cfg: SLMConfig) -> SLMTruth:
+    return SLMTruth(
+        response_rad=planted_response(cfg.bitdepth, twin_slm.response_max_rad, twin_slm.response_exponent,
+                                      twin_slm.response_wobble_rad),
+        crosstalk_sigma_px=twin_slm.crosstalk_sigma_px,
+        shift_m=twin_slm.shift_m,
+        rotation_deg=twin_slm.rotation_deg,
+        latency_s=twin_slm.latency_frames / cfg.refresh_hz,
+        settle_s=twin_slm.settle_s,
+    )
+
+
+def make_world(config: BenchConfig, clock: Clock | None = None) -> OpticalWorld:
+    """The twin's world model with the truths planted by the bench file."""
+    twin = config.twin
+    if twin is None:
+        raise ValueError(f"{config.source}: no [twin] table")
+    if clock is None:
+        clock = VirtualClock() if config.run.timing == "virtual" else WallClock()
+    sensor = SensorTruth(
+        resolution=config.camera.resolution, pitch_m=twin.camera_pitch_m, offset_m=twin.camera_offset_m,
+        rotation_deg=twin.camera_rotation_deg, qe=twin.qe, gain_dn_per_e=twin.gain_dn_per_e,
+        read_noise_e=twin.read_noise_e, dark_offset_dn=twin.dark_offset_dn, full_well_e=twin.full_well_e,
+        bitdepth=config.camera.bitdepth, readout_s=config.camera.readout_s)
+    laser = LaserTruth(beam=twin.beam, waist_m=twin.waist_m, aperture_m=twin.aperture_m,
+                       power_noise_rms=twin.power_noise_rms, device_max_power_w=twin.device_max_power_w)
+    return OpticalWorld(
+        wavelength_m=config.laser.wavelength_nm * 1e-9, pitch_m=config.encoding_slm.pitch_um * 1e-6,
+        grid_shape=twin.grid_shape, d1_m=config.geometry.d1_m, d2_m=config.geometry.d2_m,
+        encoding=_slm_truth(twin.encoding, config.encoding_slm),
+        decoding=_slm_truth(twin.decoding, config.decoding_slm),
+        sensor=sensor, laser=laser, clock=clock, rng=np.random.default_rng(twin.random_seed),
+        band_limit=twin.band_limit)
+
+
+def _build_twin(config: BenchConfig, luts: dict[str, PhaseResponse]) -> Bench:
+    world = make_world(config)
+    wav_um = config.laser.wavelength_nm * 1e-3
+    slms = {}
+    for cfg, key in ((config.encoding_slm, ENCODING), (config.decoding_slm, DECODING)):
+        slm = SimulatedPhaseSLM(world, key, cfg.resolution, timing=_slm_timing(cfg), bitdepth=cfg.bitdepth,
+                                pitch_um=cfg.pitch_um, wav_um=wav_um, name=cfg.key)
+        apply_response(slm, luts[cfg.key])
+        slms[key] = slm
+    laser = SimulatedLaser(world, wavelength_nm=config.laser.wavelength_nm,
+                           max_power_w=config.laser.max_power_w)
+    camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s)
+    return Bench(config=config, laser=laser, encoding_slm=slms[ENCODING], decoding_slm=slms[DECODING],
+                 camera=camera, clock=world.clock, luts=luts, world=world)

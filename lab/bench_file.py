@@ -1,0 +1,453 @@
+"""The bench file: one TOML file that describes a bench, validated on load.
+
+Every error names the file, the key, the bad value and what is allowed. Unknown keys are
+errors too (a misspelt key would otherwise be silently ignored at a real bench).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from drivers.errors import OptgenError
+
+__all__ = [
+    "BenchConfig", "BenchFileError", "CameraConfig", "Geometry", "LaserConfig", "RunConfig",
+    "SLMConfig", "TwinConfig", "default_bench_text", "load_bench", "parse_bench",
+    "KNOWN_DRIVERS",
+]
+
+DEFAULT_NAME = "<embedded default bench>"
+
+# Driver names the bench builder knows, per device kind.
+KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
+    "laser": ("simulated",),
+    "encoding_slm": ("simulated",),
+    "decoding_slm": ("simulated",),
+    "camera": ("simulated",),
+}
+
+
+class BenchFileError(OptgenError, ValueError):
+    """A bench file that cannot describe a bench."""
+
+
+_MISSING = object()
+
+
+class _Section:
+    """Reads one table of the bench file, remembering which keys were used."""
+
+    def __init__(self, source: str, name: str, table: Any):
+        self.source, self.name = source, name
+        if not isinstance(table, dict):
+            raise BenchFileError(f"{source}: [{name}] must be a table, got {table!r}")
+        self.table = table
+        self.used: set[str] = set()
+
+    def _fail(self, key: str, value: Any, expected: str) -> BenchFileError:
+        return BenchFileError(f"{self.source}: [{self.name}] {key} = {value!r}: expected {expected}")
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        if key in self.table:
+            return self.table[key]
+        if default is _MISSING:
+            raise BenchFileError(f"{self.source}: [{self.name}] is missing the required key '{key}'")
+        return default
+
+    def number(self, key: str, default: Any = _MISSING, *, low: float | None = None,
+               high: float | None = None, low_open: bool = False) -> float:
+        value = self._get(key, default)
+        bounds = _bounds_text(low, high, low_open)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self._fail(key, value, f"a finite number{bounds}")
+        if low is not None and (value < low or (low_open and value == low)):
+            raise self._fail(key, value, f"a number{bounds}")
+        if high is not None and value > high:
+            raise self._fail(key, value, f"a number{bounds}")
+        return float(value)
+
+    def integer(self, key: str, default: Any = _MISSING, *, low: int | None = None,
+                high: int | None = None) -> int:
+        value = self._get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, value, f"an integer{_bounds_text(low, high, False)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise self._fail(key, value, f"an integer{_bounds_text(low, high, False)}")
+        return value
+
+    def string(self, key: str, default: Any = _MISSING, *, choices: tuple[str, ...] | None = None) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str):
+            raise self._fail(key, value, "a string")
+        if choices is not None and value not in choices:
+            raise self._fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, value, "true or false")
+        return value
+
+    def pair(self, key: str, default: Any = _MISSING, *, integer: bool = False,
+             positive: bool = False) -> tuple:
+        value = self._get(key, default)
+        kind = "integers" if integer else "numbers"
+        what = f"a pair [x, y] of {'positive ' if positive else ''}{kind}"
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise self._fail(key, value, what)
+        for v in value:
+            ok_type = isinstance(v, int) if integer else isinstance(v, (int, float))
+            if isinstance(v, bool) or not ok_type or not math.isfinite(v) or (positive and v <= 0):
+                raise self._fail(key, value, what)
+        return tuple(int(v) for v in value) if integer else tuple(float(v) for v in value)
+
+    def table_of(self, key: str) -> dict:
+        value = self._get(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, value, "a table")
+        return dict(value)
+
+    def sub(self, key: str, required: bool = True) -> "_Section | None":
+        self.used.add(key)
+        if key not in self.table:
+            if required:
+                raise BenchFileError(f"{self.source}: the table [{self.name}.{key}] is missing")
+            return None
+        return _Section(self.source, f"{self.name}.{key}", self.table[key])
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise BenchFileError(
+                f"{self.source}: [{self.name}] has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(self.used))}")
+
+
+def _bounds_text(low, high, low_open) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"<= {high:g}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    d1_m: float
+    d2_m: float
+    seed_superpixels: int
+    superpixel_px: int
+    decoder_px: int
+    output_window_px: int
+    output_pixels: int
+    sensor_offset_m: tuple[float, float]
+    sensor_rotation_deg: float
+
+
+@dataclass(frozen=True)
+class LaserConfig:
+    driver: str
+    wavelength_nm: float
+    power_w: float
+    max_power_w: float
+    connection: dict
+
+
+@dataclass(frozen=True)
+class SLMConfig:
+    key: str
+    driver: str
+    resolution: tuple[int, int]
+    pitch_um: float
+    bitdepth: int
+    refresh_hz: float
+    latency_frames: int
+    settle_s: float
+    lut: str
+    connection: dict
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.resolution[1], self.resolution[0])
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    driver: str
+    resolution: tuple[int, int]
+    pitch_um: float
+    bitdepth: int
+    exposure_s: float
+    readout_s: float
+    connection: dict
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed_source: str
+    seed_file: str
+    decoder_phase: str
+    timing: str
+
+
+@dataclass(frozen=True)
+class TwinSLM:
+    response_max_rad: float
+    response_exponent: float
+    response_wobble_rad: float
+    crosstalk_sigma_px: float
+    latency_frames: int
+    settle_s: float
+    shift_m: tuple[float, float] = (0.0, 0.0)
+    rotation_deg: float = 0.0
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    grid_shape: tuple[int, int]
+    band_limit: bool
+    random_seed: int
+    beam: str
+    waist_m: float
+    aperture_m: float
+    power_noise_rms: float
+    device_max_power_w: float
+    encoding: TwinSLM
+    decoding: TwinSLM
+    camera_pitch_m: float
+    camera_offset_m: tuple[float, float]
+    camera_rotation_deg: float
+    qe: float
+    gain_dn_per_e: float
+    read_noise_e: float
+    dark_offset_dn: float
+    full_well_e: float
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    name: str
+    wavelength_nm: float
+    geometry: Geometry
+    laser: LaserConfig
+    encoding_slm: SLMConfig
+    decoding_slm: SLMConfig
+    camera: CameraConfig
+    run: RunConfig
+    twin: TwinConfig | None
+    source: str = DEFAULT_NAME
+    text: str = field(default="", repr=False)
+
+    @property
+    def wavelength_m(self) -> float:
+        return self.wavelength_nm * 1e-9
+
+
+def default_bench_text() -> str:
+    """The embedded default bench file (the simulated bench)."""
+    return resources.files("lab").joinpath("default_bench.toml").read_text(encoding="utf-8")
+
+
+def load_bench(path: str | Path | None = None) -> BenchConfig:
+    """Load and validate a bench file; ``None`` loads the embedded simulated bench."""
+    if path is None:
+        return parse_bench(default_bench_text(), DEFAULT_NAME)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BenchFileError(f"{path}: bench file not found") from None
+    except OSError as exc:
+        raise BenchFileError(f"{path}: cannot read the bench file ({exc.strerror})") from None
+    return parse_bench(text, str(path))
+
+
+def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
+    """Validate bench-file text; ``source`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchFileError(f"{source}: not valid TOML ({exc})") from None
+    root = _Section(source, "<top level>", data)
+    bench = root.sub("bench")
+    name = bench.string("name", "unnamed bench")
+    wavelength_nm = bench.number("wavelength_nm", low=200.0, high=2000.0)
+    bench.done()
+    geometry = _geometry(root.sub("geometry"))
+    laser = _laser(root.sub("laser"), wavelength_nm)
+    slms = [_slm(root.sub(key), key) for key in ("encoding_slm", "decoding_slm")]
+    camera = _camera(root.sub("camera"))
+    run = _run(root.sub("run"))
+    twin_section = root.sub("twin", required=False)
+    root.done()
+    uses_twin = any(d == "simulated" for d in (laser.driver, slms[0].driver, slms[1].driver, camera.driver))
+    if uses_twin and twin_section is None:
+        raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
+    twin = _twin(twin_section, slms) if twin_section is not None else None
+    config = BenchConfig(name, wavelength_nm, geometry, laser, slms[0], slms[1], camera, run, twin,
+                         source, text)
+    _check_consistency(config)
+    return config
+
+
+def _geometry(s: _Section) -> Geometry:
+    g = Geometry(
+        d1_m=s.number("d1_mm", low=0.0, low_open=True) * 1e-3,
+        d2_m=s.number("d2_mm", low=0.0, low_open=True) * 1e-3,
+        seed_superpixels=s.integer("seed_superpixels", low=1),
+        superpixel_px=s.integer("superpixel_px", low=1),
+        decoder_px=s.integer("decoder_px", low=1),
+        output_window_px=s.integer("output_window_px", low=1),
+        output_pixels=s.integer("output_pixels", low=1),
+        sensor_offset_m=tuple(v * 1e-6 for v in s.pair("sensor_offset_um", (0.0, 0.0))),
+        sensor_rotation_deg=s.number("sensor_rotation_deg", 0.0, low=-180.0, high=180.0),
+    )
+    if g.output_window_px % g.output_pixels:
+        raise BenchFileError(f"{s.source}: [geometry] output_window_px = {g.output_window_px}: expected a "
+                             f"multiple of output_pixels = {g.output_pixels}")
+    s.done()
+    return g
+
+
+def _driver(s: _Section, kind: str) -> str:
+    return s.string("driver", choices=KNOWN_DRIVERS[kind])
+
+
+def _laser(s: _Section, bench_nm: float) -> LaserConfig:
+    cfg = LaserConfig(
+        driver=_driver(s, "laser"),
+        wavelength_nm=s.number("wavelength_nm", low=200.0, high=2000.0),
+        power_w=s.number("power_mw", low=0.0) * 1e-3,
+        max_power_w=s.number("max_power_mw", low=0.0, low_open=True) * 1e-3,
+        connection=s.table_of("connection"),
+    )
+    if cfg.power_w > cfg.max_power_w:
+        raise BenchFileError(f"{s.source}: [laser] power_mw = {cfg.power_w * 1e3:g}: expected at most the "
+                             f"ceiling max_power_mw = {cfg.max_power_w * 1e3:g}")
+    if abs(cfg.wavelength_nm - bench_nm) > 1.0:
+        raise BenchFileError(f"{s.source}: [laser] wavelength_nm = {cfg.wavelength_nm:g}: expected the "
+                             f"bench wavelength {bench_nm:g} nm ([bench] wavelength_nm)")
+    s.done()
+    return cfg
+
+
+def _slm(s: _Section, key: str) -> SLMConfig:
+    cfg = SLMConfig(
+        key=key,
+        driver=_driver(s, key),
+        resolution=s.pair("resolution", integer=True, positive=True),
+        pitch_um=s.number("pitch_um", low=0.0, low_open=True),
+        bitdepth=s.integer("bitdepth", low=1, high=16),
+        refresh_hz=s.number("refresh_hz", low=0.0, low_open=True),
+        latency_frames=s.integer("latency_frames", low=0),
+        settle_s=s.number("settle_ms", low=0.0) * 1e-3,
+        lut=s.string("lut", "linear"),
+        connection=s.table_of("connection"),
+    )
+    s.done()
+    return cfg
+
+
+def _camera(s: _Section) -> CameraConfig:
+    cfg = CameraConfig(
+        driver=_driver(s, "camera"),
+        resolution=s.pair("resolution", integer=True, positive=True),
+        pitch_um=s.number("pitch_um", low=0.0, low_open=True),
+        bitdepth=s.integer("bitdepth", low=1, high=16),
+        exposure_s=s.number("exposure_ms", low=0.0, low_open=True) * 1e-3,
+        readout_s=s.number("readout_ms", 0.0, low=0.0) * 1e-3,
+        connection=s.table_of("connection"),
+    )
+    s.done()
+    return cfg
+
+
+def _run(s: _Section) -> RunConfig:
+    cfg = RunConfig(
+        seed_source=s.string("seed_source", "placeholder-encoder", choices=("placeholder-encoder", "file")),
+        seed_file=s.string("seed_file", ""),
+        decoder_phase=s.string("decoder_phase", "flat"),
+        timing=s.string("timing", "virtual", choices=("virtual", "wall")),
+    )
+    if cfg.seed_source == "file" and not cfg.seed_file:
+        raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "
+                             f"when seed_source = 'file'")
+    s.done()
+    return cfg
+
+
+def _twin_slm(s: _Section, nominal: SLMConfig, movable: bool) -> TwinSLM:
+    values = dict(
+        response_max_rad=s.number("response_max_rad", low=0.5, high=50.0),
+        response_exponent=s.number("response_exponent", 1.0, low=0.2, high=5.0),
+        response_wobble_rad=s.number("response_wobble_rad", 0.0, low=-5.0, high=5.0),
+        crosstalk_sigma_px=s.number("crosstalk_sigma_px", 0.0, low=0.0, high=10.0),
+        latency_frames=s.integer("latency_frames", nominal.latency_frames, low=0),
+        settle_s=s.number("settle_ms", nominal.settle_s * 1e3, low=0.0) * 1e-3,
+    )
+    if movable:
+        values["shift_m"] = tuple(v * 1e-6 for v in s.pair("shift_um", (0.0, 0.0)))
+        values["rotation_deg"] = s.number("rotation_deg", 0.0, low=-10.0, high=10.0)
+    s.done()
+    return TwinSLM(**values)
+
+
+def _twin(s: _Section, slms: list[SLMConfig]) -> TwinConfig:
+    grid = s.pair("grid_px", integer=True, positive=True)
+    band_limit = s.boolean("band_limit", True)
+    random_seed = s.integer("random_seed", 0, low=0)
+    laser = s.sub("laser")
+    beam = dict(
+        beam=laser.string("beam", "flat-top", choices=("flat-top", "gaussian")),
+        waist_m=laser.number("waist_mm", 3.0, low=0.0, low_open=True) * 1e-3,
+        aperture_m=laser.number("aperture_mm", 0.0, low=0.0) * 1e-3,
+        power_noise_rms=laser.number("power_noise_rms", 0.0, low=0.0, high=0.5),
+        device_max_power_w=laser.number("device_max_power_mw", 100.0, low=0.0, low_open=True) * 1e-3,
+    )
+    laser.done()
+    encoding = _twin_slm(s.sub("encoding_slm"), slms[0], movable=False)
+    decoding = _twin_slm(s.sub("decoding_slm"), slms[1], movable=True)
+    cam = s.sub("camera")
+    camera = dict(
+        camera_pitch_m=cam.number("pitch_um", low=0.0, low_open=True) * 1e-6,
+        camera_offset_m=tuple(v * 1e-6 for v in cam.pair("offset_um", (0.0, 0.0))),
+        camera_rotation_deg=cam.number("rotation_deg", 0.0, low=-180.0, high=180.0),
+        qe=cam.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
+        gain_dn_per_e=cam.number("gain_dn_per_e", 0.25, low=0.0, low_open=True),
+        read_noise_e=cam.number("read_noise_e", 2.5, low=0.0),
+        dark_offset_dn=cam.number("dark_offset_dn", 100.0, low=0.0),
+        full_well_e=cam.number("full_well_e", 10500.0, low=1.0),
+    )
+    cam.done()
+    s.done()
+    return TwinConfig(grid_shape=(grid[1], grid[0]), band_limit=band_limit, random_seed=random_seed,
+                      encoding=encoding, decoding=decoding, **beam, **camera)
+
+
+def _check_consistency(c: BenchConfig) -> None:
+    g = c.geometry
+    seed_px = g.seed_superpixels * g.superpixel_px
+    for slm, need, what in ((c.encoding_slm, seed_px, "the seed"), (c.decoding_slm, g.decoder_px, "the decoder")):
+        if min(slm.shape) < need:
+            raise BenchFileError(f"{c.source}: [{slm.key}] resolution = {list(slm.resolution)}: expected at "
+                                 f"least {need} pixels each way to show {what} ([geometry])")
+    if c.encoding_slm.pitch_um != c.decoding_slm.pitch_um:
+        raise BenchFileError(f"{c.source}: [decoding_slm] pitch_um = {c.decoding_slm.pitch_um:g}: expected "
+                             f"the encoding SLM's pitch {c.encoding_slm.pitch_um:g} (one model grid)")
+    if c.twin is not None:
+        rows, cols = c.twin.grid_shape
+        for slm in (c.encoding_slm, c.decoding_slm):
+            if rows > slm.shape[0] or cols > slm.shape[1]:
+                raise BenchFileError(f"{c.source}: [twin] grid_px = [{cols}, {rows}]: expected at most the "
+                                     f"{slm.key} resolution {list(slm.resolution)}")
+        if max(seed_px, g.decoder_px, g.output_window_px) > min(rows, cols):
+            raise BenchFileError(f"{c.source}: [twin] grid_px = [{cols}, {rows}]: expected room for the seed, "
+                                 f"decoder and output window ({max(seed_px, g.decoder_px, g.output_window_px)} px)")

@@ -1,0 +1,134 @@
+"""The ``optgen`` command line: ``optgen run``, ``optgen config --dump``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from drivers.errors import OptgenError
+
+__all__ = ["main"]
+
+log = logging.getLogger("optgen")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="optgen",
+        description="Run an optical generative model bench (real or simulated).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="generate N frames on the bench into a new run folder",
+                         description="Generate frames: encoder seeds on the encoding SLM, the decoder phase "
+                                     "on the decoding SLM, one camera frame per seed. Without --bench, "
+                                     "the embedded simulated bench is used.")
+    run.add_argument("--count", type=int, required=True, help="number of frames to generate (>= 1)")
+    run.add_argument("--out", type=Path, required=True, help="new run folder (must not hold files yet)")
+    run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
+    run.add_argument("--seed", type=int, default=0, help="random seed of the encoder's noise (default 0)")
+    run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    run.set_defaults(func=_cmd_run)
+
+    config = sub.add_parser("config", help="show or write the bench file",
+                            description="Bench-file helpers. --dump writes the embedded simulated bench, "
+                                        "a starting point for a real bench file.")
+    config.add_argument("--dump", nargs="?", const="-", metavar="FILE",
+                        help="write the default bench file to FILE (or stdout); never overwrites")
+    config.add_argument("--check", type=Path, metavar="FILE", help="validate a bench file and say what it holds")
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .bench_file import default_bench_text, load_bench
+
+    if args.check is not None:
+        cfg = load_bench(args.check)
+        print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
+              f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
+        return 0
+    if args.dump is None:
+        print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
+        return 2
+    text = default_bench_text()
+    if args.dump == "-":
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.dump)
+    if target.exists():
+        print(f"optgen config: {target} already exists; not overwriting it", file=sys.stderr)
+        return 1
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .bench import build_bench
+    from .bench_file import load_bench
+    from .decoder import load_decoder_phase
+    from .run import prepare_run_folder, run_generation
+    from .seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
+
+    if args.count < 1:
+        raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+    # Everything is validated before any device is opened.
+    cfg = load_bench(args.bench)
+    base_dir = args.bench.parent if args.bench is not None else None
+    g = cfg.geometry
+    if cfg.run.seed_source == "file":
+        seed_path = Path(cfg.run.seed_file)
+        seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None else base_dir / seed_path,
+                               g.seed_superpixels)
+    else:
+        encoder = PlaceholderEncoder(g.seed_superpixels**2)
+        seeds = EncoderSeedSource(encoder, g.seed_superpixels, random_seed=args.seed)
+    decoder_phase, decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
+    if args.count > len(seeds):
+        raise OptgenError(f"--count {args.count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
+    prepare_run_folder(args.out)
+
+    bar = None if args.no_progress else tqdm(total=args.count, unit="frame", desc="optgen run", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(1)
+
+    with build_bench(cfg) as bench:
+        try:
+            result = run_generation(bench, seeds, decoder_phase, decoder_id, args.out, args.count, progress)
+        finally:
+            if bar is not None:
+                bar.close()
+    s = result.summary
+    print(f"{result.status}: {result.frames_written} frames in {s['wall_time_s']:.2f} s "
+          f"({s['frames_per_s']:.1f} frames/s) -> {result.folder}")
+    print(f"  run file      {result.folder / 'run.h5'}")
+    print(f"  contact sheet {result.folder / 'contact_sheet.png'}")
+    print(f"  summary       {result.folder / 'summary.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (OptgenError, ValueError, NotImplementedError) as exc:
+        print(f"optgen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"optgen {args.command}: interrupted; the laser is off and the run file records the stop",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

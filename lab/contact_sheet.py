@@ -1,0 +1,34 @@
+"""Contact sheets: a grid of generated images written as one PNG a person can look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["write_contact_sheet"]
+
+
+def write_contact_sheet(path: Path, images: np.ndarray, columns: int = 8, scale: int = 4, gap: int = 2,
+                        max_images: int = 64) -> Path:
+    """Write up to ``max_images`` images (N, h, w) as an 8-bit PNG grid; each image scaled to its own range."""
+    images = np.asarray(images, dtype=np.float32)[:max_images]
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(f"contact sheet: expected a non-empty (N, h, w) stack, got shape {images.shape}")
+    n, h, w = images.shape
+    columns = min(columns, n)
+    rows = -(-n // columns)
+    th, tw = h * scale, w * scale
+    sheet = np.full((rows * (th + gap) + gap, columns * (tw + gap) + gap), 40, dtype=np.uint8)
+    for k, img in enumerate(images):
+        lo, hi = float(np.min(img)), float(np.max(img))
+        norm = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+        tile = cv2.resize((norm * 255).astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+        r, c = divmod(k, columns)
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        sheet[y:y + th, x:x + tw] = tile
+    path = Path(path)
+    if not cv2.imwrite(str(path), sheet):
+        raise OSError(f"{path}: could not write the contact sheet PNG")
+    return path

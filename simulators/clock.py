@@ -1,0 +1,43 @@
+"""Time sources for the twin: the wall clock, or a virtual clock that advances instantly."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the twin and the run loop need of time."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """Real time: ``sleep`` really sleeps (a real bench, or a hardware-timed twin)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class VirtualClock:
+    """Simulated time: ``sleep`` advances the clock at once, so tests and demos run fast.
+
+    The twin still sees the waits (an SLM that was not given its settle time shows a mix
+    of the old and new pattern), only nobody waits for them.
+    """
+
+    def __init__(self, start: float = 0.0):
+        self._t = float(start)
+
+    def now(self) -> float:
+        return self._t
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._t += float(seconds)
