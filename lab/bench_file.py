@@ -118,15 +118,16 @@ class _Section:
         self.used.add(key)
         if key not in self.table:
             if required:
-                raise BenchFileError(f"{self.source}: the table [{self.name}.{key}] is missing")
+                raise BenchFileError(f"{self.source}: the table [{self.name + '.' if self.name else ''}{key}] is missing")
             return None
-        return _Section(self.source, f"{self.name}.{key}", self.table[key])
+        return _Section(self.source, f"{self.name}.{key}" if self.name else key, self.table[key])
 
     def done(self) -> None:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
+            where = f"[{self.name}]" if self.name else "the top level"
             raise BenchFileError(
-                f"{self.source}: [{self.name}] has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"{self.source}: {where} has unknown key(s) {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(sorted(self.used))}")
 
 
@@ -276,7 +277,7 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BenchFileError(f"{source}: not valid TOML ({exc})") from None
-    root = _Section(source, "<top level>", data)
+    root = _Section(source, "", data)
     bench = root.sub("bench")
     name = bench.string("name", "unnamed bench")
     wavelength_nm = bench.number("wavelength_nm", low=200.0, high=2000.0)

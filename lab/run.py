@@ -166,11 +166,14 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         status, reason = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        laser_off = False
         try:
             bench.laser.safe_off()
+            laser_off = True
         finally:
             elapsed = time.perf_counter() - started
             summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, _setpoint(bench))
+            summary["laser_verified_off"] = laser_off
             writer.close(status, reason, {"summary": summary})
             _write_outputs(folder, summary)
     return RunResult(folder, status, summary["frames_written"], summary)

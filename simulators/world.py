@@ -148,7 +148,7 @@ class OpticalWorld:
         """How far the last transition of ``key`` has gone at time ``t`` (0 to 1)."""
         state = self._slms[key]
         elapsed = t - state.t_upload - state.truth.latency_s
-        if elapsed <= 0:
+        if elapsed < 0:
             return 0.0
         if state.truth.settle_s <= 0:
             return 1.0

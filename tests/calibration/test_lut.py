@@ -1,0 +1,57 @@
+"""Loading measured phase responses into the SLM's LUT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration.lut import LUTError, apply_response, load_response
+from drivers.identity import SLMTiming
+from simulators import (ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM, SLMTruth,
+                        VirtualClock, planted_response)
+
+
+def make_slm():
+    truth = planted_response(8, 6.5, 1.3, 0.3)
+    world = OpticalWorld(wavelength_m=520e-9, pitch_m=8e-6, grid_shape=(32, 32), d1_m=0.01, d2_m=0.01,
+                         encoding=SLMTruth(truth), decoding=SLMTruth(truth),
+                         sensor=SensorTruth(resolution=(32, 32), pitch_m=8e-6), laser=LaserTruth(),
+                         clock=VirtualClock())
+    return SimulatedPhaseSLM(world, ENCODING, (32, 32), timing=SLMTiming(60, 0, 0)), world, truth
+
+
+def test_npy_and_csv_responses_load_with_an_id_and_correct_the_slm(tmp_path):
+    slm, world, truth = make_slm()
+    np.save(tmp_path / "resp.npy", truth)
+    response = load_response("resp.npy", 8, tmp_path)
+    assert response.id.startswith("file:resp.npy:") and len(response.id) > len("file:resp.npy:")
+    apply_response(slm, response)
+    phase = np.random.default_rng(0).uniform(0, 2 * np.pi, (32, 32)).astype(np.float32)
+    slm.set_phase(phase)
+    err = np.angle(np.exp(1j * (world.retardance(ENCODING, 0.0) - phase)))
+    assert np.max(np.abs(err)) < 0.03
+    levels = np.arange(0, 256, 17)
+    np.savetxt(tmp_path / "resp.csv", np.c_[levels, truth[levels]], delimiter=",", header="gray,phase_rad")
+    apply_response(slm, load_response(str(tmp_path / "resp.csv"), 8))
+    slm.set_phase(phase)
+    err = np.angle(np.exp(1j * (world.retardance(ENCODING, 0.0) - phase)))
+    assert np.sqrt(np.mean(err**2)) < 0.05
+    apply_response(slm, load_response("linear", 8))
+    assert slm.lut is None
+
+
+def test_bad_response_files_are_refused_with_the_reason(tmp_path):
+    np.save(tmp_path / "short.npy", np.linspace(0, 6, 100))
+    with pytest.raises(LUTError, match="100 values; expected one per gray level \\(256\\)"):
+        load_response("short.npy", 8, tmp_path)
+    np.save(tmp_path / "nan.npy", np.full(256, np.nan))
+    with pytest.raises(LUTError, match="finite"):
+        load_response("nan.npy", 8, tmp_path)
+    with pytest.raises(LUTError, match="not found"):
+        load_response("missing.npy", 8, tmp_path)
+    (tmp_path / "x.txt").write_text("1")
+    with pytest.raises(LUTError, match="unknown LUT file type"):
+        load_response("x.txt", 8, tmp_path)
+    (tmp_path / "bad.csv").write_text("0,1\n300,2\n")
+    with pytest.raises(LUTError, match="gray levels must lie in 0..255"):
+        load_response("bad.csv", 8, tmp_path)

@@ -1,0 +1,101 @@
+"""The optgen command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.bench_file import default_bench_text
+from lab.cli import main
+from tests.conftest import small_bench_text
+
+
+def test_config_dump_writes_the_default_bench_to_stdout(capsys):
+    assert main(["config", "--dump"]) == 0
+    assert capsys.readouterr().out == default_bench_text()
+
+
+def test_config_dump_to_a_file_never_overwrites(tmp_path, capsys):
+    target = tmp_path / "bench.toml"
+    assert main(["config", "--dump", str(target)]) == 0
+    assert target.read_text() == default_bench_text()
+    target.write_text("mine")
+    assert main(["config", "--dump", str(target)]) == 1
+    assert target.read_text() == "mine"
+    assert "not overwriting" in capsys.readouterr().err
+
+
+def test_config_check_reports_a_bad_bench_file(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(default_bench_text().replace('driver = "simulated"', 'driver = "acme"', 1))
+    assert main(["config", "--check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "[laser] driver = 'acme'" in err
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["config"]])
+def test_help_is_available_for_every_command(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    assert "usage: optgen" in capsys.readouterr().out
+
+
+def test_run_on_a_bench_file_writes_a_run_folder(tmp_path, capsys):
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text())
+    out = tmp_path / "run"
+    assert main(["run", "--count", "3", "--out", str(out), "--bench", str(bench), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_written"] == 3
+    assert "complete: 3 frames" in capsys.readouterr().out
+
+
+def test_run_refuses_bad_count_and_existing_folder(tmp_path, capsys):
+    assert main(["run", "--count", "0", "--out", str(tmp_path / "a")]) == 2
+    assert "--count 0" in capsys.readouterr().err
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x").write_text("keep")
+    assert main(["run", "--count", "2", "--out", str(tmp_path / "b")]) == 2
+    assert "already holds files" in capsys.readouterr().err
+
+
+def test_run_with_a_seed_file_of_the_wrong_shape_fails_before_any_device(tmp_path, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "seeds.npy", np.zeros((4, 8, 8), np.float32))
+    bench = tmp_path / "bench.toml"
+    text = small_bench_text({("run", "seed_source"): '"file"', ("run", "seed_file"): '"seeds.npy"'})
+    bench.write_text(text)
+    assert main(["run", "--count", "2", "--out", str(tmp_path / "r"), "--bench", str(bench)]) == 2
+    assert "expected (N, 16, 16)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text({("run", "timing"): '"wall"'}))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", "100000", "--out", str(out),
+                             "--bench", str(bench), "--no-progress"], env=env, cwd=Path(__file__).parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    run_file = out / "run.h5"
+    while not run_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let a few frames go by
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped" and "terminated" in summary["stop_reason"]
+    assert summary["laser_verified_off"] is True
+    assert 0 < summary["frames_written"] < 100000

@@ -1,0 +1,157 @@
+"""Run loop v1 on the twin: the run file, the laser on every exit path, refusals before any device."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from lab.decoder import load_decoder_phase
+from lab.run import RunFolderError, run_generation
+from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+
+
+def seeds_for(cfg, random_seed=0):
+    n = cfg.geometry.seed_superpixels
+    return EncoderSeedSource(PlaceholderEncoder(n * n), n, random_seed)
+
+
+def decoder_for(cfg):
+    return load_decoder_phase("flat", cfg.geometry.decoder_px)
+
+
+def test_end_to_end_run_writes_frames_metadata_contact_sheet_and_summary(small_bench, tmp_path):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    result = run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 5)
+    assert result.status == "complete" and result.frames_written == 5
+    assert small_bench.world.laser_emission is False
+    folder = tmp_path / "run"
+    with h5py.File(folder / "run.h5", "r") as f:
+        frames = f["frames"]
+        assert frames.shape == (5, 256, 320) and frames.dtype == np.uint16
+        assert frames.chunks == (1, 256, 320)
+        assert f["images"].shape == (5, 16, 16)
+        assert f["meta/written"][:].all()
+        assert np.all(f["meta/exposure_s"][:] == pytest.approx(1e-3))
+        assert np.all(f["meta/laser_power_w"][:] > 0)
+        assert list(f["seed/index"][:]) == [0, 1, 2, 3, 4]
+        assert f["seed/phase"].shape == (5, 16, 16)
+        assert f.attrs["status"] == "complete"
+        assert f.attrs["bench_file"] == cfg.text
+        assert json.loads(f.attrs["calibrations"]) == {"encoding_slm.lut": "linear-nominal",
+                                                       "decoding_slm.lut": "linear-nominal"}
+        assert "slmsuite" in json.loads(f.attrs["software"])
+        # frames differ from seed to seed and carry light well above the dark level
+        assert not np.array_equal(frames[0], frames[1])
+        assert frames[0].mean() > f["dark"][:].mean() + 50
+        # each seed superpixel was shown with the gray level the nominal LUT gives its phase
+        expected_gray = (np.rint(-f["seed/phase"][2] * 256 / (2 * np.pi)).astype(int) - 1) & 255
+        np.testing.assert_array_equal(f["seed/gray"][2], expected_gray)
+    sheet = cv2.imread(str(folder / "contact_sheet.png"), cv2.IMREAD_UNCHANGED)
+    assert sheet is not None and sheet.ndim == 2 and sheet.shape[1] > 5 * 16
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["frames_written"] == 5
+    assert summary["laser_on_time_s"] > 0 and summary["energy_j"]["laser_optical"] > 0
+
+
+def test_same_random_seed_gives_the_same_seeds_and_another_does_not(small_config):
+    a, b, c = seeds_for(small_config, 7), seeds_for(small_config, 7), seeds_for(small_config, 8)
+    np.testing.assert_array_equal(a.seed(3).phase, b.seed(3).phase)
+    assert not np.array_equal(a.seed(3).phase, c.seed(3).phase)
+    phase = a.seed(0).phase
+    assert phase.min() >= 0 and phase.max() <= 2 * np.pi
+
+
+def test_laser_is_off_and_frames_kept_when_capture_raises(small_bench, tmp_path, mocker):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    real = small_bench.camera._get_image_hw
+    calls = {"n": 0}
+
+    def failing(timeout_s):
+        calls["n"] += 1
+        if calls["n"] == 4:  # dark frame + 2 frames, then the camera breaks
+            raise RuntimeError("camera cable pulled")
+        return real(timeout_s)
+
+    mocker.patch.object(small_bench.camera, "_get_image_hw", side_effect=failing)
+    with pytest.raises(RuntimeError, match="camera cable pulled"):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 6)
+    assert small_bench.world.laser_emission is False
+    with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
+        assert f.attrs["status"] == "failed"
+        assert "camera cable pulled" in f.attrs["stop_reason"]
+        assert list(f["meta/written"][:]) == [True, True, False, False, False, False]
+        assert f["frames"][1].max() > 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["frames_written"] == 2
+
+
+def test_ctrl_c_stops_the_run_with_the_laser_off(small_bench, tmp_path, mocker):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    calls = {"n": 0}
+
+    def progress(done, total):
+        calls["n"] += 1
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 10, progress)
+    assert small_bench.world.laser_emission is False
+    with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
+        assert f.attrs["status"] == "stopped" and f.attrs["stop_reason"] == "interrupted (Ctrl-C)"
+        assert int(f["meta/written"][:].sum()) == 3
+
+
+def test_an_existing_run_folder_is_never_overwritten_and_no_device_is_touched(small_bench, tmp_path):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "run.h5").write_bytes(b"precious")
+    uploads = small_bench.world._slms["encoding_slm"].uploads
+    with pytest.raises(RunFolderError, match="already holds files"):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, folder, 3)
+    assert (folder / "run.h5").read_bytes() == b"precious"
+    assert small_bench.world._slms["encoding_slm"].uploads == uploads
+    assert small_bench.world.laser_setpoint_w == 0.0
+
+
+@pytest.mark.parametrize("count", [0, -3, 2.5, True])
+def test_a_count_that_is_not_a_positive_whole_number_is_refused(small_bench, tmp_path, count):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    with pytest.raises(ValueError, match="expected a positive whole number"):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", count)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_decoder_phase_is_uploaded_once(small_bench, tmp_path):
+    cfg = small_bench.config
+    phase = np.linspace(0, 2 * np.pi, cfg.geometry.decoder_px**2, dtype=np.float32).reshape(
+        cfg.geometry.decoder_px, cfg.geometry.decoder_px)
+    before = small_bench.world._slms["decoding_slm"].uploads
+    run_generation(small_bench, seeds_for(cfg), phase, "ramp", tmp_path / "run", 4)
+    assert small_bench.world._slms["decoding_slm"].uploads == before + 1
+
+
+def test_a_laser_that_cannot_be_verified_off_fails_the_run_loudly(small_bench, tmp_path):
+    from drivers.errors import LaserSafetyError
+
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+
+    def stick(done, total):
+        small_bench.laser.stuck_on = True
+
+    with pytest.raises(LaserSafetyError, match="could not be verified off"):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 2, stick)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["laser_verified_off"] is False
+    small_bench.laser.stuck_on = False

@@ -1,0 +1,110 @@
+"""The twin's image sensor: noise statistics, saturation, placement, stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.errors import CaptureTimeout
+from simulators import LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SLMTruth, VirtualClock
+from simulators.noise import POISSON_EXACT_BELOW_E, expose, photon_energy_j
+
+WL = 520e-9
+
+
+def power_for_electrons(mean_e, sensor, exposure_s, shape=(400, 500)):
+    return np.full(shape, mean_e * photon_energy_j(WL) / (sensor.qe * exposure_s), dtype=np.float32)
+
+
+@pytest.mark.parametrize("mean_e", [2.0, 20.0, 1000.0])
+def test_shot_and_read_noise_have_the_analytic_mean_and_variance(mean_e, rng):
+    sensor = SensorTruth(resolution=(500, 400), pitch_m=5e-6, qe=0.6, gain_dn_per_e=1.0, read_noise_e=0.0,
+                         dark_offset_dn=50.0, full_well_e=1e6, bitdepth=16)
+    frame, saturated = expose(power_for_electrons(mean_e, sensor, 1e-3), 1e-3, WL, sensor, rng)
+    counts = frame.astype(np.float64) - sensor.dark_offset_dn
+    n = counts.size
+    # Poisson: mean = variance = mean_e; above the exact-Poisson threshold the normal
+    # approximation is continuous and rounding to counts adds 1/12
+    rounding = 1 / 12 if mean_e >= POISSON_EXACT_BELOW_E else 0.0
+    assert counts.mean() == pytest.approx(mean_e, abs=5 * np.sqrt(mean_e / n) + 0.01)
+    assert counts.var() == pytest.approx(mean_e + rounding, rel=0.03)
+    assert saturated == 0
+
+
+def test_gain_offset_and_read_noise_scale_as_a_linear_sensor(rng):
+    sensor = SensorTruth(resolution=(500, 400), pitch_m=5e-6, qe=0.7, gain_dn_per_e=0.5, read_noise_e=8.0,
+                         dark_offset_dn=100.0, full_well_e=1e6, bitdepth=16)
+    mean_e = 400.0
+    frame, _ = expose(power_for_electrons(mean_e, sensor, 2e-3), 2e-3, WL, sensor, rng)
+    counts = frame.astype(np.float64)
+    assert counts.mean() == pytest.approx(100.0 + 0.5 * mean_e, rel=2e-3)
+    assert counts.var() == pytest.approx(0.25 * (mean_e + 64.0) + 1 / 12, rel=0.03)
+
+
+def test_low_light_keeps_the_poisson_zero_probability(rng):
+    sensor = SensorTruth(resolution=(500, 400), pitch_m=5e-6, qe=1.0, gain_dn_per_e=1.0, read_noise_e=0.0,
+                         dark_offset_dn=0.0, full_well_e=1e6, bitdepth=16)
+    frame, _ = expose(power_for_electrons(0.5, sensor, 1e-3), 1e-3, WL, sensor, rng)
+    assert np.mean(frame == 0) == pytest.approx(np.exp(-0.5), abs=0.01)
+    assert frame.min() == 0  # never negative counts
+
+
+def test_full_well_and_adc_saturate_and_are_counted(rng):
+    sensor = SensorTruth(resolution=(50, 40), pitch_m=5e-6, qe=0.7, gain_dn_per_e=0.25, read_noise_e=2.0,
+                         dark_offset_dn=100.0, full_well_e=10000.0, bitdepth=12)
+    power = power_for_electrons(100.0, sensor, 1e-3, shape=(40, 50))
+    power[:10] *= 1000.0  # far above the full well
+    frame, saturated = expose(power, 1e-3, WL, sensor, rng)
+    assert frame.dtype == np.uint16
+    assert frame.max() <= 4095
+    assert saturated == 500
+    assert np.all(frame[:10] >= 0.25 * 10000 + 100 - 10)
+
+
+def make_world(sensor: SensorTruth, clock=None):
+    response = np.linspace(0.02, 6.3, 256)
+    return OpticalWorld(wavelength_m=WL, pitch_m=8e-6, grid_shape=(128, 128), d1_m=0.01, d2_m=0.01,
+                        encoding=SLMTruth(response), decoding=SLMTruth(response), sensor=sensor,
+                        laser=LaserTruth(aperture_m=0), clock=clock or VirtualClock())
+
+
+@pytest.mark.parametrize("offset_um, rotation_deg, pitch_um", [
+    ((0.0, 0.0), 0.0, 8.0), ((40.0, -24.0), 0.0, 4.0), ((16.0, 8.0), 30.0, 5.0)])
+def test_sensor_samples_the_output_plane_at_its_planted_place(offset_um, rotation_deg, pitch_um, monkeypatch):
+    sensor = SensorTruth(resolution=(160, 120), pitch_m=pitch_um * 1e-6,
+                         offset_m=(offset_um[0] * 1e-6, offset_um[1] * 1e-6), rotation_deg=rotation_deg)
+    world = make_world(sensor)
+    spot = (70, 50)  # grid (row, col): x = (50 - 63.5) * 8 um, y = (70 - 63.5) * 8 um
+    irradiance = np.zeros((128, 128), np.float32)
+    irradiance[spot] = 1.0
+    monkeypatch.setattr(world, "output_irradiance", lambda t, p: irradiance)
+    image = world.sensor_power(0.0, 1.0)
+    q = np.array([(spot[1] - 63.5) * 8e-6, (spot[0] - 63.5) * 8e-6]) - np.array(sensor.offset_m)
+    a = np.deg2rad(rotation_deg)
+    local = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) @ q / sensor.pitch_m
+    expected_x, expected_y = local + np.array([79.5, 59.5])
+    ys, xs = np.nonzero(image)
+    w = image[ys, xs]
+    assert np.average(xs, weights=w) == pytest.approx(expected_x, abs=0.6)
+    assert np.average(ys, weights=w) == pytest.approx(expected_y, abs=0.6)
+
+
+def test_camera_stall_raises_capture_timeout_after_the_timeout():
+    clock = VirtualClock()
+    world = make_world(SensorTruth(resolution=(64, 48), pitch_m=8e-6), clock=clock)
+    camera = SimulatedCamera(world, exposure_s=2e-3)
+    camera.stall = True
+    t0 = clock.now()
+    with pytest.raises(CaptureTimeout, match="camera: no frame within"):
+        camera.capture(timeout_s=0.5)
+    assert clock.now() - t0 == pytest.approx(0.5 + 2e-3)  # slmsuite adds the exposure to the timeout
+
+
+def test_camera_reports_timing_and_a_finite_default_timeout():
+    world = make_world(SensorTruth(resolution=(64, 48), pitch_m=8e-6, readout_s=0.01))
+    camera = SimulatedCamera(world, exposure_s=0.004)
+    assert camera.timing.frame_s == pytest.approx(0.014)
+    assert camera.default_timeout_s() == pytest.approx(1.028)
+    t0 = world.clock.now()
+    assert camera.capture().shape == (48, 64)
+    assert world.clock.now() - t0 == pytest.approx(0.014)  # exposure + readout
