@@ -24,17 +24,21 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
            rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """One frame of counts (uint16) and the number of saturated pixels.
 
-    ``power_w`` is the optical power on each pixel during the exposure.
+    ``power_w`` is the optical power on each pixel during the exposure. The full well
+    clips photo-electrons plus read noise together (read noise is a few electrons against a
+    well of thousands, so the difference is below one count).
     """
     mean_e = power_w * np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m))
-    electrons = mean_e + np.sqrt(mean_e) * rng.standard_normal(mean_e.shape, dtype=np.float32)
+    read_var = np.float32(sensor.read_noise_e**2)
+    z = rng.standard_normal(mean_e.shape, dtype=np.float32)
+    # bright pixels: shot and read noise in one normal draw
+    electrons = mean_e + np.sqrt(mean_e + read_var) * z
     low = mean_e < POISSON_EXACT_BELOW_E
     if low.any():
-        electrons[low] = rng.poisson(mean_e[low]).astype(np.float32)
-    np.clip(electrons, 0.0, sensor.full_well_e, out=electrons)
+        # dim pixels: exact Poisson shot noise, plus read noise from the same (independent) normals
+        electrons[low] = rng.poisson(mean_e[low]).astype(np.float32) + np.float32(sensor.read_noise_e) * z[low]
     saturated_well = electrons >= sensor.full_well_e
-    if sensor.read_noise_e > 0:
-        electrons += np.float32(sensor.read_noise_e) * rng.standard_normal(mean_e.shape, dtype=np.float32)
+    np.clip(electrons, None, sensor.full_well_e, out=electrons)
     counts = electrons * np.float32(sensor.gain_dn_per_e) + np.float32(sensor.dark_offset_dn)
     max_dn = 2 ** int(sensor.bitdepth) - 1
     np.rint(counts, out=counts)
