@@ -197,6 +197,7 @@ class RunConfig:
     seed_file: str
     decoder_phase: str
     timing: str
+    model: str = "digits-v1"
 
 
 @dataclass(frozen=True)
@@ -373,10 +374,11 @@ def _camera(s: _Section) -> CameraConfig:
 
 def _run(s: _Section) -> RunConfig:
     cfg = RunConfig(
-        seed_source=s.string("seed_source", "placeholder-encoder", choices=("placeholder-encoder", "file")),
+        seed_source=s.string("seed_source", "placeholder-encoder", choices=("model", "placeholder-encoder", "file")),
         seed_file=s.string("seed_file", ""),
         decoder_phase=s.string("decoder_phase", "flat"),
         timing=s.string("timing", "virtual", choices=("virtual", "wall")),
+        model=s.string("model", "digits-v1"),
     )
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "

@@ -33,6 +33,18 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     run.set_defaults(func=_cmd_run)
 
+    train = sub.add_parser("train", help="train the optical generative model in the twin (needs the train extra)",
+                           description="Train encoder + decoder phase by distillation from a digits diffusion "
+                                       "model, through the bench's optics. Resumable: run it again with the same "
+                                       "--out to continue. Needs torch: pip install -e '.[train]'.")
+    train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
+    train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
+    train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
+    train.add_argument("--steps", type=int, default=None, help="student steps (default 3000)")
+    train.add_argument("--batch", type=int, default=None, help="batch size (default 32)")
+    train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    train.set_defaults(func=_cmd_train)
+
     config = sub.add_parser("config", help="show or write the bench file",
                             description="Bench-file helpers. --dump writes the embedded simulated bench, "
                                         "a starting point for a real bench file.")
@@ -67,29 +79,74 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
+    from .bench_file import load_bench
+    from .model.geometry import OpticalGeometry
+    from .model.train import TrainSettings, train_model
+
+    cfg = load_bench(args.bench)
+    settings = TrainSettings()
+    if args.steps is not None:
+        settings.student_steps = args.steps
+    if args.batch is not None:
+        settings.batch = args.batch
+    geometry = OpticalGeometry.from_bench(cfg, args.grid)
+    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
+    if path is None:
+        print(f"training paused; run the same command again to resume ({args.out})")
+    else:
+        print(f"model written to {path}; loss curve {args.out / 'loss_curve.png'}")
+    return 0
+
+
+def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
+    """The run's seed source and decoder phase, as the bench file's [run] table says."""
+    from .decoder import load_decoder_phase
+    from .seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
+
+    g = cfg.geometry
+    model = None
+    if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
+        from .model import ModelSeedSource, OpticalGeometry, load_model
+
+        spec = cfg.run.model
+        if base_dir is not None and not Path(spec).is_absolute() and (base_dir / spec).exists():
+            spec = str(base_dir / spec)
+        model = load_model(spec)
+        model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
+    if cfg.run.seed_source == "model":
+        seeds = ModelSeedSource(model, cfg.wavelength_nm, random_seed)
+    elif cfg.run.seed_source == "file":
+        seed_path = Path(cfg.run.seed_file)
+        seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None else base_dir / seed_path,
+                               g.seed_superpixels)
+    else:
+        seeds = EncoderSeedSource(PlaceholderEncoder(g.seed_superpixels**2), g.seed_superpixels, random_seed)
+    if cfg.run.decoder_phase == "model":
+        decoder_phase = model.decoder_phase[model.wavelengths_nm[model.colour_index(cfg.wavelength_nm)]]
+        decoder_id = f"model:{model.id}"
+    else:
+        decoder_phase, decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
+    return seeds, decoder_phase, decoder_id
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .bench import build_bench
     from .bench_file import load_bench
-    from .decoder import load_decoder_phase
     from .run import prepare_run_folder, run_generation
-    from .seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
 
     if args.count < 1:
         raise OptgenError(f"--count {args.count}: expected a positive number of frames")
     # Everything is validated before any device is opened.
     cfg = load_bench(args.bench)
     base_dir = args.bench.parent if args.bench is not None else None
-    g = cfg.geometry
-    if cfg.run.seed_source == "file":
-        seed_path = Path(cfg.run.seed_file)
-        seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None else base_dir / seed_path,
-                               g.seed_superpixels)
-    else:
-        encoder = PlaceholderEncoder(g.seed_superpixels**2)
-        seeds = EncoderSeedSource(encoder, g.seed_superpixels, random_seed=args.seed)
-    decoder_phase, decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
+    seeds, decoder_phase, decoder_id = _load_seeds_and_decoder(cfg, base_dir, args.seed)
     if args.count > len(seeds):
         raise OptgenError(f"--count {args.count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     prepare_run_folder(args.out)

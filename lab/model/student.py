@@ -1,0 +1,144 @@
+"""The optical student in torch: digital encoder + the same optics as the twin, differentiable.
+
+Training only (needs torch). The transfer functions come from ``simulators.optics`` (one
+implementation, numpy, cached) and the propagation step is the same two FFTs and a
+multiply, so the twin and the trained model see the same physics (a test checks they agree
+to float32 precision).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simulators.optics import grid_coordinates, transfer_function
+
+from .geometry import OpticalGeometry
+
+__all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
+
+TWO_PI = 2.0 * math.pi
+
+
+def propagate_torch(field: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The twin's propagation step in torch: ifft2(fft2(field) * H)."""
+    return torch.fft.ifft2(torch.fft.fft2(field) * h)
+
+
+def beam_amplitude(geom: OpticalGeometry) -> np.ndarray:
+    """Flat-top beam of unit power through the square aperture, as the twin's flat-top beam."""
+    pitch = geom.pitch_um * 1e-6
+    y, x = grid_coordinates((geom.grid_px, geom.grid_px), pitch)
+    half = geom.aperture_mm * 1e-3 / 2
+    inside = (np.abs(x) <= half) & (np.abs(y) <= half)
+    return np.sqrt(inside / (inside.sum() * pitch**2)).astype(np.float32)
+
+
+def _quantize_ste(phase: torch.Tensor, levels: int) -> torch.Tensor:
+    """Round to the SLM's phase levels in the forward pass, identity gradient backwards."""
+    step = TWO_PI / levels
+    return phase + (torch.round(phase / step) * step - phase).detach()
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _blur(phase: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
+    """Separable Gaussian blur of (B, H, W) phases (the SLM's pixel crosstalk), edges replicated.
+
+    Written as shifted sums: on the CPU this is several times faster than conv2d and its backward.
+    """
+    if kernel is None:
+        return phase
+    r = kernel.numel() // 2
+    for dim in (1, 2):
+        padded = torch.cat([phase.narrow(dim, 0, 1).expand_as(phase.narrow(dim, 0, r)) if r else phase[:0],
+                            phase,
+                            phase.narrow(dim, phase.shape[dim] - 1, 1).expand_as(phase.narrow(dim, 0, r))], dim=dim)
+        n = phase.shape[dim]
+        phase = sum(kernel[i] * padded.narrow(dim, i, n) for i in range(2 * r + 1))
+    return phase
+
+
+class OpticalStudent(nn.Module):
+    """Encoder (noise -> seed values + log scale) and one decoder phase, through the optics."""
+
+    def __init__(self, geom: OpticalGeometry, noise_dim: int, hidden: int = 512, levels: int = 256,
+                 crosstalk_sigma_px: float = 0.6):
+        super().__init__()
+        self.geom = geom
+        n = geom.seed_superpixels
+        self.encoder = nn.Sequential(nn.Linear(noise_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
+                                     nn.LeakyReLU(0.2), nn.Linear(hidden, n * n + 1))
+        self.decoder_logits = nn.Parameter(torch.zeros(geom.decoder_px, geom.decoder_px))
+        self.log_scale_offset = nn.Parameter(torch.zeros(()), requires_grad=False)
+        self.levels = levels
+        pitch, wl = geom.pitch_um * 1e-6, geom.wavelength_nm * 1e-9
+        shape = (geom.grid_px, geom.grid_px)
+        self.register_buffer("h1", torch.from_numpy(np.array(transfer_function(shape, wl, geom.d1_mm * 1e-3, pitch))))
+        self.register_buffer("h2", torch.from_numpy(np.array(transfer_function(shape, wl, geom.d2_mm * 1e-3, pitch))))
+        beam = beam_amplitude(geom)
+        self.register_buffer("beam", torch.from_numpy(beam))
+        lit = np.flatnonzero(beam.any(axis=0))
+        seed_px = geom.seed_superpixels * geom.superpixel_px
+        lo = min(int(lit[0]), (geom.grid_px - seed_px) // 2)
+        self._lit = (lo, geom.grid_px - lo)  # square block holding the beam and the seed
+        self.kernel = _gaussian_kernel(crosstalk_sigma_px) if crosstalk_sigma_px > 0 else None
+
+    # --- pieces ---------------------------------------------------------------------
+    def encode(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(seed phase (B, n, n) radians, log scale (B,))."""
+        n = self.geom.seed_superpixels
+        out = self.encoder(noise)
+        phase = torch.clamp(math.pi * (out[:, : n * n] + 1.0), 0.0, TWO_PI).reshape(-1, n, n)
+        return phase, out[:, n * n] + self.log_scale_offset
+
+    def decoder_phase(self) -> torch.Tensor:
+        return TWO_PI * torch.sigmoid(self.decoder_logits)
+
+    # --- forward --------------------------------------------------------------------
+    def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor, shift: tuple[int, int] = (0, 0),
+                  realistic: bool = True) -> torch.Tensor:
+        """Sensor-plane irradiance in the output window (B, window, window), for unit beam power.
+
+        Only the lit block of SLM1 and the decoder block of SLM2 are modulated (the rest of each
+        SLM shows zero phase), which keeps the elementwise work off the full grid.
+        """
+        g = self.geom
+        seed = seed_phase.repeat_interleave(g.superpixel_px, 1).repeat_interleave(g.superpixel_px, 2)
+        dec = decoder_phase[None]
+        if realistic:
+            seed = _blur(_quantize_ste(seed, self.levels), self.kernel)
+            dec = _blur(_quantize_ste(dec, self.levels), self.kernel)
+        b0, b1 = self._lit
+        seed_block = F.pad(seed, ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2)
+        field = torch.polar(self.beam[b0:b1, b0:b1].expand(seed.shape[0], -1, -1), seed_block)
+        field = propagate_torch(F.pad(field, (b0, g.grid_px - b1, b0, g.grid_px - b1)), self.h1)
+        d = g.decoder_px
+        top, left = (g.grid_px - d) // 2 + shift[0], (g.grid_px - d) // 2 + shift[1]
+        modulated = field[:, top:top + d, left:left + d] * torch.polar(torch.ones_like(dec[0]), dec[0])
+        field = field.clone()
+        field[:, top:top + d, left:left + d] = modulated
+        field = propagate_torch(field, self.h2)
+        w0 = (g.grid_px - g.output_window_px) // 2
+        window = field[:, w0:w0 + g.output_window_px, w0:w0 + g.output_window_px]
+        return window.real**2 + window.imag**2
+
+    def output_image(self, window: torch.Tensor) -> torch.Tensor:
+        """The output window averaged to (B, output_pixels, output_pixels)."""
+        pool = self.geom.output_window_px // self.geom.output_pixels
+        return F.avg_pool2d(window[:, None], pool)[:, 0]
+
+    def forward(self, noise: torch.Tensor, shift: tuple[int, int] = (0, 0), realistic: bool = True) -> torch.Tensor:
+        """Predicted image (B, n_out, n_out) = scale * pooled output intensity."""
+        seed_phase, log_scale = self.encode(noise)
+        image = self.output_image(self.intensity(seed_phase, self.decoder_phase(), shift, realistic))
+        return image * torch.exp(log_scale)[:, None, None]

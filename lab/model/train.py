@@ -1,0 +1,167 @@
+"""Train the optical generative model (snapshot method), resumable at every stage.
+
+1. teacher: a DDPM on scikit-learn's digits resized to ``teacher_size`` (``teacher.pt``);
+2. pairs: deterministic DDIM samples of the teacher, (noise, image) (``pairs.npz``);
+3. student: encoder + decoder phase through the twin's optics, with the SLM effects that
+   calibration leaves (phase quantization, crosstalk, random decoder shifts of a few
+   pixels), checkpointed every ``checkpoint_every`` steps (``student.pt``);
+4. export: the model file (numpy only), ``loss_curve.png`` and ``training.json``.
+
+Needs the ``train`` extra (torch, CPU). Interrupt at any time: the next call resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_digits_images, resize_images
+from .geometry import OpticalGeometry
+from .shipped import OpticalModel, save_model
+from .student import OpticalStudent
+from .teacher import DiffusionTeacher, train_teacher
+
+__all__ = ["TrainSettings", "train_model"]
+
+
+@dataclass
+class TrainSettings:
+    teacher_size: int = 16
+    teacher_steps: int = 8000
+    pairs: int = 20000
+    student_steps: int = 3000
+    batch: int = 32
+    lr_encoder: float = 1e-3
+    lr_decoder: float = 2e-2
+    max_shift_px: int = 2
+    checkpoint_every: int = 50
+    seed: int = 0
+    name: str = "digits-v1"
+
+
+def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
+    path = out / "teacher.pt"
+    if path.exists():
+        state = torch.load(path, weights_only=True)
+        model = DiffusionTeacher(s.teacher_size, hidden=state["net.0.weight"].shape[0])
+        model.load_state_dict(state)
+        log(f"teacher: loaded {path}")
+        return model.eval()
+    images, _ = load_digits_images(s.teacher_size)
+    model = train_teacher(images, steps=s.teacher_steps, seed=s.seed, log=log)
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels: int, log) -> tuple[np.ndarray, np.ndarray]:
+    path = out / "pairs.npz"
+    if path.exists():
+        with np.load(path) as data:
+            return data["noise"], data["images"]
+    gen = torch.Generator().manual_seed(s.seed + 1)
+    noise = torch.randn(s.pairs, s.teacher_size**2, generator=gen)
+    images = []
+    for start in range(0, s.pairs, 1000):
+        images.append(teacher.ddim_sample(noise[start:start + 1000]).numpy())
+        log(f"pairs: {start + len(images[-1])}/{s.pairs}")
+    targets = resize_images(np.concatenate(images), output_pixels)
+    np.savez(path, noise=noise.numpy(), images=targets)
+    return noise.numpy(), targets
+
+
+def _plot_losses(path: Path, losses: list[float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    steps = np.arange(1, len(losses) + 1)
+    ax.semilogy(steps, losses, lw=0.6, alpha=0.4, label="batch MSE")
+    if len(losses) >= 50:
+        smooth = np.convolve(losses, np.ones(50) / 50, mode="valid")
+        ax.semilogy(steps[49:], smooth, lw=1.5, label="50-step mean")
+    ax.set_xlabel("student step")
+    ax.set_ylabel("MSE vs teacher image")
+    ax.set_title("optical student training")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
+                max_minutes: float | None = None, log=print) -> Path | None:
+    """Run (or resume) training in ``out_dir``; returns the model file once the student is done."""
+    s = settings or TrainSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    torch.manual_seed(s.seed)
+    teacher = _teacher(out, s, log)
+    noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
+    student = OpticalStudent(geometry, noise.shape[1])
+    groups = [{"params": student.encoder.parameters(), "lr": s.lr_encoder},
+              {"params": [student.decoder_logits], "lr": s.lr_decoder}]
+    opt = torch.optim.AdamW(groups, betas=(0.5, 0.999), weight_decay=0.0)
+    ckpt = out / "student.pt"
+    step, losses, elapsed_before = 0, [], 0.0
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        student.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, losses, elapsed_before = state["step"], state["losses"], state["elapsed_s"]
+        log(f"student: resumed at step {step}")
+    else:
+        with torch.no_grad():  # start with outputs at the targets' mean, or the scale collapses
+            first = student(torch.from_numpy(noise[:64]), realistic=False)
+            student.log_scale_offset.fill_(float(np.log(targets[:64].mean() / first.mean().item())))
+    rng = np.random.default_rng(s.seed + step)
+    lr0 = [g["lr"] for g in groups]
+    while step < s.student_steps:
+        frac = step / s.student_steps
+        for g, base in zip(opt.param_groups, lr0):
+            g["lr"] = base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100)
+        idx = rng.integers(0, len(noise), s.batch)
+        shift = tuple(int(v) for v in rng.integers(-s.max_shift_px, s.max_shift_px + 1, 2))
+        x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
+        loss = torch.mean((student(x, shift=shift) - torch.from_numpy(targets[idx])) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.item()))
+        step += 1
+        elapsed = elapsed_before + time.monotonic() - started
+        if step % s.checkpoint_every == 0 or step == s.student_steps:
+            torch.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                        "losses": losses, "elapsed_s": elapsed, "settings": asdict(s)}, ckpt)
+            log(f"student step {step}/{s.student_steps} loss {np.mean(losses[-s.checkpoint_every:]):.5f} "
+                f"({elapsed / 60:.1f} min)")
+        if max_minutes is not None and time.monotonic() - started > max_minutes * 60 and step < s.student_steps:
+            torch.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                        "losses": losses, "elapsed_s": elapsed, "settings": asdict(s)}, ckpt)
+            log(f"stopping after {max_minutes} min at step {step}; run again to resume")
+            return None
+    _plot_losses(out / "loss_curve.png", losses)
+    return _export(out, student, geometry, s, losses, elapsed_before + time.monotonic() - started)
+
+
+def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: TrainSettings,
+            losses: list[float], elapsed_s: float) -> Path:
+    layers = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
+    weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers]
+    info = {"settings": asdict(s), "final_loss": float(np.mean(losses[-100:])), "steps": len(losses),
+            "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__}
+    model = OpticalModel(name=s.name, geometry=geometry, noise_shape=(s.teacher_size, s.teacher_size),
+                         wavelengths_nm=(geometry.wavelength_nm,), weights=weights,
+                         decoder_phase={geometry.wavelength_nm: student.decoder_phase().detach().numpy()},
+                         log_scale_offset=float(student.log_scale_offset.item()), info=info)
+    path = save_model(out / f"{s.name}.npz", model)
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+    return path

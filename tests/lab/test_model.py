@@ -1,0 +1,140 @@
+"""The optical generative model: one physics for training and twin, model files, numpy inference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab.bench import build_bench
+from lab.bench_file import parse_bench
+from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
+from lab.patterns import embed_centered, seed_to_slm_phase
+from tests.conftest import small_bench_text
+
+IDEAL_TWIN = {
+    ("twin.encoding_slm", "response_max_rad"): "6.283185307179586", ("twin.encoding_slm", "response_exponent"): "1.0",
+    ("twin.encoding_slm", "response_wobble_rad"): "0.0", ("twin.encoding_slm", "crosstalk_sigma_px"): "0.0",
+    ("twin.decoding_slm", "response_max_rad"): "6.283185307179586", ("twin.decoding_slm", "response_exponent"): "1.0",
+    ("twin.decoding_slm", "response_wobble_rad"): "0.0", ("twin.decoding_slm", "crosstalk_sigma_px"): "0.0",
+    ("twin.decoding_slm", "shift_um"): "[0.0, 0.0]", ("twin.decoding_slm", "rotation_deg"): "0.0",
+}
+
+
+def tiny_model(geom: OpticalGeometry, noise_dim: int = 16, seed: int = 0) -> OpticalModel:
+    rng = np.random.default_rng(seed)
+    n = geom.seed_superpixels
+    dims = [noise_dim, 24, n * n + 1]
+    weights = [((rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32), np.zeros(b, np.float32))
+               for a, b in zip(dims[:-1], dims[1:])]
+    decoder = rng.uniform(0, 2 * np.pi, (geom.decoder_px, geom.decoder_px)).astype(np.float32)
+    return OpticalModel("tiny", geom, (4, 4), (geom.wavelength_nm,), weights, {geom.wavelength_nm: decoder})
+
+
+@pytest.fixture
+def ideal_config():
+    return parse_bench(small_bench_text(IDEAL_TWIN), "ideal")
+
+
+def test_training_optics_and_twin_agree_to_float32_precision(ideal_config):
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+
+    cfg = ideal_config
+    geom = OpticalGeometry.from_bench(cfg)
+    student = OpticalStudent(geom, noise_dim=16)
+    rng = np.random.default_rng(5)
+    step = 2 * np.pi / 256
+    n = geom.seed_superpixels
+    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)  # phases the 8-bit SLM shows exactly
+    dec = (rng.integers(0, 256, (geom.decoder_px,) * 2) * step).astype(np.float32)
+    with torch.no_grad():
+        ours = student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec), realistic=False)[0].numpy()
+    with build_bench(cfg) as bench:
+        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
+        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
+        twin = bench.world.output_irradiance(bench.clock.now() + 1.0, 1.0)
+    w0 = (geom.grid_px - geom.output_window_px) // 2
+    twin = twin[w0:w0 + geom.output_window_px, w0:w0 + geom.output_window_px]
+    assert twin.max() > 0
+    np.testing.assert_allclose(ours, twin, rtol=0, atol=2e-5 * twin.max())
+
+
+def test_numpy_encoder_matches_the_torch_encoder(ideal_config):
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    student = OpticalStudent(geom, noise_dim=16, hidden=24)
+    layers = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
+    model = OpticalModel("t", geom, (4, 4), (geom.wavelength_nm,),
+                         [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers],
+                         {geom.wavelength_nm: np.zeros((geom.decoder_px,) * 2, np.float32)})
+    noise = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    with torch.no_grad():
+        phase_t, log_scale_t = student.encode(torch.from_numpy(noise))
+    values, scale = model.encode(noise)
+    np.testing.assert_allclose(np.clip(np.pi * (values[:, 0] + 1), 0, 2 * np.pi), phase_t.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.log(scale[:, 0]), log_scale_t.numpy(), atol=1e-5)
+
+
+def test_model_file_round_trip_and_seed_source(tmp_path, ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    path = save_model(tmp_path / "m.npz", tiny_model(geom))
+    model = load_model(path)
+    assert model.id.startswith("tiny:") and model.noise_shape == (4, 4)
+    source = ModelSeedSource(model, 520.0, random_seed=3)
+    a, b = source.seed(7), ModelSeedSource(model, 520.0, random_seed=3).seed(7)
+    np.testing.assert_array_equal(a.phase, b.phase)
+    assert a.phase.shape == (geom.seed_superpixels,) * 2
+    assert 0 <= a.phase.min() and a.phase.max() <= 2 * np.pi
+    assert not np.array_equal(a.phase, source.seed(8).phase)
+
+
+def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    with pytest.raises(ModelError, match="model file not found"):
+        load_model(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelError, match="not a readable model file"):
+        load_model(tmp_path / "junk.npz")
+    good = tiny_model(geom)
+    good.decoder_phase[520.0] = good.decoder_phase[520.0][:-1]
+    save_model(tmp_path / "cut.npz", good)
+    with pytest.raises(ModelError, match="decoder phase at 520 nm is not a finite 128x128"):
+        load_model(tmp_path / "cut.npz")
+    bad = tiny_model(geom)
+    bad.weights[0][0][0, 0] = np.nan
+    save_model(tmp_path / "nan.npz", bad)
+    with pytest.raises(ModelError, match="NaN"):
+        load_model(tmp_path / "nan.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(ModelError, match="no header"):
+        load_model(tmp_path / "plain.npz")
+
+
+def test_geometry_and_colour_mismatches_name_what_differs(ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    model = tiny_model(geom)
+    model.check_bench(geom)
+    other = OpticalGeometry(**{**geom.as_dict(), "d1_mm": 50.0, "decoder_px": 100})
+    with pytest.raises(ModelError, match=r"d1_mm: model 40, bench 50; decoder_px: model 128, bench 100"):
+        model.check_bench(other)
+    with pytest.raises(ModelError, match="no colour at 638 nm \\(it has 520 nm\\)"):
+        model.colour_index(638.0)
+
+
+def test_inference_needs_no_torch(tmp_path, ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    path = save_model(tmp_path / "m.npz", tiny_model(geom))
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from lab.model import load_model, ModelSeedSource\n"
+            f"m = load_model({str(path)!r}); s = ModelSeedSource(m, 520.0)\n"
+            "print(s.seed(0).phase.shape)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    assert "(16, 16)" in out.stdout
