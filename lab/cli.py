@@ -40,8 +40,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
     train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
-    train.add_argument("--steps", type=int, default=None, help="student steps (default 3000)")
-    train.add_argument("--batch", type=int, default=None, help="batch size (default 32)")
+    train.add_argument("--steps", type=int, default=None, help="student steps (default 1500)")
+    train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.set_defaults(func=_cmd_train)
 

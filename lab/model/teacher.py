@@ -58,7 +58,7 @@ class DiffusionTeacher(nn.Module):
         return ((x.clamp(-1, 1) + 1) / 2).reshape(-1, self.size, self.size)
 
 
-def train_teacher(images: np.ndarray, steps: int = 8000, batch: int = 256, lr: float = 1e-3, hidden: int = 768,
+def train_teacher(images: np.ndarray, steps: int = 6000, batch: int = 256, lr: float = 1e-3, hidden: int = 512,
                   seed: int = 0, log=print) -> DiffusionTeacher:
     """Train the teacher on images (N, size, size) in [0, 1]."""
     torch.manual_seed(seed)

@@ -31,11 +31,12 @@ __all__ = ["TrainSettings", "train_model"]
 
 @dataclass
 class TrainSettings:
-    teacher_size: int = 16
-    teacher_steps: int = 8000
+    teacher_size: int = 8
+    teacher_steps: int = 15000
+    teacher_hidden: int = 768
     pairs: int = 20000
-    student_steps: int = 3000
-    batch: int = 32
+    student_steps: int = 1500
+    batch: int = 16
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
     max_shift_px: int = 2
@@ -53,7 +54,7 @@ def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
         log(f"teacher: loaded {path}")
         return model.eval()
     images, _ = load_digits_images(s.teacher_size)
-    model = train_teacher(images, steps=s.teacher_steps, seed=s.seed, log=log)
+    model = train_teacher(images, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log)
     torch.save(model.state_dict(), path)
     return model
 

@@ -99,3 +99,37 @@ def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
     assert summary["status"] == "stopped" and "terminated" in summary["stop_reason"]
     assert summary["laser_verified_off"] is True
     assert 0 < summary["frames_written"] < 100000
+
+
+def test_run_with_a_model_file_uses_its_encoder_and_decoder(tmp_path, capsys):
+    from lab.bench_file import parse_bench
+    from lab.model import OpticalGeometry, save_model
+    from tests.lab.test_model import tiny_model
+
+    text = small_bench_text({("run", "seed_source"): '"model"', ("run", "decoder_phase"): '"model"',
+                             ("run", "model"): '"tiny.npz"'})
+    geom = OpticalGeometry.from_bench(parse_bench(text, "t"))
+    save_model(tmp_path / "tiny.npz", tiny_model(geom))
+    (tmp_path / "bench.toml").write_text(text)
+    out = tmp_path / "run"
+    assert main(["run", "--count", "2", "--out", str(out), "--bench", str(tmp_path / "bench.toml"),
+                 "--no-progress"]) == 0
+    import h5py
+
+    with h5py.File(out / "run.h5", "r") as f:
+        assert f.attrs["decoder_phase"].startswith("model:tiny:")
+        assert json.loads(f.attrs["seed_source"])["name"] == "model:tiny"
+
+
+def test_run_refuses_a_model_trained_for_another_geometry(tmp_path, capsys):
+    from lab.bench_file import parse_bench
+    from lab.model import OpticalGeometry, save_model
+    from tests.lab.test_model import tiny_model
+
+    text = small_bench_text({("run", "seed_source"): '"model"', ("run", "model"): '"tiny.npz"'})
+    geom = OpticalGeometry.from_bench(parse_bench(text, "t"))
+    save_model(tmp_path / "tiny.npz", tiny_model(OpticalGeometry(**{**geom.as_dict(), "d2_mm": 96.4})))
+    (tmp_path / "bench.toml").write_text(text)
+    assert main(["run", "--count", "2", "--out", str(tmp_path / "r"), "--bench", str(tmp_path / "bench.toml")]) == 2
+    assert "d2_mm: model 96.4, bench 30" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
