@@ -160,6 +160,7 @@ class LaserConfig:
     power_w: float
     max_power_w: float
     connection: dict
+    wall_plug_w: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class SLMConfig:
     settle_s: float
     lut: str
     connection: dict
+    wall_plug_w: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -189,10 +191,14 @@ class CameraConfig:
     exposure_s: float
     readout_s: float
     connection: dict
+    wall_plug_w: float = 0.0
+    qe: float = 0.7
+    gain_dn_per_e: float = 1.0
 
 
 @dataclass(frozen=True)
 class RunConfig:
+    host_j_per_gflop: float
     seed_source: str
     seed_file: str
     decoder_phase: str
@@ -330,6 +336,7 @@ def _laser(s: _Section, bench_nm: float) -> LaserConfig:
         power_w=s.number("power_mw", low=0.0) * 1e-3,
         max_power_w=s.number("max_power_mw", low=0.0, low_open=True) * 1e-3,
         connection=s.table_of("connection"),
+        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
     )
     if cfg.power_w > cfg.max_power_w:
         raise BenchFileError(f"{s.source}: [laser] power_mw = {cfg.power_w * 1e3:g}: expected at most the "
@@ -353,6 +360,7 @@ def _slm(s: _Section, key: str) -> SLMConfig:
         settle_s=s.number("settle_ms", low=0.0) * 1e-3,
         lut=s.string("lut", "linear"),
         connection=s.table_of("connection"),
+        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
     )
     s.done()
     return cfg
@@ -367,6 +375,9 @@ def _camera(s: _Section) -> CameraConfig:
         exposure_s=s.number("exposure_ms", low=0.0, low_open=True) * 1e-3,
         readout_s=s.number("readout_ms", 0.0, low=0.0) * 1e-3,
         connection=s.table_of("connection"),
+        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
+        qe=s.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
+        gain_dn_per_e=s.number("gain_dn_per_e", 1.0, low=0.0, low_open=True),
     )
     s.done()
     return cfg
@@ -374,6 +385,7 @@ def _camera(s: _Section) -> CameraConfig:
 
 def _run(s: _Section) -> RunConfig:
     cfg = RunConfig(
+        host_j_per_gflop=s.number("host_j_per_gflop", 1.0, low=0.0),
         seed_source=s.string("seed_source", "placeholder-encoder", choices=("model", "placeholder-encoder", "file")),
         seed_file=s.string("seed_file", ""),
         decoder_phase=s.string("decoder_phase", "flat"),

@@ -25,6 +25,7 @@ from drivers.errors import DeviceError, OptgenError
 
 from .bench import Bench
 from .contact_sheet import write_contact_sheet
+from .energy import energy_per_image
 from .patterns import embed_centered, seed_to_slm_phase
 from .registration import OutputRegistration
 from .seeds import SeedSource
@@ -122,8 +123,10 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                "count": int(count)})
     status, reason = "failed", "not started"
     started = time.perf_counter()
+    t_bench0 = bench.clock.now()
     on_time_s = 0.0
     dark_level = 0.0
+    counts_above_dark = 0.0
     try:
         with sigterm_as_exit():
             bench.laser.set_emission(False)
@@ -150,6 +153,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                             "saturated_pixels": int(np.count_nonzero(frame >= 2**bench.camera.bitdepth - 1))}
                     writer.write(index, frame, registration.image(frame), seed.phase,
                                  _seed_gray(display, seed_shape, g.superpixel_px), seed.index, seed.id, meta)
+                    counts_above_dark += float(frame.sum(dtype=np.float64)) - dark_level * frame.size
                     if progress is not None:
                         progress(index + 1, count)
             finally:
@@ -172,8 +176,12 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             laser_off = True
         finally:
             elapsed = time.perf_counter() - started
-            summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, _setpoint(bench))
+            setpoint = _setpoint(bench)
+            summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, setpoint)
             summary["laser_verified_off"] = laser_off
+            summary["energy_per_image"] = energy_per_image(
+                cfg, writer.n_written, setpoint, on_time_s, bench.clock.now() - t_bench0, counts_above_dark,
+                seeds.flops_per_seed)
             writer.close(status, reason, {"summary": summary})
             _write_outputs(folder, summary)
     return RunResult(folder, status, summary["frames_written"], summary)
@@ -203,7 +211,6 @@ def _summary(bench: Bench, writer: RunWriter, status: str, reason: str, elapsed_
         "dark_level_dn": dark_level,
         "laser_setpoint_w": setpoint_w,
         "laser_on_time_s": round(on_time_s, 6),
-        "energy_j": {"laser_optical": setpoint_w * on_time_s if np.isfinite(setpoint_w) else None},
     }
     if n:
         written = writer.written[:]

@@ -45,6 +45,11 @@ class SeedSource(ABC):
         """How many seeds the source holds (a very large number for generators)."""
         return 2**62
 
+    @property
+    def flops_per_seed(self) -> float:
+        """Arithmetic operations spent making one seed (0 for seeds read from a file)."""
+        return 0.0
+
     def describe(self) -> dict:
         return {"name": self.name, "shape": list(self.shape)}
 
@@ -57,6 +62,11 @@ class DigitalEncoder(ABC):
 
     @abstractmethod
     def encode(self, noise: np.ndarray) -> np.ndarray: ...
+
+    @property
+    def flops(self) -> float:
+        """Multiply-adds x 2 for one noise vector."""
+        return 0.0
 
 
 class PlaceholderEncoder(DigitalEncoder):
@@ -74,6 +84,10 @@ class PlaceholderEncoder(DigitalEncoder):
         self.w1 = (rng.standard_normal((size, hidden)) / np.sqrt(size)).astype(np.float32)
         self.w2 = (rng.standard_normal((hidden, size)) / np.sqrt(hidden)).astype(np.float32)
 
+    @property
+    def flops(self) -> float:
+        return 2.0 * (self.w1.size + self.w2.size)
+
     def encode(self, noise: np.ndarray) -> np.ndarray:
         h = np.tanh(np.asarray(noise, dtype=np.float32) @ self.w1)
         return np.tanh(h @ self.w2)
@@ -87,6 +101,10 @@ class EncoderSeedSource(SeedSource):
         self.encoder = encoder
         self.random_seed = int(random_seed)
         self.name = f"encoder:{encoder.name}"
+
+    @property
+    def flops_per_seed(self) -> float:
+        return self.encoder.flops
 
     def noise(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.random_seed, int(index)])

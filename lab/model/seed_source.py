@@ -20,6 +20,10 @@ class ModelSeedSource(SeedSource):
         self.random_seed = int(random_seed)
         self.name = f"model:{model.name}"
 
+    @property
+    def flops_per_seed(self) -> float:
+        return float(sum(2 * w.size for w, _ in self.model.weights))
+
     def noise(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.random_seed, int(index)])
         return rng.standard_normal(int(np.prod(self.model.noise_shape)), dtype=np.float32)

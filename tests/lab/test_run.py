@@ -55,7 +55,13 @@ def test_end_to_end_run_writes_frames_metadata_contact_sheet_and_summary(small_b
     assert sheet is not None and sheet.ndim == 2 and sheet.shape[1] > 5 * 16
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["frames_written"] == 5
-    assert summary["laser_on_time_s"] > 0 and summary["energy_j"]["laser_optical"] > 0
+    assert summary["laser_on_time_s"] > 0
+    energy = summary["energy_per_image"]
+    assert energy["laser_optical_j"] == pytest.approx(summary["laser_setpoint_w"] * summary["laser_on_time_s"] / 5)
+    # the sensor cannot receive more light than the laser sent
+    assert 0 < energy["sensor_optical_j"] < energy["laser_optical_j"]
+    assert energy["wall_plug_j"]["camera"] == pytest.approx(4.0 * energy["bench_time_per_image_s"])
+    assert energy["encoder_compute_j_estimate"] == pytest.approx(2 * (256 * 256 * 2) * 1e-9)
 
 
 def test_same_random_seed_gives_the_same_seeds_and_another_does_not(small_config):
