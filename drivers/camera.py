@@ -34,6 +34,11 @@ class BenchCamera(SlmsuiteCamera):
     def timing(self) -> CameraTiming:
         return CameraTiming(exposure_s=float(self.exposure_s), readout_s=self.readout_s)
 
+    @property
+    def saturation_dn(self) -> int:
+        """Counts at and above which a pixel is saturated (the ADC's top unless a driver knows better)."""
+        return 2 ** int(self.bitdepth) - 1
+
     def default_timeout_s(self) -> float:
         return 1.0 + 2.0 * self.timing.frame_s
 

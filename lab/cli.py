@@ -45,6 +45,16 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.set_defaults(func=_cmd_train)
 
+    evaluate = sub.add_parser("evaluate", help="score a run's images and compare them with the twin",
+                              description="Judge the run's output images with a digits classifier trained now on "
+                                          "the offline data set (confidence, inception-style score, Frechet "
+                                          "distance), compare with the model's teacher samples, and correlate "
+                                          "each frame with the twin's noiseless prediction. Writes the result "
+                                          "into the run's summary.json.")
+    evaluate.add_argument("run", type=Path, help="run folder (from optgen run)")
+    evaluate.add_argument("--model", default=None, help="model file the run used (default: the run's own)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
     config = sub.add_parser("config", help="show or write the bench file",
                             description="Bench-file helpers. --dump writes the embedded simulated bench, "
                                         "a starting point for a real bench file.")
@@ -76,6 +86,38 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return 1
     target.write_text(text, encoding="utf-8")
     print(f"wrote {target}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import h5py
+
+    from .bench_file import parse_bench
+    from .evaluate_run import evaluate_run
+
+    model = None
+    run_file = args.run / "run.h5"
+    spec = args.model
+    if spec is None and run_file.is_file():
+        with h5py.File(run_file, "r") as f:
+            if str(f.attrs.get("decoder_phase", "")).startswith("model:"):
+                spec = parse_bench(f.attrs["bench_file"], str(run_file)).run.model
+    if spec is not None:
+        from .model import load_model
+
+        model = load_model(spec)
+    evaluation = evaluate_run(args.run, model=model)
+    gen = evaluation["generated"]
+    print(f"{args.run}: {gen['count']} images: {gen['confident_fraction']:.0%} confidently classified, "
+          f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f}")
+    if "teacher" in evaluation:
+        t = evaluation["teacher"]
+        print(f"  teacher: {t['confident_fraction']:.0%} confident, inception score {t['inception_score']:.2f}, "
+              f"Frechet distance {t['frechet_distance']:.2f}")
+    if "twin_agreement" in evaluation:
+        a = evaluation["twin_agreement"]
+        print(f"  frames vs the twin's noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")
+    print(f"  written to {args.run / 'summary.json'}")
     return 0
 
 

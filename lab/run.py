@@ -134,10 +134,12 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             dark_level = float(np.median(dark))
             writer.file.create_dataset("dark", data=dark)
             registration.dark_level_dn = dark_level
+            writer.write_decoder_phase(decoder_phase)
             bench.decoding_slm.set_phase(embed_centered(decoder_phase, bench.decoding_slm.shape))
             bench.clock.sleep(bench.decoding_slm.timing.wait_s)
             bench.laser.set_power(cfg.laser.power_w)
             pattern = np.zeros(bench.encoding_slm.shape, dtype=np.float32)
+            saturation = bench.camera.saturation_dn
             if not bench.laser.set_emission(True):
                 raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
             t_on = bench.clock.now()
@@ -150,7 +152,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                     frame = bench.camera.capture()
                     meta = {"timestamp_s": time.time(), "exposure_s": bench.camera.timing.exposure_s,
                             "laser_power_w": bench.laser.measured_power(),
-                            "saturated_pixels": int(np.count_nonzero(frame >= 2**bench.camera.bitdepth - 1))}
+                            "saturated_pixels": int(np.count_nonzero(frame >= saturation))}
                     writer.write(index, frame, registration.image(frame), seed.phase,
                                  _seed_gray(display, seed_shape, g.superpixel_px), seed.index, seed.id, meta)
                     counts_above_dark += float(frame.sum(dtype=np.float64)) - dark_level * frame.size

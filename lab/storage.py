@@ -9,6 +9,8 @@ Layout of ``run.h5``::
     /seed/index        (N,) int64         seed index in its source; /seed/id (N,) strings
     /meta/<name>       (N,)               timestamp_s, exposure_s, laser_power_w, saturated_pixels
     /meta/written      (N,) bool          True once the frame and its metadata are stored
+    /dark              (H, W) uint16      a frame with the laser off, at the run's exposure
+    /decoder_phase     (d, d) float32     the decoder phase shown on the decoding SLM
     attrs              bench_file, bench_source, calibrations, devices, software, status, ...
 
 Every frame is flushed to disk as soon as it is written.
@@ -78,6 +80,10 @@ class RunWriter:
         self.written[index] = True
         self.n_written += 1
         self.file.flush()
+
+    def write_decoder_phase(self, phase: np.ndarray) -> None:
+        """The decoder phase (radians) shown for the whole run."""
+        self.file.create_dataset("decoder_phase", data=np.asarray(phase, dtype=np.float32))
 
     def close(self, status: str, reason: str = "", extra_attrs: dict | None = None) -> None:
         """Record the final status ("complete", "stopped", "failed") and close the file."""

@@ -44,6 +44,12 @@ class SimulatedCamera(BenchCamera):
     def close(self) -> None:
         """Nothing to release."""
 
+    @property
+    def saturation_dn(self) -> int:
+        """The full well or the ADC's top, whichever comes first."""
+        s = self.world.sensor
+        return int(min(2 ** int(s.bitdepth) - 1, np.floor(s.full_well_e * s.gain_dn_per_e + s.dark_offset_dn)))
+
     def _get_exposure_hw(self) -> float:
         return self._exposure
 

@@ -2,8 +2,8 @@
 
 Features use GenICam SFNC names and are used only where the node map has them:
 ``PixelFormat``; ``ExposureTime`` (µs; ``ExposureTimeAbs`` on older GigE cameras) with
-``ExposureAuto`` turned off; ``Gain`` with ``GainAuto`` off; ``Width``/``Height``/``OffsetX``/
-``OffsetY`` for a hardware window of interest (otherwise slmsuite crops in software);
+``ExposureAuto`` off; ``Gain`` with ``GainAuto`` off; ``Width``/``Height``/``OffsetX``/``OffsetY``
+for a hardware window of interest (otherwise slmsuite crops in software);
 ``TriggerMode``/``TriggerSource``/``TriggerSoftware`` (``TriggerSelector`` = FrameStart when present).
 Every wait is bounded: a camera that stops delivering frames raises ``CaptureTimeout``.
 """
@@ -19,8 +19,7 @@ import numpy as np
 from ..camera import BenchCamera
 from ..errors import CaptureTimeout, DeviceError
 from ..identity import DeviceIdentity
-from .gentl import (PIXEL_FORMATS, PixelFormat, acquire_producer, create_acquirer, match_device,
-                    node, producer_path, readable, release_producer, writable)
+from .gentl import Features, acquire_producer, create_acquirer, match_device, producer_path, release_producer
 
 __all__ = ["GenICamCamera", "TRIGGER_MODES"]
 
@@ -33,19 +32,20 @@ _MAX_DRAIN = 64
 class GenICamCamera(BenchCamera):
     """A camera opened from a GenTL producer file (.cti), chosen by ``device``.
 
-    ``device``: None (first device), an index, or harvesters DeviceInfo properties such as
-    ``{"serial_number": "21345678"}``. ``pixel_format`` None keeps a supported monochrome
-    current format, else picks Mono8. ``exposure_s`` on a camera without an exposure node is
-    the *nominal* exposure (used for timeouts and metadata): ``exposure_controllable`` is then
-    False and setting any other exposure raises DeviceError. ``resolution`` (width, height), if
-    given, is written to Width/Height at open.
+    ``device``: None (the first device), an index, or harvesters DeviceInfo properties such as
+    ``{"serial_number": "21345678"}``. ``pixel_format`` None keeps the current format if it is a
+    supported monochrome one, else picks Mono8. ``resolution`` (width, height), if given, is
+    written to Width/Height at open. ``exposure_s`` on a camera without an exposure node is the
+    *nominal* exposure (for timeouts and metadata): ``exposure_controllable`` is then False and
+    setting any other exposure raises DeviceError. ``num_buffers`` None keeps harvesters' default.
     """
 
     def __init__(self, cti: str | Path, *, pitch_um: float, device: int | dict | None = None,
                  pixel_format: str | None = None, exposure_s: float | None = None,
                  gain: float | None = None, resolution: tuple[int, int] | None = None,
                  trigger: str = "off", trigger_source: str | None = None, readout_s: float = 0.0,
-                 num_buffers: int = 4, name: str = "camera", exposure_bounds_s=None, **kwargs):
+                 num_buffers: int | None = None, name: str = "camera", exposure_bounds_s=None,
+                 **kwargs):
         if trigger not in TRIGGER_MODES:
             raise DeviceError(name, f"trigger = {trigger!r}: expected one of {TRIGGER_MODES}")
         self._path = producer_path(cti, name)
@@ -57,34 +57,39 @@ class GenICamCamera(BenchCamera):
             index = match_device(harvester.device_info_list, device, name, self._path)
             info = harvester.device_info_list[index]
             self._ia = create_acquirer(harvester, index, name)
-            self._nm = self._ia.remote_device.node_map
-            self._ia.num_buffers = int(num_buffers)
-            self._identity = self._read_identity(info)
-            self._set_enum("AcquisitionMode", "Continuous", required=False, label=name)
-            self._format = self._choose_format(pixel_format, name)
+            self._nodes = nodes = Features(self._ia.remote_device.node_map, name)
+            if num_buffers is not None:
+                if num_buffers < self._ia.min_num_buffers:
+                    raise DeviceError(name, f"num_buffers = {num_buffers}: this producer needs at least "
+                                            f"{self._ia.min_num_buffers}")
+                self._ia.num_buffers = int(num_buffers)
+            firmware = next((nodes.get(n) for n in ("DeviceFirmwareVersion", "DeviceVersion")
+                             if nodes.readable(n)), getattr(info, "version", ""))
+            self._identity = DeviceIdentity(str(info.vendor or ""), str(info.model or ""),
+                                            serial=str(info.serial_number or ""), firmware=str(firmware or ""))
+            nodes.set_enum("AcquisitionMode", "Continuous", required=False)
+            self._format = nodes.choose_format(pixel_format)
             if resolution is not None:
-                self._write("Width", int(resolution[0]), name)
-                self._write("Height", int(resolution[1]), name)
-            self._hw_woi = all(writable(node(self._nm, n)) for n in ("Width", "Height", "OffsetX", "OffsetY"))
-            self._exposure_node = next((n for n in ("ExposureTime", "ExposureTimeAbs")
-                                        if readable(node(self._nm, n))), None)
+                nodes.set("Width", int(resolution[0]))
+                nodes.set("Height", int(resolution[1]))
+            self._hw_woi = all(nodes.writable(n) for n in ("Width", "Height", "OffsetX", "OffsetY"))
+            self._exposure_node = next((n for n in ("ExposureTime", "ExposureTimeAbs") if nodes.readable(n)), None)
             self._nominal_exposure_s = float(exposure_s or 0.0)
             if self._exposure_node:
-                self._set_enum("ExposureAuto", "Off", required=False, label=name)
+                nodes.set_enum("ExposureAuto", "Off", required=False)
                 if exposure_s is not None:
-                    self._write(self._exposure_node, float(exposure_s) * 1e6, name)
-                exposure_bounds_s = exposure_bounds_s or self._exposure_bounds()
-            self._set_enum("GainAuto", "Off", required=False, label=name)
+                    nodes.set(self._exposure_node, float(exposure_s) * 1e6)
+                if exposure_bounds_s is None and nodes.bounds(self._exposure_node):
+                    exposure_bounds_s = tuple(v * 1e-6 for v in nodes.bounds(self._exposure_node))
+            nodes.set_enum("GainAuto", "Off", required=False)
             if gain is not None:
-                self._set_gain(float(gain), name)
-            self.trigger = self._configure_trigger(trigger, trigger_source, name)
-            if self._hw_woi:
-                sensor = (self._int("WidthMax", "Width"), self._int("HeightMax", "Height"))
-            else:
-                sensor = (self._int("Width"), self._int("Height"))
-            super().__init__(sensor, bitdepth=self._format.bitdepth, pitch_um=pitch_um,
-                             readout_s=readout_s, name=name, exposure_bounds_s=exposure_bounds_s,
-                             **{"capture_attempts": 1, **kwargs})
+                self.set_gain(gain)
+            self.trigger = self._configure_trigger(trigger, trigger_source)
+            sensor = ((nodes.get("WidthMax", "Width"), nodes.get("HeightMax", "Height")) if self._hw_woi
+                      else (nodes.get("Width"), nodes.get("Height")))
+            super().__init__(tuple(int(v) for v in sensor), bitdepth=self._format.bitdepth,
+                             pitch_um=pitch_um, readout_s=readout_s, name=name,
+                             exposure_bounds_s=exposure_bounds_s, **{"capture_attempts": 1, **kwargs})
             # slmsuite decides hardware vs software WOI per class; this camera decides per device.
             self._software_woi = not self._hw_woi
             self._ia.start()
@@ -92,14 +97,7 @@ class GenICamCamera(BenchCamera):
             self._release()
             raise
 
-    # --- identity and description ------------------------------------------------------
-
-    def _read_identity(self, info) -> DeviceIdentity:
-        firmware = next((str(n.value) for n in (node(self._nm, "DeviceFirmwareVersion"),
-                                                node(self._nm, "DeviceVersion")) if readable(n)),
-                        str(getattr(info, "version", "") or ""))
-        return DeviceIdentity(str(info.vendor or ""), str(info.model or ""),
-                              serial=str(info.serial_number or ""), firmware=firmware)
+    # --- identity and settings ----------------------------------------------------------
 
     @property
     def identity(self) -> DeviceIdentity:
@@ -108,7 +106,7 @@ class GenICamCamera(BenchCamera):
     @property
     def node_map(self):
         """The remote device's GenICam node map, for features this driver does not wrap."""
-        return self._nm
+        return self._nodes.node_map
 
     @property
     def pixel_format(self) -> str:
@@ -120,13 +118,14 @@ class GenICamCamera(BenchCamera):
 
     @property
     def gain(self) -> float | None:
-        """The ``Gain`` read back (usually dB), or None when the camera has no Gain node."""
-        feature = node(self._nm, "Gain")
-        return float(feature.value) if readable(feature) else None
+        """``Gain`` read back (usually dB), or None when the camera has no Gain node."""
+        return float(self._nodes.get("Gain")) if self._nodes.readable("Gain") else None
 
     def set_gain(self, gain: float) -> float:
-        """Write ``Gain`` and return the value read back; DeviceError when there is none."""
-        return self._set_gain(float(gain), self.name)
+        """Write ``Gain`` and return the value read back; DeviceError when the camera has none."""
+        if not self._nodes.has("Gain"):
+            raise DeviceError(self._nodes.device, "camera has no Gain node: gain cannot be set")
+        return float(self._write_live("Gain", float(gain)))
 
     def describe(self) -> dict:
         return {**super().describe(), "driver": "genicam", "producer": str(self._path),
@@ -137,7 +136,7 @@ class GenICamCamera(BenchCamera):
 
     @staticmethod
     def info(verbose: bool = True) -> list:
-        """Not available without a producer: list devices with ``GenICamCamera.devices(cti)``."""
+        """Needs a producer: list devices with ``GenICamCamera.devices(cti)``."""
         return []
 
     @staticmethod
@@ -159,22 +158,24 @@ class GenICamCamera(BenchCamera):
 
     def _release(self) -> None:
         ia, self._ia = self._ia, None
-        if ia is not None:
-            try:
-                ia.stop()
-            finally:
-                ia.destroy()
-        if self._holds_producer:
-            self._holds_producer = False
-            release_producer(self._path)
+        try:
+            if ia is not None:
+                try:
+                    ia.stop()
+                finally:
+                    ia.destroy()
+        finally:
+            if self._holds_producer:
+                self._holds_producer = False
+                release_producer(self._path)
 
     def _acquirer(self):
         if self._ia is None:
-            raise DeviceError(self.name, "camera is closed")
+            raise DeviceError(self._nodes.device, "camera is closed")
         return self._ia
 
     def _stopped(self, write):
-        """Run ``write()`` with acquisition stopped (sensor geometry is locked while streaming)."""
+        """Run ``write()`` with acquisition stopped (geometry is locked while streaming)."""
         ia = self._acquirer()
         running = ia.is_acquiring()
         if running:
@@ -185,10 +186,16 @@ class GenICamCamera(BenchCamera):
             if running:
                 ia.start()
 
+    def _write_live(self, name: str, value):
+        """Write a node, stopping acquisition around it if the camera locks it while streaming."""
+        if self._nodes.writable(name) or self._ia is None or not self._ia.is_acquiring():
+            return self._nodes.set(name, value)
+        return self._stopped(lambda: self._nodes.set(name, value))
+
     # --- frames -------------------------------------------------------------------------
 
     def flush(self, timeout_s: float = 1.0) -> int:
-        """Discard frames already waiting in the stream; returns how many. Never waits for a new one."""
+        """Discard frames already waiting in the stream; returns how many. Never waits for new ones."""
         ia, dropped = self._acquirer(), 0
         while dropped < _MAX_DRAIN:
             buffer = ia.try_fetch(timeout=1e-4)
@@ -201,17 +208,16 @@ class GenICamCamera(BenchCamera):
     def _get_image_hw(self, timeout_s: float) -> np.ndarray:
         ia = self._acquirer()
         deadline = time.monotonic() + float(timeout_s)
-        if self.trigger == "off":
-            self.flush()            # free running: only a frame completed after this call
-        elif self.trigger == "software":
-            self.flush()
-            self._nm.TriggerSoftware.execute()
+        if self.trigger != "external":
+            self.flush()   # a frame completed after this call (free run) or for this trigger
+        if self.trigger == "software":
+            self.node_map.TriggerSoftware.execute()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise CaptureTimeout(self.name, f"no frame within {timeout_s:.3g} s (trigger {self.trigger!r})")
             try:
-                buffer = ia.try_fetch(timeout=remaining)   # harvesters waits forever on timeout=0
+                buffer = ia.try_fetch(timeout=remaining)   # never 0: harvesters would wait forever
             except Exception as error:
                 raise DeviceError(self.name, f"frame fetch failed: {error}") from error
             if buffer is not None:
@@ -230,23 +236,16 @@ class GenICamCamera(BenchCamera):
         return np.array(image.data, dtype=self._format.dtype, copy=True).reshape(shape)
 
     def _get_dtype(self, test_data=None):
-        # Known from the pixel format; slmsuite would otherwise grab a probe frame at open
-        # (firing a software trigger, or waiting 1 s for an external one).
+        # Known from the pixel format. slmsuite would otherwise grab a probe frame at open,
+        # firing a software trigger or waiting a second for an external one.
         return self._format.dtype
 
     # --- exposure -----------------------------------------------------------------------
 
-    def _exposure_bounds(self) -> tuple[float, float] | None:
-        feature = node(self._nm, self._exposure_node)
-        try:
-            return float(feature.min) * 1e-6, float(feature.max) * 1e-6
-        except Exception:
-            return None
-
     def _get_exposure_hw(self) -> float:
         if self._exposure_node is None:
             return self._nominal_exposure_s
-        return float(node(self._nm, self._exposure_node).value) * 1e-6
+        return float(self._nodes.get(self._exposure_node)) * 1e-6
 
     def _set_exposure_hw(self, exposure_s: float) -> None:
         if self._exposure_node is None:
@@ -254,108 +253,48 @@ class GenICamCamera(BenchCamera):
                 return
             raise DeviceError(self.name, f"no ExposureTime node: the exposure is fixed by the device "
                                          f"(nominal {self._nominal_exposure_s:g} s); cannot set {exposure_s:g} s")
-        self._write(self._exposure_node, float(exposure_s) * 1e6, self.name, restart=True)
+        self._write_live(self._exposure_node, float(exposure_s) * 1e6)
 
-    # --- window of interest (hardware when OffsetX/OffsetY/Width/Height are writable) ---
+    # --- window of interest: hardware when OffsetX/OffsetY/Width/Height are writable ----
 
     def _get_woi_hw(self) -> tuple[int, int, int, int]:
-        x = self._int("OffsetX") if self._hw_woi else 0
-        y = self._int("OffsetY") if self._hw_woi else 0
-        return (x, self._int("Width"), y, self._int("Height"))
+        get = self._nodes.get
+        if not self._hw_woi:
+            return (0, int(get("Width")), 0, int(get("Height")))
+        return (int(get("OffsetX")), int(get("Width")), int(get("OffsetY")), int(get("Height")))
 
     def _set_woi_hw(self, woi) -> None:
         x, w, y, h = (int(v) for v in woi)
+        nodes = self._nodes
 
         def write():
-            self._write("OffsetX", 0, self.name)
-            self._write("OffsetY", 0, self.name)
-            self._write("Width", self._snap("Width", w), self.name)
-            self._write("Height", self._snap("Height", h), self.name)
-            self._write("OffsetX", self._snap("OffsetX", x), self.name)
-            self._write("OffsetY", self._snap("OffsetY", y), self.name)
+            nodes.set("OffsetX", nodes.snap("OffsetX", 0))
+            nodes.set("OffsetY", nodes.snap("OffsetY", 0))
+            nodes.set("Width", nodes.snap("Width", w))
+            nodes.set("Height", nodes.snap("Height", h))
+            nodes.set("OffsetX", nodes.snap("OffsetX", x))
+            nodes.set("OffsetY", nodes.snap("OffsetY", y))
         self._stopped(write)
 
-    # --- node helpers -------------------------------------------------------------------
+    # --- trigger ------------------------------------------------------------------------
 
-    def _int(self, name: str, fallback: str | None = None) -> int:
-        feature = node(self._nm, name)
-        if not readable(feature) and fallback is not None:
-            feature = node(self._nm, fallback)
-        return int(feature.value)
-
-    def _snap(self, name: str, value: int) -> int:
-        """``value`` rounded down to the node's increment and clipped to its range."""
-        feature = node(self._nm, name)
-        low, high, step = int(feature.min), int(feature.max), max(1, int(getattr(feature, "inc", 1)))
-        value = low + ((min(max(value, low), high) - low) // step) * step
-        return value
-
-    def _write(self, name: str, value, label: str, restart: bool = False):
-        feature = node(self._nm, name)
-        if feature is None:
-            raise DeviceError(label, f"camera has no {name} node")
-        if not writable(feature) and restart and self._ia is not None and self._ia.is_acquiring():
-            return self._stopped(lambda: self._write(name, value, label))
-        try:
-            feature.value = value
-            return feature.value
-        except Exception as error:
-            raise DeviceError(label, f"cannot set {name} = {value!r}: {error}") from error
-
-    def _set_enum(self, name: str, value: str, *, required: bool, label: str) -> str | None:
-        feature = node(self._nm, name)
-        if not writable(feature) or value not in tuple(feature.symbolics):
-            if required:
-                choices = tuple(feature.symbolics) if feature is not None else ()
-                raise DeviceError(label, f"cannot set {name} = {value!r}"
-                                         + (f"; the camera offers {list(choices)}" if choices else
-                                            f": the camera has no writable {name} node"))
-            return None
-        return self._write(name, value, label)
-
-    def _set_gain(self, gain: float, label: str) -> float:
-        if node(self._nm, "Gain") is None:
-            raise DeviceError(label, "camera has no Gain node: gain cannot be set")
-        return float(self._write("Gain", gain, label, restart=True))
-
-    def _choose_format(self, requested: str | None, label: str) -> PixelFormat:
-        feature = node(self._nm, "PixelFormat")
-        offered = tuple(feature.symbolics) if feature is not None else ()
-        current = str(feature.value) if readable(feature) else None
-        if requested is None:
-            mono = [f for f in offered if f in PIXEL_FORMATS and PIXEL_FORMATS[f].channels == 1]
-            if current in PIXEL_FORMATS and PIXEL_FORMATS[current].channels == 1:
-                requested = current
-            elif "Mono8" in offered:
-                requested = "Mono8"
-            elif mono:
-                requested = mono[0]
-            elif current in PIXEL_FORMATS:
-                requested = current
-            else:
-                raise DeviceError(label, f"no supported pixel format; the camera offers {list(offered)}, "
-                                         f"optgen reads {sorted(PIXEL_FORMATS)}")
-        if requested not in PIXEL_FORMATS:
-            raise DeviceError(label, f"pixel format {requested!r} is not supported; optgen reads {sorted(PIXEL_FORMATS)}")
-        if requested != current:
-            self._set_enum("PixelFormat", requested, required=True, label=label)
-        return PIXEL_FORMATS[requested]
-
-    def _configure_trigger(self, mode: str, source: str | None, label: str) -> str:
+    def _configure_trigger(self, mode: str, source: str | None) -> str:
+        nodes = self._nodes
         if mode == "off":
-            self._set_enum("TriggerMode", "Off", required=False, label=label)
+            nodes.set_enum("TriggerMode", "Off", required=False)
             return mode
-        if not writable(node(self._nm, "TriggerMode")):
-            raise DeviceError(label, f"trigger = {mode!r} needs a TriggerMode node, which this camera lacks; "
-                                     "use trigger = 'off'")
-        self._set_enum("TriggerSelector", "FrameStart", required=False, label=label)
+        if not nodes.writable("TriggerMode"):
+            raise DeviceError(nodes.device, f"trigger = {mode!r} needs a TriggerMode node, which this "
+                                            "camera lacks; use trigger = 'off'")
+        nodes.set_enum("TriggerSelector", "FrameStart", required=False)
         if mode == "software":
-            if not writable(node(self._nm, "TriggerSoftware")):
-                raise DeviceError(label, "trigger = 'software' needs a TriggerSoftware command, which this camera lacks")
+            if not nodes.writable("TriggerSoftware"):
+                raise DeviceError(nodes.device, "trigger = 'software' needs a TriggerSoftware command, "
+                                                "which this camera lacks")
             source = "Software"
         elif source is None:
-            offered = tuple(getattr(node(self._nm, "TriggerSource"), "symbolics", ()))
-            raise DeviceError(label, f"trigger = 'external' needs trigger_source; the camera offers {list(offered)}")
-        self._set_enum("TriggerSource", source, required=True, label=label)
-        self._set_enum("TriggerMode", "On", required=True, label=label)
+            raise DeviceError(nodes.device, "trigger = 'external' needs trigger_source; the camera offers "
+                                            f"{list(nodes.choices('TriggerSource'))}")
+        nodes.set_enum("TriggerSource", source)
+        nodes.set_enum("TriggerMode", "On")
         return mode

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..errors import DeviceError
 
-__all__ = ["PIXEL_FORMATS", "PixelFormat", "acquire_producer", "create_acquirer", "node",
-           "readable", "release_producer", "writable"]
+__all__ = ["Features", "PIXEL_FORMATS", "PixelFormat", "acquire_producer", "create_acquirer",
+           "match_device", "node", "producer_path", "readable", "release_producer", "writable"]
 
 
 @dataclass(frozen=True)
@@ -164,3 +164,89 @@ def readable(feature) -> bool:
 
 def writable(feature) -> bool:
     return feature is not None and int(feature.get_access_mode()) in (_WO, _RW)
+
+
+class Features:
+    """Typed access to a node map; every failure is a DeviceError naming the device and the node."""
+
+    def __init__(self, node_map, device: str):
+        self.node_map = node_map
+        self.device = device
+
+    def has(self, name: str) -> bool:
+        return node(self.node_map, name) is not None
+
+    def readable(self, name: str) -> bool:
+        return readable(node(self.node_map, name))
+
+    def writable(self, name: str) -> bool:
+        return writable(node(self.node_map, name))
+
+    def get(self, name: str, *fallbacks: str):
+        """Value of the first readable node among ``name`` and ``fallbacks``."""
+        for candidate in (name, *fallbacks):
+            feature = node(self.node_map, candidate)
+            if readable(feature):
+                return feature.value
+        raise DeviceError(self.device, f"camera has no readable {name} node")
+
+    def choices(self, name: str) -> tuple[str, ...]:
+        feature = node(self.node_map, name)
+        return tuple(getattr(feature, "symbolics", ())) if feature is not None else ()
+
+    def bounds(self, name: str) -> tuple[float, float] | None:
+        try:
+            feature = node(self.node_map, name)
+            return float(feature.min), float(feature.max)
+        except Exception:
+            return None
+
+    def snap(self, name: str, value: int) -> int:
+        """``value`` rounded down to the node's increment and clipped to its range."""
+        feature = node(self.node_map, name)
+        low, high = int(feature.min), int(feature.max)
+        step = max(1, int(getattr(feature, "inc", 1)))
+        return low + ((min(max(int(value), low), high) - low) // step) * step
+
+    def set(self, name: str, value):
+        """Write ``value`` and return what the camera reads back."""
+        feature = node(self.node_map, name)
+        if feature is None:
+            raise DeviceError(self.device, f"camera has no {name} node")
+        try:
+            feature.value = value
+            return feature.value
+        except Exception as error:
+            raise DeviceError(self.device, f"cannot set {name} = {value!r}: {error}") from error
+
+    def set_enum(self, name: str, value: str, *, required: bool = True) -> str | None:
+        """Select an enumeration entry; when not ``required``, skip quietly if the camera cannot."""
+        offered = self.choices(name)
+        if not self.writable(name) or value not in offered:
+            if not required:
+                return None
+            raise DeviceError(self.device, f"cannot set {name} = {value!r}: " + (
+                f"the camera offers {list(offered)}" if offered else f"the camera has no writable {name} node"))
+        return self.set(name, value)
+
+    def choose_format(self, requested: str | None) -> PixelFormat:
+        """Set and return the pixel format: ``requested``, or (None) a supported mono one."""
+        offered = self.choices("PixelFormat")
+        current = str(self.get("PixelFormat")) if self.readable("PixelFormat") else None
+        if requested is None:
+            mono = [f for f in offered if f in PIXEL_FORMATS and PIXEL_FORMATS[f].channels == 1]
+            if current in mono:
+                requested = current
+            elif mono:
+                requested = "Mono8" if "Mono8" in mono else mono[0]
+            elif current in PIXEL_FORMATS:
+                requested = current
+            else:
+                raise DeviceError(self.device, f"no supported pixel format; the camera offers {list(offered)}, "
+                                               f"optgen reads {sorted(PIXEL_FORMATS)}")
+        if requested not in PIXEL_FORMATS:
+            raise DeviceError(self.device, f"pixel format {requested!r} is not supported; "
+                                           f"optgen reads {sorted(PIXEL_FORMATS)}")
+        if requested != current:
+            self.set_enum("PixelFormat", requested)
+        return PIXEL_FORMATS[requested]

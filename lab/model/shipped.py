@@ -44,6 +44,7 @@ class OpticalModel:
     log_scale_offset: float = 0.0
     info: dict | None = None
     id: str = ""
+    teacher_samples: np.ndarray | None = None       # (N, n_out, n_out) teacher images, for evaluation
 
     @property
     def seed_shape(self) -> tuple[int, int]:
@@ -93,6 +94,8 @@ def save_model(path: Path, model: OpticalModel) -> Path:
         arrays[f"b{i}"] = b.astype(np.float32)
     for wl, phase in model.decoder_phase.items():
         arrays[f"decoder_{wl:g}nm"] = phase.astype(np.float32)
+    if model.teacher_samples is not None:
+        arrays["teacher_samples"] = model.teacher_samples.astype(np.float16)
     np.savez_compressed(path, **arrays)
     return Path(path)
 
@@ -145,4 +148,5 @@ def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
             raise ModelError(f"{path}: encoder weights contain NaN or infinite values")
     return OpticalModel(name=header["name"], geometry=geometry, noise_shape=noise_shape, wavelengths_nm=wavelengths,
                         weights=weights, decoder_phase=decoder, log_scale_offset=float(header["log_scale_offset"]),
-                        info=header.get("info", {}), id=f"{header['name']}:{hashlib.sha256(raw).hexdigest()[:12]}")
+                        info=header.get("info", {}), id=f"{header['name']}:{hashlib.sha256(raw).hexdigest()[:12]}",
+                        teacher_samples=arrays["teacher_samples"].astype(np.float32) if "teacher_samples" in arrays else None)

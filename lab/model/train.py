@@ -163,6 +163,8 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
                          wavelengths_nm=(geometry.wavelength_nm,), weights=weights,
                          decoder_phase={geometry.wavelength_nm: student.decoder_phase().detach().numpy()},
                          log_scale_offset=float(student.log_scale_offset.item()), info=info)
+    with np.load(out / "pairs.npz") as pairs:
+        model.teacher_samples = pairs["images"][-500:]  # teacher images the scores are compared with
     path = save_model(out / f"{s.name}.npz", model)
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return path

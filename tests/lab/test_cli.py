@@ -133,3 +133,23 @@ def test_run_refuses_a_model_trained_for_another_geometry(tmp_path, capsys):
     assert main(["run", "--count", "2", "--out", str(tmp_path / "r"), "--bench", str(tmp_path / "bench.toml")]) == 2
     assert "d2_mm: model 96.4, bench 30" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_scores_a_run_and_agrees_with_the_twin(tmp_path, capsys):
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text())
+    out = tmp_path / "run"
+    assert main(["run", "--count", "4", "--out", str(out), "--bench", str(bench), "--no-progress"]) == 0
+    assert main(["evaluate", str(out)]) == 0
+    evaluation = json.loads((out / "summary.json").read_text())["evaluation"]
+    assert evaluation["generated"]["count"] == 4
+    assert 1.0 <= evaluation["generated"]["inception_score"] <= 10.0
+    agreement = evaluation["twin_agreement"]
+    assert len(agreement["pearson_r"]) == 4
+    assert agreement["min"] > 0.9  # same twin, only the noise differs
+    assert "Pearson r mean" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -161,3 +161,18 @@ def test_a_laser_that_cannot_be_verified_off_fails_the_run_loudly(small_bench, t
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["laser_verified_off"] is False
     small_bench.laser.stuck_on = False
+
+
+def test_saturated_pixels_are_counted_at_the_full_well(small_bench, tmp_path):
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    small_bench.config = cfg.__class__(**{**cfg.__dict__, "laser": cfg.laser.__class__(
+        **{**cfg.laser.__dict__, "power_w": 2e-5})})  # 200x the test bench's power
+    run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 2)
+    saturation = small_bench.camera.saturation_dn
+    assert saturation == int(10500 * 0.35 + 100)  # the full well comes before the 12-bit ADC's top
+    with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
+        for frame, count in zip(f["frames"][:], f["meta/saturated_pixels"][:]):
+            assert count == np.count_nonzero(frame >= saturation) > 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["frames_with_saturation"] == 2

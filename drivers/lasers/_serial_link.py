@@ -1,0 +1,170 @@
+"""A line-based serial link with a finite timeout on every read and errors that say what to check.
+
+The link knows nothing of a device's protocol beyond its terminators: a driver sends one
+command and reads the number of reply lines it expects, telling the link which lines are the
+device's error replies. pyserial is imported only when a port is opened, so importing the
+drivers needs no hardware back end.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import DeviceError
+
+__all__ = ["DeviceRefused", "SerialLink", "SerialPort"]
+
+
+class SerialPort(Protocol):
+    """The part of ``serial.Serial`` the link uses (a test fake implements the same)."""
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def read_until(self, expected: bytes = ..., size: int | None = ...) -> bytes: ...
+
+    def reset_input_buffer(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DeviceRefused(DeviceError):
+    """The device answered a command with its own error reply (``ERR-nnn``, ``Syntax error``...)."""
+
+    def __init__(self, device: str, command: str, reply: str, meaning: str = ""):
+        self.command = command
+        self.reply = reply
+        detail = f" ({meaning})" if meaning else ""
+        super().__init__(device, f"the device refused {command!r}: it answered {reply!r}{detail}")
+
+
+def _open_pyserial(port: str, baudrate: int, timeout_s: float) -> SerialPort:
+    try:
+        import serial  # pyserial
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("the serial laser drivers need pyserial: pip install pyserial "
+                          "(or pip install 'optgen[hardware]')") from exc
+    # serial_for_url takes plain device paths as well as socket://, spy://, loop:// URLs
+    return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
+                                 timeout=timeout_s, write_timeout=timeout_s, exclusive=True)
+
+
+class SerialLink:
+    """One serial connection: write a command, read its reply lines, each read time-limited.
+
+    ``write_terminator`` ends every command; replies are read up to ``b"\\n"`` and stripped,
+    which accepts both CR LF and LF line ends. ``opener`` replaces pyserial (tests pass a fake).
+    """
+
+    def __init__(self, port: str, *, device: str, baudrate: int, write_terminator: bytes,
+                 timeout_s: float, encoding: str = "ascii",
+                 opener: Callable[[], SerialPort] | None = None):
+        if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+            raise DeviceError(device, f"timeout {timeout_s!r} s: expected a finite number > 0")
+        self.port_name = str(port)
+        self.device = device
+        self.baudrate = int(baudrate)
+        self.write_terminator = write_terminator
+        self.timeout_s = float(timeout_s)
+        self.encoding = encoding
+        self._opener = opener
+        self._port: SerialPort | None = None
+        self._lock = threading.RLock()
+
+    # --- life cycle -------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
+    def open(self) -> None:
+        """Open the port; a missing or busy port raises DeviceError naming it."""
+        with self._lock:
+            if self._port is not None:
+                return
+            try:
+                if self._opener is not None:
+                    self._port = self._opener()
+                else:
+                    self._port = _open_pyserial(self.port_name, self.baudrate, self.timeout_s)
+            except ImportError:
+                raise
+            except Exception as exc:
+                raise DeviceError(
+                    self.device,
+                    f"cannot open serial port {self.port_name!r}: {exc}. Check that the port exists "
+                    f"(ls /dev/serial/by-id/), that the laser is powered and plugged in, and that this "
+                    f"user may open it (the dialout group on Linux)") from exc
+
+    def close(self) -> None:
+        """Close the port (safe to call twice)."""
+        with self._lock:
+            port, self._port = self._port, None
+            if port is not None:
+                try:
+                    port.close()
+                except Exception:  # closing a dead port must not hide the real error
+                    pass
+
+    def reopen(self) -> None:
+        self.close()
+        self.open()
+
+    # --- exchange ---------------------------------------------------------------------
+    def exchange(self, command: str, lines: int, *,
+                 is_error: Callable[[str], bool] = lambda line: False,
+                 meaning: Callable[[str], str] = lambda line: "") -> list[str]:
+        """Send ``command`` and return ``lines`` reply lines (stripped).
+
+        A reply line for which ``is_error`` is true raises :class:`DeviceRefused` at once.
+        Stale input is discarded before the command is written.
+        """
+        with self._lock:
+            port = self._require_port(command)
+            try:
+                port.reset_input_buffer()
+                port.write(command.encode(self.encoding) + self.write_terminator)
+            except Exception as exc:
+                raise self._link_failed(command, exc) from exc
+            replies = []
+            for _ in range(lines):
+                line = self._read_line(port, command, lines)
+                if is_error(line):
+                    raise DeviceRefused(self.device, command, line, meaning(line))
+                replies.append(line)
+            return replies
+
+    def _read_line(self, port: SerialPort, command: str, lines: int) -> str:
+        try:
+            raw = port.read_until(b"\n")
+        except Exception as exc:
+            raise self._link_failed(command, exc) from exc
+        if not raw.endswith(b"\n"):
+            got = f"; it received only {raw!r}" if raw else ""
+            raise DeviceError(
+                self.device,
+                f"no complete reply to {command!r} on {self.port_name} within {self.timeout_s:g} s "
+                f"(expected {lines} line(s) ending in LF{got}). Usual causes: wrong baud rate "
+                f"(this link uses {self.baudrate}) or wrong line terminator "
+                f"(commands end in {self.write_terminator!r}), the device is off or still starting, "
+                f"or this is the wrong port")
+        try:
+            return raw.decode(self.encoding).strip()
+        except UnicodeDecodeError:
+            raise DeviceError(
+                self.device,
+                f"garbled reply to {command!r} on {self.port_name}: {raw!r} is not {self.encoding} text "
+                f"(a wrong baud rate often looks like this)") from None
+
+    def _require_port(self, command: str) -> SerialPort:
+        if self._port is None:
+            raise DeviceError(self.device, f"serial port {self.port_name} is not open (sending {command!r}); "
+                                           f"call reconnect()")
+        return self._port
+
+    def _link_failed(self, command: str, exc: Exception) -> DeviceError:
+        return DeviceError(
+            self.device,
+            f"serial link on {self.port_name} failed while sending {command!r}: {exc}. "
+            f"The device may have been unplugged or switched off; reconnect() reopens the port")

@@ -1,0 +1,101 @@
+"""``optgen evaluate RUN``: judge a run's images and compare each frame with the twin's prediction.
+
+Writes an ``evaluation`` section into the run's summary.json:
+- ``generated``: classifier-based scores of the run's output images (lab.model.evaluate);
+- ``teacher``: the same scores for the model's teacher samples (when the run used a model);
+- ``twin_agreement``: per frame, the Pearson correlation between the captured output image and
+  the twin's noiseless prediction for the same seed and decoder phase (when the bench file
+  describes a twin), with its mean and minimum.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from drivers.errors import OptgenError
+from simulators.noise import photon_energy_j
+
+from .bench import build_bench
+from .bench_file import parse_bench
+from .patterns import embed_centered, seed_to_slm_phase
+from .registration import OutputRegistration
+
+__all__ = ["evaluate_run", "twin_predictions"]
+
+
+def _read_run(folder: Path) -> dict:
+    path = folder / "run.h5"
+    if not path.is_file():
+        raise OptgenError(f"{folder}: no run.h5; not a run folder")
+    with h5py.File(path, "r") as f:
+        written = f["meta/written"][:]
+        if not written.any():
+            raise OptgenError(f"{path}: the run holds no frames")
+        return {
+            "images": f["images"][...][written],
+            "seed_phase": f["seed/phase"][...][written],
+            "power_w": f["meta/laser_power_w"][...][written],
+            "exposure_s": f["meta/exposure_s"][...][written],
+            "decoder_phase": f["decoder_phase"][...] if "decoder_phase" in f else None,
+            "dark": f["dark"][...] if "dark" in f else None,
+            "bench_text": f.attrs["bench_file"],
+            "decoder_id": f.attrs.get("decoder_phase", ""),
+        }
+
+
+def twin_predictions(bench_text: str, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
+                     exposure_s: np.ndarray, dark_level: float) -> np.ndarray:
+    """The twin's noiseless output images (counts above dark) for each stored seed."""
+    cfg = parse_bench(bench_text, "run bench file")
+    if cfg.twin is None:
+        raise OptgenError("the run's bench file has no [twin] table to predict frames with")
+    registration = OutputRegistration(cfg, dark_level_dn=0.0)
+    out = []
+    with build_bench(cfg) as bench:
+        world = bench.world
+        sensor = world.sensor
+        bench.decoding_slm.set_phase(embed_centered(decoder_phase, bench.decoding_slm.shape))
+        for phase, power, exposure in zip(seed_phase, power_w, exposure_s):
+            bench.encoding_slm.set_phase(seed_to_slm_phase(phase, cfg.geometry.superpixel_px,
+                                                           bench.encoding_slm.shape))
+            bench.clock.sleep(10.0)  # fully settled
+            pixel_power = world.sensor_power(bench.clock.now(), float(power))
+            counts = pixel_power * np.float32(sensor.qe * exposure / photon_energy_j(world.wavelength_m)
+                                              * sensor.gain_dn_per_e)
+            out.append(registration.image(counts))
+    return np.stack(out)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
+    """Score a run folder and write the result into its summary.json; returns the evaluation."""
+    from .model.evaluate import DigitsJudge
+
+    folder = Path(folder)
+    run = _read_run(folder)
+    judge = judge or DigitsJudge()
+    evaluation: dict = {"generated": judge.scores(run["images"])}
+    if model is not None and model.teacher_samples is not None:
+        evaluation["teacher"] = judge.scores(model.teacher_samples)
+    if run["decoder_phase"] is not None:
+        cfg = parse_bench(run["bench_text"], "run bench file")
+        if cfg.twin is not None:
+            dark = float(np.median(run["dark"])) if run["dark"] is not None else 0.0
+            predicted = twin_predictions(run["bench_text"], run["seed_phase"], run["decoder_phase"], run["power_w"],
+                                         run["exposure_s"], dark)
+            r = [_pearson(p, c) for p, c in zip(predicted, run["images"])]
+            evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary["evaluation"] = evaluation
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return evaluation
