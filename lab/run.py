@@ -26,7 +26,7 @@ from drivers.errors import DeviceError, OptgenError
 from .bench import Bench
 from .contact_sheet import write_contact_sheet
 from .energy import energy_per_image
-from .patterns import embed_centered, seed_to_slm_phase
+from .patterns import check_model_phase, embed_centered, seed_to_slm_phase
 from .registration import OutputRegistration
 from .seeds import SeedSource
 from .storage import RunWriter
@@ -111,6 +111,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         raise ValueError(f"count = {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     cfg = bench.config
     g = cfg.geometry
+    decoder_phase = check_model_phase("decoder phase", decoder_phase, (g.decoder_px, g.decoder_px))
     bench.laser.check_power(cfg.laser.power_w)
     folder = prepare_run_folder(out_dir)
     registration = OutputRegistration(cfg)

@@ -176,3 +176,13 @@ def test_saturated_pixels_are_counted_at_the_full_well(small_bench, tmp_path):
             assert count == np.count_nonzero(frame >= saturation) > 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["frames_with_saturation"] == 2
+
+
+@pytest.mark.parametrize("bad, match", [(np.zeros((5, 5), np.float32), "shape"),
+                                        (np.full((128, 128), np.nan, np.float32), "NaN")])
+def test_a_bad_decoder_phase_is_refused_before_the_run_starts(small_bench, tmp_path, bad, match):
+    cfg = small_bench.config
+    with pytest.raises(ValueError, match=f"decoder phase: .*{match}"):
+        run_generation(small_bench, seeds_for(cfg), bad, "bad", tmp_path / "run", 2)
+    assert not (tmp_path / "run").exists()
+    assert small_bench.world.laser_setpoint_w == 0.0
