@@ -34,6 +34,7 @@ class Bench:
     clock: Clock
     luts: dict[str, PhaseResponse]
     world: OpticalWorld | None = None
+    protocol_twin: object | None = None
     closed: bool = field(default=False, init=False)
 
     def calibration_ids(self) -> dict[str, str]:
@@ -61,6 +62,8 @@ class Bench:
         finally:
             for device in (self.camera, self.decoding_slm, self.encoding_slm):
                 device.close()
+            if self.protocol_twin is not None:
+                self.protocol_twin.close()
 
     def __enter__(self) -> "Bench":
         return self
@@ -74,10 +77,10 @@ def build_bench(config: BenchConfig) -> Bench:
     base_dir = Path(config.source).parent if Path(config.source).exists() else None
     luts = {cfg.key: load_response(cfg.lut, cfg.bitdepth, base_dir)
             for cfg in (config.encoding_slm, config.decoding_slm)}
-    drivers = {config.laser.driver, config.encoding_slm.driver, config.decoding_slm.driver,
-               config.camera.driver}
-    if drivers != {"simulated"}:
-        raise NotImplementedError(f"{config.source}: only the simulated drivers exist so far; got {sorted(drivers)}")
+    others = {config.encoding_slm.driver, config.decoding_slm.driver, config.camera.driver}
+    if others != {"simulated"}:
+        raise NotImplementedError(f"{config.source}: the SLM and camera drivers other than 'simulated' are not "
+                                  f"wired into the bench builder yet; got {sorted(others)}")
     return _build_twin(config, luts)
 
 
@@ -129,8 +132,56 @@ def _build_twin(config: BenchConfig, luts: dict[str, PhaseResponse]) -> Bench:
                                 pitch_um=cfg.pitch_um, wav_um=wav_um, name=cfg.key)
         apply_response(slm, luts[cfg.key])
         slms[key] = slm
-    laser = SimulatedLaser(world, wavelength_nm=config.laser.wavelength_nm,
-                           max_power_w=config.laser.max_power_w)
     camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s)
-    return Bench(config=config, laser=laser, encoding_slm=slms[ENCODING], decoding_slm=slms[DECODING],
-                 camera=camera, clock=world.clock, luts=luts, world=world)
+    laser, twin = open_laser(config, world)
+    bench = Bench(config=config, laser=laser, encoding_slm=slms[ENCODING], decoding_slm=slms[DECODING],
+                  camera=camera, clock=world.clock, luts=luts, world=world)
+    bench.protocol_twin = twin
+    return bench
+
+
+_LASER_OPTIONS = {
+    "obis": {"port", "baudrate", "timeout_s", "expected_model"},
+    "cobolt": {"port", "baudrate", "timeout_s", "expected_model"},
+    "scpi-ldc": {"resource", "timeout_s", "slope_w_per_a", "threshold_a", "expected_model", "visa_library",
+                 "power_query"},
+}
+
+
+def open_laser(config: BenchConfig, world: OpticalWorld | None):
+    """(laser, protocol twin or None) for the bench file's [laser] table.
+
+    ``port = "twin"`` (OBIS, Cobolt) starts the protocol twin on a pseudo-terminal, wired to the
+    physics twin, and opens the real driver on it: the driver's whole byte path runs.
+    """
+    cfg = config.laser
+    if cfg.driver == "simulated":
+        if world is None:
+            raise ValueError(f"{config.source}: [laser] driver 'simulated' needs the [twin] tables")
+        return SimulatedLaser(world, wavelength_nm=cfg.wavelength_nm, max_power_w=cfg.max_power_w), None
+    from drivers.lasers import LASER_DRIVERS
+
+    options = dict(cfg.connection)
+    unknown = set(options) - _LASER_OPTIONS[cfg.driver]
+    if unknown:
+        raise ValueError(f"{config.source}: [laser.connection] has unknown key(s) {sorted(unknown)} for driver "
+                         f"{cfg.driver!r}; allowed: {sorted(_LASER_OPTIONS[cfg.driver])}")
+    twin = None
+    address_key = "resource" if cfg.driver == "scpi-ldc" else "port"
+    if address_key not in options:
+        raise ValueError(f"{config.source}: [laser.connection] needs '{address_key}' for driver {cfg.driver!r}")
+    if options.get("port") == "twin":
+        from simulators.protocol import CoboltTwin, ObisTwin
+
+        twin_cls = {"obis": ObisTwin, "cobolt": CoboltTwin}[cfg.driver]
+        max_w = world.laser.device_max_power_w if world is not None else 0.1
+        twin = twin_cls(world, max_power_w=max_w)
+        options["port"] = twin.port
+    address = options.pop(address_key)
+    try:
+        laser = LASER_DRIVERS[cfg.driver](address, "laser", cfg.wavelength_nm, cfg.max_power_w, **options)
+    except Exception:
+        if twin is not None:
+            twin.close()
+        raise
+    return laser, twin

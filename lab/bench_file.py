@@ -25,7 +25,7 @@ DEFAULT_NAME = "<embedded default bench>"
 
 # Driver names the bench builder knows, per device kind.
 KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
-    "laser": ("simulated",),
+    "laser": ("simulated", "obis", "cobolt", "scpi-ldc"),
     "encoding_slm": ("simulated",),
     "decoding_slm": ("simulated",),
     "camera": ("simulated",),
@@ -296,7 +296,8 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
     run = _run(root.sub("run"))
     twin_section = root.sub("twin", required=False)
     root.done()
-    uses_twin = any(d == "simulated" for d in (laser.driver, slms[0].driver, slms[1].driver, camera.driver))
+    uses_twin = (any(d == "simulated" for d in (laser.driver, slms[0].driver, slms[1].driver, camera.driver))
+                 or laser.connection.get("port") == "twin")
     if uses_twin and twin_section is None:
         raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
     twin = _twin(twin_section, slms) if twin_section is not None else None

@@ -24,8 +24,8 @@ from .gentl import Features, acquire_producer, create_acquirer, match_device, pr
 __all__ = ["GenICamCamera", "TRIGGER_MODES"]
 
 #: "off": free running; "software": the driver fires TriggerSoftware for each capture;
-#: "external": the camera waits for ``trigger_source`` (e.g. "Line0", an SLM's sync output).
-TRIGGER_MODES = ("off", "software", "external")
+#: "hardware": the camera waits for ``trigger_source`` (e.g. "Line0", an SLM's sync output).
+TRIGGER_MODES = ("off", "software", "hardware")
 _MAX_DRAIN = 64
 
 
@@ -206,9 +206,11 @@ class GenICamCamera(BenchCamera):
         return dropped
 
     def _get_image_hw(self, timeout_s: float) -> np.ndarray:
+        """The next frame. Free run and software trigger drop frames already queued; hardware
+        trigger keeps them (the pulse may come before this call): ``flush()`` before arming."""
         ia = self._acquirer()
         deadline = time.monotonic() + float(timeout_s)
-        if self.trigger != "external":
+        if self.trigger != "hardware":
             self.flush()   # a frame completed after this call (free run) or for this trigger
         if self.trigger == "software":
             self.node_map.TriggerSoftware.execute()
@@ -293,7 +295,7 @@ class GenICamCamera(BenchCamera):
                                                 "which this camera lacks")
             source = "Software"
         elif source is None:
-            raise DeviceError(nodes.device, "trigger = 'external' needs trigger_source; the camera offers "
+            raise DeviceError(nodes.device, "trigger = 'hardware' needs trigger_source; the camera offers "
                                             f"{list(nodes.choices('TriggerSource'))}")
         nodes.set_enum("TriggerSource", source)
         nodes.set_enum("TriggerMode", "On")

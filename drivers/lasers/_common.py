@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from ..errors import DeviceError
 
-__all__ = ["LaserReadback", "check_model", "check_wavelength", "format_watts", "parse_float",
-           "parse_on_off"]
+__all__ = ["LaserReadback", "check_model", "check_wavelength", "format_fixed", "parse_float",
+           "parse_on_off", "wavelength_in"]
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ def parse_on_off(device: str, command: str, reply: str, on: tuple[str, ...] = ("
                               f"{', '.join(on + off)}")
 
 
-def format_watts(watts: float, ceiling_w: float, decimals: int = 6) -> str:
-    """Watts as fixed-point text, never rounded above the ceiling."""
+def format_fixed(value: float, ceiling: float, decimals: int = 6) -> str:
+    """A value (W or A) as fixed-point text, never rounded above the ceiling."""
     step = 10.0 ** -decimals
-    text = f"{watts:.{decimals}f}"
-    if float(text) > ceiling_w:
+    text = f"{value:.{decimals}f}"
+    if float(text) > ceiling:
         text = f"{max(0.0, float(text) - step):.{decimals}f}"
     return text
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..errors import DeviceError
 
-__all__ = ["DeviceRefused", "SerialLink", "SerialPort"]
+__all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort"]
 
 
 class SerialPort(Protocol):
@@ -38,6 +38,10 @@ class DeviceRefused(DeviceError):
         self.reply = reply
         detail = f" ({meaning})" if meaning else ""
         super().__init__(device, f"the device refused {command!r}: it answered {reply!r}{detail}")
+
+
+class LinkTimeout(DeviceError, TimeoutError):
+    """No complete reply line arrived within the link's timeout."""
 
 
 def _open_pyserial(port: str, baudrate: int, timeout_s: float) -> SerialPort:
@@ -142,7 +146,7 @@ class SerialLink:
             raise self._link_failed(command, exc) from exc
         if not raw.endswith(b"\n"):
             got = f"; it received only {raw!r}" if raw else ""
-            raise DeviceError(
+            raise LinkTimeout(
                 self.device,
                 f"no complete reply to {command!r} on {self.port_name} within {self.timeout_s:g} s "
                 f"(expected {lines} line(s) ending in LF{got}). Usual causes: wrong baud rate "

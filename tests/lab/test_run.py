@@ -186,3 +186,25 @@ def test_a_bad_decoder_phase_is_refused_before_the_run_starts(small_bench, tmp_p
         run_generation(small_bench, seeds_for(cfg), bad, "bad", tmp_path / "run", 2)
     assert not (tmp_path / "run").exists()
     assert small_bench.world.laser_setpoint_w == 0.0
+
+
+@pytest.mark.parametrize("driver", ["obis", "cobolt"])
+def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(driver, tmp_path):
+    pytest.importorskip("serial")
+    from lab.bench import build_bench
+    from lab.bench_file import parse_bench
+    from tests.conftest import small_bench_text
+
+    # real lasers set power in microwatts: use 50 uW and a short exposure instead of the test bench's 0.1 uW
+    text = small_bench_text({("laser", "driver"): f'"{driver}"', ("laser", "power_mw"): "0.05",
+                             ("camera", "exposure_ms"): "0.002"}).replace(
+        "[laser.connection]", '[laser.connection]\nport = "twin"')
+    cfg = parse_bench(text, "protocol-twin bench")
+    with build_bench(cfg) as bench:
+        assert bench.laser.identity.vendor.lower().startswith(("coherent", "cobolt"))
+        phase, decoder_id = decoder_for(cfg)
+        result = run_generation(bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 3)
+        assert result.status == "complete"
+        assert bench.world.laser_emission is False  # the twin saw the driver turn emission off
+        with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
+            assert f["frames"][0].mean() > f["dark"][:].mean() + 50  # light came through the protocol path

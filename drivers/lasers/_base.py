@@ -1,0 +1,95 @@
+"""What the real laser drivers share: connect, read the state back, reconnect, close."""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+from ..errors import DeviceError
+from ..identity import DeviceIdentity
+from ..laser import Laser
+from ._common import LaserReadback
+
+__all__ = ["ConnectedLaser"]
+
+
+class ConnectedLaser(Laser):
+    """A laser behind a connection that can drop.
+
+    A subclass opens its transport in ``_open_transport`` and, in ``_handshake``, checks the
+    identity (calling :meth:`_accept_identity` before it sends anything that changes the
+    device), reads the device's maximum power and reads the state back. Nothing about the
+    emission or setpoint is assumed: :attr:`readback` holds what the device reported.
+    """
+
+    driver = ""
+
+    def __init__(self, name: str, wavelength_nm: float, max_power_w: float, address: str):
+        super().__init__(name, wavelength_nm, max_power_w)
+        self.address = str(address)
+        self._identity: DeviceIdentity | None = None
+        self._device_max_w = math.inf
+        self.readback: LaserReadback | None = None
+
+    def _start(self) -> None:
+        """Open and handshake; on any failure the half-made laser is closed and leaves the registry."""
+        try:
+            self._open_transport()
+            self.readback = self._handshake(None)
+        except BaseException:
+            self.closed = True
+            self._close_transport()
+            raise
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        if self._identity is None:
+            raise DeviceError(self.name, "not connected: the identity has not been read")
+        return self._identity
+
+    @property
+    def device_max_power_w(self) -> float:
+        """The maximum the device reported when it was (re)connected."""
+        return self._device_max_w
+
+    def safe_off(self) -> None:
+        self._emission_off_verified()
+
+    def reconnect(self) -> LaserReadback:
+        """Reopen the connection and read the device's state back (emission, setpoint, faults).
+
+        Refuses a different laser (model or serial changed) on the same address.
+        """
+        self._require_open()
+        previous = self._identity
+        self._close_transport()
+        try:
+            self._open_transport()
+            self.readback = self._handshake(previous)
+        except BaseException:
+            self._close_transport()
+            raise
+        return self.readback
+
+    def _accept_identity(self, identity: DeviceIdentity, previous: DeviceIdentity | None) -> None:
+        """Record the identity; on reconnect it must be the same laser as before."""
+        if previous is not None and (identity.model, identity.serial) != (previous.model, previous.serial):
+            raise DeviceError(self.name, f"after reconnecting, {self.address} answers as {identity} "
+                                         f"instead of {previous}: refusing to drive a different laser")
+        self._identity = identity
+
+    def _close_hw(self) -> None:
+        self._close_transport()
+
+    def describe(self) -> dict:
+        return {"driver": self.driver, "address": self.address, **super().describe()}
+
+    # --- transport hooks ------------------------------------------------------------
+    @abstractmethod
+    def _open_transport(self) -> None: ...
+
+    @abstractmethod
+    def _close_transport(self) -> None: ...
+
+    @abstractmethod
+    def _handshake(self, previous: DeviceIdentity | None) -> LaserReadback: ...
