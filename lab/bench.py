@@ -78,10 +78,14 @@ def build_bench(config: BenchConfig) -> Bench:
     luts = {cfg.key: load_response(cfg.lut, cfg.bitdepth, base_dir)
             for cfg in (config.encoding_slm, config.decoding_slm)}
     others = {config.encoding_slm.driver, config.decoding_slm.driver, config.camera.driver}
-    if others != {"simulated"}:
-        raise NotImplementedError(f"{config.source}: the SLM and camera drivers other than 'simulated' are not "
-                                  f"wired into the bench builder yet; got {sorted(others)}")
-    return _build_twin(config, luts)
+    if others == {"simulated"}:
+        return _build_twin(config, luts)
+    if "simulated" in others:
+        raise ValueError(f"{config.source}: simulated and real SLMs/camera cannot share a light path; make "
+                         f"[encoding_slm], [decoding_slm] and [camera] all real or all 'simulated'")
+    from .real_bench import open_real_bench
+
+    return open_real_bench(config, luts, open_laser, apply_response, Bench)
 
 
 def _slm_timing(cfg: SLMConfig) -> SLMTiming:
@@ -157,7 +161,8 @@ def open_laser(config: BenchConfig, world: OpticalWorld | None):
     cfg = config.laser
     if cfg.driver == "simulated":
         if world is None:
-            raise ValueError(f"{config.source}: [laser] driver 'simulated' needs the [twin] tables")
+            raise ValueError(f"{config.source}: [laser] driver 'simulated' can only light the simulated bench; "
+                             f"with real SLMs and camera choose a real laser driver")
         return SimulatedLaser(world, wavelength_nm=cfg.wavelength_nm, max_power_w=cfg.max_power_w), None
     from drivers.lasers import LASER_DRIVERS
 

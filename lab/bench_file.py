@@ -26,9 +26,9 @@ DEFAULT_NAME = "<embedded default bench>"
 # Driver names the bench builder knows, per device kind.
 KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
     "laser": ("simulated", "obis", "cobolt", "scpi-ldc"),
-    "encoding_slm": ("simulated",),
-    "decoding_slm": ("simulated",),
-    "camera": ("simulated",),
+    "encoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
+    "decoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
+    "camera": ("simulated", "genicam", "opencv"),
 }
 
 

@@ -45,6 +45,15 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.set_defaults(func=_cmd_train)
 
+    devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
+                             description="Open every device of the bench file and print its identity and state "
+                                         "(the laser stays off). --probe lists serial ports with VID:PID, VISA "
+                                         "resources, GenTL devices and screens, to help write a bench file.")
+    devices.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
+    devices.add_argument("--probe", action="store_true", help="list attached hardware instead")
+    devices.add_argument("--cti", type=Path, action="append", default=[], help="GenTL producer file to probe")
+    devices.set_defaults(func=_cmd_devices)
+
     evaluate = sub.add_parser("evaluate", help="score a run's images and compare them with the twin",
                               description="Judge the run's output images with a digits classifier trained now on "
                                           "the offline data set (confidence, inception-style score, Frechet "
@@ -86,6 +95,22 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return 1
     target.write_text(text, encoding="utf-8")
     print(f"wrote {target}")
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .devices import describe_bench, probe
+
+    if args.probe:
+        print("\n".join(probe(args.cti)))
+        return 0
+    from .bench import build_bench
+    from .bench_file import load_bench
+
+    cfg = load_bench(args.bench)
+    with build_bench(cfg) as bench:
+        print(f"{cfg.source}: {cfg.name}")
+        print("\n".join(describe_bench(bench)))
     return 0
 
 

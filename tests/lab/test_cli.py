@@ -153,3 +153,47 @@ def test_evaluate_scores_a_run_and_agrees_with_the_twin(tmp_path, capsys):
 def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_devices_identifies_every_device_of_the_bench(tmp_path, capsys):
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text())
+    assert main(["devices", "--bench", str(bench)]) == 0
+    out = capsys.readouterr().out
+    assert "laser         optgen simulated 520 nm laser" in out and "emission off" in out
+    assert "encoding_slm  optgen simulated phase SLM" in out and "LUT linear-nominal" in out
+    assert "camera        optgen simulated camera" in out
+
+
+def test_devices_probe_lists_each_kind_of_attachment(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("GENICAM_GENTL64_PATH", raising=False)
+    assert main(["devices", "--probe"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("serial ports:", "VISA USB resources (pyvisa-py; no network scan)", "GenTL devices:", "screens:"):
+        assert heading in out
+    assert "(no DISPLAY)" in out
+
+
+def test_a_real_bench_that_cannot_open_a_device_says_which_and_leaves_nothing_on(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("serial")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    text = small_bench_text({("laser", "driver"): '"obis"', ("camera", "driver"): '"genicam"',
+                             ("encoding_slm", "driver"): '"screen"', ("decoding_slm", "driver"): '"screen"'})
+    bench = tmp_path / "bench.toml"
+    bench.write_text(text.replace("[laser.connection]", '[laser.connection]\nport = "twin"'))
+    assert main(["devices", "--bench", str(bench)]) == 2
+    err = capsys.readouterr().err
+    assert "encoding_slm: no display" in err and "DISPLAY is not set" in err
+    from drivers.laser import open_lasers
+
+    assert open_lasers() == []  # the laser opened first was closed (safe-off verified) before the error
+
+
+def test_a_simulated_laser_cannot_light_real_devices(tmp_path, capsys):
+    text = small_bench_text({("camera", "driver"): '"genicam"', ("encoding_slm", "driver"): '"screen"',
+                             ("decoding_slm", "driver"): '"screen"'})
+    bench = tmp_path / "bench.toml"
+    bench.write_text(text)
+    assert main(["devices", "--bench", str(bench)]) == 2
+    assert "driver 'simulated' can only light the simulated bench" in capsys.readouterr().err
