@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,29 @@ def test_inference_needs_no_torch(tmp_path, ideal_config):
                          cwd=Path(__file__).parents[2])
     assert out.returncode == 0, out.stderr
     assert "(16, 16)" in out.stdout
+
+
+def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_twin(tmp_path):
+    """Looser floors than the benchmark (benchmarks/model.py prints the figures)."""
+    from lab.bench_file import load_bench
+    from lab.cli import main
+    from lab.model.evaluate import DigitsJudge
+
+    cfg = load_bench()
+    model = load_model("digits-v1")
+    model.check_bench(OpticalGeometry.from_bench(cfg), cfg.wavelength_nm)
+    assert model.teacher_samples is not None
+    out = tmp_path / "run"
+    assert main(["run", "--count", "40", "--out", str(out), "--no-progress"]) == 0
+    import h5py
+
+    with h5py.File(out / "run.h5", "r") as f:
+        images = f["images"][:]
+        assert json.loads(f.attrs["summary"])["frames_with_saturation"] == 0
+    judge = DigitsJudge()
+    generated, teacher = judge.scores(images), judge.scores(model.teacher_samples)
+    assert generated["inception_score"] > 3.0  # several digit classes, not one blob
+    assert sum(c > 0 for c in generated["class_histogram"]) >= 7
+    assert generated["frechet_distance"] < 4 * teacher["frechet_distance"]
+    speckle = judge.scores(np.random.default_rng(0).uniform(size=(40, 32, 32)))
+    assert generated["frechet_distance"] < speckle["frechet_distance"] / 3
