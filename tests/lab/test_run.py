@@ -36,7 +36,7 @@ def test_end_to_end_run_writes_frames_metadata_contact_sheet_and_summary(small_b
         assert frames.chunks == (1, 256, 320)
         assert f["images"].shape == (5, 16, 16)
         assert f["meta/written"][:].all()
-        assert np.all(f["meta/exposure_s"][:] == pytest.approx(1e-3))
+        assert np.all(f["meta/exposure_s"][:] == pytest.approx(cfg.camera.exposure_s))
         assert np.all(f["meta/laser_power_w"][:] > 0)
         assert list(f["seed/index"][:]) == [0, 1, 2, 3, 4]
         assert f["seed/phase"].shape == (5, 16, 16)
