@@ -138,7 +138,10 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             writer.write_decoder_phase(decoder_phase)
             bench.decoding_slm.set_phase(embed_centered(decoder_phase, bench.decoding_slm.shape))
             bench.clock.sleep(bench.decoding_slm.timing.wait_s)
-            bench.laser.set_power(cfg.laser.power_w)
+            accepted = bench.laser.set_power(cfg.laser.power_w)
+            if abs(accepted - cfg.laser.power_w) > 0.05 * cfg.laser.power_w + 1e-9:
+                raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
+                                                    f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
             pattern = np.zeros(bench.encoding_slm.shape, dtype=np.float32)
             saturation = bench.camera.saturation_dn
             if not bench.laser.set_emission(True):

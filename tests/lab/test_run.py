@@ -195,9 +195,9 @@ def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(dri
     from lab.bench_file import parse_bench
     from tests.conftest import small_bench_text
 
-    # real lasers set power in microwatts: use 50 uW and a short exposure instead of the test bench's 0.1 uW
-    text = small_bench_text({("laser", "driver"): f'"{driver}"', ("laser", "power_mw"): "0.05",
-                             ("camera", "exposure_ms"): "0.002"}).replace(
+    # real lasers set power in coarse steps (Cobolt reports 0.1 mW): use 0.5 mW and a 1 us exposure
+    text = small_bench_text({("laser", "driver"): f'"{driver}"', ("laser", "power_mw"): "0.5",
+                             ("camera", "exposure_ms"): "0.001"}).replace(
         "[laser.connection]", '[laser.connection]\nport = "twin"')
     cfg = parse_bench(text, "protocol-twin bench")
     with build_bench(cfg) as bench:
@@ -208,3 +208,16 @@ def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(dri
         assert bench.world.laser_emission is False  # the twin saw the driver turn emission off
         with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
             assert f["frames"][0].mean() > f["dark"][:].mean() + 50  # light came through the protocol path
+
+
+def test_a_laser_that_does_not_take_the_requested_power_stops_the_run(small_bench, tmp_path, mocker):
+    from drivers.errors import DeviceError
+
+    cfg = small_bench.config
+    phase, decoder_id = decoder_for(cfg)
+    mocker.patch.object(small_bench.laser, "_get_power_setpoint_hw", return_value=cfg.laser.power_w / 2)
+    with pytest.raises(DeviceError, match="the laser reports"):
+        run_generation(small_bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 2)
+    assert small_bench.world.laser_emission is False
+    with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
+        assert f.attrs["status"] == "failed" and not f["meta/written"][:].any()
