@@ -165,3 +165,24 @@ def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_tw
     assert generated["frechet_distance"] < 4 * teacher["frechet_distance"]
     speckle = judge.scores(np.random.default_rng(0).uniform(size=(40, 32, 32)))
     assert generated["frechet_distance"] < speckle["frechet_distance"] / 3
+
+
+def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_path, ideal_config):
+    pytest.importorskip("torch")
+    from lab.model.train import TrainSettings, train_model
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=6, batch=2, checkpoint_every=2,
+                             name="tiny-trained")
+    logs: list[str] = []
+    assert train_model(tmp_path, geom, settings, max_minutes=0.0, log=logs.append) is None  # "interrupted"
+    assert (tmp_path / "student.pt").exists() and (tmp_path / "teacher.pt").exists()
+    assert any("stopping after" in m for m in logs)
+    logs.clear()
+    path = train_model(tmp_path, geom, settings, log=logs.append)
+    assert any(m.startswith("teacher: loaded") for m in logs)
+    assert any(m.startswith("student: resumed at step 1") for m in logs)
+    model = load_model(path)
+    assert model.info["steps"] == 6 and model.teacher_samples is not None
+    assert (tmp_path / "loss_curve.png").stat().st_size > 1000
+    model.check_bench(geom)
