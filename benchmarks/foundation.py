@@ -17,12 +17,13 @@ Usage:  python benchmarks/foundation.py [--repeats N] [--frames N]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import median_ms
 
 from lab.bench import build_bench
 from lab.bench_file import default_bench_text, parse_bench
@@ -34,17 +35,6 @@ from simulators.noise import photon_energy_j
 from simulators.optics import propagate, transfer_function
 
 WL, PITCH = 520e-9, 8e-6
-
-
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` in ms (one warm-up call first)."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
 
 
 def numpy_step(field: np.ndarray, z: float) -> np.ndarray:
@@ -60,9 +50,9 @@ def bench_propagation(repeats: int) -> None:
     rng = np.random.default_rng(0)
     field = np.exp(1j * rng.uniform(0, 2 * np.pi, (1080, 1920))).astype(np.complex64)
     h = transfer_function(field.shape, WL, 0.1201, PITCH, True)
-    ours = timed(lambda: propagate(field, WL, 0.1201, PITCH), repeats)
-    plain = timed(lambda: np.fft.ifft2(np.fft.fft2(field) * h), repeats)
-    rebuilt = timed(lambda: numpy_step(field, 0.1201), repeats)
+    ours = median_ms(lambda: propagate(field, WL, 0.1201, PITCH), repeats)
+    plain = median_ms(lambda: np.fft.ifft2(np.fft.fft2(field) * h), repeats)
+    rebuilt = median_ms(lambda: numpy_step(field, 0.1201), repeats)
     print(f"propagation step 1080x1920 complex64: optgen {ours:.1f} ms | plain numpy.fft step (same cached H) "
           f"{plain:.1f} ms, ratio {plain / ours:.1f}x | numpy.fft with H rebuilt {rebuilt:.1f} ms, "
           f"ratio {rebuilt / ours:.1f}x")
@@ -105,10 +95,10 @@ def bench_twin_frame(grid: tuple[int, int], repeats: int) -> float:
             bench.clock.sleep(bench.encoding_slm.timing.wait_s)
             return bench.camera.capture()
 
-        ours = timed(frame, repeats)
+        ours = median_ms(frame, repeats)
         d1 = bench.encoding_slm.display.copy()
         d2 = bench.decoding_slm.display.copy()
-        base = timed(lambda: naive_frame(bench, d1, d2), max(3, repeats // 3))
+        base = median_ms(lambda: naive_frame(bench, d1, d2), max(3, repeats // 3))
     print(f"twin frame, grid {grid[0]}x{grid[1]} (camera {cfg.camera.resolution[0]}x{cfg.camera.resolution[1]}): "
           f"optgen {ours:.1f} ms ({1e3 / ours:.1f} frames/s) | naive baseline {base:.1f} ms | "
           f"speed-up {base / ours:.1f}x")

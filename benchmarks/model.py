@@ -13,12 +13,13 @@ Usage:  python benchmarks/model.py [--model FILE] [--frames N] [--lut-from-twin]
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import median_ms
 
 from lab.bench import build_bench
 from lab.bench_file import default_bench_text, parse_bench
@@ -27,20 +28,10 @@ from lab.model import ModelSeedSource, OpticalGeometry, load_model
 from lab.run import run_generation
 
 
-def per_call_ms(fn, repeats: int = 300) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
-
-
 def bench_encoder(model) -> None:
     source = ModelSeedSource(model, model.wavelengths_nm[0])
     k = iter(range(10**7))
-    ours = per_call_ms(lambda: source.seed(next(k)))
+    ours = median_ms(lambda: source.seed(next(k)), 300)
     rng = np.random.default_rng(0)
     dims = [1024, 1024, 1024, 1025]
     published = [(rng.standard_normal((a, b)).astype(np.float32), np.zeros(b, np.float32))
@@ -52,7 +43,7 @@ def bench_encoder(model) -> None:
             x = np.maximum(x @ w + b, 0.2 * (x @ w + b))
         return x
 
-    base = per_call_ms(paper_size)
+    base = median_ms(paper_size, 300)
     print(f"encoder inference per seed (numpy, incl. noise draw and phase mapping): {ours:.3f} ms | "
           f"published-size MLP {base:.3f} ms | ratio {base / ours:.1f}x")
 
