@@ -32,8 +32,8 @@ __all__ = ["TrainSettings", "train_model"]
 @dataclass
 class TrainSettings:
     teacher_size: int = 8
-    teacher_steps: int = 6000
-    teacher_hidden: int = 512
+    teacher_steps: int = 15000
+    teacher_hidden: int = 768
     pairs: int = 20000
     student_steps: int = 1500
     batch: int = 16
