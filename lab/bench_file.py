@@ -10,7 +10,6 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from .bench_reader import BenchFileError, Section as _Section
 

@@ -41,16 +41,14 @@ def _read_run(folder: Path) -> dict:
             "power_w": f["meta/laser_power_w"][...][written],
             "exposure_s": f["meta/exposure_s"][...][written],
             "decoder_phase": f["decoder_phase"][...] if "decoder_phase" in f else None,
-            "dark": f["dark"][...] if "dark" in f else None,
             "bench_text": f.attrs["bench_file"],
             "decoder_id": f.attrs.get("decoder_phase", ""),
         }
 
 
-def twin_predictions(bench_text: str, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
-                     exposure_s: np.ndarray, dark_level: float) -> np.ndarray:
-    """The twin's noiseless output images (counts above dark) for each stored seed."""
-    cfg = parse_bench(bench_text, "run bench file")
+def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
+                     exposure_s: np.ndarray) -> np.ndarray:
+    """The twin's noiseless output images (counts above dark) for each stored seed of a run on ``cfg``."""
     if cfg.twin is None:
         raise OptgenError("the run's bench file has no [twin] table to predict frames with")
     registration = OutputRegistration(cfg, dark_level_dn=0.0)
@@ -89,9 +87,8 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     if run["decoder_phase"] is not None:
         cfg = parse_bench(run["bench_text"], "run bench file")
         if cfg.twin is not None:
-            dark = float(np.median(run["dark"])) if run["dark"] is not None else 0.0
-            predicted = twin_predictions(run["bench_text"], run["seed_phase"], run["decoder_phase"], run["power_w"],
-                                         run["exposure_s"], dark)
+            predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
+                                         run["exposure_s"])
             r = [_pearson(p, c) for p, c in zip(predicted, run["images"])]
             evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
     summary_path = folder / "summary.json"
