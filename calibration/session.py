@@ -1,0 +1,190 @@
+"""A calibration session: show patterns on the two SLMs, capture frames, keep the laser safe.
+
+Every calibration measures through this one class, so that
+- each SLM is waited for (latency + settle) only when its pattern changed,
+- patterns shown and frames captured are counted (the calibration time figure),
+- the laser emits only inside ``with session.light():`` and is verified off on leaving it,
+  whatever happens inside (the ``Bench`` also turns it off when closed),
+- the exposure is chosen so the brightest pattern of a measurement stays below saturation,
+  and a bench with no light or with light that saturates even at the shortest exposure
+  stops with a message that says which and what to check.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from drivers.errors import OptgenError
+
+__all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]
+
+
+class CalibrationError(OptgenError, RuntimeError):
+    """A calibration that cannot converge; the message says which and what to check."""
+
+
+@dataclass
+class SessionCounters:
+    patterns_shown: int = 0       # SLM uploads (each costs latency + settle)
+    frames_captured: int = 0
+    wait_s: float = 0.0           # time spent waiting for SLMs to settle (bench clock)
+    started_s: float = field(default_factory=time.perf_counter)
+
+    def as_dict(self) -> dict:
+        return {"patterns_shown": self.patterns_shown, "frames_captured": self.frames_captured,
+                "slm_wait_s": round(self.wait_s, 6),
+                "wall_time_s": round(time.perf_counter() - self.started_s, 4)}
+
+
+class CalibrationSession:
+    """Patterns in, frames (counts above dark, float32) out, on an open ``lab.bench.Bench``."""
+
+    def __init__(self, bench, power_w: float | None = None):
+        self.bench = bench
+        self.config = bench.config
+        self.power_w = float(bench.config.laser.power_w if power_w is None else power_w)
+        bench.laser.check_power(self.power_w)
+        self.counters = SessionCounters()
+        self.dark: np.ndarray | None = None          # dark frame at the current exposure (float32)
+        self._dark_exposure_s: float | None = None
+        self._lit = False
+
+    # --- SLMs ---------------------------------------------------------------------------
+    @property
+    def slms(self) -> dict:
+        return {"encoding_slm": self.bench.encoding_slm, "decoding_slm": self.bench.decoding_slm}
+
+    def show(self, encoding: np.ndarray | None = None, decoding: np.ndarray | None = None) -> None:
+        """Upload the given patterns (radians through the LUT, or uint8 gray levels as they are),
+        then wait for the slowest SLM that changed. ``None`` leaves that SLM as it is."""
+        waits = []
+        for key, pattern in (("encoding_slm", encoding), ("decoding_slm", decoding)):
+            if pattern is None:
+                continue
+            slm = self.slms[key]
+            slm.set_phase(pattern)
+            self.counters.patterns_shown += 1
+            waits.append(slm.timing.wait_s)
+        if waits:
+            self.bench.clock.sleep(max(waits))
+            self.counters.wait_s += max(waits)
+
+    def uniform(self, key: str, gray: int = 0) -> np.ndarray:
+        """A uniform gray-level pattern for SLM ``key``."""
+        slm = self.slms[key]
+        return np.full(slm.shape, gray, dtype=slm.dtype)
+
+    # --- light and camera ----------------------------------------------------------------
+    @contextmanager
+    def light(self) -> Iterator[None]:
+        """Laser on at the session's power for the block; off (verified) when it ends, however."""
+        laser = self.bench.laser
+        try:
+            laser.set_power(self.power_w)
+            if not laser.set_emission(True):
+                raise CalibrationError(f"{laser.name}: emission did not turn on (read-back says off); check "
+                                       f"the interlock and the key switch")
+            self._lit = True
+            yield
+        finally:
+            self._lit = False
+            laser.safe_off()
+
+    def capture_dark(self, frames: int = 4) -> np.ndarray:
+        """Dark frame (mean of ``frames``) at the current exposure, with the laser off."""
+        if self._lit:
+            raise CalibrationError("a dark frame needs the laser off; capture it outside session.light()")
+        self.bench.laser.set_emission(False)
+        stack = [self._raw() for _ in range(frames)]
+        self.dark = np.mean(stack, axis=0, dtype=np.float64).astype(np.float32)
+        self._dark_exposure_s = self.bench.camera.timing.exposure_s
+        return self.dark
+
+    def _raw(self) -> np.ndarray:
+        frame = self.bench.camera.capture()
+        self.counters.frames_captured += 1
+        return frame
+
+    def capture(self, frames: int = 1) -> np.ndarray:
+        """Mean of ``frames`` frames, in counts above the dark frame (float32)."""
+        if self.dark is None or self._dark_exposure_s != self.bench.camera.timing.exposure_s:
+            raise CalibrationError("no dark frame at this exposure; call capture_dark() after set_exposure()")
+        acc = np.zeros(self.dark.shape, dtype=np.float64)
+        for _ in range(frames):
+            acc += self._raw()
+        return (acc / frames).astype(np.float32) - self.dark
+
+    def capture_raw(self) -> np.ndarray:
+        """One frame as the camera gives it (for saturation checks)."""
+        return self._raw()
+
+    def set_exposure(self, exposure_s: float) -> float:
+        camera = self.bench.camera
+        camera.set_exposure(float(exposure_s))
+        return camera.timing.exposure_s
+
+    def auto_exposure(self, target_fraction: float = 0.6, min_snr_counts: float = 50.0) -> float:
+        """Choose the exposure so the current (brightest) pattern peaks near ``target_fraction`` of
+        saturation; then take a dark frame at it. Call inside ``light()`` with the brightest pattern
+        shown. Raises CalibrationError on no light or on saturation at the shortest exposure."""
+        if not self._lit:
+            raise CalibrationError("auto_exposure needs the laser on (inside session.light())")
+        camera = self.bench.camera
+        saturation = camera.saturation_dn
+        lo, hi = camera.exposure_bounds_s
+        exposure = camera.timing.exposure_s
+        offset = self._offset_guess()
+        for _ in range(12):
+            peak = float(self._raw().max()) - offset
+            top = saturation - offset
+            if peak >= 0.98 * top:
+                if exposure <= lo * 1.0001:
+                    raise CalibrationError(
+                        f"{camera.name}: frames saturate even at the shortest exposure ({lo * 1e3:.3g} ms); "
+                        f"lower [laser] power_mw or add an ND filter")
+                exposure = max(lo, exposure / 8.0)
+            elif peak < min_snr_counts:
+                if exposure >= hi * 0.9999:
+                    raise CalibrationError(
+                        f"{camera.name}: no light on the sensor (peak {peak:.1f} counts above dark at the longest "
+                        f"exposure {hi:.3g} s); check the laser, the shutter and that the beam reaches the sensor")
+                exposure = min(hi, exposure * (8.0 if peak < min_snr_counts / 8 else 4.0))
+            else:
+                new = float(np.clip(exposure * target_fraction * top / peak, lo, hi))
+                if abs(new - exposure) < 0.05 * exposure:
+                    break
+                exposure = new
+            exposure = self.set_exposure(exposure)
+        else:
+            raise CalibrationError(f"{camera.name}: could not find an exposure that avoids saturation "
+                                   f"and shows light; check the beam power and the camera gain")
+        with self._dark_interval():
+            self.capture_dark()
+        return exposure
+
+    def _offset_guess(self) -> float:
+        """The camera's dark level, from the current dark frame or a quick one with the laser off."""
+        if self.dark is not None:
+            return float(np.median(self.dark))
+        with self._dark_interval():
+            return float(np.median(self._raw()))
+
+    @contextmanager
+    def _dark_interval(self) -> Iterator[None]:
+        """Emission off for a dark capture inside ``light()``, back on after."""
+        laser = self.bench.laser
+        was_lit = self._lit
+        laser.set_emission(False)
+        self._lit = False
+        try:
+            yield
+        finally:
+            if was_lit:
+                if not laser.set_emission(True):
+                    raise CalibrationError(f"{laser.name}: emission did not come back on after a dark frame")
+                self._lit = True
