@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.lut import PhaseResponse, apply_response, load_response
+from calibration.lut import PhaseResponse, apply_response
+from calibration.store import CalibrationFileError
 from drivers.camera import BenchCamera
 from drivers.identity import SLMTiming
 from drivers.laser import Laser
@@ -18,6 +19,7 @@ from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTrut
 from simulators.clock import Clock
 
 from .bench_file import BenchConfig, SLMConfig, TwinSLM
+from .calibrations import BenchCalibrations, load_bench_calibrations
 
 __all__ = ["Bench", "build_bench"]
 
@@ -35,10 +37,13 @@ class Bench:
     luts: dict[str, PhaseResponse]
     world: OpticalWorld | None = None
     protocol_twin: object | None = None
+    calibrations: BenchCalibrations | None = None
     closed: bool = field(default=False, init=False)
 
     def calibration_ids(self) -> dict[str, str]:
         """Which calibration each device runs with (recorded in every run file)."""
+        if self.calibrations is not None:
+            return self.calibrations.ids()
         return {f"{key}.lut": lut.id for key, lut in self.luts.items()}
 
     def describe(self) -> dict:
@@ -72,20 +77,42 @@ class Bench:
         self.close()
 
 
-def build_bench(config: BenchConfig) -> Bench:
-    """Open every device the bench file names. Only the twin's drivers exist so far."""
-    base_dir = Path(config.source).parent if Path(config.source).exists() else None
-    luts = {cfg.key: load_response(cfg.lut, cfg.bitdepth, base_dir)
-            for cfg in (config.encoding_slm, config.decoding_slm)}
+def build_bench(config: BenchConfig, calibration_store: str | Path | None = None) -> Bench:
+    """Open every device the bench file names, with the calibrations of its store (or ``calibration_store``).
+
+    A calibration file that is corrupt or made for another wavelength, path or device is refused
+    before any device opens (or, for a device-identity mismatch, right after, with all closed again).
+    """
+    calibrations = load_bench_calibrations(config, calibration_store)
+    luts = calibrations.luts
     others = {config.encoding_slm.driver, config.decoding_slm.driver, config.camera.driver}
     if others == {"simulated"}:
-        return _build_twin(config, luts)
-    if "simulated" in others:
+        bench = _build_twin(config, luts)
+    elif "simulated" in others:
         raise ValueError(f"{config.source}: simulated and real SLMs/camera cannot share a light path; make "
                          f"[encoding_slm], [decoding_slm] and [camera] all real or all 'simulated'")
-    from .real_bench import open_real_bench
+    else:
+        from .real_bench import open_real_bench
 
-    return open_real_bench(config, luts, open_laser, apply_response, Bench)
+        bench = open_real_bench(config, luts, open_laser, apply_response, Bench)
+    bench.calibrations = calibrations
+    try:
+        _check_calibrated_devices(bench)
+    except Exception:
+        bench.close()
+        raise
+    return bench
+
+
+def _check_calibrated_devices(bench: Bench) -> None:
+    """A LUT measured on one SLM is refused for another (its serial number differs)."""
+    for key, record in bench.calibrations.lut_records.items():
+        slm = bench.encoding_slm if key == "encoding_slm" else bench.decoding_slm
+        made_on = record.device_identity.get("serial")
+        now = slm.identity.serial
+        if made_on and now and made_on != now:
+            raise CalibrationFileError(f"{record.path}: LUT measured on SLM serial {made_on!r}; [{key}] is serial "
+                                       f"{now!r}. Calibrate this SLM (optgen calibrate lut)")
 
 
 def _slm_timing(cfg: SLMConfig) -> SLMTiming:

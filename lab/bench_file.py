@@ -14,7 +14,7 @@ from pathlib import Path
 from .bench_reader import BenchFileError, Section as _Section
 
 __all__ = [
-    "BenchConfig", "BenchFileError", "CameraConfig", "Geometry", "LaserConfig", "RunConfig",
+    "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "Geometry", "LaserConfig", "RunConfig",
     "SLMConfig", "TwinConfig", "default_bench_text", "load_bench", "parse_bench",
     "KNOWN_DRIVERS",
 ]
@@ -97,6 +97,13 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    store: str = "calibrations"     # folder of calibration files, relative to the bench file's folder
+    use_alignment: bool = True      # compensate the measured misalignment in runs
+    use_camera: bool = True         # use the camera calibration (saturation level, hot pixels)
+
+
+@dataclass(frozen=True)
 class TwinSLM:
     response_max_rad: float
     response_exponent: float
@@ -141,6 +148,7 @@ class BenchConfig:
     camera: CameraConfig
     run: RunConfig
     twin: TwinConfig | None
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     source: str = DEFAULT_NAME
     text: str = field(default="", repr=False)
 
@@ -184,6 +192,7 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
     slms = [_slm(root.sub(key), key) for key in ("encoding_slm", "decoding_slm")]
     camera = _camera(root.sub("camera"))
     run = _run(root.sub("run"))
+    calibration = _calibration(root.sub("calibration", required=False))
     twin_section = root.sub("twin", required=False)
     root.done()
     uses_twin = (any(d == "simulated" for d in (laser.driver, slms[0].driver, slms[1].driver, camera.driver))
@@ -192,7 +201,7 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
         raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
     twin = _twin(twin_section, slms) if twin_section is not None else None
     config = BenchConfig(name, wavelength_nm, geometry, laser, slms[0], slms[1], camera, run, twin,
-                         source, text)
+                         calibration, source, text)
     _check_consistency(config)
     return config
 
@@ -249,7 +258,7 @@ def _slm(s: _Section, key: str) -> SLMConfig:
         refresh_hz=s.number("refresh_hz", low=0.0, low_open=True),
         latency_frames=s.integer("latency_frames", low=0),
         settle_s=s.number("settle_ms", low=0.0) * 1e-3,
-        lut=s.string("lut", "linear"),
+        lut=s.string("lut", "calibrated"),
         connection=s.table_of("connection"),
         wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
     )
@@ -286,6 +295,18 @@ def _run(s: _Section) -> RunConfig:
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "
                              f"when seed_source = 'file'")
+    s.done()
+    return cfg
+
+
+def _calibration(s: _Section | None) -> CalibrationConfig:
+    if s is None:
+        return CalibrationConfig()
+    cfg = CalibrationConfig(store=s.string("store", "calibrations"),
+                            use_alignment=s.boolean("use_alignment", True),
+                            use_camera=s.boolean("use_camera", True))
+    if not cfg.store.strip():
+        raise BenchFileError(f"{s.source}: [calibration] store = '': expected a folder for calibration files")
     s.done()
     return cfg
 

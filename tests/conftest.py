@@ -53,6 +53,13 @@ def small_bench_text(extra: dict[tuple[str, str], str] | None = None) -> str:
     return edit_bench_text(default_bench_text(), {**SMALL, **(extra or {})})
 
 
+@pytest.fixture(autouse=True)
+def _isolated_working_folder(tmp_path, monkeypatch):
+    """Each test runs in its own empty folder: the default calibration store ("calibrations",
+    relative to the working folder for the embedded bench) is then empty unless the test fills it."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def small_config():
     return parse_bench(small_bench_text(), "small-test-bench")

@@ -42,8 +42,10 @@ def test_end_to_end_run_writes_frames_metadata_contact_sheet_and_summary(small_b
         assert f["seed/phase"].shape == (5, 16, 16)
         assert f.attrs["status"] == "complete"
         assert f.attrs["bench_file"] == cfg.text
-        assert json.loads(f.attrs["calibrations"]) == {"encoding_slm.lut": "linear-nominal",
-                                                       "decoding_slm.lut": "linear-nominal"}
+        assert json.loads(f.attrs["calibrations"]) == {
+            "encoding_slm.lut": "linear-nominal (no LUT calibration in the store)",
+            "decoding_slm.lut": "linear-nominal (no LUT calibration in the store)",
+            "alignment": "none (nominal placement)", "camera": "none (driver defaults)"}
         assert "slmsuite" in json.loads(f.attrs["software"])
         # frames differ from seed to seed and carry light well above the dark level
         assert not np.array_equal(frames[0], frames[1])

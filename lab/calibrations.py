@@ -1,0 +1,111 @@
+"""Which calibrations a bench runs with: the newest matching files of its calibration store.
+
+A bench file's ``[calibration] store`` names the folder (relative to the bench file; for the
+embedded bench, to the working folder). ``lut = "calibrated"`` takes each SLM's newest LUT for
+the bench wavelength, falling back to the nominal linear response when none was measured yet;
+the alignment (decoder placement on SLM2, sensor registration) and the camera calibration are
+used when present and enabled. Every run records the ids of what it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from calibration.lut import LINEAR, PhaseResponse, load_response
+from calibration.store import CalibrationRecord, CalibrationStore, optical_path
+
+from .bench_file import BenchConfig
+
+__all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations", "response_from_record"]
+
+UNCALIBRATED = PhaseResponse("linear-nominal (no LUT calibration in the store)")
+
+
+def store_folder(config: BenchConfig, override: str | Path | None = None) -> Path:
+    """The calibration store of ``config`` (``override`` wins)."""
+    if override is not None:
+        return Path(override)
+    folder = Path(config.calibration.store)
+    source = Path(config.source)
+    if not folder.is_absolute() and source.is_file():
+        folder = source.parent / folder
+    return folder
+
+
+def response_from_record(record: CalibrationRecord) -> PhaseResponse:
+    """The LUT of a stored phase-response calibration."""
+    phase = np.asarray(record.results["phase_rad"], dtype=float)
+    return PhaseResponse(record.id, np.arange(phase.size, dtype=float), phase)
+
+
+@dataclass
+class BenchCalibrations:
+    """The calibrations one bench opens with."""
+
+    store: Path
+    luts: dict[str, PhaseResponse]
+    lut_records: dict[str, CalibrationRecord] = field(default_factory=dict)
+    alignment: CalibrationRecord | None = None
+    camera: CalibrationRecord | None = None
+
+    def ids(self) -> dict[str, str]:
+        ids = {f"{key}.lut": lut.id for key, lut in self.luts.items()}
+        ids["alignment"] = self.alignment.id if self.alignment is not None else "none (nominal placement)"
+        ids["camera"] = self.camera.id if self.camera is not None else "none (driver defaults)"
+        return ids
+
+    def decoder_placement(self):
+        """The measured placement of SLM2 in the beam, or None."""
+        if self.alignment is None:
+            return None
+        from calibration.alignment import DecoderPlacement
+
+        r = self.alignment.results
+        return DecoderPlacement(shift_m=tuple(float(v) for v in r["decoder_shift_m"]),
+                                rotation_deg=float(r["decoder_rotation_deg"]),
+                                residual_m=float(self.alignment.residuals.get("decoder_residual_m", 0.0)),
+                                centres_px=self.alignment.raw.get("decoder_centres_px", np.zeros((0, 2))),
+                                detected_m=self.alignment.raw.get("decoder_detected_m", np.zeros((0, 2))))
+
+    def output_to_sensor(self) -> np.ndarray | None:
+        """The measured 2x3 map from output-plane metres to sensor pixels, or None."""
+        if self.alignment is None:
+            return None
+        return np.asarray(self.alignment.results["output_to_sensor"], dtype=float)
+
+    def saturation_dn(self) -> float | None:
+        if self.camera is None:
+            return None
+        return float(self.camera.results["saturation_dn"])
+
+
+def load_bench_calibrations(config: BenchConfig, override: str | Path | None = None) -> BenchCalibrations:
+    """Load (and check) every calibration ``config`` asks for; CalibrationFileError/LUTError on a bad file."""
+    folder = store_folder(config, override)
+    store = CalibrationStore(folder)
+    source = Path(config.source)
+    base_dir = source.parent if source.is_file() else None
+    path_key = optical_path(config)
+    luts: dict[str, PhaseResponse] = {}
+    records: dict[str, CalibrationRecord] = {}
+    for cfg in (config.encoding_slm, config.decoding_slm):
+        if cfg.lut == "calibrated":
+            record = store.latest("lut", cfg.key, config.wavelength_nm, path_key)
+            if record is None:
+                luts[cfg.key] = UNCALIBRATED
+            else:
+                luts[cfg.key] = response_from_record(record)
+                records[cfg.key] = record
+        elif cfg.lut == "linear":
+            luts[cfg.key] = LINEAR
+        else:
+            luts[cfg.key] = load_response(cfg.lut, cfg.bitdepth, base_dir)
+    alignment = camera = None
+    if config.calibration.use_alignment:
+        alignment = store.latest("alignment", "bench", config.wavelength_nm, path_key)
+    if config.calibration.use_camera:
+        camera = store.latest("camera", "camera", config.wavelength_nm, path_key)
+    return BenchCalibrations(folder, luts, records, alignment, camera)
