@@ -30,7 +30,23 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
     run.add_argument("--seed", type=int, default=0, help="random seed of the encoder's noise (default 0)")
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    run.add_argument("--calibrations", type=Path, default=None,
+                     help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=_cmd_run)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="calibrate the SLM LUTs, the alignment and the camera; check for drift",
+        description="Measure on the bench (laser on only while measuring) and write versioned calibration "
+                    "files with PNGs into the calibration store; later runs use the newest ones. 'all' runs "
+                    "camera, lut (both SLMs, alternating rounds) and alignment in that order. 'check' re-measures "
+                    "a few points and reports drift against the stored calibrations (exit 3 when beyond tolerance).")
+    calibrate.add_argument("what", choices=("lut", "alignment", "camera", "all", "check"))
+    calibrate.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
+    calibrate.add_argument("--store", type=Path, default=None,
+                           help="calibration store (default: the bench file's [calibration] store)")
+    calibrate.add_argument("--rounds", type=int, default=2, help="alternating LUT rounds over the two SLMs (>= 1)")
+    calibrate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    calibrate.set_defaults(func=_cmd_calibrate)
 
     train = sub.add_parser("train", help="train the optical generative model in the twin (needs the train extra)",
                            description="Train encoder + decoder phase by distillation from a digits diffusion "
@@ -223,7 +239,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(1)
 
-    with build_bench(cfg) as bench:
+    with build_bench(cfg, args.calibrations) as bench:
         try:
             result = run_generation(bench, seeds, decoder_phase, decoder_id, args.out, args.count, progress)
         finally:
@@ -236,6 +252,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"  contact sheet {result.folder / 'contact_sheet.png'}")
     print(f"  summary       {result.folder / 'summary.json'}")
     return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate_cli import run_calibrate
+
+    return run_calibrate(args)
 
 
 def main(argv: list[str] | None = None) -> int:

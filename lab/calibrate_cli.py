@@ -1,0 +1,67 @@
+"""``optgen calibrate lut|alignment|camera|all|check``: run, report, and (for check) judge drift."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from drivers.errors import OptgenError
+
+__all__ = ["run_calibrate"]
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from calibration.store import CalibrationStore
+
+    from .bench import build_bench
+    from .bench_file import load_bench
+    from .calibrations import store_folder
+
+    if args.rounds < 1:
+        raise OptgenError(f"--rounds {args.rounds}: expected at least 1")
+    cfg = load_bench(args.bench)
+    folder = store_folder(cfg, args.store)
+    store = CalibrationStore(folder)
+    with build_bench(cfg, folder) as bench:
+        if args.what == "check":
+            from calibration.check import check_drift
+
+            result = check_drift(bench)
+            for line in result.lines():
+                print(line)
+            _write_json(args.json, result.as_dict())
+            return 0 if result.ok else 3
+        from calibration.procedure import calibrate
+
+        report = calibrate(bench, args.what, store, rounds=args.rounds)
+        out = report.as_dict()
+        if bench.world is not None:
+            from calibration.twin_truth import truth_errors
+
+            out["twin_truth"] = truth_errors(bench, report)
+    print(f"optgen calibrate {args.what}: done ({cfg.name}); store {folder}")
+    for key, path in report.files.items():
+        print(f"  {key:<22} {path.name}  (picture {report.pictures[key].name})")
+    for key, value in report.figures.items():
+        print(f"  {key:<32} {_fmt(value)}")
+    c = report.counters
+    print(f"  {c['patterns_shown']} patterns, {c['frames_captured']} frames, {c['wall_time_s']:.2f} s wall "
+          f"({c['pattern_time_s']:.2f} s of SLM latency + settle)")
+    if "twin_truth" in out:
+        print("  against the twin's planted truth:")
+        for key, value in out["twin_truth"].items():
+            print(f"    {key:<30} {_fmt(value)}")
+    _write_json(args.json, out)
+    return 0
+
+
+def _write_json(path, data: dict) -> None:
+    if path is not None:
+        path.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
+        print(f"  report written to {path}")
