@@ -68,7 +68,9 @@ class BenchCalibrations:
                                 rotation_deg=float(r["decoder_rotation_deg"]),
                                 residual_m=float(self.alignment.residuals.get("decoder_residual_m", 0.0)),
                                 centres_px=self.alignment.raw.get("decoder_centres_px", np.zeros((0, 2))),
-                                detected_m=self.alignment.raw.get("decoder_detected_m", np.zeros((0, 2))))
+                                detected_m=self.alignment.raw.get("decoder_detected_m", np.zeros((0, 2))),
+                                pitch_m=float(r["decoder_pitch_m"]),
+                                slm_centre_px=tuple(float(v) for v in r["decoder_slm_centre_px"]))
 
     def output_to_sensor(self) -> np.ndarray | None:
         """The measured 2x3 map from output-plane metres to sensor pixels, or None."""

@@ -15,27 +15,43 @@ class OutputRegistration:
 
     The output window (output_window_px at the SLM pitch, centred on the optical axis) is
     resampled from the frame with the sensor placement the bench file states (pitch, offset,
-    rotation), dark-subtracted, then block-averaged. Calibration replaces the nominal placement.
+    rotation), dark-subtracted, then block-averaged. Calibration replaces the nominal placement:
+    ``output_to_sensor`` is the 2x3 affine output-plane metres (x, y, origin on the axis) -> sensor
+    pixel (x, y) that ``calibration.alignment.measure_sensor_registration`` measures
+    (``SensorRegistration.output_to_sensor``); it replaces the camera pitch, offset and rotation.
     """
 
     def __init__(self, config: BenchConfig, dark_level_dn: float = 0.0,
                  sensor_offset_m: tuple[float, float] | None = None,
-                 sensor_rotation_deg: float | None = None):
+                 sensor_rotation_deg: float | None = None,
+                 output_to_sensor: np.ndarray | None = None):
         g = config.geometry
         self.window_px = g.output_window_px
         self.pool = g.output_window_px // g.output_pixels
         self.dark_level_dn = float(dark_level_dn)
         grid_pitch = config.encoding_slm.pitch_um * 1e-6
-        sensor_pitch = config.camera.pitch_um * 1e-6
-        offset = np.array(g.sensor_offset_m if sensor_offset_m is None else sensor_offset_m)
-        angle = np.deg2rad(g.sensor_rotation_deg if sensor_rotation_deg is None else sensor_rotation_deg)
         w, h = config.camera.resolution
-        # window pixel (u, v) -> output-plane metres -> sensor pixel (x, y)
+        if output_to_sensor is None:
+            sensor_pitch = config.camera.pitch_um * 1e-6
+            offset = np.array(g.sensor_offset_m if sensor_offset_m is None else sensor_offset_m)
+            angle = np.deg2rad(g.sensor_rotation_deg if sensor_rotation_deg is None else sensor_rotation_deg)
+            rot_inv = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+            centre_sensor = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+            output_to_sensor = np.hstack([rot_inv / sensor_pitch,
+                                          (centre_sensor - rot_inv @ offset / sensor_pitch)[:, None]])
+        else:
+            if sensor_offset_m is not None or sensor_rotation_deg is not None:
+                raise ValueError("give either output_to_sensor or sensor_offset_m/sensor_rotation_deg, not both")
+            output_to_sensor = np.asarray(output_to_sensor, dtype=np.float64)
+            if output_to_sensor.shape != (2, 3) or not np.isfinite(output_to_sensor).all():
+                raise ValueError(f"output_to_sensor: expected a finite 2x3 affine, got {output_to_sensor.shape}")
+            if np.linalg.det(output_to_sensor[:, :2]) == 0:
+                raise ValueError("output_to_sensor: the affine is singular")
+        self.output_to_sensor = np.array(output_to_sensor, dtype=np.float64)
+        # window pixel (u, v) -> output-plane metres ((u, v) - centre) * pitch -> sensor pixel (x, y)
         centre_window = (self.window_px - 1) / 2.0
-        rot_inv = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
-        lin = rot_inv * (grid_pitch / sensor_pitch)
-        centre_sensor = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-        shift = centre_sensor - rot_inv @ offset / sensor_pitch - lin @ np.array([centre_window, centre_window])
+        lin = self.output_to_sensor[:, :2] * grid_pitch
+        shift = self.output_to_sensor[:, 2] - lin @ np.array([centre_window, centre_window])
         self.window_to_sensor = np.hstack([lin, shift[:, None]])
 
     def window(self, frame: np.ndarray) -> np.ndarray:

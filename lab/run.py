@@ -21,12 +21,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from calibration.alignment import place_decoder
 from drivers.errors import DeviceError, OptgenError
 
 from .bench import Bench
 from .contact_sheet import write_contact_sheet
 from .energy import energy_per_image
-from .patterns import check_model_phase, embed_centered, seed_to_slm_phase
+from .patterns import check_model_phase, seed_to_slm_phase
 from .registration import OutputRegistration
 from .seeds import SeedSource
 from .storage import RunWriter
@@ -114,7 +115,9 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     decoder_phase = check_model_phase("decoder phase", decoder_phase, (g.decoder_px, g.decoder_px))
     bench.laser.check_power(cfg.laser.power_w)
     folder = prepare_run_folder(out_dir)
-    registration = OutputRegistration(cfg)
+    cals = bench.calibrations
+    registration = OutputRegistration(cfg, output_to_sensor=cals.output_to_sensor() if cals else None)
+    placement = cals.decoder_placement() if cals else None
     seed_shape = seeds.shape
     writer = RunWriter(
         folder / "run.h5", count, bench.camera.shape, (g.output_pixels, g.output_pixels), seed_shape,
@@ -136,14 +139,16 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             writer.file.create_dataset("dark", data=dark)
             registration.dark_level_dn = dark_level
             writer.write_decoder_phase(decoder_phase)
-            bench.decoding_slm.set_phase(embed_centered(decoder_phase, bench.decoding_slm.shape))
+            # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
+            bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
+                                                       cfg.decoding_slm.pitch_um * 1e-6))
             bench.clock.sleep(bench.decoding_slm.timing.wait_s)
             accepted = bench.laser.set_power(cfg.laser.power_w)
             if abs(accepted - cfg.laser.power_w) > 0.05 * cfg.laser.power_w + 1e-9:
                 raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
                                                     f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
             pattern = np.zeros(bench.encoding_slm.shape, dtype=np.float32)
-            saturation = bench.camera.saturation_dn
+            saturation = (cals.saturation_dn() if cals else None) or bench.camera.saturation_dn
             if not bench.laser.set_emission(True):
                 raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
             t_on = bench.clock.now()

@@ -1,0 +1,630 @@
+"""Misalignment of the bench, measured from focal spots: where the sensor sits in the output plane,
+and where the decoding SLM (SLM2) sits in the encoding SLM's (SLM1's) beam.
+
+Frames and conventions
+----------------------
+- The *beam frame* is SLM1's pixel grid: metres (x, y) from SLM1's centre pixel
+  ((cols - 1) / 2, (rows - 1) / 2), x along columns, y along rows (down). The optical axis
+  passes through that centre, in every plane. The *output plane* uses the same (x, y) axes.
+- ``SensorRegistration.output_to_sensor`` is a 2x3 affine: output-plane metres (x, y) ->
+  sensor pixel (x = column, y = row; pixel centres at integers, as OpenCV). Its decomposition
+  follows the twin's ``SensorTruth``: ``offset_m`` is the output-plane point under the sensor's
+  centre pixel, ``rotation_deg`` the sensor's rotation in the output plane, ``pitch_ratio`` the
+  sensor pitch the spots imply over the bench file's camera pitch (1 when the pitch and
+  d1 + d2 are as stated).
+- ``DecoderPlacement`` follows the twin's ``SLMTruth``: SLM2 pixel ``q`` (metres from SLM2's
+  centre pixel) lies at beam position ``R(rotation_deg) q + shift_m``, R rotating x towards y.
+
+Method
+------
+1. Sensor (``measure_sensor_registration``): SLM2 shows a uniform pattern, so its placement does
+   not matter. SLM1 shows a lens of focal length d1 + d2 centred at (x0, y0), which is a centred
+   lens plus a linear grating: the beam focuses in the output plane at (x0, y0). A grid x grid
+   set of such spots spans ``span_fraction`` of the output window. Each spot's sub-pixel
+   position is an iterated Gaussian-weighted centroid over the local background (the
+   unmodulated zero order: the SLM LUTs may not be calibrated yet). A least-squares similarity
+   (rotation, isotropic scale, offset; a mirror image is detected too) maps the spot positions
+   (metres) to the detected ones (camera pixels); its RMS residual is reported. The scale
+   absorbs an error in d1 + d2 (the output plane is then measured in "nominal" metres).
+2. SLM2 (``measure_decoder_placement``): SLM1 is flat (a plane wave over the beam). SLM2 shows a
+   lens of focal length d2 centred at SLM2 pixel c; the light focuses in the output plane at c's
+   place in the beam, whatever SLM2's shift and rotation (the focus of a lens that covers the
+   whole beam is where its centre is, independently of the beam's profile). The spots are mapped
+   back to the output plane with step 1, and a least-squares rigid transform (Kabsch) SLM2 metres
+   -> beam metres gives the shift and rotation. The lens centres span ``span_fraction`` (0.6) of
+   the output window: the lens must stay well sampled where the beam crosses it.
+   The lens's 2 pi jumps are replaced by a linear return over ``flyback_px`` (2) pixels, so its
+   phase is continuous. Reason: a sub-pixel move of a pattern with sharp 2 pi jumps is not
+   reproduced by resampling its pixels (the twin resamples SLM2's phase bilinearly into the beam;
+   without crosstalk, a blazed grating moved by 0.1 pixel that way moves by only ~0.005 pixel,
+   one moved by 0.25 pixel by ~0.07). With sharp jumps the twin's SLM2 shift came out 30-60 % short of the planted
+   sub-pixel part and a planted 0.1 deg rotation read 0.04 deg; with the flyback both are within
+   a few percent (shift errors < 0.25 um). What remains is that resampling: it still shortens
+   sub-pixel rotations by ~10-20 % (0.2 deg read as ~0.175 deg). On a real SLM the flyback only
+   costs first-order efficiency where the local period is short.
+   Fitting the twin to the frames (the "refine" option) is deliberately not done: it would
+   calibrate the twin's resampling model, not the bench.
+3. Exposure: before each step the brightest pattern (the centred spot) is shown and
+   ``session.auto_exposure()`` picks the exposure; a frame that saturates later re-exposes once
+   on that pattern. A focal spot concentrates the beam thousands of times more than an image:
+   where it saturates even at the shortest exposure the session's laser power is lowered tenfold
+   (up to six times) for the measurement and restored afterwards. The laser is on only inside
+   ``session.light()``.
+
+A spot not found (no light, beam blocked, a flat frame), a saturated frame, a spot at or past
+the sensor edge, or spots that do not follow the commanded grid (residual > 2 px) stop the
+measurement with a CalibrationError that says which and what to check.
+
+Patterns: (grid**2 + 1) uploads for step 1 (SLM2 flat, then SLM1 spots) and (grid**2 + 1) for
+step 2 (SLM1 flat, then SLM2 lenses): 20 for the default 3 x 3 grids, 2 frames per spot
+(about 60 frames with the exposure search and dark frames; ~5 s on the full 800 x 800 twin).
+
+Compensation (``place_decoder``): the decoder phase (model grid = beam frame) is resampled onto
+SLM2's pixels through the measured placement, so that on the misplaced SLM2 it lands centred and
+unrotated in the beam. exp(i phase) is interpolated (cos and sin, bilinear) and its angle taken,
+so 2 pi wraps are not smeared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .session import CalibrationError
+
+__all__ = [
+    "DecoderPlacement",
+    "SensorRegistration",
+    "find_spot",
+    "fit_rigid",
+    "fit_similarity",
+    "measure_decoder_placement",
+    "measure_sensor_registration",
+    "place_decoder",
+    "write_alignment_png",
+]
+
+ENCODING, DECODING = "encoding_slm", "decoding_slm"
+
+
+# --- results --------------------------------------------------------------------------------
+@dataclass
+class SensorRegistration:
+    """Where the sensor sits in the output plane (see the module docstring for conventions)."""
+
+    output_to_sensor: np.ndarray          # 2x3: output-plane metres (x, y), origin on the axis -> sensor px (x, y)
+    offset_m: tuple[float, float]
+    rotation_deg: float
+    pitch_ratio: float
+    residual_px: float                    # RMS distance of the spots from the fitted map (camera px)
+    expected_m: np.ndarray                # (N, 2) spot positions commanded, output-plane metres
+    detected_px: np.ndarray               # (N, 2) spot centroids found, sensor px
+    mirrored: bool = False                # the sensor sees the output plane mirror-imaged
+    camera_pitch_m: float = 0.0           # the bench file's camera pitch the ratio refers to
+    window_m: float = 0.0                 # side of the output window (output_window_px x SLM pitch)
+    composite: np.ndarray | None = field(default=None, repr=False, compare=False)  # max over spot frames
+
+    def to_sensor(self, points_m: np.ndarray) -> np.ndarray:
+        """Output-plane metres (N, 2) -> sensor pixels (N, 2)."""
+        return _apply(self.output_to_sensor, points_m)
+
+    def to_output(self, points_px: np.ndarray) -> np.ndarray:
+        """Sensor pixels (N, 2) -> output-plane metres (N, 2)."""
+        return _apply(cv2.invertAffineTransform(self.output_to_sensor), points_px)
+
+    def as_dict(self) -> dict:
+        return {"output_to_sensor": self.output_to_sensor.tolist(), "offset_m": list(self.offset_m),
+                "rotation_deg": self.rotation_deg, "pitch_ratio": self.pitch_ratio,
+                "residual_px": self.residual_px, "mirrored": self.mirrored,
+                "camera_pitch_m": self.camera_pitch_m, "window_m": self.window_m,
+                "expected_m": self.expected_m.tolist(), "detected_px": self.detected_px.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SensorRegistration:
+        return cls(output_to_sensor=np.asarray(d["output_to_sensor"], dtype=np.float64),
+                   offset_m=tuple(d["offset_m"]), rotation_deg=float(d["rotation_deg"]),
+                   pitch_ratio=float(d["pitch_ratio"]), residual_px=float(d["residual_px"]),
+                   expected_m=np.asarray(d["expected_m"], dtype=np.float64).reshape(-1, 2),
+                   detected_px=np.asarray(d["detected_px"], dtype=np.float64).reshape(-1, 2),
+                   mirrored=bool(d.get("mirrored", False)), camera_pitch_m=float(d.get("camera_pitch_m", 0.0)),
+                   window_m=float(d.get("window_m", 0.0)))
+
+
+@dataclass
+class DecoderPlacement:
+    """Where SLM2's pixel grid sits in SLM1's beam (the twin's ``shift_m`` / ``rotation_deg``)."""
+
+    shift_m: tuple[float, float]
+    rotation_deg: float
+    residual_m: float                     # RMS distance of the spots from the fitted placement
+    centres_px: np.ndarray                # (N, 2) lens centres shown, SLM2 pixel (x, y)
+    detected_m: np.ndarray                # (N, 2) foci found, output-plane metres
+    pitch_m: float = 0.0                  # SLM2 pixel pitch used
+    slm_centre_px: tuple[float, float] = (0.0, 0.0)   # SLM2's centre pixel (x, y)
+    composite: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def slm_to_beam(self, centres_px: np.ndarray) -> np.ndarray:
+        """SLM2 pixel (x, y) (N, 2) -> beam metres (N, 2) under this placement."""
+        q = (np.asarray(centres_px, dtype=np.float64) - np.asarray(self.slm_centre_px)) * self.pitch_m
+        return q @ _rot(self.rotation_deg).T + np.asarray(self.shift_m)
+
+    def as_dict(self) -> dict:
+        return {"shift_m": list(self.shift_m), "rotation_deg": self.rotation_deg, "residual_m": self.residual_m,
+                "pitch_m": self.pitch_m, "slm_centre_px": list(self.slm_centre_px),
+                "centres_px": self.centres_px.tolist(), "detected_m": self.detected_m.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DecoderPlacement:
+        return cls(shift_m=tuple(d["shift_m"]), rotation_deg=float(d["rotation_deg"]),
+                   residual_m=float(d["residual_m"]),
+                   centres_px=np.asarray(d["centres_px"], dtype=np.float64).reshape(-1, 2),
+                   detected_m=np.asarray(d["detected_m"], dtype=np.float64).reshape(-1, 2),
+                   pitch_m=float(d.get("pitch_m", 0.0)), slm_centre_px=tuple(d.get("slm_centre_px", (0.0, 0.0))))
+
+
+# --- geometry helpers -----------------------------------------------------------------------
+def _rot(deg: float) -> np.ndarray:
+    a = np.deg2rad(deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return points @ np.asarray(affine, dtype=np.float64)[:, :2].T + np.asarray(affine, dtype=np.float64)[:, 2]
+
+
+def _centre(shape: tuple[int, int]) -> tuple[float, float]:
+    """Centre pixel (x, y) of an array of ``shape`` (rows, cols)."""
+    return ((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray, allow_mirror: bool = True) -> tuple[np.ndarray, bool]:
+    """Least-squares 2x3 similarity src -> dst (rotation, isotropic scale, shift), and whether the
+    best fit is mirrored (used only when it fits clearly better than the proper one)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if len(src) < 2:
+        raise ValueError("a similarity needs at least two points")
+    x, y = src[:, 0], src[:, 1]
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    best = None
+    for mirror in ((False, True) if allow_mirror else (False,)):
+        s = -1.0 if mirror else 1.0
+        # u = a x - b y + tx ; v = b x + a y + ty  (proper); the mirror flips the sign of y
+        a_mat = np.concatenate([np.c_[x, -s * y, one, zero], np.c_[s * y, x, zero, one]])
+        rhs = np.concatenate([dst[:, 0], dst[:, 1]])
+        (a, b, tx, ty), *_ = np.linalg.lstsq(a_mat, rhs, rcond=None)
+        m = np.array([[a, -s * b, tx], [b, s * a, ty]])
+        err = float(np.sum((_apply(m, src) - dst) ** 2))
+        if best is None or err < 0.25 * best[1]:
+            best = (m, err, mirror)
+    return best[0], best[2]
+
+
+def fit_rigid(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least-squares rotation (degrees) and shift with dst = R src + shift (Kabsch, 2-D)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    p, q = src - ms, dst - md
+    angle = math.atan2(float(np.sum(p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0])), float(np.sum(p * q)))
+    deg = math.degrees(angle)
+    return deg, md - _rot(deg) @ ms
+
+
+# --- spots ----------------------------------------------------------------------------------
+SPOT_CONTRAST = 5.0        # a focal spot's peak over the light around it (a flat beam: ~1.5; a focus: ~1000)
+MAX_RESIDUAL_PX = 2.0      # spots further than this from the fitted map: not the spots commanded
+@dataclass
+class Spot:
+    x: float
+    y: float
+    peak: float          # counts above the local background
+    snr: float
+
+
+def find_spot(frame: np.ndarray, scale_px: float, label: str) -> Spot:
+    """Sub-pixel centre of the one bright focal spot of ``frame`` (counts above dark).
+
+    ``scale_px`` is the expected radius of the spot's core (first dark ring) in pixels. The
+    brightest point of a lightly smoothed frame seeds an iterated Gaussian-weighted centroid
+    over the local background (median of a ring around the spot)."""
+    frame = np.asarray(frame, dtype=np.float32)
+    h, w = frame.shape
+    sigma_w = max(1.0, 0.5 * float(scale_px))            # centroid weight
+    smooth = cv2.GaussianBlur(frame, (0, 0), max(0.7, 0.5 * sigma_w))
+    step = max(1, int(math.sqrt(h * w / 250_000)))
+    sub = (frame - smooth)[::step, ::step]
+    noise = 1.4826 * float(np.median(np.abs(sub - np.median(sub)))) + 1e-6
+    iy, ix = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    r_in, r_out = math.ceil(3.5 * sigma_w), math.ceil(6.0 * sigma_w) + 2
+    bg = _ring_median(frame, ix, iy, r_in, r_out)
+    peak = float(smooth[iy, ix]) - bg
+    snr = peak / noise
+    if not (peak > 0 and snr >= 8.0 and peak >= SPOT_CONTRAST * max(bg, 0.0)):
+        raise CalibrationError(
+            f"{label}: no focal spot found (brightest point {peak:.1f} counts above its surroundings of "
+            f"{bg:.1f}, noise {noise:.1f}); check that the beam reaches the sensor (laser, shutter, "
+            f"beam block), that the SLMs show the patterns, and d1/d2 in the bench file")
+    margin = math.ceil(3.0 * sigma_w) + 1
+    x, y = float(ix), float(iy)
+    for _ in range(30):
+        if x < margin or y < margin or x > w - 1 - margin or y > h - 1 - margin:
+            raise CalibrationError(
+                f"{label}: the focal spot at sensor pixel ({x:.0f}, {y:.0f}) is at or past the sensor edge "
+                f"({w}x{h}); reduce the span of the spot grid or centre the camera on the optical axis")
+        x0, x1 = max(0, int(x) - 2 * margin), min(w, int(x) + 2 * margin + 2)
+        y0, y1 = max(0, int(y) - 2 * margin), min(h, int(y) + 2 * margin + 2)
+        patch = frame[y0:y1, x0:x1].astype(np.float64) - bg
+        gx = np.arange(x0, x1, dtype=np.float64)
+        gy = np.arange(y0, y1, dtype=np.float64)[:, None]
+        weight = np.exp(-((gx - x) ** 2) / (2 * sigma_w**2)) * np.exp(-((gy - y) ** 2) / (2 * sigma_w**2))
+        wi = weight * patch
+        total = wi.sum()
+        if total <= 0:
+            raise CalibrationError(f"{label}: the focal spot fades into its background; check the beam and "
+                                   f"the exposure")
+        nx, ny = float((wi * gx).sum() / total), float((wi * gy).sum() / total)
+        done = abs(nx - x) < 1e-4 and abs(ny - y) < 1e-4
+        x, y = nx, ny
+        if done:
+            break
+    return Spot(x, y, peak, snr)
+
+
+def _ring_median(frame: np.ndarray, x: int, y: int, r_in: int, r_out: int) -> float:
+    h, w = frame.shape
+    x0, x1, y0, y1 = max(0, x - r_out), min(w, x + r_out + 1), max(0, y - r_out), min(h, y + r_out + 1)
+    patch = frame[y0:y1, x0:x1]
+    gy, gx = np.mgrid[y0:y1, x0:x1]
+    r2 = (gx - x) ** 2 + (gy - y) ** 2
+    ring = patch[(r2 >= r_in**2) & (r2 <= r_out**2)]
+    return float(np.median(ring)) if ring.size else 0.0
+
+
+# --- measurement plumbing --------------------------------------------------------------------
+@dataclass
+class _Bench:
+    """The numbers the measurement needs from the session's bench file."""
+
+    wavelength_m: float
+    pitch1_m: float
+    pitch2_m: float
+    shape1: tuple[int, int]
+    shape2: tuple[int, int]
+    d1_m: float
+    d2_m: float
+    window_m: float
+    beam_m: float
+    camera_pitch_m: float
+    camera_shape: tuple[int, int]
+    nominal_offset_m: tuple[float, float]
+    nominal_rotation_deg: float
+
+
+def _bench(session) -> _Bench:
+    c = session.config
+    g = c.geometry
+    p1 = c.encoding_slm.pitch_um * 1e-6
+    return _Bench(wavelength_m=c.laser.wavelength_nm * 1e-9, pitch1_m=p1, pitch2_m=c.decoding_slm.pitch_um * 1e-6,
+                  shape1=tuple(c.encoding_slm.shape), shape2=tuple(c.decoding_slm.shape),
+                  d1_m=g.d1_m, d2_m=g.d2_m, window_m=g.output_window_px * p1,
+                  beam_m=g.seed_superpixels * g.superpixel_px * p1, camera_pitch_m=c.camera.pitch_um * 1e-6,
+                  camera_shape=(c.camera.resolution[1], c.camera.resolution[0]),
+                  nominal_offset_m=tuple(g.sensor_offset_m), nominal_rotation_deg=g.sensor_rotation_deg)
+
+
+def _lens(shape: tuple[int, int], pitch_m: float, wavelength_m: float, focal_m: float,
+          centre_m: tuple[float, float], flyback_px: float = 0.0) -> np.ndarray:
+    """Thin-lens phase (radians in [0, 2 pi), float32) on an SLM of ``shape``, centred ``centre_m`` (x, y)
+    from its centre.
+
+    ``flyback_px`` > 0 replaces each 2 pi jump by a linear return over that many pixels (at most half
+    the local period): the phase is then continuous, so the pattern keeps its shape under a sub-pixel
+    shift or rotation of the SLM however the pixels are resampled. It costs first-order efficiency
+    where the local period is short; the focus stays where the lens is."""
+    cx, cy = _centre(shape)
+    x = ((np.arange(shape[1]) - cx) * pitch_m - centre_m[0])[None, :]
+    y = ((np.arange(shape[0]) - cy) * pitch_m - centre_m[1])[:, None]
+    r2 = y**2 + x**2
+    cycles = -r2 / (2.0 * wavelength_m * focal_m)        # unwrapped phase / 2 pi
+    u = np.mod(cycles, 1.0)
+    if flyback_px > 0:
+        per_px = np.sqrt(r2) * pitch_m / (wavelength_m * abs(focal_m))   # local frequency, cycles per pixel
+        b = np.minimum(flyback_px * per_px, 0.5)
+        top = 1.0 - b
+        u = np.where(u < top, u, (1.0 - u) * top / np.maximum(b, 1e-12))
+    return (2 * np.pi * u).astype(np.float32)
+
+
+def _grid_points(grid: int, half_span_m: float) -> np.ndarray:
+    """(grid**2, 2) points (x, y), centre first, then row by row."""
+    if grid < 2:
+        raise ValueError(f"grid {grid}: need at least 2 x 2 spots")
+    v = np.linspace(-half_span_m, half_span_m, grid)
+    pts = np.array([(x, y) for y in v for x in v], dtype=np.float64)
+    order = np.argsort(np.hypot(pts[:, 0], pts[:, 1]), kind="stable")
+    return pts[order]
+
+
+def _measure_spots(session, label: str, key: str, patterns: list[np.ndarray], scale_px: float,
+                   frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Show each pattern on SLM ``key`` (the first is the brightest), find its spot; returns
+    (N, 2) centroids in sensor px and the max-composite of the frames. Call inside light()."""
+    camera = session.bench.camera
+    saturation = float(camera.saturation_dn)
+    session.show(**{_ARG[key]: patterns[0]})
+    _expose(session, label)
+    found, composite = [], None
+    for i, pattern in enumerate(patterns):
+        if i:
+            session.show(**{_ARG[key]: pattern})
+        for attempt in range(2):
+            acc, saturated = None, False
+            for _ in range(frames):
+                frame = session.capture(1)
+                if float((frame + session.dark).max()) >= 0.98 * saturation:
+                    saturated = True
+                    break
+                acc = frame.astype(np.float64) if acc is None else acc + frame
+            if not saturated:
+                break
+            if attempt == 1:
+                raise CalibrationError(
+                    f"{label} spot {i + 1}/{len(patterns)}: frames saturate even after re-exposing on it; lower "
+                    f"[laser] power_mw or add an ND filter")
+            _expose(session, label)          # this pattern is brighter than the first: expose on it
+        mean = (acc / frames).astype(np.float32)
+        spot = find_spot(mean, scale_px, f"{label} spot {i + 1}/{len(patterns)}")
+        found.append((spot.x, spot.y))
+        peak_norm = mean / max(spot.peak, 1e-9)
+        composite = peak_norm if composite is None else np.maximum(composite, peak_norm)
+    return np.array(found, dtype=np.float64), composite
+
+
+_ARG = {ENCODING: "encoding", DECODING: "decoding"}
+_POWER_STEPS = 6          # a focal spot may saturate at the run power: lower it up to 10**6 times
+
+
+def _expose(session, label: str) -> float:
+    """``session.auto_exposure()`` on the pattern shown; a focal spot concentrates the beam far more
+    than an image does, so where it saturates even at the shortest exposure the laser power is
+    lowered tenfold (up to _POWER_STEPS times) before giving up."""
+    camera = session.bench.camera
+    for step in range(_POWER_STEPS + 1):
+        try:
+            return session.auto_exposure()
+        except CalibrationError:
+            lo = camera.exposure_bounds_s[0]
+            session.set_exposure(lo)
+            raw = session.capture_raw()
+            if step == _POWER_STEPS or float(raw.max()) < 0.98 * float(camera.saturation_dn):
+                raise
+            session.power_w /= 10.0
+            session.bench.laser.set_power(session.power_w)
+            session.dark = None
+    raise AssertionError("unreachable")
+
+
+def _nominal_output_to_sensor(b: _Bench) -> np.ndarray:
+    """The bench file's sensor placement as a 2x3 map output-plane metres -> sensor pixel."""
+    a = np.deg2rad(b.nominal_rotation_deg)
+    rot_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) / b.camera_pitch_m
+    centre = np.array(_centre(b.camera_shape))
+    return np.hstack([rot_inv, (centre - rot_inv @ np.asarray(b.nominal_offset_m))[:, None]])
+
+
+def _check_on_sensor(label: str, output_to_sensor: np.ndarray, points_m: np.ndarray,
+                     camera_shape: tuple[int, int], source: str) -> None:
+    """CalibrationError if a spot would land off the sensor (as ``source`` places the sensor)."""
+    h, w = camera_shape
+    for i, (x, y) in enumerate(_apply(output_to_sensor, points_m)):
+        if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
+            raise CalibrationError(
+                f"{label}: spot {i + 1}/{len(points_m)} would land at sensor pixel ({x:.0f}, {y:.0f}), off the "
+                f"{w}x{h} sensor (by {source}); reduce span_fraction, or centre the camera on the optical axis "
+                f"and state its placement in [geometry] sensor_offset_um / sensor_rotation_deg")
+
+
+# --- step 1: the sensor ----------------------------------------------------------------------
+def measure_sensor_registration(session, *, grid: int = 3, span_fraction: float = 0.8,
+                                frames: int = 2) -> SensorRegistration:
+    """Find the sensor's placement in the output plane from grid x grid focal spots of SLM1.
+
+    The spots span ``span_fraction`` of the output window (output_window_px at the SLM pitch)."""
+    b = _bench(session)
+    focal = b.d1_m + b.d2_m
+    expected = _grid_points(grid, 0.5 * span_fraction * b.window_m)
+    patterns = [_lens(b.shape1, b.pitch1_m, b.wavelength_m, focal, tuple(p)) for p in expected]
+    scale_px = b.wavelength_m * focal / b.beam_m / b.camera_pitch_m
+    _check_on_sensor("sensor registration", _nominal_output_to_sensor(b), expected, b.camera_shape,
+                     "the bench file's nominal sensor placement")
+    session.show(decoding=session.uniform(DECODING))
+    power = session.power_w
+    try:
+        with session.light():
+            detected, composite = _measure_spots(session, "sensor registration", ENCODING, patterns, scale_px,
+                                                 frames)
+    finally:
+        session.power_w = power
+    reg = _sensor_from_spots(expected, detected, b.camera_pitch_m, b.camera_shape, composite)
+    reg.window_m = b.window_m
+    if not (0.5 < reg.pitch_ratio < 2.0) or reg.residual_px > MAX_RESIDUAL_PX:
+        raise CalibrationError(
+            f"sensor registration: the spots found do not follow the spots shown (scale {reg.pitch_ratio:.3g} of "
+            f"the bench file's camera pitch, residual {reg.residual_px:.2f} px RMS); check [geometry] d1_mm and "
+            f"d2_mm, [camera] pitch_um, and for stray light or a second bright spot on the sensor")
+    return reg
+
+
+def _sensor_from_spots(expected_m: np.ndarray, detected_px: np.ndarray, camera_pitch_m: float,
+                       camera_shape: tuple[int, int], composite: np.ndarray | None = None) -> SensorRegistration:
+    m, mirrored = fit_similarity(expected_m, detected_px)
+    residual = float(np.sqrt(np.mean(np.sum((_apply(m, expected_m) - detected_px) ** 2, axis=1))))
+    lin = m[:, :2]
+    scale = math.sqrt(abs(np.linalg.det(lin)))         # sensor px per metre
+    proper = lin.copy()
+    if mirrored:
+        proper[:, 1] *= -1.0
+    # output -> sensor is R(-theta) / pitch: theta from the proper part
+    theta = math.degrees(math.atan2(proper[0, 1] - proper[1, 0], proper[0, 0] + proper[1, 1]))
+    centre = np.array(_centre(camera_shape))
+    offset = np.linalg.solve(lin, centre - m[:, 2])
+    return SensorRegistration(output_to_sensor=m, offset_m=(float(offset[0]), float(offset[1])),
+                              rotation_deg=theta, pitch_ratio=1.0 / (scale * camera_pitch_m),
+                              residual_px=residual, expected_m=np.asarray(expected_m, dtype=np.float64),
+                              detected_px=detected_px, mirrored=mirrored, camera_pitch_m=camera_pitch_m,
+                              composite=composite)
+
+
+# --- step 2: SLM2 in the beam -----------------------------------------------------------------
+def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int = 3,
+                              span_fraction: float = 0.6, frames: int = 2,
+                              flyback_px: float = 2.0) -> DecoderPlacement:
+    """Find SLM2's shift and rotation in SLM1's beam from grid x grid lenses of focal length d2 on SLM2.
+
+    The lens centres span ``span_fraction`` of the output window around SLM2's centre."""
+    b = _bench(session)
+    offsets = _grid_points(grid, 0.5 * span_fraction * b.window_m)
+    centre2 = np.array(_centre(b.shape2))
+    centres_px = centre2 + offsets / b.pitch2_m
+    _check_on_sensor("SLM2 placement", sensor.output_to_sensor, offsets, b.camera_shape, "the sensor registration")
+    patterns = [_lens(b.shape2, b.pitch2_m, b.wavelength_m, b.d2_m, tuple(p), flyback_px) for p in offsets]
+    scale_px = b.wavelength_m * b.d2_m / b.beam_m / (b.camera_pitch_m * sensor.pitch_ratio)
+    session.show(encoding=session.uniform(ENCODING))
+    power = session.power_w
+    try:
+        with session.light():
+            detected_px, composite = _measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
+    finally:
+        session.power_w = power
+    detected_m = sensor.to_output(detected_px)
+    placement = _placement_from_spots(centres_px, detected_m, b.pitch2_m, tuple(centre2), composite)
+    residual_px = placement.residual_m / (b.camera_pitch_m * sensor.pitch_ratio)
+    if residual_px > MAX_RESIDUAL_PX:
+        raise CalibrationError(
+            f"SLM2 placement: the foci found do not follow the lens centres shown (residual {residual_px:.2f} "
+            f"camera px RMS); check [geometry] d2_mm, [decoding_slm] pitch_um and for stray light")
+    return placement
+
+
+def _placement_from_spots(centres_px: np.ndarray, detected_m: np.ndarray, pitch_m: float,
+                          slm_centre_px: tuple[float, float], composite: np.ndarray | None = None
+                          ) -> DecoderPlacement:
+    q = (centres_px - np.asarray(slm_centre_px)) * pitch_m
+    deg, shift = fit_rigid(q, detected_m)
+    fitted = q @ _rot(deg).T + shift
+    residual = float(np.sqrt(np.mean(np.sum((fitted - detected_m) ** 2, axis=1))))
+    return DecoderPlacement(shift_m=(float(shift[0]), float(shift[1])), rotation_deg=deg, residual_m=residual,
+                            centres_px=np.asarray(centres_px, dtype=np.float64), detected_m=detected_m,
+                            pitch_m=pitch_m, slm_centre_px=(float(slm_centre_px[0]), float(slm_centre_px[1])),
+                            composite=composite)
+
+
+# --- compensation ------------------------------------------------------------------------------
+def place_decoder(decoder_phase: np.ndarray, slm_shape: tuple[int, int], placement: DecoderPlacement | None,
+                  pitch_m: float) -> np.ndarray:
+    """The decoder phase (radians, model grid = beam frame, centred on the axis) as SLM2 pixels
+    (float32 radians, ``slm_shape``) that land centred and unrotated in the beam on the misplaced SLM2.
+
+    SLM2 pixel Q shows the decoder value at its beam position R (Q - C) p + shift (C: SLM2's centre
+    pixel); the block is placed as ``lab.patterns.embed_centered`` places it, which ``None`` returns."""
+    from lab.patterns import embed_centered
+
+    block = np.asarray(decoder_phase, dtype=np.float32)
+    if placement is None:
+        return embed_centered(block, tuple(slm_shape))
+    rows, cols = slm_shape
+    h, w = block.shape
+    if h > rows or w > cols:
+        raise ValueError(f"a {h}x{w} pattern does not fit on a {rows}x{cols} SLM")
+    centre = np.array(_centre((rows, cols)))
+    block_origin = np.array([(cols - w) // 2, (rows - h) // 2], dtype=np.float64)   # embed_centered's corner
+    rot = _rot(placement.rotation_deg)
+    # block index j = (beam position in SLM1 px) + C - block_origin, beam = R (Q - C) + shift / p
+    lin = rot
+    offset = -rot @ centre + np.asarray(placement.shift_m) / pitch_m + centre - block_origin
+    m = np.hstack([lin, offset[:, None]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    re = cv2.warpAffine(np.cos(block), m, (cols, rows), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
+    im = cv2.warpAffine(np.sin(block), m, (cols, rows), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    return np.arctan2(im, re).astype(np.float32)
+
+
+# --- the picture ---------------------------------------------------------------------------------
+_GREEN, _RED, _CYAN, _MAGENTA, _YELLOW, _WHITE = ((0, 220, 0), (40, 40, 255), (255, 200, 0), (255, 0, 255),
+                                                  (0, 230, 255), (255, 255, 255))
+
+
+def write_alignment_png(path, sensor: SensorRegistration, placement: DecoderPlacement | None,
+                        frame: np.ndarray | None = None) -> None:
+    """An overlay a person can read: the sensor image (``frame``, or the spots' composite), the
+    spots found and where the fitted maps put them, residuals magnified, and the numbers."""
+    if frame is None:
+        frame = sensor.composite if placement is None or placement.composite is None else (
+            np.maximum(sensor.composite, placement.composite) if sensor.composite is not None else placement.composite)
+    if frame is None:
+        h = int(np.ceil(max(sensor.detected_px[:, 1].max() + 20, 100)))
+        w = int(np.ceil(max(sensor.detected_px[:, 0].max() + 20, 100)))
+        frame = np.zeros((h, w), np.float32)
+    img = np.asarray(frame, dtype=np.float32)
+    img = np.sqrt(np.clip(img / max(float(np.percentile(img, 99.99)), 1e-9), 0, 1))
+    gray = (img * 200).astype(np.uint8)
+    zoom = max(1, math.ceil(640 / gray.shape[1]))
+    gray = cv2.resize(gray, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    canvas = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    gain = 20.0      # residual arrows magnified
+
+    def pt(p):
+        return (int(round((p[0] + 0.5) * zoom - 0.5)), int(round((p[1] + 0.5) * zoom - 0.5)))
+
+    fitted = sensor.to_sensor(sensor.expected_m)
+    for det, fit in zip(sensor.detected_px, fitted):
+        cv2.drawMarker(canvas, pt(fit), _RED, cv2.MARKER_CROSS, 16, 1, cv2.LINE_AA)
+        cv2.circle(canvas, pt(det), 9, _GREEN, 1, cv2.LINE_AA)
+        cv2.line(canvas, pt(fit), pt(fit + gain * (det - fit)), _YELLOW, 1, cv2.LINE_AA)
+    if placement is not None:
+        det_px = sensor.to_sensor(placement.detected_m)
+        fit_px = sensor.to_sensor(placement.slm_to_beam(placement.centres_px))
+        for det, fit in zip(det_px, fit_px):
+            cv2.drawMarker(canvas, pt(fit), _MAGENTA, cv2.MARKER_TILTED_CROSS, 14, 1, cv2.LINE_AA)
+            cv2.circle(canvas, pt(det), 6, _CYAN, 1, cv2.LINE_AA)
+            cv2.line(canvas, pt(fit), pt(fit + gain * (det - fit)), _YELLOW, 1, cv2.LINE_AA)
+    # the output window (its outline) and the axis
+    if sensor.window_m:
+        half = sensor.window_m / 2.0
+        corners = sensor.to_sensor(np.array([[-half, -half], [half, -half], [half, half], [-half, half]]))
+        cv2.polylines(canvas, [np.array([pt(c) for c in corners], np.int32)], True, (160, 160, 160), 1, cv2.LINE_AA)
+    cv2.drawMarker(canvas, pt(sensor.to_sensor(np.zeros((1, 2)))[0]), _WHITE, cv2.MARKER_STAR, 12, 1)
+
+    lines = [("Alignment (sensor image, sqrt scale)", _WHITE),
+             ("SENSOR in output plane (SLM1 lens+tilt spots)", _WHITE),
+             ("  o  spot found", _GREEN), ("  +  fitted map of commanded spot", _RED),
+             (f"  offset   x {sensor.offset_m[0] * 1e6:+.2f} um, y {sensor.offset_m[1] * 1e6:+.2f} um", _WHITE),
+             (f"  rotation {sensor.rotation_deg:+.4f} deg   pitch ratio {sensor.pitch_ratio:.5f}"
+              + ("  MIRRORED" if sensor.mirrored else ""), _WHITE),
+             (f"  residual {sensor.residual_px:.3f} px RMS ({len(sensor.expected_m)} spots)", _WHITE)]
+    if placement is not None:
+        lines += [("SLM2 in SLM1's beam (SLM2 lens spots)", _WHITE),
+                  ("  o  focus found", _CYAN), ("  x  fitted placement of lens centre", _MAGENTA),
+                  (f"  shift    x {placement.shift_m[0] * 1e6:+.2f} um, y {placement.shift_m[1] * 1e6:+.2f} um",
+                   _WHITE),
+                  (f"  rotation {placement.rotation_deg:+.4f} deg", _WHITE),
+                  (f"  residual {placement.residual_m * 1e6:.3f} um RMS ({len(placement.centres_px)} spots)",
+                   _WHITE)]
+    lines += [(f"yellow: residual x{gain:.0f}; star: optical axis; grey: output window", _YELLOW)]
+    panel_w, line_h = 470, 22
+    panel = np.zeros((max(canvas.shape[0], line_h * (len(lines) + 1)), panel_w, 3), np.uint8)
+    for i, (text, colour) in enumerate(lines):
+        cv2.putText(panel, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.48, colour, 1, cv2.LINE_AA)
+    if panel.shape[0] > canvas.shape[0]:
+        canvas = cv2.copyMakeBorder(canvas, 0, panel.shape[0] - canvas.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+    out = np.hstack([canvas, panel])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), out):
+        raise OSError(f"{path}: could not write the alignment PNG")

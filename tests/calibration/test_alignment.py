@@ -1,0 +1,207 @@
+"""Alignment measured on the twin (noise, crosstalk, uncalibrated LUTs) against the misalignment it plants."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration import alignment
+from calibration.alignment import (
+    DecoderPlacement,
+    SensorRegistration,
+    fit_similarity,
+    measure_decoder_placement,
+    measure_sensor_registration,
+    place_decoder,
+    write_alignment_png,
+)
+from calibration.lut import PhaseResponse, apply_response, load_response
+from calibration.session import CalibrationError, CalibrationSession
+from lab.bench import build_bench
+from lab.bench_file import parse_bench
+from lab.patterns import embed_centered
+from lab.registration import OutputRegistration
+from simulators import DECODING
+from tests.conftest import small_bench_text
+
+PLANT = {("twin.camera", "offset_um"): "[23.0, -17.0]", ("twin.camera", "rotation_deg"): "0.7",
+         ("twin.camera", "pitch_um"): "4.7",             # the bench file says 4.8: a pitch ratio of 0.979
+         ("twin.decoding_slm", "shift_um"): "[9.0, -6.0]", ("twin.decoding_slm", "rotation_deg"): "0.1"}
+
+
+def planted_output_to_sensor(world) -> np.ndarray:
+    """The twin's true map output-plane metres -> sensor pixel (inverse of its sensor sampling)."""
+    s = world.sensor
+    a = np.deg2rad(s.rotation_deg)
+    rot_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    centre = np.array([(s.shape[1] - 1) / 2.0, (s.shape[0] - 1) / 2.0])
+    return np.hstack([rot_inv / s.pitch_m, (centre - rot_inv @ np.array(s.offset_m) / s.pitch_m)[:, None]])
+
+
+def window_points(config) -> np.ndarray:
+    n, pitch = config.geometry.output_window_px, config.encoding_slm.pitch_um * 1e-6
+    v = (np.arange(n + 1) - n / 2.0) * pitch         # the window's pixel corners and centres
+    x, y = np.meshgrid(v, v)
+    return np.c_[x.ravel(), y.ravel()]
+
+
+def apply(affine, pts):
+    return pts @ affine[:, :2].T + affine[:, 2]
+
+
+@pytest.fixture(scope="module")
+def measured():
+    """One bench with the planted misalignment, measured once (sensor, then SLM2)."""
+    config = parse_bench(small_bench_text(PLANT), "planted")
+    bench = build_bench(config)
+    session = CalibrationSession(bench)
+    power = session.power_w
+    sensor = measure_sensor_registration(session)
+    after_sensor = bench.laser.emission
+    placement = measure_decoder_placement(session, sensor)
+    yield {"config": config, "bench": bench, "session": session, "sensor": sensor, "placement": placement,
+           "laser_on_after": (after_sensor, bench.laser.emission), "power": power}
+    bench.close()
+
+
+def test_sensor_registration_matches_the_planted_sensor_within_0p2_px_over_the_window(measured):
+    sensor, world, config = measured["sensor"], measured["bench"].world, measured["config"]
+    pts = window_points(config)
+    deviation = np.hypot(*(apply(sensor.output_to_sensor, pts) - apply(planted_output_to_sensor(world), pts)).T)
+    assert deviation.max() < 0.2
+    assert sensor.offset_m == pytest.approx((23e-6, -17e-6), abs=0.5e-6)
+    assert sensor.rotation_deg == pytest.approx(0.7, abs=0.02)
+    assert sensor.pitch_ratio == pytest.approx(4.7 / 4.8, abs=2e-3)
+    assert not sensor.mirrored and sensor.residual_px < 0.1
+    assert sensor.expected_m.shape == sensor.detected_px.shape == (9, 2)
+    # the frame registration takes the measured map and then agrees with the true placement
+    registration = OutputRegistration(config, output_to_sensor=sensor.output_to_sensor)
+    n = config.geometry.output_window_px
+    corners = np.array([[0, 0], [n - 1, 0], [0, n - 1], [n - 1, n - 1]], dtype=np.float64)
+    pitch = config.encoding_slm.pitch_um * 1e-6
+    true_px = apply(planted_output_to_sensor(world), (corners - (n - 1) / 2.0) * pitch)
+    assert np.abs(apply(registration.window_to_sensor, corners) - true_px).max() < 0.2
+
+
+def test_decoder_placement_matches_the_planted_shift_and_rotation(measured):
+    placement = measured["placement"]
+    truth = measured["bench"].world._slms[DECODING].truth
+    assert np.abs(np.array(placement.shift_m) - np.array(truth.shift_m)).max() < 2e-6   # 0.25 SLM pixel
+    assert placement.rotation_deg == pytest.approx(truth.rotation_deg, abs=0.05)
+    assert placement.residual_m < 1e-6
+    assert placement.centres_px.shape == placement.detected_m.shape == (9, 2)
+
+
+def test_the_laser_is_off_after_each_measurement_and_the_counts_are_modest(measured):
+    assert measured["laser_on_after"] == (False, False)
+    assert measured["session"].power_w == measured["power"]         # a lowered spot power is not kept
+    counters = measured["session"].counters
+    assert counters.patterns_shown <= 24 and counters.frames_captured < 120
+
+
+def test_place_decoder_lands_the_decoder_where_the_model_expects_it(measured):
+    bench, config = measured["bench"], measured["config"]
+    world = bench.world
+    truth = world._slms[DECODING].truth
+    slm = bench.decoding_slm
+    apply_response(slm, PhaseResponse("planted", np.arange(truth.response_rad.size, dtype=float), truth.response_rad))
+    n = config.geometry.decoder_px
+    rng = np.random.default_rng(3)
+    smooth = cv2.GaussianBlur(rng.standard_normal((n, n)).astype(np.float32), (0, 0), 6)
+    # a smooth phase without 2 pi wraps (crosstalk smears wraps however the decoder is placed)
+    decoder = (np.pi + 2.7 * np.tanh(smooth / smooth.std())).astype(np.float32)
+    intended = np.exp(1j * embed_centered(decoder, world.grid_shape))
+    inner = np.zeros(world.grid_shape, bool)
+    r0 = (world.grid_shape[0] - n) // 2 + 4
+    inner[r0:r0 + n - 8, r0:r0 + n - 8] = True
+
+    def error(pattern):
+        slm.set_phase(pattern)
+        shown = np.exp(1j * world.retardance(DECODING, bench.clock.now() + 10.0))
+        return float(np.sqrt(np.mean(np.abs(shown - intended)[inner] ** 2)))
+
+    planted = DecoderPlacement(shift_m=truth.shift_m, rotation_deg=truth.rotation_deg, residual_m=0.0,
+                               centres_px=np.zeros((0, 2)), detected_m=np.zeros((0, 2)))
+    try:
+        plain = error(embed_centered(decoder, slm.shape))
+        with_truth = error(place_decoder(decoder, slm.shape, planted, config.decoding_slm.pitch_um * 1e-6))
+        with_measured = error(place_decoder(decoder, slm.shape, measured["placement"],
+                                            config.decoding_slm.pitch_um * 1e-6))
+    finally:
+        apply_response(slm, load_response("linear", 8))
+    assert with_truth < 0.15 * plain
+    assert with_measured < 0.25 * plain
+    np.testing.assert_array_equal(place_decoder(decoder, slm.shape, None, 8e-6), embed_centered(decoder, slm.shape))
+
+
+def test_alignment_png_is_written_with_and_without_a_placement(measured, tmp_path):
+    write_alignment_png(tmp_path / "alignment.png", measured["sensor"], measured["placement"])
+    image = cv2.imread(str(tmp_path / "alignment.png"))
+    assert image is not None and image.shape[0] >= 256 and image.shape[1] > 640 and image.max() > 0
+    frame = np.zeros((256, 320), np.float32)
+    write_alignment_png(tmp_path / "sensor_only.png", measured["sensor"], None, frame=frame)
+    assert cv2.imread(str(tmp_path / "sensor_only.png")) is not None
+
+
+def test_no_light_stops_with_a_message_and_the_laser_off():
+    bench = build_bench(parse_bench(small_bench_text(), "dark"))
+    try:
+        session = CalibrationSession(bench, power_w=0.0)
+        with pytest.raises(CalibrationError, match="no light"):
+            measure_sensor_registration(session)
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
+
+def test_a_beam_that_does_not_focus_is_not_taken_for_a_spot(monkeypatch):
+    bench = build_bench(parse_bench(small_bench_text(), "flat"))
+    try:
+        monkeypatch.setattr(alignment, "_lens", lambda shape, *args, **kwargs: np.zeros(shape, np.float32))
+        with pytest.raises(CalibrationError, match="no focal spot found"):
+            measure_sensor_registration(CalibrationSession(bench))
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
+
+def test_saturation_lowers_the_spot_power_or_stops_with_a_message(monkeypatch):
+    bench = build_bench(parse_bench(small_bench_text(), "bright"))
+    try:
+        session = CalibrationSession(bench, power_w=1e-3)      # 10,000x the run power: spots saturate at 1 us
+        sensor = measure_sensor_registration(session, grid=2)
+        assert sensor.residual_px < 0.1 and session.power_w == 1e-3
+        monkeypatch.setattr(alignment, "_POWER_STEPS", 0)
+        with pytest.raises(CalibrationError, match="saturate"):
+            measure_sensor_registration(session, grid=2)
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
+
+def test_similarity_fit_recovers_a_mirrored_sensor_and_round_trips():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(-1e-3, 1e-3, (9, 2))
+    a = np.deg2rad(1.3)
+    mirror = np.array([[np.cos(a), np.sin(a)], [np.sin(a), -np.cos(a)]]) / 5e-6   # det < 0
+    dst = src @ mirror.T + np.array([600.0, 500.0])
+    m, mirrored = fit_similarity(src, dst)
+    assert mirrored and np.allclose(m[:, :2], mirror) and np.allclose(m[:, 2], [600.0, 500.0])
+    proper = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) / 5e-6
+    m, mirrored = fit_similarity(src, src @ proper.T + 3.0)
+    assert not mirrored and np.allclose(m[:, :2], proper)
+    reg = alignment._sensor_from_spots(src, src @ proper.T + 3.0, 5e-6, (1024, 1280))
+    assert isinstance(reg, SensorRegistration)
+    assert np.allclose(reg.to_output(reg.to_sensor(src)), src, atol=1e-12)
+    assert SensorRegistration.from_dict(reg.as_dict()).offset_m == pytest.approx(reg.offset_m)
+
+
+def test_spots_that_would_fall_off_the_sensor_are_refused_before_the_laser_goes_on(measured):
+    session = measured["session"]
+    shown = session.counters.patterns_shown
+    with pytest.raises(CalibrationError, match="off the 320x256 sensor"):
+        measure_sensor_registration(session, span_fraction=3.0)
+    with pytest.raises(CalibrationError, match="off the 320x256 sensor"):
+        measure_decoder_placement(session, measured["sensor"], span_fraction=3.0)
+    assert session.counters.patterns_shown == shown and not measured["bench"].laser.emission
