@@ -2,36 +2,76 @@
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import threading
+
 import numpy as np
 
 from drivers.camera import BenchCamera
 from drivers.errors import CaptureTimeout
 from drivers.identity import DeviceIdentity
 
+from .clock import sleep_until
 from .noise import expose
 from .world import OpticalWorld
 
-__all__ = ["SimulatedCamera"]
+__all__ = ["SimulatedCamera", "TRIGGER_MODES"]
+
+TRIGGER_MODES = ("software", "hardware")
 
 
 class SimulatedCamera(BenchCamera):
     """The twin's image sensor. Exposure and readout take (virtual or wall-clock) time.
 
+    A frame is delivered exposure + readout after its exposure starts, on the world's clock;
+    the light is the world's at mid-exposure. Trigger modes:
+
+    - ``"software"``: the exposure starts when ``capture()`` is called;
+    - ``"hardware"``: acquisition runs on the trigger input (:meth:`trigger_input`), as a GenICam
+      camera with TriggerMode On: the camera is armed from the moment the mode is set and again
+      as soon as a frame is read out; an edge while it is armed starts an exposure
+      ``trigger_delay_s`` later, and ``capture()`` returns the frame of the next such edge
+      (waiting for it, or at once if it was exposed and read out already). Edges while the
+      camera is busy exposing or reading out are missed; no edge within the timeout raises
+      CaptureTimeout. Wire the input to an SLM's frame-shown output with :meth:`trigger_from`.
+
+    With a wall clock the camera computes its next frame ahead (``frame_ahead``; by default
+    when the world renders ahead): after each SLM upload, the world's worker thread draws the
+    laser power and the sensor noise on the settled light. ``capture()`` uses that frame when
+    both SLMs are settled at mid-exposure and nothing it depends on changed (uploads, laser
+    emission and setpoint, exposure, sensor); it is the frame the capture would have computed,
+    with the same random draws if nothing else drew in between. Otherwise it computes the frame
+    at capture, as with a virtual clock.
+
     ``stall`` makes every capture time out, as a camera that stops delivering frames.
     """
 
     def __init__(self, world: OpticalWorld, *, exposure_s: float = 1e-3, name: str = "camera",
-                 exposure_bounds_s=(1e-6, 10.0)):
+                 exposure_bounds_s=(1e-6, 10.0), trigger_mode: str = "software",
+                 trigger_delay_s: float = 0.0, frame_ahead: bool | None = None):
         self.world = world
         sensor = world.sensor
         self._exposure = float(exposure_s)
         self.stall = False
+        self.frame_ahead = frame_ahead
+        self.frame_ahead_hits = 0
         self.last_power_w = 0.0
         self.last_saturated = 0
         self.last_mid_exposure_t = 0.0
+        self.last_trigger_s: float | None = None
+        self._trigger_mode = "software"
+        self._trigger_delay_s = 0.0
+        self._edges: list[float] = []           # pending trigger-input edges (clock seconds, sorted)
+        self._armed_s = -np.inf                 # hardware trigger: edges from this time on start a frame
+        self._edge_signal = threading.Condition()
+        self._ahead_slot = f"frame:{name}:{id(self)}"
         super().__init__(tuple(sensor.resolution), bitdepth=int(sensor.bitdepth),
                          pitch_um=sensor.pitch_m * 1e6, readout_s=sensor.readout_s, name=name,
                          exposure_bounds_s=exposure_bounds_s, capture_attempts=1)
+        self.trigger_mode = trigger_mode
+        self.trigger_delay_s = trigger_delay_s
+        world.upload_listeners.append(self._after_upload)
 
     @property
     def identity(self) -> DeviceIdentity:
@@ -42,7 +82,13 @@ class SimulatedCamera(BenchCamera):
         return []
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop computing frames ahead (nothing else to release)."""
+        if self._after_upload in self.world.upload_listeners:
+            self.world.upload_listeners.remove(self._after_upload)
+        self.world.ahead.discard(self._ahead_slot)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "trigger": {"mode": self.trigger_mode, "delay_s": self.trigger_delay_s}}
 
     @property
     def saturation_dn(self) -> int:
@@ -50,6 +96,66 @@ class SimulatedCamera(BenchCamera):
         s = self.world.sensor
         return int(min(2 ** int(s.bitdepth) - 1, np.floor(s.full_well_e * s.gain_dn_per_e + s.dark_offset_dn)))
 
+    # --- trigger ----------------------------------------------------------------------
+    @property
+    def trigger_mode(self) -> str:
+        return self._trigger_mode
+
+    @trigger_mode.setter
+    def trigger_mode(self, mode: str) -> None:
+        if mode not in TRIGGER_MODES:
+            raise ValueError(f"{self.name}: trigger mode {mode!r}; expected one of {TRIGGER_MODES}")
+        if mode == "hardware" and self._trigger_mode != "hardware":
+            self._armed_s = self.world.clock.now()
+        self._trigger_mode = mode
+
+    @property
+    def trigger_delay_s(self) -> float:
+        """Time from a trigger edge to the start of the exposure."""
+        return self._trigger_delay_s
+
+    @trigger_delay_s.setter
+    def trigger_delay_s(self, delay_s: float) -> None:
+        delay_s = float(delay_s)
+        if not (np.isfinite(delay_s) and delay_s >= 0):
+            raise ValueError(f"{self.name}: trigger delay {delay_s!r} s; expected a finite value >= 0")
+        self._trigger_delay_s = delay_s
+
+    def trigger_input(self, t_s: float) -> None:
+        """An edge on the trigger input at time ``t_s`` (world clock; may lie in the future)."""
+        with self._edge_signal:
+            bisect.insort(self._edges, float(t_s))
+            self._edge_signal.notify_all()
+
+    def trigger_from(self, slm, delay_s: float = 0.0) -> None:
+        """Wire ``slm``'s frame-shown output to the trigger input and switch to hardware trigger.
+
+        The exposure then starts ``delay_s`` after the SLM shows a new frame (the settle time
+        gives a settled pattern). Undo with ``slm.on_frame_shown.remove(camera.trigger_input)``
+        and ``camera.trigger_mode = "software"``.
+        """
+        self.trigger_delay_s = delay_s
+        if self.trigger_input not in slm.on_frame_shown:
+            slm.on_frame_shown.append(self.trigger_input)
+        self.trigger_mode = "hardware"
+
+    def _await_trigger(self, t_call: float, timeout_s: float) -> float:
+        """The first edge since the camera was armed, if it comes by the timeout; else CaptureTimeout."""
+        clock = self.world.clock
+        deadline = t_call + timeout_s
+        with self._edge_signal:
+            while True:
+                del self._edges[:bisect.bisect_left(self._edges, self._armed_s)]  # missed: camera busy
+                if self._edges and self._edges[0] <= deadline:
+                    return self._edges.pop(0)
+                remaining = deadline - clock.now()
+                if not getattr(clock, "realtime", False) or remaining <= 0:
+                    break
+                self._edge_signal.wait(remaining)  # another thread may upload meanwhile
+        sleep_until(clock, deadline)
+        raise CaptureTimeout(self.name, f"no trigger within {timeout_s:.3g} s (hardware trigger mode)")
+
+    # --- exposure ---------------------------------------------------------------------
     def _get_exposure_hw(self) -> float:
         return self._exposure
 
@@ -62,12 +168,80 @@ class SimulatedCamera(BenchCamera):
             clock.sleep(timeout_s)
             raise CaptureTimeout(self.name, f"no frame within {timeout_s:.3g} s")
         t_start = clock.now()
-        power = self.world.delivered_power_w()
-        self.last_mid_exposure_t = t_start + self._exposure / 2.0
-        pixel_power = self.world.sensor_power(self.last_mid_exposure_t, power)
-        frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
-                                  self.world.sensor, self.world.rng)
-        clock.sleep(self._exposure + self.readout_s)
+        if self.trigger_mode == "hardware":
+            self.last_trigger_s = self._await_trigger(t_start, timeout_s)
+            t_start = self.last_trigger_s + self.trigger_delay_s
+            sleep_until(clock, t_start)
+        t_mid = t_start + self._exposure / 2.0
+        self.last_mid_exposure_t = t_mid
+        ahead = self._frame_computed_ahead(t_mid)
+        if ahead is not None:
+            power, frame, saturated = ahead
+            self.world.last_delivered_power_w = power
+        else:
+            power = self.world.delivered_power_w()
+            pixel_power = self.world.sensor_power(t_mid, power)
+            frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
+                                      self.world.sensor, self.world.rng)
+        t_end = t_start + self._exposure + self.readout_s
+        self._armed_s = t_end
+        sleep_until(clock, t_end)
         self.last_power_w = power
         self.last_saturated = saturated
         return frame
+
+    # --- computing the next frame ahead (wall clock) -------------------------------------
+    @property
+    def frame_ahead_enabled(self) -> bool:
+        if self.frame_ahead is not None:
+            return bool(self.frame_ahead)
+        return self.world.render_ahead_enabled
+
+    def _laser_and_sensor(self) -> tuple:
+        """What a frame depends on besides the SLMs: (emission, setpoint, power noise, exposure, sensor)."""
+        w = self.world
+        return (w.laser_emission, w.laser_setpoint_w, w.laser.power_noise_rms, self._exposure,
+                dataclasses.replace(w.sensor))
+
+    @staticmethod
+    def _frame_key(render_key, state: tuple) -> tuple:
+        return (render_key, *state[:4], dataclasses.astuple(state[4]))
+
+    def _after_upload(self, key: str) -> None:
+        """World upload listener: draw the next frame ahead on the settled light."""
+        if not self.frame_ahead_enabled:
+            return
+        render_key = self.world.render_key()
+        render = self.world.ahead.get("render", render_key)
+        if render is None:
+            return
+        state = self._laser_and_sensor()  # the job works on this snapshot, filed under it
+        self.world.ahead.submit(self._ahead_slot, self._frame_key(render_key, state), self._frame_job, render,
+                                state)
+
+    def _frame_job(self, render, state: tuple):
+        """Worker thread: (power, frame, saturated pixels) of an exposure on the settled light."""
+        emission, setpoint_w, noise_rms, exposure_s, sensor = state
+        unit = render.result()
+        world = self.world
+        power = world.draw_power_w(emission, setpoint_w, noise_rms)
+        if power <= 0:
+            pixel_power = np.zeros(sensor.shape, dtype=np.float32)
+        else:
+            pixel_power = unit * np.float32(power)
+        frame, saturated = expose(pixel_power, exposure_s, world.wavelength_m, sensor, world.rng)
+        return power, frame, saturated
+
+    def _frame_computed_ahead(self, t_mid: float):
+        """The frame drawn ahead for the current state if both SLMs are settled at ``t_mid``; used once."""
+        if not self.frame_ahead_enabled:
+            return None
+        render_key = self.world.settled_render_key(t_mid)
+        if render_key is None:
+            return None
+        future = self.world.ahead.take(self._ahead_slot, self._frame_key(render_key, self._laser_and_sensor()))
+        if future is None:
+            return None
+        result = future.result()
+        self.frame_ahead_hits += 1
+        return result

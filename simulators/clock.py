@@ -7,15 +7,28 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """What the twin and the run loop need of time."""
+    """What the twin and the run loop need of time.
+
+    ``realtime`` says whether other threads can act while one sleeps (a wall clock); on a
+    virtual clock nothing happens during a sleep except that time moves on.
+    """
+
+    realtime: bool
 
     def now(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
 
 
+def sleep_until(clock: Clock, t: float) -> None:
+    """Sleep until ``clock.now() >= t`` (no-op if that time has passed)."""
+    clock.sleep(t - clock.now())
+
+
 class WallClock:
     """Real time: ``sleep`` really sleeps (a real bench, or a hardware-timed twin)."""
+
+    realtime = True
 
     def now(self) -> float:
         return time.monotonic()
@@ -31,6 +44,8 @@ class VirtualClock:
     The twin still sees the waits (an SLM that was not given its settle time shows a mix
     of the old and new pattern), only nobody waits for them.
     """
+
+    realtime = False
 
     def __init__(self, start: float = 0.0):
         self._t = float(start)

@@ -35,8 +35,9 @@ class SLMTruth:
     ``response_rad[g]`` is the phase-delay magnitude of gray level g at the bench wavelength
     (the physical phase is its negative, as in slmsuite). ``shift_m`` (x, y) and
     ``rotation_deg`` place the SLM's pixel grid in the beam (zero for the encoding SLM,
-    which defines the beam's frame). The liquid crystal starts moving ``latency_s`` after an
-    upload and relaxes exponentially, reaching 99 % of the step after ``settle_s``.
+    which defines the beam's frame). The liquid crystal starts moving ``latency_s`` after the
+    refresh edge that latches an upload (the SLM's refresh rate comes with the simulated SLM)
+    and relaxes exponentially, reaching 99 % of the step after ``settle_s``.
     """
 
     response_rad: np.ndarray

@@ -11,16 +11,29 @@ The simulation grid is sampled at the SLM pitch and may be smaller than the SLM 
 published model uses 800 x 800 pixels, 6.4 mm): the beam, seed and decoder sit well inside
 it, and the band-limited propagator removes light that would leave it. SLM patterns are
 cropped about the SLM centre to the grid.
+
+Timing of an SLM (as on a real one): an upload is latched at the SLM's next refresh edge
+(frames at t = phase + k / refresh_hz, one new pattern per frame), the liquid crystal starts
+moving the planted latency later (the "frame shown" time) and relaxes exponentially, reaching
+99 % after the planted settle time. A frame exposed meanwhile sees a mix of old and new.
+
+With a wall clock the world renders ahead (:class:`~simulators.ahead.AheadWorker`): each upload
+starts computing the settled light for 1 W on a background thread, and :meth:`sensor_power` uses
+it when both SLMs are settled at the requested time and no upload came since. The state of the
+SLMs is guarded by a lock, so uploads and captures may come from different threads.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
+from .ahead import AheadWorker
 from .clock import Clock
 from .optics import grid_coordinates, phase_to_field, propagate
 from .truth import LaserTruth, SensorTruth, SLMTruth
@@ -30,16 +43,36 @@ __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
 ENCODING = "encoding_slm"
 DECODING = "decoding_slm"
 
-_SETTLED = 0.9999  # fraction of a transition treated as done
+# A transition is treated as done once the SLM is settled in its own sense (SLMTiming, SLMTruth:
+# 99 % of the step, settle_s after the liquid crystal started moving): the frame a capture sees
+# after latency + settle is then exactly the new pattern, whether computed at capture or ahead.
+# Frames exposed earlier see the exact mix.
+_SETTLED = 0.99 - 1e-9  # (the slack absorbs rounding exactly at settle_s)
+
+
+@dataclass(frozen=True)
+class _Transition:
+    """The liquid crystal relaxing from ``start`` towards ``target`` from ``t_move`` on."""
+
+    t_move: float
+    start: np.ndarray
+    target: np.ndarray
 
 
 @dataclass
 class _SLMState:
     truth: SLMTruth
     slm_shape: tuple[int, int]
+    refresh_hz: float = 0.0               # 0: an upload is latched at once (no refresh quantisation)
+    refresh_phase_s: float = 0.0          # frames at t = refresh_phase_s + k / refresh_hz
     target: np.ndarray | None = None      # settled retardance of the last upload (grid, radians)
-    previous: np.ndarray | None = None    # retardance when the last upload arrived
-    t_upload: float = -np.inf
+    previous: np.ndarray | None = None    # retardance when the last transition started moving
+    prior: _Transition | None = None      # the transition before the last one (still under way)
+    t_upload: float = -np.inf             # when the last upload arrived
+    t_edge: float = -np.inf               # the refresh edge that latched it
+    k_edge: int | None = None             # that edge's frame number
+    t_move: float = -np.inf               # when the liquid crystal started moving towards it
+    t_shown: float = -np.inf              # when it was shown (t_move; the upload time for the first one)
     uploads: int = 0
     cached_key: tuple | None = None
     cached_field: np.ndarray | None = None
@@ -70,6 +103,13 @@ class OpticalWorld:
         self.laser_emission = False
         self.laser_faults: list[str] = []
         self.last_delivered_power_w = 0.0
+        # timing and rendering ahead
+        self._lock = threading.RLock()
+        self.render_ahead: bool | None = None   # None: render ahead with a real-time (wall) clock
+        self.ahead = AheadWorker()
+        self.upload_listeners: list = []        # called as fn(key) after each upload (the camera's frame-ahead)
+        self.render_ahead_hits = 0              # settled renders taken from the background thread
+        self._ahead_decoder: tuple | None = None  # worker thread only: (decoding uploads, transmission)
 
     # --- laser ----------------------------------------------------------------------
     def _beam_amplitude_per_sqrt_watt(self) -> np.ndarray:
@@ -92,31 +132,88 @@ class OpticalWorld:
 
     def delivered_power_w(self) -> float:
         """Beam power for one exposure: setpoint with the planted frame-to-frame noise."""
-        if not self.laser_emission:
-            return 0.0
-        noise = self.laser.power_noise_rms * self.rng.standard_normal() if self.laser.power_noise_rms else 0.0
-        self.last_delivered_power_w = max(0.0, self.laser_setpoint_w * (1.0 + noise))
+        self.last_delivered_power_w = self.draw_power_w(self.laser_emission, self.laser_setpoint_w,
+                                                        self.laser.power_noise_rms)
         return self.last_delivered_power_w
 
+    def draw_power_w(self, emission: bool, setpoint_w: float, noise_rms: float) -> float:
+        """Beam power for one exposure of a laser in the given state (draws the power noise)."""
+        if not emission:
+            return 0.0
+        noise = noise_rms * self.rng.standard_normal() if noise_rms else 0.0
+        return max(0.0, setpoint_w * (1.0 + noise))
+
     # --- SLMs -----------------------------------------------------------------------
-    def attach_slm(self, key: str, slm_shape: tuple[int, int]) -> None:
-        """Declare the pixel shape of the SLM that writes into ``key``."""
+    def attach_slm(self, key: str, slm_shape: tuple[int, int], refresh_hz: float = 0.0,
+                   refresh_phase_s: float = 0.0) -> None:
+        """Declare the pixel shape and refresh rate of the SLM that writes into ``key``.
+
+        ``refresh_hz`` = 0 latches every upload at once (no refresh quantisation).
+        """
         if slm_shape[0] < self.grid_shape[0] or slm_shape[1] < self.grid_shape[1]:
             raise ValueError(f"{key}: SLM shape {slm_shape} is smaller than the simulation grid "
                              f"{self.grid_shape}; make the grid smaller")
-        self._slms[key].slm_shape = tuple(slm_shape)
-
-    def upload(self, key: str, display: np.ndarray) -> None:
-        """An SLM was sent new gray levels now; the liquid crystal follows its planted timing."""
+        if not (np.isfinite(refresh_hz) and refresh_hz >= 0):
+            raise ValueError(f"{key}: refresh rate {refresh_hz!r} Hz; expected >= 0")
         state = self._slms[key]
-        now = self.clock.now()
-        if state.target is not None:
-            state.previous = self.retardance(key, now)
-        state.target = self._settled_retardance(state, display)
-        if state.previous is None:
-            state.previous = state.target
-        state.t_upload = now
-        state.uploads += 1
+        state.slm_shape = tuple(slm_shape)
+        state.refresh_hz = float(refresh_hz)
+        state.refresh_phase_s = float(refresh_phase_s)
+
+    def next_refresh_edge(self, key: str, t: float) -> tuple[float, int | None]:
+        """(time, frame number) of the refresh edge that latches an upload arriving at ``t``.
+
+        The first edge at or after ``t`` (a nanosecond of slack absorbs rounding), and at
+        least one frame after the edge that latched the previous upload.
+        """
+        state = self._slms[key]
+        if state.refresh_hz <= 0:
+            return max(t, state.t_edge), None
+        k = math.ceil((t - state.refresh_phase_s) * state.refresh_hz - 1e-6)
+        if state.k_edge is not None:
+            k = max(k, state.k_edge + 1)
+        return state.refresh_phase_s + k / state.refresh_hz, k
+
+    def upload(self, key: str, display: np.ndarray) -> float:
+        """An SLM was sent new gray levels now; returns the refresh edge that latches them.
+
+        The liquid crystal starts moving the planted latency after that edge
+        (:meth:`frame_shown_s`) and then settles.
+        """
+        target = self._settled_retardance(self._slms[key], display)
+        with self._lock:
+            state = self._slms[key]
+            now = self.clock.now()
+            if state.target is None:
+                # the first pattern is the SLM's state at power-up: there at once, nothing moves
+                t_edge, k_edge, t_move, state.t_shown = now, None, -np.inf, now
+                state.previous, state.prior = target, None
+            else:
+                t_edge, k_edge = self.next_refresh_edge(key, now)
+                t_move = state.t_shown = t_edge + state.truth.latency_s
+                last = _Transition(state.t_move, state.previous, state.target)
+                state.previous = self.retardance(key, t_move)  # where the last transition has got to
+                state.prior = last
+            state.target = target
+            state.t_upload, state.t_edge, state.k_edge, state.t_move = now, t_edge, k_edge, t_move
+            state.uploads += 1
+            if self.render_ahead_enabled:
+                self._submit_render()
+            listeners = list(self.upload_listeners)
+        for listener in listeners:
+            listener(key)
+        return t_edge
+
+    def frame_shown_s(self, key: str) -> float:
+        """When the last upload of ``key`` is shown: its refresh edge plus the planted latency."""
+        return self._slms[key].t_shown
+
+    @property
+    def render_ahead_enabled(self) -> bool:
+        """Whether uploads start rendering ahead (``render_ahead``, or by default with a wall clock)."""
+        if self.render_ahead is not None:
+            return bool(self.render_ahead)
+        return bool(getattr(self.clock, "realtime", False))
 
     def _settled_retardance(self, state: _SLMState, display: np.ndarray) -> np.ndarray:
         """Phase (radians, <= 0) the pixels reach once settled, on the simulation grid."""
@@ -144,49 +241,83 @@ class OpticalWorld:
         r_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
         return np.hstack([r_inv, (c - r_inv @ (c + s))[:, None]]).astype(np.float64)
 
-    def settled_fraction(self, key: str, t: float) -> float:
-        """How far the last transition of ``key`` has gone at time ``t`` (0 to 1)."""
-        state = self._slms[key]
-        elapsed = t - state.t_upload - state.truth.latency_s
+    @staticmethod
+    def _fraction(truth: SLMTruth, elapsed: float) -> float:
+        """How far a transition has gone ``elapsed`` seconds after it started moving."""
         if elapsed < 0:
             return 0.0
-        if state.truth.settle_s <= 0:
+        if truth.settle_s <= 0:
             return 1.0
-        tau = state.truth.settle_s / np.log(100.0)
+        tau = truth.settle_s / np.log(100.0)
         return float(1.0 - np.exp(-elapsed / tau))
 
-    def retardance(self, key: str, t: float) -> np.ndarray:
-        """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling)."""
+    def settled_fraction(self, key: str, t: float) -> float:
+        """How far the last transition of ``key`` has gone at time ``t`` (0 to 1).
+
+        0 until the frame is shown (refresh edge + latency), then 1 - exp(-elapsed / tau) with
+        99 % reached after the settle time.
+        """
         state = self._slms[key]
-        if state.target is None:
-            return np.zeros(self.grid_shape, dtype=np.float32)
-        f = self.settled_fraction(key, t)
+        return self._fraction(state.truth, t - state.t_move)
+
+    def settled(self, t: float) -> bool:
+        """Whether both SLMs are settled at time ``t`` (99 % of their last step: treated as done)."""
+        with self._lock:
+            return all(self.settled_fraction(key, t) >= _SETTLED for key in self._slms)
+
+    def settled_render_key(self, t: float) -> tuple[int, int] | None:
+        """:meth:`render_key` if both SLMs are settled at ``t``, else None (one look at the state)."""
+        with self._lock:
+            return self.render_key() if self.settled(t) else None
+
+    def retardance(self, key: str, t: float) -> np.ndarray:
+        """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling).
+
+        Before the last upload is shown, the pixels follow the transition before it (which
+        may itself still be settling).
+        """
+        with self._lock:
+            state = self._slms[key]
+            if state.target is None:
+                return np.zeros(self.grid_shape, dtype=np.float32)
+            if t < state.t_move and state.prior is not None:
+                moving = state.prior
+            else:
+                moving = _Transition(state.t_move, state.previous, state.target)
+            f = self._fraction(state.truth, t - moving.t_move)
         if f >= _SETTLED:
-            return state.target
+            return moving.target
         if f <= 0.0:
-            return state.previous
-        return state.previous + np.float32(f) * (state.target - state.previous)
+            return moving.start
+        return moving.start + np.float32(f) * (moving.target - moving.start)
 
     def transmission(self, key: str, t: float) -> np.ndarray:
         """exp(i * phase) of ``key`` at time ``t``, cached while the SLM rests."""
-        state = self._slms[key]
-        f = self.settled_fraction(key, t)
-        cache_key = (state.uploads, "settled") if f >= _SETTLED else None
-        if cache_key is not None and cache_key == state.cached_key:
-            return state.cached_field
-        field = phase_to_field(self.retardance(key, t))
-        if cache_key is not None:
-            state.cached_key, state.cached_field = cache_key, field
-        return field
+        with self._lock:
+            state = self._slms[key]
+            f = self.settled_fraction(key, t)
+            cache_key = (state.uploads, "settled") if f >= _SETTLED else None
+            if cache_key is not None and cache_key == state.cached_key:
+                return state.cached_field
+            field = phase_to_field(self.retardance(key, t))
+            if cache_key is not None:
+                state.cached_key, state.cached_field = cache_key, field
+            return field
 
     # --- light ----------------------------------------------------------------------
     def output_irradiance(self, t: float, power_w: float) -> np.ndarray:
         """Irradiance (W/m^2) in the sensor plane on the simulation grid, float32."""
         if power_w <= 0:
             return np.zeros(self.grid_shape, dtype=np.float32)
-        field = self.transmission(ENCODING, t) * (self.beam_amplitude * np.float32(np.sqrt(power_w)))
+        with self._lock:
+            encoding, decoding = self.transmission(ENCODING, t), self.transmission(DECODING, t)
+        return self._light_path(encoding, decoding, power_w)
+
+    def _light_path(self, encoding: np.ndarray, decoding: np.ndarray, power_w: float) -> np.ndarray:
+        """Beam -> SLM1 transmission -> d1 -> SLM2 transmission -> d2 -> irradiance (float32)."""
+        field = encoding * (self.beam_amplitude * np.float32(np.sqrt(power_w)))
         field = propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit)
-        field *= self.transmission(DECODING, t)
+        field *= decoding
         field = propagate(field, self.wavelength_m, self.d2_m, self.pitch_m, self.band_limit)
         return (field.real**2 + field.imag**2).astype(np.float32, copy=False)
 
@@ -203,12 +334,77 @@ class OpticalWorld:
         offset = np.array(s.offset_m) / self.pitch_m
         return np.hstack([lin, (centre_grid + offset - lin @ centre_sensor)[:, None]])
 
-    def sensor_power(self, t: float, power_w: float) -> np.ndarray:
-        """Optical power (W) falling on each sensor pixel, float32 (height, width)."""
-        irradiance = self.output_irradiance(t, power_w)
+    def _sample_on_sensor(self, irradiance: np.ndarray) -> np.ndarray:
+        """Power (W) on each sensor pixel from the irradiance on the grid."""
         h, w = self.sensor.shape
         sampled = cv2.warpAffine(irradiance, self._sensor_map, (w, h),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         sampled *= np.float32(self.sensor.pitch_m**2)
         return sampled
+
+    def unit_sensor_power(self, t: float) -> np.ndarray:
+        """Optical power (W) on each sensor pixel at time ``t`` for 1 W of beam power.
+
+        Taken from the render ahead when there is one for the current uploads and both SLMs
+        are settled at ``t``; the array may be shared: do not modify it.
+        """
+        ahead = self._rendered_ahead(t)
+        if ahead is not None:
+            return ahead
+        return self._sample_on_sensor(self.output_irradiance(t, 1.0))
+
+    def sensor_power(self, t: float, power_w: float) -> np.ndarray:
+        """Optical power (W) falling on each sensor pixel, float32 (height, width).
+
+        Light is linear in the beam power: the 1 W picture scaled by ``power_w``.
+        """
+        if power_w <= 0:
+            return np.zeros(self.sensor.shape, dtype=np.float32)
+        return self.unit_sensor_power(t) * np.float32(power_w)
+
+    # --- rendering ahead (wall clock) --------------------------------------------------
+    def render_key(self) -> tuple[int, int]:
+        """What a settled render depends on that can change: the upload counters of both SLMs."""
+        with self._lock:
+            return (self._slms[ENCODING].uploads, self._slms[DECODING].uploads)
+
+    def _submit_render(self) -> None:
+        """Start rendering the settled light of the current uploads (called under the lock)."""
+        encoding, decoding = self._slms[ENCODING], self._slms[DECODING]
+        if encoding.target is None or decoding.target is None:
+            return
+        self.ahead.submit("render", self.render_key(), self._render_settled, encoding.target,
+                          decoding.target, decoding.uploads)
+
+    def _render_settled(self, encoding_target: np.ndarray, decoding_target: np.ndarray,
+                        decoding_uploads: int) -> np.ndarray:
+        """Worker thread: the 1 W sensor picture once both SLMs hold these patterns.
+
+        The same operations as the synchronous path on settled SLMs, so the same numbers.
+        """
+        cached = self._ahead_decoder  # the decoder rarely changes: keep its transmission
+        if cached is None or cached[0] != decoding_uploads:
+            cached = (decoding_uploads, phase_to_field(decoding_target))
+            self._ahead_decoder = cached
+        irradiance = self._light_path(phase_to_field(encoding_target), cached[1], 1.0)
+        return self._sample_on_sensor(irradiance)
+
+    def _rendered_ahead(self, t: float) -> np.ndarray | None:
+        """The render ahead for the current uploads if both SLMs are settled at ``t``, else None.
+
+        Waits for the render if it is still running; an exception raised in the worker is
+        raised here.
+        """
+        key = self.settled_render_key(t)
+        future = self.ahead.get("render", key) if key is not None else None
+        if future is None:
+            return None
+        unit = future.result()
+        with self._lock:
+            self.render_ahead_hits += 1
+        return unit
+
+    def close(self) -> None:
+        """Stop the render-ahead thread (a later upload starts it again)."""
+        self.ahead.close()

@@ -1,0 +1,399 @@
+"""The hardware-timed twin: refresh quantisation, frame-shown trigger, camera timing, rendering ahead."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from drivers.errors import CaptureTimeout
+from drivers.identity import SLMTiming
+from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SimulatedPhaseSLM,
+                        SLMTruth, VirtualClock, WallClock, planted_response)
+from simulators.clock import sleep_until
+
+PITCH = 8e-6
+GRID = (64, 96)
+SLM_RES = (96, 64)  # (width, height)
+RESPONSE = planted_response(8, 6.5, 1.2, 0.2)
+TIMING_60 = SLMTiming(refresh_hz=60.0, latency_frames=2, settle_s=0.010)
+
+
+def make_bench(clock=None, timing=TIMING_60, exposure_s=1e-4, readout_s=0.005, seed=0, render_ahead=None,
+               frame_ahead=None, block_until_refresh=True, power_noise_rms=0.01):
+    """World, encoding SLM, decoding SLM and camera on a small grid; laser on at 10 uW."""
+    clock = clock if clock is not None else VirtualClock()
+    truth = {"latency_s": timing.latency_s, "settle_s": timing.settle_s}
+    world = OpticalWorld(
+        wavelength_m=520e-9, pitch_m=PITCH, grid_shape=GRID, d1_m=0.02, d2_m=0.02,
+        encoding=SLMTruth(RESPONSE, **truth), decoding=SLMTruth(RESPONSE, **truth),
+        sensor=SensorTruth(resolution=SLM_RES, pitch_m=PITCH, readout_s=readout_s, full_well_e=1e9,
+                           bitdepth=16, gain_dn_per_e=0.01),
+        laser=LaserTruth(aperture_m=0, power_noise_rms=power_noise_rms), clock=clock,
+        rng=np.random.default_rng(seed))
+    world.render_ahead = render_ahead
+    slms = [SimulatedPhaseSLM(world, key, SLM_RES, timing=timing, block_until_refresh=block_until_refresh)
+            for key in (ENCODING, DECODING)]
+    camera = SimulatedCamera(world, exposure_s=exposure_s, frame_ahead=frame_ahead)
+    world.laser_setpoint_w, world.laser_emission = 1e-5, True
+    return world, slms[0], slms[1], camera
+
+
+def pattern(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 2 * np.pi, (SLM_RES[1], SLM_RES[0])).astype(np.float32)
+
+
+def corr(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64))[0, 1])
+
+
+# --- refresh quantisation -------------------------------------------------------------------
+
+def test_upload_is_latched_at_the_next_refresh_edge_and_shown_after_the_latency():
+    world, slm, _, _ = make_bench()
+    clock = world.clock
+    sleep_until(clock, 0.9 / 60)  # (building the camera took a frame's exposure + readout)
+    slm.set_phase(pattern(1))
+    frame = 1 / 60
+    assert slm.last_refresh_edge_s == pytest.approx(frame)
+    assert clock.now() == pytest.approx(frame)  # set_phase returns at the edge (vsync-locked swap)
+    assert slm.last_frame_shown_s == pytest.approx(frame + 2 * frame)
+    shown = slm.last_frame_shown_s
+    assert world.settled_fraction(ENCODING, shown - 1e-6) == 0.0
+    assert world.settled_fraction(ENCODING, shown + 0.005) == pytest.approx(0.9)  # half the settle time
+    assert world.settled_fraction(ENCODING, shown + 0.010) == pytest.approx(0.99)
+    # one new pattern per frame: an upload right at the edge is latched at the following one
+    slm.set_phase(pattern(2))
+    assert slm.last_refresh_edge_s == pytest.approx(2 * frame) and clock.now() == pytest.approx(2 * frame)
+    # an upload exactly on a later edge is latched at that edge (no frame lost to rounding)
+    clock.sleep(8 * frame)
+    slm.set_phase(pattern(3))
+    assert slm.last_refresh_edge_s == pytest.approx(10 * frame) and clock.now() == pytest.approx(10 * frame)
+
+
+def test_a_non_blocking_upload_returns_at_once_and_still_waits_for_the_edge():
+    world, slm, _, _ = make_bench(block_until_refresh=False)
+    sleep_until(world.clock, 0.020)
+    slm.set_phase(pattern(1))
+    assert world.clock.now() == pytest.approx(0.020)
+    assert slm.last_refresh_edge_s == pytest.approx(2 / 60) and slm.last_frame_shown_s == pytest.approx(4 / 60)
+    # a second upload within the same frame is queued behind the first, one frame later
+    slm.set_phase(pattern(2))
+    assert slm.last_refresh_edge_s == pytest.approx(3 / 60) and slm.last_frame_shown_s == pytest.approx(5 / 60)
+    # before it is shown, the pixels follow the first upload's transition
+    first = world.retardance(ENCODING, 4 / 60 + 0.010)
+    assert world.retardance(ENCODING, 5 / 60 - 1e-6) == pytest.approx(first, abs=0.05)
+
+
+def test_captures_show_the_old_pattern_then_a_mix_then_the_new_one():
+    world, slm, _, camera = make_bench()
+    old, new = pattern(1), pattern(2)
+    slm.set_phase(old)
+    world.clock.sleep(1.0)
+    t_old = world.clock.now()
+    slm.set_phase(new)
+    ref_old = world.unit_sensor_power(t_old)        # before the liquid crystal moves
+    ref_new = world.unit_sensor_power(t_old + 10.0)  # long settled
+    assert corr(ref_old, ref_new) < 0.5
+
+    right_after = camera.capture().astype(float)
+    tau = TIMING_60.settle_s / np.log(100)
+    world.clock.sleep(slm.last_frame_shown_s + tau * np.log(2) - camera.exposure_s / 2 - world.clock.now())
+    halfway = camera.capture().astype(float)            # mid-exposure when the step is half done
+    assert world.settled_fraction(ENCODING, camera.last_mid_exposure_t) == pytest.approx(0.5)
+    slm.set_phase(old)
+    world.clock.sleep(TIMING_60.wait_s)
+    settled_old = camera.capture().astype(float)
+
+    assert corr(right_after, ref_old) > 0.99 and corr(right_after, ref_new) < 0.6
+    assert corr(halfway, ref_old) < 0.9 and corr(halfway, ref_new) < 0.9
+    assert corr(settled_old, ref_old) > 0.99
+
+
+# --- camera trigger ---------------------------------------------------------------------------
+
+def test_frame_shown_output_triggers_the_exposure_after_the_delay():
+    world, slm, _, camera = make_bench(exposure_s=0.002)
+    camera.trigger_from(slm, delay_s=TIMING_60.settle_s)
+    assert camera.trigger_mode == "hardware" and camera.describe()["trigger"]["delay_s"] == 0.010
+    sleep_until(world.clock, 0.9 / 60)
+    slm.set_phase(pattern(1))
+    frame = camera.capture()
+    shown = 3 / 60
+    assert camera.last_trigger_s == pytest.approx(shown)
+    assert camera.last_mid_exposure_t == pytest.approx(shown + 0.010 + 0.001)
+    assert world.clock.now() == pytest.approx(shown + 0.010 + 0.002 + 0.005)  # + exposure + readout
+    np.testing.assert_array_equal(frame.shape, (SLM_RES[1], SLM_RES[0]))
+    assert world.settled_fraction(ENCODING, camera.last_mid_exposure_t) > 0.99
+    # the next pattern triggers the next frame
+    slm.set_phase(pattern(2))
+    camera.capture()
+    assert camera.last_trigger_s == pytest.approx(slm.last_frame_shown_s)
+
+
+def test_missing_trigger_times_out_and_edges_while_busy_are_missed():
+    world, slm, _, camera = make_bench(exposure_s=0.002, readout_s=0.030, block_until_refresh=False)
+    camera.trigger_mode = "hardware"
+    t0 = world.clock.now()
+    with pytest.raises(CaptureTimeout, match="no trigger within"):
+        camera.capture(timeout_s=0.3)
+    assert world.clock.now() - t0 == pytest.approx(0.3 + 0.002)  # slmsuite adds the exposure
+    with pytest.raises(ValueError, match="trigger mode"):
+        camera.trigger_mode = "external"
+    # an edge further away than the timeout is not waited for
+    camera.trigger_from(slm)
+    slm.set_phase(pattern(1))
+    with pytest.raises(CaptureTimeout):
+        camera.capture(timeout_s=0.01)
+    assert camera.capture(timeout_s=0.1) is not None and camera.last_trigger_s == slm.last_frame_shown_s
+    # two patterns one frame apart: the second edge comes while the camera is still reading out
+    slm.set_phase(pattern(2))
+    first = slm.last_frame_shown_s
+    slm.set_phase(pattern(3))
+    assert slm.last_frame_shown_s - first == pytest.approx(1 / 60)
+    camera.capture()
+    assert camera.last_trigger_s == first
+    with pytest.raises(CaptureTimeout):
+        camera.capture(timeout_s=0.2)
+
+
+def test_a_triggered_camera_is_armed_before_capture_is_called():
+    world, slm, _, camera = make_bench(exposure_s=0.002)
+    camera.trigger_from(slm, delay_s=0.010)
+    slm.set_phase(pattern(1))
+    world.clock.sleep(0.5)  # the frame was exposed and read out meanwhile
+    t = world.clock.now()
+    camera.capture()
+    assert world.clock.now() == t  # delivered at once
+    assert camera.last_mid_exposure_t == pytest.approx(slm.last_frame_shown_s + 0.010 + 0.001)
+
+
+def test_software_trigger_takes_exposure_plus_readout():
+    world, _, _, camera = make_bench(exposure_s=0.003, readout_s=0.004)
+    t0 = world.clock.now()
+    camera.capture()
+    assert camera.last_mid_exposure_t == pytest.approx(t0 + 0.0015)
+    assert world.clock.now() - t0 == pytest.approx(0.007)
+
+
+# --- rendering ahead ----------------------------------------------------------------------------
+
+def run_sequence(world, enc, dec, camera) -> list[np.ndarray]:
+    """Uploads and captures that exercise settled, repeated and decoder-changed frames."""
+    clock, frames = world.clock, []
+    for k in range(3):
+        enc.set_phase(pattern(10 + k))
+        clock.sleep(TIMING_60.wait_s)
+        frames.append(camera.capture())
+    frames.append(camera.capture())  # again, no upload: the same light, fresh noise
+    dec.set_phase(pattern(20))
+    clock.sleep(TIMING_60.wait_s)
+    frames.append(camera.capture())
+    return frames
+
+
+@pytest.mark.parametrize("frame_ahead", [True, False])
+def test_rendering_ahead_gives_the_frames_rendered_at_capture(frame_ahead):
+    ahead = make_bench(render_ahead=True, frame_ahead=frame_ahead)
+    sync = make_bench(render_ahead=False)
+    assert not sync[0].render_ahead_enabled and not sync[3].frame_ahead_enabled
+    frames_ahead, frames_sync = run_sequence(*ahead), run_sequence(*sync)
+    for a, b in zip(frames_ahead, frames_sync):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(frames_sync[2], frames_sync[3])  # same light, new noise
+    world, camera = ahead[0], ahead[3]
+    if frame_ahead:
+        assert camera.frame_ahead_hits == 4 and world.render_ahead_hits == 1  # the repeat used the render
+    else:
+        assert camera.frame_ahead_hits == 0 and world.render_ahead_hits == 5
+    assert sync[0].render_ahead_hits == 0 and sync[0].ahead._executor is None  # virtual: no thread at all
+
+
+def test_a_render_for_older_uploads_is_never_used():
+    ahead_bench, sync_bench = make_bench(render_ahead=True), make_bench(render_ahead=False)
+    world, _, _, camera = ahead_bench
+    release, first_started = threading.Event(), threading.Event()
+    real_render = world._render_settled
+
+    def slow_first_render(*args):
+        if not first_started.is_set():
+            first_started.set()
+            assert release.wait(5.0)
+        return real_render(*args)
+
+    world._render_settled = slow_first_render
+    frames = {}
+    for name, (w, e, _, c) in (("ahead", ahead_bench), ("sync", sync_bench)):
+        e.set_phase(pattern(1))
+        if name == "ahead":
+            assert first_started.wait(5.0)  # the render of pattern 1 is running ...
+        e.set_phase(pattern(2))             # ... when pattern 2 arrives
+        if name == "ahead":
+            release.set()
+        w.clock.sleep(TIMING_60.wait_s)
+        frames[name] = c.capture()
+    np.testing.assert_array_equal(frames["ahead"], frames["sync"])
+    assert camera.frame_ahead_hits == 1
+
+
+@pytest.mark.parametrize("frame_ahead", [False, True])
+def test_a_render_from_before_rendering_ahead_was_switched_off_is_not_used(frame_ahead):
+    ahead_bench = make_bench(render_ahead=True, frame_ahead=frame_ahead)
+    sync_bench = make_bench(render_ahead=False)
+    frames = []
+    for world, enc, _, camera in (ahead_bench, sync_bench):
+        enc.set_phase(pattern(1))
+        world.clock.sleep(TIMING_60.wait_s)
+        render_ahead = world.render_ahead
+        world.render_ahead = False
+        enc.set_phase(pattern(2))  # no render started for this one
+        world.render_ahead = render_ahead
+        world.clock.sleep(TIMING_60.wait_s)
+        frames.append(camera.capture())
+    if frame_ahead:  # pattern 1's frame drew its noise ahead: the same light, other noise
+        assert corr(frames[0], frames[1]) > 0.99
+    else:
+        np.testing.assert_array_equal(frames[0], frames[1])
+    assert ahead_bench[0].render_ahead_hits == 0 and ahead_bench[3].frame_ahead_hits == 0
+
+
+def test_a_capture_before_settling_does_not_use_the_settled_render():
+    ahead_bench = make_bench(render_ahead=True, frame_ahead=False)
+    sync_bench = make_bench(render_ahead=False)
+    frames = []
+    for world, enc, _, camera in (ahead_bench, sync_bench):
+        enc.set_phase(pattern(1))
+        world.clock.sleep(TIMING_60.wait_s)
+        enc.set_phase(pattern(2))
+        world.clock.sleep(TIMING_60.latency_s + 0.002)  # moving, not settled
+        frames.append(camera.capture())
+    np.testing.assert_array_equal(frames[0], frames[1])
+    assert ahead_bench[0].render_ahead_hits == 0
+
+
+def test_a_capture_before_settling_does_not_use_the_frame_drawn_ahead():
+    world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=True)
+    enc.set_phase(pattern(1))
+    world.clock.sleep(TIMING_60.wait_s)
+    camera.capture()
+    enc.set_phase(pattern(2))
+    t = world.clock.now()
+    ref_old, ref_new = world.unit_sensor_power(t), world.unit_sensor_power(t + 10.0)
+    early = camera.capture()  # the liquid crystal has not moved yet
+    assert camera.frame_ahead_hits == 1
+    assert corr(early, ref_old) > 0.99 and corr(early, ref_new) < 0.6
+    world.clock.sleep(TIMING_60.wait_s)
+    late = camera.capture()   # settled: the frame drawn ahead is still good
+    assert camera.frame_ahead_hits == 2 and corr(late, ref_new) > 0.99
+
+
+def test_a_frame_drawn_ahead_is_not_used_after_the_laser_or_exposure_changed():
+    world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=True)
+    dark_level = world.sensor.dark_offset_dn
+    enc.set_phase(pattern(1))
+    world.laser_emission = False          # beam blocked after the upload
+    world.clock.sleep(TIMING_60.wait_s)
+    assert camera.capture().mean() == pytest.approx(dark_level, abs=1)
+    enc.set_phase(pattern(2))             # drawn ahead in the dark ...
+    world.laser_emission = True           # ... then the beam comes on
+    world.clock.sleep(TIMING_60.wait_s)
+    assert camera.capture().mean() > dark_level + 50
+    enc.set_phase(pattern(3))
+    camera.exposure_s = 2 * camera.exposure_s
+    world.clock.sleep(TIMING_60.wait_s)
+    camera.capture()
+    assert camera.frame_ahead_hits == 0 and world.render_ahead_hits == 2  # (no light: nothing to render)
+
+
+def test_a_frame_drawn_ahead_uses_the_laser_state_it_is_filed_under():
+    world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=True)
+    release = threading.Event()
+    real_render = world._render_settled
+
+    def gated_render(*args):
+        assert release.wait(5.0)
+        return real_render(*args)
+
+    world._render_settled = gated_render
+    enc.set_phase(pattern(1))            # filed under "laser on"; the worker waits ...
+    world.laser_emission = False         # ... while the beam is blocked for a moment
+    release.set()
+    world.ahead.drain(5.0)              # the frame is drawn, with the beam blocked at the time
+    world.laser_emission = True
+    world.clock.sleep(TIMING_60.wait_s)
+    assert camera.capture().mean() > world.sensor.dark_offset_dn + 50
+    assert camera.frame_ahead_hits == 1
+
+
+@pytest.mark.parametrize("frame_ahead", [True, False])
+def test_an_error_in_the_render_thread_is_raised_at_capture(frame_ahead):
+    world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=frame_ahead)
+
+    def broken(*args):
+        raise RuntimeError("render failed")
+
+    world._render_settled = broken
+    enc.set_phase(pattern(1))
+    world.clock.sleep(TIMING_60.wait_s)
+    with pytest.raises(RuntimeError, match="render failed"):
+        camera.capture()
+
+
+# --- wall clock ---------------------------------------------------------------------------------
+
+FAST = SLMTiming(refresh_hz=200.0, latency_frames=1, settle_s=0.002)
+
+
+def test_wall_clock_loop_runs_at_the_rate_the_hardware_allows():
+    world, enc, _, camera = make_bench(clock=WallClock(), timing=FAST, exposure_s=0.001, readout_s=0.004)
+    assert world.render_ahead_enabled and camera.frame_ahead_enabled
+    patterns = [pattern(k) for k in range(4)]
+    # edge -> shown -> settled -> exposure + readout = 5 + 2 + 1 + 4 = 12 ms; the next upload waits
+    # for the next edge: 3 frames of 5 ms
+    frame_s = FAST.frame_s
+    ideal = frame_s * np.ceil((FAST.wait_s + 0.001 + 0.004) / frame_s - 1e-9)
+    assert ideal == pytest.approx(0.015)
+    ends = []
+    for k in range(16):
+        enc.set_phase(patterns[k % 4])
+        world.clock.sleep(FAST.wait_s)
+        camera.capture()
+        ends.append(time.monotonic())
+    periods = np.diff(ends[1:])  # the first frame aligns the loop to the SLM's frames
+    assert statistics.median(periods) == pytest.approx(ideal, rel=0.05)
+    assert np.mean(periods) >= 0.97 * ideal  # never faster than the hardware
+    assert np.mean(periods) <= 1.3 * ideal   # tolerant: the machine is shared
+    assert camera.frame_ahead_hits >= 10
+    world.close()
+
+
+def test_wall_clock_hardware_trigger_waits_for_an_upload_from_another_thread():
+    world, enc, _, camera = make_bench(clock=WallClock(), timing=FAST, exposure_s=0.001, readout_s=0.004)
+    camera.trigger_from(enc, delay_s=FAST.settle_s)
+    result = {}
+
+    def capture():
+        try:
+            result["frame"] = camera.capture(timeout_s=2.0)
+        except CaptureTimeout as exc:
+            result["error"] = exc
+        result["t"] = world.clock.now()
+
+    thread = threading.Thread(target=capture)
+    thread.start()
+    time.sleep(0.03)
+    assert thread.is_alive()  # armed, waiting for the trigger
+    enc.set_phase(pattern(1))
+    thread.join(5.0)
+    assert "error" not in result
+    shown = enc.last_frame_shown_s
+    assert camera.last_trigger_s == shown
+    assert result["t"] - (shown + FAST.settle_s + 0.005) == pytest.approx(0.0, abs=0.004)
+    t0 = time.monotonic()
+    with pytest.raises(CaptureTimeout):
+        camera.capture(timeout_s=0.05)
+    assert time.monotonic() - t0 == pytest.approx(0.051, abs=0.02)
+    world.close()
