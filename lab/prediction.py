@@ -17,7 +17,7 @@ from simulators.optics import grid_coordinates, phase_to_field, propagate
 from .bench_file import BenchConfig
 from .patterns import embed_centered, seed_to_slm_phase
 
-__all__ = ["predict_images", "pearson_r"]
+__all__ = ["predict_images", "pearson_r", "run_agreement"]
 
 
 def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float) -> np.ndarray:
@@ -62,3 +62,17 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
     denom = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0)) -> list[float]:
+    """Pearson r, per stored frame of a run folder, between its registered image and the prediction."""
+    import h5py
+    from pathlib import Path
+
+    with h5py.File(Path(folder) / "run.h5", "r") as f:
+        written = f["meta/written"][:]
+        images = f["images"][...][written]
+        seeds = f["seed/phase"][...][written]
+        decoder = f["decoder_phase"][...]
+    predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px)
+    return [pearson_r(p, c) for p, c in zip(predicted, images)]
