@@ -391,23 +391,8 @@ _POWER_STEPS = 6          # a focal spot may saturate at the run power: lower it
 
 
 def _expose(session, label: str) -> float:
-    """``session.auto_exposure()`` on the pattern shown; a focal spot concentrates the beam far more
-    than an image does, so where it saturates even at the shortest exposure the laser power is
-    lowered tenfold (up to _POWER_STEPS times) before giving up."""
-    camera = session.bench.camera
-    for step in range(_POWER_STEPS + 1):
-        try:
-            return session.auto_exposure()
-        except CalibrationError:
-            lo = camera.exposure_bounds_s[0]
-            session.set_exposure(lo)
-            raw = session.capture_raw()
-            if step == _POWER_STEPS or float(raw.max()) < 0.98 * float(camera.saturation_dn):
-                raise
-            session.power_w /= 10.0
-            session.bench.laser.set_power(session.power_w)
-            session.dark = None
-    raise AssertionError("unreachable")
+    """Exposure for the pattern shown (dimming the laser for a focal spot, see the session)."""
+    return session.auto_exposure_dimming(max_dimming_steps=_POWER_STEPS)
 
 
 def _nominal_output_to_sensor(b: _Bench) -> np.ndarray:
@@ -444,13 +429,8 @@ def measure_sensor_registration(session, *, grid: int = 3, span_fraction: float 
     _check_on_sensor("sensor registration", _nominal_output_to_sensor(b), expected, b.camera_shape,
                      "the bench file's nominal sensor placement")
     session.show(decoding=session.uniform(DECODING))
-    power = session.power_w
-    try:
-        with session.light():
-            detected, composite = _measure_spots(session, "sensor registration", ENCODING, patterns, scale_px,
-                                                 frames)
-    finally:
-        session.power_w = power
+    with session.power_kept(), session.light():
+        detected, composite = _measure_spots(session, "sensor registration", ENCODING, patterns, scale_px, frames)
     reg = _sensor_from_spots(expected, detected, b.camera_pitch_m, b.camera_shape, composite)
     reg.window_m = b.window_m
     if not (0.5 < reg.pitch_ratio < 2.0) or reg.residual_px > MAX_RESIDUAL_PX:
@@ -496,12 +476,8 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     patterns = [_lens(b.shape2, b.pitch2_m, b.wavelength_m, b.d2_m, tuple(p), flyback_px) for p in offsets]
     scale_px = b.wavelength_m * b.d2_m / b.beam_m / (b.camera_pitch_m * sensor.pitch_ratio)
     session.show(encoding=session.uniform(ENCODING))
-    power = session.power_w
-    try:
-        with session.light():
-            detected_px, composite = _measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
-    finally:
-        session.power_w = power
+    with session.power_kept(), session.light():
+        detected_px, composite = _measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
     detected_m = sensor.to_output(detected_px)
     placement = _placement_from_spots(centres_px, detected_m, b.pitch2_m, tuple(centre2), composite)
     residual_px = placement.residual_m / (b.camera_pitch_m * sensor.pitch_ratio)

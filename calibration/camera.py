@@ -36,6 +36,7 @@ class CameraCalibration:
     exposures_s: np.ndarray
     spot_counts: np.ndarray
     peak_counts: np.ndarray
+    laser_power_w: float = float("nan")   # during the saturation steps (dimmed if the focus saturated)
 
     def results(self) -> dict:
         return {"dark_frame": self.dark_frame, "dark_level_dn": self.dark_level_dn,
@@ -45,7 +46,7 @@ class CameraCalibration:
         return {"exposure_s": self.exposure_s, "dark_level_dn": self.dark_level_dn,
                 "read_noise_dn": self.read_noise_dn, "hot_pixels": self.hot_pixels,
                 "saturation_dn": self.saturation_dn, "driver_saturation_dn": self.driver_saturation_dn,
-                "linearity_rms": self.linearity_rms,
+                "linearity_rms": self.linearity_rms, "laser_power_w": self.laser_power_w,
                 "flat_field": "not measured: this light path cannot light the sensor uniformly"}
 
 
@@ -75,8 +76,9 @@ def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6)
 
     session.show(encoding=_focus_on_sensor(session), decoding=session.uniform("decoding_slm"))
     exposures, sums, peaks = [], [], []
-    with session.light():
-        exposure = session.auto_exposure(target_fraction=0.1)
+    with session.power_kept(), session.light():
+        exposure = session.auto_exposure_dimming(target_fraction=0.1)
+        power = session.power_w
         window = None
         for k in range(steps):
             e = session.set_exposure(exposure * 2.0**k)
@@ -106,4 +108,4 @@ def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6)
         exposure_s=run_exposure, dark_frame=dark.astype(np.float32), dark_level_dn=level,
         read_noise_dn=read_noise, hot_pixels=hot, saturation_dn=saturation,
         driver_saturation_dn=int(camera.saturation_dn), linearity_rms=linearity,
-        exposures_s=exposures_a, spot_counts=sums_a, peak_counts=peaks_a)
+        exposures_s=exposures_a, spot_counts=sums_a, peak_counts=peaks_a, laser_power_w=power)

@@ -537,30 +537,21 @@ def measure_response(session, slm_key: str, *, levels: int = 32, period_px: int 
     raw: dict[str, np.ndarray] = {"grays": grays, "helper_focal_m": np.array(focal)}
 
     _show(session, {slm_key: session.uniform(slm_key, 0), helper_key: lens})
-    power0 = session.power_w
-    try:
-        for attempt in range(_POWER_STEPS + 1):
-            with session.light():
-                if attempt < _POWER_STEPS and _saturates_at_shortest_exposure(session):
-                    session.power_w = power0 * 0.1 ** (attempt + 1)   # a focused spot: far brighter than a run
-                    continue                                         # (leaving light(): laser off, verified)
-                try:
-                    exposure = session.auto_exposure()
-                except CalibrationError as exc:
-                    raise CalibrationError(f"{slm_key} response: {exc}") from None
-                raw["exposure_s"] = np.array(exposure)
-                raw["laser_power_w"] = np.array(session.power_w)
-                uniform = _grab(session, frames, f"{slm_key} (uniform, the brightest pattern)")
-                raw["uniform_frame_peak"] = np.array(float(uniform.max()))
-                period = int(period_px)
-                windows = {p: _find_orders(session, slm, slm_key, uniform, p, frames) for p in (period, period // 2)}
-                for w in windows.values():
-                    u = _order_powers_measured(uniform, w)
-                    w.leak = float(np.clip((u[1] + u[2]) / u[0], 0.0, 0.2))
-                sweeps, powers = _sweeps(session, slm, slm_key, grays, (period, period // 2), frames, windows)
-            break
-    finally:
-        session.power_w = power0
+    with session.power_kept(), session.light():
+        try:
+            exposure = session.auto_exposure_dimming(max_dimming_steps=_POWER_STEPS)
+        except CalibrationError as exc:
+            raise CalibrationError(f"{slm_key} response: {exc}") from None
+        raw["exposure_s"] = np.array(exposure)
+        raw["laser_power_w"] = np.array(session.power_w)
+        uniform = _grab(session, frames, f"{slm_key} (uniform, the brightest pattern)")
+        raw["uniform_frame_peak"] = np.array(float(uniform.max()))
+        period = int(period_px)
+        windows = {p: _find_orders(session, slm, slm_key, uniform, p, frames) for p in (period, period // 2)}
+        for w in windows.values():
+            u = _order_powers_measured(uniform, w)
+            w.leak = float(np.clip((u[1] + u[2]) / u[0], 0.0, 0.2))
+        sweeps, powers = _sweeps(session, slm, slm_key, grays, (period, period // 2), frames, windows)
     for p, w in windows.items():
         raw[f"order_centres_yx_p{p}"] = w.centres
         raw[f"window_radius_px_p{p}"] = np.array(w.radius)
@@ -655,12 +646,6 @@ def _unmix(p: np.ndarray, leak: float) -> np.ndarray:
     out[:, 1] *= scale
     out[:, 2] *= scale
     return out
-
-
-def _saturates_at_shortest_exposure(session) -> bool:
-    camera = session.bench.camera
-    session.set_exposure(camera.exposure_bounds_s[0])
-    return int(np.max(session.capture_raw())) >= camera.saturation_dn
 
 
 def _second_reference(sweep: Sweep, slm_key: str) -> int:

@@ -167,6 +167,33 @@ class CalibrationSession:
             self.capture_dark()
         return exposure
 
+    def auto_exposure_dimming(self, target_fraction: float = 0.6, max_dimming_steps: int = 6) -> float:
+        """:meth:`auto_exposure`, lowering the laser power tenfold (up to ``max_dimming_steps``
+        times) where the pattern saturates even at the shortest exposure: a focal spot concentrates
+        the beam far more than a generated image does. Call inside ``light()``, and inside
+        :meth:`power_kept` so the run power comes back afterwards."""
+        camera = self.bench.camera
+        for step in range(max_dimming_steps + 1):
+            try:
+                return self.auto_exposure(target_fraction=target_fraction)
+            except CalibrationError:
+                self.set_exposure(camera.exposure_bounds_s[0])
+                if step == max_dimming_steps or float(self._raw().max()) < 0.98 * float(camera.saturation_dn):
+                    raise
+                self.power_w /= 10.0
+                self.bench.laser.set_power(self.power_w)
+                self.dark = None
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def power_kept(self) -> Iterator[None]:
+        """Restore the session's laser power (``power_w``) when the block ends, however."""
+        power = self.power_w
+        try:
+            yield
+        finally:
+            self.power_w = power
+
     def _offset_guess(self) -> float:
         """The camera's dark level, from the current dark frame or a quick one with the laser off."""
         if self.dark is not None:
