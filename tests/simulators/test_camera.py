@@ -7,7 +7,9 @@ import pytest
 
 from drivers.errors import CaptureTimeout
 from simulators import LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SLMTruth, VirtualClock
-from simulators.noise import POISSON_EXACT_BELOW_E, expose, photon_energy_j
+import scipy.stats
+
+from simulators.noise import POISSON_EXACT_BELOW_E, expose, photon_energy_j, poisson_small
 
 WL = 520e-9
 
@@ -47,6 +49,21 @@ def test_low_light_keeps_the_poisson_zero_probability(rng):
     frame, _ = expose(power_for_electrons(0.5, sensor, 1e-3), 1e-3, WL, sensor, rng)
     assert np.mean(frame == 0) == pytest.approx(np.exp(-0.5), abs=0.01)
     assert frame.min() == 0  # never negative counts
+
+
+@pytest.mark.parametrize("mean", [0.003, 0.5, 4.0, 30.0, 49.0])
+def test_the_small_mean_poisson_sampler_follows_the_poisson_law(mean, rng):
+    n = 200_000
+    draws = poisson_small(np.full((400, n // 400), mean, dtype=np.float32), rng)
+    assert draws.shape == (400, n // 400) and draws.dtype == np.float32
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    k = np.arange(int(mean + 8 * np.sqrt(mean) + 8))
+    observed = np.bincount(draws.astype(int).ravel(), minlength=k.size)[:k.size]
+    expected = n * scipy.stats.poisson.pmf(k, mean)
+    use = expected > 20                                     # chi-square over well-filled bins
+    chi2 = np.sum((observed[use] - expected[use]) ** 2 / expected[use])
+    assert chi2 < scipy.stats.chi2.ppf(0.9999, max(int(use.sum()) - 1, 1))
+    assert draws.mean() == pytest.approx(mean, abs=6 * np.sqrt(mean / n))
 
 
 def test_full_well_and_adc_saturate_and_are_counted(rng):

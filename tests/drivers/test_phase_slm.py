@@ -1,0 +1,62 @@
+"""drivers.slm.PhaseSLM: gray levels take a table-lookup path that must match slmsuite's own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.errors import PhaseInputError
+from drivers.identity import DeviceIdentity, SLMTiming
+from drivers.slm import PhaseSLM
+from drivers._slmsuite import SlmsuiteSLM
+
+
+class RecordingSLM(PhaseSLM):
+    """A PhaseSLM that keeps what reached the 'hardware'."""
+
+    def __init__(self, bitdepth: int = 8):
+        self.sent: list[np.ndarray] = []
+        super().__init__((48, 32), timing=SLMTiming(60.0, 1, 0.0), bitdepth=bitdepth, name="test-slm")
+
+    @property
+    def identity(self) -> DeviceIdentity:
+        return DeviceIdentity("optgen", "recording SLM", serial="0", firmware="test")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _set_phase_hw(self, display) -> None:
+        self.sent.append(np.array(display, copy=True))
+
+
+def slmsuite_path(slm: PhaseSLM, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What slmsuite's own set_phase sends and records for the same gray levels."""
+    display = SlmsuiteSLM.set_phase(slm, gray)
+    return np.array(display, copy=True), np.array(slm.phase, copy=True)
+
+
+@pytest.mark.parametrize("bitdepth", [8, 10])
+@pytest.mark.parametrize("measured_lut", [False, True])
+def test_gray_levels_reach_the_device_and_record_the_phase_as_slmsuite_does(bitdepth, measured_lut, rng):
+    slm = RecordingSLM(bitdepth)
+    if measured_lut:   # a nonlinear response, as calibration.lut loads it
+        slm.set_gamma(np.sqrt(np.linspace(0.0, 1.0, slm.bitresolution)))
+    gray = rng.integers(0, slm.bitresolution, slm.shape).astype(slm.dtype)
+    before = len(slm.sent)
+    display = slm.set_phase(gray)
+    fast_sent, fast_phase = slm.sent[-1], np.array(slm.phase, copy=True)
+    assert np.array_equal(display, gray) and np.array_equal(fast_sent, gray)
+    ref_display, ref_phase = slmsuite_path(slm, gray)
+    assert np.array_equal(ref_display, fast_sent)
+    assert np.allclose(np.mod(fast_phase - ref_phase + np.pi, 2 * np.pi) - np.pi, 0.0, atol=1e-5)
+    assert len(slm.sent) == before + 2
+
+
+def test_bad_gray_levels_are_refused_before_the_device(rng):
+    slm = RecordingSLM(8)
+    before = len(slm.sent)
+    with pytest.raises(PhaseInputError, match="integer gray levels must be uint8"):
+        slm.set_phase(np.zeros(slm.shape, dtype=np.int32))
+    with pytest.raises(PhaseInputError, match="shape"):
+        slm.set_phase(np.zeros((4, 4), dtype=np.uint8))
+    assert len(slm.sent) == before
