@@ -611,15 +611,18 @@ def _sweeps(session, slm, slm_key, grays, periods, frames, windows):
             # little and the ~1 % of each step an SLM has not settled in its wait biases the two halves
             # oppositely; the first pattern after a large step is shown twice.
             for swapped in (0, 1):
-                for n_shown, i in enumerate(range(sub.size - 1, -1, -1) if swapped else range(sub.size)):
-                    g = sub[i]
-                    a, b = (int(g), ref) if swapped else (ref, int(g))
-                    pattern = _grating(slm, a, b, period)
-                    _show(session, {slm_key: pattern})
-                    if n_shown == 0:
-                        _show(session, {slm_key: pattern})
-                    frame = _grab(session, frames, f"{slm_key} (grating {a}/{b}, period {period} px)")
-                    powers[k, swapped, i] = _order_powers_measured(frame, windows[period])
+                order = list(range(sub.size - 1, -1, -1) if swapped else range(sub.size))
+                pairs = [(int(sub[i]), ref) if swapped else (ref, int(sub[i])) for i in order]
+                pairs = [pairs[0], *pairs]
+                patterns = [_grating(slm, a, b, period) for a, b in pairs]
+                window = windows[period]
+                measured = session.sweep(
+                    slm_key, patterns,
+                    grab=lambda n, pairs=pairs, period=period: _grab(
+                        session, frames, f"{slm_key} (grating {pairs[n][0]}/{pairs[n][1]}, period {period} px)"),
+                    process=lambda n, frame, window=window: _order_powers_measured(frame, window))
+                for n, i in enumerate(order):
+                    powers[k, swapped, i] = measured[n + 1]     # the first, shown twice, is taken the second time
             summed = _unmix(powers[k].sum(axis=0), windows[period].leak)
             totals = summed.sum(axis=1)
             if np.any(totals <= 0):

@@ -15,13 +15,16 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Callable, Sequence
+from typing import Iterator, TypeVar
 
 import numpy as np
 
 from drivers.errors import OptgenError
 
 __all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]
+
+T = TypeVar("T")
 
 
 class CalibrationError(OptgenError, RuntimeError):
@@ -33,19 +36,21 @@ class SessionCounters:
     patterns_shown: int = 0       # SLM uploads (each costs latency + settle)
     frames_captured: int = 0
     wait_s: float = 0.0           # time spent waiting for SLMs to settle (bench clock)
+    retakes: int = 0              # sweep patterns shown again alone (their frames might have held the next one)
     started_s: float = field(default_factory=time.perf_counter)
 
     def as_dict(self) -> dict:
         return {"patterns_shown": self.patterns_shown, "frames_captured": self.frames_captured,
-                "slm_wait_s": round(self.wait_s, 6),
+                "slm_wait_s": round(self.wait_s, 6), "retakes": self.retakes,
                 "wall_time_s": round(time.perf_counter() - self.started_s, 4)}
 
 
 class CalibrationSession:
     """Patterns in, frames (counts above dark, float32) out, on an open ``lab.bench.Bench``."""
 
-    def __init__(self, bench, power_w: float | None = None):
+    def __init__(self, bench, power_w: float | None = None, pipelined: bool = True):
         self.bench = bench
+        self.pipelined = bool(pipelined)   # sweeps upload ahead of their captures (lab.pipeline)
         self.config = bench.config
         self.power_w = float(bench.config.laser.power_w if power_w is None else power_w)
         bench.laser.check_power(self.power_w)
@@ -73,6 +78,39 @@ class CalibrationSession:
         if waits:
             self.bench.clock.sleep(max(waits))
             self.counters.wait_s += max(waits)
+
+    def sweep(self, key: str, patterns: Sequence[np.ndarray], grab: Callable[[int], np.ndarray],
+              process: Callable[[int, np.ndarray], T]) -> list[T]:
+        """Show ``patterns`` one after the other on SLM ``key`` (the other SLM as it is, settled),
+        take each one's frames with ``grab(i)`` and reduce them with ``process(i, frames)``.
+
+        With ``pipelined`` the next upload is made while earlier patterns still sit out the
+        SLM's latency (:mod:`lab.pipeline`): the frames are the same, the time per pattern
+        drops from latency + settle + readout towards settle + exposure. A pattern whose frames
+        might have caught the next one moving (a stall) is shown again alone and retaken.
+        """
+        from lab.pipeline import ShowCaptureSchedule, pipelined_frames
+
+        slm = self.slms[key]
+        clock = self.bench.clock
+
+        def upload(i: int) -> None:
+            slm.set_phase(patterns[i])
+            self.counters.patterns_shown += 1
+
+        if not self.pipelined:
+            results = []
+            for i in range(len(patterns)):
+                self.show(**{key.removesuffix("_slm"): patterns[i]})
+                results.append(process(i, grab(i)))
+            return results
+        schedule = ShowCaptureSchedule(slm.timing, self.bench.camera.timing)
+        results, retake = pipelined_frames(clock, upload, grab, process, len(patterns), schedule)
+        for i in retake:
+            self.show(**{key.removesuffix("_slm"): patterns[i]})
+            results[i] = process(i, grab(i))
+            self.counters.retakes += 1
+        return results
 
     def uniform(self, key: str, gray: int = 0) -> np.ndarray:
         """A uniform gray-level pattern for SLM ``key``."""

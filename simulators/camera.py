@@ -14,7 +14,7 @@ from drivers.identity import DeviceIdentity
 
 from .clock import sleep_until
 from .noise import expose
-from .world import OpticalWorld
+from .world import OpticalWorld, render_slot
 
 __all__ = ["SimulatedCamera", "TRIGGER_MODES"]
 
@@ -85,7 +85,8 @@ class SimulatedCamera(BenchCamera):
         """Stop computing frames ahead (nothing else to release)."""
         if self._after_upload in self.world.upload_listeners:
             self.world.upload_listeners.remove(self._after_upload)
-        self.world.ahead.discard(self._ahead_slot)
+        for n in range(3):
+            self.world.ahead.discard(self._frame_slot((n, 0)))
 
     def describe(self) -> dict:
         return {**super().describe(), "trigger": {"mode": self.trigger_mode, "delay_s": self.trigger_delay_s}}
@@ -203,6 +204,11 @@ class SimulatedCamera(BenchCamera):
         return (w.laser_emission, w.laser_setpoint_w, w.laser.power_noise_rms, self._exposure,
                 dataclasses.replace(w.sensor))
 
+    def _frame_slot(self, render_key) -> str:
+        """The frame-ahead slot of a render key: one per render slot (see world.render_slot), so a
+        run that uploads ahead of its captures finds the frames of the earlier uploads too."""
+        return f"{self._ahead_slot}:{render_slot(render_key)}"
+
     @staticmethod
     def _frame_key(render_key, state: tuple) -> tuple:
         return (render_key, *state[:4], dataclasses.astuple(state[4]))
@@ -212,11 +218,11 @@ class SimulatedCamera(BenchCamera):
         if not self.frame_ahead_enabled:
             return
         render_key = self.world.render_key()
-        render = self.world.ahead.get("render", render_key)
+        render = self.world.ahead.get(render_slot(render_key), render_key)
         if render is None:
             return
         state = self._laser_and_sensor()  # the job works on this snapshot, filed under it
-        self.world.ahead.submit(self._ahead_slot, self._frame_key(render_key, state), self._frame_job, render,
+        self.world.ahead.submit(self._frame_slot(render_key), self._frame_key(render_key, state), self._frame_job, render,
                                 state)
 
     def _frame_job(self, render, state: tuple):
@@ -239,7 +245,7 @@ class SimulatedCamera(BenchCamera):
         render_key = self.world.settled_render_key(t_mid)
         if render_key is None:
             return None
-        future = self.world.ahead.take(self._ahead_slot, self._frame_key(render_key, self._laser_and_sensor()))
+        future = self.world.ahead.take(self._frame_slot(render_key), self._frame_key(render_key, self._laser_and_sensor()))
         if future is None:
             return None
         result = future.result()

@@ -78,6 +78,12 @@ class _SLMState:
     cached_field: np.ndarray | None = None
 
 
+def render_slot(key: tuple[int, int], depth: int = 3) -> str:
+    """The render-ahead slot of a render key: the last ``depth`` uploads keep their renders
+    (a run that uploads ahead of its captures still needs the earlier ones)."""
+    return f"render:{sum(key) % depth}"
+
+
 class OpticalWorld:
     """The twin's single source of truth about light; devices write into it and render from it."""
 
@@ -266,9 +272,23 @@ class OpticalWorld:
             return all(self.settled_fraction(key, t) >= _SETTLED for key in self._slms)
 
     def settled_render_key(self, t: float) -> tuple[int, int] | None:
-        """:meth:`render_key` if both SLMs are settled at ``t``, else None (one look at the state)."""
+        """The upload counters of the patterns both SLMs hold settled at ``t``, else None.
+
+        An SLM whose last upload has not started to move at ``t`` still holds the one before
+        (a run that uploads ahead of its captures takes frames there).
+        """
         with self._lock:
-            return self.render_key() if self.settled(t) else None
+            key = []
+            for name in (ENCODING, DECODING):
+                state = self._slms[name]
+                if self._fraction(state.truth, t - state.t_move) >= _SETTLED:
+                    key.append(state.uploads)
+                elif (t < state.t_move and state.prior is not None
+                      and self._fraction(state.truth, t - state.prior.t_move) >= _SETTLED):
+                    key.append(state.uploads - 1)
+                else:
+                    return None
+            return tuple(key)
 
     def retardance(self, key: str, t: float) -> np.ndarray:
         """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling).
@@ -374,7 +394,8 @@ class OpticalWorld:
         encoding, decoding = self._slms[ENCODING], self._slms[DECODING]
         if encoding.target is None or decoding.target is None:
             return
-        self.ahead.submit("render", self.render_key(), self._render_settled, encoding.target,
+        key = self.render_key()
+        self.ahead.submit(render_slot(key), key, self._render_settled, encoding.target,
                           decoding.target, decoding.uploads)
 
     def _render_settled(self, encoding_target: np.ndarray, decoding_target: np.ndarray,
@@ -397,7 +418,7 @@ class OpticalWorld:
         raised here.
         """
         key = self.settled_render_key(t)
-        future = self.ahead.get("render", key) if key is not None else None
+        future = self.ahead.get(render_slot(key), key) if key is not None else None
         if future is None:
             return None
         unit = future.result()

@@ -1,0 +1,147 @@
+"""Upload SLM patterns ahead of the frames still to be taken of earlier ones.
+
+A video-driven SLM latches an upload at its next refresh edge, holds the old pattern for
+``latency`` after that edge, then settles. So the frames of pattern ``j`` can be taken from
+``edge_j + latency + settle`` until pattern ``j + 1`` starts to move, which is never before
+``call_{j+1} + latency`` (an edge never comes before the call). Uploading the next pattern while
+the last one still sits out its latency lets patterns follow each other as fast as
+``settle + exposure`` and one upload per refresh frame allow, instead of
+``latency + settle + readout + the time to the next edge``.
+
+:class:`ShowCaptureSchedule` decides, from the bench clock, when the next upload is safe and
+when the oldest pending pattern's frames are due; :func:`pipelined_frames` runs it. Every
+capture's real times are checked afterwards against the same rule, and any pattern whose
+frames might hold the next pattern is reported for a retake, so a stall (a slow upload, a
+late frame) costs time, never a mixed frame. The rule assumes what the bench file states:
+the SLM's ``latency_frames`` is a lower bound, and a capture call starts its exposure within
+``guard_s``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from drivers.identity import CameraTiming, SLMTiming
+
+__all__ = ["ShowCaptureSchedule", "pipelined_frames"]
+
+
+@dataclass
+class _Shown:
+    index: int
+    call_s: float          # when set_phase was called
+    edge_s: float          # when it returned: the refresh edge that latched it
+
+
+@dataclass
+class ShowCaptureSchedule:
+    """When to upload and when to capture, for one SLM and one camera."""
+
+    slm: SLMTiming
+    camera: CameraTiming
+    frames_per_pattern: int = 1
+    guard_s: float = 0.002
+    max_ahead: int = 2
+    pending: deque = field(default_factory=deque)
+    camera_free_s: float = -np.inf
+    observed_s: deque = field(default_factory=lambda: deque(maxlen=16))   # recent capture + work times
+
+    @property
+    def capture_s(self) -> float:
+        """From the capture call to the end of the work on its frames: the frames' own time, or
+        the 90th percentile of the recent ones where that is longer (a rare slower one costs a
+        retake, not a slower schedule)."""
+        own = self.frames_per_pattern * self.camera.frame_s
+        if not self.observed_s:
+            return own
+        return max(own, float(np.percentile(self.observed_s, 90)))
+
+    @property
+    def exposing_s(self) -> float:
+        """From the capture call to the end of the last exposure (the camera's own timing)."""
+        return self.frames_per_pattern * self.camera.frame_s - self.camera.readout_s
+
+    def due_s(self, shown: _Shown) -> float:
+        """When this pattern is settled (its frames may start)."""
+        return shown.edge_s + self.slm.wait_s
+
+    def capture_plan(self, now: float) -> list[float]:
+        """Start times of the pending captures if taken in order from ``now`` on."""
+        t, starts = max(now, self.camera_free_s), []
+        for shown in self.pending:
+            start = max(self.due_s(shown), t)
+            starts.append(start)
+            t = start + self.capture_s
+        return starts
+
+    def next_upload_s(self, now: float) -> float:
+        """Earliest call time for the next upload that keeps every pending capture clean."""
+        if not self.pending:
+            return now
+        if len(self.pending) >= self.max_ahead:
+            return np.inf
+        last_exposure_end = self.capture_plan(now)[-1] + self.exposing_s
+        return max(now, last_exposure_end + self.guard_s - self.slm.latency_s)
+
+    def upload_first(self, now: float) -> bool:
+        """Whether the next upload (which may block up to one refresh frame) fits before the
+        oldest pending capture is due."""
+        t_up = self.next_upload_s(now)
+        if not self.pending:
+            return True
+        return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
+
+    def clean(self, shown: _Shown, start_s: float, next_call_s: float | None) -> bool:
+        """Whether frames whose capture was called at ``start_s`` show only ``shown``."""
+        settled = start_s >= self.due_s(shown) - 1e-9
+        exposure_end = start_s + self.exposing_s
+        # the planning margin (guard_s) is not asked of the check: a capture that started a little
+        # late but still ended before the next pattern could move is clean
+        before_next = next_call_s is None or exposure_end <= next_call_s + self.slm.latency_s + 1e-9
+        return settled and before_next
+
+
+def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int], object],
+                     process: Callable[[int, object], object], count: int,
+                     schedule: ShowCaptureSchedule) -> tuple[list, list[int]]:
+    """Show patterns ``0 .. count-1`` (``upload(i)``), take their frames (``grab(i)``, which
+    starts exposing when called) and reduce them (``process(i, frames)``, kept short: the
+    next capture waits for it).
+
+    Returns ``process``'s results in order and the indices whose frames may not be clean
+    (to be retaken one by one by the caller).
+    """
+    results: list = [None] * count
+    calls: list[float | None] = [None] * count
+    starts: dict[int, float] = {}
+    shown_by_index: dict[int, _Shown] = {}
+    k = 0
+    while k < count or schedule.pending:
+        now = clock.now()
+        if k < count and schedule.upload_first(now):
+            clock.sleep(schedule.next_upload_s(now) - now)
+            call = clock.now()
+            upload(k)
+            shown = _Shown(k, call, clock.now())
+            calls[k] = call
+            schedule.pending.append(shown)
+            shown_by_index[k] = shown
+            k += 1
+            continue
+        shown = schedule.pending[0]
+        start = schedule.capture_plan(now)[0]
+        clock.sleep(start - now)
+        t0 = clock.now()
+        results[shown.index] = process(shown.index, grab(shown.index))
+        t2 = clock.now()
+        schedule.pending.popleft()
+        schedule.camera_free_s = t2
+        schedule.observed_s.append(t2 - t0)
+        starts[shown.index] = t0
+    retake = [i for i in range(count)
+              if not schedule.clean(shown_by_index[i], starts[i], calls[i + 1] if i + 1 < count else None)]
+    return results, retake
