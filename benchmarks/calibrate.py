@@ -71,7 +71,7 @@ def main() -> None:
         print(f"  {key:<40} {value}")
     for key, value in report.figures.items():
         print(f"  {key:<40} {value}")
-    print(f"  patterns shown {c['patterns_shown']}, frames {c['frames_captured']}")
+    print(f"  patterns shown {c['patterns_shown']}, frames {c['frames_captured']}, pipelined retakes {c['retakes']}")
     print(f"  wall time {wall:.2f} s; patterns x (latency + settle) {c['pattern_time_s']:.2f} s; "
           f"ratio {wall / c['pattern_time_s']:.2f}")
     print(f"twin agreement, {args.frames} fresh seeds (Pearson r of registered image vs calibrated-model prediction)")

@@ -116,32 +116,26 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
     (to be retaken one by one by the caller).
     """
     results: list = [None] * count
-    calls: list[float | None] = [None] * count
-    starts: dict[int, float] = {}
-    shown_by_index: dict[int, _Shown] = {}
-    k = 0
-    while k < count or schedule.pending:
+    shown: list[_Shown] = []
+    starts: list[float] = []
+    while len(shown) < count or schedule.pending:
         now = clock.now()
-        if k < count and schedule.upload_first(now):
+        if len(shown) < count and schedule.upload_first(now):
             clock.sleep(schedule.next_upload_s(now) - now)
             call = clock.now()
-            upload(k)
-            shown = _Shown(k, call, clock.now())
-            calls[k] = call
-            schedule.pending.append(shown)
-            shown_by_index[k] = shown
-            k += 1
+            upload(len(shown))
+            shown.append(_Shown(len(shown), call, clock.now()))
+            schedule.pending.append(shown[-1])
             continue
-        shown = schedule.pending[0]
-        start = schedule.capture_plan(now)[0]
-        clock.sleep(start - now)
+        oldest = schedule.pending[0]
+        clock.sleep(schedule.capture_plan(now)[0] - now)
         t0 = clock.now()
-        results[shown.index] = process(shown.index, grab(shown.index))
-        t2 = clock.now()
+        results[oldest.index] = process(oldest.index, grab(oldest.index))
+        t1 = clock.now()
         schedule.pending.popleft()
-        schedule.camera_free_s = t2
-        schedule.observed_s.append(t2 - t0)
-        starts[shown.index] = t0
+        schedule.camera_free_s = t1
+        schedule.observed_s.append(t1 - t0)
+        starts.append(t0)                        # captures run in upload order
     retake = [i for i in range(count)
-              if not schedule.clean(shown_by_index[i], starts[i], calls[i + 1] if i + 1 < count else None)]
+              if not schedule.clean(shown[i], starts[i], shown[i + 1].call_s if i + 1 < count else None)]
     return results, retake

@@ -14,7 +14,7 @@ from drivers.identity import DeviceIdentity
 
 from .clock import sleep_until
 from .noise import expose
-from .world import OpticalWorld, render_slot
+from .world import RENDER_SLOTS, OpticalWorld, render_slot
 
 __all__ = ["SimulatedCamera", "TRIGGER_MODES"]
 
@@ -85,7 +85,7 @@ class SimulatedCamera(BenchCamera):
         """Stop computing frames ahead (nothing else to release)."""
         if self._after_upload in self.world.upload_listeners:
             self.world.upload_listeners.remove(self._after_upload)
-        for n in range(3):
+        for n in range(RENDER_SLOTS):
             self.world.ahead.discard(self._frame_slot((n, 0)))
 
     def describe(self) -> dict:

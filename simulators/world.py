@@ -78,10 +78,12 @@ class _SLMState:
     cached_field: np.ndarray | None = None
 
 
-def render_slot(key: tuple[int, int], depth: int = 3) -> str:
-    """The render-ahead slot of a render key: the last ``depth`` uploads keep their renders
-    (a run that uploads ahead of its captures still needs the earlier ones)."""
-    return f"render:{sum(key) % depth}"
+RENDER_SLOTS = 3   # uploads whose renders are kept: a run that uploads ahead still captures earlier ones
+
+
+def render_slot(key: tuple[int, int]) -> str:
+    """The render-ahead slot of a render key (the last RENDER_SLOTS uploads keep theirs)."""
+    return f"render:{sum(key) % RENDER_SLOTS}"
 
 
 class OpticalWorld:
