@@ -27,5 +27,10 @@ class LaserSafetyError(DeviceError):
     """The laser could not be verified off: treat the bench as unsafe."""
 
 
+class LinkLost(DeviceError, ConnectionError):
+    """The connection to a device failed mid-conversation (unplugged, switched off, a dead
+    port); the device's ``reconnect()`` may restore it."""
+
+
 class CaptureTimeout(DeviceError, TimeoutError):
     """The camera delivered no frame within the timeout."""

@@ -127,6 +127,11 @@ class Laser(ABC):
     def emission(self) -> bool:
         return bool(self._get_emission_hw())
 
+    def reconnect(self):
+        """Reopen a lost connection and read the state back (a ``LaserReadback``); drivers
+        that talk over a link override this."""
+        raise DeviceError(self.name, "this laser driver cannot reconnect")
+
     def faults(self) -> list[str]:
         """Active faults and interlocks, as the device words them (empty if none)."""
         return list(self._get_faults_hw())

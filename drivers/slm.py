@@ -70,6 +70,18 @@ class PhaseSLM(SlmsuiteSLM):
         return super().set_phase(phase, phase_correct=phase_correct, settle=settle,
                                  execute=execute, block=block, **kwargs)
 
+    def phase_to_gray(self, phase: np.ndarray) -> np.ndarray:
+        """The gray levels ``set_phase(phase)`` would send (LUT and source correction applied),
+        as a new array; nothing is shown. Safe to call from another thread while the SLM shows
+        something else, so a run can prepare its next patterns ahead."""
+        phase = check_phase(self.name, phase, self.shape, self.dtype, self.bitresolution)
+        if np.issubdtype(phase.dtype, np.integer):
+            return phase.copy()
+        work = np.array(phase, dtype=self.phase.dtype, copy=True)
+        if self.phase_correct and "phase" in self.source:
+            work += self._get_source_phase()
+        return self._phase2gray(work, out=np.empty(self.shape, dtype=self.dtype))
+
     def _show_gray_levels(self, gray: np.ndarray) -> np.ndarray:
         """slmsuite's integer-data path of ``set_phase``, with the realized phase looked up in a
         table of 2**bitdepth entries instead of float64 arithmetic over the frame (20 ms less

@@ -140,6 +140,12 @@ class SimulatedCamera(BenchCamera):
             slm.on_frame_shown.append(self.trigger_input)
         self.trigger_mode = "hardware"
 
+    def trigger_off(self, slm) -> None:
+        """Undo :meth:`trigger_from`: back to software-triggered captures."""
+        if self.trigger_input in slm.on_frame_shown:
+            slm.on_frame_shown.remove(self.trigger_input)
+        self.trigger_mode = "software"
+
     def _await_trigger(self, t_call: float, timeout_s: float) -> float:
         """The first edge since the camera was armed, if it comes by the timeout; else CaptureTimeout."""
         clock = self.world.clock

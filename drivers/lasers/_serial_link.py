@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import DeviceError
+from ..errors import DeviceError, LinkLost
 
 __all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort"]
 
@@ -40,7 +40,7 @@ class DeviceRefused(DeviceError):
         super().__init__(device, f"the device refused {command!r}: it answered {reply!r}{detail}")
 
 
-class LinkTimeout(DeviceError, TimeoutError):
+class LinkTimeout(LinkLost, TimeoutError):
     """No complete reply line arrived within the link's timeout."""
 
 
@@ -167,8 +167,8 @@ class SerialLink:
                                            f"call reconnect()")
         return self._port
 
-    def _link_failed(self, command: str, exc: Exception) -> DeviceError:
-        return DeviceError(
+    def _link_failed(self, command: str, exc: Exception) -> LinkLost:
+        return LinkLost(
             self.device,
             f"serial link on {self.port_name} failed while sending {command!r}: {exc}. "
             f"The device may have been unplugged or switched off; reconnect() reopens the port")

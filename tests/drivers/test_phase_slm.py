@@ -60,3 +60,20 @@ def test_bad_gray_levels_are_refused_before_the_device(rng):
     with pytest.raises(PhaseInputError, match="shape"):
         slm.set_phase(np.zeros((4, 4), dtype=np.uint8))
     assert len(slm.sent) == before
+
+
+@pytest.mark.parametrize("measured_lut", [False, True])
+def test_phase_to_gray_gives_the_bytes_set_phase_sends_and_shows_nothing(measured_lut, rng):
+    slm = RecordingSLM(8)
+    if measured_lut:
+        slm.set_gamma(np.sqrt(np.linspace(0.0, 1.0, slm.bitresolution)))
+    phase = rng.uniform(-7.0, 7.0, slm.shape).astype(np.float32)
+    kept = phase.copy()
+    before = len(slm.sent)
+    gray = slm.phase_to_gray(phase)
+    assert len(slm.sent) == before and gray.dtype == slm.dtype
+    assert np.array_equal(phase, kept)                      # the caller's array is not touched
+    slm.set_phase(phase)
+    assert np.array_equal(slm.sent[-1], gray)
+    with pytest.raises(PhaseInputError, match="NaN"):
+        slm.phase_to_gray(np.full(slm.shape, np.nan, np.float32))
