@@ -55,15 +55,25 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
     clips photo-electrons plus read noise together (read noise is a few electrons against a
     well of thousands, so the difference is below one count).
     """
-    mean_e = power_w * np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m))
-    read_var = np.float32(sensor.read_noise_e**2)
+    mean_e = np.multiply(power_w, np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m)),
+                         dtype=np.float32)
+    read_e = np.float32(sensor.read_noise_e)
     z = rng.standard_normal(mean_e.shape, dtype=np.float32)
-    # bright pixels: shot and read noise in one normal draw
-    electrons = mean_e + np.sqrt(mean_e + read_var) * z
     low = mean_e < POISSON_EXACT_BELOW_E
-    if low.any():
-        # dim pixels: exact Poisson shot noise, plus read noise from the same (independent) normals
-        electrons[low] = poisson_small(mean_e[low], rng) + np.float32(sensor.read_noise_e) * z[low]
+    n_low = int(np.count_nonzero(low))
+    if n_low == low.size:
+        # all dim (a calibration spot or a dark frame): exact Poisson shot noise + read noise
+        electrons = poisson_small(mean_e, rng)
+        electrons += read_e * z
+    else:
+        # bright pixels: shot and read noise in one normal draw
+        electrons = mean_e + read_e * read_e
+        np.sqrt(electrons, out=electrons)
+        electrons *= z
+        electrons += mean_e
+        if n_low:
+            # dim pixels: exact Poisson shot noise, plus read noise from the same (independent) normals
+            electrons[low] = poisson_small(mean_e[low], rng) + read_e * z[low]
     saturated_well = electrons >= sensor.full_well_e
     np.clip(electrons, None, sensor.full_well_e, out=electrons)
     counts = electrons * np.float32(sensor.gain_dn_per_e) + np.float32(sensor.dark_offset_dn)
