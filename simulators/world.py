@@ -78,7 +78,7 @@ class _SLMState:
     cached_field: np.ndarray | None = None
 
 
-RENDER_SLOTS = 3   # uploads whose renders are kept: a run that uploads ahead still captures earlier ones
+RENDER_SLOTS = 4   # uploads whose renders are kept: a run that uploads ahead still captures earlier ones
 
 
 def render_slot(key: tuple[int, int]) -> str:

@@ -2,55 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
 from lab.bench import build_bench
-from lab.bench_file import default_bench_text, parse_bench
-
-
-def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
-    """Replace ``key = value`` lines of the given [section]s in bench-file text (values as TOML)."""
-    out, section, seen = [], "", set()
-    for line in text.splitlines():
-        header = re.match(r"^\[([^\]]+)\]\s*$", line)
-        if header:
-            section = header.group(1)
-        match = re.match(r"^(\s*)([A-Za-z_0-9]+)(\s*=\s*)", line)
-        if match and (section, match.group(2)) in changes:
-            line = f"{match.group(2)} = {changes[(section, match.group(2))]}"
-            seen.add((section, match.group(2)))
-        out.append(line)
-    missing = set(changes) - seen
-    if missing:
-        raise KeyError(f"no such keys in the bench text: {sorted(missing)}")
-    return "\n".join(out) + "\n"
-
-
-SMALL = {
-    ("geometry", "d1_mm"): "40.0",
-    ("geometry", "d2_mm"): "30.0",
-    ("geometry", "seed_superpixels"): "16",
-    ("geometry", "superpixel_px"): "6",
-    ("geometry", "decoder_px"): "128",
-    ("geometry", "output_window_px"): "96",
-    ("geometry", "output_pixels"): "16",
-    ("encoding_slm", "resolution"): "[320, 256]",
-    ("decoding_slm", "resolution"): "[320, 256]",
-    ("camera", "resolution"): "[320, 256]",
-    ("twin", "grid_px"): "[256, 256]",
-    ("run", "seed_source"): '"placeholder-encoder"',  # the shipped model is for the full-size geometry
-    ("run", "decoder_phase"): '"flat"',
-    ("twin.laser", "aperture_mm"): "0.768",
-    ("laser", "power_mw"): "0.0001",  # a 9x smaller beam area: keep the sensor below saturation
-}
-
-
-def small_bench_text(extra: dict[tuple[str, str], str] | None = None) -> str:
-    """The default bench shrunk to a 256 x 256 grid (same physics, fast)."""
-    return edit_bench_text(default_bench_text(), {**SMALL, **(extra or {})})
+from lab.bench_file import parse_bench
+from simulators.benches import SMALL, edit_bench_text, small_bench_text  # noqa: F401 - used by the tests
 
 
 @pytest.fixture(autouse=True)
