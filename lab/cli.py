@@ -1,4 +1,4 @@
-"""The ``optgen`` command line: ``optgen run``, ``optgen config --dump``."""
+"""The ``optgen`` command line: run (and --resume), status, calibrate, train, evaluate, devices, config."""
 
 from __future__ import annotations
 
@@ -25,14 +25,27 @@ def _build_parser() -> argparse.ArgumentParser:
                          description="Generate frames: encoder seeds on the encoding SLM, the decoder phase "
                                      "on the decoding SLM, one camera frame per seed. Without --bench, "
                                      "the embedded simulated bench is used.")
-    run.add_argument("--count", type=int, required=True, help="number of frames to generate (>= 1)")
-    run.add_argument("--out", type=Path, required=True, help="new run folder (must not hold files yet)")
+    run.add_argument("--count", type=int, default=None, help="number of frames to generate (>= 1)")
+    run.add_argument("--out", type=Path, default=None, help="new run folder (must not hold files yet)")
+    run.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                     help="continue the run in DIR at its first missing frame (same bench, seeds, calibrations)")
+    run.add_argument("--sync", choices=("pipelined", "wait", "trigger"), default="pipelined",
+                     help="pipelined: upload the next pattern while the last settles (default); wait: upload, wait "
+                          "latency + settle, capture; trigger: the SLM's frame-shown output triggers the camera")
+    run.add_argument("--retries", type=int, default=3, help="attempts beyond the first for a missed frame (default 3)")
     run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
     run.add_argument("--seed", type=int, default=0, help="random seed of the encoder's noise (default 0)")
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser("status", help="say how far a run got and why it stopped",
+                            description="Read a run folder (also one whose process was killed, or one still "
+                                        "running) and print its status, frames stored, first missing frame, stop "
+                                        "reason and logged events. Exit 0 complete, 1 otherwise.")
+    status.add_argument("run", type=Path, help="run folder (from optgen run)")
+    status.set_defaults(func=_cmd_status)
 
     calibrate = sub.add_parser(
         "calibrate", help="calibrate the SLM LUTs, the alignment and the camera; check for drift",
@@ -216,42 +229,103 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
     return seeds, decoder_phase, decoder_id
 
 
+def _run_settings(args: argparse.Namespace):
+    """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
+    or, with --resume, as the run file recorded them."""
+    from .bench_file import load_bench, parse_bench
+    from .storage import read_run_attrs
+
+    if args.resume is None:
+        if args.count is None or args.out is None:
+            raise OptgenError("optgen run needs --count N and --out DIR (or --resume DIR)")
+        if args.count < 1:
+            raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+        cfg = load_bench(args.bench)
+        base_dir = args.bench.parent if args.bench is not None else None
+        return cfg, base_dir, args.seed, args.count, args.calibrations, args.out
+    if args.out is not None or args.count is not None:
+        raise OptgenError("--resume DIR continues that run: leave out --out and --count")
+    attrs = read_run_attrs(args.resume / "run.h5")
+    recorded = attrs.get("run_args") or {}
+    if args.bench is not None:
+        cfg = load_bench(args.bench)
+        if cfg.text != attrs.get("bench_file"):
+            raise OptgenError(f"{args.bench}: not the bench file the run in {args.resume} was made with "
+                              f"({attrs.get('bench_source')}); resume it on its own bench")
+        base_dir = args.bench.parent
+    else:
+        cfg = parse_bench(attrs["bench_file"], f"{args.resume / 'run.h5'} (bench file recorded by the run)")
+        base_dir = Path(recorded["bench_dir"]) if recorded.get("bench_dir") else None
+    calibrations = args.calibrations or (Path(recorded["calibrations"]) if recorded.get("calibrations") else None)
+    return cfg, base_dir, int(recorded.get("seed", 0)), int(attrs["count"]), calibrations, args.resume
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .bench import build_bench
-    from .bench_file import load_bench
     from .run import prepare_run_folder, run_generation
 
-    if args.count < 1:
-        raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+    if args.retries < 0:
+        raise OptgenError(f"--retries {args.retries}: expected 0 or more")
     # Everything is validated before any device is opened.
-    cfg = load_bench(args.bench)
-    base_dir = args.bench.parent if args.bench is not None else None
-    seeds, decoder_phase, decoder_id = _load_seeds_and_decoder(cfg, base_dir, args.seed)
-    if args.count > len(seeds):
-        raise OptgenError(f"--count {args.count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
-    prepare_run_folder(args.out)
+    cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
+    seeds, decoder_phase, decoder_id = _load_seeds_and_decoder(cfg, base_dir, random_seed)
+    if count > len(seeds):
+        raise OptgenError(f"--count {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
+    resume = args.resume is not None
+    if not resume:
+        prepare_run_folder(out)
+    run_args = {"seed": random_seed, "bench_dir": str(base_dir.resolve()) if base_dir is not None else None,
+                "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
 
-    bar = None if args.no_progress else tqdm(total=args.count, unit="frame", desc="optgen run", file=sys.stderr)
+    bar = None if args.no_progress else tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr,
+                                             smoothing=0.1)
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
-            bar.update(1)
+            bar.n = done
+            bar.refresh()
 
-    with build_bench(cfg, args.calibrations) as bench:
+    with build_bench(cfg, calibrations) as bench:
         try:
-            result = run_generation(bench, seeds, decoder_phase, decoder_id, args.out, args.count, progress)
+            result = run_generation(bench, seeds, decoder_phase, decoder_id, out, count, progress, resume=resume,
+                                    sync=args.sync, max_retries=args.retries, run_args=run_args)
         finally:
             if bar is not None:
                 bar.close()
     s = result.summary
-    print(f"{result.status}: {result.frames_written} frames in {s['wall_time_s']:.2f} s "
-          f"({s['frames_per_s']:.1f} frames/s) -> {result.folder}")
+    print(f"{result.status}{': ' + s['stop_reason'] if s['stop_reason'] else ''}: {result.frames_written} of "
+          f"{s['frames_requested']} frames stored ({s['frames_this_session']} in {s['wall_time_s']:.2f} s, "
+          f"{s['frames_per_s']:.1f} frames/s) -> {result.folder}")
     print(f"  run file      {result.folder / 'run.h5'}")
+    print(f"  log           {result.folder / 'run.log'}")
     print(f"  contact sheet {result.folder / 'contact_sheet.png'}")
     print(f"  summary       {result.folder / 'summary.json'}")
+    if result.status != "complete":
+        print(f"  continue with: optgen run --resume {result.folder}")
+        return 1
     return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .storage import read_run_status
+
+    path = args.run / "run.h5"
+    if not path.is_file():
+        raise OptgenError(f"{args.run}: no run.h5 here; not a run folder")
+    st = read_run_status(path)
+    print(f"{args.run}: {st['status']}{' (' + st['stop_reason'] + ')' if st.get('stop_reason') else ''}")
+    print(f"  frames stored {st['frames_written']} of {st['frames_requested']}"
+          + (f"; first missing {st['first_missing']}" if st.get("first_missing") is not None else ""))
+    for key in ("created_utc", "last_write_utc"):
+        if st.get(key):
+            print(f"  {key.replace('_', ' ')}: {st[key]}")
+    for event in st.get("events", [])[-10:]:
+        print(f"  {event}")
+    if st["status"] != "complete":
+        print(f"  continue with: optgen run --resume {args.run}")
+    return 0 if st["status"] == "complete" else 1
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:

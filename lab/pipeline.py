@@ -49,6 +49,9 @@ class ShowCaptureSchedule:
     pending: deque = field(default_factory=deque)
     camera_free_s: float = -np.inf
     observed_s: deque = field(default_factory=lambda: deque(maxlen=16))   # recent capture + work times
+    _p90: float = field(default=0.0, repr=False)
+    _p90_of: int = field(default=-1, repr=False)
+    _p90_last: float = field(default=np.nan, repr=False)
 
     @property
     def capture_s(self) -> float:
@@ -58,7 +61,10 @@ class ShowCaptureSchedule:
         own = self.frames_per_pattern * self.camera.frame_s
         if not self.observed_s:
             return own
-        return max(own, float(np.percentile(self.observed_s, 90)))
+        if self._p90_of is not len(self.observed_s) or self._p90_last != self.observed_s[-1]:
+            self._p90_of, self._p90_last = len(self.observed_s), self.observed_s[-1]
+            self._p90 = float(np.percentile(self.observed_s, 90))   # cached: asked many times per frame
+        return max(own, self._p90)
 
     @property
     def exposing_s(self) -> float:
@@ -87,13 +93,13 @@ class ShowCaptureSchedule:
         last_exposure_end = self.capture_plan(now)[-1] + self.exposing_s
         return max(now, last_exposure_end + self.guard_s - self.slm.latency_s)
 
-    def upload_first(self, now: float) -> bool:
-        """Whether the next upload (which may block up to one refresh frame) fits before the
-        oldest pending capture is due."""
+    def upload_first(self, now: float, blocking: bool = True) -> bool:
+        """Whether the next upload fits before the oldest pending capture is due (an upload on
+        the capturing thread may block up to one refresh frame; one on its own thread does not)."""
         t_up = self.next_upload_s(now)
         if not self.pending:
             return True
-        return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
+        return t_up + (self.slm.frame_s if blocking else 0.0) + self.guard_s <= self.capture_plan(now)[0]
 
     def clean(self, shown: _Shown, start_s: float, next_call_s: float | None) -> bool:
         """Whether frames whose capture was called at ``start_s`` show only ``shown``."""

@@ -1,35 +1,41 @@
-"""Run loop v1: seed -> phase -> LUT -> encoding SLM -> wait latency + settle -> capture -> store.
+"""A run: seed -> phase -> LUT -> encoding SLM -> settle -> capture -> register -> store.
 
-The decoder phase is uploaded once. The laser emits only while frames are captured and
-is turned off, and verified off, on every exit path: normal end, exception, Ctrl-C,
-SIGTERM (turned into SystemExit while a run is active) and interpreter exit (the laser
-registry's atexit hook). Every stored frame is flushed at once, so nothing captured is lost.
+The decoder phase is uploaded once. The timing-critical path (:mod:`lab.capture_loop`) runs
+on this thread; seed patterns are prepared ahead on one thread and frames are registered and
+stored on another (:mod:`lab.frame_store`), each frame durable before the next is written
+(:mod:`lab.storage`), so a resume (``resume=True``) continues at the frames still missing.
+The laser emits only while frames are captured and is turned off, and verified off, on every
+exit path: normal end, exception, Ctrl-C (once: finish the frames in flight; twice: now),
+SIGTERM and interpreter exit (the laser registry's atexit hook). Every stop records its
+reason in the run file, run.log and summary.json.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import platform
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from calibration.alignment import place_decoder
-from drivers.errors import DeviceError, OptgenError
+from drivers.errors import DeviceError, LaserSafetyError, LinkLost, OptgenError
 
 from .bench import Bench
+from .capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
 from .contact_sheet import write_contact_sheet
 from .energy import energy_per_image
-from .patterns import check_model_phase, seed_to_slm_phase
+from .frame_store import StoreWorker
+from .laser_guard import LaserGuard
+from .patterns import check_model_phase
 from .registration import OutputRegistration
 from .seeds import SeedSource
+from .stop import StopControl
 from .storage import RunWriter
 
 __all__ = ["RunFolderError", "RunResult", "prepare_run_folder", "run_generation"]
@@ -73,72 +79,91 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-@contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """While active (main thread only), SIGTERM raises SystemExit so every ``finally`` runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _resume_check(writer, cfg, attrs: dict) -> None:
+    """Refuse to continue a run made on another bench, software version or calibration set."""
+    stored = writer.attrs
+    for key, what in (("bench_file", "bench file"), ("calibrations", "calibrations"),
+                      ("seed_source", "seed source"), ("decoder_phase", "decoder phase"), ("count", "frame count")):
+        if key in stored and stored[key] != attrs[key]:
+            raise RunFolderError(f"{writer.path}: the run was made with another {what} than this resume "
+                                 f"would use ({key} differs); resume it with the same bench file, calibrations "
+                                 f"and settings, or start a new run")
+    theirs = (stored.get("software") or {}).get("optgen")
+    ours = attrs["software"].get("optgen")
+    if theirs != ours:
+        raise RunFolderError(f"{writer.path}: the run was made by optgen {theirs}, this is optgen {ours}; "
+                             f"a run is resumed by the version that started it")
 
-    def _handler(signum, frame):
-        raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, _handler)
+def _open_writer(folder: Path, resume: bool, count: int, bench: Bench, g, seed_shape, attrs: dict):
+    if not resume:
+        return RunWriter(folder / "run.h5", count, bench.camera.shape, (g.output_pixels, g.output_pixels),
+                         seed_shape, attrs=attrs)
+    if not (folder / "run.h5").is_file():
+        raise RunFolderError(f"{folder}: no run.h5 here; nothing to resume")
+    writer = RunWriter.resume(folder / "run.h5")
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _seed_gray(display: np.ndarray, seed_shape: tuple[int, int], superpixel_px: int) -> np.ndarray:
-    """Gray level at the centre of each seed superpixel of the (centred) seed on ``display``."""
-    rows, cols = display.shape
-    n_r, n_c = seed_shape
-    r0 = (rows - n_r * superpixel_px) // 2 + superpixel_px // 2
-    c0 = (cols - n_c * superpixel_px) // 2 + superpixel_px // 2
-    return display[r0:r0 + n_r * superpixel_px:superpixel_px, c0:c0 + n_c * superpixel_px:superpixel_px]
+        _resume_check(writer, bench.config, attrs)
+        if not len(writer.missing()):
+            raise RunFolderError(f"{writer.path}: every frame is already stored; nothing to resume")
+    except BaseException:
+        writer.close(writer.attrs.get("status", "stopped"), writer.attrs.get("stop_reason", ""))
+        raise
+    return writer
 
 
 def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, decoder_id: str,
                    out_dir: str | Path, count: int,
-                   progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Generate ``count`` frames on ``bench`` into a new run folder; returns what happened.
+                   progress: Callable[[int, int], None] | None = None, *, resume: bool = False,
+                   sync: str = "pipelined", max_retries: int = 3, stop: StopControl | None = None,
+                   run_args: dict | None = None) -> RunResult:
+    """Generate ``count`` frames on ``bench`` into a new run folder (or, with ``resume``, the
+    missing frames of the run in ``out_dir``); returns what happened.
 
-    Raises after cleaning up if the run fails or is interrupted; the run file then records why.
+    ``progress(done, total)`` is called on this thread as frames are stored. Raises after
+    cleaning up if the run fails or is interrupted; the run file then records why.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"count = {count!r}: expected a positive whole number of frames")
     if count > len(seeds):
         raise ValueError(f"count = {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
+    if sync not in SYNC_MODES:
+        raise ValueError(f"sync = {sync!r}: expected one of {', '.join(SYNC_MODES)}")
     cfg = bench.config
     g = cfg.geometry
     decoder_phase = check_model_phase("decoder phase", decoder_phase, (g.decoder_px, g.decoder_px))
     bench.laser.check_power(cfg.laser.power_w)
-    folder = prepare_run_folder(out_dir)
+    folder = Path(out_dir) if resume else prepare_run_folder(out_dir)
     cals = bench.calibrations
     registration = OutputRegistration(cfg, output_to_sensor=cals.output_to_sensor() if cals else None)
     placement = cals.decoder_placement() if cals else None
-    seed_shape = seeds.shape
-    writer = RunWriter(
-        folder / "run.h5", count, bench.camera.shape, (g.output_pixels, g.output_pixels), seed_shape,
-        attrs={"bench_file": cfg.text, "bench_source": cfg.source, "bench_name": cfg.name,
-               "calibrations": bench.calibration_ids(), "devices": bench.describe(),
-               "seed_source": seeds.describe(), "decoder_phase": decoder_id, "software": software_versions(),
-               "count": int(count)})
+    attrs = {"bench_file": cfg.text, "bench_source": cfg.source, "bench_name": cfg.name,
+             "calibrations": bench.calibration_ids(), "devices": bench.describe(),
+             "seed_source": seeds.describe(), "decoder_phase": decoder_id, "software": software_versions(),
+             "count": int(count), "run_args": run_args or {}}
+    writer = _open_writer(folder, resume, count, bench, g, seeds.shape, attrs)
+    todo = [int(i) for i in writer.missing()]
+    stop = stop or StopControl()
+    run_log = _RunLog(folder / "run.log", writer)
+    run_log.event("start", f"{'resuming' if resume else 'starting'}: {len(todo)} of {count} frames to take, "
+                           f"sync {sync}, bench {cfg.name!r}")
     status, reason = "failed", "not started"
     started = time.perf_counter()
     t_bench0 = bench.clock.now()
     on_time_s = 0.0
     dark_level = 0.0
-    counts_above_dark = 0.0
+    store = preparer = None
+    loop_stats = CaptureLoopStats()
+    stored_before = writer.n_written
     try:
-        with sigterm_as_exit():
+        with stop.signals():
             bench.laser.set_emission(False)
             dark = bench.camera.capture()
             dark_level = float(np.median(dark))
-            writer.file.create_dataset("dark", data=dark)
+            if not resume:
+                writer.write_dark(dark)
+                writer.write_decoder_phase(decoder_phase)
             registration.dark_level_dn = dark_level
-            writer.write_decoder_phase(decoder_phase)
             # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
             bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
                                                        cfg.decoding_slm.pitch_um * 1e-6))
@@ -147,30 +172,26 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             if abs(accepted - cfg.laser.power_w) > 0.05 * cfg.laser.power_w + 1e-9:
                 raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
                                                     f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
-            pattern = np.zeros(bench.encoding_slm.shape, dtype=np.float32)
             saturation = (cals.saturation_dn() if cals else None) or bench.camera.saturation_dn
+            preparer = PatternPreparer(bench.encoding_slm, seeds, g.superpixel_px, todo)
+            guard = LaserGuard(bench.laser, bench.clock, run_log.event)
+            store = StoreWorker(writer, registration, guard, saturation, dark_level)
+            reporter = _Progress(progress, writer, count)
             if not bench.laser.set_emission(True):
                 raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
             t_on = bench.clock.now()
             try:
-                for index in range(count):
-                    seed = seeds.seed(index)
-                    seed_to_slm_phase(seed.phase, g.superpixel_px, bench.encoding_slm.shape, out=pattern)
-                    display = bench.encoding_slm.set_phase(pattern)
-                    bench.clock.sleep(bench.encoding_slm.timing.wait_s)
-                    frame = bench.camera.capture()
-                    meta = {"timestamp_s": time.time(), "exposure_s": bench.camera.timing.exposure_s,
-                            "laser_power_w": bench.laser.measured_power(),
-                            "saturated_pixels": int(np.count_nonzero(frame >= saturation))}
-                    writer.write(index, frame, registration.image(frame), seed.phase,
-                                 _seed_gray(display, seed_shape, g.superpixel_px), seed.index, seed.id, meta)
-                    counts_above_dark += float(frame.sum(dtype=np.float64)) - dark_level * frame.size
-                    if progress is not None:
-                        progress(index + 1, count)
+                loop_stats = capture_frames(bench, preparer, store, stop, sync=sync, max_retries=max_retries,
+                                            record_event=run_log.event, on_iteration=reporter.update)
+                store.finish()
+                reporter.update()
             finally:
                 on_time_s = bench.clock.now() - t_on
-                bench.laser.safe_off()
-        status, reason = "complete", ""
+                _laser_off(bench.laser)
+        if writer.n_written == count:
+            status, reason = "complete", ""
+        else:
+            status, reason = "stopped", stop.reason or "stopped before every frame was taken"
     except KeyboardInterrupt:
         status, reason = "stopped", "interrupted (Ctrl-C)"
         raise
@@ -179,23 +200,95 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         raise
     except Exception as exc:
         status, reason = "failed", f"{type(exc).__name__}: {exc}"
+        cause = store.error if store is not None and store.error not in (None, exc) else exc.__context__
+        if cause is not None:               # e.g. the laser could not be switched off after a lost link
+            reason += f" (while stopping after {type(cause).__name__}: {cause})"
         raise
     finally:
         laser_off = False
         try:
-            bench.laser.safe_off()
+            writer.mark_stopped(status, reason)           # why, recorded before anything else can fail
+            if store is not None:
+                try:
+                    store.finish()                        # frames already captured are stored
+                except BaseException as exc:              # noqa: BLE001 - the first error is the one raised
+                    run_log.event("store", f"{type(exc).__name__}: {exc}")
+            if preparer is not None:
+                preparer.close()
+            _laser_off(bench.laser)
             laser_off = True
         finally:
             elapsed = time.perf_counter() - started
             setpoint = _setpoint(bench)
+            run_log.event("end", f"{status}{': ' + reason if reason else ''}; {writer.n_written} of {count} "
+                                 f"frames stored ({writer.n_written - stored_before} in this session)")
             summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, setpoint)
             summary["laser_verified_off"] = laser_off
+            summary["frames_this_session"] = writer.n_written - stored_before
+            summary["sync"] = sync
+            summary["retakes"] = loop_stats.retakes
+            summary["capture_timeouts"] = loop_stats.capture_timeouts
+            summary["critical_path_overhead_ms"] = loop_stats.overhead_ms()
+            summary["store_wait_s"] = round(loop_stats.store_wait_s, 4)
+            if store is not None and store.stored:
+                summary["store_ms_per_frame"] = round(store.busy_s / store.stored * 1e3, 3)
             summary["energy_per_image"] = energy_per_image(
-                cfg, writer.n_written, setpoint, on_time_s, bench.clock.now() - t_bench0, counts_above_dark,
-                seeds.flops_per_seed)
+                cfg, summary["frames_this_session"], setpoint, on_time_s, bench.clock.now() - t_bench0,
+                store.counts_above_dark if store is not None else 0.0, seeds.flops_per_seed)
             writer.close(status, reason, {"summary": summary})
+            run_log.close()
             _write_outputs(folder, summary)
     return RunResult(folder, status, summary["frames_written"], summary)
+
+
+def _laser_off(laser) -> None:
+    """Emission off, verified; if that fails (a lost link), reconnect once and try again."""
+    try:
+        laser.safe_off()
+    except (LinkLost, LaserSafetyError) as first:
+        try:
+            laser.reconnect()
+        except Exception:
+            raise first from None
+        laser.safe_off()
+
+
+class _Progress:
+    """Calls ``progress(done, total)`` on the run's thread as the worker stores frames."""
+
+    def __init__(self, progress, writer, total: int):
+        self.progress, self.writer, self.total = progress, writer, total
+        self.reported = writer.n_written
+
+    def update(self) -> None:
+        if self.progress is None:
+            return
+        while self.reported < self.writer.n_written:
+            self.reported += 1
+            self.progress(self.reported, self.total)
+
+
+class _RunLog:
+    """run.log in the run folder (appended to on resume), and the same events in the run file."""
+
+    def __init__(self, path: Path, writer):
+        self.writer = writer
+        self.logger = logging.getLogger("optgen.run")
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+
+    def event(self, kind: str, text: str) -> None:
+        self.logger.log(logging.WARNING if kind in ("retry", "link", "store") else logging.INFO, "%s: %s", kind, text)
+        try:
+            self.writer.record_event(kind, text)
+        except Exception as exc:   # noqa: BLE001 - the log file still has it
+            self.logger.error("could not record the event in the run file: %s", exc)
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
 
 
 def _setpoint(bench: Bench) -> float:

@@ -1,97 +1,496 @@
-"""One HDF5 file per run: raw frames chunked (1, H, W), per-frame metadata, the run's metadata.
+"""One HDF5 file per run that survives ``kill -9``: every dataset is allocated when the file
+is created, so storing a frame writes raw bytes only, never HDF5 metadata (decision 0006).
 
-Layout of ``run.h5``::
+Layout of ``run.h5`` (format_version 2)::
 
     /frames            (N, H, W) uint16, chunks (1, H, W), uncompressed (gzip is 15x too slow)
     /images            (N, n, n) float32  registered output images (counts above dark)
     /seed/phase        (N, s, s) float32  seed phases (radians) as shown, superpixel resolution
     /seed/gray         (N, s, s) uint16   the gray level each seed superpixel was shown with
-    /seed/index        (N,) int64         seed index in its source; /seed/id (N,) strings
+    /seed/index        (N,) int64         seed index in its source
+    /seed/id           (N,) utf-8, fixed 128 bytes (read with ``.asstr()``)
     /meta/<name>       (N,)               timestamp_s, exposure_s, laser_power_w, saturated_pixels
-    /meta/written      (N,) bool          True once the frame and its metadata are stored
+    /meta/stored_s     (N,) float64       Unix time the frame was stored
+    /meta/written      (N,) bool          True once the frame and all the above are on disk
+    /log/events        (E,) time_s, kind, text: the run log (starts, stops, retries, resumes)
+    /log/written       (E,) bool          True once the event row is on disk
     /dark              (H, W) uint16      a frame with the laser off, at the run's exposure
     /decoder_phase     (d, d) float32     the decoder phase shown on the decoding SLM
-    attrs              bench_file, bench_source, calibrations, devices, software, status, ...
+    attrs              bench_file, calibrations, devices, software, status, stop_reason, ...
 
-Every frame is flushed to disk as soon as it is written.
+A frame is stored in two steps: its data, flushed to the OS, then its ``written`` mark,
+flushed. A process killed at any moment leaves every marked frame complete. The file's
+blocks are reserved (``posix_fallocate``) when it is created, so a full disk cannot stop a
+run half way; without a reservation the free space is checked before every frame.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import h5py
 import numpy as np
+from h5py import h5d, h5p
 
-__all__ = ["RunWriter", "FORMAT_VERSION", "PER_FRAME_FIELDS"]
+from drivers.errors import OptgenError
 
-FORMAT_VERSION = 1
+__all__ = ["DiskFullError", "FORMAT_VERSION", "PER_FRAME_FIELDS", "RunEvent", "RunFileError", "RunWriter",
+           "read_run_attrs", "read_run_status"]
+
+FORMAT_VERSION = 2
 PER_FRAME_FIELDS = {
     "timestamp_s": np.float64,
     "exposure_s": np.float64,
     "laser_power_w": np.float64,
     "saturated_pixels": np.int64,
 }
+SEED_ID_BYTES = 128
+EVENT_DTYPE = np.dtype([("time_s", "<f8"), ("kind", "S24"), ("text", "S480")])  # 512-byte rows
+PART_SUFFIX = ".part"             # the name a run file has until it is fully created
+DISK_MARGIN_BYTES = 64 * 2**20     # left free beyond the run: run.log, summary, the final attributes
+FINISHED = ("complete", "stopped", "failed")
+
+
+class RunFileError(OptgenError):
+    """A run file cannot be read, created or resumed; the message says why."""
+
+
+class DiskFullError(OptgenError, OSError):
+    """The disk cannot take the run (or its next frame); nothing stored so far is lost."""
+
+
+class RunEvent(NamedTuple):
+    time_s: float
+    kind: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{_utc(self.time_s)} {self.kind}: {self.text}"
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _fixed(text: str, size: int) -> bytes:
+    """``text`` as utf-8, cut to ``size`` bytes on a character boundary."""
+    return text.encode("utf-8")[:size].decode("utf-8", "ignore").encode("utf-8")
+
+
+def _reserved(group: h5py.Group, name: str, shape: tuple, dtype, chunks: tuple | None = None) -> h5py.Dataset:
+    """A dataset whose file space is allocated now (no metadata changes when it is written)."""
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)
+    return group.create_dataset(name, shape, dtype=dtype, chunks=chunks, dcpl=dcpl, fill_time="never")
+
+
+def _encode_attrs(attrs: dict) -> tuple[dict, list[str]]:
+    out, as_json = {}, []
+    for key, value in attrs.items():
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            out[key] = value
+        else:
+            out[key] = json.dumps(value)
+            as_json.append(key)
+    return out, as_json
+
+
+def _decoded_attrs(f: h5py.File) -> dict:
+    """The file's attributes, JSON decoded where they were stored as JSON; unreadable ones left out."""
+    out = {}
+    for key in f.attrs:
+        try:
+            value = f.attrs[key]
+        except (OSError, KeyError, RuntimeError):   # torn by a kill while the attributes changed
+            continue
+        out[key] = value.item() if isinstance(value, np.generic) else value
+    for key in json.loads(out.get("json_attrs", "[]")):
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = json.loads(out[key])
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def _publish(part: Path, final: Path) -> None:
+    """Give the fully created file its name without ever replacing a file already there."""
+    try:
+        os.link(part, final)            # fails if ``final`` exists
+    except FileExistsError:
+        raise RunFileError(f"{final}: a file is already there; a run never overwrites one") from None
+    except OSError:                     # a file system without hard links
+        if final.exists():
+            raise RunFileError(f"{final}: a file is already there; a run never overwrites one") from None
+        os.rename(part, final)
+        return
+    os.unlink(part)
+
+
+def _open(path: Path, mode: str, **kwargs) -> h5py.File:
+    """Open a run file; a missing, corrupt, locked or foreign file raises RunFileError."""
+    if not path.is_file():
+        part = path.with_name(path.name + PART_SUFFIX)
+        if part.exists():
+            raise RunFileError(f"{path}: no such run file; {part.name} is a creation that was interrupted "
+                               f"(no frame was stored): delete the folder's files and start the run again")
+        raise RunFileError(f"{path}: no such run file")
+    try:
+        try:
+            f = h5py.File(path, mode, **kwargs)
+        except OSError as exc:
+            if "locking flag values don't match" not in str(exc):
+                raise
+            f = h5py.File(path, mode)     # this process has it open for writing: share that handle
+    except OSError as exc:
+        if "unable to lock" in str(exc):
+            raise RunFileError(f"{path}: open for writing in another process (a run still going?): {exc}") from None
+        raise RunFileError(f"{path}: not a readable HDF5 run file (truncated or corrupt?): {exc}") from None
+    try:
+        version = f.attrs.get("format_version")
+        if version is None or int(version) != FORMAT_VERSION:
+            raise RunFileError(f"{path}: run file format_version {version}; this optgen reads format_version "
+                               f"{FORMAT_VERSION} only")
+        for name in ("frames", "images", "seed/phase", "seed/gray", "seed/index", "seed/id", "meta/written",
+                     "meta/stored_s", "log/events", "log/written", *(f"meta/{n}" for n in PER_FRAME_FIELDS)):
+            if name not in f:
+                raise RunFileError(f"{path}: not a complete run file: /{name} is missing")
+            if name.startswith(("images", "seed", "meta")) and len(f[name]) != len(f["frames"]):
+                raise RunFileError(f"{path}: /{name} holds {len(f[name])} rows for {len(f['frames'])} frames")
+    except (RunFileError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        f.close()
+        if isinstance(exc, RunFileError):
+            raise
+        raise RunFileError(f"{path}: corrupt run file: {exc}") from None
+    return f
+
+
+def _events(f: h5py.File) -> list[RunEvent]:
+    marks = f["log/written"][:]
+    last = int(np.flatnonzero(marks)[-1]) + 1 if marks.any() else 0
+    rows = f["log/events"][:last][marks[:last]]
+    return [RunEvent(float(r["time_s"]), r["kind"].decode("utf-8", "replace"), r["text"].decode("utf-8", "replace"))
+            for r in rows]
+
+
+def _last_mark(events: list[RunEvent]) -> tuple[str, str] | None:
+    """(status, reason) of the last ``mark_stopped`` after the last start or resume, if any."""
+    for event in reversed(events):
+        if event.kind in ("created", "resumed"):
+            return None
+        if event.kind == "status":
+            status, _, reason = event.text.partition(": ")
+            return status, reason
+    return None
+
+
+def read_run_attrs(path: str | Path) -> dict:
+    """The attributes of a run file (JSON decoded); works while a run is writing it."""
+    path = Path(path)
+    with _open(path, "r", locking=False) as f:
+        return _decoded_attrs(f)
+
+
+def read_run_status(path: str | Path) -> dict:
+    """How far a run got, read without modifying the file (also while another process writes it).
+
+    ``status`` is the recorded final status, or "killed or still running" for a run that was
+    never closed; ``stop_reason`` then is what ``mark_stopped`` recorded, if anything.
+    """
+    path = Path(path)
+    with _open(path, "r", locking=False) as f:
+        attrs = _decoded_attrs(f)
+        marks = f["meta/written"][:]
+        stored = f["meta/stored_s"][:][marks]
+        events = _events(f)
+    status = attrs.get("status")
+    reason = attrs.get("stop_reason", "")
+    if status not in FINISHED:
+        mark = _last_mark(events)
+        status, reason = "killed or still running", (f"{mark[0]}: {mark[1]}" if mark and mark[1] else
+                                                      mark[0] if mark else "")
+    missing = np.flatnonzero(~marks)
+    return {"path": str(path), "status": status, "stop_reason": reason, "frames_requested": int(marks.size),
+            "frames_written": int(marks.sum()), "first_missing": int(missing[0]) if missing.size else None,
+            "created_utc": attrs.get("created_utc"),
+            "last_write_utc": _utc(float(stored.max())) if stored.size else None,
+            "events": events}
 
 
 class RunWriter:
-    """Writes frames of one run as they come; ``close(status)`` records how the run ended."""
+    """Writes frames of one run as they come; ``close(status)`` records how the run ended.
 
-    def __init__(self, path: Path, count: int, frame_shape: tuple[int, int], image_shape: tuple[int, int],
-                 seed_shape: tuple[int, int], attrs: dict):
+    Thread-safe: a storage thread may write frames while another records events.
+    ``fsync=True`` also makes each frame survive a power loss (the default survives the death
+    of the process, the OS keeps what was flushed to it).
+    """
+
+    def __init__(self, path: str | Path, count: int, frame_shape: tuple[int, int], image_shape: tuple[int, int],
+                 seed_shape: tuple[int, int], attrs: dict, *, fsync: bool = False, _file: h5py.File | None = None):
         self.path = Path(path)
-        self.count = int(count)
-        self.file = h5py.File(self.path, "w-")  # never overwrite an existing run file
-        f = self.file
-        f.attrs["format_version"] = FORMAT_VERSION
-        f.attrs["created_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        f.attrs["status"] = "running"
-        for key, value in attrs.items():
-            f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
-        self.frames = f.create_dataset("frames", (count, *frame_shape), dtype=np.uint16,
-                                       chunks=(1, *frame_shape))
-        self.images = f.create_dataset("images", (count, *image_shape), dtype=np.float32,
-                                       chunks=(1, *image_shape))
-        self.seed_phase = f.create_dataset("seed/phase", (count, *seed_shape), dtype=np.float32)
-        self.seed_gray = f.create_dataset("seed/gray", (count, *seed_shape), dtype=np.uint16)
-        self.seed_index = f.create_dataset("seed/index", (count,), dtype=np.int64)
-        self.seed_id = f.create_dataset("seed/id", (count,), dtype=h5py.string_dtype())
-        self.meta = {name: f.create_dataset(f"meta/{name}", (count,), dtype=dtype)
-                     for name, dtype in PER_FRAME_FIELDS.items()}
-        self.written = f.create_dataset("meta/written", (count,), dtype=bool)
-        f.flush()
-        self.n_written = 0
+        self.fsync = fsync
+        self._lock = threading.RLock()
+        if _file is not None:
+            self._attach(_file)
+            return
+        final = self.path
+        if final.exists():
+            raise RunFileError(f"{final}: a file is already there; a run never overwrites one")
+        self.path = final.with_name(final.name + PART_SUFFIX)   # run.h5 appears whole, or not at all
+        f = self._create(int(count), tuple(frame_shape), tuple(image_shape), tuple(seed_shape), attrs)
+        try:
+            self._attach(f)
+            _publish(self.path, final)
+        except BaseException:
+            f.close()
+            self.path.unlink(missing_ok=True)   # the file this call just made, never a finished run
+            raise
+        self.path = final
+
+    def _attach(self, f: h5py.File) -> None:
+        self.file = f
+        self.frames, self.images = f["frames"], f["images"]
+        self.count = len(self.frames)
+        self.seed_phase, self.seed_gray = f["seed/phase"], f["seed/gray"]
+        self.seed_index, self.seed_id = f["seed/index"], f["seed/id"]
+        self.meta = {name: f[f"meta/{name}"] for name in PER_FRAME_FIELDS}
+        self.stored_s, self.written = f["meta/stored_s"], f["meta/written"]
+        self._log, self._log_written = f["log/events"], f["log/written"]
+        self._marks = self.written[:]
+        self._n_events = int(np.count_nonzero(self._log_written[:]))
+        if self._n_events and not self._log_written[self._n_events - 1]:
+            self._n_events = int(np.flatnonzero(self._log_written[:])[-1]) + 1   # never overwrite a marked row
+        self.n_written = int(self._marks.sum())
+        self.attrs = _decoded_attrs(f)
+        self.frame_bytes = int(np.prod(self.frames.shape[1:])) * 2
+        self.reserved = self._reserve()
+        self._fd = os.open(self.path, os.O_RDONLY) if self.fsync else None
+        self._since_check = 0
+        self._last_mark: str | None = None
+        if not self._n_events:
+            self.record_event("created", f"{self.count} frames of {self.frames.shape[1]}x{self.frames.shape[2]}")
+
+    def _create(self, count: int, frame_shape: tuple, image_shape: tuple, seed_shape: tuple,
+                attrs: dict) -> h5py.File:
+        if count < 1:
+            raise ValueError(f"count = {count}: expected at least one frame")
+        per_frame = (2 * int(np.prod(frame_shape)) + 4 * int(np.prod(image_shape)) + 6 * int(np.prod(seed_shape))
+                     + 8 + SEED_ID_BYTES + 8 * (len(PER_FRAME_FIELDS) + 1) + 1)
+        needed = count * per_frame + self._event_rows(count) * (EVENT_DTYPE.itemsize + 1)
+        self._check_free(needed, "the run")
+        try:
+            f = h5py.File(self.path, "w")   # the .part name: a leftover of a killed creation, never a run
+        except OSError as exc:
+            raise RunFileError(f"{self.path}: cannot create the run file ({exc})") from None
+        try:
+            encoded, as_json = _encode_attrs(attrs)
+            for key, value in encoded.items():
+                f.attrs[key] = value
+            f.attrs["json_attrs"] = json.dumps(as_json)
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["created_utc"] = _utc(time.time())
+            f.attrs["status"] = "running"
+            _reserved(f, "frames", (count, *frame_shape), np.uint16, chunks=(1, *frame_shape))
+            _reserved(f, "images", (count, *image_shape), np.float32, chunks=(1, *image_shape))
+            _reserved(f, "seed/phase", (count, *seed_shape), np.float32)
+            _reserved(f, "seed/gray", (count, *seed_shape), np.uint16)
+            _reserved(f, "seed/index", (count,), np.int64)
+            _reserved(f, "seed/id", (count,), h5py.string_dtype("utf-8", SEED_ID_BYTES))
+            for name, dtype in PER_FRAME_FIELDS.items():
+                _reserved(f, f"meta/{name}", (count,), dtype)
+            _reserved(f, "meta/stored_s", (count,), np.float64)
+            _reserved(f, "meta/written", (count,), bool)[...] = False
+            rows = self._event_rows(count)
+            _reserved(f, "log/events", (rows,), EVENT_DTYPE)
+            _reserved(f, "log/written", (rows,), bool)[...] = False
+            f.flush()
+        except BaseException:
+            f.close()
+            self.path.unlink(missing_ok=True)   # the file this call just made, never a finished run
+            raise
+        return f
+
+    @staticmethod
+    def _event_rows(count: int) -> int:
+        return 1024 + count
+
+    def _check_free(self, needed: int, what: str) -> None:
+        free = shutil.disk_usage(self.path.parent if self.path.parent.exists() else Path.cwd()).free
+        if free < needed + DISK_MARGIN_BYTES:
+            raise DiskFullError(f"{self.path}: the disk cannot take {what}: {needed} bytes ({needed / 1e9:.3f} GB) "
+                                f"needed plus a {DISK_MARGIN_BYTES // 2**20} MiB margin, {free} bytes "
+                                f"({free / 1e9:.3f} GB) free")
+
+    def _reserve(self) -> bool:
+        """Allocate the file's blocks on disk now; False where the file system cannot."""
+        size = self.path.stat().st_size
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return True
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFullError(f"{self.path}: the disk cannot take the run: reserving {size} bytes "
+                                    f"({size / 1e9:.3f} GB) failed, {shutil.disk_usage(self.path.parent).free} "
+                                    f"bytes free") from None
+            return False   # EOPNOTSUPP, EINVAL: the free space is checked before every frame instead
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def resume(cls, path: str | Path, *, fsync: bool = False) -> RunWriter:
+        """Open an interrupted run (stopped, failed, or killed while running) to write its missing frames."""
+        path = Path(path)
+        f = _open(path, "r+")
+        try:
+            status = f.attrs.get("status") if "status" in f.attrs else None
+        except (OSError, KeyError, RuntimeError):
+            status = None
+        try:
+            if status == "complete":
+                raise RunFileError(f"{path}: the run is complete; nothing to resume")
+            writer = cls(path, 0, (0, 0), (0, 0), (0, 0), {}, fsync=fsync, _file=f)
+            f.attrs["status"] = "running"
+            writer.record_event("resumed", f"status was {status or 'unreadable (killed while closing?)'}; "
+                                           f"{len(writer.missing())} of {writer.count} frames missing")
+        except BaseException:
+            f.close()
+            raise
+        return writer
+
+    def missing(self) -> np.ndarray:
+        """Indices of the frames not stored yet, ascending."""
+        return np.flatnonzero(~self._marks)
+
+    def _flush(self) -> None:
+        self.file.flush()
+        if self._fd is not None:
+            os.fdatasync(self._fd)
+
+    def _check_disk(self) -> None:
+        """Before a frame: without a reservation every frame, with one every 64 frames (log, summary)."""
+        self._since_check += 1
+        if not self.reserved:
+            self._check_free(self.frame_bytes, "the next frame")
+        elif self._since_check >= 64:
+            self._since_check = 0
+            self._check_free(0, "the run's log and summary")
 
     def write(self, index: int, frame: np.ndarray, image: np.ndarray, seed_phase: np.ndarray,
               seed_gray: np.ndarray, seed_index: int, seed_id: str, meta: dict) -> None:
-        """Store frame ``index`` with its seed and metadata, then flush."""
-        if self.written[index]:
-            raise ValueError(f"{self.path}: frame {index} is already stored")
-        self.frames[index] = frame
-        self.images[index] = image
-        self.seed_phase[index] = seed_phase
-        self.seed_gray[index] = seed_gray
-        self.seed_index[index] = seed_index
-        self.seed_id[index] = seed_id
-        for name in PER_FRAME_FIELDS:
-            self.meta[name][index] = meta[name]
-        self.written[index] = True
-        self.n_written += 1
-        self.file.flush()
+        """Store frame ``index`` with its seed and metadata; on return it survives a killed process."""
+        index = int(index)
+        if not 0 <= index < self.count:
+            raise IndexError(f"{self.path}: frame {index} is outside the run's 0..{self.count - 1}")
+        frame = np.asarray(frame)
+        if frame.shape != self.frames.shape[1:]:
+            raise ValueError(f"{self.path}: frame {index} has shape {frame.shape}, the run stores "
+                             f"{self.frames.shape[1:]}")
+        sid = seed_id.encode("utf-8")
+        if len(sid) > SEED_ID_BYTES:
+            raise ValueError(f"{self.path}: seed id {seed_id!r} is longer than {SEED_ID_BYTES} bytes")
+        with self._lock:
+            if self._marks[index]:
+                raise ValueError(f"{self.path}: frame {index} is already stored; a frame is written once")
+            self._check_disk()
+            self.frames.id.write_direct_chunk((index, 0, 0), np.ascontiguousarray(frame, dtype=np.uint16))
+            self.images[index] = image
+            self.seed_phase[index] = seed_phase
+            self.seed_gray[index] = seed_gray
+            self.seed_index[index] = seed_index
+            self.seed_id[index] = sid
+            for name in PER_FRAME_FIELDS:
+                self.meta[name][index] = meta[name]
+            self.stored_s[index] = time.time()
+            self._flush()                       # the data reaches the OS before its mark
+            self.written[index] = True
+            self._flush()
+            self._marks[index] = True
+            self.n_written += 1
+
+    def record_event(self, kind: str, text: str) -> bool:
+        """Append ``kind: text`` to the run log in the file, durably; False once the log is full."""
+        with self._lock:
+            rows = len(self._log)
+            if self._n_events >= rows:
+                return False
+            if self._n_events == rows - 1:
+                kind, text = "log", f"the run log is full ({rows} events); later events are not stored"
+            k = self._n_events
+            self._log[k] = np.array((time.time(), _fixed(kind, 24), _fixed(text, 480)), dtype=EVENT_DTYPE)
+            self._flush()
+            self._log_written[k] = True
+            self._flush()
+            self._n_events += 1
+            return True
+
+    def events(self) -> list[RunEvent]:
+        """The run log stored so far, oldest first."""
+        with self._lock:
+            return _events(self.file)
+
+    def mark_stopped(self, status: str, reason: str = "") -> None:
+        """Record, durably and without closing, that the run is ending and why."""
+        text = f"{status}: {reason}" if reason else status
+        if text != self._last_mark:
+            self.record_event("status", text)
+            self._last_mark = text
+
+    def write_dark(self, dark: np.ndarray) -> None:
+        """The dark frame (laser off) at the run's exposure; a resumed run's dark goes to /dark_1, ..."""
+        with self._lock:
+            name, k = "dark", 0
+            while name in self.file:
+                k += 1
+                name = f"dark_{k}"
+            self.file.create_dataset(name, data=np.asarray(dark, dtype=np.uint16))
+            self._flush()
 
     def write_decoder_phase(self, phase: np.ndarray) -> None:
-        """The decoder phase (radians) shown for the whole run."""
-        self.file.create_dataset("decoder_phase", data=np.asarray(phase, dtype=np.float32))
+        """The decoder phase (radians) shown for the whole run; a resumed run must show the same."""
+        phase = np.asarray(phase, dtype=np.float32)
+        with self._lock:
+            if "decoder_phase" in self.file:
+                if not np.array_equal(self.file["decoder_phase"][...], phase):
+                    raise ValueError(f"{self.path}: the decoder phase differs from the one the run was made with")
+                return
+            self.file.create_dataset("decoder_phase", data=phase)
+            self._flush()
 
     def close(self, status: str, reason: str = "", extra_attrs: dict | None = None) -> None:
         """Record the final status ("complete", "stopped", "failed") and close the file."""
-        if not self.file.id.valid:
-            return
-        self.file.attrs["status"] = status
-        self.file.attrs["stop_reason"] = reason
-        self.file.attrs["frames_written"] = self.n_written
-        for key, value in (extra_attrs or {}).items():
-            self.file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
-        self.file.close()
+        with self._lock:
+            if not self.file.id.valid:
+                return
+            f = self.file
+            try:
+                try:
+                    self.mark_stopped(status, reason)   # in the log first: attribute changes are not atomic
+                finally:
+                    encoded, as_json = _encode_attrs(extra_attrs or {})
+                    for key, value in encoded.items():
+                        f.attrs[key] = value
+                    if as_json:
+                        f.attrs["json_attrs"] = json.dumps(sorted(set(as_json) | set(self._json_keys())))
+                    f.attrs["status"] = status
+                    f.attrs["stop_reason"] = reason
+                    f.attrs["frames_written"] = self.n_written
+            finally:
+                self.file.close()
+                if self._fd is not None:
+                    os.fsync(self._fd)
+                    os.close(self._fd)
+                    self._fd = None
+
+    def _json_keys(self) -> list[str]:
+        try:
+            return json.loads(self.file.attrs.get("json_attrs", "[]"))
+        except (OSError, json.JSONDecodeError):
+            return []

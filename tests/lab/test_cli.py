@@ -55,7 +55,7 @@ def test_run_on_a_bench_file_writes_a_run_folder(tmp_path, capsys):
     assert main(["run", "--count", "3", "--out", str(out), "--bench", str(bench), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_written"] == 3
-    assert "complete: 3 frames" in capsys.readouterr().out
+    assert "complete: 3 of 3 frames stored" in capsys.readouterr().out
 
 
 def test_run_refuses_bad_count_and_existing_folder(tmp_path, capsys):

@@ -1,0 +1,172 @@
+"""Fault matrix of `optgen run` on the twin: a fault at each stage and each signal, at a random
+moment, N trials each; after the run (and as many resumes as it takes, at most 3) every frame
+must be stored exactly once with its own seed's light, and the laser off after every process.
+
+Stages (in process, virtual clock, :mod:`simulators.faults`): upload, settle, capture, store,
+laser, link. Signals (an `optgen run` process on the wall clock): SIGINT once, SIGINT twice,
+SIGTERM, SIGKILL; then `optgen run --resume`.
+
+"Its own light": each stored registered image correlates best with the image of the same
+seed from a clean reference run (Pearson r), so a frame stored under the wrong index, or a
+frame of the next pattern, counts as lost; an index stored twice counts as doubled.
+
+Usage:  python benchmarks/run_faults.py [--trials N] [--frames F] [--only stages|signals]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lab.bench import build_bench
+from lab.bench_file import parse_bench
+from lab.decoder import load_decoder_phase
+from lab.run import run_generation
+from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from lab.storage import read_run_status
+from simulators import faults
+from simulators.benches import small_bench_text
+
+ROOT = Path(__file__).parents[1]
+SIGNALS = ("SIGINT", "SIGINTx2", "SIGTERM", "SIGKILL")
+
+
+def _run(cfg, out: Path, frames: int, resume: bool = False, stage: str | None = None, at: int = 0) -> bool:
+    """One run (or resume) on a fresh twin; returns whether the laser was off afterwards."""
+    n = cfg.geometry.seed_superpixels
+    seeds = EncoderSeedSource(PlaceholderEncoder(n * n), n, 7)
+    phase, decoder_id = load_decoder_phase("flat", cfg.geometry.decoder_px)
+    with build_bench(cfg) as bench:
+        if stage is not None:
+            faults.plant(bench, stage, at)
+        try:
+            run_generation(bench, seeds, phase, decoder_id, out, frames, resume=resume)
+        except Exception:
+            pass
+        finally:
+            faults.clear(bench)
+        return bench.world.laser_emission is False
+
+
+def _images(out: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with h5py.File(out / "run.h5", "r") as f:
+        return f["meta/written"][:], f["seed/index"][:], f["images"][...]
+
+
+def judge(out: Path, reference: np.ndarray) -> dict:
+    """Frames lost (missing, or not their own seed's light) and doubled (an index twice)."""
+    written, index, images = _images(out)
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    ref = reference.reshape(len(reference), -1).astype(np.float64)
+    lost, own = int(np.count_nonzero(~written)), []
+    for i in np.flatnonzero(written):
+        r = [np.corrcoef(flat[i], ref[j])[0, 1] for j in range(len(ref))]
+        own.append(int(np.argmax(r)) == i and index[i] == i)
+    lost += own.count(False)
+    doubled = len(index[written]) - len(set(index[written].tolist()))
+    return {"lost": lost, "doubled": doubled}
+
+
+def finish(cfg, out: Path, frames: int) -> int:
+    """Resume until complete (at most 3 times); returns the number of resumes and laser-on count."""
+    resumes, laser_on = 0, 0
+    while read_run_status(out / "run.h5")["status"] != "complete" and resumes < 3:
+        resumes += 1
+        laser_on += not _run(cfg, out, frames, resume=True)
+    return resumes, laser_on
+
+
+def stage_trials(stage: str, trials: int, frames: int, reference: np.ndarray, tmp: Path, rng) -> dict:
+    cfg = parse_bench(small_bench_text(), "fault matrix")
+    totals = {"lost": 0, "doubled": 0, "laser_on": 0, "resumes": 0}
+    for t in range(trials):
+        out = tmp / f"{stage}-{t}"
+        at = int(rng.integers(2, frames))
+        totals["laser_on"] += not _run(cfg, out, frames, stage=stage, at=at)
+        resumes, laser_on = finish(cfg, out, frames)
+        totals["resumes"] += resumes
+        totals["laser_on"] += laser_on
+        for key, value in judge(out, reference).items():
+            totals[key] += value
+    return totals
+
+
+def signal_trials(kind: str, trials: int, frames: int, reference: np.ndarray, tmp: Path, rng) -> dict:
+    bench = tmp / "wall.toml"
+    bench.write_text(small_bench_text({("run", "timing"): '"wall"'}))
+    cfg = parse_bench(bench.read_text(), str(bench))
+    totals = {"lost": 0, "doubled": 0, "laser_on": 0, "resumes": 0}
+    for t in range(trials):
+        out = tmp / f"{kind}-{t}"
+        proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", str(frames), "--out", str(out),
+                                 "--bench", str(bench), "--no-progress", "--seed", "7"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if read_run_status(out / "run.h5")["frames_written"] >= 1:
+                    break
+            except Exception:
+                pass
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 0.4)))
+        sig = {"SIGINT": signal.SIGINT, "SIGINTx2": signal.SIGINT, "SIGTERM": signal.SIGTERM,
+               "SIGKILL": signal.SIGKILL}[kind]
+        proc.send_signal(sig)
+        if kind == "SIGINTx2":
+            time.sleep(float(rng.uniform(0.0, 0.05)))
+            proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        if kind != "SIGKILL":   # a killed process cannot report; the twin's laser died with it
+            summary = json.loads((out / "summary.json").read_text())
+            totals["laser_on"] += not summary["laser_verified_off"]
+        resumes, laser_on = finish(cfg, out, frames)
+        totals["resumes"] += resumes
+        totals["laser_on"] += laser_on
+        for key, value in judge(out, reference).items():
+            totals[key] += value
+    return totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--only", choices=("stages", "signals"), default=None)
+    args = parser.parse_args()
+    rng = np.random.default_rng(20261124)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        here = os.getcwd()
+        os.chdir(tmp)
+        try:
+            cfg = parse_bench(small_bench_text(), "reference")
+            _run(cfg, tmp / "reference", args.frames)
+            reference = _images(tmp / "reference")[2]
+            rows = []
+            if args.only != "signals":
+                rows += [(s, stage_trials(s, args.trials, args.frames, reference, tmp, rng)) for s in faults.STAGES]
+            if args.only != "stages":
+                rows += [(k, signal_trials(k, args.trials, args.frames, reference, tmp, rng)) for k in SIGNALS]
+        finally:
+            os.chdir(here)
+    print(f"fault matrix: {args.trials} trials each, {args.frames} frames per run, fault at a random frame")
+    print(f"  {'fault':<10} {'lost':>5} {'doubled':>8} {'laser left on':>14} {'resumes':>8}")
+    for name, t in rows:
+        print(f"  {name:<10} {t['lost']:>5} {t['doubled']:>8} {t['laser_on']:>14} {t['resumes']:>8}")
+    print(f"\ncommand: python benchmarks/run_faults.py --trials {args.trials} --frames {args.frames}"
+          f"{' --only ' + args.only if args.only else ''} ({os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()
