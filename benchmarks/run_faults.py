@@ -124,7 +124,7 @@ def signal_trials(kind: str, trials: int, frames: int, reference: np.ndarray, tm
                "SIGKILL": signal.SIGKILL}[kind]
         proc.send_signal(sig)
         if kind == "SIGINTx2":
-            time.sleep(float(rng.uniform(0.0, 0.05)))
+            time.sleep(0.03 + float(rng.uniform(0.0, 0.05)))   # two presses, not one merged signal
             proc.send_signal(signal.SIGINT)
         proc.wait(60)
         if kind != "SIGKILL":   # a killed process cannot report; the twin's laser died with it

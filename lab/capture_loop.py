@@ -40,6 +40,7 @@ SYNC_MODES = ("pipelined", "wait", "trigger")
 # patterns shown and not yet captured: at 60 Hz with a 2-frame latency + settle, 3 wait while a 4th is uploaded
 RENDER_AHEAD = 4
 MAX_GUARD_S = 0.004        # the upload-ahead margin doubles from 0.5 ms after each late capture, up to this
+LATE_WINDOW, LATE_LIMIT = 50, 5   # then 5 late captures in 50 take one pattern off the upload-ahead depth
 log = logging.getLogger("optgen.run")
 
 
@@ -199,6 +200,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
     shown: dict[int, Prepared] = {}          # pending uploads of the pipelined mode, by upload order
     handed: list[int] = []
     retaken: set[int] = set()
+    late: deque[bool] = deque(maxlen=LATE_WINDOW)     # recent captures: was each one late?
 
     def next_pattern() -> Prepared:
         return retakes.popleft() if retakes else preparer.next()
@@ -291,10 +293,18 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                 if frame is not None:
                     next_call = schedule.pending[0].call_s if schedule.pending else None
                     if schedule.clean(oldest, t0, next_call):
+                        late.append(False)
                         hand_on(p, frame, t0 + schedule.exposing_s)
                         retaken.discard(p.index)
                     else:
-                        # this machine's timing is looser than planned: widen the margin, take it again
+                        # this machine's timing is looser than planned: widen the margin (then upload
+                        # less far ahead), take it again
+                        late.append(True)
+                        if schedule.guard_s >= MAX_GUARD_S and sum(late) >= LATE_LIMIT and schedule.max_ahead > 1:
+                            schedule.max_ahead -= 1
+                            late.clear()
+                            record_event("timing", f"late captures at a {MAX_GUARD_S * 1e3:g} ms margin: uploading "
+                                                   f"at most {schedule.max_ahead} pattern(s) ahead from now on")
                         schedule.guard_s = min(2.0 * schedule.guard_s, MAX_GUARD_S)
                         retake(p, "the frame may hold the next pattern (a late capture)")
                         retaken.add(p.index)

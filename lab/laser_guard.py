@@ -32,6 +32,12 @@ class LaserGuard:
         self.checked_until_s = -math.inf
         self.power_w = math.nan
         self.reconnected = False
+        self.stood_down_s: float | None = None
+
+    def stand_down(self) -> None:
+        """The run is about to switch the laser off itself: frames exposed before now stay
+        good if the laser reports no fault (its emission going off is then ours)."""
+        self.stood_down_s = self.clock.now()
 
     def confirm(self, t_s: float) -> float:
         """Make sure the laser was fine until ``t_s`` (bench clock); returns the power it measured."""
@@ -46,6 +52,8 @@ class LaserGuard:
             raise LaserFault(self.laser.name, f"reported {', '.join(faults)} during the run; the frames after the "
                                               f"last good check are not kept. Check the interlock, the key switch "
                                               f"and the laser's temperature")
+        if not emission and self.stood_down_s is not None and t_s <= self.stood_down_s:
+            return self.power_w                 # switched off by the run, after this frame
         if not emission:
             raise LaserFault(self.laser.name, "emission went off during the run (interlock, key switch or a "
                                               "controller that switched it off); the frames after the last good "

@@ -187,6 +187,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                 reporter.update()
             finally:
                 on_time_s = bench.clock.now() - t_on
+                guard.stand_down()
                 _laser_off(bench.laser)
         if writer.n_written == count:
             status, reason = "complete", ""

@@ -114,7 +114,9 @@ def test_ctrl_c_stops_the_run_with_the_laser_off(small_bench, tmp_path, mocker):
     assert small_bench.world.laser_emission is False
     with h5py.File(tmp_path / "run" / "run.h5", "r") as f:
         assert f.attrs["status"] == "stopped" and f.attrs["stop_reason"] == "interrupted (Ctrl-C)"
-        assert int(f["meta/written"][:].sum()) == 3
+        written = f["meta/written"][:]
+        # frames captured before the interrupt are stored too (one may have been in the queue)
+        assert 3 <= int(written.sum()) <= 5 and written[:int(written.sum())].all()
 
 
 def test_an_existing_run_folder_is_never_overwritten_and_no_device_is_touched(small_bench, tmp_path):
