@@ -26,7 +26,7 @@ class AheadWorker:
     (a frame job waits for its render, which was submitted before it, so two threads never wait
     on each other: one renders the next pattern while the other draws the last one's noise)."""
 
-    def __init__(self, name: str = "optgen-twin-ahead", workers: int = 2):
+    def __init__(self, name: str = "optgen-twin-ahead", workers: int = 1):
         self._name = name
         self._workers = int(workers)
         self._lock = threading.Lock()
