@@ -155,8 +155,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     store = preparer = None
     loop_stats = CaptureLoopStats()
     stored_before = writer.n_written
-    try:
-        with stop.signals():
+    with stop.signals():
+        try:
             bench.laser.set_emission(False)
             dark = bench.camera.capture()
             dark_level = float(np.median(dark))
@@ -186,59 +186,61 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                 store.finish()
                 reporter.update()
             finally:
+                stop.cleaning = True                      # a signal from here on waits for the cleanup
                 on_time_s = bench.clock.now() - t_on
                 guard.stand_down()
                 _laser_off(bench.laser)
-        if writer.n_written == count:
-            status, reason = "complete", ""
-        else:
-            status, reason = "stopped", stop.reason or "stopped before every frame was taken"
-    except KeyboardInterrupt:
-        status, reason = "stopped", "interrupted (Ctrl-C)"
-        raise
-    except SystemExit as exc:
-        status, reason = "stopped", f"terminated (exit {exc.code})"
-        raise
-    except Exception as exc:
-        status, reason = "failed", f"{type(exc).__name__}: {exc}"
-        cause = store.error if store is not None and store.error not in (None, exc) else exc.__context__
-        if cause is not None:               # e.g. the laser could not be switched off after a lost link
-            reason += f" (while stopping after {type(cause).__name__}: {cause})"
-        raise
-    finally:
-        laser_off = False
-        try:
-            writer.mark_stopped(status, reason)           # why, recorded before anything else can fail
-            if store is not None:
-                try:
-                    store.finish()                        # frames already captured are stored
-                except BaseException as exc:              # noqa: BLE001 - the first error is the one raised
-                    run_log.event("store", f"{type(exc).__name__}: {exc}")
-            if preparer is not None:
-                preparer.close()
-            _laser_off(bench.laser)
-            laser_off = True
+            if writer.n_written == count:
+                status, reason = "complete", ""
+            else:
+                status, reason = "stopped", stop.reason or "stopped before every frame was taken"
+        except KeyboardInterrupt:
+            status, reason = "stopped", "interrupted (Ctrl-C)"
+            raise
+        except SystemExit as exc:
+            status, reason = "stopped", f"terminated (exit {exc.code})"
+            raise
+        except Exception as exc:
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            cause = store.error if store is not None and store.error not in (None, exc) else exc.__context__
+            if cause is not None:               # e.g. the laser could not be switched off after a lost link
+                reason += f" (while stopping after {type(cause).__name__}: {cause})"
+            raise
         finally:
-            elapsed = time.perf_counter() - started
-            setpoint = _setpoint(bench)
-            run_log.event("end", f"{status}{': ' + reason if reason else ''}; {writer.n_written} of {count} "
-                                 f"frames stored ({writer.n_written - stored_before} in this session)")
-            summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, setpoint)
-            summary["laser_verified_off"] = laser_off
-            summary["frames_this_session"] = writer.n_written - stored_before
-            summary["sync"] = sync
-            summary["retakes"] = loop_stats.retakes
-            summary["capture_timeouts"] = loop_stats.capture_timeouts
-            summary["critical_path_overhead_ms"] = loop_stats.overhead_ms()
-            summary["store_wait_s"] = round(loop_stats.store_wait_s, 4)
-            if store is not None and store.stored:
-                summary["store_ms_per_frame"] = round(store.busy_s / store.stored * 1e3, 3)
-            summary["energy_per_image"] = energy_per_image(
-                cfg, summary["frames_this_session"], setpoint, on_time_s, bench.clock.now() - t_bench0,
-                store.counts_above_dark if store is not None else 0.0, seeds.flops_per_seed)
-            writer.close(status, reason, {"summary": summary})
-            run_log.close()
-            _write_outputs(folder, summary)
+            stop.cleaning = True
+            laser_off = False
+            try:
+                writer.mark_stopped(status, reason)           # why, recorded before anything else can fail
+                if store is not None:
+                    try:
+                        store.finish()                        # frames already captured are stored
+                    except BaseException as exc:              # noqa: BLE001 - the first error is the one raised
+                        run_log.event("store", f"{type(exc).__name__}: {exc}")
+                if preparer is not None:
+                    preparer.close()
+                _laser_off(bench.laser)
+                laser_off = True
+            finally:
+                elapsed = time.perf_counter() - started
+                setpoint = _setpoint(bench)
+                run_log.event("end", f"{status}{': ' + reason if reason else ''}; {writer.n_written} of {count} "
+                                     f"frames stored ({writer.n_written - stored_before} in this session)")
+                summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, setpoint)
+                summary["laser_verified_off"] = laser_off
+                summary["frames_this_session"] = writer.n_written - stored_before
+                summary["sync"] = sync
+                summary["retakes"] = loop_stats.retakes
+                summary["capture_timeouts"] = loop_stats.capture_timeouts
+                summary["critical_path_overhead_ms"] = loop_stats.overhead_ms()
+                summary["store_wait_s"] = round(loop_stats.store_wait_s, 4)
+                if store is not None and store.stored:
+                    summary["store_ms_per_frame"] = round(store.busy_s / store.stored * 1e3, 3)
+                summary["energy_per_image"] = energy_per_image(
+                    cfg, summary["frames_this_session"], setpoint, on_time_s, bench.clock.now() - t_bench0,
+                    store.counts_above_dark if store is not None else 0.0, seeds.flops_per_seed)
+                writer.close(status, reason, {"summary": summary})
+                run_log.close()
+                _write_outputs(folder, summary)
     return RunResult(folder, status, summary["frames_written"], summary)
 
 

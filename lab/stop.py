@@ -4,7 +4,9 @@ While :meth:`StopControl.signals` is active (main thread only), the first SIGINT
 :attr:`StopControl.requested`; the run loop uploads nothing more, takes the frames of the
 patterns already shown, stores them and ends with status "stopped". A second SIGINT raises
 KeyboardInterrupt at once, SIGTERM raises SystemExit at once: every ``finally`` still runs,
-so the laser goes off and the frames already captured are stored.
+so the laser goes off and the frames already captured are stored. Once the run is ending
+(:attr:`StopControl.cleaning`), signals are logged and otherwise ignored, so a further Ctrl-C
+cannot cut the cleanup short (laser off, run file closed, summary written).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StopControl:
     def __init__(self) -> None:
         self.requested = False
         self.reason = ""
+        self.cleaning = False      # the run is ending: signals no longer interrupt (laser off, files closed)
 
     def request(self, reason: str) -> None:
         """Ask the run to stop after the frames in flight (idempotent: the first reason stays)."""
@@ -33,13 +36,18 @@ class StopControl:
             self.requested, self.reason = True, reason
 
     def _on_sigint(self, signum, frame) -> None:
+        if self.cleaning:
+            log.warning("Ctrl-C: the run is already ending (laser off, frames stored, files closed); one moment")
+            return
         if self.requested:
             raise KeyboardInterrupt
         self.request("interrupted (Ctrl-C): stopped after the frames in flight")
         log.warning("Ctrl-C: finishing the frames in flight, then stopping; press Ctrl-C again to stop now")
 
-    @staticmethod
-    def _on_sigterm(signum, frame) -> None:
+    def _on_sigterm(self, signum, frame) -> None:
+        if self.cleaning:
+            log.warning("SIGTERM: the run is already ending (laser off, frames stored, files closed)")
+            return
         raise SystemExit(128 + signum)
 
     @contextmanager

@@ -236,3 +236,29 @@ def test_reduced_fault_matrix_a_fault_at_each_stage_then_resume_loses_and_double
     for i in range(count):                              # each frame holds its own seed's light
         r = [np.corrcoef(got[i], ref[j])[0, 1] for j in range(count)]
         assert int(np.argmax(r)) == i and r[i] > 0.95
+
+
+def test_a_ctrl_c_during_the_cleanup_does_not_cut_it_short(small_bench, tmp_path, mocker):
+    """Ctrl-C pressed again while the run is ending: laser off, run file closed, summary written."""
+    import signal as sig
+
+    from lab import run as run_module
+
+    stop = StopControl()
+    real_off = run_module._laser_off
+
+    def off_with_a_press(laser):
+        sig.raise_signal(sig.SIGINT)                   # as if the user pressed Ctrl-C once more now
+        real_off(laser)
+
+    mocker.patch.object(run_module, "_laser_off", side_effect=off_with_a_press)
+
+    def progress(done, total):
+        if done == 2:
+            stop.request("interrupted (Ctrl-C): stopped after the frames in flight")
+
+    result = run(small_bench, tmp_path / "run", 8, progress=progress, stop=stop)
+    assert result.status == "stopped" and small_bench.world.laser_emission is False
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["laser_verified_off"] is True and summary["status"] == "stopped"
+    assert read_run_status(tmp_path / "run" / "run.h5")["status"] == "stopped"
