@@ -256,6 +256,10 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
             else:
                 now = clock.now()
                 t_up = schedule.next_upload_s(now)
+                if uploader is not None and schedule.pending:
+                    # one upload per refresh frame: call after the last one latched, else both fall
+                    # in one frame and the later edge is mispredicted by a whole frame
+                    t_up = max(t_up, schedule.pending[-1].edge_s + 0.1 * slm.timing.frame_s)
                 if any(shown[id(e)].index in retaken for e in schedule.pending):
                     upload_now = False           # a retake is taken alone: nothing moves before it is in
                 elif uploader is None:
