@@ -336,6 +336,8 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:    # the console says warnings; run.log gets everything
+        handler.setLevel(logging.WARNING)
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
