@@ -36,7 +36,7 @@ from .patterns import check_model_phase
 from .registration import OutputRegistration
 from .seeds import SeedSource
 from .stop import StopControl
-from .storage import RunWriter
+from .storage import RunWriter, read_run_attrs, read_run_status
 
 __all__ = ["RunFolderError", "RunResult", "prepare_run_folder", "run_generation"]
 
@@ -79,37 +79,34 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def _resume_check(writer, cfg, attrs: dict) -> None:
+def _resume_check(path: Path, stored: dict, attrs: dict) -> None:
     """Refuse to continue a run made on another bench, software version or calibration set."""
-    stored = writer.attrs
     for key, what in (("bench_file", "bench file"), ("calibrations", "calibrations"),
                       ("seed_source", "seed source"), ("decoder_phase", "decoder phase"), ("count", "frame count")):
         if key in stored and stored[key] != attrs[key]:
-            raise RunFolderError(f"{writer.path}: the run was made with another {what} than this resume "
+            raise RunFolderError(f"{path}: the run was made with another {what} than this resume "
                                  f"would use ({key} differs); resume it with the same bench file, calibrations "
                                  f"and settings, or start a new run")
     theirs = (stored.get("software") or {}).get("optgen")
     ours = attrs["software"].get("optgen")
     if theirs != ours:
-        raise RunFolderError(f"{writer.path}: the run was made by optgen {theirs}, this is optgen {ours}; "
+        raise RunFolderError(f"{path}: the run was made by optgen {theirs}, this is optgen {ours}; "
                              f"a run is resumed by the version that started it")
 
 
 def _open_writer(folder: Path, resume: bool, count: int, bench: Bench, g, seed_shape, attrs: dict):
+    """A new run file, or (``resume``) the run's own after checking, read-only, that this run
+    may continue it: a refused resume leaves the file as it was."""
+    path = folder / "run.h5"
     if not resume:
-        return RunWriter(folder / "run.h5", count, bench.camera.shape, (g.output_pixels, g.output_pixels),
-                         seed_shape, attrs=attrs)
-    if not (folder / "run.h5").is_file():
+        return RunWriter(path, count, bench.camera.shape, (g.output_pixels, g.output_pixels), seed_shape, attrs=attrs)
+    if not path.is_file():
         raise RunFolderError(f"{folder}: no run.h5 here; nothing to resume")
-    writer = RunWriter.resume(folder / "run.h5")
-    try:
-        _resume_check(writer, bench.config, attrs)
-        if not len(writer.missing()):
-            raise RunFolderError(f"{writer.path}: every frame is already stored; nothing to resume")
-    except BaseException:
-        writer.close(writer.attrs.get("status", "stopped"), writer.attrs.get("stop_reason", ""))
-        raise
-    return writer
+    _resume_check(path, read_run_attrs(path), attrs)
+    status = read_run_status(path)
+    if status["first_missing"] is None:
+        raise RunFolderError(f"{path}: every frame is already stored ({status['status']}); nothing to resume")
+    return RunWriter.resume(path)
 
 
 def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, decoder_id: str,

@@ -262,3 +262,19 @@ def test_a_ctrl_c_during_the_cleanup_does_not_cut_it_short(small_bench, tmp_path
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["laser_verified_off"] is True and summary["status"] == "stopped"
     assert read_run_status(tmp_path / "run" / "run.h5")["status"] == "stopped"
+
+
+def test_a_refused_resume_leaves_the_run_file_as_it_was(small_bench, tmp_path):
+    stop = StopControl()
+
+    def progress(done, total):
+        if done == 2:
+            stop.request("test stop")
+
+    run(small_bench, tmp_path / "run", 8, progress=progress, stop=stop)
+    before = (tmp_path / "run" / "run.h5").read_bytes()
+    other = parse_bench(small_bench_text({("laser", "power_mw"): "0.5"}), "another bench")
+    with build_bench(other) as bench, pytest.raises(RunFolderError, match="bench file"):
+        run(bench, tmp_path / "run", 8, resume=True)
+    assert (tmp_path / "run" / "run.h5").read_bytes() == before
+    assert read_run_status(tmp_path / "run" / "run.h5")["status"] == "stopped"
