@@ -126,6 +126,9 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         raise ValueError(f"count = {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     if sync not in SYNC_MODES:
         raise ValueError(f"sync = {sync!r}: expected one of {', '.join(SYNC_MODES)}")
+    if sync == "trigger" and not (hasattr(bench.camera, "trigger_from") and hasattr(bench.camera, "trigger_off")):
+        raise DeviceError(bench.camera.name, "--sync trigger needs a camera whose trigger input is wired to the SLM's "
+                                             "frame-shown output (this driver has none); use pipelined or wait")
     cfg = bench.config
     g = cfg.geometry
     decoder_phase = check_model_phase("decoder phase", decoder_phase, (g.decoder_px, g.decoder_px))

@@ -278,3 +278,13 @@ def test_a_refused_resume_leaves_the_run_file_as_it_was(small_bench, tmp_path):
         run(bench, tmp_path / "run", 8, resume=True)
     assert (tmp_path / "run" / "run.h5").read_bytes() == before
     assert read_run_status(tmp_path / "run" / "run.h5")["status"] == "stopped"
+
+
+def test_trigger_sync_on_a_camera_without_a_trigger_input_is_refused_before_any_device(small_bench, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.delattr(type(small_bench.camera), "trigger_from")
+    with pytest.raises(Exception, match="trigger input"):
+        run(small_bench, tmp_path / "run", 3, sync="trigger")
+    assert not (tmp_path / "run").exists() and small_bench.world.laser_emission is False
+    with pytest.raises(ValueError, match="sync"):
+        run(small_bench, tmp_path / "run", 3, sync="fast")
