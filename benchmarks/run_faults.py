@@ -77,13 +77,16 @@ def judge(out: Path, reference: np.ndarray) -> dict:
     return {"lost": lost, "doubled": doubled}
 
 
-def finish(cfg, out: Path, frames: int) -> int:
-    """Resume until complete (at most 3 times); returns the number of resumes and laser-on count."""
-    resumes, laser_on = 0, 0
+def finish(cfg, out: Path, frames: int, reference: np.ndarray, totals: dict) -> None:
+    """Resume until complete (at most 3 times), then add resumes, laser-on count, lost and
+    doubled frames to ``totals``."""
+    resumes = 0
     while read_run_status(out / "run.h5")["status"] != "complete" and resumes < 3:
         resumes += 1
-        laser_on += not _run(cfg, out, frames, resume=True)
-    return resumes, laser_on
+        totals["laser_on"] += not _run(cfg, out, frames, resume=True)
+    totals["resumes"] += resumes
+    for key, value in judge(out, reference).items():
+        totals[key] += value
 
 
 def stage_trials(stage: str, trials: int, frames: int, reference: np.ndarray, tmp: Path, rng) -> dict:
@@ -93,11 +96,7 @@ def stage_trials(stage: str, trials: int, frames: int, reference: np.ndarray, tm
         out = tmp / f"{stage}-{t}"
         at = int(rng.integers(2, frames))
         totals["laser_on"] += not _run(cfg, out, frames, stage=stage, at=at)
-        resumes, laser_on = finish(cfg, out, frames)
-        totals["resumes"] += resumes
-        totals["laser_on"] += laser_on
-        for key, value in judge(out, reference).items():
-            totals[key] += value
+        finish(cfg, out, frames, reference, totals)
     return totals
 
 
@@ -130,11 +129,7 @@ def signal_trials(kind: str, trials: int, frames: int, reference: np.ndarray, tm
         if kind != "SIGKILL":   # a killed process cannot report; the twin's laser died with it
             summary = json.loads((out / "summary.json").read_text())
             totals["laser_on"] += not summary["laser_verified_off"]
-        resumes, laser_on = finish(cfg, out, frames)
-        totals["resumes"] += resumes
-        totals["laser_on"] += laser_on
-        for key, value in judge(out, reference).items():
-            totals[key] += value
+        finish(cfg, out, frames, reference, totals)
     return totals
 
 

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,10 @@ __all__ = ["SYNC_MODES", "CaptureLoopStats", "PatternPreparer", "Prepared", "Run
 
 SYNC_MODES = ("pipelined", "wait", "trigger")
 # patterns shown and not yet captured: at 60 Hz with a 2-frame latency + settle, 3 wait while a 4th is uploaded
-RENDER_AHEAD = 4
+MAX_UPLOADS_AHEAD = 4
+# no wait on another thread of the loop is unbounded: a hung display driver or a stuck pattern
+# computation stops the run (and the laser) with the reason instead of holding it forever
+THREAD_TIMEOUT_S = 10.0
 MAX_GUARD_S = 0.004        # the upload-ahead margin doubles from 0.5 ms after each late capture, up to this
 LATE_WINDOW, LATE_LIMIT = 50, 5   # then 5 late captures in 50 take one pattern off the upload-ahead depth
 log = logging.getLogger("optgen.run")
@@ -96,12 +100,13 @@ class PatternPreparer:
         """The next frame's pattern (raises what preparing it raised)."""
         future = self._futures.popleft()
         self._submit_next()
-        return future.result()
+        try:
+            return future.result(THREAD_TIMEOUT_S)
+        except TimeoutError:
+            raise RunFault(self.slm.name, f"preparing a seed pattern took over {THREAD_TIMEOUT_S:g} s") from None
 
     def close(self) -> None:
-        for future in self._futures:
-            future.cancel()
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)   # a pattern being computed is just dropped
 
 
 class _Uploader:
@@ -112,6 +117,7 @@ class _Uploader:
     def __init__(self, slm, clock):
         self.slm, self.clock = slm, clock
         self.last_edge_s: float | None = None
+        self._last: Future | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-upload")
 
     def predicted_edge_s(self, call_s: float) -> float:
@@ -130,10 +136,22 @@ class _Uploader:
             entry.call_s = self.clock.now()
             self.slm.set_phase(gray)
             entry.edge_s = self.last_edge_s = self.clock.now()
-        return self._executor.submit(job)
+        self._last = self._executor.submit(job)
+        return self._last
+
+    def wait(self, future: Future) -> None:
+        """Until ``future``'s upload has reached the SLM (raises what the upload raised)."""
+        try:
+            future.result(THREAD_TIMEOUT_S)
+        except TimeoutError:
+            raise RunFault(self.slm.name, f"an upload did not return within {THREAD_TIMEOUT_S:g} s (display "
+                                          f"driver hung?)") from None
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Cancel uploads not started; let the one under way finish, for a bounded time."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._last is not None:
+            futures_wait([self._last], THREAD_TIMEOUT_S)
 
 
 @dataclass
@@ -191,7 +209,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
     dev = _DeviceTime()
     # a capture call starts exposing within microseconds on the twin and a camera's driver; a late
     # one is caught by the check after it and retaken, so the planning margin can be small
-    schedule = (ShowCaptureSchedule(slm.timing, camera.timing, guard_s=0.0005, max_ahead=RENDER_AHEAD)
+    schedule = (ShowCaptureSchedule(slm.timing, camera.timing, guard_s=0.0005, max_ahead=MAX_UPLOADS_AHEAD)
                 if sync == "pipelined" else None)
     uploader = _Uploader(slm, clock) if schedule is not None and getattr(clock, "realtime", False) else None
     uploads: dict[int, Future] = {}
@@ -284,7 +302,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                     continue
                 oldest = schedule.pending[0]
                 if id(oldest) in uploads:
-                    dev.call(uploads.pop(id(oldest)).result)     # its real edge (and any upload error)
+                    dev.call(uploader.wait, uploads.pop(id(oldest)))     # its real edge (and any upload error)
                     now = clock.now()
                 dev.call(clock.sleep, schedule.capture_plan(now)[0] - now)
                 t0 = clock.now()
@@ -293,7 +311,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                 t1 = clock.now()
                 schedule.pending.popleft()
                 schedule.camera_free_s = t1
-                schedule.observed_s.append(t1 - t0)
+                schedule.observe(t1 - t0)
                 if frame is not None:
                     next_call = schedule.pending[0].call_s if schedule.pending else None
                     if schedule.clean(oldest, t0, next_call):

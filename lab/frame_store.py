@@ -19,9 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CapturedFrame", "StoreWorker"]
+from drivers.errors import OptgenError
+
+__all__ = ["CapturedFrame", "StorageStalled", "StoreWorker"]
 
 _DONE = object()
+
+
+class StorageStalled(OptgenError):
+    """The storage worker stopped taking frames."""
 
 
 @dataclass
@@ -56,15 +62,19 @@ class StoreWorker:
         self._thread = threading.Thread(target=self._work, name="optgen-store", daemon=True)
         self._thread.start()
 
-    def put(self, item: CapturedFrame) -> None:
-        """Queue a frame (blocks while the queue is full); raises the worker's error, if any."""
+    def put(self, item: CapturedFrame, timeout_s: float = 60.0) -> None:
+        """Queue a frame (blocks while the queue is full); raises the worker's error, if any, or
+        StorageStalled when the worker takes no frame for ``timeout_s`` (a hung disk)."""
+        deadline = time.monotonic() + timeout_s
         while True:
             self.check()
             try:
                 self._queue.put(item, timeout=0.05)
                 return
             except queue.Full:
-                continue
+                if time.monotonic() > deadline:
+                    raise StorageStalled(f"the storage worker took no frame for {timeout_s:g} s (disk hung or "
+                                         f"far too slow); stopping the run") from None
 
     def check(self) -> None:
         if self.error is not None:

@@ -49,22 +49,19 @@ class ShowCaptureSchedule:
     pending: deque = field(default_factory=deque)
     camera_free_s: float = -np.inf
     observed_s: deque = field(default_factory=lambda: deque(maxlen=16))   # recent capture + work times
-    _p90: float = field(default=0.0, repr=False)
-    _p90_of: int = field(default=-1, repr=False)
-    _p90_last: float = field(default=np.nan, repr=False)
+    _p90_s: float = field(default=0.0, repr=False)
 
     @property
     def capture_s(self) -> float:
         """From the capture call to the end of the work on its frames: the frames' own time, or
         the 90th percentile of the recent ones where that is longer (a rare slower one costs a
         retake, not a slower schedule)."""
-        own = self.frames_per_pattern * self.camera.frame_s
-        if not self.observed_s:
-            return own
-        if self._p90_of is not len(self.observed_s) or self._p90_last != self.observed_s[-1]:
-            self._p90_of, self._p90_last = len(self.observed_s), self.observed_s[-1]
-            self._p90 = float(np.percentile(self.observed_s, 90))   # cached: asked many times per frame
-        return max(own, self._p90)
+        return max(self.frames_per_pattern * self.camera.frame_s, self._p90_s)
+
+    def observe(self, seconds: float) -> None:
+        """A capture (and the work on its frames) took ``seconds``."""
+        self.observed_s.append(seconds)
+        self._p90_s = float(np.percentile(self.observed_s, 90))   # once here, not at every plan
 
     @property
     def exposing_s(self) -> float:
@@ -140,7 +137,7 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
         t1 = clock.now()
         schedule.pending.popleft()
         schedule.camera_free_s = t1
-        schedule.observed_s.append(t1 - t0)
+        schedule.observe(t1 - t0)
         starts.append(t0)                        # captures run in upload order
     retake = [i for i in range(count)
               if not schedule.clean(shown[i], starts[i], shown[i + 1].call_s if i + 1 < count else None)]

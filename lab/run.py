@@ -183,13 +183,13 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             try:
                 loop_stats = capture_frames(bench, preparer, store, stop, sync=sync, max_retries=max_retries,
                                             record_event=run_log.event, on_iteration=reporter.update)
-                store.finish()
-                reporter.update()
             finally:
                 stop.cleaning = True                      # a signal from here on waits for the cleanup
                 on_time_s = bench.clock.now() - t_on
                 guard.stand_down()
-                _laser_off(bench.laser)
+                _laser_off(bench.laser)                   # every frame is in: storing needs no light
+            store.finish()
+            reporter.update()
             if writer.n_written == count:
                 status, reason = "complete", ""
             else:

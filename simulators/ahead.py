@@ -1,38 +1,33 @@
-"""Work done ahead of need on background threads, each result filed under the key of its inputs.
+"""Work done ahead of need on one background thread, each result filed under the key of its inputs.
 
 The hardware-timed twin (wall clock) must deliver a frame exposure + readout after the
 exposure starts, yet one frame of the published model costs more than that to compute. It
 computes ahead instead: when an SLM upload arrives, the settled light (and the camera's next
-frame) are computed on these threads while the liquid crystal settles (two: a run that uploads
-ahead renders the next pattern while the last one's noise is drawn). A result is used only
+frame) are computed on this thread while the liquid crystal settles. A result is used only
 when the key it was computed under still describes the world (upload counters, laser state,
 exposure), so a stale result is never used; an exception in the thread is raised by
 ``Future.result()`` to whoever uses the result.
 
-numpy's FFTs and random draws release the GIL, so the threads run beside the caller.
+numpy's FFTs and random draws release the GIL, so the thread runs beside the caller.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 
 __all__ = ["AheadWorker"]
 
 
 class AheadWorker:
-    """``workers`` threads and named one-result slots; jobs start in the order they were submitted
-    (a frame job waits for its render, which was submitted before it, so two threads never wait
-    on each other: one renders the next pattern while the other draws the last one's noise)."""
+    """One worker thread and named one-result slots; jobs run in the order they were submitted."""
 
-    def __init__(self, name: str = "optgen-twin-ahead", workers: int = 1):
+    def __init__(self, name: str = "optgen-twin-ahead"):
         self._name = name
-        self._workers = int(workers)
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._slots: dict[str, tuple[Hashable, Future]] = {}
-        self._running: set[Future] = set()
 
     def submit(self, slot: str, key: Hashable, fn: Callable, *args) -> Future:
         """Run ``fn(*args)`` on the worker; the result replaces what ``slot`` held.
@@ -45,11 +40,9 @@ class AheadWorker:
             if old is not None:
                 old[1].cancel()
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix=self._name)
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
             future = self._executor.submit(fn, *args)
             self._slots[slot] = (key, future)
-            self._running.add(future)
-            future.add_done_callback(self._running.discard)
             return future
 
     def get(self, slot: str, key: Hashable) -> Future | None:
@@ -77,10 +70,11 @@ class AheadWorker:
             entry[1].cancel()
 
     def drain(self, timeout_s: float | None = None) -> None:
-        """Wait until every job submitted so far has run."""
+        """Wait until every job submitted so far has run (jobs run in order on one thread)."""
         with self._lock:
-            pending = list(self._running)
-        wait(pending, timeout_s)
+            executor = self._executor
+        if executor is not None:
+            executor.submit(lambda: None).result(timeout_s)
 
     def close(self) -> None:
         """Drop every slot and stop the thread; a later ``submit`` starts a new one."""

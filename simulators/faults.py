@@ -27,8 +27,12 @@ __all__ = ["STAGES", "clear", "plant"]
 STAGES = ("upload", "settle", "capture", "store", "laser", "link")
 
 
+_class_patches: list[tuple[type, str, Callable]] = []
+
+
 def _on_call(obj, name: str, at: int, action: Callable[[], None]) -> None:
-    """Run ``action`` instead of (before, for stalls) the ``at``-th call of ``obj.name``."""
+    """Run ``action`` before the ``at``-th call of ``obj.name`` (an instance, or a class whose
+    instances are made later: that patch lasts until :func:`clear`)."""
     real = getattr(obj, name)
     calls = {"n": 0}
     lock = threading.Lock()
@@ -41,10 +45,12 @@ def _on_call(obj, name: str, at: int, action: Callable[[], None]) -> None:
             action()
         return real(*args, **kwargs)
 
+    if isinstance(obj, type):
+        _class_patches.append((obj, name, real))
     setattr(obj, name, patched)
 
 
-def plant(bench, stage: str, at: int, writer_cls=None) -> None:
+def plant(bench, stage: str, at: int) -> None:
     """Arm the ``stage`` fault at its ``at``-th occasion (upload, capture, write... counted from 1)."""
     if stage not in STAGES:
         raise ValueError(f"fault stage {stage!r}: expected one of {', '.join(STAGES)}")
@@ -54,7 +60,10 @@ def plant(bench, stage: str, at: int, writer_cls=None) -> None:
         raise DeviceError(slm.name, "display driver error (planted)")
 
     def stall():
-        time.sleep(0.030) if getattr(bench.clock, "realtime", False) else bench.clock.sleep(0.030)
+        if getattr(bench.clock, "realtime", False):
+            time.sleep(0.030)           # the process itself stalls, not the simulated clock alone
+        else:
+            bench.clock.sleep(0.030)
 
     def time_out():
         raise CaptureTimeout(camera.name, "no frame within the timeout (planted)")
@@ -71,31 +80,13 @@ def plant(bench, stage: str, at: int, writer_cls=None) -> None:
         def disk_full():
             raise storage.DiskFullError("the disk is full (planted)")
 
-        cls = writer_cls or storage.RunWriter
-        _on_call_class(cls, "write", at, disk_full)
+        _on_call(storage.RunWriter, "write", at, disk_full)
     elif stage == "laser":
         _on_call(camera, "_get_image_hw", at, lambda: laser.trip("interlock open (planted)"))
     elif stage == "link":
         def drop():
             laser.link_down = True
         _on_call(camera, "_get_image_hw", at, drop)
-
-
-_class_patches: list[tuple[type, str, Callable]] = []
-
-
-def _on_call_class(cls: type, name: str, at: int, action: Callable[[], None]) -> None:
-    real = getattr(cls, name)
-    calls = {"n": 0}
-
-    def patched(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == at:
-            action()
-        return real(self, *args, **kwargs)
-
-    _class_patches.append((cls, name, real))
-    setattr(cls, name, patched)
 
 
 def clear(bench) -> None:

@@ -288,3 +288,54 @@ def test_trigger_sync_on_a_camera_without_a_trigger_input_is_refused_before_any_
     assert not (tmp_path / "run").exists() and small_bench.world.laser_emission is False
     with pytest.raises(ValueError, match="sync"):
         run(small_bench, tmp_path / "run", 3, sync="fast")
+
+
+def test_a_hung_display_driver_stops_the_run_with_the_laser_off(tmp_path, monkeypatch):
+    import threading
+
+    from lab import capture_loop
+
+    monkeypatch.setattr(capture_loop, "THREAD_TIMEOUT_S", 0.3)
+    cfg = parse_bench(small_bench_text({("run", "timing"): '"wall"'}), "wall")
+    release = threading.Event()
+    with build_bench(cfg) as bench:
+        real = bench.encoding_slm._set_phase_hw
+        calls = {"n": 0}
+
+        def hangs_on_the_third(display):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                release.wait(10.0)
+            return real(display)
+
+        monkeypatch.setattr(bench.encoding_slm, "_set_phase_hw", hangs_on_the_third)
+        try:
+            with pytest.raises(RunFault, match="did not return"):
+                run(bench, tmp_path / "run", 10)
+            assert bench.world.laser_emission is False
+        finally:
+            release.set()
+    assert read_run_status(tmp_path / "run" / "run.h5")["stop_reason"]
+
+
+def test_a_storage_worker_that_takes_no_frame_stops_the_loop_instead_of_waiting_forever():
+    import threading
+
+    from lab.frame_store import CapturedFrame, StorageStalled, StoreWorker
+
+    release = threading.Event()
+
+    class HungGuard:
+        def confirm(self, t_s):
+            release.wait(10.0)                      # a laser query or a disk that never answers
+            return 0.0
+
+    worker = StoreWorker(writer=None, registration=None, guard=HungGuard(), saturation_dn=4095, dark_level_dn=0,
+                         depth=1)
+    item = CapturedFrame(0, np.zeros((2, 2), np.uint16), np.zeros((1, 1)), np.zeros((1, 1)), 0, "0", 0.0, 0.0, 0.0)
+    try:
+        with pytest.raises(StorageStalled, match="took no frame"):
+            for _ in range(3):
+                worker.put(item, timeout_s=0.2)
+    finally:
+        release.set()
