@@ -22,6 +22,9 @@ class BenchCamera(SlmsuiteCamera):
     def __init__(self, resolution: tuple[int, int], *, bitdepth: int, pitch_um: float,
                  readout_s: float, name: str = "camera", exposure_bounds_s=None, **kwargs):
         self.readout_s = float(readout_s)
+        # when the last frame's exposure began, on the bench clock, where the camera reports it
+        # (frame timestamps); None where only the time of the capture call is known
+        self.last_exposure_start_s: float | None = None
         super().__init__(resolution, bitdepth=bitdepth, pitch_um=(pitch_um, pitch_um), name=name,
                          exposure_bounds_s=exposure_bounds_s, **kwargs)
 

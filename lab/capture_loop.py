@@ -313,10 +313,13 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                 schedule.camera_free_s = t1
                 schedule.observe(t1 - t0)
                 if frame is not None:
+                    # judged by when the exposure really began where the camera says (the twin does;
+                    # a thread that lost the CPU between the call and the exposure is caught too)
+                    started = camera.last_exposure_start_s if camera.last_exposure_start_s is not None else t0
                     next_call = schedule.pending[0].call_s if schedule.pending else None
-                    if schedule.clean(oldest, t0, next_call):
+                    if schedule.clean(oldest, started, next_call):
                         late.append(False)
-                        hand_on(p, frame, t0 + schedule.exposing_s)
+                        hand_on(p, frame, started + schedule.exposing_s)
                         retaken.discard(p.index)
                     else:
                         # this machine's timing is looser than planned: widen the margin (then upload

@@ -181,6 +181,7 @@ class SimulatedCamera(BenchCamera):
             sleep_until(clock, t_start)
         t_mid = t_start + self._exposure / 2.0
         self.last_mid_exposure_t = t_mid
+        self.last_exposure_start_s = t_start
         ahead = self._frame_computed_ahead(t_mid)
         if ahead is not None:
             power, frame, saturated = ahead

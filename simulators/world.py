@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import cv2
 import numpy as np
@@ -52,11 +54,16 @@ _SETTLED = 0.99 - 1e-9  # (the slack absorbs rounding exactly at settle_s)
 
 @dataclass(frozen=True)
 class _Transition:
-    """The liquid crystal relaxing from ``start`` towards ``target`` from ``t_move`` on."""
+    """The liquid crystal relaxing from ``start`` towards ``target`` (upload number ``upload``)
+    from ``t_move`` on."""
 
     t_move: float
     start: np.ndarray
     target: np.ndarray
+    upload: int
+
+
+MOVES_KEPT = 16   # transitions an SLM remembers: every upload still in its latency, and some past
 
 
 @dataclass
@@ -66,8 +73,9 @@ class _SLMState:
     refresh_hz: float = 0.0               # 0: an upload is latched at once (no refresh quantisation)
     refresh_phase_s: float = 0.0          # frames at t = refresh_phase_s + k / refresh_hz
     target: np.ndarray | None = None      # settled retardance of the last upload (grid, radians)
-    previous: np.ndarray | None = None    # retardance when the last transition started moving
-    prior: _Transition | None = None      # the transition before the last one (still under way)
+    # the transitions in time order: an SLM fed one upload per refresh frame holds several
+    # uploads in its latency at once, and a frame shows whichever has started moving
+    moves: deque = dataclass_field(default_factory=lambda: deque(maxlen=MOVES_KEPT))
     t_upload: float = -np.inf             # when the last upload arrived
     t_edge: float = -np.inf               # the refresh edge that latched it
     k_edge: int | None = None             # that edge's frame number
@@ -195,13 +203,12 @@ class OpticalWorld:
             if state.target is None:
                 # the first pattern is the SLM's state at power-up: there at once, nothing moves
                 t_edge, k_edge, t_move, state.t_shown = now, None, -np.inf, now
-                state.previous, state.prior = target, None
+                start = target
             else:
                 t_edge, k_edge = self.next_refresh_edge(key, now)
                 t_move = state.t_shown = t_edge + state.truth.latency_s
-                last = _Transition(state.t_move, state.previous, state.target)
-                state.previous = self.retardance(key, t_move)  # where the last transition has got to
-                state.prior = last
+                start = self._retardance_at(state, t_move)   # where the earlier uploads will have got to
+            state.moves.append(_Transition(t_move, start, target, state.uploads + 1))
             state.target = target
             state.t_upload, state.t_edge, state.k_edge, state.t_move = now, t_edge, k_edge, t_move
             state.uploads += 1
@@ -276,42 +283,48 @@ class OpticalWorld:
     def settled_render_key(self, t: float) -> tuple[int, int] | None:
         """The upload counters of the patterns both SLMs hold settled at ``t``, else None.
 
-        An SLM whose last upload has not started to move at ``t`` still holds the one before
-        (a run that uploads ahead of its captures takes frames there).
+        Each SLM counts as holding the upload whose transition last started to move by ``t``
+        (a run that uploads ahead of its captures takes frames of earlier uploads).
         """
         with self._lock:
             key = []
             for name in (ENCODING, DECODING):
                 state = self._slms[name]
-                if self._fraction(state.truth, t - state.t_move) >= _SETTLED:
-                    key.append(state.uploads)
-                elif (t < state.t_move and state.prior is not None
-                      and self._fraction(state.truth, t - state.prior.t_move) >= _SETTLED):
-                    key.append(state.uploads - 1)
-                else:
+                moving = self._moving_at(state, t)
+                if moving is None or self._fraction(state.truth, t - moving.t_move) < _SETTLED:
                     return None
+                key.append(moving.upload)
             return tuple(key)
+
+    @staticmethod
+    def _moving_at(state: _SLMState, t: float) -> _Transition | None:
+        """The transition the pixels follow at ``t``: the last one that has started moving."""
+        for moving in reversed(state.moves):
+            if moving.t_move <= t:
+                return moving
+        return None
+
+    def _retardance_at(self, state: _SLMState, t: float) -> np.ndarray:
+        """The phase the pixels hold at ``t`` (call under the lock)."""
+        moving = self._moving_at(state, t)
+        if moving is None:                  # before every remembered move: where the first one starts
+            return state.moves[0].start
+        f = self._fraction(state.truth, t - moving.t_move)
+        if f >= _SETTLED:
+            return moving.target
+        return moving.start + np.float32(f) * (moving.target - moving.start)
 
     def retardance(self, key: str, t: float) -> np.ndarray:
         """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling).
 
-        Before the last upload is shown, the pixels follow the transition before it (which
-        may itself still be settling).
+        The pixels follow the last transition that has started moving by ``t`` (uploads
+        still in the SLM's latency have not).
         """
         with self._lock:
             state = self._slms[key]
             if state.target is None:
                 return np.zeros(self.grid_shape, dtype=np.float32)
-            if t < state.t_move and state.prior is not None:
-                moving = state.prior
-            else:
-                moving = _Transition(state.t_move, state.previous, state.target)
-            f = self._fraction(state.truth, t - moving.t_move)
-        if f >= _SETTLED:
-            return moving.target
-        if f <= 0.0:
-            return moving.start
-        return moving.start + np.float32(f) * (moving.target - moving.start)
+            return self._retardance_at(state, t)
 
     def transmission(self, key: str, t: float) -> np.ndarray:
         """exp(i * phase) of ``key`` at time ``t``, cached while the SLM rests."""

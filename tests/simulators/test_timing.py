@@ -405,3 +405,26 @@ def test_wall_clock_hardware_trigger_waits_for_an_upload_from_another_thread():
         camera.capture(timeout_s=0.05)
     assert time.monotonic() - t0 == pytest.approx(0.051, abs=0.02)
     world.close()
+
+
+def test_an_slm_fed_every_refresh_frame_shows_each_upload_in_turn():
+    """Uploads one per refresh frame with a 2-frame latency: three are in the SLM's latency at
+    once, and at each moment the pixels hold the one whose turn it is (not a later one)."""
+    world, encoding, _, _ = make_bench(timing=TIMING_60)
+    clock = world.clock
+    encoding.set_phase(pattern(0))
+    clock.sleep(0.2)
+    moves, targets = [], []
+    for k in range(1, 6):                       # set_phase returns at the edge that latched it
+        encoding.set_phase(pattern(k))
+        moves.append(world.frame_shown_s(ENCODING))
+        targets.append(world._slms[ENCODING].target)
+    frame = TIMING_60.frame_s
+    assert np.allclose(np.diff(moves), frame)   # one upload per refresh frame
+    first_upload = world._slms[ENCODING].uploads - 4
+    for k, (t_move, target) in enumerate(zip(moves[:-1], targets)):
+        t = t_move + TIMING_60.settle_s + 0.1e-3    # settled, before the next one moves
+        assert t < moves[k + 1]
+        np.testing.assert_array_equal(world.retardance(ENCODING, t), target)
+        assert world.settled_render_key(t)[0] == first_upload + k
+    assert world.settled_render_key(moves[0] + 1e-3) is None   # still moving
