@@ -80,7 +80,7 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
 
     folder = Path(folder)
     run = _read_run(folder)
-    judge = judge or DigitsJudge()
+    judge = judge or DigitsJudge(image_size=run["images"].shape[-1])
     evaluation: dict = {"generated": judge.scores(run["images"])}
     if model is not None and model.teacher_samples is not None:
         evaluation["teacher"] = judge.scores(model.teacher_samples)

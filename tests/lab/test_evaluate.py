@@ -24,6 +24,19 @@ def test_real_digits_at_output_size_score_as_digits(judge):
     assert s["frechet_distance"] < 5.0  # the 8 -> 32 -> 8 round trip blurs a little (same subsets: ~0.6)
 
 
+def test_a_judge_made_for_the_output_grid_scores_resized_real_digits_as_real_digits(judge):
+    """The round trip 8 -> 32 -> 8 blurs: the plain judge charges that to the images, the aligned one does not."""
+    images, _ = load_digits_images(8)
+    big = resize_images(images[:500], 32) * 3000.0 + 100.0
+    aligned = DigitsJudge(image_size=32)
+    plain_scores, aligned_scores = judge.scores(big), aligned.scores(big)
+    assert aligned_scores["confident_fraction"] > 0.97
+    assert aligned_scores["frechet_distance"] < 0.5 * plain_scores["frechet_distance"]
+    assert aligned_scores["confident_fraction"] > plain_scores["confident_fraction"]
+    with pytest.raises(ValueError, match="32 x 32"):
+        aligned.scores(images[:10])
+
+
 def test_noise_and_one_repeated_digit_score_badly(judge):
     noise = np.random.default_rng(0).uniform(size=(300, 32, 32))
     images, _ = load_digits_images(8)
