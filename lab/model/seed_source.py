@@ -33,6 +33,12 @@ class ModelSeedSource(SeedSource):
         phase = values_to_phase(values[0, self.colour])
         return Seed(index, f"{self.name}/rs{self.random_seed}/i{index}", phase)
 
+    def scale(self, index: int) -> float:
+        """The encoder's intensity scale for this seed and colour: the trained image is scale x
+        the output irradiance per watt of beam (used to put colours back together)."""
+        _, scale = self.model.encode(self.noise(index)[None, :])
+        return float(scale[0, self.colour])
+
     def describe(self) -> dict:
         return {**super().describe(), "model": self.model.id, "random_seed": self.random_seed,
                 "wavelength_nm": self.model.wavelengths_nm[self.colour]}

@@ -69,22 +69,29 @@ def _blur(phase: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
 
 
 class OpticalStudent(nn.Module):
-    """Encoder (noise -> seed values + log scale) and one decoder phase, through the optics."""
+    """Encoder (noise -> seed values + log scale per colour) and a decoder phase per colour, through the optics.
+
+    ``wavelengths_nm``: the colours (default: the geometry's one wavelength). Each colour has its
+    own seed, scale, decoder phase and transfer functions; the same noise drives all colours.
+    """
 
     def __init__(self, geom: OpticalGeometry, noise_dim: int, hidden: int = 512, levels: int = 256,
-                 crosstalk_sigma_px: float = 0.6):
+                 crosstalk_sigma_px: float = 0.6, wavelengths_nm: tuple[float, ...] | None = None):
         super().__init__()
         self.geom = geom
+        self.wavelengths_nm = tuple(wavelengths_nm or (geom.wavelength_nm,))
+        colours = len(self.wavelengths_nm)
         n = geom.seed_superpixels
         self.encoder = nn.Sequential(nn.Linear(noise_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                     nn.LeakyReLU(0.2), nn.Linear(hidden, n * n + 1))
-        self.decoder_logits = nn.Parameter(torch.zeros(geom.decoder_px, geom.decoder_px))
+                                     nn.LeakyReLU(0.2), nn.Linear(hidden, colours * (n * n + 1)))
+        self.decoder_logits = nn.Parameter(torch.zeros(colours, geom.decoder_px, geom.decoder_px))
         self.log_scale_offset = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.levels = levels
-        pitch, wl = geom.pitch_um * 1e-6, geom.wavelength_nm * 1e-9
+        pitch = geom.pitch_um * 1e-6
         shape = (geom.grid_px, geom.grid_px)
-        self.register_buffer("h1", torch.from_numpy(np.array(transfer_function(shape, wl, geom.d1_mm * 1e-3, pitch))))
-        self.register_buffer("h2", torch.from_numpy(np.array(transfer_function(shape, wl, geom.d2_mm * 1e-3, pitch))))
+        for name, distance in (("h1", geom.d1_mm * 1e-3), ("h2", geom.d2_mm * 1e-3)):
+            h = np.stack([np.array(transfer_function(shape, wl * 1e-9, distance, pitch)) for wl in self.wavelengths_nm])
+            self.register_buffer(name, torch.from_numpy(h))
         beam = beam_amplitude(geom)
         self.register_buffer("beam", torch.from_numpy(beam))
         lit = np.flatnonzero(beam.any(axis=0))
@@ -95,22 +102,25 @@ class OpticalStudent(nn.Module):
 
     # --- pieces ---------------------------------------------------------------------
     def encode(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(seed phase (B, n, n) radians, log scale (B,))."""
-        n = self.geom.seed_superpixels
+        """(seed phase (B, colours, n, n) radians, log scale (B, colours))."""
+        n, colours = self.geom.seed_superpixels, len(self.wavelengths_nm)
         out = self.encoder(noise)
-        phase = torch.clamp(math.pi * (out[:, : n * n] + 1.0), 0.0, TWO_PI).reshape(-1, n, n)
-        return phase, out[:, n * n] + self.log_scale_offset
+        values = out[:, : colours * n * n].reshape(-1, colours, n, n)
+        phase = torch.clamp(math.pi * (values + 1.0), 0.0, TWO_PI)
+        return phase, out[:, colours * n * n:] + self.log_scale_offset
 
     def decoder_phase(self) -> torch.Tensor:
+        """(colours, decoder_px, decoder_px) radians."""
         return TWO_PI * torch.sigmoid(self.decoder_logits)
 
     # --- forward --------------------------------------------------------------------
     def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor, shift: tuple[int, int] = (0, 0),
-                  realistic: bool = True) -> torch.Tensor:
-        """Sensor-plane irradiance in the output window (B, window, window), for unit beam power.
+                  realistic: bool = True, colour: int = 0) -> torch.Tensor:
+        """Sensor-plane irradiance in the output window (B, window, window) of one colour, for unit beam power.
 
-        Only the lit block of SLM1 and the decoder block of SLM2 are modulated (the rest of each
-        SLM shows zero phase), which keeps the elementwise work off the full grid.
+        ``seed_phase`` (B, n, n) and ``decoder_phase`` (d, d) of that colour. Only the lit block
+        of SLM1 and the decoder block of SLM2 are modulated (the rest of each SLM shows zero
+        phase), which keeps the elementwise work off the full grid.
         """
         g = self.geom
         seed = seed_phase.repeat_interleave(g.superpixel_px, 1).repeat_interleave(g.superpixel_px, 2)
@@ -121,13 +131,13 @@ class OpticalStudent(nn.Module):
         b0, b1 = self._lit
         seed_block = F.pad(seed, ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2)
         field = torch.polar(self.beam[b0:b1, b0:b1].expand(seed.shape[0], -1, -1), seed_block)
-        field = propagate_torch(F.pad(field, (b0, g.grid_px - b1, b0, g.grid_px - b1)), self.h1)
+        field = propagate_torch(F.pad(field, (b0, g.grid_px - b1, b0, g.grid_px - b1)), self.h1[colour])
         d = g.decoder_px
         top, left = (g.grid_px - d) // 2 + shift[0], (g.grid_px - d) // 2 + shift[1]
         modulated = field[:, top:top + d, left:left + d] * torch.polar(torch.ones_like(dec[0]), dec[0])
         field = field.clone()
         field[:, top:top + d, left:left + d] = modulated
-        field = propagate_torch(field, self.h2)
+        field = propagate_torch(field, self.h2[colour])
         w0 = (g.grid_px - g.output_window_px) // 2
         window = field[:, w0:w0 + g.output_window_px, w0:w0 + g.output_window_px]
         return window.real**2 + window.imag**2
@@ -138,7 +148,9 @@ class OpticalStudent(nn.Module):
         return F.avg_pool2d(window[:, None], pool)[:, 0]
 
     def forward(self, noise: torch.Tensor, shift: tuple[int, int] = (0, 0), realistic: bool = True) -> torch.Tensor:
-        """Predicted image (B, n_out, n_out) = scale * pooled output intensity."""
+        """Predicted images (B, colours, n_out, n_out) = scale * pooled output intensity, per colour."""
         seed_phase, log_scale = self.encode(noise)
-        image = self.output_image(self.intensity(seed_phase, self.decoder_phase(), shift, realistic))
-        return image * torch.exp(log_scale)[:, None, None]
+        decoder = self.decoder_phase()
+        images = torch.stack([self.output_image(self.intensity(seed_phase[:, c], decoder[c], shift, realistic, c))
+                              for c in range(len(self.wavelengths_nm))], dim=1)
+        return images * torch.exp(log_scale)[:, :, None, None]

@@ -1,7 +1,9 @@
 """Train the optical generative model (snapshot method), resumable at every stage.
 
-1. teacher: a DDPM on scikit-learn's digits resized to ``teacher_size`` (``teacher.pt``);
-2. pairs: deterministic DDIM samples of the teacher, (noise, image) (``pairs.npz``);
+1. teacher: a class-conditional DDPM on scikit-learn's digits resized to ``teacher_size``
+   (``teacher.pt``);
+2. pairs: deterministic, guided DDIM samples of the teacher, (noise, image), each sample's
+   class read from its noise (``pairs.npz``);
 3. student: encoder + decoder phase through the twin's optics, with the SLM effects that
    calibration leaves (phase quantization, crosstalk, random decoder shifts of a few
    pixels), checkpointed every ``checkpoint_every`` steps (``student.pt``);
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_digits_images, resize_images
+from .data import load_colour_digits, load_digits_images, resize_images
 from .geometry import OpticalGeometry
 from .shipped import OpticalModel, save_model
 from .student import OpticalStudent
@@ -34,27 +36,27 @@ class TrainSettings:
     teacher_size: int = 8
     teacher_steps: int = 15000
     teacher_hidden: int = 768
+    guidance: float = 1.0          # classifier-free guidance of the teacher's samples (0: unguided)
     pairs: int = 20000
-    student_steps: int = 1500
+    student_steps: int = 7000
     batch: int = 16
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
     max_shift_px: int = 2
     checkpoint_every: int = 50
     seed: int = 0
-    name: str = "digits-v1"
+    colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
+    name: str = "digits-v2"
 
 
 def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
     path = out / "teacher.pt"
     if path.exists():
-        state = torch.load(path, weights_only=True)
-        model = DiffusionTeacher(s.teacher_size, hidden=state["net.0.weight"].shape[0])
-        model.load_state_dict(state)
+        model = DiffusionTeacher.from_state(torch.load(path, weights_only=True), s.teacher_size)
         log(f"teacher: loaded {path}")
-        return model.eval()
-    images, _ = load_digits_images(s.teacher_size)
-    model = train_teacher(images, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log)
+        return model
+    images, labels = load_colour_digits(s.teacher_size) if s.colours_nm else load_digits_images(s.teacher_size)
+    model = train_teacher(images, labels, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log)
     torch.save(model.state_dict(), path)
     return model
 
@@ -63,14 +65,18 @@ def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels
     path = out / "pairs.npz"
     if path.exists():
         with np.load(path) as data:
-            return data["noise"], data["images"]
+            noise, images = data["noise"], data["images"]
+        return noise, images if images.ndim == 4 else images[:, None]
     gen = torch.Generator().manual_seed(s.seed + 1)
-    noise = torch.randn(s.pairs, s.teacher_size**2, generator=gen)
+    channels = 3 if s.colours_nm else 1
+    noise = torch.randn(s.pairs, channels * s.teacher_size**2, generator=gen)
     images = []
     for start in range(0, s.pairs, 1000):
-        images.append(teacher.ddim_sample(noise[start:start + 1000]).numpy())
+        images.append(teacher.ddim_sample(noise[start:start + 1000], guidance=s.guidance).numpy())
         log(f"pairs: {start + len(images[-1])}/{s.pairs}")
-    targets = resize_images(np.concatenate(images), output_pixels)
+    images = np.concatenate(images)
+    targets = resize_images(images.reshape(-1, s.teacher_size, s.teacher_size), output_pixels)
+    targets = targets.reshape(len(images), channels, output_pixels, output_pixels)  # (N, colours, n, n)
     np.savez(path, noise=noise.numpy(), images=targets)
     return noise.numpy(), targets
 
@@ -106,7 +112,10 @@ def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainS
     torch.manual_seed(s.seed)
     teacher = _teacher(out, s, log)
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
-    student = OpticalStudent(geometry, noise.shape[1])
+    student = OpticalStudent(geometry, noise.shape[1], wavelengths_nm=s.colours_nm or None)
+    if targets.shape[1] != len(student.wavelengths_nm):
+        raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
+                         f"{len(student.wavelengths_nm)}-colour student; train in a new folder")
     groups = [{"params": student.encoder.parameters(), "lr": s.lr_encoder},
               {"params": [student.decoder_logits], "lr": s.lr_decoder}]
     opt = torch.optim.AdamW(groups, betas=(0.5, 0.999), weight_decay=0.0)
@@ -159,12 +168,15 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
     weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers]
     info = {"settings": asdict(s), "final_loss": float(np.mean(losses[-100:])), "steps": len(losses),
             "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__}
-    model = OpticalModel(name=s.name, geometry=geometry, noise_shape=(s.teacher_size, s.teacher_size),
-                         wavelengths_nm=(geometry.wavelength_nm,), weights=weights,
-                         decoder_phase={geometry.wavelength_nm: student.decoder_phase().detach().numpy()},
+    colours = student.wavelengths_nm
+    noise_shape = (s.teacher_size,) * 2 if len(colours) == 1 else (3, s.teacher_size, s.teacher_size)
+    phases = student.decoder_phase().detach().numpy()
+    model = OpticalModel(name=s.name, geometry=geometry, noise_shape=noise_shape, wavelengths_nm=colours,
+                         weights=weights, decoder_phase={wl: phases[c] for c, wl in enumerate(colours)},
                          log_scale_offset=float(student.log_scale_offset.item()), info=info)
-    with np.load(out / "pairs.npz") as pairs:
-        model.teacher_samples = pairs["images"][-500:]  # teacher images the scores are compared with
+    with np.load(out / "pairs.npz") as pairs:  # teacher images the scores are compared with (grey: channel sum)
+        samples = pairs["images"][-500:]
+        model.teacher_samples = samples if samples.ndim == 3 else samples.sum(axis=1)
     path = save_model(out / f"{s.name}.npz", model)
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return path

@@ -78,8 +78,8 @@ def test_numpy_encoder_matches_the_torch_encoder(ideal_config):
     with torch.no_grad():
         phase_t, log_scale_t = student.encode(torch.from_numpy(noise))
     values, scale = model.encode(noise)
-    np.testing.assert_allclose(np.clip(np.pi * (values[:, 0] + 1), 0, 2 * np.pi), phase_t.numpy(), atol=1e-5)
-    np.testing.assert_allclose(np.log(scale[:, 0]), log_scale_t.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.clip(np.pi * (values + 1), 0, 2 * np.pi), phase_t.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.log(scale), log_scale_t.numpy(), atol=1e-5)
 
 
 def test_model_file_round_trip_and_seed_source(tmp_path, ideal_config):
@@ -186,3 +186,29 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     assert model.info["steps"] == 6 and model.teacher_samples is not None
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     model.check_bench(geom)
+
+
+def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path, ideal_config):
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+    from lab.model.train import TrainSettings, train_model
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    colours = (638.0, 520.0, 450.0)
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=colours)
+    seed = torch.zeros(1, geom.seed_superpixels, geom.seed_superpixels)
+    flat = torch.zeros(geom.decoder_px, geom.decoder_px)
+    with torch.no_grad():  # one flat wave, three wavelengths: diffraction ripples differ, power does not
+        windows = [student.intensity(seed, flat, realistic=False, colour=c)[0].numpy() for c in range(3)]
+    assert not np.allclose(windows[0], windows[2], rtol=0.02)
+    sums = [w.sum() for w in windows]
+    assert max(sums) / min(sums) < 1.05
+    settings = TrainSettings(teacher_steps=30, pairs=32, student_steps=2, batch=2, checkpoint_every=1,
+                             name="tiny-rgb", colours_nm=colours)
+    model = load_model(train_model(tmp_path, geom, settings, log=lambda m: None))
+    assert model.wavelengths_nm == colours and model.noise_shape == (3, 8, 8)
+    assert not np.allclose(model.decoder_phase[638.0], model.decoder_phase[450.0])
+    assert model.teacher_samples.shape[1:] == (geom.output_pixels, geom.output_pixels)
+    values, scale = model.encode(np.zeros((2, 192), np.float32))
+    assert values.shape == (2, 3, geom.seed_superpixels, geom.seed_superpixels) and scale.shape == (2, 3)
+    assert ModelSeedSource(model, 450.0).seed(0).phase.shape == (geom.seed_superpixels,) * 2
