@@ -7,15 +7,15 @@ errors too (a misspelt key would otherwise be silently ignored at a real bench).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from .bench_reader import BenchFileError, Section as _Section
 
 __all__ = [
-    "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "Geometry", "LaserConfig", "RunConfig",
-    "SLMConfig", "TwinConfig", "default_bench_text", "load_bench", "parse_bench",
+    "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "ColourConfig", "Geometry", "LaserConfig",
+    "RunConfig", "SLMConfig", "TwinConfig", "colour_bench", "default_bench_text", "load_bench", "parse_bench",
     "KNOWN_DRIVERS",
 ]
 
@@ -104,6 +104,19 @@ class CalibrationConfig:
 
 
 @dataclass(frozen=True)
+class ColourConfig:
+    """A multi-colour bench: the colours in RGB-channel order, a laser and a sensor QE per colour."""
+
+    order_nm: tuple[float, ...]
+    lasers: dict[float, LaserConfig]     # every colour, the [laser] one included
+    camera_qe: dict[float, float]        # datasheet quantum efficiency of the sensor per colour
+
+    def find(self, wavelength_nm: float) -> float | None:
+        """The configured colour within 1 nm of ``wavelength_nm``, or None."""
+        return next((wl for wl in self.order_nm if abs(wl - wavelength_nm) <= 1.0), None)
+
+
+@dataclass(frozen=True)
 class TwinSLM:
     response_max_rad: float
     response_exponent: float
@@ -149,6 +162,7 @@ class BenchConfig:
     run: RunConfig
     twin: TwinConfig | None
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    colours: ColourConfig | None = None
     source: str = DEFAULT_NAME
     text: str = field(default="", repr=False)
 
@@ -193,15 +207,18 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
     camera = _camera(root.sub("camera"))
     run = _run(root.sub("run"))
     calibration = _calibration(root.sub("calibration", required=False))
+    colour_section = root.sub("colours", required=False)
+    colours = _colours(colour_section, laser, camera) if colour_section is not None else None
     twin_section = root.sub("twin", required=False)
     root.done()
-    uses_twin = (any(d == "simulated" for d in (laser.driver, slms[0].driver, slms[1].driver, camera.driver))
-                 or laser.connection.get("port") == "twin")
+    lasers = list(colours.lasers.values()) if colours is not None else [laser]
+    uses_twin = (any(d == "simulated" for d in [slms[0].driver, slms[1].driver, camera.driver]
+                     + [c.driver for c in lasers]) or any(c.connection.get("port") == "twin" for c in lasers))
     if uses_twin and twin_section is None:
         raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
     twin = _twin(twin_section, slms) if twin_section is not None else None
     config = BenchConfig(name, wavelength_nm, geometry, laser, slms[0], slms[1], camera, run, twin,
-                         calibration, source, text)
+                         calibration, colours, source, text)
     _check_consistency(config)
     return config
 
@@ -230,6 +247,14 @@ def _driver(s: _Section, kind: str) -> str:
 
 
 def _laser(s: _Section, bench_nm: float) -> LaserConfig:
+    cfg = _laser_table(s)
+    if abs(cfg.wavelength_nm - bench_nm) > 1.0:
+        raise BenchFileError(f"{s.source}: [laser] wavelength_nm = {cfg.wavelength_nm:g}: expected the "
+                             f"bench wavelength {bench_nm:g} nm ([bench] wavelength_nm)")
+    return cfg
+
+
+def _laser_table(s: _Section) -> LaserConfig:
     cfg = LaserConfig(
         driver=_driver(s, "laser"),
         wavelength_nm=s.number("wavelength_nm", low=200.0, high=2000.0),
@@ -239,13 +264,79 @@ def _laser(s: _Section, bench_nm: float) -> LaserConfig:
         wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
     )
     if cfg.power_w > cfg.max_power_w:
-        raise BenchFileError(f"{s.source}: [laser] power_mw = {cfg.power_w * 1e3:g}: expected at most the "
+        raise BenchFileError(f"{s.source}: [{s.name}] power_mw = {cfg.power_w * 1e3:g}: expected at most the "
                              f"ceiling max_power_mw = {cfg.max_power_w * 1e3:g}")
-    if abs(cfg.wavelength_nm - bench_nm) > 1.0:
-        raise BenchFileError(f"{s.source}: [laser] wavelength_nm = {cfg.wavelength_nm:g}: expected the "
-                             f"bench wavelength {bench_nm:g} nm ([bench] wavelength_nm)")
     s.done()
     return cfg
+
+
+def _colours(s: _Section, laser: LaserConfig, camera: CameraConfig) -> ColourConfig:
+    """[colours]: order_nm (RGB order, the [bench] wavelength among them), camera_qe per colour, and
+    [colours.lasers.<nm>] for every colour but the [laser] one."""
+    order = s.numbers("order_nm", low=200.0, high=2000.0)
+    if any(abs(a - b) <= 1.0 for i, a in enumerate(order) for b in order[i + 1:]):
+        raise BenchFileError(f"{s.source}: [colours] order_nm = {list(order)}: expected distinct wavelengths")
+    main = next((wl for wl in order if abs(wl - laser.wavelength_nm) <= 1.0), None)
+    if main is None:
+        raise BenchFileError(f"{s.source}: [colours] order_nm = {list(order)}: expected the [laser] wavelength "
+                             f"{laser.wavelength_nm:g} nm among the colours")
+    qe = s.numbers("camera_qe", tuple(camera.qe for _ in order), low=0.0, high=1.0)
+    if len(qe) != len(order) or min(qe) <= 0.0:
+        raise BenchFileError(f"{s.source}: [colours] camera_qe = {list(qe)}: expected one quantum efficiency "
+                             f"in (0, 1] per colour of order_nm ({len(order)})")
+    table = s.sub("lasers", required=len(order) > 1)
+    lasers = {main: laser}
+    given = dict(table.table) if table is not None else {}
+    for wl in order:
+        if wl == main:
+            continue
+        key = next((k for k in given if _nm_key(k) is not None and abs(_nm_key(k) - wl) <= 1.0), None)
+        if key is None:
+            raise BenchFileError(f"{s.source}: [colours.lasers] has no laser for {wl:g} nm; expected a table "
+                                 f"[colours.lasers.{wl:g}] (keys as in [laser])")
+        cfg = _laser_table(table.sub(key))
+        if abs(cfg.wavelength_nm - wl) > 1.0:
+            raise BenchFileError(f"{s.source}: [colours.lasers.{key}] wavelength_nm = {cfg.wavelength_nm:g}: "
+                                 f"expected {wl:g} nm")
+        lasers[wl] = cfg
+    if table is not None:
+        table.done()
+    s.done()
+    return ColourConfig(order_nm=order, lasers=lasers, camera_qe=dict(zip(order, qe)))
+
+
+def _nm_key(key: str) -> float | None:
+    try:
+        return float(key.removesuffix("nm"))
+    except ValueError:
+        return None
+
+
+def colour_bench(config: BenchConfig, wavelength_nm: float) -> BenchConfig:
+    """The bench as it runs at one of its colours: that colour's laser and sensor QE, and the twin's
+    planted SLM responses rescaled from the bench wavelength (retardance in radians goes as 1/lambda)."""
+    if config.colours is None:
+        if abs(wavelength_nm - config.wavelength_nm) <= 1.0:
+            return config
+        raise BenchFileError(f"{config.source}: no colour at {wavelength_nm:g} nm: the bench has one colour, "
+                             f"{config.wavelength_nm:g} nm (add a [colours] table for more)")
+    wl = config.colours.find(wavelength_nm)
+    if wl is None:
+        have = ", ".join(f"{w:g} nm" for w in config.colours.order_nm)
+        raise BenchFileError(f"{config.source}: no colour at {wavelength_nm:g} nm; [colours] has {have}")
+    twin = config.twin
+    if twin is not None:
+        ratio = config.wavelength_nm / wl
+        twin = replace(twin, encoding=_scaled_response(twin.encoding, ratio),
+                       decoding=_scaled_response(twin.decoding, ratio),
+                       qe=twin.qe * config.colours.camera_qe[wl] / config.camera.qe)
+    return replace(config, wavelength_nm=wl, laser=config.colours.lasers[wl],
+                   camera=replace(config.camera, qe=config.colours.camera_qe[wl]), twin=twin)
+
+
+def _scaled_response(slm: TwinSLM, ratio: float) -> TwinSLM:
+    return replace(slm, response_max_rad=slm.response_max_rad * ratio,
+                   response_wobble_rad=slm.response_wobble_rad * ratio)
 
 
 def _slm(s: _Section, key: str) -> SLMConfig:

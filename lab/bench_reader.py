@@ -87,6 +87,19 @@ class Section:
                 raise self._fail(key, value, what)
         return tuple(int(v) for v in value) if integer else tuple(float(v) for v in value)
 
+    def numbers(self, key: str, default: Any = _MISSING, *, low: float | None = None,
+                high: float | None = None) -> tuple[float, ...]:
+        """A non-empty list of finite numbers within the bounds."""
+        value = self._get(key, default)
+        what = f"a non-empty list of numbers{_bounds_text(low, high, False)}"
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self._fail(key, value, what)
+        for v in value:
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                    or (low is not None and v < low) or (high is not None and v > high)):
+                raise self._fail(key, value, what)
+        return tuple(float(v) for v in value)
+
     def table_of(self, key: str) -> dict:
         value = self._get(key, {})
         if not isinstance(value, dict):

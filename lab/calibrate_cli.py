@@ -20,12 +20,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from calibration.store import CalibrationStore
 
     from .bench import build_bench
-    from .bench_file import load_bench
+    from .bench_file import colour_bench, load_bench
     from .calibrations import store_folder
 
     if args.rounds < 1:
         raise OptgenError(f"--rounds {args.rounds}: expected at least 1")
     cfg = load_bench(args.bench)
+    if getattr(args, "colour", None) is not None:   # one colour of a multi-colour bench: its laser, its LUTs
+        cfg = colour_bench(cfg, args.colour)
     folder = store_folder(cfg, args.store)
     store = CalibrationStore(folder)
     with build_bench(cfg, folder) as bench:

@@ -36,6 +36,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
     run.add_argument("--seed", type=int, default=0, help="random seed of the encoder's noise (default 0)")
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+    run.add_argument("--colours", action="store_true",
+                     help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "
+                          "decoder phase), and combine the frames into RGB images (needs a multi-colour model)")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=_cmd_run)
@@ -57,6 +60,9 @@ def _build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
     calibrate.add_argument("--store", type=Path, default=None,
                            help="calibration store (default: the bench file's [calibration] store)")
+    calibrate.add_argument("--colour", type=float, default=None, metavar="NM",
+                           help="calibrate at this colour of the bench's [colours] table (default: [bench] "
+                                "wavelength_nm); LUTs and alignment are stored per wavelength")
     calibrate.add_argument("--rounds", type=int, default=2, help="alternating LUT rounds over the two SLMs (>= 1)")
     calibrate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     calibrate.set_defaults(func=_cmd_calibrate)
@@ -68,9 +74,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
     train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
-    train.add_argument("--steps", type=int, default=None, help="student steps (default 1500)")
+    train.add_argument("--steps", type=int, default=None, help="student steps (default 7000)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    train.add_argument("--colours", action="store_true",
+                       help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
+                            "per colour, on colour digits)")
     train.set_defaults(func=_cmd_train)
 
     devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
@@ -189,6 +198,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings.student_steps = args.steps
     if args.batch is not None:
         settings.batch = args.batch
+    if args.colours:
+        if cfg.colours is None or len(cfg.colours.order_nm) < 2:
+            raise OptgenError(f"{cfg.source}: --colours needs a [colours] table with two or more colours")
+        settings.colours_nm = cfg.colours.order_nm
+        settings.name = f"{settings.name.split('-')[0]}-rgb"
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
     path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
     if path is None:
@@ -196,6 +210,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"model written to {path}; loss curve {args.out / 'loss_curve.png'}")
     return 0
+
+
+def _load_model(cfg, base_dir: Path | None):
+    """The model the bench file's [run] model names (a path relative to the bench file's folder, or shipped)."""
+    from .model import load_model
+
+    spec = cfg.run.model
+    if base_dir is not None and not Path(spec).is_absolute() and (base_dir / spec).exists():
+        spec = str(base_dir / spec)
+    return load_model(spec)
 
 
 def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
@@ -206,12 +230,9 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
     g = cfg.geometry
     model = None
     if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
-        from .model import ModelSeedSource, OpticalGeometry, load_model
+        from .model import ModelSeedSource, OpticalGeometry
 
-        spec = cfg.run.model
-        if base_dir is not None and not Path(spec).is_absolute() and (base_dir / spec).exists():
-            spec = str(base_dir / spec)
-        model = load_model(spec)
+        model = _load_model(cfg, base_dir)
         model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
     if cfg.run.seed_source == "model":
         seeds = ModelSeedSource(model, cfg.wavelength_nm, random_seed)
@@ -232,14 +253,11 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run file recorded them."""
-    from .bench_file import load_bench, parse_bench
+    from .bench_file import colour_bench, load_bench, parse_bench
     from .storage import read_run_attrs
 
     if args.resume is None:
-        if args.count is None or args.out is None:
-            raise OptgenError("optgen run needs --count N and --out DIR (or --resume DIR)")
-        if args.count < 1:
-            raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+        _new_run_checks(args)
         cfg = load_bench(args.bench)
         base_dir = args.bench.parent if args.bench is not None else None
         return cfg, base_dir, args.seed, args.count, args.calibrations, args.out
@@ -256,18 +274,80 @@ def _run_settings(args: argparse.Namespace):
     else:
         cfg = parse_bench(attrs["bench_file"], f"{args.resume / 'run.h5'} (bench file recorded by the run)")
         base_dir = Path(recorded["bench_dir"]) if recorded.get("bench_dir") else None
+    if recorded.get("colour_nm") is not None:   # one colour of a multi-colour run
+        cfg = colour_bench(cfg, float(recorded["colour_nm"]))
     calibrations = args.calibrations or (Path(recorded["calibrations"]) if recorded.get("calibrations") else None)
     return cfg, base_dir, int(recorded.get("seed", 0)), int(attrs["count"]), calibrations, args.resume
+
+
+def _new_run_checks(args: argparse.Namespace) -> None:
+    if args.count is None or args.out is None:
+        raise OptgenError("optgen run needs --count N and --out DIR (or --resume DIR)")
+    if args.count < 1:
+        raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+
+
+def _cmd_run_colours(args: argparse.Namespace) -> int:
+    """``optgen run --colours``: every colour of the bench's [colours] table, one at a time, then RGB."""
+    import json
+
+    from tqdm import tqdm
+
+    from .bench_file import load_bench, parse_bench
+    from .colour_run import COLOUR_RUN_FILE, run_colours
+
+    if args.resume is None:
+        _new_run_checks(args)
+        cfg = load_bench(args.bench)
+        base_dir = args.bench.parent if args.bench is not None else None
+        seed, count, calibrations, out = args.seed, args.count, args.calibrations, args.out
+    else:
+        if args.out is not None or args.count is not None:
+            raise OptgenError("--resume DIR continues that run: leave out --out and --count")
+        stored = json.loads((args.resume / COLOUR_RUN_FILE).read_text())
+        cfg = (load_bench(args.bench) if args.bench is not None
+               else parse_bench(stored["bench_file"], f"{args.resume / COLOUR_RUN_FILE} (recorded bench file)"))
+        base_dir = args.bench.parent if args.bench is not None else (
+            Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
+        seed, count, out = int(stored["seed"]), int(stored["count"]), args.resume
+        calibrations = args.calibrations or (Path(stored["calibrations"]) if stored.get("calibrations") else None)
+    model = _load_model(cfg, base_dir)
+    bar = None if args.no_progress else tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
+
+    def progress(colour_nm: float, done: int, total: int) -> None:
+        if bar is not None:
+            bar.set_description(f"optgen run {colour_nm:g} nm")
+            bar.n = done
+            bar.refresh()
+
+    try:
+        result = run_colours(cfg, model, out, count, random_seed=seed, calibrations=calibrations,
+                             resume=args.resume is not None, sync=args.sync, max_retries=args.retries,
+                             bench_dir=base_dir, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    done = ", ".join(f"{wl:g} nm" for wl in result.colours_done) or "none"
+    print(f"{result.status}: colours finished: {done} -> {result.folder}")
+    if result.status != "complete":
+        print(f"  continue with: optgen run --resume {result.folder}")
+        return 1
+    print(f"  RGB images    {result.folder / 'rgb.npy'}")
+    print(f"  contact sheet {result.folder / 'rgb_contact_sheet.png'}")
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .bench import build_bench
+    from .colour_run import is_colour_run
     from .run import prepare_run_folder, run_generation
 
     if args.retries < 0:
         raise OptgenError(f"--retries {args.retries}: expected 0 or more")
+    if args.colours or (args.resume is not None and is_colour_run(args.resume)):
+        return _cmd_run_colours(args)
     # Everything is validated before any device is opened.
     cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
     seeds, decoder_phase, decoder_id = _load_seeds_and_decoder(cfg, base_dir, random_seed)

@@ -12,19 +12,27 @@ __all__ = ["write_contact_sheet"]
 
 def write_contact_sheet(path: Path, images: np.ndarray, columns: int = 8, scale: int = 4, gap: int = 2,
                         max_images: int = 64) -> Path:
-    """Write up to ``max_images`` images (N, h, w) as an 8-bit PNG grid; each image scaled to its own range."""
+    """Write up to ``max_images`` images as an 8-bit PNG grid; each image scaled to its own range.
+
+    ``images``: (N, h, w) grey, or (N, h, w, 3) colour in RGB order (one range for all channels).
+    """
     images = np.asarray(images, dtype=np.float32)[:max_images]
-    if images.ndim != 3 or images.shape[0] == 0:
-        raise ValueError(f"contact sheet: expected a non-empty (N, h, w) stack, got shape {images.shape}")
-    n, h, w = images.shape
+    colour = images.ndim == 4 and images.shape[-1] == 3
+    if not (images.ndim == 3 or colour) or images.shape[0] == 0:
+        raise ValueError(f"contact sheet: expected a non-empty (N, h, w) or (N, h, w, 3) stack, "
+                         f"got shape {images.shape}")
+    n, h, w = images.shape[:3]
     columns = min(columns, n)
     rows = -(-n // columns)
     th, tw = h * scale, w * scale
-    sheet = np.full((rows * (th + gap) + gap, columns * (tw + gap) + gap), 40, dtype=np.uint8)
+    sheet = np.full((rows * (th + gap) + gap, columns * (tw + gap) + gap) + ((3,) if colour else ()), 40,
+                    dtype=np.uint8)
     for k, img in enumerate(images):
         lo, hi = float(np.min(img)), float(np.max(img))
         norm = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
         tile = cv2.resize((norm * 255).astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+        if colour:
+            tile = tile[..., ::-1]  # OpenCV writes BGR
         r, c = divmod(k, columns)
         y, x = gap + r * (th + gap), gap + c * (tw + gap)
         sheet[y:y + th, x:x + tw] = tile

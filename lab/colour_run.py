@@ -1,0 +1,155 @@
+"""Multi-colour runs: one colour at a time, then the frames combined into RGB images.
+
+For each colour of the bench's ``[colours]`` table, in RGB order, the bench is opened as it
+runs at that colour (:func:`lab.bench_file.colour_bench`: that colour's laser, the LUTs and
+alignment calibrated at that wavelength, the model's decoder phase for it) and an ordinary
+run (:func:`lab.run.run_generation`) stores that colour's frames in ``<out>/<nm>nm/``, with
+every guarantee of a run: laser off on every exit, resume at the first missing frame. The
+seeds of all colours come from the same noise vectors, so frame i of every colour belongs to
+one generated image.
+
+The frames are then put back into the units the model was trained in: a registered image is
+counts above dark per sensor pixel, so counts x photon energy / (gain x QE x exposure x laser
+power x sensor pixel area) is the irradiance per watt of beam, and the model's own per-colour
+intensity scale for that seed multiplies it. ``rgb.npy`` (N, h, w, 3) holds the result and
+``rgb_contact_sheet.png`` shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from drivers.errors import OptgenError
+from simulators.noise import photon_energy_j
+
+from .bench import build_bench
+from .bench_file import BenchConfig, colour_bench
+from .contact_sheet import write_contact_sheet
+from .model import ModelSeedSource, OpticalGeometry, OpticalModel
+from .run import prepare_run_folder, run_generation
+from .storage import read_run_status
+
+__all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "is_colour_run", "run_colours", "COLOUR_RUN_FILE"]
+
+COLOUR_RUN_FILE = "colour_run.json"
+
+
+@dataclass
+class ColourRunResult:
+    folder: Path
+    status: str                 # "complete", or the status of the colour run that stopped
+    colours_done: list[float]
+    summary: dict
+
+
+def colour_folder(out: Path, wavelength_nm: float) -> Path:
+    return Path(out) / f"{wavelength_nm:g}nm"
+
+
+def is_colour_run(folder: Path) -> bool:
+    return (Path(folder) / COLOUR_RUN_FILE).is_file()
+
+
+def _check(config: BenchConfig, model: OpticalModel) -> list[BenchConfig]:
+    """Per-colour bench configs, after checking the model has each colour for this geometry."""
+    if config.colours is None or len(config.colours.order_nm) < 2:
+        raise OptgenError(f"{config.source}: a multi-colour run needs a [colours] table with two or more colours")
+    configs = []
+    for wl in config.colours.order_nm:
+        cfg = colour_bench(config, wl)
+        model.check_bench(OpticalGeometry.from_bench(cfg), wl)   # names a missing colour or geometry
+        configs.append(cfg)
+    return configs
+
+
+def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count: int, *, random_seed: int = 0,
+                calibrations: Path | None = None, resume: bool = False, sync: str = "pipelined",
+                max_retries: int = 3, bench_dir: Path | None = None,
+                progress: Callable[[float, int, int], None] | None = None) -> ColourRunResult:
+    """Run every colour of ``config`` into ``out`` (or, with ``resume``, finish what is missing).
+
+    Everything is checked before any device opens. ``progress(colour_nm, done, total)``.
+    """
+    out = Path(out)
+    configs = _check(config, model)
+    settings = {"colours_nm": list(config.colours.order_nm), "count": int(count), "seed": int(random_seed),
+                "model": model.id, "bench_file": config.text,
+                "bench_dir": str(bench_dir.resolve()) if bench_dir is not None else None,
+                "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
+    record = out / COLOUR_RUN_FILE
+    if resume:
+        if not record.is_file():
+            raise OptgenError(f"{out}: no {COLOUR_RUN_FILE}; not a multi-colour run folder")
+        stored = json.loads(record.read_text())
+        for key in ("colours_nm", "count", "seed", "model", "bench_file"):
+            if stored.get(key) != settings[key]:
+                raise OptgenError(f"{out}: the run was made with another {key.replace('_', ' ')} "
+                                  f"({stored.get(key)!r:.80}); resume it with the same bench and model")
+    else:
+        prepare_run_folder(out)
+        record.write_text(json.dumps(settings, indent=2) + "\n")
+    done: list[float] = []
+    started = time.monotonic()
+    for cfg in configs:
+        wl = cfg.wavelength_nm
+        sub = colour_folder(out, wl)
+        sub_resume = (sub / "run.h5").is_file()
+        if sub_resume and read_run_status(sub / "run.h5")["status"] == "complete":
+            done.append(wl)
+            continue
+        if not sub_resume:
+            prepare_run_folder(sub)
+        seeds = ModelSeedSource(model, wl, random_seed)
+        run_args = {"seed": random_seed, "colour_nm": wl, "bench_dir": settings["bench_dir"],
+                    "calibrations": settings["calibrations"]}
+        report = (lambda d, t, wl=wl: progress(wl, d, t)) if progress is not None else None
+        with build_bench(cfg, calibrations) as bench:
+            result = run_generation(bench, seeds, model.decoder_phase[model.wavelengths_nm[model.colour_index(wl)]],
+                                    f"model:{model.id}", sub, count, report, resume=sub_resume, sync=sync,
+                                    max_retries=max_retries, run_args=run_args)
+        if result.status != "complete":
+            summary = {**settings, "status": result.status, "stopped_at_nm": wl, "colours_done": done}
+            (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            return ColourRunResult(out, result.status, done, summary)
+        done.append(wl)
+    rgb = combine_rgb(out, configs, model, random_seed)
+    np.save(out / "rgb.npy", rgb)
+    write_contact_sheet(out / "rgb_contact_sheet.png", rgb)
+    summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": "complete",
+               "colours_done": done, "wall_time_s": time.monotonic() - started, "rgb": "rgb.npy",
+               "rgb_shape": list(rgb.shape)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return ColourRunResult(out, "complete", done, summary)
+
+
+def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:
+    """A colour run's registered images as irradiance per watt of beam (W/m^2 per W), (N, h, w)."""
+    with h5py.File(folder / "run.h5", "r") as f:
+        written = f["meta/written"][:]
+        if not written.all():
+            raise OptgenError(f"{folder}: {int((~written).sum())} frames missing; resume the run first")
+        images = f["images"][...].astype(np.float64)
+        power = f["meta/laser_power_w"][...]
+        exposure = f["meta/exposure_s"][...]
+    cam = cfg.camera
+    per_count = photon_energy_j(cfg.wavelength_m) / (cam.gain_dn_per_e * cam.qe * (cam.pitch_um * 1e-6) ** 2)
+    return images * per_count / (power * exposure)[:, None, None]
+
+
+def combine_rgb(out: Path, configs: list[BenchConfig], model: OpticalModel, random_seed: int = 0) -> np.ndarray:
+    """The RGB images (N, h, w, colours) of a finished colour run, in the model's trained units."""
+    channels = []
+    for cfg in configs:
+        wl = cfg.wavelength_nm
+        irradiance = _unit_irradiance(colour_folder(out, wl), cfg)
+        seeds = ModelSeedSource(model, wl, random_seed)
+        scale = np.array([seeds.scale(i) for i in range(len(irradiance))])
+        channels.append(irradiance * scale[:, None, None])
+    return np.stack(channels, axis=-1).astype(np.float32)

@@ -1,0 +1,168 @@
+"""Multi-colour runs: the [colours] table, one colour at a time, RGB in the model's units."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lab.bench_file import BenchFileError, colour_bench, parse_bench
+from lab.cli import main
+from lab.colour_run import combine_rgb, run_colours
+from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
+from lab.prediction import predict_images
+from tests.conftest import small_bench_text
+
+COLOURS = """
+[colours]
+order_nm = [638.0, 520.0, 450.0]
+camera_qe = [0.55, 0.7, 0.6]
+
+[colours.lasers.638]
+driver = "simulated"
+wavelength_nm = 638.0
+power_mw = 0.00012
+max_power_mw = 1.0
+wall_plug_w = 6.0
+
+[colours.lasers.450]
+driver = "simulated"
+wavelength_nm = 450.0
+power_mw = 0.00008
+max_power_mw = 1.0
+"""
+
+
+def rgb_text(extra: str = COLOURS) -> str:
+    return small_bench_text() + extra
+
+
+def rgb_model(cfg, flat: bool = False, seed: int = 0) -> OpticalModel:
+    """A 3-colour model for ``cfg``: random, or ``flat`` (zero seed and decoder phase, scale 1 per colour)."""
+    rng = np.random.default_rng(seed)
+    colours = cfg.colours.order_nm
+    n = cfg.geometry.seed_superpixels
+    out = len(colours) * (n * n + 1)
+    w0 = (rng.standard_normal((16, 24)) / 4).astype(np.float32)
+    if flat:  # values -1 -> phase 0; log scale 0 -> scale 1
+        w1 = np.zeros((24, out), np.float32)
+        b1 = np.concatenate([-np.ones(len(colours) * n * n), np.zeros(len(colours))]).astype(np.float32)
+    else:
+        w1 = (rng.standard_normal((24, out)) / 5).astype(np.float32)
+        b1 = np.zeros(out, np.float32)
+    d = cfg.geometry.decoder_px
+    decoder = {wl: (np.zeros((d, d)) if flat else rng.uniform(0, 2 * np.pi, (d, d))).astype(np.float32)
+               for wl in colours}
+    return OpticalModel("rgb-test", OpticalGeometry.from_bench(cfg), (4, 4), tuple(colours),
+                        [(w0, np.zeros(24, np.float32)), (w1, b1)], decoder)
+
+
+def test_colour_bench_swaps_the_laser_and_rescales_the_twin_response():
+    cfg = parse_bench(rgb_text(), "rgb")
+    red = colour_bench(cfg, 638.0)
+    assert red.wavelength_nm == 638.0 and red.laser.wavelength_nm == 638.0
+    assert red.laser.power_w == pytest.approx(0.12e-6) and red.laser.wall_plug_w == 6.0
+    assert red.camera.qe == 0.55
+    # retardance in radians goes as 1 / wavelength: the planted 520 nm response seen at 638 nm
+    assert red.twin.encoding.response_max_rad == pytest.approx(cfg.twin.encoding.response_max_rad * 520 / 638)
+    assert red.twin.qe == pytest.approx(cfg.twin.qe * 0.55 / 0.7)
+    assert colour_bench(cfg, 520.0).laser is cfg.laser
+    with pytest.raises(BenchFileError, match="no colour at 405 nm; \\[colours\\] has 638 nm, 520 nm, 450 nm"):
+        colour_bench(cfg, 405.0)
+    with pytest.raises(BenchFileError, match="the bench has one colour, 520 nm"):
+        colour_bench(parse_bench(small_bench_text(), "mono"), 638.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 532.0, 450.0]"), "expected the \\[laser\\] wavelength 520"),
+    (("order_nm = [638.0, 520.0, 450.0]\ncamera_qe = [0.55, 0.7, 0.6]", "order_nm = [638.0, 520.0, 450.0, 405.0]"),
+     "no laser for 405 nm"),
+    (("wavelength_nm = 450.0", "wavelength_nm = 488.0"), "wavelength_nm = 488: expected 450 nm"),
+    (("camera_qe = [0.55, 0.7, 0.6]", "camera_qe = [0.55, 0.7]"), "one quantum efficiency"),
+    (("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 520.0, 638.5]"), "distinct wavelengths"),
+    (("power_mw = 0.00008", "power_mw = 2.0"), "colours.lasers.450\\] power_mw = 2: expected at most"),
+])
+def test_bad_colour_tables_are_refused_with_the_key(change, message):
+    with pytest.raises(BenchFileError, match=message):
+        parse_bench(rgb_text(COLOURS.replace(*change)), "rgb")
+
+
+def test_each_colour_runs_with_its_own_laser_seeds_and_decoder_then_combines(tmp_path):
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    result = run_colours(cfg, model, tmp_path / "run", 4, random_seed=3)
+    assert result.status == "complete" and result.colours_done == [638.0, 520.0, 450.0]
+    import h5py
+
+    for wl in (638.0, 520.0, 450.0):
+        source = ModelSeedSource(model, wl, 3)
+        with h5py.File(tmp_path / "run" / f"{wl:g}nm" / "run.h5", "r") as f:
+            np.testing.assert_allclose(f["seed/phase"][2], source.seed(2).phase, atol=1e-6)
+            np.testing.assert_array_equal(f["decoder_phase"][:], model.decoder_phase[wl])
+            power = f["meta/laser_power_w"][:]
+        assert power == pytest.approx(cfg.colours.lasers[wl].power_w, rel=0.05)  # that colour's laser setpoint
+        summary = json.loads((tmp_path / "run" / f"{wl:g}nm" / "summary.json").read_text())
+        assert summary["status"] == "complete"
+    rgb = np.load(tmp_path / "run" / "rgb.npy")
+    assert rgb.shape == (4, 16, 16, 3) and np.isfinite(rgb).all()
+    assert (tmp_path / "run" / "rgb_contact_sheet.png").stat().st_size > 0
+    # the red channel of image 1 is the red run's frame 1 times the encoder's red scale for that seed
+    assert rgb[1, ..., 0].sum() > 0 and not np.allclose(rgb[..., 0], rgb[..., 2])
+
+
+def test_rgb_channels_are_irradiance_per_watt_at_each_wavelength(tmp_path):
+    """Flat seeds and decoders: each channel must match the analytic optics at its own wavelength
+    (the prediction module, per watt of beam), whatever the colour's laser power and sensor QE."""
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg, flat=True)
+    run_colours(cfg, model, tmp_path / "run", 2)
+    rgb = np.load(tmp_path / "run" / "rgb.npy")
+    g = cfg.geometry
+    for c, wl in enumerate(cfg.colours.order_nm):
+        ccfg = colour_bench(cfg, wl)
+        flat = np.zeros((1, g.seed_superpixels, g.seed_superpixels), np.float32)
+        predicted = predict_images(ccfg, flat, np.zeros((g.decoder_px, g.decoder_px), np.float32))[0]
+        predicted /= ccfg.twin.aperture_m ** 2                       # unit-amplitude beam -> one watt
+        measured = rgb[:, :, :, c].mean(axis=0)
+        assert measured.mean() == pytest.approx(predicted.mean(), rel=0.04), wl
+        assert np.corrcoef(measured.ravel(), predicted.ravel())[0, 1] > 0.9, wl
+
+
+def test_a_model_without_a_colour_is_refused_before_any_device_opens(tmp_path):
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    del model.decoder_phase[450.0]
+    model.wavelengths_nm = (638.0, 520.0)
+    with pytest.raises(ModelError, match="no colour at 450 nm"):
+        run_colours(cfg, model, tmp_path / "run", 2)
+    assert not (tmp_path / "run").exists()
+    mono = parse_bench(small_bench_text(), "mono")
+    with pytest.raises(Exception, match="needs a \\[colours\\] table"):
+        run_colours(mono, rgb_model(cfg), tmp_path / "run", 2)
+
+
+def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path):
+    cfg = parse_bench(rgb_text(), "rgb")
+    model_path = save_model(tmp_path / "rgb.npz", rgb_model(cfg))
+    bench = tmp_path / "bench.toml"
+    text = rgb_text().replace('seed_source = "placeholder-encoder"', 'seed_source = "model"')
+    bench.write_text(text.replace('model = "digits-v1"', f'model = "{model_path}"'))
+    out = tmp_path / "run"
+    assert main(["run", "--colours", "--bench", str(bench), "--count", "3", "--out", str(out), "--no-progress"]) == 0
+    first = np.load(out / "rgb.npy")
+    red_file = out / "638nm" / "run.h5"
+    red_mtime = red_file.stat().st_mtime_ns
+    # as if the process died during the blue colour: its folder and the combined images are gone
+    import shutil
+
+    shutil.rmtree(out / "450nm")
+    (out / "rgb.npy").unlink()
+    assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    assert red_file.stat().st_mtime_ns == red_mtime                    # finished colours are not redone
+    np.testing.assert_allclose(np.load(out / "rgb.npy")[..., :2], first[..., :2])
+    model = rgb_model(cfg)
+    np.testing.assert_allclose(combine_rgb(out, [colour_bench(cfg, wl) for wl in cfg.colours.order_nm], model),
+                               np.load(out / "rgb.npy"), rtol=1e-6)
+    # one colour of it resumes on its own too, at that colour (refused: it is complete)
+    assert main(["run", "--resume", str(out / "520nm"), "--no-progress"]) == 2
