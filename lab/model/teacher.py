@@ -8,8 +8,9 @@ their labels (and, one step in ten, without), and samples with the guided noise 
 ``(1 + w) eps(x, t, class) - w eps(x, t, none)``. The class of a sample is read from its own
 noise vector (:func:`class_from_noise`: the decile of its first component), so the pairs stay
 a plain function noise -> image that the student learns, and the ten classes are equally
-likely by construction. Unguided samples of the same network (``guidance=0``) were judged
-74 % confident; guided ones are cleaner digits (docs/performance.md).
+likely by construction. Judged at the 32 x 32 output grid, 500 samples (15,000 steps, 768
+hidden): the unconditional teacher of digits-v1, 74 % confident, inception 7.9, Frechet 0.59;
+this one unguided, 94 %, 9.2, 0.54; at guidance 1, 100 %, 9.8, 0.54 (docs/performance.md).
 """
 
 from __future__ import annotations
