@@ -151,12 +151,39 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_colour_run(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench_file import parse_bench
+    from .colour_run import COLOUR_RUN_FILE, evaluate_colour_run
+    from .model import load_model
+
+    spec = args.model
+    if spec is None:
+        stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
+        spec = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE)).run.model
+    evaluation = evaluate_colour_run(args.run, model=load_model(spec))
+    gen = evaluation["generated_rgb"]
+    print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
+          f"confidently classified, inception score {gen['inception_score']:.2f}, "
+          f"Frechet distance {gen['frechet_distance']:.2f}")
+    for colour, ev in evaluation["per_colour"].items():
+        agreement = ev.get("twin_agreement")
+        print(f"  {colour}: inception score {ev['generated']['inception_score']:.2f}"
+              + (f", frames vs twin prediction r = {agreement['mean']:.3f}" if agreement else ""))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import h5py
 
     from .bench_file import parse_bench
     from .evaluate_run import evaluate_run
 
+    from .colour_run import is_colour_run
+
+    if is_colour_run(args.run):
+        return _evaluate_colour_run(args)
     model = None
     run_file = args.run / "run.h5"
     spec = args.model

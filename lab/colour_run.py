@@ -36,7 +36,8 @@ from .model import ModelSeedSource, OpticalGeometry, OpticalModel
 from .run import prepare_run_folder, run_generation
 from .storage import read_run_status
 
-__all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "is_colour_run", "run_colours", "COLOUR_RUN_FILE"]
+__all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
+           "COLOUR_RUN_FILE"]
 
 COLOUR_RUN_FILE = "colour_run.json"
 
@@ -124,9 +125,51 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
     write_contact_sheet(out / "rgb_contact_sheet.png", rgb)
     summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": "complete",
                "colours_done": done, "wall_time_s": time.monotonic() - started, "rgb": "rgb.npy",
-               "rgb_shape": list(rgb.shape)}
+               "rgb_shape": list(rgb.shape), "energy_per_rgb_image": _energy(out, done)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return ColourRunResult(out, "complete", done, summary)
+
+
+def _energy(out: Path, colours: list[float]) -> dict:
+    """Energy per RGB image: each term summed over the colour passes, and each pass's own terms."""
+    per_colour = {}
+    for wl in colours:
+        summary_path = colour_folder(out, wl) / "summary.json"
+        per_colour[f"{wl:g}nm"] = json.loads(summary_path.read_text()).get("energy_per_image", {})
+    total: dict = {}
+    for terms in per_colour.values():
+        for key, value in terms.items():
+            if isinstance(value, dict):
+                inner = total.setdefault(key, {})
+                for device, joules in value.items():
+                    inner[device] = inner.get(device, 0.0) + joules
+            else:
+                total[key] = total.get(key, 0.0) + value
+    return {**total, "per_colour": per_colour}
+
+
+def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> dict:
+    """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
+    own evaluation (scores and agreement with the twin); written into its summary.json."""
+    from .evaluate_run import evaluate_run
+    from .model.evaluate import DigitsJudge
+
+    out = Path(out)
+    if not (out / "rgb.npy").is_file():
+        raise OptgenError(f"{out}: no rgb.npy; finish the run first (optgen run --resume {out})")
+    rgb = np.load(out / "rgb.npy")
+    judge = DigitsJudge(image_size=rgb.shape[1])
+    evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
+    if model is not None and model.teacher_samples is not None:
+        evaluation["teacher"] = judge.scores(model.teacher_samples)
+    settings = json.loads((out / COLOUR_RUN_FILE).read_text())
+    evaluation["per_colour"] = {f"{wl:g}nm": evaluate_run(colour_folder(out, wl), judge=judge)
+                                for wl in settings["colours_nm"]}
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary["evaluation"] = evaluation
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return evaluation
 
 
 def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:

@@ -20,9 +20,10 @@ from drivers.errors import OptgenError
 from simulators.noise import photon_energy_j
 
 from .bench import build_bench
-from .bench_file import parse_bench
+from .bench_file import colour_bench, parse_bench
 from .patterns import embed_centered, seed_to_slm_phase
 from .registration import OutputRegistration
+from .storage import read_run_attrs
 
 __all__ = ["evaluate_run", "twin_predictions"]
 
@@ -42,6 +43,7 @@ def _read_run(folder: Path) -> dict:
             "exposure_s": f["meta/exposure_s"][...][written],
             "decoder_phase": f["decoder_phase"][...] if "decoder_phase" in f else None,
             "bench_text": f.attrs["bench_file"],
+            "colour_nm": (read_run_attrs(path).get("run_args") or {}).get("colour_nm"),
             "decoder_id": f.attrs.get("decoder_phase", ""),
         }
 
@@ -86,6 +88,8 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
         evaluation["teacher"] = judge.scores(model.teacher_samples)
     if run["decoder_phase"] is not None:
         cfg = parse_bench(run["bench_text"], "run bench file")
+        if run["colour_nm"] is not None:    # one colour pass of a multi-colour run: that colour's optics
+            cfg = colour_bench(cfg, float(run["colour_nm"]))
         if cfg.twin is not None:
             predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
                                          run["exposure_s"])

@@ -9,7 +9,7 @@ import pytest
 
 from lab.bench_file import BenchFileError, colour_bench, parse_bench
 from lab.cli import main
-from lab.colour_run import combine_rgb, run_colours
+from lab.colour_run import combine_rgb, evaluate_colour_run, run_colours
 from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
 from lab.prediction import predict_images
 from tests.conftest import small_bench_text
@@ -109,6 +109,15 @@ def test_each_colour_runs_with_its_own_laser_seeds_and_decoder_then_combines(tmp
     assert (tmp_path / "run" / "rgb_contact_sheet.png").stat().st_size > 0
     # the red channel of image 1 is the red run's frame 1 times the encoder's red scale for that seed
     assert rgb[1, ..., 0].sum() > 0 and not np.allclose(rgb[..., 0], rgb[..., 2])
+    energy = json.loads((tmp_path / "run" / "summary.json").read_text())["energy_per_rgb_image"]
+    per = energy["per_colour"]
+    assert energy["laser_optical_j"] == pytest.approx(sum(per[c]["laser_optical_j"] for c in per))
+    assert energy["wall_plug_j"]["laser"] == pytest.approx(sum(per[c]["wall_plug_j"]["laser"] for c in per))
+    assert per["638nm"]["laser_optical_j"] > per["450nm"]["laser_optical_j"]  # 0.12 uW against 0.08 uW
+    evaluation = evaluate_colour_run(tmp_path / "run", model)
+    assert evaluation["generated_rgb"]["count"] == 4
+    assert set(evaluation["per_colour"]) == {"638nm", "520nm", "450nm"}
+    assert evaluation["per_colour"]["450nm"]["twin_agreement"]["min"] > 0.99  # predicted at 450 nm, not 520
 
 
 def test_rgb_channels_are_irradiance_per_watt_at_each_wavelength(tmp_path):
@@ -166,3 +175,4 @@ def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path):
                                np.load(out / "rgb.npy"), rtol=1e-6)
     # one colour of it resumes on its own too, at that colour (refused: it is complete)
     assert main(["run", "--resume", str(out / "520nm"), "--no-progress"]) == 2
+    assert main(["evaluate", str(out)]) == 0
