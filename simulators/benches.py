@@ -7,7 +7,7 @@ import re
 
 from lab.bench_file import default_bench_text
 
-__all__ = ["SMALL", "edit_bench_text", "small_bench_text"]
+__all__ = ["RGB_COLOURS", "SMALL", "edit_bench_text", "rgb_bench_text", "small_bench_text"]
 
 
 def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
@@ -50,3 +50,42 @@ SMALL = {
 def small_bench_text(extra: dict[tuple[str, str], str] | None = None) -> str:
     """The default bench shrunk to a 256 x 256 grid (same physics, fast)."""
     return edit_bench_text(default_bench_text(), {**SMALL, **(extra or {})})
+
+
+RGB_COLOURS = """
+[colours]
+order_nm = [638.0, 520.0, 450.0]
+camera_qe = [0.55, 0.7, 0.6]
+
+[colours.lasers.638]
+driver = "simulated"
+wavelength_nm = 638.0
+power_mw = {red_mw}
+max_power_mw = 1.0
+wall_plug_w = 6.0
+
+[colours.lasers.638.connection]
+
+[colours.lasers.450]
+driver = "simulated"
+wavelength_nm = 450.0
+power_mw = {blue_mw}
+max_power_mw = 1.0
+wall_plug_w = 5.0
+
+[colours.lasers.450.connection]
+"""
+
+# an SLM with 2 pi of stroke at its longest colour: 8 rad at 520 nm is 6.5 rad at 638 nm, 9.2 at 450 nm
+RGB_TWIN = {
+    ("twin.encoding_slm", "response_max_rad"): "8.0",
+    ("twin.decoding_slm", "response_max_rad"): "7.9",
+    ("run", "model"): '"digits-rgb"',
+}
+
+
+def rgb_bench_text(extra: dict[tuple[str, str], str] | None = None, small: bool = False) -> str:
+    """The default bench with three colours (638/520/450 nm lasers) and SLMs that reach 2 pi in red."""
+    base = edit_bench_text(default_bench_text(), {**(SMALL if small else {}), **RGB_TWIN, **(extra or {})})
+    powers = {"red_mw": "0.00012", "blue_mw": "0.00008"} if small else {"red_mw": "0.0015", "blue_mw": "0.0012"}
+    return base + RGB_COLOURS.format(**powers)

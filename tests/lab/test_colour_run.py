@@ -12,30 +12,22 @@ from lab.cli import main
 from lab.colour_run import combine_rgb, evaluate_colour_run, run_colours
 from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
 from lab.prediction import predict_images
+from simulators.benches import rgb_bench_text
 from tests.conftest import small_bench_text
 
-COLOURS = """
-[colours]
-order_nm = [638.0, 520.0, 450.0]
-camera_qe = [0.55, 0.7, 0.6]
-
-[colours.lasers.638]
-driver = "simulated"
-wavelength_nm = 638.0
-power_mw = 0.00012
-max_power_mw = 1.0
-wall_plug_w = 6.0
-
-[colours.lasers.450]
-driver = "simulated"
-wavelength_nm = 450.0
-power_mw = 0.00008
-max_power_mw = 1.0
-"""
-
-
-def rgb_text(extra: str = COLOURS) -> str:
-    return small_bench_text() + extra
+def rgb_text(*changes: tuple[str, str]) -> str:
+    """The small three-colour twin bench, with text replacements."""
+    text = rgb_bench_text(small=True)
+    head, table = text.split("\n[colours]\n")          # the default bench holds a commented example too
+    for old, new in changes:
+        part = "table" if old in table else "head"
+        where = table if part == "table" else head
+        assert where.count(old) == 1, old
+        if part == "table":
+            table = table.replace(old, new)
+        else:
+            head = head.replace(old, new)
+    return head + "\n[colours]\n" + table
 
 
 def rgb_model(cfg, flat: bool = False, seed: int = 0) -> OpticalModel:
@@ -75,17 +67,17 @@ def test_colour_bench_swaps_the_laser_and_rescales_the_twin_response():
 
 
 @pytest.mark.parametrize("change, message", [
-    (("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 532.0, 450.0]"), "expected the \\[laser\\] wavelength 520"),
-    (("order_nm = [638.0, 520.0, 450.0]\ncamera_qe = [0.55, 0.7, 0.6]", "order_nm = [638.0, 520.0, 450.0, 405.0]"),
-     "no laser for 405 nm"),
-    (("wavelength_nm = 450.0", "wavelength_nm = 488.0"), "wavelength_nm = 488: expected 450 nm"),
-    (("camera_qe = [0.55, 0.7, 0.6]", "camera_qe = [0.55, 0.7]"), "one quantum efficiency"),
-    (("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 520.0, 638.5]"), "distinct wavelengths"),
-    (("power_mw = 0.00008", "power_mw = 2.0"), "colours.lasers.450\\] power_mw = 2: expected at most"),
+    ((("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 532.0, 450.0]"),), "expected the \\[laser\\] wavelength 520"),
+    ((("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 520.0, 450.0, 405.0]"),
+      ("camera_qe = [0.55, 0.7, 0.6]", "camera_qe = [0.55, 0.7, 0.6, 0.5]")), "no laser for 405 nm"),
+    ((("wavelength_nm = 450.0", "wavelength_nm = 488.0"),), "wavelength_nm = 488: expected 450 nm"),
+    ((("camera_qe = [0.55, 0.7, 0.6]", "camera_qe = [0.55, 0.7]"),), "one quantum efficiency"),
+    ((("order_nm = [638.0, 520.0, 450.0]", "order_nm = [638.0, 520.0, 638.5]"),), "distinct wavelengths"),
+    ((("power_mw = 0.00008", "power_mw = 2.0"),), "colours.lasers.450\\] power_mw = 2: expected at most"),
 ])
 def test_bad_colour_tables_are_refused_with_the_key(change, message):
     with pytest.raises(BenchFileError, match=message):
-        parse_bench(rgb_text(COLOURS.replace(*change)), "rgb")
+        parse_bench(rgb_text(*change), "rgb")
 
 
 def test_each_colour_runs_with_its_own_laser_seeds_and_decoder_then_combines(tmp_path):
@@ -155,8 +147,8 @@ def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path):
     cfg = parse_bench(rgb_text(), "rgb")
     model_path = save_model(tmp_path / "rgb.npz", rgb_model(cfg))
     bench = tmp_path / "bench.toml"
-    text = rgb_text().replace('seed_source = "placeholder-encoder"', 'seed_source = "model"')
-    bench.write_text(text.replace('model = "digits-v1"', f'model = "{model_path}"'))
+    text = rgb_text(('seed_source = "placeholder-encoder"', 'seed_source = "model"'))
+    bench.write_text(text.replace('model = "digits-rgb"', f'model = "{model_path}"'))
     out = tmp_path / "run"
     assert main(["run", "--colours", "--bench", str(bench), "--count", "3", "--out", str(out), "--no-progress"]) == 0
     first = np.load(out / "rgb.npy")
