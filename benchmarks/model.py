@@ -8,7 +8,10 @@
   the model's teacher samples judged the same way, and each frame's agreement with the twin's
   noiseless prediction.
 
-Usage:  python benchmarks/model.py [--model FILE] [--frames N]
+Usage:  python benchmarks/model.py [--model FILE] [--frames N] [--colours]
+
+``--colours``: a multi-colour model on the three-colour twin (``optgen calibrate all --colour``
+for each colour, then ``optgen run --colours``), judged on the RGB images' channel sum.
 """
 
 from __future__ import annotations
@@ -83,12 +86,60 @@ def bench_generation(model_spec: str, frames: int, calibrated: bool) -> None:
         _judge_run(out, model, label, wall, frames)
 
 
+def bench_colours(model_spec: str, frames: int) -> None:
+    """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour."""
+    from lab.cli import main as optgen
+    from lab.colour_run import evaluate_colour_run
+    from simulators.benches import rgb_bench_text
+
+    spec = str(Path(model_spec).resolve()) if Path(model_spec).is_file() else model_spec
+    text = rgb_bench_text({("run", "model"): f'"{spec}"'})
+    model = load_model(model_spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_file, store, out = Path(tmp) / "bench.toml", Path(tmp) / "calibrations", Path(tmp) / "run"
+        bench_file.write_text(text)
+        t0 = time.perf_counter()
+        for nm in model.wavelengths_nm:
+            assert optgen(["calibrate", "all", "--colour", f"{nm:g}", "--bench", str(bench_file),
+                           "--store", str(store)]) == 0
+        print(f"optgen calibrate all at {len(model.wavelengths_nm)} colours: {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        assert optgen(["run", "--colours", "--bench", str(bench_file), "--count", str(frames), "--out", str(out),
+                       "--calibrations", str(store), "--no-progress"]) == 0
+        wall = time.perf_counter() - t0
+        ev = evaluate_colour_run(out, model)
+        g, t = ev["generated_rgb"], ev["teacher"]
+        print(f"{frames} RGB images ({len(model.wavelengths_nm)} colour passes) in {wall:.1f} s, judged on their "
+              f"channel sum: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
+              f"Frechet {g['frechet_distance']:.2f} | teacher {t['confident_fraction']:.1%}, "
+              f"{t['inception_score']:.2f}, {t['frechet_distance']:.2f}")
+        for colour, e in ev["per_colour"].items():
+            print(f"  {colour}: frame vs twin noiseless prediction r mean {e['twin_agreement']['mean']:.3f}")
+        energy = json_energy(out)
+        print(f"  energy per RGB image: laser optical {energy['laser_optical_j']:.3g} J, at the sensor "
+              f"{energy['sensor_optical_j']:.3g} J, wall plug {sum(energy['wall_plug_j'].values()):.3g} J")
+        import shutil
+
+        shutil.copy(out / "rgb_contact_sheet.png", Path("docs/model") / f"{model.name}-twin-contact-sheet.png")
+
+
+def json_energy(out: Path) -> dict:
+    import json
+
+    return json.loads((out / "summary.json").read_text())["energy_per_rgb_image"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits-v1")
     parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
     args = parser.parse_args()
     model = load_model(args.model)
+    if args.colours:
+        bench_encoder(model)
+        bench_colours(args.model, args.frames)
+        return
     bench_encoder(model)
     bench_generation(args.model, args.frames, calibrated=True)
     bench_generation(args.model, args.frames, calibrated=False)

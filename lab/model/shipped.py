@@ -101,8 +101,11 @@ def save_model(path: Path, model: OpticalModel) -> Path:
 
 
 def _model_path(spec: str | Path) -> Path:
-    if str(spec) == SHIPPED_MODEL or str(spec) == "shipped":
-        return Path(str(resources.files("lab.model").joinpath(f"{SHIPPED_MODEL}.npz")))
+    """A model file: a path, or the name of a model shipped with optgen ("shipped": the default one)."""
+    name = SHIPPED_MODEL if str(spec) == "shipped" else str(spec)
+    shipped = Path(str(resources.files("lab.model").joinpath(f"{name}.npz")))
+    if "/" not in name and not name.endswith(".npz") and shipped.is_file():
+        return shipped
     return Path(spec)
 
 
