@@ -108,22 +108,26 @@ def bench_colours(model_spec: str, frames: int) -> None:
                        "--calibrations", str(store), "--no-progress"]) == 0
         wall = time.perf_counter() - t0
         ev = evaluate_colour_run(out, model)
-        g, t = ev["generated_rgb"], ev["teacher"]
+        g, t = ev["generated_rgb"], ev.get("teacher", {"confident_fraction": float("nan"),
+                                                        "inception_score": float("nan"),
+                                                        "frechet_distance": float("nan")})
         print(f"{frames} RGB images ({len(model.wavelengths_nm)} colour passes) in {wall:.1f} s, judged on their "
               f"channel sum: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
               f"Frechet {g['frechet_distance']:.2f} | teacher {t['confident_fraction']:.1%}, "
               f"{t['inception_score']:.2f}, {t['frechet_distance']:.2f}")
         for colour, e in ev["per_colour"].items():
             print(f"  {colour}: frame vs twin noiseless prediction r mean {e['twin_agreement']['mean']:.3f}")
-        energy = json_energy(out)
+        energy = _energy_of(out)
         print(f"  energy per RGB image: laser optical {energy['laser_optical_j']:.3g} J, at the sensor "
               f"{energy['sensor_optical_j']:.3g} J, wall plug {sum(energy['wall_plug_j'].values()):.3g} J")
         import shutil
 
-        shutil.copy(out / "rgb_contact_sheet.png", Path("docs/model") / f"{model.name}-twin-contact-sheet.png")
+        sheet = Path(__file__).resolve().parents[1] / "docs" / "model" / f"{model.name}-twin-contact-sheet.png"
+        shutil.copy(out / "rgb_contact_sheet.png", sheet)
+        print(f"  contact sheet copied to {sheet}")
 
 
-def json_energy(out: Path) -> dict:
+def _energy_of(out: Path) -> dict:
     import json
 
     return json.loads((out / "summary.json").read_text())["energy_per_rgb_image"]

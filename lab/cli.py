@@ -158,11 +158,13 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
     from .colour_run import COLOUR_RUN_FILE, evaluate_colour_run
     from .model import load_model
 
-    spec = args.model
-    if spec is None:
+    if args.model is not None:
+        model = load_model(args.model)
+    else:   # the model the run's bench file names, found as the run found it
         stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
-        spec = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE)).run.model
-    evaluation = evaluate_colour_run(args.run, model=load_model(spec))
+        cfg = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE))
+        model = _load_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
+    evaluation = evaluate_colour_run(args.run, model=model)
     gen = evaluation["generated_rgb"]
     print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
           f"confidently classified, inception score {gen['inception_score']:.2f}, "
@@ -226,8 +228,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.batch is not None:
         settings.batch = args.batch
     if args.colours:
-        if cfg.colours is None or len(cfg.colours.order_nm) < 2:
-            raise OptgenError(f"{cfg.source}: --colours needs a [colours] table with two or more colours")
+        if cfg.colours is None or len(cfg.colours.order_nm) != 3:
+            raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
+                              f"table with three colours (RGB order)")
         settings.colours_nm = cfg.colours.order_nm
         settings.name = f"{settings.name.split('-')[0]}-rgb"
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
@@ -280,7 +283,7 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run file recorded them."""
-    from .bench_file import colour_bench, load_bench, parse_bench
+    from .bench_file import load_bench, parse_bench
     from .storage import read_run_attrs
 
     if args.resume is None:
@@ -301,8 +304,9 @@ def _run_settings(args: argparse.Namespace):
     else:
         cfg = parse_bench(attrs["bench_file"], f"{args.resume / 'run.h5'} (bench file recorded by the run)")
         base_dir = Path(recorded["bench_dir"]) if recorded.get("bench_dir") else None
-    if recorded.get("colour_nm") is not None:   # one colour of a multi-colour run
-        cfg = colour_bench(cfg, float(recorded["colour_nm"]))
+    if recorded.get("colour_nm") is not None:   # one colour pass: its seeds and decoder come from the colour run
+        raise OptgenError(f"{args.resume}: one colour ({recorded['colour_nm']:g} nm) of a multi-colour run; "
+                          f"resume the whole run: optgen run --resume {args.resume.resolve().parent}")
     calibrations = args.calibrations or (Path(recorded["calibrations"]) if recorded.get("calibrations") else None)
     return cfg, base_dir, int(recorded.get("seed", 0)), int(attrs["count"]), calibrations, args.resume
 

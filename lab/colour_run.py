@@ -12,7 +12,8 @@ The frames are then put back into the units the model was trained in: a register
 counts above dark per sensor pixel, so counts x photon energy / (gain x QE x exposure x laser
 power x sensor pixel area) is the irradiance per watt of beam, and the model's own per-colour
 intensity scale for that seed multiplies it. ``rgb.npy`` (N, h, w, 3) holds the result and
-``rgb_contact_sheet.png`` shows it.
+``rgb_contact_sheet.png`` shows it (channels in the bench's ``order_nm`` order: red, green, blue;
+a bench with other than three colours gets a grey sheet of the channel sum).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from simulators.noise import photon_energy_j
 
 from .bench import build_bench
 from .bench_file import BenchConfig, colour_bench
+from .calibrations import load_bench_calibrations
 from .contact_sheet import write_contact_sheet
 from .model import ModelSeedSource, OpticalGeometry, OpticalModel
 from .run import prepare_run_folder, run_generation
@@ -70,16 +72,24 @@ def _check(config: BenchConfig, model: OpticalModel) -> list[BenchConfig]:
     return configs
 
 
+def _check_calibrations(configs: list[BenchConfig], calibrations: Path | None) -> None:
+    """Load every colour's calibrations now: a bad file for the last colour stops the run before the first."""
+    for cfg in configs:
+        load_bench_calibrations(cfg, calibrations)
+
+
 def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count: int, *, random_seed: int = 0,
                 calibrations: Path | None = None, resume: bool = False, sync: str = "pipelined",
                 max_retries: int = 3, bench_dir: Path | None = None,
                 progress: Callable[[float, int, int], None] | None = None) -> ColourRunResult:
     """Run every colour of ``config`` into ``out`` (or, with ``resume``, finish what is missing).
 
-    Everything is checked before any device opens. ``progress(colour_nm, done, total)``.
+    Everything is checked before any device opens: the model's colours and geometry, and every
+    colour's calibration files. ``progress(colour_nm, done, total)``.
     """
     out = Path(out)
     configs = _check(config, model)
+    _check_calibrations(configs, calibrations)
     settings = {"colours_nm": list(config.colours.order_nm), "count": int(count), "seed": int(random_seed),
                 "model": model.id, "bench_file": config.text,
                 "bench_dir": str(bench_dir.resolve()) if bench_dir is not None else None,
@@ -102,10 +112,13 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
         wl = cfg.wavelength_nm
         sub = colour_folder(out, wl)
         sub_resume = (sub / "run.h5").is_file()
-        if sub_resume and read_run_status(sub / "run.h5")["status"] == "complete":
-            done.append(wl)
+        if sub_resume and read_run_status(sub / "run.h5")["first_missing"] is None:
+            done.append(wl)        # every frame stored (also if the process died just after the last one)
             continue
         if not sub_resume:
+            if resume and sub.exists() and any(sub.iterdir()):
+                raise OptgenError(f"{sub}: files but no run.h5 (a pass killed while it was created); delete "
+                                  f"this folder and resume again")
             prepare_run_folder(sub)
         seeds = ModelSeedSource(model, wl, random_seed)
         run_args = {"seed": random_seed, "colour_nm": wl, "bench_dir": settings["bench_dir"],
@@ -116,13 +129,14 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                                     f"model:{model.id}", sub, count, report, resume=sub_resume, sync=sync,
                                     max_retries=max_retries, run_args=run_args)
         if result.status != "complete":
-            summary = {**settings, "status": result.status, "stopped_at_nm": wl, "colours_done": done}
+            summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": result.status,
+                       "stopped_at_nm": wl, "colours_done": done}
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return ColourRunResult(out, result.status, done, summary)
         done.append(wl)
     rgb = combine_rgb(out, configs, model, random_seed)
     np.save(out / "rgb.npy", rgb)
-    write_contact_sheet(out / "rgb_contact_sheet.png", rgb)
+    write_contact_sheet(out / "rgb_contact_sheet.png", rgb if rgb.shape[-1] == 3 else rgb.sum(axis=-1))
     summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": "complete",
                "colours_done": done, "wall_time_s": time.monotonic() - started, "rgb": "rgb.npy",
                "rgb_shape": list(rgb.shape), "energy_per_rgb_image": _energy(out, done)}

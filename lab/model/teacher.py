@@ -4,13 +4,13 @@ Training only (needs torch). Sampling uses deterministic DDIM, so each noise vec
 one image: the (noise, image) pairs the optical student is distilled from.
 
 The teacher is class-conditional with classifier-free guidance: it learns the digits with
-their labels (and, one step in ten, without), and samples with the guided noise estimate
+their labels (each sample's label dropped with probability 0.1), and samples with the guided noise estimate
 ``(1 + w) eps(x, t, class) - w eps(x, t, none)``. The class of a sample is read from its own
 noise vector (:func:`class_from_noise`: the decile of its first component), so the pairs stay
 a plain function noise -> image that the student learns, and the ten classes are equally
 likely by construction. Judged at the 32 x 32 output grid, 500 samples (15,000 steps, 768
 hidden): the unconditional teacher of digits-v1, 74 % confident, inception 7.9, Frechet 0.59;
-this one unguided, 94 %, 9.2, 0.54; at guidance 1, 100 %, 9.8, 0.54 (docs/performance.md).
+this one unguided, 94 %, 9.2, 0.54; at guidance 1, 100 %, 9.8, 0.54 (decision 0004).
 """
 
 from __future__ import annotations

@@ -106,6 +106,9 @@ def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainS
                 max_minutes: float | None = None, log=print) -> Path | None:
     """Run (or resume) training in ``out_dir``; returns the model file once the student is done."""
     s = settings or TrainSettings()
+    if s.colours_nm and len(s.colours_nm) != 3:
+        raise ValueError(f"colours_nm = {s.colours_nm}: a multi-colour model is trained on RGB digits; "
+                         f"expected three wavelengths (red, green, blue)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -123,6 +126,13 @@ def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainS
     step, losses, elapsed_before = 0, [], 0.0
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
+        for key in ("decoder_logits", "h1", "h2"):   # one-colour checkpoints from before colours: no colour axis
+            if state["model"][key].ndim == 2:
+                state["model"][key] = state["model"][key][None]
+        decoder_slot = state["optimizer"]["state"].get(len(list(student.encoder.parameters())), {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in decoder_slot and decoder_slot[key].ndim == 2:
+                decoder_slot[key] = decoder_slot[key][None]
         student.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, losses, elapsed_before = state["step"], state["losses"], state["elapsed_s"]

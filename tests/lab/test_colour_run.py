@@ -165,6 +165,21 @@ def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path):
     model = rgb_model(cfg)
     np.testing.assert_allclose(combine_rgb(out, [colour_bench(cfg, wl) for wl in cfg.colours.order_nm], model),
                                np.load(out / "rgb.npy"), rtol=1e-6)
-    # one colour of it resumes on its own too, at that colour (refused: it is complete)
-    assert main(["run", "--resume", str(out / "520nm"), "--no-progress"]) == 2
     assert main(["evaluate", str(out)]) == 0
+
+
+def test_a_pass_with_every_frame_stored_counts_as_done_and_a_lone_pass_is_not_resumed(tmp_path, capsys):
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    out = tmp_path / "run"
+    run_colours(cfg, model, out, 2)
+    import h5py
+
+    with h5py.File(out / "450nm" / "run.h5", "r+") as f:   # as if killed after its last frame was stored
+        f.attrs["status"] = "stopped"
+    (out / "rgb.npy").unlink()
+    result = run_colours(cfg, model, out, 2, resume=True)
+    assert result.status == "complete" and np.load(out / "rgb.npy").shape == (2, 16, 16, 3)
+    assert main(["run", "--resume", str(out / "638nm"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "one colour (638 nm) of a multi-colour run" in err and f"optgen run --resume {out}" in err
