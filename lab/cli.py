@@ -118,6 +118,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
         cfg = load_bench(args.check)
         print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
               f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
+        if cfg.colours is not None:
+            print("  colours: " + ", ".join(f"{wl:g} nm (laser {cfg.colours.lasers[wl].driver}, "
+                                            f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
         return 0
     if args.dump is None:
         print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)

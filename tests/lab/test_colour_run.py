@@ -143,12 +143,14 @@ def test_a_model_without_a_colour_is_refused_before_any_device_opens(tmp_path):
         run_colours(mono, rgb_model(cfg), tmp_path / "run", 2)
 
 
-def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path):
+def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path, capsys):
     cfg = parse_bench(rgb_text(), "rgb")
     model_path = save_model(tmp_path / "rgb.npz", rgb_model(cfg))
     bench = tmp_path / "bench.toml"
     text = rgb_text(('seed_source = "placeholder-encoder"', 'seed_source = "model"'))
     bench.write_text(text.replace('model = "digits-rgb"', f'model = "{model_path}"'))
+    assert main(["config", "--check", str(bench)]) == 0
+    assert "colours: 638 nm (laser simulated, QE 0.55), 520 nm" in capsys.readouterr().out
     out = tmp_path / "run"
     assert main(["run", "--colours", "--bench", str(bench), "--count", "3", "--out", str(out), "--no-progress"]) == 0
     first = np.load(out / "rgb.npy")
