@@ -67,7 +67,7 @@ def bench_generation(model_spec: str, frames: int, calibrated: bool) -> None:
     """``optgen run`` on the embedded bench with the model; ``calibrated``: after ``optgen calibrate all``."""
     from lab.cli import main as optgen
 
-    text = default_bench_text().replace('model = "digits-v1"', f'model = "{Path(model_spec).resolve()}"'
+    text = default_bench_text().replace('model = "digits-v2"', f'model = "{Path(model_spec).resolve()}"'
                                         if Path(model_spec).is_file() else f'model = "{model_spec}"')
     model = load_model(model_spec)
     model.check_bench(OpticalGeometry.from_bench(parse_bench(text, "benchmark bench")), 520.0)
@@ -135,7 +135,7 @@ def _energy_of(out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits-v1")
+    parser.add_argument("--model", default="digits-v2")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
     args = parser.parse_args()

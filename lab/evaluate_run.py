@@ -16,12 +16,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from calibration.alignment import place_decoder
 from drivers.errors import OptgenError
 from simulators.noise import photon_energy_j
 
 from .bench import build_bench
 from .bench_file import colour_bench, parse_bench
-from .patterns import embed_centered, seed_to_slm_phase
+from .patterns import seed_to_slm_phase
 from .registration import OutputRegistration
 from .storage import read_run_attrs
 
@@ -43,22 +44,27 @@ def _read_run(folder: Path) -> dict:
             "exposure_s": f["meta/exposure_s"][...][written],
             "decoder_phase": f["decoder_phase"][...] if "decoder_phase" in f else None,
             "bench_text": f.attrs["bench_file"],
-            "colour_nm": (read_run_attrs(path).get("run_args") or {}).get("colour_nm"),
+            "run_args": read_run_attrs(path).get("run_args") or {},
             "decoder_id": f.attrs.get("decoder_phase", ""),
         }
 
 
 def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
-                     exposure_s: np.ndarray) -> np.ndarray:
-    """The twin's noiseless output images (counts above dark) for each stored seed of a run on ``cfg``."""
+                     exposure_s: np.ndarray, calibrations: Path | None = None) -> np.ndarray:
+    """The twin's noiseless output images (counts above dark) for each stored seed of a run on ``cfg``,
+    shown and registered as the run did: with the calibrations of ``calibrations`` (the run's store)."""
     if cfg.twin is None:
         raise OptgenError("the run's bench file has no [twin] table to predict frames with")
-    registration = OutputRegistration(cfg, dark_level_dn=0.0)
     out = []
-    with build_bench(cfg) as bench:
+    with build_bench(cfg, calibrations) as bench:
+        cals = bench.calibrations
+        registration = OutputRegistration(cfg, dark_level_dn=0.0,
+                                          output_to_sensor=cals.output_to_sensor() if cals else None)
         world = bench.world
         sensor = world.sensor
-        bench.decoding_slm.set_phase(embed_centered(decoder_phase, bench.decoding_slm.shape))
+        bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape,
+                                                   cals.decoder_placement() if cals else None,
+                                                   cfg.decoding_slm.pitch_um * 1e-6))
         for phase, power, exposure in zip(seed_phase, power_w, exposure_s):
             bench.encoding_slm.set_phase(seed_to_slm_phase(phase, cfg.geometry.superpixel_px,
                                                            bench.encoding_slm.shape))
@@ -88,11 +94,13 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
         evaluation["teacher"] = judge.scores(model.teacher_samples)
     if run["decoder_phase"] is not None:
         cfg = parse_bench(run["bench_text"], "run bench file")
-        if run["colour_nm"] is not None:    # one colour pass of a multi-colour run: that colour's optics
-            cfg = colour_bench(cfg, float(run["colour_nm"]))
+        args = run["run_args"]
+        if args.get("colour_nm") is not None:    # one colour pass of a multi-colour run: that colour's optics
+            cfg = colour_bench(cfg, float(args["colour_nm"]))
         if cfg.twin is not None:
+            store = Path(args["calibrations"]) if args.get("calibrations") else None
             predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
-                                         run["exposure_s"])
+                                         run["exposure_s"], store)
             r = [_pearson(p, c) for p, c in zip(predicted, run["images"])]
             evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
     summary_path = folder / "summary.json"

@@ -24,7 +24,7 @@ from .geometry import OpticalGeometry
 __all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
-SHIPPED_MODEL = "digits-v1"
+SHIPPED_MODEL = "digits-v2"
 
 
 class ModelError(OptgenError, ValueError):

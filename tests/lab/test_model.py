@@ -148,7 +148,7 @@ def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_tw
     from lab.model.evaluate import DigitsJudge
 
     cfg = load_bench()
-    model = load_model("digits-v1")
+    model = load_model("digits-v2")
     model.check_bench(OpticalGeometry.from_bench(cfg), cfg.wavelength_nm)
     assert model.teacher_samples is not None
     out = tmp_path / "run"
@@ -158,13 +158,15 @@ def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_tw
     with h5py.File(out / "run.h5", "r") as f:
         images = f["images"][:]
         assert json.loads(f.attrs["summary"])["frames_with_saturation"] == 0
-    judge = DigitsJudge()
+    judge = DigitsJudge(image_size=32)
     generated, teacher = judge.scores(images), judge.scores(model.teacher_samples)
-    assert generated["inception_score"] > 3.0  # several digit classes, not one blob
-    assert sum(c > 0 for c in generated["class_histogram"]) >= 7
-    assert generated["frechet_distance"] < 6 * teacher["frechet_distance"]  # benchmark: 4.1x on 200 frames
+    # benchmark (200 frames): 68 % confident, inception 6.7-6.9, Frechet 10-13; these 40: 80 %, 7.2, 12.9
+    assert generated["confident_fraction"] > 0.5
+    assert generated["inception_score"] > 5.0  # several digit classes, not one blob
+    assert sum(c > 0 for c in generated["class_histogram"]) >= 8
+    assert teacher["confident_fraction"] > 0.95
     speckle = judge.scores(np.random.default_rng(0).uniform(size=(40, 32, 32)))
-    assert generated["frechet_distance"] < speckle["frechet_distance"] / 3
+    assert generated["frechet_distance"] < speckle["frechet_distance"] / 4   # speckle: 99
 
 
 def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_path, ideal_config):
