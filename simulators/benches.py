@@ -56,25 +56,14 @@ RGB_COLOURS = """
 [colours]
 order_nm = [638.0, 520.0, 450.0]
 camera_qe = [0.55, 0.7, 0.6]
-
-[colours.lasers.638]
-driver = "simulated"
-wavelength_nm = 638.0
-power_mw = {red_mw}
-max_power_mw = 1.0
-wall_plug_w = 6.0
-
-[colours.lasers.638.connection]
-
-[colours.lasers.450]
-driver = "simulated"
-wavelength_nm = 450.0
-power_mw = {blue_mw}
-max_power_mw = 1.0
-wall_plug_w = 5.0
-
-[colours.lasers.450.connection]
 """
+
+
+def _colour_laser(nm: int, power_mw: str, wall_plug_w: float) -> str:
+    """A [colours.lasers.<nm>] table of a simulated laser."""
+    return (f"\n[colours.lasers.{nm}]\ndriver = \"simulated\"\nwavelength_nm = {nm:.1f}\npower_mw = {power_mw}\n"
+            f"max_power_mw = 1.0\nwall_plug_w = {wall_plug_w}\n\n[colours.lasers.{nm}.connection]\n")
+
 
 # an SLM with 2 pi of stroke at its longest colour: 8 rad at 520 nm is 6.5 rad at 638 nm, 9.2 at 450 nm
 RGB_TWIN = {
@@ -87,5 +76,5 @@ RGB_TWIN = {
 def rgb_bench_text(extra: dict[tuple[str, str], str] | None = None, small: bool = False) -> str:
     """The default bench with three colours (638/520/450 nm lasers) and SLMs that reach 2 pi in red."""
     base = edit_bench_text(default_bench_text(), {**(SMALL if small else {}), **RGB_TWIN, **(extra or {})})
-    powers = {"red_mw": "0.00012", "blue_mw": "0.00008"} if small else {"red_mw": "0.0015", "blue_mw": "0.0012"}
-    return base + RGB_COLOURS.format(**powers)
+    red_mw, blue_mw = ("0.00012", "0.00008") if small else ("0.0015", "0.0012")
+    return base + RGB_COLOURS + _colour_laser(638, red_mw, 6.0) + _colour_laser(450, blue_mw, 5.0)
