@@ -38,7 +38,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     run.add_argument("--colours", action="store_true",
                      help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "
-                          "decoder phase), and combine the frames into RGB images (needs a multi-colour model)")
+                          "decoder phase), and combine the frames into RGB images (needs a multi-colour model); "
+                          "without --bench: the embedded three-colour twin with the shipped model digits-rgb")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=_cmd_run)
@@ -332,7 +333,12 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 
     if args.resume is None:
         _new_run_checks(args)
-        cfg = load_bench(args.bench)
+        if args.bench is None:   # the embedded three-colour twin and the shipped three-colour model
+            from simulators.benches import rgb_bench_text
+
+            cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
+        else:
+            cfg = load_bench(args.bench)
         base_dir = args.bench.parent if args.bench is not None else None
         seed, count, calibrations, out = args.seed, args.count, args.calibrations, args.out
     else:

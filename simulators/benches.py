@@ -76,5 +76,5 @@ RGB_TWIN = {
 def rgb_bench_text(extra: dict[tuple[str, str], str] | None = None, small: bool = False) -> str:
     """The default bench with three colours (638/520/450 nm lasers) and SLMs that reach 2 pi in red."""
     base = edit_bench_text(default_bench_text(), {**(SMALL if small else {}), **RGB_TWIN, **(extra or {})})
-    red_mw, blue_mw = ("0.00012", "0.00008") if small else ("0.0015", "0.0012")
+    red_mw, blue_mw = ("0.00012", "0.00008") if small else ("0.0015", "0.0008")
     return base + RGB_COLOURS + _colour_laser(638, red_mw, 6.0) + _colour_laser(450, blue_mw, 5.0)

@@ -185,3 +185,20 @@ def test_a_pass_with_every_frame_stored_counts_as_done_and_a_lone_pass_is_not_re
     assert main(["run", "--resume", str(out / "638nm"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "one colour (638 nm) of a multi-colour run" in err and f"optgen run --resume {out}" in err
+
+
+def test_the_shipped_rgb_model_runs_on_the_embedded_three_colour_twin(tmp_path):
+    """`optgen run --colours` with no bench file: the embedded three-colour twin and digits-rgb."""
+    from lab.model import load_model
+
+    model = load_model("digits-rgb")
+    assert model.wavelengths_nm == (638.0, 520.0, 450.0)
+    out = tmp_path / "run"
+    assert main(["run", "--colours", "--count", "2", "--out", str(out), "--no-progress"]) == 0
+    rgb = np.load(out / "rgb.npy")
+    assert rgb.shape == (2, 32, 32, 3) and (rgb > -1e-3 * rgb.max()).all()
+    for wl in model.wavelengths_nm:
+        summary = json.loads((out / f"{wl:g}nm" / "summary.json").read_text())
+        assert summary["frames_with_saturation"] == 0 and summary["laser_verified_off"] is True
+    # each channel carries light of its own colour: no channel is empty
+    assert min(rgb[..., c].sum() for c in range(3)) > 0.05 * rgb.sum()
