@@ -184,9 +184,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     import h5py
 
     from .bench_file import parse_bench
-    from .evaluate_run import evaluate_run
-
     from .colour_run import is_colour_run
+    from .evaluate_run import evaluate_run
 
     if is_colour_run(args.run):
         return _evaluate_colour_run(args)

@@ -148,8 +148,9 @@ def _energy(out: Path, colours: list[float]) -> dict:
     """Energy per RGB image: each term summed over the colour passes, and each pass's own terms."""
     per_colour = {}
     for wl in colours:
-        summary_path = colour_folder(out, wl) / "summary.json"
-        per_colour[f"{wl:g}nm"] = json.loads(summary_path.read_text()).get("energy_per_image", {})
+        summary_path = colour_folder(out, wl) / "summary.json"   # absent if the pass was killed after its frames
+        per_colour[f"{wl:g}nm"] = (json.loads(summary_path.read_text()).get("energy_per_image", {})
+                                   if summary_path.is_file() else {})
     total: dict = {}
     for terms in per_colour.values():
         for key, value in terms.items():

@@ -179,9 +179,11 @@ def test_a_pass_with_every_frame_stored_counts_as_done_and_a_lone_pass_is_not_re
 
     with h5py.File(out / "450nm" / "run.h5", "r+") as f:   # as if killed after its last frame was stored
         f.attrs["status"] = "stopped"
+    (out / "450nm" / "summary.json").unlink()
     (out / "rgb.npy").unlink()
     result = run_colours(cfg, model, out, 2, resume=True)
     assert result.status == "complete" and np.load(out / "rgb.npy").shape == (2, 16, 16, 3)
+    assert result.summary["energy_per_rgb_image"]["per_colour"]["450nm"] == {}   # unknown, not made up
     assert main(["run", "--resume", str(out / "638nm"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "one colour (638 nm) of a multi-colour run" in err and f"optgen run --resume {out}" in err
