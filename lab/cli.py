@@ -108,6 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument("--dump", nargs="?", const="-", metavar="FILE",
                         help="write the default bench file to FILE (or stdout); never overwrites")
     config.add_argument("--check", type=Path, metavar="FILE", help="validate a bench file and say what it holds")
+    config.add_argument("--colours", action="store_true",
+                        help="with --dump: the embedded three-colour bench (638/520/450 nm, for optgen run --colours)")
     config.set_defaults(func=_cmd_config)
     return parser
 
@@ -126,7 +128,12 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.dump is None:
         print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
         return 2
-    text = default_bench_text()
+    if args.colours:
+        from simulators.benches import rgb_bench_text
+
+        text = rgb_bench_text()
+    else:
+        text = default_bench_text()
     if args.dump == "-":
         sys.stdout.write(text)
         return 0

@@ -195,6 +195,9 @@ def test_the_shipped_rgb_model_runs_on_the_embedded_three_colour_twin(tmp_path):
 
     model = load_model("digits-rgb")
     assert model.wavelengths_nm == (638.0, 520.0, 450.0)
+    dumped = tmp_path / "rgb.toml"
+    assert main(["config", "--dump", str(dumped), "--colours"]) == 0
+    assert parse_bench(dumped.read_text(), str(dumped)).colours.order_nm == model.wavelengths_nm
     out = tmp_path / "run"
     assert main(["run", "--colours", "--count", "2", "--out", str(out), "--no-progress"]) == 0
     rgb = np.load(out / "rgb.npy")
