@@ -18,7 +18,6 @@ most ``1 + max_retries`` times before the run stops with the reason.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,9 +42,10 @@ MAX_UPLOADS_AHEAD = 4
 # no wait on another thread of the loop is unbounded: a hung display driver or a stuck pattern
 # computation stops the run (and the laser) with the reason instead of holding it forever
 THREAD_TIMEOUT_S = 10.0
+CLOSE_WAIT_S = 1.0         # at the end, an upload under way gets this long (a refresh frame is <= 50 ms): the
+                           # laser goes off after the loop returns, so a hung driver must not hold it longer
 MAX_GUARD_S = 0.004        # the upload-ahead margin doubles from 0.5 ms after each late capture, up to this
 LATE_WINDOW, LATE_LIMIT = 50, 5   # then 5 late captures in 50 take one pattern off the upload-ahead depth
-log = logging.getLogger("optgen.run")
 
 
 class RunFault(DeviceError):
@@ -151,7 +151,7 @@ class _Uploader:
         """Cancel uploads not started; let the one under way finish, for a bounded time."""
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._last is not None:
-            futures_wait([self._last], THREAD_TIMEOUT_S)
+            futures_wait([self._last], CLOSE_WAIT_S)
 
 
 @dataclass
@@ -196,16 +196,18 @@ class _DeviceTime:
 def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: StopControl, *,
                    sync: str = "pipelined", max_retries: int = 3,
                    record_event: Callable[[str, str], None] = lambda kind, text: None,
-                   on_iteration: Callable[[], None] = lambda: None) -> CaptureLoopStats:
+                   on_iteration: Callable[[], None] = lambda: None,
+                   stats: CaptureLoopStats | None = None) -> CaptureLoopStats:
     """Show every prepared pattern and hand its clean frame to ``store``; returns the counts.
 
     Returns early (after the frames in flight) when ``stop`` is requested. ``on_iteration``
-    runs after each step (progress reports; not counted as loop overhead).
+    runs after each step (progress reports; not counted as loop overhead). ``stats``: counts
+    kept in the caller's object, so they survive a run that ends in an exception.
     """
     if sync not in SYNC_MODES:
         raise ValueError(f"sync = {sync!r}: expected one of {', '.join(SYNC_MODES)}")
     slm, camera, clock = bench.encoding_slm, bench.camera, bench.clock
-    stats = CaptureLoopStats()
+    stats = stats if stats is not None else CaptureLoopStats()
     dev = _DeviceTime()
     # a capture call starts exposing within microseconds on the twin and a camera's driver; a late
     # one is caught by the check after it and retaken, so the planning margin can be small

@@ -14,7 +14,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,13 +46,12 @@ class StoreWorker:
     """One thread behind a queue of ``depth`` frames."""
 
     def __init__(self, writer, registration, guard, saturation_dn: float, dark_level_dn: float,
-                 depth: int = 8, on_stored: Callable[[int], None] | None = None):
+                 depth: int = 8):
         self.writer = writer
         self.registration = registration
         self.guard = guard
         self.saturation_dn = float(saturation_dn)
         self.dark_level_dn = float(dark_level_dn)
-        self.on_stored = on_stored
         self.error: BaseException | None = None
         self.stored = 0
         self.counts_above_dark = 0.0
@@ -117,5 +115,3 @@ class StoreWorker:
                           item.seed_index, item.seed_id, meta)
         self.stored += 1
         self.counts_above_dark += float(frame.sum(dtype=np.float64)) - self.dark_level_dn * frame.size
-        if self.on_stored is not None:
-            self.on_stored(item.index)

@@ -90,13 +90,13 @@ class ShowCaptureSchedule:
         last_exposure_end = self.capture_plan(now)[-1] + self.exposing_s
         return max(now, last_exposure_end + self.guard_s - self.slm.latency_s)
 
-    def upload_first(self, now: float, blocking: bool = True) -> bool:
+    def upload_first(self, now: float) -> bool:
         """Whether the next upload fits before the oldest pending capture is due (an upload on
-        the capturing thread may block up to one refresh frame; one on its own thread does not)."""
+        the capturing thread may block up to one refresh frame)."""
         t_up = self.next_upload_s(now)
         if not self.pending:
             return True
-        return t_up + (self.slm.frame_s if blocking else 0.0) + self.guard_s <= self.capture_plan(now)[0]
+        return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
 
     def clean(self, shown: _Shown, start_s: float, next_call_s: float | None) -> bool:
         """Whether frames whose capture was called at ``start_s`` show only ``shown``."""

@@ -152,7 +152,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     t_bench0 = bench.clock.now()
     on_time_s = 0.0
     dark_level = 0.0
-    store = preparer = None
+    store = preparer = guard = None
     loop_stats = CaptureLoopStats()
     stored_before = writer.n_written
     with stop.signals():
@@ -160,9 +160,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             bench.laser.set_emission(False)
             dark = bench.camera.capture()
             dark_level = float(np.median(dark))
-            if not resume:
-                writer.write_dark(dark)
-                writer.write_decoder_phase(decoder_phase)
+            writer.write_dark(dark)                       # a resumed session's dark goes to /dark_1, ...
+            writer.write_decoder_phase(decoder_phase)     # on resume: checks it is the run's decoder
             registration.dark_level_dn = dark_level
             # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
             bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
@@ -177,12 +176,13 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             guard = LaserGuard(bench.laser, bench.clock, run_log.event)
             store = StoreWorker(writer, registration, guard, saturation, dark_level)
             reporter = _Progress(progress, writer, count)
-            if not bench.laser.set_emission(True):
+            # a Ctrl-C during the set-up stops here: the light never comes on
+            if not stop.requested and not bench.laser.set_emission(True):
                 raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
             t_on = bench.clock.now()
             try:
-                loop_stats = capture_frames(bench, preparer, store, stop, sync=sync, max_retries=max_retries,
-                                            record_event=run_log.event, on_iteration=reporter.update)
+                capture_frames(bench, preparer, store, stop, sync=sync, max_retries=max_retries,
+                               record_event=run_log.event, on_iteration=reporter.update, stats=loop_stats)
             finally:
                 stop.cleaning = True                      # a signal from here on waits for the cleanup
                 on_time_s = bench.clock.now() - t_on
@@ -210,16 +210,22 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             stop.cleaning = True
             laser_off = False
             try:
-                writer.mark_stopped(status, reason)           # why, recorded before anything else can fail
-                if store is not None:
+                try:
+                    writer.mark_stopped(status, reason)       # why, recorded before anything else can fail
+                finally:
+                    if guard is not None:
+                        guard.stand_down()
                     try:
-                        store.finish()                        # frames already captured are stored
-                    except BaseException as exc:              # noqa: BLE001 - the first error is the one raised
-                        run_log.event("store", f"{type(exc).__name__}: {exc}")
-                if preparer is not None:
-                    preparer.close()
-                _laser_off(bench.laser)
-                laser_off = True
+                        _laser_off(bench.laser)               # before storage: a hung disk must not keep the light on
+                        laser_off = True
+                    finally:
+                        if store is not None:
+                            try:
+                                store.finish()                # frames already captured are stored
+                            except BaseException as exc:      # noqa: BLE001 - the first error is the one raised
+                                run_log.event("store", f"{type(exc).__name__}: {exc}")
+                        if preparer is not None:
+                            preparer.close()
             finally:
                 elapsed = time.perf_counter() - started
                 setpoint = _setpoint(bench)
@@ -238,9 +244,11 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                 summary["energy_per_image"] = energy_per_image(
                     cfg, summary["frames_this_session"], setpoint, on_time_s, bench.clock.now() - t_bench0,
                     store.counts_above_dark if store is not None else 0.0, seeds.flops_per_seed)
-                writer.close(status, reason, {"summary": summary})
-                run_log.close()
-                _write_outputs(folder, summary)
+                try:
+                    writer.close(status, reason, {"summary": summary})
+                finally:
+                    run_log.close()
+                    _write_outputs(folder, summary)
     return RunResult(folder, status, summary["frames_written"], summary)
 
 

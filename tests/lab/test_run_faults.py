@@ -85,6 +85,18 @@ def test_a_stop_request_finishes_the_frames_in_flight_then_resume_completes(smal
     assert_each_frame_once_and_its_own_seed(tmp_path / "run", 12)
     log = (tmp_path / "run" / "run.log").read_text()
     assert "resuming" in log and "complete" in log
+    with h5py.File(tmp_path / "run" / "run.h5", "r") as f:   # the resumed session's own dark frame
+        assert "dark" in f and "dark_1" in f
+
+
+def test_a_stop_during_set_up_never_turns_the_light_on(small_bench, tmp_path, mocker):
+    stop = StopControl()
+    stop.request("interrupted (Ctrl-C) during set-up")
+    emission = mocker.spy(small_bench.laser, "set_emission")
+    result = run(small_bench, tmp_path / "run", 4, stop=stop)
+    assert result.status == "stopped" and result.frames_written == 0
+    assert all(call.args[0] is False for call in emission.call_args_list)
+    assert small_bench.world.laser_emission is False
 
 
 def test_resume_refuses_a_finished_run_another_bench_and_another_count(small_bench, tmp_path):
