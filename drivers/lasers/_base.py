@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from abc import abstractmethod
 
 from ..errors import DeviceError
@@ -25,6 +26,9 @@ class ConnectedLaser(Laser):
     driver = ""
 
     def __init__(self, name: str, wavelength_nm: float, max_power_w: float, address: str):
+        # held by a reconnect and by safe_off: the run's storage worker may reconnect while the
+        # main thread switches the laser off, and the off must not land on a half-open link
+        self._link_lock = threading.RLock()
         super().__init__(name, wavelength_nm, max_power_w)
         self.address = str(address)
         self._identity: DeviceIdentity | None = None
@@ -53,23 +57,26 @@ class ConnectedLaser(Laser):
         return self._device_max_w
 
     def safe_off(self) -> None:
-        self._emission_off_verified()
+        with self._link_lock:
+            self._emission_off_verified()
 
     def reconnect(self) -> LaserReadback:
         """Reopen the connection and read the device's state back (emission, setpoint, faults).
 
-        Refuses a different laser (model or serial changed) on the same address.
+        Refuses a different laser (model or serial changed) on the same address. A
+        :meth:`safe_off` from another thread waits until the link is whole again.
         """
-        self._require_open()
-        previous = self._identity
-        self._close_transport()
-        try:
-            self._open_transport()
-            self.readback = self._handshake(previous)
-        except BaseException:
+        with self._link_lock:
+            self._require_open()
+            previous = self._identity
             self._close_transport()
-            raise
-        return self.readback
+            try:
+                self._open_transport()
+                self.readback = self._handshake(previous)
+            except BaseException:
+                self._close_transport()
+                raise
+            return self.readback
 
     def _accept_identity(self, identity: DeviceIdentity, previous: DeviceIdentity | None) -> None:
         """Record the identity; on reconnect it must be the same laser as before."""

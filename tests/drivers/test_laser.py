@@ -106,3 +106,64 @@ def test_safe_off_is_mandatory_for_every_driver():
 
     with pytest.raises(TypeError, match="safe_off"):
         NoSafeOff("x", 520.0, 1e-3)
+
+
+def test_a_safe_off_from_another_thread_waits_for_a_reconnect_under_way():
+    """The run's storage worker may be reconnecting when the main thread switches the laser off:
+    the off must not be sent on a link that is closed or half open."""
+    import threading
+    import time
+
+    from drivers.identity import DeviceIdentity
+    from drivers.lasers._base import ConnectedLaser
+    from drivers.lasers._common import LaserReadback
+
+    events: list[str] = []
+
+    class SlowLink(ConnectedLaser):
+        def __init__(self):
+            self.link_open = False
+            self.emitting = True
+            super().__init__("laser", 520.0, 1e-3, "fake")
+            self._start()
+
+        def _open_transport(self):
+            events.append("open starts")
+            time.sleep(0.2)
+            self.link_open = True
+            events.append("open ends")
+
+        def _close_transport(self):
+            self.link_open = False
+
+        def _handshake(self, previous):
+            self._accept_identity(DeviceIdentity("Acme", "L1", "1", "1.0"), previous)
+            return LaserReadback(self.emitting, 1e-3)
+
+        def _set_emission_hw(self, on):
+            if not self.link_open:
+                raise OSError("port closed")
+            events.append("off sent")
+            self.emitting = on
+
+        def _get_emission_hw(self):
+            if not self.link_open:
+                raise OSError("port closed")
+            return self.emitting
+
+        def _set_power_hw(self, watts): ...
+        def _get_power_setpoint_hw(self): return 1e-3
+        def _get_measured_power_hw(self): return 1e-3
+        def _get_faults_hw(self): return []
+
+    laser = SlowLink()
+    events.clear()
+    worker = threading.Thread(target=laser.reconnect)
+    worker.start()
+    while "open starts" not in events:
+        time.sleep(0.001)
+    laser.safe_off()                     # without the lock: three failed attempts on a closed port
+    worker.join()
+    assert events == ["open starts", "open ends", "off sent"]
+    assert laser.emitting is False
+    laser.close()
