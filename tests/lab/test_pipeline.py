@@ -78,3 +78,15 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     assert not schedule.clean(schedule.pending[0], due - 0.001, next_call_s=None)         # before settled
     schedule.pending.append(_Shown(1, call_s=0.02, edge_s=0.0267))
     assert schedule.next_upload_s(0.03) == np.inf                  # max_ahead = 2 in flight
+
+
+def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
+    """The loop captures an upload while up to MAX_UPLOADS_AHEAD later ones are shown; with fewer
+    render slots the twin would overwrite their renders and fall back to rendering on the
+    capture's critical path (slower, same numbers)."""
+    from lab.capture_loop import MAX_UPLOADS_AHEAD
+    from simulators.world import RENDER_SLOTS, render_slot
+
+    pending = [(upload, 1) for upload in range(10, 10 + MAX_UPLOADS_AHEAD)]
+    assert RENDER_SLOTS >= MAX_UPLOADS_AHEAD
+    assert len({render_slot(key) for key in pending}) == len(pending)
