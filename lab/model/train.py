@@ -24,6 +24,7 @@ import torch
 
 from .data import load_colour_digits, load_digits_images, resize_images
 from .geometry import OpticalGeometry
+from .memory import heap_kept
 from .shipped import OpticalModel, save_model
 from .student import OpticalStudent
 from .teacher import DiffusionTeacher, train_teacher
@@ -105,6 +106,12 @@ def _plot_losses(path: Path, losses: list[float]) -> None:
 def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
                 max_minutes: float | None = None, log=print) -> Path | None:
     """Run (or resume) training in ``out_dir``; returns the model file once the student is done."""
+    with heap_kept():  # 2.4x faster student steps on Linux: see lab/model/memory.py
+        return _train_model(out_dir, geometry, settings, max_minutes, log)
+
+
+def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None,
+                 max_minutes: float | None, log) -> Path | None:
     s = settings or TrainSettings()
     if s.colours_nm and len(s.colours_nm) != 3:
         raise ValueError(f"colours_nm = {s.colours_nm}: a multi-colour model is trained on RGB digits; "

@@ -64,6 +64,35 @@ def test_training_optics_and_twin_agree_to_float32_precision(ideal_config):
     np.testing.assert_allclose(ours, twin, rtol=0, atol=2e-5 * twin.max())
 
 
+def test_the_training_optics_with_a_shifted_decoder_match_two_full_grid_propagations(ideal_config):
+    """The student's shortcuts (lit block only, SLM2 as a mask) against the plain full-grid path."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from lab.model.student import OpticalStudent, propagate_torch
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    student = OpticalStudent(geom, noise_dim=16, crosstalk_sigma_px=0.0)
+    rng = np.random.default_rng(8)
+    n, g, d = geom.seed_superpixels, geom.grid_px, geom.decoder_px
+    seed = torch.from_numpy(rng.uniform(0, 2 * np.pi, (2, n, n)).astype(np.float32))
+    dec = torch.from_numpy(rng.uniform(0, 2 * np.pi, (d, d)).astype(np.float32))
+    shift = (2, -1)
+    with torch.no_grad():
+        ours = student.intensity(seed, dec, shift=shift, realistic=False).numpy()
+    big = seed.repeat_interleave(geom.superpixel_px, 1).repeat_interleave(geom.superpixel_px, 2)
+    edge = (g - big.shape[-1]) // 2
+    phase = F.pad(big, (edge, g - big.shape[-1] - edge) * 2)
+    field = propagate_torch(torch.polar(student.beam.expand(2, -1, -1), phase), student.h1[0])
+    top, left = (g - d) // 2 + shift[0], (g - d) // 2 + shift[1]
+    field[:, top:top + d, left:left + d] *= torch.polar(torch.ones_like(dec), dec)
+    field = propagate_torch(field, student.h2[0])
+    w0, w = (g - geom.output_window_px) // 2, geom.output_window_px
+    plain = (field.abs() ** 2)[:, w0:w0 + w, w0:w0 + w].numpy()
+    assert plain.max() > 0
+    np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-5 * plain.max())
+
+
 def test_numpy_encoder_matches_the_torch_encoder(ideal_config):
     torch = pytest.importorskip("torch")
     from lab.model.student import OpticalStudent
@@ -214,3 +243,35 @@ def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path
     values, scale = model.encode(np.zeros((2, 192), np.float32))
     assert values.shape == (2, 3, geom.seed_superpixels, geom.seed_superpixels) and scale.shape == (2, 3)
     assert ModelSeedSource(model, 450.0).seed(0).phase.shape == (geom.seed_superpixels,) * 2
+
+
+def test_training_keeps_large_blocks_in_the_heap_instead_of_fresh_kernel_mappings():
+    """heap_kept: what makes a training step 2.4x faster (benchmarks/train_step.py)."""
+    import ctypes
+
+    from lab.model.memory import heap_kept
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc allocator settings: Linux only")
+    libc = ctypes.CDLL("libc.so.6")
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("no mallinfo2 in this libc")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    libc.mallinfo2.restype = MallInfo2
+    size = 1 << 30                                  # never touched: address space only
+    before = libc.mallinfo2().hblkhd
+    block = np.empty(size, np.uint8)
+    assert libc.mallinfo2().hblkhd >= before + size  # glibc's default: a block this large is mapped
+    del block
+    with heap_kept() as active:
+        assert active
+        before = libc.mallinfo2()
+        block = np.empty(size, np.uint8)
+        after = libc.mallinfo2()
+        del block
+    assert after.hblkhd == before.hblkhd
+    assert after.arena >= size                     # the heap grew to hold it
