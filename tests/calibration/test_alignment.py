@@ -125,13 +125,17 @@ def test_place_decoder_lands_the_decoder_where_the_model_expects_it(measured):
                                centres_px=np.zeros((0, 2)), detected_m=np.zeros((0, 2)))
     try:
         plain = error(embed_centered(decoder, slm.shape))
-        with_truth = error(place_decoder(decoder, slm.shape, planted, config.decoding_slm.pitch_um * 1e-6))
-        with_measured = error(place_decoder(decoder, slm.shape, measured["placement"],
-                                            config.decoding_slm.pitch_um * 1e-6))
+        pitch_m = config.decoding_slm.pitch_um * 1e-6
+        with_truth = error(place_decoder(decoder, slm.shape, planted, pitch_m, interpolation="linear"))
+        with_measured = error(place_decoder(decoder, slm.shape, measured["placement"], pitch_m, interpolation="linear"))
+        whole_pixels = error(place_decoder(decoder, slm.shape, measured["placement"], pitch_m))
     finally:
         apply_response(slm, load_response("linear", 8))
     assert with_truth < 0.15 * plain
     assert with_measured < 0.25 * plain
+    assert with_measured < whole_pixels < 0.5 * plain   # the default moves whole pixels: within half a pixel
+    with pytest.raises(ValueError, match="interpolation 'cubic'"):
+        place_decoder(decoder, slm.shape, planted, pitch_m, interpolation="cubic")
     np.testing.assert_array_equal(place_decoder(decoder, slm.shape, None, 8e-6), embed_centered(decoder, slm.shape))
 
 
