@@ -77,6 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
     train.add_argument("--steps", type=int, default=None, help="student steps (default 7000)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 20000)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
@@ -237,6 +238,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings.student_steps = args.steps
     if args.batch is not None:
         settings.batch = args.batch
+    if args.pairs is not None:
+        if args.pairs < settings.batch:
+            raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
+        settings.pairs = args.pairs
     if args.colours:
         if cfg.colours is None or len(cfg.colours.order_nm) != 3:
             raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
