@@ -3,8 +3,8 @@
 A student step of batch 16 on the 512 grid allocates and frees dozens of (16, 512, 512)
 complex64 tensors of 33.5 MB each. That is above glibc's largest mmap threshold (32 MB on
 64-bit Linux), so every one of them is a fresh ``mmap`` whose pages the kernel zero-fills
-on first touch, and a ``munmap`` when it is freed: on the 2-core VM a step took 0.36 s, more
-than half of it in the kernel, and 0.15 s with the heap kept (``benchmarks/train_step.py``).
+on first touch, and a ``munmap`` when it is freed: on the 2-core VM a step took 0.37 s, more
+than half of it in the kernel, and 0.16 s with the heap kept (``benchmarks/train_step.py``).
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ def heap_kept() -> Iterator[bool]:
     its peak memory until the block ends; glibc's defaults come back afterwards.
     """
     mallopt = _glibc()
-    if mallopt is None or not (mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 1 << 30)):
+    if mallopt is None:
         yield False
         return
+    active = bool(mallopt(_M_MMAP_MAX, 0) and mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     try:
-        yield True
+        yield active
     finally:
         for option, value in _GLIBC_DEFAULTS.items():
             mallopt(option, value)

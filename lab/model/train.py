@@ -106,7 +106,7 @@ def _plot_losses(path: Path, losses: list[float]) -> None:
 def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
                 max_minutes: float | None = None, log=print) -> Path | None:
     """Run (or resume) training in ``out_dir``; returns the model file once the student is done."""
-    with heap_kept():  # 2.4x faster student steps on Linux: see lab/model/memory.py
+    with heap_kept():  # about 2x faster student steps on Linux: see lab/model/memory.py
         return _train_model(out_dir, geometry, settings, max_minutes, log)
 
 
