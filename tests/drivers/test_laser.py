@@ -160,10 +160,13 @@ def test_a_safe_off_from_another_thread_waits_for_a_reconnect_under_way():
     events.clear()
     worker = threading.Thread(target=laser.reconnect)
     worker.start()
+    deadline = time.monotonic() + 5.0
     while "open starts" not in events:
+        assert time.monotonic() < deadline, "the reconnect never started"
         time.sleep(0.001)
     laser.safe_off()                     # without the lock: three failed attempts on a closed port
-    worker.join()
+    worker.join(timeout=5.0)
+    assert not worker.is_alive()
     assert events == ["open starts", "open ends", "off sent"]
     assert laser.emitting is False
     laser.close()
