@@ -92,18 +92,32 @@ def test_ctrl_c_once_finishes_the_frames_in_flight_and_resume_completes(tmp_path
 
 
 def test_ctrl_c_twice_stops_at_once_with_the_laser_off(tmp_path, capsys):
-    out = tmp_path / "run"
-    proc = start_run(tmp_path, out)
-    wait_for_frames(out, 3)
+    # A 250 ms settle keeps frames in flight for a quarter second after the first Ctrl-C, so the
+    # second one (sent once the run said it heard the first) always arrives before they are done.
+    # With a short settle the run could finish them first, and then the second Ctrl-C is ignored
+    # by design (the cleanup is under way): a race that CI once lost.
+    out, count = tmp_path / "run", 20
+    (tmp_path / "bench.toml").write_text(small_bench_text({("run", "timing"): '"wall"',
+                                                           ("encoding_slm", "settle_ms"): "250.0"}))
+    proc = start_run(tmp_path, out, count=count)
+    wait_for_frames(out, 2)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.03)        # two presses: the system merges two signals that arrive before the first is handled
+    heard = []
+    for line in proc.stderr:                # the handler's warning: the first Ctrl-C was handled
+        heard.append(line)
+        if "press Ctrl-C again" in line:
+            break
+    assert heard and "press Ctrl-C again" in heard[-1], "".join(heard)
+    t_second = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(heard) + err
+    assert time.monotonic() - t_second < 5.0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "stopped" and summary["laser_verified_off"] is True
+    assert summary["stop_reason"] == "interrupted (Ctrl-C)"
     resume(out, capsys)
-    assert_complete_each_frame_once(out)
+    assert_complete_each_frame_once(out, count)
 
 
 @pytest.mark.parametrize("trial", range(2))
