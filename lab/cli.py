@@ -78,6 +78,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=None, help="student steps (default 7000)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 20000)")
+    train.add_argument("--subpixel-shifts", action="store_true",
+                       help="train with decoder shifts of any fraction of a pixel and small rotations, resampled "
+                            "as the twin resamples a misplaced SLM2 (default: whole-pixel shifts)")
+    train.add_argument("--max-rotation", type=float, default=0.1, metavar="DEG",
+                       help="with --subpixel-shifts: decoder rotations drawn in +-DEG (default 0.1)")
+    train.add_argument("--name", default=None, help="the model's name (default digits-v2)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
@@ -242,6 +248,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.pairs < settings.batch:
             raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
         settings.pairs = args.pairs
+    if args.subpixel_shifts:
+        if not 0.0 <= args.max_rotation <= 5.0:
+            raise OptgenError(f"--max-rotation {args.max_rotation}: expected 0 to 5 degrees")
+        settings.subpixel_shifts, settings.max_rotation_deg = True, args.max_rotation
+    if args.name is not None:
+        settings.name = args.name
     if args.colours:
         if cfg.colours is None or len(cfg.colours.order_nm) != 3:
             raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "

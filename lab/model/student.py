@@ -68,6 +68,23 @@ def _blur(phase: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
     return phase
 
 
+def _warp_bilinear(phase: torch.Tensor, shift: tuple[float, float], rotation_deg: float) -> torch.Tensor:
+    """(H, W) ``phase`` moved by ``shift`` (rows, cols) pixels and turned by ``rotation_deg`` about its centre.
+
+    Output pixel p (x, y) takes the bilinear value at q = R^-1 (p - c - s) + c, the map the twin
+    uses for a misplaced SLM (``World._slm_to_beam_affine``); values outside repeat the edge.
+    """
+    h, w = phase.shape
+    a = math.radians(rotation_deg)
+    cos, sin = math.cos(a), math.sin(a)
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    px, py = x - cx - shift[1], y - cy - shift[0]
+    qx, qy = cos * px + sin * py + cx, -sin * px + cos * py + cy
+    grid = torch.stack([2.0 * qx / (w - 1) - 1.0, 2.0 * qy / (h - 1) - 1.0], dim=-1)[None]
+    return F.grid_sample(phase[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
+
+
 class OpticalStudent(nn.Module):
     """Encoder (noise -> seed values + log scale per colour) and a decoder phase per colour, through the optics.
 
@@ -117,15 +134,38 @@ class OpticalStudent(nn.Module):
         return TWO_PI * torch.sigmoid(self.decoder_logits)
 
     # --- forward --------------------------------------------------------------------
-    def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor, shift: tuple[int, int] = (0, 0),
-                  realistic: bool = True, colour: int = 0) -> torch.Tensor:
+    def decoder_mask(self, decoder_phase: torch.Tensor, shift: tuple[float, float] = (0.0, 0.0),
+                     rotation_deg: float = 0.0) -> torch.Tensor:
+        """SLM2 as a (grid, grid) complex mask: exp(i phase) on the decoder block, 1 elsewhere.
+
+        The block is moved by ``shift`` (rows, cols) SLM pixels and turned by ``rotation_deg``
+        about the grid's centre, as the twin places a misplaced SLM2 (``simulators.world``:
+        the same affine map, bilinear on the phase, zero phase around the decoder). Whole-pixel
+        shifts without rotation move the block exactly, with no resampling.
+        """
+        n, d = self.geom.grid_px, self.geom.decoder_px
+        rows, cols = float(shift[0]), float(shift[1])
+        if rotation_deg == 0.0 and rows.is_integer() and cols.is_integer():
+            top, left = (n - d) // 2 + int(rows), (n - d) // 2 + int(cols)
+            dec = decoder_phase
+        else:
+            margin = int(math.ceil(max(abs(rows), abs(cols)) + abs(math.radians(rotation_deg)) * d)) + 1
+            dec = _warp_bilinear(F.pad(decoder_phase, (margin,) * 4), (rows, cols), rotation_deg)
+            d += 2 * margin
+            top = left = (n - d) // 2
+        return F.pad(torch.polar(torch.ones_like(dec), dec) - 1, (left, n - d - left, top, n - d - top)) + 1
+
+    def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor,
+                  shift: tuple[float, float] = (0, 0), realistic: bool = True, colour: int = 0,
+                  rotation_deg: float = 0.0) -> torch.Tensor:
         """Sensor-plane irradiance in the output window (B, window, window) of one colour, for unit beam power.
 
         ``seed_phase`` (B, n, n) and ``decoder_phase`` (d, d) of that colour; the same field as
         :func:`propagate_torch` twice on the full grid (a test checks it). Only the lit block of
         SLM1 is built (its place on the grid is a phase ramp folded into ``h1_block``) and SLM2
-        is a (grid, grid) mask that is 1 outside the decoder block. Pruned 1-D FFTs over the
-        block's rows were tried and were slower on the CPU than one ``fft2``.
+        is a (grid, grid) mask that is 1 outside the decoder block (:meth:`decoder_mask`: moved
+        by ``shift`` and turned by ``rotation_deg``). Pruned 1-D FFTs over the block's rows were
+        tried and were slower on the CPU than one ``fft2``.
         """
         g = self.geom
         seed = seed_phase.repeat_interleave(g.superpixel_px, 1).repeat_interleave(g.superpixel_px, 2)
@@ -139,10 +179,7 @@ class OpticalStudent(nn.Module):
         field = torch.polar(self.beam[b0:b1, b0:b1].expand(seed.shape[0], -1, -1), F.pad(seed, pad))
         spectrum = torch.fft.fft2(field, s=(n, n))
         field = torch.fft.ifft2(spectrum * self.h1_block[colour])
-        d = g.decoder_px
-        top, left = (n - d) // 2 + shift[0], (n - d) // 2 + shift[1]
-        mask = F.pad(torch.polar(torch.ones_like(dec), dec) - 1, (left, n - d - left, top, n - d - top)) + 1
-        spectrum = torch.fft.fft2(field * mask) * self.h2[colour]
+        spectrum = torch.fft.fft2(field * self.decoder_mask(dec, shift, rotation_deg)) * self.h2[colour]
         w, w0 = g.output_window_px, (n - g.output_window_px) // 2
         window = torch.fft.ifft2(spectrum)[:, w0:w0 + w, w0:w0 + w]
         return window.real**2 + window.imag**2
@@ -152,10 +189,12 @@ class OpticalStudent(nn.Module):
         pool = self.geom.output_window_px // self.geom.output_pixels
         return F.avg_pool2d(window[:, None], pool)[:, 0]
 
-    def forward(self, noise: torch.Tensor, shift: tuple[int, int] = (0, 0), realistic: bool = True) -> torch.Tensor:
+    def forward(self, noise: torch.Tensor, shift: tuple[float, float] = (0, 0), realistic: bool = True,
+                rotation_deg: float = 0.0) -> torch.Tensor:
         """Predicted images (B, colours, n_out, n_out) = scale * pooled output intensity, per colour."""
         seed_phase, log_scale = self.encode(noise)
         decoder = self.decoder_phase()
-        images = torch.stack([self.output_image(self.intensity(seed_phase[:, c], decoder[c], shift, realistic, c))
+        images = torch.stack([self.output_image(self.intensity(seed_phase[:, c], decoder[c], shift, realistic, c,
+                                                               rotation_deg))
                               for c in range(len(self.wavelengths_nm))], dim=1)
         return images * torch.exp(log_scale)[:, :, None, None]

@@ -6,7 +6,7 @@
    class read from its noise (``pairs.npz``);
 3. student: encoder + decoder phase through the twin's optics, with the SLM effects that
    calibration leaves (phase quantization, crosstalk, random decoder shifts of a few
-   pixels), checkpointed every ``checkpoint_every`` steps (``student.pt``);
+   pixels, whole or subpixel, and small rotations), checkpointed every ``checkpoint_every`` steps (``student.pt``);
 4. export: the model file (numpy only), ``loss_curve.png`` and ``training.json``.
 
 Needs the ``train`` extra (torch, CPU). Interrupt at any time: the next call resumes.
@@ -43,7 +43,9 @@ class TrainSettings:
     batch: int = 16
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
-    max_shift_px: int = 2
+    max_shift_px: float = 2.0
+    subpixel_shifts: bool = False  # decoder shifts drawn uniformly (bilinear, as the twin) instead of whole pixels
+    max_rotation_deg: float = 0.0  # decoder rotations drawn uniformly in +-this (needs subpixel_shifts)
     checkpoint_every: int = 50
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
@@ -80,6 +82,21 @@ def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels
     targets = targets.reshape(len(images), channels, output_pixels, output_pixels)  # (N, colours, n, n)
     np.savez(path, noise=noise.numpy(), images=targets)
     return noise.numpy(), targets
+
+
+def _decoder_misplacement(rng: np.random.Generator, s: TrainSettings) -> tuple[tuple[float, float], float]:
+    """One step's decoder shift (rows, cols) in SLM pixels and rotation in degrees.
+
+    Whole pixels in +-``max_shift_px`` by default; with ``subpixel_shifts`` any shift in that
+    range and a rotation in +-``max_rotation_deg``: what whole-pixel compensation leaves of a
+    measured misplacement (up to half a pixel, plus the measurement's error).
+    """
+    if not s.subpixel_shifts:
+        m = int(s.max_shift_px)
+        rows, cols = rng.integers(-m, m + 1, 2)
+        return (float(rows), float(cols)), 0.0
+    rows, cols = rng.uniform(-s.max_shift_px, s.max_shift_px, 2)
+    return (float(rows), float(cols)), float(rng.uniform(-s.max_rotation_deg, s.max_rotation_deg))
 
 
 def _plot_losses(path: Path, losses: list[float]) -> None:
@@ -155,9 +172,9 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         for g, base in zip(opt.param_groups, lr0):
             g["lr"] = base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100)
         idx = rng.integers(0, len(noise), s.batch)
-        shift = tuple(int(v) for v in rng.integers(-s.max_shift_px, s.max_shift_px + 1, 2))
+        shift, rotation = _decoder_misplacement(rng, s)
         x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
-        loss = torch.mean((student(x, shift=shift) - torch.from_numpy(targets[idx])) ** 2)
+        loss = torch.mean((student(x, shift=shift, rotation_deg=rotation) - torch.from_numpy(targets[idx])) ** 2)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)

@@ -93,6 +93,58 @@ def test_the_training_optics_with_a_shifted_decoder_match_two_full_grid_propagat
     np.testing.assert_allclose(ours, plain, rtol=0, atol=1e-5 * plain.max())
 
 
+def test_a_subpixel_shifted_and_turned_decoder_matches_the_twins_misplaced_slm2():
+    """Training's subpixel misplacement (bilinear on the phase) is the twin's: same map, same result."""
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+
+    shift_um, rotation_deg = (3.0, -2.0), 0.3        # x, y on the bench; 0.375 and -0.25 SLM pixels
+    cfg = parse_bench(small_bench_text({**IDEAL_TWIN, ("twin.decoding_slm", "shift_um"): "[3.0, -2.0]",
+                                        ("twin.decoding_slm", "rotation_deg"): str(rotation_deg)}), "misplaced")
+    geom = OpticalGeometry.from_bench(cfg)
+    student = OpticalStudent(geom, noise_dim=16, crosstalk_sigma_px=0.0)
+    rng = np.random.default_rng(11)
+    n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
+    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
+    yy, xx = np.mgrid[0:d, 0:d] * (2 * np.pi / d)
+    smooth = np.pi + 2.5 * np.sin(3 * xx + 1.0) * np.cos(2 * yy)   # cv2's bilinear weights are 1/32-pixel steps
+    dec = (np.round(smooth / step) * step).astype(np.float32)
+    with build_bench(cfg) as bench:
+        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
+        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
+        twin = bench.world.output_irradiance(bench.clock.now() + 1.0, 1.0)
+    w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
+    twin = twin[w0:w0 + w, w0:w0 + w]
+    pitch = geom.pitch_um
+    moved = (shift_um[1] / pitch, shift_um[0] / pitch)                # rows, cols
+    with torch.no_grad():
+        args = (torch.from_numpy(seed)[None], torch.from_numpy(dec))
+        ours = student.intensity(*args, shift=moved, realistic=False, rotation_deg=rotation_deg)[0].numpy()
+        in_place = student.intensity(*args, realistic=False)[0].numpy()
+        turned_wrong_way = student.intensity(*args, shift=moved, realistic=False, rotation_deg=-rotation_deg)[0].numpy()
+    err = np.abs(ours - twin).max() / twin.max()
+    assert err < 1e-4                                                  # measured 1.3e-6
+    assert np.abs(in_place - twin).max() / twin.max() > 0.05            # measured 0.13
+    assert np.abs(turned_wrong_way - twin).max() / twin.max() > 0.02    # measured 0.05
+
+
+def test_whole_pixel_shifts_move_the_decoder_exactly_and_agree_with_the_resampled_path(ideal_config):
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    student = OpticalStudent(geom, noise_dim=16)
+    dec = torch.from_numpy(np.random.default_rng(3).uniform(0, 2 * np.pi, (geom.decoder_px,) * 2).astype(np.float32))
+    exact = student.decoder_mask(dec, (2, -1))
+    resampled = student.decoder_mask(dec, (2.0 + 1e-7, -1.0))      # the bilinear path at (almost) whole pixels
+    g, d = geom.grid_px, geom.decoder_px
+    top, left = (g - d) // 2 + 2, (g - d) // 2 - 1
+    np.testing.assert_allclose(torch.angle(exact[top:top + d, left:left + d]).numpy() % (2 * np.pi),
+                               dec.numpy() % (2 * np.pi), atol=1e-5)
+    assert float((exact - resampled).abs().max()) < 1e-4
+    assert float((student.decoder_mask(dec, (2.5, -1.0)) - exact).abs().max()) > 0.5
+
+
 def test_numpy_encoder_matches_the_torch_encoder(ideal_config):
     torch = pytest.importorskip("torch")
     from lab.model.student import OpticalStudent
