@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -253,13 +254,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise OptgenError(f"--max-rotation {args.max_rotation}: expected 0 to 5 degrees")
         settings.subpixel_shifts, settings.max_rotation_deg = True, args.max_rotation
     if args.name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
+            raise OptgenError(f"--name {args.name!r}: expected letters, digits, '.', '_' or '-' (it names the "
+                              f"model file)")
         settings.name = args.name
     if args.colours:
         if cfg.colours is None or len(cfg.colours.order_nm) != 3:
             raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
                               f"table with three colours (RGB order)")
         settings.colours_nm = cfg.colours.order_nm
-        settings.name = f"{settings.name.split('-')[0]}-rgb"
+        if args.name is None:
+            settings.name = f"{settings.name.split('-')[0]}-rgb"
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
     path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
     if path is None:

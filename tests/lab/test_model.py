@@ -271,6 +271,32 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     model.check_bench(geom)
 
 
+def test_training_draws_whole_pixel_shifts_by_default_and_any_shift_and_turn_with_subpixel_shifts():
+    pytest.importorskip("torch")
+    from lab.model.train import TrainSettings, _decoder_misplacement
+
+    rng = np.random.default_rng(0)
+    whole = [_decoder_misplacement(rng, TrainSettings()) for _ in range(200)]
+    assert {r for (r, _), _ in whole} == {-2.0, -1.0, 0.0, 1.0, 2.0} and {a for _, a in whole} == {0.0}
+    settings = TrainSettings(subpixel_shifts=True, max_shift_px=1.5, max_rotation_deg=0.1)
+    drawn = [_decoder_misplacement(rng, settings) for _ in range(400)]
+    shifts = np.array([s for s, _ in drawn])
+    turns = np.array([a for _, a in drawn])
+    assert np.abs(shifts).max() <= 1.5 and np.abs(shifts).max() > 1.4
+    assert np.mean(np.abs(shifts - np.round(shifts)) > 0.1) > 0.5       # mostly fractions of a pixel
+    assert np.abs(turns).max() <= 0.1 and turns.min() < -0.08 and turns.max() > 0.08
+
+
+def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from lab.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "t"), "--name", "../elsewhere"]) == 2
+    assert "--name '../elsewhere'" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["train", "--out", str(tmp_path / "t"), "--subpixel-shifts", "--max-rotation", "-1"]) == 2
+    assert "--max-rotation -1" in capsys.readouterr().err
+
+
 def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path, ideal_config):
     torch = pytest.importorskip("torch")
     from lab.model.student import OpticalStudent
