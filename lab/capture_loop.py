@@ -109,6 +109,13 @@ class PatternPreparer:
         self._executor.shutdown(wait=False, cancel_futures=True)   # a pattern being computed is just dropped
 
 
+def frame_shown_s(slm) -> float | None:
+    """When the SLM showed its last upload (the liquid crystal starts to move), where it reports
+    it: the twin does, as a real SLM can through a frame-shown output; None where it does not."""
+    shown = getattr(slm, "last_frame_shown_s", None)
+    return float(shown) if isinstance(shown, (int, float)) else None
+
+
 class _Uploader:
     """Uploads on their own thread (wall clock): an SLM upload blocks until the refresh edge
     that latches it, up to a whole frame the capture loop may not lose. The entry's call and
@@ -136,6 +143,7 @@ class _Uploader:
             entry.call_s = self.clock.now()
             self.slm.set_phase(gray)
             entry.edge_s = self.last_edge_s = self.clock.now()
+            entry.shown_s = frame_shown_s(self.slm)
         self._last = self._executor.submit(job)
         return self._last
 
@@ -293,7 +301,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                         dev.call(clock.sleep, t_up - now)
                         call = clock.now()
                         dev.call(slm.set_phase, p.gray)
-                        entry = _Shown(p.index, call, clock.now())
+                        entry = _Shown(p.index, call, clock.now(), frame_shown_s(slm))
                     else:
                         call = max(now, t_up)
                         entry = _Shown(p.index, call, uploader.predicted_edge_s(call))
@@ -318,8 +326,10 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                     # judged by when the exposure really began where the camera says (the twin does;
                     # a thread that lost the CPU between the call and the exposure is caught too)
                     started = camera.last_exposure_start_s if camera.last_exposure_start_s is not None else t0
-                    next_call = schedule.pending[0].call_s if schedule.pending else None
-                    if schedule.clean(oldest, started, next_call):
+                    following = schedule.pending[0] if schedule.pending else None
+                    # the next pattern's shown time once its upload returned (read once: the thread sets it)
+                    next_shown = following.shown_s if following is not None else None
+                    if schedule.clean(oldest, started, following.call_s if following else None, next_shown):
                         late.append(False)
                         hand_on(p, frame, started + schedule.exposing_s)
                         retaken.discard(p.index)

@@ -3,7 +3,9 @@
 A video-driven SLM latches an upload at its next refresh edge, holds the old pattern for
 ``latency`` after that edge, then settles. So the frames of pattern ``j`` can be taken from
 ``edge_j + latency + settle`` until pattern ``j + 1`` starts to move, which is never before
-``call_{j+1} + latency`` (an edge never comes before the call). Uploading the next pattern while
+``call_{j+1} + latency`` (an edge never comes before the call), or, where the SLM reports
+when it showed a frame (the twin does; a real SLM through a frame-shown output), exactly then,
+which lets a capture that started a few milliseconds late be kept. Uploading the next pattern while
 the last one still sits out its latency lets patterns follow each other as fast as
 ``settle + exposure`` and one upload per refresh frame allow, instead of
 ``latency + settle + readout + the time to the next edge``.
@@ -35,6 +37,7 @@ class _Shown:
     index: int
     call_s: float          # when set_phase was called
     edge_s: float          # when it returned: the refresh edge that latched it
+    shown_s: float | None = None   # when the SLM says the frame was shown (it starts to move), if it says
 
 
 @dataclass
@@ -98,14 +101,21 @@ class ShowCaptureSchedule:
             return True
         return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
 
-    def clean(self, shown: _Shown, start_s: float, next_call_s: float | None) -> bool:
-        """Whether frames whose capture was called at ``start_s`` show only ``shown``."""
+    def clean(self, shown: _Shown, start_s: float, next_call_s: float | None,
+              next_shown_s: float | None = None) -> bool:
+        """Whether frames whose capture was called at ``start_s`` show only ``shown``.
+
+        The next pattern starts to move at ``next_shown_s`` where the SLM reports when it showed
+        it (a frame-shown output), else never before ``next_call_s + latency``.
+        """
         settled = start_s >= self.due_s(shown) - 1e-9
         exposure_end = start_s + self.exposing_s
         # the planning margin (guard_s) is not asked of the check: a capture that started a little
         # late but still ended before the next pattern could move is clean
-        before_next = next_call_s is None or exposure_end <= next_call_s + self.slm.latency_s + 1e-9
-        return settled and before_next
+        if next_call_s is None:
+            return settled
+        moves_s = next_shown_s if next_shown_s is not None else next_call_s + self.slm.latency_s
+        return settled and exposure_end <= moves_s + 1e-9
 
 
 def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int], object],

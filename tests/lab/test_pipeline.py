@@ -76,6 +76,12 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     assert schedule.clean(schedule.pending[0], due, next_call_s=due + 0.001 - slm.latency_s)
     assert not schedule.clean(schedule.pending[0], due, next_call_s=due - slm.latency_s)   # 1 moved mid-exposure
     assert not schedule.clean(schedule.pending[0], due - 0.001, next_call_s=None)         # before settled
+    # where the SLM reports when it showed pattern 1 (a frame-shown output), that time decides:
+    # a capture 4 ms late is clean if 1 was shown (latched a frame after its call) later still
+    late, call_1 = due + 0.004, due + 0.001 - slm.latency_s
+    assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1)
+    assert schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0015)
+    assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0005)
     schedule.pending.append(_Shown(1, call_s=0.02, edge_s=0.0267))
     assert schedule.next_upload_s(0.03) == np.inf                  # max_ahead = 2 in flight
 
