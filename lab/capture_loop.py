@@ -44,7 +44,9 @@ MAX_UPLOADS_AHEAD = 4
 THREAD_TIMEOUT_S = 10.0
 CLOSE_WAIT_S = 1.0         # at the end, an upload under way gets this long (a refresh frame is <= 50 ms): the
                            # laser goes off after the loop returns, so a hung driver must not hold it longer
-MAX_GUARD_S = 0.004        # the upload-ahead margin doubles from 0.5 ms after each late capture, up to this
+MIN_GUARD_S = 0.0005       # the upload-ahead margin: from 0.5 ms, doubled after each late capture up to
+MAX_GUARD_S = 0.004        # this, and halved again after RELAX_AFTER clean captures in a row (a rare stall
+RELAX_AFTER = 50           # must not cost every later frame: at 500 Hz a 4 ms margin is two refresh frames)
 LATE_WINDOW, LATE_LIMIT = 50, 5   # then 5 late captures in 50 take one pattern off the upload-ahead depth
 
 
@@ -219,7 +221,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
     dev = _DeviceTime()
     # a capture call starts exposing within microseconds on the twin and a camera's driver; a late
     # one is caught by the check after it and retaken, so the planning margin can be small
-    schedule = (ShowCaptureSchedule(slm.timing, camera.timing, guard_s=0.0005, max_ahead=MAX_UPLOADS_AHEAD)
+    schedule = (ShowCaptureSchedule(slm.timing, camera.timing, guard_s=MIN_GUARD_S, max_ahead=MAX_UPLOADS_AHEAD)
                 if sync == "pipelined" else None)
     uploader = _Uploader(slm, clock) if schedule is not None and getattr(clock, "realtime", False) else None
     uploads: dict[int, Future] = {}
@@ -229,6 +231,7 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
     handed: list[int] = []
     retaken: set[int] = set()
     late: deque[bool] = deque(maxlen=LATE_WINDOW)     # recent captures: was each one late?
+    clean_run = 0                                     # clean captures since the last late one
 
     def next_pattern() -> Prepared:
         return retakes.popleft() if retakes else preparer.next()
@@ -331,12 +334,16 @@ def capture_frames(bench, preparer: PatternPreparer, store: StoreWorker, stop: S
                     next_shown = following.shown_s if following is not None else None
                     if schedule.clean(oldest, started, following.call_s if following else None, next_shown):
                         late.append(False)
+                        clean_run += 1
+                        if clean_run >= RELAX_AFTER and schedule.guard_s > MIN_GUARD_S:
+                            schedule.guard_s, clean_run = max(schedule.guard_s / 2.0, MIN_GUARD_S), 0
                         hand_on(p, frame, started + schedule.exposing_s)
                         retaken.discard(p.index)
                     else:
                         # this machine's timing is looser than planned: widen the margin (then upload
                         # less far ahead), take it again
                         late.append(True)
+                        clean_run = 0
                         if schedule.guard_s >= MAX_GUARD_S and sum(late) >= LATE_LIMIT and schedule.max_ahead > 1:
                             schedule.max_ahead -= 1
                             late.clear()
