@@ -76,15 +76,16 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
     train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
-    train.add_argument("--steps", type=int, default=None, help="student steps (default 7000)")
+    train.add_argument("--steps", type=int, default=None, help="student steps (default 15000)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
-    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 20000)")
-    train.add_argument("--subpixel-shifts", action="store_true",
-                       help="train with decoder shifts of any fraction of a pixel and small rotations, resampled "
-                            "as the twin resamples a misplaced SLM2 (default: whole-pixel shifts)")
-    train.add_argument("--max-rotation", type=float, default=0.1, metavar="DEG",
-                       help="with --subpixel-shifts: decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help="the model's name (default digits-v2)")
+    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000; 20000 with --colours)")
+    train.add_argument("--whole-pixel-shifts", action="store_true",
+                       help="train with whole-pixel decoder shifts only, as digits-v2 was (default: shifts of any "
+                            "fraction of a pixel and small rotations, resampled as the twin resamples a misplaced "
+                            "SLM2)")
+    train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
+                       help="decoder rotations drawn in +-DEG (default 0.1)")
+    train.add_argument("--name", default=None, help="the model's name (default digits-v4; digits-rgb with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
@@ -249,10 +250,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.pairs < settings.batch:
             raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
         settings.pairs = args.pairs
-    if args.subpixel_shifts:
+    if args.max_rotation is not None:
+        if args.whole_pixel_shifts:
+            raise OptgenError("--max-rotation turns the decoder by fractions of a pixel: not with --whole-pixel-shifts")
         if not 0.0 <= args.max_rotation <= 5.0:
             raise OptgenError(f"--max-rotation {args.max_rotation}: expected 0 to 5 degrees")
-        settings.subpixel_shifts, settings.max_rotation_deg = True, args.max_rotation
+        settings.max_rotation_deg = args.max_rotation
+    if args.whole_pixel_shifts:
+        settings.subpixel_shifts, settings.max_rotation_deg = False, 0.0
     if args.name is not None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
             raise OptgenError(f"--name {args.name!r}: expected letters, digits, '.', '_' or '-' (it names the "
@@ -263,6 +268,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
                               f"table with three colours (RGB order)")
         settings.colours_nm = cfg.colours.order_nm
+        if args.pairs is None:          # three colours: pairs three times the size, steps three times the time
+            settings.pairs = 20000
         if args.name is None:
             settings.name = f"{settings.name.split('-')[0]}-rgb"
     geometry = OpticalGeometry.from_bench(cfg, args.grid)

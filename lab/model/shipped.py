@@ -21,10 +21,10 @@ from drivers.errors import OptgenError
 
 from .geometry import OpticalGeometry
 
-__all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION"]
+__all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
 
 FORMAT_VERSION = 1
-SHIPPED_MODEL = "digits-v2"
+SHIPPED_MODEL = "digits-v4"
 
 
 class ModelError(OptgenError, ValueError):
@@ -109,10 +109,18 @@ def _model_path(spec: str | Path) -> Path:
     return Path(spec)
 
 
+def shipped_models() -> list[str]:
+    """Names of the models shipped with optgen."""
+    return sorted(p.name[:-4] for p in resources.files("lab.model").iterdir() if p.name.endswith(".npz"))
+
+
 def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
     """Load a model file (or the shipped model by name) and check it is whole."""
     path = _model_path(spec)
     if not path.is_file():
+        if "/" not in str(spec) and not str(spec).endswith(".npz"):
+            raise ModelError(f"model {str(spec)!r}: no such model file, and optgen does not ship one of that name "
+                             f"(it ships {', '.join(shipped_models())}; digits-v2 was replaced by digits-v4)")
         raise ModelError(f"{path}: model file not found")
     raw = path.read_bytes()
     try:

@@ -38,18 +38,18 @@ class TrainSettings:
     teacher_steps: int = 15000
     teacher_hidden: int = 768
     guidance: float = 1.0          # classifier-free guidance of the teacher's samples (0: unguided)
-    pairs: int = 20000
-    student_steps: int = 7000
+    pairs: int = 60000
+    student_steps: int = 15000
     batch: int = 16
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
     max_shift_px: float = 2.0
-    subpixel_shifts: bool = False  # decoder shifts drawn uniformly (bilinear, as the twin) instead of whole pixels
-    max_rotation_deg: float = 0.0  # decoder rotations drawn uniformly in +-this (needs subpixel_shifts)
+    subpixel_shifts: bool = True   # decoder shifts drawn uniformly (bilinear, as the twin); False: whole pixels
+    max_rotation_deg: float = 0.1  # decoder rotations drawn uniformly in +-this (with subpixel_shifts)
     checkpoint_every: int = 50
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
-    name: str = "digits-v2"
+    name: str = "digits-v4"
 
 
 def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
