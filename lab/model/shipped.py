@@ -25,6 +25,7 @@ __all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MO
 
 FORMAT_VERSION = 1
 SHIPPED_MODEL = "digits-v4"
+REPLACED_MODELS = {"digits-v2": "digits-v4"}   # shipped once: a bench file naming one is told what replaced it
 
 
 class ModelError(OptgenError, ValueError):
@@ -119,8 +120,10 @@ def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
     path = _model_path(spec)
     if not path.is_file():
         if "/" not in str(spec) and not str(spec).endswith(".npz"):
+            replaced = REPLACED_MODELS.get(str(spec))
             raise ModelError(f"model {str(spec)!r}: no such model file, and optgen does not ship one of that name "
-                             f"(it ships {', '.join(shipped_models())}; digits-v2 was replaced by digits-v4)")
+                             f"(it ships {', '.join(shipped_models())}"
+                             + (f"; {spec} was replaced by {replaced}" if replaced else "") + ")")
         raise ModelError(f"{path}: model file not found")
     raw = path.read_bytes()
     try:

@@ -6,7 +6,8 @@
    class read from its noise (``pairs.npz``);
 3. student: encoder + decoder phase through the twin's optics, with the SLM effects that
    calibration leaves (phase quantization, crosstalk, random decoder shifts of a few
-   pixels, whole or subpixel, and small rotations), checkpointed every ``checkpoint_every`` steps (``student.pt``);
+   pixels in fractions of a pixel, and small rotations), checkpointed every
+   ``checkpoint_every`` steps (``student.pt``);
 4. export: the model file (numpy only), ``loss_curve.png`` and ``training.json``.
 
 Needs the ``train`` extra (torch, CPU). Interrupt at any time: the next call resumes.
@@ -87,9 +88,10 @@ def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels
 def _decoder_misplacement(rng: np.random.Generator, s: TrainSettings) -> tuple[tuple[float, float], float]:
     """One step's decoder shift (rows, cols) in SLM pixels and rotation in degrees.
 
-    Whole pixels in +-``max_shift_px`` by default; with ``subpixel_shifts`` any shift in that
-    range and a rotation in +-``max_rotation_deg``: what whole-pixel compensation leaves of a
-    measured misplacement (up to half a pixel, plus the measurement's error).
+    With ``subpixel_shifts`` (the default) any shift in +-``max_shift_px`` and a rotation in
+    +-``max_rotation_deg``: what whole-pixel compensation leaves of a measured misplacement (up
+    to half a pixel, plus the measurement's error) on top of a few pixels; without, whole
+    pixels only (how digits-v2 was trained, and the same draws).
     """
     if not s.subpixel_shifts:
         m = int(s.max_shift_px)

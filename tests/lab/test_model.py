@@ -180,8 +180,11 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.npz")
-    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb, digits-v4"):
+    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb, digits-v4; "
+                                         r"digits-v2 was replaced by digits-v4"):
         load_model("digits-v2")                    # a bench file from before digits-v4 shipped
+    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb, digits-v4\)$"):
+        load_model("digits-v9")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelError, match="not a readable model file"):
         load_model(tmp_path / "junk.npz")
