@@ -126,6 +126,7 @@ class OpticalWorld:
         self.upload_listeners: list = []        # called as fn(key) after each upload (the camera's frame-ahead)
         self.render_ahead_hits = 0              # settled renders taken from the background thread
         self._ahead_decoder: tuple | None = None  # worker thread only: (decoding uploads, transmission)
+        self._ahead_incident: tuple | None = None  # worker thread only: (encoding uploads, field at SLM2 for 1 W)
 
     # --- laser ----------------------------------------------------------------------
     def _beam_amplitude_per_sqrt_watt(self) -> np.ndarray:
@@ -350,9 +351,17 @@ class OpticalWorld:
 
     def _light_path(self, encoding: np.ndarray, decoding: np.ndarray, power_w: float) -> np.ndarray:
         """Beam -> SLM1 transmission -> d1 -> SLM2 transmission -> d2 -> irradiance (float32)."""
-        field = encoding * (self.beam_amplitude * np.float32(np.sqrt(power_w)))
-        field = propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit)
+        field = self._incident_on_decoder(encoding, power_w)
         field *= decoding
+        return self._decoder_to_output(field)
+
+    def _incident_on_decoder(self, encoding: np.ndarray, power_w: float) -> np.ndarray:
+        """The field arriving at SLM2: beam -> SLM1 transmission -> d1."""
+        field = encoding * (self.beam_amplitude * np.float32(np.sqrt(power_w)))
+        return propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit)
+
+    def _decoder_to_output(self, field: np.ndarray) -> np.ndarray:
+        """The field leaving SLM2 -> d2 -> irradiance (float32)."""
         field = propagate(field, self.wavelength_m, self.d2_m, self.pitch_m, self.band_limit)
         return (field.real**2 + field.imag**2).astype(np.float32, copy=False)
 
@@ -411,19 +420,25 @@ class OpticalWorld:
             return
         key = self.render_key()
         self.ahead.submit(render_slot(key), key, self._render_settled, encoding.target,
-                          decoding.target, decoding.uploads)
+                          decoding.target, decoding.uploads, encoding.uploads)
 
     def _render_settled(self, encoding_target: np.ndarray, decoding_target: np.ndarray,
-                        decoding_uploads: int) -> np.ndarray:
+                        decoding_uploads: int, encoding_uploads: int | None = None) -> np.ndarray:
         """Worker thread: the 1 W sensor picture once both SLMs hold these patterns.
 
-        The same operations as the synchronous path on settled SLMs, so the same numbers.
+        The same operations as the synchronous path on settled SLMs, so the same numbers. The
+        decoder's transmission and the field arriving at SLM2 are kept while their SLM holds
+        its pattern (a sweep on SLM2 behind a fixed SLM1 then costs one propagation a pattern).
         """
         cached = self._ahead_decoder  # the decoder rarely changes: keep its transmission
         if cached is None or cached[0] != decoding_uploads:
             cached = (decoding_uploads, phase_to_field(decoding_target))
             self._ahead_decoder = cached
-        irradiance = self._light_path(phase_to_field(encoding_target), cached[1], 1.0)
+        incident = self._ahead_incident
+        if encoding_uploads is None or incident is None or incident[0] != encoding_uploads:
+            incident = (encoding_uploads, self._incident_on_decoder(phase_to_field(encoding_target), 1.0))
+            self._ahead_incident = incident
+        irradiance = self._decoder_to_output(incident[1] * cached[1])
         return self._sample_on_sensor(irradiance)
 
     def _rendered_ahead(self, t: float) -> np.ndarray | None:

@@ -200,7 +200,11 @@ def test_rendering_ahead_gives_the_frames_rendered_at_capture(frame_ahead):
     ahead = make_bench(render_ahead=True, frame_ahead=frame_ahead)
     sync = make_bench(render_ahead=False)
     assert not sync[0].render_ahead_enabled and not sync[3].frame_ahead_enabled
+    incident_calls = []
+    real_incident = ahead[0]._incident_on_decoder
+    ahead[0]._incident_on_decoder = lambda *a: incident_calls.append(1) or real_incident(*a)
     frames_ahead, frames_sync = run_sequence(*ahead), run_sequence(*sync)
+    assert len(incident_calls) == 3   # three SLM1 patterns; the decoder change reuses the field at SLM2
     for a, b in zip(frames_ahead, frames_sync):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(frames_sync[2], frames_sync[3])  # same light, new noise
