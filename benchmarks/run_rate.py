@@ -14,7 +14,13 @@ ideal from the same timing:
   frame per ``frame_s * ceil((latency + settle + exposure + readout) / frame_s)``;
 - ``pipelined`` (upload ahead): a pattern must be held from its settle to the end of its
   exposure before the next may move, and the camera needs exposure + readout per frame, so one
-  frame per ``max(frame_s * ceil((settle + exposure) / frame_s), exposure + readout)``.
+  frame per ``max(frame_s * ceil((settle + exposure) / frame_s), exposure + readout)``;
+- ``trigger`` (the SLM's frame-shown output triggers the camera after the settle time, uploads
+  ahead): the next pattern may move once the exposure has ended, and its trigger must find the
+  camera armed: a camera that overlaps exposure and readout (``trigger_overlap = "readout"``)
+  is armed when the exposure ends, one that does not after the readout, so one frame per
+  ``frame_s * ceil(max(settle + exposure [+ readout], readout) / frame_s)``. Measured with both
+  cameras.
 
 Usage:  python benchmarks/run_rate.py [--frames N]
 """
@@ -38,35 +44,42 @@ from lab.seeds import EncoderSeedSource, PlaceholderEncoder
 from simulators.benches import small_bench_text
 
 
-def bench_text(refresh_hz: float) -> str:
+MODES = (("pipelined", "off"), ("wait", "off"), ("trigger", "off"), ("trigger", "readout"))
+
+
+def bench_text(refresh_hz: float, overlap: str = "off") -> str:
     """The test suite's small bench (256 x 256 grid, 320 x 256 camera) on the wall clock."""
     return small_bench_text({("encoding_slm", "refresh_hz"): str(refresh_hz),
                              ("decoding_slm", "refresh_hz"): str(refresh_hz),
-                             ("camera", "readout_ms"): "9.9", ("run", "timing"): '"wall"'})
+                             ("camera", "readout_ms"): "9.9", ("run", "timing"): '"wall"',
+                             ("twin.camera", "trigger_overlap"): f'"{overlap}"'})
 
 
-def ideal_period_s(sync: str, slm, exposure_s: float, readout_s: float) -> float:
+def ideal_period_s(sync: str, slm, exposure_s: float, readout_s: float, overlap: str = "off") -> float:
+    frames = lambda seconds: slm.frame_s * math.ceil(seconds / slm.frame_s - 1e-9)   # noqa: E731
     if sync == "pipelined":
-        return max(slm.frame_s * math.ceil((slm.settle_s + exposure_s) / slm.frame_s - 1e-9), exposure_s + readout_s)
-    cycle = slm.latency_s + slm.settle_s + exposure_s + readout_s
-    return slm.frame_s * math.ceil(cycle / slm.frame_s - 1e-9)
+        return max(frames(slm.settle_s + exposure_s), exposure_s + readout_s)
+    if sync == "trigger":
+        hold = slm.settle_s + exposure_s + (0.0 if overlap == "readout" else readout_s)
+        return frames(max(hold, readout_s))
+    return frames(slm.latency_s + slm.settle_s + exposure_s + readout_s)
 
 
-def measure(refresh_hz: float, sync: str, frames: int, out: Path) -> dict:
-    cfg = parse_bench(bench_text(refresh_hz), f"run rate {refresh_hz:g} Hz")
+def measure(refresh_hz: float, sync: str, frames: int, out: Path, overlap: str = "off") -> dict:
+    cfg = parse_bench(bench_text(refresh_hz, overlap), f"run rate {refresh_hz:g} Hz")
     n = cfg.geometry.seed_superpixels
     seeds = EncoderSeedSource(PlaceholderEncoder(n * n), n)
     phase, decoder_id = load_decoder_phase("flat", cfg.geometry.decoder_px)
     with build_bench(cfg) as bench:
         slm_timing, cam = bench.encoding_slm.timing, bench.camera
-        ideal = ideal_period_s(sync, slm_timing, cam.exposure_s, cam.readout_s)
+        ideal = ideal_period_s(sync, slm_timing, cam.exposure_s, cam.readout_s, overlap)
         result = run_generation(bench, seeds, phase, decoder_id, out, frames, sync=sync)
     with h5py.File(out / "run.h5", "r") as f:
         stamps = np.sort(f["meta/timestamp_s"][:])
         written = int(f["meta/written"][:].sum())
     period = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
     s = result.summary
-    return {"refresh_hz": refresh_hz, "sync": sync, "fps": 1 / period, "ideal_fps": 1 / ideal, "ratio": ideal / period,
+    return {"refresh_hz": refresh_hz, "sync": sync, "overlap": overlap, "fps": 1 / period, "ideal_fps": 1 / ideal, "ratio": ideal / period,
             "written": written, "frames": frames, "retakes": s["retakes"], "overhead": s["critical_path_overhead_ms"]}
 
 
@@ -79,9 +92,11 @@ def main() -> None:
         os.chdir(tmp)  # an empty calibration store: nominal LUTs (timing does not depend on them)
         try:
             for refresh_hz in (60.0, 500.0):
-                for sync in ("pipelined", "wait", "trigger"):
-                    r = measure(refresh_hz, sync, args.frames, Path(tmp) / f"{refresh_hz:g}-{sync}")
-                    print(f"SLM {refresh_hz:g} Hz (2 frames latency, 10 ms settle), camera 100 frames/s, {sync:9s}: "
+                for sync, overlap in MODES:
+                    folder = Path(tmp) / f"{refresh_hz:g}-{sync}-{overlap}"
+                    r = measure(refresh_hz, sync, args.frames, folder, overlap)
+                    mode = sync + (" (camera overlaps readout)" if overlap == "readout" else "")
+                    print(f"SLM {refresh_hz:g} Hz (2 frames latency, 10 ms settle), camera 100 frames/s, {mode:34s}: "
                           f"{r['fps']:6.2f} frames/s | ideal {r['ideal_fps']:6.2f} | ratio {r['ratio']:.3f} | "
                           f"stored {r['written']}/{r['frames']} | retakes {r['retakes']} | loop overhead per frame "
                           f"median {r['overhead'].get('median')} ms, p99 {r['overhead'].get('p99')} ms", flush=True)

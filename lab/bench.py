@@ -163,7 +163,7 @@ def _build_twin(config: BenchConfig, luts: dict[str, PhaseResponse]) -> Bench:
                                 pitch_um=cfg.pitch_um, wav_um=wav_um, name=cfg.key)
         apply_response(slm, luts[cfg.key])
         slms[key] = slm
-    camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s)
+    camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s, trigger_overlap=config.twin.trigger_overlap)
     laser, twin = open_laser(config, world)
     bench = Bench(config=config, laser=laser, encoding_slm=slms[ENCODING], decoding_slm=slms[DECODING],
                   camera=camera, clock=world.clock, luts=luts, world=world)

@@ -148,6 +148,7 @@ class TwinConfig:
     read_noise_e: float
     dark_offset_dn: float
     full_well_e: float
+    trigger_overlap: str = "off"       # "readout": the camera takes a trigger while it reads out
 
 
 @dataclass(frozen=True)
@@ -443,6 +444,7 @@ def _twin(s: _Section, slms: list[SLMConfig]) -> TwinConfig:
         read_noise_e=cam.number("read_noise_e", 2.5, low=0.0),
         dark_offset_dn=cam.number("dark_offset_dn", 100.0, low=0.0),
         full_well_e=cam.number("full_well_e", 10500.0, low=1.0),
+        trigger_overlap=cam.string("trigger_overlap", "off", choices=("off", "readout")),
     )
     cam.done()
     s.done()

@@ -21,6 +21,7 @@ the SLM's ``latency_frames`` is a lower bound, and a capture call starts its exp
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import numpy as np
 
 from drivers.identity import CameraTiming, SLMTiming
 
-__all__ = ["ShowCaptureSchedule", "pipelined_frames"]
+__all__ = ["ShowCaptureSchedule", "TriggeredSchedule", "pipelined_frames"]
 
 
 @dataclass
@@ -116,6 +117,67 @@ class ShowCaptureSchedule:
             return settled
         moves_s = next_shown_s if next_shown_s is not None else next_call_s + self.slm.latency_s
         return settled and exposure_end <= moves_s + 1e-9
+
+
+@dataclass
+class TriggeredSchedule:
+    """When to upload while the SLM's frame-shown output triggers the camera ``settle`` later.
+
+    The camera then exposes each pattern just as it has settled, in hardware, so the software
+    only picks the refresh edge each upload latches at. Pattern ``j + 1`` must not move before
+    pattern ``j``'s exposure has ended, and its trigger must find the camera armed again (at
+    once with a camera that overlaps exposure and readout, ``overlap``; else after the readout):
+    it latches :attr:`period_frames` refresh edges after pattern ``j``, so it is called inside
+    the refresh frame before that edge (:meth:`earliest_call_s`). An earlier call would latch
+    earlier and move during ``j``'s exposure; a later one latches a frame later: time lost,
+    never a mixed frame.
+    """
+
+    slm: SLMTiming
+    camera: CameraTiming
+    overlap: bool = False
+    margin_s: float = 0.0005          # kept between one exposure's end and the next pattern's move / trigger
+
+    @property
+    def period_frames(self) -> int:
+        """Refresh frames from one pattern's edge to the next one's."""
+        hold = self.slm.settle_s + self.camera.exposure_s
+        if not self.overlap:
+            hold += self.camera.readout_s          # the next trigger must come after the readout
+        need = max(hold, self.camera.readout_s) + self.margin_s   # and frames must not queue up
+        return max(1, math.ceil(need / self.slm.frame_s - 1e-9))
+
+    @property
+    def period_s(self) -> float:
+        return self.period_frames * self.slm.frame_s
+
+    def edge_s(self, shown: _Shown) -> float:
+        """The refresh edge that latched ``shown``: from the SLM's frame-shown report where there
+        is one, else the time its upload returned (never before the edge)."""
+        return shown.shown_s - self.slm.latency_s if shown.shown_s is not None else shown.edge_s
+
+    def earliest_call_s(self, previous: _Shown | None) -> float:
+        """Earliest call time for the upload after ``previous`` (whose upload has returned)."""
+        if previous is None:
+            return -math.inf
+        frame_s = self.slm.frame_s
+        return self.edge_s(previous) + (self.period_frames - 1) * frame_s + min(0.1 * frame_s, 2e-4)
+
+    def trigger_s(self, shown: _Shown) -> float:
+        """When ``shown`` was shown: the trigger edge it gives the camera."""
+        return shown.shown_s if shown.shown_s is not None else shown.edge_s + self.slm.latency_s
+
+    def clean(self, shown: _Shown, exposure_start_s: float, following: _Shown | None) -> bool:
+        """Whether an exposure that began at ``exposure_start_s`` shows only ``shown``: settled, and
+        over before ``following`` (the next upload; its fields are read once, as its thread sets
+        them) could move."""
+        if exposure_start_s < self.trigger_s(shown) + self.slm.settle_s - 1e-9:
+            return False
+        if following is None:
+            return True
+        next_shown, next_call = following.shown_s, following.call_s
+        moves_s = next_shown if next_shown is not None else next_call + self.slm.latency_s
+        return exposure_start_s + self.camera.exposure_s <= moves_s + 1e-9
 
 
 def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int], object],

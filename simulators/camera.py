@@ -16,9 +16,10 @@ from .clock import sleep_until
 from .noise import expose
 from .world import RENDER_SLOTS, OpticalWorld, render_slot
 
-__all__ = ["SimulatedCamera", "TRIGGER_MODES"]
+__all__ = ["SimulatedCamera", "TRIGGER_MODES", "TRIGGER_OVERLAPS"]
 
 TRIGGER_MODES = ("software", "hardware")
+TRIGGER_OVERLAPS = ("off", "readout")
 
 
 class SimulatedCamera(BenchCamera):
@@ -35,6 +36,9 @@ class SimulatedCamera(BenchCamera):
       (waiting for it, or at once if it was exposed and read out already). Edges while the
       camera is busy exposing or reading out are missed; no edge within the timeout raises
       CaptureTimeout. Wire the input to an SLM's frame-shown output with :meth:`trigger_from`.
+      With ``trigger_overlap = "readout"`` (GenICam's TriggerOverlap = ReadOut, a global-shutter
+      sensor that exposes while it reads out the last frame) the camera is armed again as soon
+      as an exposure ends; frames are still read out one after another.
 
     With a wall clock the camera computes its next frame ahead (``frame_ahead``; by default
     when the world renders ahead): after each SLM upload, the world's worker thread draws the
@@ -49,7 +53,7 @@ class SimulatedCamera(BenchCamera):
 
     def __init__(self, world: OpticalWorld, *, exposure_s: float = 1e-3, name: str = "camera",
                  exposure_bounds_s=(1e-6, 10.0), trigger_mode: str = "software",
-                 trigger_delay_s: float = 0.0, frame_ahead: bool | None = None):
+                 trigger_delay_s: float = 0.0, trigger_overlap: str = "off", frame_ahead: bool | None = None):
         self.world = world
         sensor = world.sensor
         self._exposure = float(exposure_s)
@@ -64,6 +68,10 @@ class SimulatedCamera(BenchCamera):
         self._trigger_delay_s = 0.0
         self._edges: list[float] = []           # pending trigger-input edges (clock seconds, sorted)
         self._armed_s = -np.inf                 # hardware trigger: edges from this time on start a frame
+        self._read_free_s = -np.inf             # when the last frame's readout ends (one readout at a time)
+        if trigger_overlap not in TRIGGER_OVERLAPS:
+            raise ValueError(f"{name}: trigger overlap {trigger_overlap!r}; expected one of {TRIGGER_OVERLAPS}")
+        self.trigger_overlap = trigger_overlap
         self._edge_signal = threading.Condition()
         self._ahead_slot = f"frame:{name}:{id(self)}"
         super().__init__(tuple(sensor.resolution), bitdepth=int(sensor.bitdepth),
@@ -89,7 +97,8 @@ class SimulatedCamera(BenchCamera):
             self.world.ahead.discard(self._frame_slot((n, 0)))
 
     def describe(self) -> dict:
-        return {**super().describe(), "trigger": {"mode": self.trigger_mode, "delay_s": self.trigger_delay_s}}
+        return {**super().describe(), "trigger": {"mode": self.trigger_mode, "delay_s": self.trigger_delay_s,
+                                                  "overlap": self.trigger_overlap}}
 
     @property
     def saturation_dn(self) -> int:
@@ -191,8 +200,11 @@ class SimulatedCamera(BenchCamera):
             pixel_power = self.world.sensor_power(t_mid, power)
             frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
                                       self.world.sensor, self.world.rng)
-        t_end = t_start + self._exposure + self.readout_s
-        self._armed_s = t_end
+        t_exposed = t_start + self._exposure
+        t_end = max(t_exposed, self._read_free_s) + self.readout_s
+        self._read_free_s = t_end
+        overlapped = self.trigger_mode == "hardware" and self.trigger_overlap == "readout"
+        self._armed_s = t_exposed if overlapped else t_end
         sleep_until(clock, t_end)
         self.last_power_w = power
         self.last_saturated = saturated

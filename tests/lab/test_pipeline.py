@@ -96,3 +96,49 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
     pending = [(upload, 1) for upload in range(10, 10 + MAX_UPLOADS_AHEAD)]
     assert RENDER_SLOTS >= MAX_UPLOADS_AHEAD
     assert len({render_slot(key) for key in pending}) == len(pending)
+
+
+@pytest.mark.parametrize("refresh_hz, overlap, frames", [(500.0, True, 6), (500.0, False, 11), (60.0, True, 1),
+                                                          (60.0, False, 2)])
+def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh_hz, overlap, frames):
+    """Patterns follow each other as fast as settle + exposure (+ the readout, for a camera that
+    cannot take a trigger while it reads out) allow, in whole refresh frames."""
+    from lab.pipeline import TriggeredSchedule, _Shown
+
+    slm = SLMTiming(refresh_hz=refresh_hz, latency_frames=2, settle_s=0.010)
+    camera = CameraTiming(exposure_s=0.0001, readout_s=0.0099)
+    schedule = TriggeredSchedule(slm, camera, overlap=overlap)
+    # 10.1 ms (overlap) or 20.0 ms + the 0.5 ms margin, in 2 ms or 16.7 ms refresh frames
+    assert schedule.period_frames == frames
+    shown = 1.0
+    previous = _Shown(0, call_s=0.99, edge_s=shown - slm.latency_s + 3e-4, shown_s=shown)
+    call = schedule.earliest_call_s(previous)
+    edge = shown - slm.latency_s                       # from the frame-shown report, not the late return
+    # the call falls inside the refresh frame before the edge it must latch at ...
+    assert edge + (frames - 1) * slm.frame_s < call < edge + frames * slm.frame_s
+    # ... so the next pattern moves once this one's exposure is over (and the camera armed again)
+    moves = edge + frames * slm.frame_s + slm.latency_s
+    exposure_end = schedule.trigger_s(previous) + slm.settle_s + camera.exposure_s
+    assert moves >= exposure_end + (0.0 if overlap else camera.readout_s)
+    assert schedule.earliest_call_s(None) == -np.inf   # the first upload goes at once
+    # without a frame-shown report the edge is the time the upload returned (never before the edge)
+    unreported = _Shown(0, call_s=0.99, edge_s=edge + 3e-4)
+    assert schedule.trigger_s(unreported) == pytest.approx(edge + 3e-4 + slm.latency_s)
+
+
+def test_a_triggered_frame_is_clean_only_if_settled_and_over_before_the_next_pattern_moves():
+    from lab.pipeline import TriggeredSchedule, _Shown
+
+    slm = SLMTiming(refresh_hz=500.0, latency_frames=2, settle_s=0.010)
+    schedule = TriggeredSchedule(slm, CameraTiming(exposure_s=0.001, readout_s=0.005), overlap=True)
+    this = _Shown(0, call_s=0.0, edge_s=0.002, shown_s=0.006)
+    start = 0.006 + 0.010
+    assert schedule.clean(this, start, None)
+    assert not schedule.clean(this, start - 0.001, None)                              # not settled
+    assert schedule.clean(this, start, _Shown(1, call_s=0.014, edge_s=0.014, shown_s=0.018))
+    assert not schedule.clean(this, start, _Shown(1, call_s=0.010, edge_s=0.012, shown_s=0.0165))
+    # the next upload called, not yet returned: it cannot move before its call + latency
+    assert schedule.clean(this, start, _Shown(1, call_s=0.013, edge_s=np.nan))
+    assert not schedule.clean(this, start, _Shown(1, call_s=0.012, edge_s=np.nan))
+    # not yet called at all (call time infinite): it moves after this exposure
+    assert schedule.clean(this, start, _Shown(1, call_s=np.inf, edge_s=np.nan))

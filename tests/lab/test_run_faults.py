@@ -305,9 +305,9 @@ def test_trigger_sync_on_a_camera_without_a_trigger_input_is_refused_before_any_
 def test_a_hung_display_driver_stops_the_run_with_the_laser_off(tmp_path, monkeypatch):
     import threading
 
-    from lab import capture_loop
+    from lab import capture_parts
 
-    monkeypatch.setattr(capture_loop, "THREAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(capture_parts, "THREAD_TIMEOUT_S", 0.3)
     cfg = parse_bench(small_bench_text({("run", "timing"): '"wall"'}), "wall")
     release = threading.Event()
     with build_bench(cfg) as bench:

@@ -160,6 +160,32 @@ def test_missing_trigger_times_out_and_edges_while_busy_are_missed():
         camera.capture(timeout_s=0.2)
 
 
+def test_a_camera_that_overlaps_readout_takes_a_trigger_during_the_readout_and_reads_out_in_turn():
+    """TriggerOverlap = ReadOut: armed again when the exposure ends; the readouts still queue."""
+    for overlap, second_taken in (("off", False), ("readout", True)):
+        world, slm, _, camera = make_bench(exposure_s=0.002, readout_s=0.030, block_until_refresh=False)
+        camera.trigger_overlap = overlap
+        camera.trigger_from(slm, delay_s=0.0)
+        slm.set_phase(pattern(1))
+        first = slm.last_frame_shown_s
+        slm.set_phase(pattern(2))           # shown one refresh frame later: during the first readout
+        second = slm.last_frame_shown_s
+        camera.capture()
+        assert camera.last_trigger_s == first
+        assert world.clock.now() == pytest.approx(first + 0.002 + 0.030)
+        if second_taken:
+            camera.capture()
+            assert camera.last_trigger_s == second
+            assert camera.last_exposure_start_s == pytest.approx(second)
+            # its readout waits for the first one's: delivered two readouts after the first exposure
+            assert world.clock.now() == pytest.approx(first + 0.002 + 2 * 0.030)
+        else:
+            with pytest.raises(CaptureTimeout):
+                camera.capture(timeout_s=0.1)
+    with pytest.raises(ValueError, match="trigger overlap"):
+        SimulatedCamera(world, trigger_overlap="always")
+
+
 def test_a_triggered_camera_is_armed_before_capture_is_called():
     world, slm, _, camera = make_bench(exposure_s=0.002)
     camera.trigger_from(slm, delay_s=0.010)
