@@ -10,7 +10,10 @@ SIGTERM, SIGKILL; then `optgen run --resume`.
 seed from a clean reference run (Pearson r), so a frame stored under the wrong index, or a
 frame of the next pattern, counts as lost; an index stored twice counts as doubled.
 
-Usage:  python benchmarks/run_faults.py [--trials N] [--frames F] [--only stages|signals]
+``--sync trigger`` runs the same matrix with the SLM's frame-shown output triggering the camera
+(a camera that overlaps exposure and readout).
+
+Usage:  python benchmarks/run_faults.py [--trials N] [--frames F] [--only stages|signals] [--sync MODE]
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from simulators.benches import small_bench_text
 
 ROOT = Path(__file__).parents[1]
 SIGNALS = ("SIGINT", "SIGINTx2", "SIGTERM", "SIGKILL")
+SYNC = "pipelined"                  # set from --sync
+TWIN = {("twin.camera", "trigger_overlap"): '"readout"'}
 
 
 def _run(cfg, out: Path, frames: int, resume: bool = False, stage: str | None = None, at: int = 0) -> bool:
@@ -50,7 +55,7 @@ def _run(cfg, out: Path, frames: int, resume: bool = False, stage: str | None = 
         if stage is not None:
             faults.plant(bench, stage, at)
         try:
-            run_generation(bench, seeds, phase, decoder_id, out, frames, resume=resume)
+            run_generation(bench, seeds, phase, decoder_id, out, frames, resume=resume, sync=SYNC)
         except Exception:
             pass
         finally:
@@ -90,7 +95,7 @@ def finish(cfg, out: Path, frames: int, reference: np.ndarray, totals: dict) -> 
 
 
 def stage_trials(stage: str, trials: int, frames: int, reference: np.ndarray, tmp: Path, rng) -> dict:
-    cfg = parse_bench(small_bench_text(), "fault matrix")
+    cfg = parse_bench(small_bench_text(TWIN), "fault matrix")
     totals = {"lost": 0, "doubled": 0, "laser_on": 0, "resumes": 0}
     for t in range(trials):
         out = tmp / f"{stage}-{t}"
@@ -102,13 +107,13 @@ def stage_trials(stage: str, trials: int, frames: int, reference: np.ndarray, tm
 
 def signal_trials(kind: str, trials: int, frames: int, reference: np.ndarray, tmp: Path, rng) -> dict:
     bench = tmp / "wall.toml"
-    bench.write_text(small_bench_text({("run", "timing"): '"wall"'}))
+    bench.write_text(small_bench_text({**TWIN, ("run", "timing"): '"wall"'}))
     cfg = parse_bench(bench.read_text(), str(bench))
     totals = {"lost": 0, "doubled": 0, "laser_on": 0, "resumes": 0}
     for t in range(trials):
         out = tmp / f"{kind}-{t}"
         proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", str(frames), "--out", str(out),
-                                 "--bench", str(bench), "--no-progress", "--seed", "7"], cwd=ROOT,
+                                 "--bench", str(bench), "--no-progress", "--seed", "7", "--sync", SYNC], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -138,14 +143,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--only", choices=("stages", "signals"), default=None)
+    parser.add_argument("--sync", choices=("pipelined", "wait", "trigger"), default="pipelined")
     args = parser.parse_args()
+    global SYNC
+    SYNC = args.sync
     rng = np.random.default_rng(20261124)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         here = os.getcwd()
         os.chdir(tmp)
         try:
-            cfg = parse_bench(small_bench_text(), "reference")
+            cfg = parse_bench(small_bench_text(TWIN), "reference")
             _run(cfg, tmp / "reference", args.frames)
             reference = _images(tmp / "reference")[2]
             rows = []
@@ -155,12 +163,13 @@ def main() -> None:
                 rows += [(k, signal_trials(k, args.trials, args.frames, reference, tmp, rng)) for k in SIGNALS]
         finally:
             os.chdir(here)
-    print(f"fault matrix: {args.trials} trials each, {args.frames} frames per run, fault at a random frame")
+    print(f"fault matrix: {args.trials} trials each, {args.frames} frames per run, fault at a random frame, "
+          f"sync {args.sync}")
     print(f"  {'fault':<10} {'lost':>5} {'doubled':>8} {'laser left on':>14} {'resumes':>8}")
     for name, t in rows:
         print(f"  {name:<10} {t['lost']:>5} {t['doubled']:>8} {t['laser_on']:>14} {t['resumes']:>8}")
     print(f"\ncommand: python benchmarks/run_faults.py --trials {args.trials} --frames {args.frames}"
-          f"{' --only ' + args.only if args.only else ''} ({os.cpu_count()} CPUs)")
+          f"{' --only ' + args.only if args.only else ''} --sync {args.sync} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

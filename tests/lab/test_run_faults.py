@@ -218,16 +218,17 @@ def test_a_full_disk_stops_the_run_keeping_every_stored_frame(small_bench, tmp_p
     assert all(frames[i].mean() > 150 for i in np.flatnonzero(written))
 
 
+@pytest.mark.parametrize("sync", ["pipelined", "trigger"])
 @pytest.mark.parametrize("stage", __import__("simulators.faults", fromlist=["STAGES"]).STAGES)
-def test_reduced_fault_matrix_a_fault_at_each_stage_then_resume_loses_and_doubles_nothing(stage, tmp_path):
+def test_reduced_fault_matrix_a_fault_at_each_stage_then_resume_loses_and_doubles_nothing(stage, sync, tmp_path):
     from simulators import faults
 
     count = 10
-    cfg = parse_bench(small_bench_text(), "fault matrix")
+    cfg = parse_bench(small_bench_text({("twin.camera", "trigger_overlap"): '"readout"'}), "fault matrix")
     with build_bench(cfg) as bench:
         faults.plant(bench, stage, at=4)
         try:
-            run(bench, tmp_path / "run", count)
+            run(bench, tmp_path / "run", count, sync=sync)
         except Exception as exc:        # upload, store and laser faults stop the run, with the reason recorded
             assert stage in ("upload", "store", "laser"), exc
             assert read_run_status(tmp_path / "run" / "run.h5")["stop_reason"]
@@ -238,7 +239,7 @@ def test_reduced_fault_matrix_a_fault_at_each_stage_then_resume_loses_and_double
         if read_run_status(tmp_path / "run" / "run.h5")["status"] == "complete":
             break
         with build_bench(cfg) as bench:
-            run(bench, tmp_path / "run", count, resume=True)
+            run(bench, tmp_path / "run", count, resume=True, sync=sync)
             assert bench.world.laser_emission is False
     assert_each_frame_once_and_its_own_seed(tmp_path / "run", count)
     with build_bench(cfg) as bench:                     # the same seeds without a fault
