@@ -1,4 +1,4 @@
-"""Work done ahead of need on one background thread, each result filed under the key of its inputs.
+"""Work done ahead of need on background threads, each result filed under the key of its inputs.
 
 The hardware-timed twin (wall clock) must deliver a frame exposure + readout after the
 exposure starts, yet one frame of the published model costs more than that to compute. It
@@ -8,7 +8,10 @@ when the key it was computed under still describes the world (upload counters, l
 exposure), so a stale result is never used; an exception in the thread is raised by
 ``Future.result()`` to whoever uses the result.
 
-numpy's FFTs and random draws release the GIL, so the thread runs beside the caller.
+numpy's FFTs and random draws release the GIL, so the thread runs beside the caller. Jobs
+go to named lanes, one thread each, in the order they were submitted: the light's render and
+the camera's noise draw run on two lanes, so the render of the next upload overlaps the noise
+of the last one (a frame job waits for its render's future), and the draws stay in order.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ __all__ = ["AheadWorker"]
 
 
 class AheadWorker:
-    """One worker thread and named one-result slots; jobs run in the order they were submitted."""
+    """One worker thread per lane and named one-result slots; a lane runs its jobs in the order
+    they were submitted."""
 
     def __init__(self, name: str = "optgen-twin-ahead"):
         self._name = name
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._slots: dict[str, tuple[Hashable, Future]] = {}
 
-    def submit(self, slot: str, key: Hashable, fn: Callable, *args) -> Future:
-        """Run ``fn(*args)`` on the worker; the result replaces what ``slot`` held.
+    def submit(self, slot: str, key: Hashable, fn: Callable, *args, lane: str = "main") -> Future:
+        """Run ``fn(*args)`` on ``lane``'s thread; the result replaces what ``slot`` held.
 
         The slot's previous job is cancelled if it has not started (a running one finishes
         and its result is dropped).
@@ -39,9 +43,11 @@ class AheadWorker:
             old = self._slots.pop(slot, None)
             if old is not None:
                 old[1].cancel()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
-            future = self._executor.submit(fn, *args)
+            executor = self._executors.get(lane)
+            if executor is None:
+                executor = self._executors[lane] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"{self._name}-{lane}")
+            future = executor.submit(fn, *args)
             self._slots[slot] = (key, future)
             return future
 
@@ -70,10 +76,10 @@ class AheadWorker:
             entry[1].cancel()
 
     def drain(self, timeout_s: float | None = None) -> None:
-        """Wait until every job submitted so far has run (jobs run in order on one thread)."""
+        """Wait until every job submitted so far has run (each lane runs its jobs in order)."""
         with self._lock:
-            executor = self._executor
-        if executor is not None:
+            executors = list(self._executors.values())
+        for executor in executors:
             executor.submit(lambda: None).result(timeout_s)
 
     def close(self) -> None:
@@ -82,6 +88,6 @@ class AheadWorker:
             for _, future in self._slots.values():
                 future.cancel()
             self._slots.clear()
-            executor, self._executor = self._executor, None
-        if executor is not None:
+            executors, self._executors = list(self._executors.values()), {}
+        for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)

@@ -20,6 +20,8 @@ __all__ = ["SimulatedCamera", "TRIGGER_MODES", "TRIGGER_OVERLAPS"]
 
 TRIGGER_MODES = ("software", "hardware")
 TRIGGER_OVERLAPS = ("off", "readout")
+# the world's render-ahead thread renders the light; the camera draws its noise on this second one
+FRAME_LANE = "frame"
 
 
 class SimulatedCamera(BenchCamera):
@@ -242,7 +244,7 @@ class SimulatedCamera(BenchCamera):
             return
         state = self._laser_and_sensor()  # the job works on this snapshot, filed under it
         self.world.ahead.submit(self._frame_slot(render_key), self._frame_key(render_key, state), self._frame_job, render,
-                                state)
+                                state, lane=FRAME_LANE)
 
     def _frame_job(self, render, state: tuple):
         """Worker thread: (power, frame, saturated pixels) of an exposure on the settled light."""

@@ -33,11 +33,10 @@ from dataclasses import field as dataclass_field
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from .ahead import AheadWorker
 from .clock import Clock
-from .optics import grid_coordinates, phase_to_field, propagate
+from .optics import gaussian_blur, grid_coordinates, phase_to_field, propagate
 from .truth import LaserTruth, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
@@ -239,9 +238,11 @@ class OpticalWorld:
         c0 = (display.shape[1] - cols) // 2
         crop = display[r0:r0 + rows, c0:c0 + cols]
         lut = (-truth.response_rad).astype(np.float32)
-        phase = lut[crop]
+        # OpenCV's table look-up and blur: the same numbers as lut[crop] and scipy's gaussian_filter
+        # (mode "nearest", truncated at 4 sigma; a test checks), several times faster on an 800 x 800 grid
+        phase = cv2.LUT(crop, lut) if crop.dtype == np.uint8 and lut.size == 256 else lut[crop]
         if truth.crosstalk_sigma_px > 0:
-            phase = ndimage.gaussian_filter(phase, truth.crosstalk_sigma_px, mode="nearest")
+            phase = gaussian_blur(phase, truth.crosstalk_sigma_px)
         if truth.shift_m != (0.0, 0.0) or truth.rotation_deg != 0.0:
             phase = cv2.warpAffine(phase, self._slm_to_beam_affine(truth), (cols, rows),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

@@ -128,3 +128,17 @@ def test_phase_to_field_matches_complex_exponential():
 def test_propagate_rejects_a_non_2d_field():
     with pytest.raises(ValueError, match="2-D"):
         propagate(np.zeros((2, 3, 4), np.complex64), WL, 0.01, PITCH)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 0.6, 1.7])
+def test_the_crosstalk_blur_gives_scipys_gaussian_filter_numbers(sigma, rng):
+    """OpenCV does the twin's pixel-crosstalk blur; it must be scipy's filter (mode nearest,
+    4-sigma kernel) to float32 rounding."""
+    from scipy import ndimage
+
+    from simulators.optics import gaussian_blur
+
+    phase = rng.uniform(-6.5, 0.0, (90, 131)).astype(np.float32)
+    phase[:, :40] = 0.0                         # a sharp step, so the edge handling matters
+    expected = ndimage.gaussian_filter(phase, sigma, mode="nearest")
+    np.testing.assert_allclose(gaussian_blur(phase, sigma), expected, atol=5e-6)

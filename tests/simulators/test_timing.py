@@ -239,7 +239,7 @@ def test_rendering_ahead_gives_the_frames_rendered_at_capture(frame_ahead):
         assert camera.frame_ahead_hits == 4 and world.render_ahead_hits == 1  # the repeat used the render
     else:
         assert camera.frame_ahead_hits == 0 and world.render_ahead_hits == 5
-    assert sync[0].render_ahead_hits == 0 and sync[0].ahead._executor is None  # virtual: no thread at all
+    assert sync[0].render_ahead_hits == 0 and not sync[0].ahead._executors  # virtual: no thread at all
 
 
 def test_a_render_for_older_uploads_is_never_used():
