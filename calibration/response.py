@@ -349,6 +349,22 @@ class _Windows:
     leak: float = 0.0          # zero order's power in the +-1 windows over its own (uniform pattern)
 
 
+def _shifted(win: _Windows, dy: int, dx: int) -> _Windows:
+    """The same windows in a frame whose pixel (0, 0) is (dy, dx) of the whole frame."""
+    masks = [(slice(ys.start - dy, ys.stop - dy), slice(xs.start - dx, xs.stop - dx), disc, ring)
+             for ys, xs, disc, ring in win.masks]
+    return _Windows(win.centres - np.array([dy, dx], dtype=float), win.radius, masks, win.fwhm, win.spacing,
+                    win.leak)
+
+
+def _bounding_box(windows, margin: int = 8) -> tuple[slice, slice]:
+    """Rows and columns holding every order window (background rings included), plus ``margin``."""
+    masks = [m for w in windows for m in w.masks]
+    rows = slice(min(m[0].start for m in masks) - margin, max(m[0].stop for m in masks) + margin)
+    cols = slice(min(m[1].start for m in masks) - margin, max(m[1].stop for m in masks) + margin)
+    return rows, cols
+
+
 def _make_windows(shape, centres, radius: float) -> _Windows:
     h, w = shape
     ring_in, ring_out = radius + 1.5, radius + 4.0
@@ -601,6 +617,16 @@ def _sweeps(session, slm, slm_key, grays, periods, frames, windows):
     subsets = [sub[:n] for sub in subsets]
     found: dict[tuple[int, int], Sweep] = {}
     powers = np.zeros((4, 2, n, 3))
+    # the sweeps look at the diffraction orders only: read out just the window holding them
+    with session.window(*_bounding_box(windows.values())) as (dy, dx):
+        windows = {p: _shifted(w, dy, dx) for p, w in windows.items()}
+        _sweep_all(session, slm, slm_key, subsets, periods, frames, windows, found, powers)
+    sweeps = [found[0, 0], found[1, 0], found[0, 1], found[1, 1]]
+    return sweeps, powers
+
+
+def _sweep_all(session, slm, slm_key, subsets, periods, frames, windows, found, powers) -> None:
+    """The four sweeps of :func:`_sweeps` (results into ``found`` and ``powers``)."""
     for j in range(2):
         ref = 0 if j == 0 else _second_reference(found[0, 0], slm_key)
         for q, (period, sub) in enumerate(zip(periods, subsets)):
@@ -629,8 +655,6 @@ def _sweeps(session, slm, slm_key, grays, periods, frames, windows):
                 raise CalibrationError(f"{slm_key}: no light in the diffraction orders for some gratings; check "
                                        f"the beam and that nothing blocked it during the measurement")
             found[j, q] = Sweep(ref, period, sub.copy(), summed[:, 0] / totals)
-    sweeps = [found[0, 0], found[1, 0], found[0, 1], found[1, 1]]
-    return sweeps, powers
 
 
 def _unmix(p: np.ndarray, leak: float) -> np.ndarray:

@@ -157,6 +157,32 @@ class CalibrationSession:
             acc += self._raw()
         return (acc / frames).astype(np.float32) - self.dark
 
+    @contextmanager
+    def window(self, rows: slice, cols: slice) -> Iterator[tuple[int, int]]:
+        """Read out only ``rows`` x ``cols`` of the sensor while the block runs (the camera's
+        window of interest: a camera reads a small window out faster, and the twin draws only
+        its pixels); frames and the dark frame they are compared with are that region. Yields
+        the window's top-left corner (row, col) in whole-frame pixels (the camera may widen the
+        window to its own steps); the whole sensor comes back when the block ends, however."""
+        camera = self.bench.camera
+        full_dark = self.dark
+        height, width = camera.shape
+        y0, y1 = max(0, rows.start), min(height, rows.stop)
+        x0, x1 = max(0, cols.start), min(width, cols.stop)
+        try:
+            camera.set_woi((x0, x1 - x0, y0, y1 - y0))
+            x, w, y, h = (int(v) for v in camera.woi)
+            if not (x <= x0 and y <= y0 and x + w >= x1 and y + h >= y1):   # snapped short: whole frames
+                camera.set_woi(None)
+                x, y, h, w = 0, 0, height, width
+            if full_dark is not None:
+                self.dark = full_dark[y:y + h, x:x + w]
+            yield y, x
+        finally:
+            camera.set_woi(None)
+            if self.dark is not None and full_dark is not None:
+                self.dark = full_dark
+
     def capture_raw(self) -> np.ndarray:
         """One frame as the camera gives it (for saturation checks)."""
         return self._raw()

@@ -50,6 +50,11 @@ class SimulatedCamera(BenchCamera):
     with the same random draws if nothing else drew in between. Otherwise it computes the frame
     at capture, as with a virtual clock.
 
+    A window of interest (slmsuite's ``set_woi``) is read out in hardware, as a GenICam camera's
+    OffsetX/OffsetY/Width/Height: frames are that region only, and only its pixels are exposed
+    and drawn (a calibration that looks at a few diffraction orders draws a few thousand pixels'
+    noise instead of the whole sensor's).
+
     ``stall`` makes every capture time out, as a camera that stops delivering frames.
     """
 
@@ -76,6 +81,7 @@ class SimulatedCamera(BenchCamera):
         self.trigger_overlap = trigger_overlap
         self._edge_signal = threading.Condition()
         self._ahead_slot = f"frame:{name}:{id(self)}"
+        self._roi: tuple[int, int, int, int] | None = None     # hardware window (x, w, y, h); None: whole sensor
         super().__init__(tuple(sensor.resolution), bitdepth=int(sensor.bitdepth),
                          pitch_um=sensor.pitch_m * 1e6, readout_s=sensor.readout_s, name=name,
                          exposure_bounds_s=exposure_bounds_s, capture_attempts=1)
@@ -173,6 +179,26 @@ class SimulatedCamera(BenchCamera):
         sleep_until(clock, deadline)
         raise CaptureTimeout(self.name, f"no trigger within {timeout_s:.3g} s (hardware trigger mode)")
 
+    # --- window of interest (hardware) --------------------------------------------------
+    def _set_woi_hw(self, woi) -> None:
+        x, w, y, h = (int(v) for v in woi)
+        width, height = self.world.sensor.resolution
+        full = (x, w, y, h) == (0, width, 0, height)
+        self._roi = None if full else (x, w, y, h)
+
+    def _get_woi_hw(self) -> tuple[int, int, int, int]:
+        if self._roi is None:
+            width, height = self.world.sensor.resolution
+            return (0, int(width), 0, int(height))
+        return self._roi
+
+    def _window(self, picture: np.ndarray) -> np.ndarray:
+        """The part of a whole-sensor picture the window of interest reads out."""
+        if self._roi is None:
+            return picture
+        x, w, y, h = self._roi
+        return picture[y:y + h, x:x + w]
+
     # --- exposure ---------------------------------------------------------------------
     def _get_exposure_hw(self) -> float:
         return self._exposure
@@ -199,7 +225,10 @@ class SimulatedCamera(BenchCamera):
             self.world.last_delivered_power_w = power
         else:
             power = self.world.delivered_power_w()
-            pixel_power = self.world.sensor_power(t_mid, power)
+            if power > 0:
+                pixel_power = self._window(self.world.unit_sensor_power(t_mid)) * np.float32(power)
+            else:
+                pixel_power = np.zeros(self._hw_image_shape, dtype=np.float32)
             frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
                                       self.world.sensor, self.world.rng)
         t_exposed = t_start + self._exposure
@@ -220,9 +249,10 @@ class SimulatedCamera(BenchCamera):
         return self.world.render_ahead_enabled
 
     def _laser_and_sensor(self) -> tuple:
-        """What a frame depends on besides the SLMs: (emission, setpoint, power noise, exposure, sensor)."""
+        """What a frame depends on besides the SLMs: (emission, setpoint, power noise, exposure, window,
+        sensor)."""
         w = self.world
-        return (w.laser_emission, w.laser_setpoint_w, w.laser.power_noise_rms, self._exposure,
+        return (w.laser_emission, w.laser_setpoint_w, w.laser.power_noise_rms, self._exposure, self._roi,
                 dataclasses.replace(w.sensor))
 
     def _frame_slot(self, render_key) -> str:
@@ -232,7 +262,7 @@ class SimulatedCamera(BenchCamera):
 
     @staticmethod
     def _frame_key(render_key, state: tuple) -> tuple:
-        return (render_key, *state[:4], dataclasses.astuple(state[4]))
+        return (render_key, *state[:5], dataclasses.astuple(state[5]))
 
     def _after_upload(self, key: str) -> None:
         """World upload listener: draw the next frame ahead on the settled light."""
@@ -248,12 +278,15 @@ class SimulatedCamera(BenchCamera):
 
     def _frame_job(self, render, state: tuple):
         """Worker thread: (power, frame, saturated pixels) of an exposure on the settled light."""
-        emission, setpoint_w, noise_rms, exposure_s, sensor = state
+        emission, setpoint_w, noise_rms, exposure_s, roi, sensor = state
         unit = render.result()
+        if roi is not None:
+            x, w, y, h = roi
+            unit = unit[y:y + h, x:x + w]
         world = self.world
         power = world.draw_power_w(emission, setpoint_w, noise_rms)
         if power <= 0:
-            pixel_power = np.zeros(sensor.shape, dtype=np.float32)
+            pixel_power = np.zeros(unit.shape, dtype=np.float32)
         else:
             pixel_power = unit * np.float32(power)
         frame, saturated = expose(pixel_power, exposure_s, world.wavelength_m, sensor, world.rng)

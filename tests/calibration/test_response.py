@@ -115,6 +115,45 @@ def test_the_response_png_is_a_readable_image(calibrated, tmp_path):
     assert cv2.imread(str(tmp_path / "plain.png")) is not None
 
 
+def test_the_sweeps_read_out_only_a_window_around_the_orders_and_the_whole_sensor_comes_back(mocker):
+    """The gray sweeps need only the three diffraction-order windows: the camera's window of
+    interest holds them (the twin then draws a few thousand pixels' noise, not the sensor's)."""
+    with open_small() as bench:
+        camera = bench.camera
+        woi_calls = mocker.spy(camera, "set_woi")
+        shapes = []
+        real_capture = camera.capture
+
+        def capture(*args, **kwargs):
+            frame = real_capture(*args, **kwargs)
+            shapes.append(frame.shape)
+            return frame
+
+        mocker.patch.object(camera, "capture", side_effect=capture)
+        m = measure_response(CalibrationSession(bench), "encoding_slm")
+        windowed = [sh for sh in shapes if sh != camera.shape]
+        assert len(windowed) >= 120                          # every sweep frame (4 x 32 gratings and repeats)
+        assert all(h * w < 0.5 * camera.shape[0] * camera.shape[1] for h, w in windowed)
+        assert woi_calls.call_args_list[-1].args == (None,) and camera.woi == (0, 320, 0, 256)
+        assert rms_error_0_2pi(m.phase_rad, planted(bench, "encoding_slm")) < 0.03
+        # the recorded order centres are in whole-frame pixels
+        zero = m.raw["order_centres_yx_p16"][0]
+        assert 0 < zero[0] < camera.shape[0] and 0 < zero[1] < camera.shape[1]
+
+
+def test_a_session_window_restores_the_whole_sensor_and_its_dark_frame_after_an_error(small_bench):
+    session = CalibrationSession(small_bench)
+    session.capture_dark(frames=1)
+    whole_dark = session.dark
+    with pytest.raises(RuntimeError, match="inside"):
+        with session.window(slice(20, 60), slice(100, 180)) as (y0, x0):
+            assert (y0, x0) == (20, 100) and small_bench.camera.shape == (40, 80)
+            assert session.dark.shape == (40, 80) and session.capture().shape == (40, 80)
+            raise RuntimeError("inside the window")
+    assert small_bench.camera.shape == (256, 320) and session.dark is whole_dark
+    assert session.capture().shape == (256, 320)
+
+
 def test_the_ratio_model_is_the_binary_grating_without_blur_and_departs_from_it_with_blur():
     delta = np.linspace(0, 2 * np.pi, 41)
     c2, s2 = np.cos(delta / 2) ** 2, np.sin(delta / 2) ** 2
