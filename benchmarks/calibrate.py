@@ -62,7 +62,7 @@ def main() -> None:
         sigma = tuple(float(report.measurements[f"{k}.lut"].crosstalk_sigma_px)
                       for k in ("encoding_slm", "decoding_slm"))
         generate(cfg, store, tmp / "after", args.frames)
-        r_after = run_agreement(tmp / "after", cfg, sigma)
+        r_after = run_agreement(tmp / "after", cfg, sigma, report.measurements["alignment"][1])
 
     c = report.counters
     print(f"calibrate all on the {'hardware-timed (wall clock)' if args.wall else 'virtual-clock'} twin, "

@@ -1,18 +1,22 @@
 """What the calibrated model of the bench predicts for a seed: the ideal optics plus what calibration measured.
 
 The prediction uses only what a real lab knows: the nominal geometry, ideal phase (the LUT is
-assumed right), the decoder centred and unrotated in the beam (the alignment compensates on
-SLM2), and the crosstalk blur that the LUT calibration fitted (0 when uncalibrated). Comparing
-it with captured, registered frames measures how well the calibrated bench matches its model;
-on the twin this is the figure that calibration has to raise.
+assumed right), the crosstalk blur that the LUT calibration fitted (0 when uncalibrated), and
+where the alignment found SLM2 (``placement``): the run shows the decoder moved by whole pixels
+to land centred in the beam (``calibration.alignment.place_decoder``), and the beam sees those
+pixels where SLM2 really sits, the fraction of a pixel and the small turn that no whole-pixel
+move takes out included (resampled as the twin resamples a misplaced SLM). Without a placement
+the decoder is taken as centred and unrotated. Comparing the prediction with captured,
+registered frames measures how well the calibrated bench matches its model; on the twin this is
+the figure that calibration has to raise.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
-from simulators.optics import grid_coordinates, phase_to_field, propagate
+from simulators.optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
 
 from .bench_file import BenchConfig
 from .patterns import embed_centered, seed_to_slm_phase
@@ -28,19 +32,44 @@ def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float) -> np.ndarr
     return ((np.abs(x) <= aperture / 2) & (np.abs(y) <= aperture / 2)).astype(np.float32)
 
 
+def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
+                     sigma_px: float, placement) -> np.ndarray:
+    """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (wrapped into one
+    2 pi range), blurred by the crosstalk, seen where SLM2 sits."""
+    decoder_phase = np.asarray(decoder_phase, dtype=np.float32)
+    if placement is None:
+        shown = embed_centered(decoder_phase, shape)
+    else:
+        from calibration.alignment import place_decoder
+
+        slm_shape = config.decoding_slm.shape
+        display = place_decoder(decoder_phase, slm_shape, placement, config.decoding_slm.pitch_um * 1e-6)
+        r0, c0 = (slm_shape[0] - shape[0]) // 2, (slm_shape[1] - shape[1]) // 2   # the grid's part of SLM2
+        shown = display[r0:r0 + shape[0], c0:c0 + shape[1]]
+    dec = np.mod(shown, np.float32(2 * np.pi))
+    if sigma_px > 0:
+        dec = gaussian_blur(dec, sigma_px)
+    if placement is not None:
+        pitch = config.encoding_slm.pitch_um * 1e-6
+        m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
+        dec = cv2.warpAffine(dec, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    return dec
+
+
 def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: np.ndarray,
-                   crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Noiseless output images (N, output_pixels, output_pixels), arbitrary units, one per seed."""
+                   crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0), placement=None) -> np.ndarray:
+    """Noiseless output images (N, output_pixels, output_pixels), arbitrary units, one per seed.
+
+    ``placement``: SLM2's measured placement (``calibration.alignment.DecoderPlacement``) the
+    run compensated for, or None for a decoder centred in the beam.
+    """
     g = config.geometry
     pitch = config.encoding_slm.pitch_um * 1e-6
     wavelength = config.wavelength_m
     shape = config.twin.grid_shape if config.twin is not None else (800, 800)
     beam = _beam(config, shape, pitch)
-    # the SLM shows phase wrapped into one 2 pi range; crosstalk blurs what it shows
-    dec = np.mod(embed_centered(np.asarray(decoder_phase, dtype=np.float32), shape), np.float32(2 * np.pi))
-    if crosstalk_sigma_px[1] > 0:
-        dec = ndimage.gaussian_filter(dec, crosstalk_sigma_px[1], mode="nearest")
-    decoder_field = phase_to_field(dec)
+    decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement))
     rows, cols = shape
     w = g.output_window_px
     r0, c0 = (rows - w) // 2, (cols - w) // 2
@@ -49,7 +78,7 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     for seed in np.asarray(seed_phases, dtype=np.float32):
         phase = np.mod(seed_to_slm_phase(seed, g.superpixel_px, shape), np.float32(2 * np.pi))
         if crosstalk_sigma_px[0] > 0:
-            phase = ndimage.gaussian_filter(phase, crosstalk_sigma_px[0], mode="nearest")
+            phase = gaussian_blur(phase, crosstalk_sigma_px[0])
         field = propagate(phase_to_field(phase, beam), wavelength, g.d1_m, pitch)
         field = propagate(field * decoder_field, wavelength, g.d2_m, pitch)
         window = (np.abs(field[r0:r0 + w, c0:c0 + w]) ** 2).astype(np.float64)
@@ -64,8 +93,10 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
-def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0)) -> list[float]:
-    """Pearson r, per stored frame of a run folder, between its registered image and the prediction."""
+def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0),
+                  placement=None) -> list[float]:
+    """Pearson r, per stored frame of a run folder, between its registered image and the prediction
+    (``placement``: SLM2's measured placement the run was made with, if any)."""
     import h5py
     from pathlib import Path
 
@@ -74,5 +105,5 @@ def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, 
         images = f["images"][...][written]
         seeds = f["seed/phase"][...][written]
         decoder = f["decoder_phase"][...]
-    predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px)
+    predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px, placement)
     return [pearson_r(p, c) for p, c in zip(predicted, images)]

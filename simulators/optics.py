@@ -27,6 +27,7 @@ __all__ = [
     "grating_phase",
     "grid_coordinates",
     "gaussian_blur",
+    "slm_to_beam_affine",
 ]
 
 
@@ -130,3 +131,16 @@ def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     size = 2 * int(4.0 * sigma_px + 0.5) + 1
     return cv2.GaussianBlur(np.asarray(image, dtype=np.float32), (size, size), sigma_px, sigmaY=sigma_px,
                             borderType=cv2.BORDER_REPLICATE)
+
+
+def slm_to_beam_affine(grid_shape: tuple[int, int], shift_m: tuple[float, float], rotation_deg: float,
+                       pitch_m: float) -> np.ndarray:
+    """2x3 map from beam-grid pixel (x, y) to the pixel coordinates of an SLM that sits shifted by
+    ``shift_m`` (x, y) and turned by ``rotation_deg`` about the grid's centre (for
+    ``cv2.warpAffine(..., WARP_INVERSE_MAP)``: what the beam sees of the SLM's pixels)."""
+    rows, cols = grid_shape
+    c = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
+    s = np.asarray(shift_m, dtype=np.float64) / pitch_m
+    a = np.deg2rad(rotation_deg)
+    r_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    return np.hstack([r_inv, (c - r_inv @ (c + s))[:, None]]).astype(np.float64)

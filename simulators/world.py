@@ -36,7 +36,7 @@ import numpy as np
 
 from .ahead import AheadWorker
 from .clock import Clock
-from .optics import gaussian_blur, grid_coordinates, phase_to_field, propagate
+from .optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
 from .truth import LaserTruth, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
@@ -251,12 +251,7 @@ class OpticalWorld:
 
     def _slm_to_beam_affine(self, truth: SLMTruth) -> np.ndarray:
         """2x3 map from beam-grid pixel (x, y) to the SLM's own pixel coordinates."""
-        rows, cols = self.grid_shape
-        c = np.array([(cols - 1) / 2.0, (rows - 1) / 2.0])
-        s = np.array(truth.shift_m) / self.pitch_m
-        a = np.deg2rad(truth.rotation_deg)
-        r_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
-        return np.hstack([r_inv, (c - r_inv @ (c + s))[:, None]]).astype(np.float64)
+        return slm_to_beam_affine(self.grid_shape, truth.shift_m, truth.rotation_deg, self.pitch_m)
 
     @staticmethod
     def _fraction(truth: SLMTruth, elapsed: float) -> float:
