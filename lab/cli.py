@@ -79,6 +79,10 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=None, help="student steps (default 15000)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000; 20000 with --colours)")
+    train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",
+                       help="width of the encoder's hidden layers (default 512)")
+    train.add_argument("--encoder-layers", type=int, default=None, metavar="N",
+                       help="how many hidden layers the encoder has (default 2)")
     train.add_argument("--whole-pixel-shifts", action="store_true",
                        help="train with whole-pixel decoder shifts only, as digits-v2 was (default: shifts of any "
                             "fraction of a pixel and small rotations, resampled as the twin resamples a misplaced "
@@ -250,6 +254,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.pairs < settings.batch:
             raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
         settings.pairs = args.pairs
+    if args.encoder_hidden is not None:
+        if not 8 <= args.encoder_hidden <= 8192:
+            raise OptgenError(f"--encoder-hidden {args.encoder_hidden}: expected 8 to 8192 units")
+        settings.encoder_hidden = args.encoder_hidden
+    if args.encoder_layers is not None:
+        if not 1 <= args.encoder_layers <= 16:
+            raise OptgenError(f"--encoder-layers {args.encoder_layers}: expected 1 to 16 hidden layers")
+        settings.encoder_layers = args.encoder_layers
     if args.max_rotation is not None:
         if args.whole_pixel_shifts:
             raise OptgenError("--max-rotation turns the decoder by fractions of a pixel: not with --whole-pixel-shifts")

@@ -83,7 +83,10 @@ class OpticalModel:
         raise ModelError(f"model {self.name!r} has no colour at {wavelength_nm:g} nm (it has {have})")
 
 
-def save_model(path: Path, model: OpticalModel) -> Path:
+def save_model(path: Path, model: OpticalModel, half_weights: bool = False) -> Path:
+    """Write ``model`` to ``path`` (.npz). ``half_weights`` stores the encoder's weight matrices in
+    float16 (half the file; they are computed with in float32 again when loaded: a relative
+    rounding of 5e-4, far below the SLM's phase steps)."""
     header = {
         "format_version": FORMAT_VERSION, "name": model.name, "geometry": model.geometry.as_dict(),
         "noise_shape": list(model.noise_shape), "wavelengths_nm": list(model.wavelengths_nm),
@@ -91,7 +94,7 @@ def save_model(path: Path, model: OpticalModel) -> Path:
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for i, (w, b) in enumerate(model.weights):
-        arrays[f"w{i}"] = w.astype(np.float32)
+        arrays[f"w{i}"] = w.astype(np.float16 if half_weights else np.float32)
         arrays[f"b{i}"] = b.astype(np.float32)
     for wl, phase in model.decoder_phase.items():
         arrays[f"decoder_{wl:g}nm"] = phase.astype(np.float32)
@@ -143,7 +146,8 @@ def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
         geometry = OpticalGeometry.from_dict(header["geometry"])
         wavelengths = tuple(float(w) for w in header["wavelengths_nm"])
         layers = int(header["layers"])
-        weights = [(arrays[f"w{i}"], arrays[f"b{i}"]) for i in range(layers)]
+        weights = [(arrays[f"w{i}"].astype(np.float32, copy=False), arrays[f"b{i}"].astype(np.float32, copy=False))
+                   for i in range(layers)]
         decoder = {wl: arrays[f"decoder_{wl:g}nm"] for wl in wavelengths}
         noise_shape = tuple(int(v) for v in header["noise_shape"])
     except (KeyError, ValueError, TypeError) as exc:

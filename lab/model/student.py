@@ -93,14 +93,19 @@ class OpticalStudent(nn.Module):
     """
 
     def __init__(self, geom: OpticalGeometry, noise_dim: int, hidden: int = 512, levels: int = 256,
-                 crosstalk_sigma_px: float = 0.6, wavelengths_nm: tuple[float, ...] | None = None):
+                 crosstalk_sigma_px: float = 0.6, wavelengths_nm: tuple[float, ...] | None = None,
+                 hidden_layers: int = 2):
         super().__init__()
         self.geom = geom
         self.wavelengths_nm = tuple(wavelengths_nm or (geom.wavelength_nm,))
         colours = len(self.wavelengths_nm)
         n = geom.seed_superpixels
-        self.encoder = nn.Sequential(nn.Linear(noise_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
-                                     nn.LeakyReLU(0.2), nn.Linear(hidden, colours * (n * n + 1)))
+        if hidden_layers < 1:
+            raise ValueError(f"hidden_layers = {hidden_layers}: expected at least 1")
+        layers: list[nn.Module] = [nn.Linear(noise_dim, hidden), nn.LeakyReLU(0.2)]
+        for _ in range(hidden_layers - 1):
+            layers += [nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)]
+        self.encoder = nn.Sequential(*layers, nn.Linear(hidden, colours * (n * n + 1)))
         self.decoder_logits = nn.Parameter(torch.zeros(colours, geom.decoder_px, geom.decoder_px))
         self.log_scale_offset = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.levels = levels

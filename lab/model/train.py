@@ -42,6 +42,8 @@ class TrainSettings:
     pairs: int = 60000
     student_steps: int = 15000
     batch: int = 16
+    encoder_hidden: int = 512      # width of the encoder's hidden layers
+    encoder_layers: int = 2        # how many hidden layers
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
     max_shift_px: float = 2.0
@@ -141,7 +143,8 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     torch.manual_seed(s.seed)
     teacher = _teacher(out, s, log)
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
-    student = OpticalStudent(geometry, noise.shape[1], wavelengths_nm=s.colours_nm or None)
+    student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
+                             wavelengths_nm=s.colours_nm or None)
     if targets.shape[1] != len(student.wavelengths_nm):
         raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
                          f"{len(student.wavelengths_nm)}-colour student; train in a new folder")
@@ -213,6 +216,8 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
     with np.load(out / "pairs.npz") as pairs:  # teacher images the scores are compared with (grey: channel sum)
         samples = pairs["images"][-500:]
         model.teacher_samples = samples if samples.ndim == 3 else samples.sum(axis=1)
-    path = save_model(out / f"{s.name}.npz", model)
+    # a wide or deep encoder is stored in float16 (a model file of a few MB)
+    big = sum(w.size for w, _ in weights) > 1_000_000
+    path = save_model(out / f"{s.name}.npz", model, half_weights=big)
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
     return path

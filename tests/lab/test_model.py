@@ -176,6 +176,22 @@ def test_model_file_round_trip_and_seed_source(tmp_path, ideal_config):
     assert not np.array_equal(a.phase, source.seed(8).phase)
 
 
+def test_half_precision_weights_halve_the_file_and_keep_the_seeds_within_the_slms_phase_step(tmp_path, ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    model = tiny_model(geom)
+    full, half = save_model(tmp_path / "full.npz", model), save_model(tmp_path / "half.npz", model, half_weights=True)
+    with np.load(full) as f, np.load(half) as h:
+        w_full = sum(f[k].nbytes for k in f.files if k.startswith("w"))
+        w_half = sum(h[k].nbytes for k in h.files if k.startswith("w"))
+    assert w_half * 2 == w_full and half.stat().st_size < full.stat().st_size
+    a, b = load_model(full), load_model(half)
+    assert all(w.dtype == np.float32 for w, _ in b.weights)            # computed in float32
+    noise = np.random.default_rng(1).standard_normal((64, 16)).astype(np.float32)
+    (va, sa), (vb, sb) = a.encode(noise), b.encode(noise)
+    assert np.abs(va - vb).max() * np.pi < 2 * np.pi / 256 / 4       # a quarter of an 8-bit SLM's phase step
+    np.testing.assert_allclose(sb, sa, rtol=1e-2)
+
+
 def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     with pytest.raises(ModelError, match="model file not found"):
@@ -261,7 +277,7 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
 
     geom = OpticalGeometry.from_bench(ideal_config)
     settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=6, batch=2, checkpoint_every=2,
-                             name="tiny-trained")
+                             name="tiny-trained", encoder_hidden=24, encoder_layers=3)
     logs: list[str] = []
     assert train_model(tmp_path, geom, settings, max_minutes=0.0, log=logs.append) is None  # "interrupted"
     assert (tmp_path / "student.pt").exists() and (tmp_path / "teacher.pt").exists()
@@ -272,6 +288,9 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     assert any(m.startswith("student: resumed at step 1") for m in logs)
     model = load_model(path)
     assert model.info["steps"] == 6 and model.teacher_samples is not None
+    assert [w.shape for w, _ in model.weights][1:3] == [(24, 24), (24, 24)] and len(model.weights) == 4
+    values, scale = model.encode(np.zeros((2, int(np.prod(model.noise_shape))), np.float32))
+    assert values.shape == (2, 1, *model.seed_shape) and np.isfinite(scale).all()
     assert (tmp_path / "loss_curve.png").stat().st_size > 1000
     model.check_bench(geom)
 
@@ -302,6 +321,10 @@ def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, cap
     assert "--max-rotation -1" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "t"), "--whole-pixel-shifts", "--max-rotation", "0.1"]) == 2
     assert "--whole-pixel-shifts" in capsys.readouterr().err and not (tmp_path / "t").exists()
+    assert main(["train", "--out", str(tmp_path / "t"), "--encoder-layers", "0"]) == 2
+    assert "--encoder-layers 0" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "t"), "--encoder-hidden", "4"]) == 2
+    assert "--encoder-hidden 4" in capsys.readouterr().err and not (tmp_path / "t").exists()
 
 
 def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path, ideal_config):
