@@ -351,18 +351,55 @@ def _grid_points(grid: int, half_span_m: float) -> np.ndarray:
     return pts[order]
 
 
+class _Saturated(Exception):
+    """A spot frame reached saturation during a sweep (the spots are measured again one by one)."""
+
+
 def _measure_spots(session, label: str, key: str, patterns: list[np.ndarray], scale_px: float,
                    frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Show each pattern on SLM ``key`` (the first is the brightest), find its spot; returns
-    (N, 2) centroids in sensor px and the max-composite of the frames. Call inside light()."""
+    (N, 2) centroids in sensor px and the max-composite of the frames. Call inside light().
+
+    The patterns are shown as one pipelined sweep (each uploaded while the last one still sits
+    out the SLM's latency, as gray levels computed beforehand); if a frame saturates (a spot
+    brighter than the first), the spots are measured again one by one, re-exposing on it."""
     camera = session.bench.camera
     saturation = float(camera.saturation_dn)
     session.show(**{_ARG[key]: patterns[0]})
     _expose(session, label)
+    slm = session.slms[key]
+    spots: dict[int, Spot] = {}
+    means: dict[int, np.ndarray] = {}
+
+    def grab(i: int) -> np.ndarray:
+        acc = None
+        for _ in range(frames):
+            frame = session.capture(1)
+            if float((frame + session.dark).max()) >= 0.98 * saturation:
+                raise _Saturated(i)
+            acc = frame.astype(np.float64) if acc is None else acc + frame
+        return (acc / frames).astype(np.float32)
+
+    def process(i: int, mean: np.ndarray) -> None:
+        spots[i] = find_spot(mean, scale_px, f"{label} spot {i + 1}/{len(patterns)}")
+        means[i] = mean / max(spots[i].peak, 1e-9)
+
+    try:
+        session.sweep(key, [slm.phase_to_gray(p) for p in patterns], grab, process)
+    except _Saturated:
+        return _measure_spots_one_by_one(session, label, key, patterns, scale_px, frames)
+    composite = np.maximum.reduce([means[i] for i in range(len(patterns))])
+    return np.array([(spots[i].x, spots[i].y) for i in range(len(patterns))], dtype=np.float64), composite
+
+
+def _measure_spots_one_by_one(session, label: str, key: str, patterns: list[np.ndarray], scale_px: float,
+                              frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_measure_spots` one pattern at a time, exposing again on a spot that saturates."""
+    camera = session.bench.camera
+    saturation = float(camera.saturation_dn)
     found, composite = [], None
     for i, pattern in enumerate(patterns):
-        if i:
-            session.show(**{_ARG[key]: pattern})
+        session.show(**{_ARG[key]: pattern})
         for attempt in range(2):
             acc, saturated = None, False
             for _ in range(frames):

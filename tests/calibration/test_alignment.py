@@ -184,6 +184,36 @@ def test_saturation_lowers_the_spot_power_or_stops_with_a_message(monkeypatch):
         bench.close()
 
 
+def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mocker):
+    """The spot patterns go out as one pipelined sweep; a spot that saturates (brighter than the
+    first, which set the exposure) has them measured again one at a time, re-exposing on it."""
+    bench = build_bench(parse_bench(small_bench_text(PLANT), "sweep"))
+    try:
+        session = CalibrationSession(bench)
+        one_by_one = mocker.spy(alignment, "_measure_spots_one_by_one")
+        sweeps = mocker.spy(session, "sweep")
+        clean = measure_sensor_registration(session)
+        assert sweeps.call_count == 1 and one_by_one.call_count == 0
+        real_capture, calls = session.capture, {"n": 0}
+
+        def saturates_once(frames=1):
+            frame = real_capture(frames)
+            calls["n"] += 1
+            if calls["n"] == 3:                       # the third spot frame of the sweep: a bright one
+                frame = frame.copy()
+                frame[0, 0] = float(bench.camera.saturation_dn)
+            return frame
+
+        mocker.patch.object(session, "capture", side_effect=saturates_once)
+        again = measure_sensor_registration(session)
+        assert one_by_one.call_count == 1
+        pts = window_points(bench.config)                  # the same registration, to a tenth of a pixel
+        assert np.abs(apply(again.output_to_sensor, pts) - apply(clean.output_to_sensor, pts)).max() < 0.1
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
+
 def test_similarity_fit_recovers_a_mirrored_sensor_and_round_trips():
     rng = np.random.default_rng(0)
     src = rng.uniform(-1e-3, 1e-3, (9, 2))
