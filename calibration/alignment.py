@@ -385,7 +385,7 @@ def _measure_spots(session, label: str, key: str, patterns: list[np.ndarray], sc
         means[i] = mean / max(spots[i].peak, 1e-9)
 
     try:
-        session.sweep(key, [slm.phase_to_gray(p) for p in patterns], grab, process)
+        session.sweep(key, [slm.phase_to_gray(p) for p in patterns], grab, process, frames_per_pattern=frames)
     except _Saturated:
         return _measure_spots_one_by_one(session, label, key, patterns, scale_px, frames)
     composite = np.maximum.reduce([means[i] for i in range(len(patterns))])

@@ -646,7 +646,8 @@ def _sweep_all(session, slm, slm_key, subsets, periods, frames, windows, found, 
                     slm_key, patterns,
                     grab=lambda n, pairs=pairs, period=period: _grab(
                         session, frames, f"{slm_key} (grating {pairs[n][0]}/{pairs[n][1]}, period {period} px)"),
-                    process=lambda n, frame, window=window: _order_powers_measured(frame, window))
+                    process=lambda n, frame, window=window: _order_powers_measured(frame, window),
+                    frames_per_pattern=frames)
                 for n, i in enumerate(order):
                     powers[k, swapped, i] = measured[n + 1]     # the first, shown twice, is taken the second time
             summed = _unmix(powers[k].sum(axis=0), windows[period].leak)

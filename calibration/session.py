@@ -80,9 +80,10 @@ class CalibrationSession:
             self.counters.wait_s += max(waits)
 
     def sweep(self, key: str, patterns: Sequence[np.ndarray], grab: Callable[[int], np.ndarray],
-              process: Callable[[int, np.ndarray], T]) -> list[T]:
+              process: Callable[[int, np.ndarray], T], frames_per_pattern: int = 1) -> list[T]:
         """Show ``patterns`` one after the other on SLM ``key`` (the other SLM as it is, settled),
-        take each one's frames with ``grab(i)`` and reduce them with ``process(i, frames)``.
+        take each one's frames with ``grab(i)`` (``frames_per_pattern`` camera frames, one after
+        the other: the next pattern waits for all of them) and reduce them with ``process(i, frames)``.
 
         With ``pipelined`` the next upload is made while earlier patterns still sit out the
         SLM's latency (:mod:`lab.pipeline`): the frames are the same, the time per pattern
@@ -104,7 +105,8 @@ class CalibrationSession:
                 self.show(**{key.removesuffix("_slm"): patterns[i]})
                 results.append(process(i, grab(i)))
             return results
-        schedule = ShowCaptureSchedule(slm.timing, self.bench.camera.timing)
+        schedule = ShowCaptureSchedule(slm.timing, self.bench.camera.timing,
+                                       frames_per_pattern=max(1, int(frames_per_pattern)))
         results, retake = pipelined_frames(clock, upload, grab, process, len(patterns), schedule)
         for i in retake:
             self.show(**{key.removesuffix("_slm"): patterns[i]})

@@ -53,6 +53,25 @@ def test_uploading_ahead_gives_the_same_frames_in_less_bench_time(small_bench):
     assert t_ahead < 0.75 * t_plain, (t_ahead, t_plain)
 
 
+def test_a_sweep_taking_two_frames_per_pattern_keeps_the_next_pattern_out_of_both(small_bench):
+    """The next upload waits for every frame a pattern's grab takes, not only the first."""
+    slm = small_bench.encoding_slm
+    patterns = [_grating(slm, 0, g, 16) for g in range(0, 256, 32)]
+    taken = {}
+    for pipelined in (False, True):
+        session = CalibrationSession(small_bench, pipelined=pipelined)
+        session.show(encoding=patterns[0])
+        with session.light():
+            session.auto_exposure()
+            taken[pipelined] = session.sweep("encoding_slm", patterns,
+                                             lambda i: np.stack([session.capture(), session.capture()]),
+                                             lambda i, f: f, frames_per_pattern=2)
+        assert session.counters.retakes == 0
+    for ahead, plain in zip(taken[True], taken[False]):
+        assert agreement(ahead[0], plain[0]) > 0.995 and agreement(ahead[1], plain[1]) > 0.995
+    assert agreement(taken[False][0][1], taken[False][4][1]) < 0.9      # distinct patterns, distinct frames
+
+
 def test_a_late_capture_is_retaken_alone_and_its_frame_is_clean(small_bench):
     plain, _, _ = sweep_frames(small_bench, pipelined=False)
     ahead, _, counters = sweep_frames(small_bench, pipelined=True, stall_at=8)   # an upload made ahead of a capture returns late
