@@ -45,8 +45,9 @@ Method
    Fitting the twin to the frames (the "refine" option) is deliberately not done: it would
    calibrate the twin's resampling model, not the bench.
 3. Exposure: before each step the brightest pattern (the centred spot) is shown and
-   ``session.auto_exposure()`` picks the exposure; a frame that saturates later re-exposes once
-   on that pattern. A focal spot concentrates the beam thousands of times more than an image:
+   ``session.auto_exposure()`` picks the exposure. The spots then go out as one pipelined sweep
+   (``session.sweep``, lens patterns turned into gray levels first); a frame that saturates
+   sends the step back to one spot at a time, re-exposing once on that pattern. A focal spot concentrates the beam thousands of times more than an image:
    where it saturates even at the shortest exposure the session's laser power is lowered tenfold
    (up to six times) for the measurement and restored afterwards. The laser is on only inside
    ``session.light()``.
