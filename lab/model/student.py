@@ -106,6 +106,8 @@ class OpticalStudent(nn.Module):
         for _ in range(hidden_layers - 1):
             layers += [nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)]
         self.encoder = nn.Sequential(*layers, nn.Linear(hidden, colours * (n * n + 1)))
+        self.straight_through = False      # see encode()
+        self.out_of_range = torch.zeros(())
         self.decoder_logits = nn.Parameter(torch.zeros(colours, geom.decoder_px, geom.decoder_px))
         self.log_scale_offset = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.levels = levels
@@ -127,11 +129,22 @@ class OpticalStudent(nn.Module):
 
     # --- pieces ---------------------------------------------------------------------
     def encode(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(seed phase (B, colours, n, n) radians, log scale (B, colours))."""
+        """(seed phase (B, colours, n, n) radians, log scale (B, colours)).
+
+        The phase is the published mapping clip(pi (H + 1), 0, 2 pi), as inference computes it;
+        with ``straight_through`` its gradient passes the clip, so a value that left [-1, 1]
+        still learns (plain clipping gives it none: a deep encoder whose outputs all ran out of
+        range stopped learning for good), and :attr:`out_of_range` (the mean square of how far
+        the values lie outside [-1, 1]) is there for the loss to pull them back.
+        """
         n, colours = self.geom.seed_superpixels, len(self.wavelengths_nm)
         out = self.encoder(noise)
         values = out[:, : colours * n * n].reshape(-1, colours, n, n)
-        phase = torch.clamp(math.pi * (values + 1.0), 0.0, TWO_PI)
+        raw = math.pi * (values + 1.0)
+        phase = torch.clamp(raw, 0.0, TWO_PI)
+        if self.straight_through:
+            phase = raw + (phase - raw).detach()
+        self.out_of_range = torch.mean(F.relu(values.abs() - 1.0) ** 2)
         return phase, out[:, colours * n * n:] + self.log_scale_offset
 
     def decoder_phase(self) -> torch.Tensor:

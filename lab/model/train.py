@@ -44,6 +44,8 @@ class TrainSettings:
     batch: int = 16
     encoder_hidden: int = 512      # width of the encoder's hidden layers
     encoder_layers: int = 2        # how many hidden layers
+    straight_through: bool = False # the seed's clip passes its gradient (a deep encoder cannot run out of range)
+    range_weight: float = 0.0      # loss weight pulling encoder outputs back into [-1, 1]
     lr_encoder: float = 1e-3
     lr_decoder: float = 2e-2
     max_shift_px: float = 2.0
@@ -145,6 +147,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
     student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
                              wavelengths_nm=s.colours_nm or None)
+    student.straight_through = s.straight_through
     if targets.shape[1] != len(student.wavelengths_nm):
         raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
                          f"{len(student.wavelengths_nm)}-colour student; train in a new folder")
@@ -181,7 +184,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
         loss = torch.mean((student(x, shift=shift, rotation_deg=rotation) - torch.from_numpy(targets[idx])) ** 2)
         opt.zero_grad()
-        loss.backward()
+        (loss + s.range_weight * student.out_of_range if s.range_weight else loss).backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opt.step()
         losses.append(float(loss.item()))

@@ -311,6 +311,27 @@ def test_training_draws_whole_pixel_shifts_by_default_and_any_shift_and_turn_wit
     assert np.abs(turns).max() <= 0.1 and turns.min() < -0.08 and turns.max() > 0.08
 
 
+def test_the_straight_through_clip_keeps_a_gradient_for_values_out_of_range_and_the_same_phase(ideal_config):
+    torch = pytest.importorskip("torch")
+    from lab.model.student import OpticalStudent
+
+    geom = OpticalGeometry.from_bench(ideal_config, grid_px=256)
+    student = OpticalStudent(geom, 16, hidden=8)
+    last = student.encoder[-1]
+    grads, phases = {}, {}
+    for straight in (False, True):
+        student.straight_through = straight
+        with torch.no_grad():
+            last.bias.fill_(3.0)                    # every value far above the range
+        student.zero_grad()
+        phase, _ = student.encode(torch.zeros(2, 16))
+        phase.sum().backward()
+        grads[straight], phases[straight] = last.bias.grad.abs().sum().item(), phase.detach()
+        assert student.out_of_range.item() > 3.0          # (3 - 1)**2 at least, as the values run
+    assert grads[False] == 0.0 and grads[True] > 0.0      # plain clipping: no gradient, the encoder is stuck
+    assert torch.equal(phases[False], phases[True]) and float(phases[True].max()) == pytest.approx(2 * np.pi)
+
+
 def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, capsys):
     pytest.importorskip("torch")
     from lab.cli import main
