@@ -22,6 +22,7 @@ from .geometry import OpticalGeometry
 __all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
 
 TWO_PI = 2.0 * math.pi
+LOG_SCALE_RANGE = 20.0
 
 
 def propagate_torch(field: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -145,7 +146,9 @@ class OpticalStudent(nn.Module):
         if self.straight_through:
             phase = raw + (phase - raw).detach()
         self.out_of_range = torch.mean(F.relu(values.abs() - 1.0) ** 2)
-        return phase, out[:, colours * n * n:] + self.log_scale_offset
+        # the scale may move e**20 either way from its start, never to an overflow
+        log_scale = torch.clamp(out[:, colours * n * n:], -LOG_SCALE_RANGE, LOG_SCALE_RANGE)
+        return phase, log_scale + self.log_scale_offset
 
     def decoder_phase(self) -> torch.Tensor:
         """(colours, decoder_px, decoder_px) radians."""

@@ -32,6 +32,8 @@ from .teacher import DiffusionTeacher, train_teacher
 
 __all__ = ["TrainSettings", "train_model"]
 
+MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops as diverged
+
 
 @dataclass
 class TrainSettings:
@@ -175,6 +177,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
             student.log_scale_offset.fill_(float(np.log(targets[:64].mean() / first.mean().item())))
     rng = np.random.default_rng(s.seed + step)
     lr0 = [g["lr"] for g in groups]
+    skipped = 0
     while step < s.student_steps:
         frac = step / s.student_steps
         for g, base in zip(opt.param_groups, lr0):
@@ -185,7 +188,15 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         loss = torch.mean((student(x, shift=shift, rotation_deg=rotation) - torch.from_numpy(targets[idx])) ** 2)
         opt.zero_grad()
         (loss + s.range_weight * student.out_of_range if s.range_weight else loss).backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        if not (torch.isfinite(loss) and torch.isfinite(norm)):
+            # a step that overflowed would write NaN into every weight: skip it (and count it)
+            skipped += 1
+            if skipped > MAX_SKIPPED_STEPS:
+                raise FloatingPointError(f"training diverged: {skipped} steps with a non-finite loss or "
+                                         f"gradient by step {step}; resume from the checkpoint with a lower "
+                                         f"learning rate")
+            continue
         opt.step()
         losses.append(float(loss.item()))
         step += 1

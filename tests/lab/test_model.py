@@ -295,6 +295,32 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     model.check_bench(geom)
 
 
+def test_a_training_step_that_overflows_is_skipped_and_endless_ones_stop_the_training(tmp_path, ideal_config,
+                                                                                        monkeypatch):
+    torch = pytest.importorskip("torch")
+    from lab.model import train as train_module
+    from lab.model.student import OpticalStudent
+    from lab.model.train import TrainSettings, train_model
+
+    real_forward, calls = OpticalStudent.forward, {"n": 0}
+
+    def overflows_on_the_third(self, *args, **kwargs):
+        out = real_forward(self, *args, **kwargs)
+        calls["n"] += 1
+        return out * float("inf") if calls["n"] == 3 else out     # (call 1 sets the starting scale)
+
+    monkeypatch.setattr(OpticalStudent, "forward", overflows_on_the_third)
+    geom = OpticalGeometry.from_bench(ideal_config)
+    settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=4, batch=2, checkpoint_every=2)
+    model = load_model(train_model(tmp_path / "a", geom, settings, log=lambda m: None))
+    assert model.info["steps"] == 4 and calls["n"] == 6                  # 4 steps taken, 1 skipped
+    assert all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in model.weights)
+    monkeypatch.setattr(train_module, "MAX_SKIPPED_STEPS", 0)
+    calls["n"] = 0
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_model(tmp_path / "b", geom, settings, log=lambda m: None)
+
+
 def test_training_draws_whole_pixel_shifts_by_default_and_any_shift_and_turn_with_subpixel_shifts():
     pytest.importorskip("torch")
     from lab.model.train import TrainSettings, _decoder_misplacement
