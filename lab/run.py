@@ -129,6 +129,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     if sync == "trigger" and not (hasattr(bench.camera, "trigger_from") and hasattr(bench.camera, "trigger_off")):
         raise DeviceError(bench.camera.name, "--sync trigger needs a camera whose trigger input is wired to the SLM's "
                                              "frame-shown output (this driver has none); use pipelined or wait")
+    if sync == "trigger" and hasattr(bench.camera, "check_trigger_from"):    # before any light
+        bench.camera.check_trigger_from(bench.encoding_slm, bench.encoding_slm.timing.settle_s)
     cfg = bench.config
     g = cfg.geometry
     decoder_phase = check_model_phase("decoder phase", decoder_phase, (g.decoder_px, g.decoder_px))

@@ -38,14 +38,16 @@ def triggered_frames(bench, frames: FrameHandler, *, max_ahead: int,
         raise DeviceError(camera.name, "hardware-triggered runs need a camera with a trigger input wired to the "
                                        "SLM's frame-shown output; use sync 'pipelined' or 'wait'")
     dev, stats = frames.dev, frames.stats
-    schedule = TriggeredSchedule(slm.timing, camera.timing,
-                                 overlap=getattr(camera, "trigger_overlap", "off") == "readout")
-    uploader = Uploader(slm, clock) if getattr(clock, "realtime", False) else None
     pending: deque[tuple[_Shown, Prepared, Future | None]] = deque()
     last: _Shown | None = None               # the last upload made (its edge paces the next one)
     stale = 0
     camera.trigger_from(slm, delay_s=slm.timing.settle_s)
+    uploader = None
     try:
+        # Armed first: a real camera says whether it takes a trigger during readout once armed.
+        schedule = TriggeredSchedule(slm.timing, camera.timing,
+                                     overlap=getattr(camera, "trigger_overlap", "off") == "readout")
+        uploader = Uploader(slm, clock) if getattr(clock, "realtime", False) else None
         while frames.more() or pending:
             t_iter, dev_before = time.perf_counter(), dev.total
             frames.store.check()

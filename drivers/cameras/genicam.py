@@ -4,7 +4,9 @@ Features use GenICam SFNC names and are used only where the node map has them:
 ``PixelFormat``; ``ExposureTime`` (µs; ``ExposureTimeAbs`` on older GigE cameras) with
 ``ExposureAuto`` off; ``Gain`` with ``GainAuto`` off; ``Width``/``Height``/``OffsetX``/``OffsetY``
 for a hardware window of interest (otherwise slmsuite crops in software);
-``TriggerMode``/``TriggerSource``/``TriggerSoftware`` (``TriggerSelector`` = FrameStart when present).
+``TriggerMode``/``TriggerSource``/``TriggerSoftware`` (``TriggerSelector`` = FrameStart when present);
+for SLM-triggered runs ``TriggerDelay`` (µs; ``TriggerDelayAbs`` on older GigE cameras) and
+``TriggerOverlap`` (ReadOut where offered).
 Every wait is bounded: a camera that stops delivering frames raises ``CaptureTimeout``.
 """
 
@@ -27,6 +29,9 @@ __all__ = ["GenICamCamera", "TRIGGER_MODES"]
 #: "hardware": the camera waits for ``trigger_source`` (e.g. "Line0", an SLM's sync output).
 TRIGGER_MODES = ("off", "software", "hardware")
 _MAX_DRAIN = 64
+_DELAY_NODES = ("TriggerDelay", "TriggerDelayAbs")
+_OVERLAPPING = ("ReadOut", "PreviousFrame")     # TriggerOverlap entries that take a trigger during readout
+_DELAY_TOLERANCE_S = 1e-6
 
 
 class GenICamCamera(BenchCamera):
@@ -85,6 +90,7 @@ class GenICamCamera(BenchCamera):
             if gain is not None:
                 self.set_gain(gain)
             self.trigger = self._configure_trigger(trigger, trigger_source)
+            self._delay_before_us: float | None = None     # TriggerDelay to put back at trigger_off
             sensor = ((nodes.get("WidthMax", "Width"), nodes.get("HeightMax", "Height")) if self._hw_woi
                       else (nodes.get("Width"), nodes.get("Height")))
             super().__init__(tuple(int(v) for v in sensor), bitdepth=self._format.bitdepth,
@@ -300,3 +306,59 @@ class GenICamCamera(BenchCamera):
         nodes.set_enum("TriggerSource", source)
         nodes.set_enum("TriggerMode", "On")
         return mode
+
+    # --- SLM-triggered runs (lab.triggered_loop) ----------------------------------------
+
+    @property
+    def trigger_overlap(self) -> str:
+        """"readout" when the camera takes the next trigger while it reads out (TriggerOverlap
+        ReadOut or PreviousFrame), else "off": the loop paces the SLM to what the camera takes."""
+        nodes = self._nodes
+        if not nodes.readable("TriggerOverlap"):
+            return "off"
+        return "readout" if str(nodes.get("TriggerOverlap")) in _OVERLAPPING else "off"
+
+    def check_trigger_from(self, slm, delay_s: float) -> None:
+        """Raise DeviceError, before any light, if :meth:`trigger_from` could not arm this camera."""
+        if self.trigger != "hardware":
+            raise DeviceError(self.name, f"a hardware-triggered run needs trigger = 'hardware' and trigger_source = "
+                                         f"the input line wired to {slm.name}'s frame-shown (sync) output; this "
+                                         f"camera is set to trigger = {self.trigger!r}")
+        if self._delay_node() is None and delay_s > _DELAY_TOLERANCE_S:
+            raise DeviceError(self.name, f"no TriggerDelay node: the camera cannot wait {slm.name}'s "
+                                         f"{delay_s * 1e3:.3g} ms settle after its frame-shown edge, so frames "
+                                         "would catch the liquid crystal moving; delay the sync output on the SLM "
+                                         "side (and set its settle to 0) or use sync 'pipelined'")
+
+    def trigger_from(self, slm, delay_s: float = 0.0) -> None:
+        """Arm the camera for a run triggered by ``slm``'s frame-shown output: each exposure starts
+        ``delay_s`` (the SLM's settle) after an edge on ``trigger_source``, which must be wired to it.
+
+        Writes TriggerDelay (read back and checked), selects TriggerOverlap ReadOut where offered,
+        and drops frames already queued. The wiring itself cannot be read from the camera: a
+        trigger that never comes shows as a CaptureTimeout.
+        """
+        self.check_trigger_from(slm, delay_s)
+        nodes, node = self._nodes, self._delay_node()
+        if node is not None:
+            wanted_us = float(delay_s) * 1e6
+            before = float(nodes.get(node))
+            got = float(self._write_live(node, wanted_us))
+            self._delay_before_us = before
+            if abs(got - wanted_us) > _DELAY_TOLERANCE_S * 1e6:
+                self.trigger_off(slm)
+                raise DeviceError(self.name, f"{node} = {wanted_us:.1f} µs ({slm.name}'s settle) read back as "
+                                             f"{got:.1f} µs; the camera's range is {nodes.bounds(node)} µs")
+        if nodes.writable("TriggerOverlap") and "ReadOut" in nodes.choices("TriggerOverlap"):
+            self._write_live("TriggerOverlap", "ReadOut")
+        self.flush()
+
+    def trigger_off(self, slm) -> None:
+        """Undo :meth:`trigger_from`: the TriggerDelay it found is written back. Safe to call twice."""
+        before, self._delay_before_us = self._delay_before_us, None
+        node = self._delay_node()
+        if before is not None and node is not None and self._ia is not None:
+            self._write_live(node, before)
+
+    def _delay_node(self) -> str | None:
+        return next((n for n in _DELAY_NODES if self._nodes.writable(n)), None)

@@ -236,6 +236,80 @@ def test_trigger_refused_where_the_camera_has_none(cti, camera):
         GenICamCamera(cti, pitch_um=5.0, device=1, trigger="software")
 
 
+SLM = SimpleNamespace(name="slm1")
+
+
+def test_slm_trigger_refused_unless_the_camera_is_set_to_hardware_trigger(camera):
+    with pytest.raises(DeviceError, match="needs trigger = 'hardware' and trigger_source = the input line wired "
+                                          "to slm1's frame-shown"):
+        camera.check_trigger_from(SLM, 0.01)
+
+
+def test_slm_trigger_without_a_delay_node_refuses_a_settle_and_arms_without_one(cti, camera):
+    needs(camera, "TriggerMode", "TriggerSoftware")
+    cam = GenICamCamera(cti, pitch_um=5.0, device=2, trigger="hardware", trigger_source="Software")
+    try:
+        with pytest.raises(DeviceError, match="no TriggerDelay node: the camera cannot wait slm1's 10 ms settle"):
+            cam.trigger_from(SLM, delay_s=0.01)
+        cam.trigger_from(SLM, delay_s=0.0)
+        assert cam.trigger_overlap == "off"           # TLSimu has no TriggerOverlap
+        cam.node_map.TriggerSoftware.execute()        # stands in for the SLM's edge
+        assert cam.capture(timeout_s=2.0).shape == cam.shape
+        cam.trigger_off(SLM)
+        cam.trigger_off(SLM)
+    finally:
+        cam.close()
+
+
+def _triggerable_camera(delay_range_us=(0.0, 1e6), clamp=False):
+    """A GenICamCamera over a fake node map with TriggerDelay and TriggerOverlap; returns (camera, writes)."""
+    writes, values = [], {"TriggerDelay": 25.0, "TriggerOverlap": "Off"}
+
+    class Node:
+        def __init__(self, name):
+            if name not in values:
+                raise AttributeError(name)
+            self.name = name
+            self.min, self.max = delay_range_us
+            self.symbolics = ("Off", "ReadOut") if name == "TriggerOverlap" else ()
+
+        def get_access_mode(self):
+            return 4
+
+        @property
+        def value(self):
+            return values[self.name]
+
+        @value.setter
+        def value(self, v):
+            writes.append((self.name, v))
+            values[self.name] = min(v, self.max) if clamp and self.name == "TriggerDelay" else v
+
+    cam = GenICamCamera.__new__(GenICamCamera)
+    cam.name, cam.trigger, cam._delay_before_us = "cam", "hardware", None
+    cam._nodes = Features(SimpleNamespace(get_node=Node), "cam")
+    cam._ia = SimpleNamespace(is_acquiring=lambda: False, try_fetch=lambda timeout: None)
+    return cam, writes
+
+
+def test_slm_trigger_writes_the_settle_as_trigger_delay_and_puts_it_back():
+    cam, writes = _triggerable_camera()
+    assert cam.trigger_overlap == "off"
+    cam.trigger_from(SLM, delay_s=0.0104)
+    assert writes == [("TriggerDelay", pytest.approx(10400.0)), ("TriggerOverlap", "ReadOut")]
+    assert cam.trigger_overlap == "readout"
+    cam.trigger_off(SLM)
+    cam.trigger_off(SLM)                              # twice: nothing more written
+    assert writes[2:] == [("TriggerDelay", 25.0)]
+
+
+def test_slm_trigger_refuses_a_delay_the_camera_clamps():
+    cam, writes = _triggerable_camera(delay_range_us=(0.0, 5000.0), clamp=True)
+    with pytest.raises(DeviceError, match=r"TriggerDelay = 10000.0 µs \(slm1's settle\) read back as 5000.0 µs"):
+        cam.trigger_from(SLM, delay_s=0.01)
+    assert writes[-1] == ("TriggerDelay", 25.0)       # the delay it found is back
+
+
 def test_camera_that_stops_streaming_raises_capture_timeout(camera):
     camera.capture(timeout_s=2.0)
     camera.node_map.AcquisitionStop.execute()    # the device stops sending; the stream still waits

@@ -119,3 +119,21 @@ def test_triggers_that_match_no_pattern_stop_the_run_after_the_retries_with_the_
             run(bench, tmp_path / "run", COUNT, sync="trigger")
         assert bench.world.laser_emission is False
     assert "missed its trigger" in stored(tmp_path / "run")[5]
+
+
+def test_a_camera_that_cannot_be_armed_is_refused_before_the_run_folder_or_any_light(tmp_path, monkeypatch):
+    from drivers.errors import DeviceError
+
+    with build_bench(parse_bench(bench_text(), "unarmed")) as bench:
+        emissions = []
+        monkeypatch.setattr(bench.laser, "set_emission", lambda on: emissions.append(on), raising=False)
+
+        def check_trigger_from(slm, delay_s):
+            assert slm is bench.encoding_slm and delay_s == slm.timing.settle_s
+            raise DeviceError("camera", "a hardware-triggered run needs trigger = 'hardware'")
+
+        monkeypatch.setattr(bench.camera, "check_trigger_from", check_trigger_from, raising=False)
+        with pytest.raises(DeviceError, match="needs trigger = 'hardware'"):
+            run(bench, tmp_path / "run", COUNT, sync="trigger")
+        assert emissions == [] and bench.world.laser_emission is False
+    assert not (tmp_path / "run").exists()
