@@ -297,7 +297,7 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
 
 def test_a_training_step_that_overflows_is_skipped_and_endless_ones_stop_the_training(tmp_path, ideal_config,
                                                                                         monkeypatch):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from lab.model import train as train_module
     from lab.model.student import OpticalStudent
     from lab.model.train import TrainSettings, train_model
