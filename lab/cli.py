@@ -80,16 +80,16 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000; 20000 with --colours)")
     train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",
-                       help="width of the encoder's hidden layers (default 512)")
+                       help="width of the encoder's hidden layers (default 1024; 512 with --colours)")
     train.add_argument("--encoder-layers", type=int, default=None, metavar="N",
-                       help="how many hidden layers the encoder has (default 2)")
+                       help="how many hidden layers the encoder has (default 6; 2 with --colours)")
     train.add_argument("--whole-pixel-shifts", action="store_true",
                        help="train with whole-pixel decoder shifts only, as digits-v2 was (default: shifts of any "
                             "fraction of a pixel and small rotations, resampled as the twin resamples a misplaced "
                             "SLM2)")
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help="the model's name (default digits-v4; digits-rgb with --colours)")
+    train.add_argument("--name", default=None, help="the model's name (default digits-v5; digits-rgb with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
@@ -242,10 +242,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
     from .bench_file import load_bench
     from .model.geometry import OpticalGeometry
-    from .model.train import TrainSettings, train_model
+    from .model.train import RGB_ENCODER_RECIPE, TrainSettings, train_model
 
     cfg = load_bench(args.bench)
-    settings = TrainSettings()
+    settings = TrainSettings(**(RGB_ENCODER_RECIPE if args.colours else {}))
     if args.steps is not None:
         settings.student_steps = args.steps
     if args.batch is not None:

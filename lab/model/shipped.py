@@ -24,8 +24,8 @@ from .geometry import OpticalGeometry
 __all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
 
 FORMAT_VERSION = 1
-SHIPPED_MODEL = "digits-v4"
-REPLACED_MODELS = {"digits-v2": "digits-v4"}   # shipped once: a bench file naming one is told what replaced it
+SHIPPED_MODEL = "digits-v5"
+REPLACED_MODELS = {"digits-v2": "digits-v5", "digits-v4": "digits-v5"}   # shipped once: a bench file naming one is told what replaced it
 
 
 class ModelError(OptgenError, ValueError):

@@ -30,9 +30,15 @@ from .shipped import OpticalModel, save_model
 from .student import OpticalStudent
 from .teacher import DiffusionTeacher, train_teacher
 
-__all__ = ["TrainSettings", "train_model"]
+__all__ = ["RGB_ENCODER_RECIPE", "TrainSettings", "train_model"]
 
 MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops as diverged
+
+#: The encoder recipe digits-rgb was trained with (and digits-v2/v4): two hidden layers of 512,
+#: the plain clip, lr 1e-3. ``optgen train --colours`` keeps it until an RGB model is trained
+#: with the deeper digits-v5 encoder (three colours take three times as long a step).
+RGB_ENCODER_RECIPE = {"encoder_hidden": 512, "encoder_layers": 2, "straight_through": False,
+                      "range_weight": 0.0, "lr_encoder": 1e-3}
 
 
 @dataclass
@@ -44,11 +50,11 @@ class TrainSettings:
     pairs: int = 60000
     student_steps: int = 15000
     batch: int = 16
-    encoder_hidden: int = 512      # width of the encoder's hidden layers
-    encoder_layers: int = 2        # how many hidden layers
-    straight_through: bool = False # the seed's clip passes its gradient (a deep encoder cannot run out of range)
-    range_weight: float = 0.0      # loss weight pulling encoder outputs back into [-1, 1]
-    lr_encoder: float = 1e-3
+    encoder_hidden: int = 1024     # width of the encoder's hidden layers
+    encoder_layers: int = 6        # how many hidden layers
+    straight_through: bool = True  # the seed's clip passes its gradient (a deep encoder cannot run out of range)
+    range_weight: float = 0.01     # loss weight pulling encoder outputs back into [-1, 1]
+    lr_encoder: float = 5e-4
     lr_decoder: float = 2e-2
     max_shift_px: float = 2.0
     subpixel_shifts: bool = True   # decoder shifts drawn uniformly (bilinear, as the twin); False: whole pixels
@@ -56,7 +62,7 @@ class TrainSettings:
     checkpoint_every: int = 50
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
-    name: str = "digits-v4"
+    name: str = "digits-v5"
 
 
 def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
