@@ -16,7 +16,7 @@ import numpy as np
 
 from drivers.errors import OptgenError
 
-__all__ = ["LUTError", "PhaseResponse", "load_response", "apply_response"]
+__all__ = ["LUTError", "PhaseResponse", "load_response", "apply_response", "one_turn_lut"]
 
 
 class LUTError(OptgenError, ValueError):
@@ -74,8 +74,34 @@ def load_response(spec: str, bitdepth: int, base_dir: Path | None = None) -> Pha
 
 
 def apply_response(slm, response: PhaseResponse) -> None:
-    """Load ``response`` into an slmsuite SLM (``set_gamma``), or restore the linear response."""
+    """Load ``response`` into an slmsuite SLM (``set_gamma``), or restore the linear response.
+
+    The table slmsuite makes is then limited to the gray levels of the response's first turn
+    (:func:`one_turn_lut`): slmsuite picks the nearest level modulo 2 pi over the whole range, so
+    on an SLM with more than 2 pi of stroke a phase just above 0 goes to a low or a top gray level
+    pixel by pixel, and every such neighbour pair is a 2 pi jump that the pixels' crosstalk
+    smears (on the twin with 8 rad of stroke: a focal spot moved 0.2 px and a response measured
+    through it 0.05 rad off)."""
     if response.is_linear:
         slm.set_gamma(None)
-    else:
-        slm.set_gamma(response.phase_rad / (2 * np.pi), levels=response.levels)
+        return
+    slm.set_gamma(response.phase_rad / (2 * np.pi), levels=response.levels)
+    lut = one_turn_lut(np.asarray(slm.gamma, dtype=float), int(slm._gamma_sign), int(slm.lut.size))
+    slm.lut = slm.xp.asarray(lut.astype(slm.dtype))
+
+
+def one_turn_lut(gamma_turns: np.ndarray, sign: int, lut_size: int) -> np.ndarray:
+    """Gray level for each of ``lut_size`` phases evenly over [0, 2 pi): the nearest (circularly) of
+    the levels whose response lies within one turn of gray 0's (from gray 0 up to the first level a
+    whole turn away), in slmsuite's convention (phase = ``sign`` x 2 pi x gamma, modulo 2 pi).
+
+    A response within one turn keeps every level: the table is then slmsuite's own."""
+    gamma = np.asarray(gamma_turns, dtype=float)
+    beyond = np.flatnonzero(np.abs(gamma - gamma[0]) >= 1.0)
+    levels = np.arange(beyond[0] if beyond.size else gamma.size)
+    phase = np.mod(sign * 2 * np.pi * gamma[levels], 2 * np.pi)
+    ranking = np.argsort(phase, kind="stable")
+    tiled = np.concatenate((phase[ranking] - 2 * np.pi, phase[ranking], phase[ranking] + 2 * np.pi))
+    grid = np.arange(lut_size) * (2 * np.pi / lut_size)
+    index = np.searchsorted((tiled[:-1] + tiled[1:]) / 2, grid, side="right")
+    return levels[ranking[np.mod(index, levels.size)]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.lut import LUTError, apply_response, load_response
+from calibration.lut import LUTError, PhaseResponse, apply_response, load_response, one_turn_lut
 from drivers.identity import SLMTiming
 from simulators import (ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM, SLMTruth,
                         VirtualClock, planted_response)
@@ -55,3 +55,30 @@ def test_bad_response_files_are_refused_with_the_reason(tmp_path):
     (tmp_path / "bad.csv").write_text("0,1\n300,2\n")
     with pytest.raises(LUTError, match="gray levels must lie in 0..255"):
         load_response("bad.csv", 8, tmp_path)
+
+
+def test_a_response_within_one_turn_keeps_slmsuites_own_table():
+    slm, _, truth = make_slm()                       # 6.5 rad at the top: the last levels pass 2 pi
+    within = truth * (6.2 / truth[-1])
+    slm.set_gamma(within / (2 * np.pi))
+    np.testing.assert_array_equal(one_turn_lut(np.asarray(slm.gamma), slm._gamma_sign, slm.lut.size),
+                                  np.asarray(slm.lut))
+
+
+def test_more_than_2pi_of_stroke_is_driven_on_the_first_turn_only():
+    """slmsuite alone takes the nearest level modulo 2 pi over the whole stroke, so some phases go
+    to levels a turn up (neighbouring pixels then differ by a turn, which crosstalk smears: the
+    calibration test on an 8 rad twin shows what that costs); the table keeps to the first turn."""
+    slm, world, _ = make_slm()
+    truth = planted_response(8, 8.0, 1.3, 0.3)
+    world._slms[ENCODING].truth = SLMTruth(truth)
+    first_beyond = int(np.argmax(truth - truth[0] >= 2 * np.pi))
+    slm.set_gamma(truth / (2 * np.pi))
+    assert np.asarray(slm.lut).max() >= first_beyond            # slmsuite's table uses the second turn
+    apply_response(slm, PhaseResponse("test", np.arange(256.0), truth))
+    used = np.unique(np.asarray(slm.lut))
+    assert used.max() < first_beyond and used.size == first_beyond   # every level of the first turn
+    phase = np.random.default_rng(2).uniform(0, 2 * np.pi, (32, 32)).astype(np.float32)
+    slm.set_phase(phase)
+    err = np.angle(np.exp(1j * (world.retardance(ENCODING, 0.0) - phase)))
+    assert np.max(np.abs(err)) < 0.03

@@ -244,3 +244,30 @@ def test_saturated_frames_stop_the_measurement(small_bench):
     with pytest.raises(CalibrationError, match="saturated"):
         measure_response(session, "encoding_slm")
     assert laser_is_off(small_bench)
+
+
+def test_an_slm_with_more_than_2pi_of_stroke_is_driven_within_its_first_turn():
+    """8 rad of stroke (as many SLMs have at short wavelengths): slmsuite's nearest-level table
+    would mix gray levels one turn apart in neighbouring pixels (2 pi jumps that the crosstalk
+    smears); the LUT keeps to the first turn, so both responses and the focal spots come out as
+    on a 2 pi SLM."""
+    from calibration.alignment import measure_sensor_registration
+    from calibration.twin_truth import sensor_registration_error_px
+
+    bench = open_small({("twin.encoding_slm", "response_max_rad"): "8.0",
+                        ("twin.decoding_slm", "response_max_rad"): "7.9"})
+    try:
+        session = CalibrationSession(bench)
+        results = calibrate_luts(session, rounds=2)
+        for key in KEYS:
+            truth = planted(bench, key)
+            assert rms_error_0_2pi(results[key].phase_rad, truth) < 0.01, key
+            first_beyond = int(np.argmax(truth >= 2 * np.pi))
+            used = np.unique(np.asarray(session.slms[key].lut))
+            assert used.max() < first_beyond and used.size > 0.9 * first_beyond
+        sensor = measure_sensor_registration(session)
+        window_m = bench.config.geometry.output_window_px * bench.world.pitch_m
+        assert sensor_registration_error_px(bench.world, sensor.output_to_sensor, window_m) < 0.05
+        assert laser_is_off(bench)
+    finally:
+        bench.close()
