@@ -127,6 +127,8 @@ def _weight_matrix(path: Path, arrays: dict, i: int) -> np.ndarray:
     """Layer ``i``'s weights in float32, scaled back from int8 where stored so."""
     w = arrays[f"w{i}"]
     scale = arrays.get(f"w{i}_scale")
+    if w.ndim != 2:
+        raise ModelError(f"{path}: encoder weights w{i} have shape {w.shape}; expected a matrix (inputs, outputs)")
     if w.dtype == np.int8:
         if scale is None:
             raise ModelError(f"{path}: encoder weights w{i} are int8 without their scale w{i}_scale")

@@ -227,6 +227,11 @@ def test_weight_files_of_format_1_still_load_and_broken_int8_weights_are_refused
     np.savez(tmp_path / "negative.npz", **arrays)
     with pytest.raises(ModelError, match=r"w0_scale has shape \(1, 24\); expected \(1, 24\) of finite positive"):
         load_model(tmp_path / "negative.npz")
+    with np.load(int8) as f:
+        arrays = dict(f) | {"w1": f["w1"].ravel()}
+    np.savez(tmp_path / "flat.npz", **arrays)
+    with pytest.raises(ModelError, match=r"w1 have shape \(\d+,\); expected a matrix"):
+        load_model(tmp_path / "flat.npz")
     with pytest.raises(ValueError, match="weights = 'int4': expected one of float32, float16, int8"):
         save_model(tmp_path / "x.npz", model, weights="int4")
 
