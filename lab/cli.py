@@ -40,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--colours", action="store_true",
                      help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "
                           "decoder phase), and combine the frames into RGB images (needs a multi-colour model); "
-                          "without --bench: the embedded three-colour twin with the shipped model digits-rgb")
+                          "without --bench: the embedded three-colour twin with the shipped model digits-rgb-v2")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=_cmd_run)
@@ -76,9 +76,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
     train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
-    train.add_argument("--steps", type=int, default=None, help="student steps (default 15000)")
+    train.add_argument("--steps", type=int, default=None, help="student steps (default 15000; 5500 with --colours)")
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
-    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000; 20000 with --colours)")
+    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000)")
     train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",
                        help="width of the encoder's hidden layers (default 1024; 512 with --colours)")
     train.add_argument("--encoder-layers", type=int, default=None, metavar="N",
@@ -89,7 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "SLM2)")
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help="the model's name (default digits-v5; digits-rgb with --colours)")
+    train.add_argument("--name", default=None, help="the model's name (default digits-v5; digits-rgb-v2 with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
@@ -242,10 +242,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
     from .bench_file import load_bench
     from .model.geometry import OpticalGeometry
-    from .model.train import RGB_ENCODER_RECIPE, TrainSettings, train_model
+    from .model.train import RGB_RECIPE, TrainSettings, train_model
 
     cfg = load_bench(args.bench)
-    settings = TrainSettings(**(RGB_ENCODER_RECIPE if args.colours else {}))
+    settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
     if args.steps is not None:
         settings.student_steps = args.steps
     if args.batch is not None:
@@ -280,10 +280,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
                               f"table with three colours (RGB order)")
         settings.colours_nm = cfg.colours.order_nm
-        if args.pairs is None:          # three colours: pairs three times the size, steps three times the time
-            settings.pairs = 20000
-        if args.name is None:
-            settings.name = f"{settings.name.split('-')[0]}-rgb"
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
     path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
     if path is None:

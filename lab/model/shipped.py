@@ -28,7 +28,7 @@ FORMAT_VERSION = 2           # 2: encoder weights may be int8 with a scale per c
 READABLE_VERSIONS = (1, 2)   # version 1 files (float32 or float16 weights) read as before
 WEIGHT_FORMATS = ("float32", "float16", "int8")
 SHIPPED_MODEL = "digits-v5"
-REPLACED_MODELS = {"digits-v2": "digits-v5", "digits-v4": "digits-v5"}   # shipped once: a bench file naming one is told what replaced it
+REPLACED_MODELS = {"digits-v2": "digits-v5", "digits-v4": "digits-v5", "digits-rgb": "digits-rgb-v2"}   # shipped once: a bench file naming one is told what replaced it
 
 
 class ModelError(OptgenError, ValueError):

@@ -240,12 +240,14 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.npz")
-    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb, digits-v5; "
+    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb-v2, digits-v5; "
                                          r"digits-v2 was replaced by digits-v5"):
         load_model("digits-v2")                    # a bench file from before digits-v4 shipped
     with pytest.raises(ModelError, match=r"'digits-v4': no such model file.*digits-v4 was replaced by digits-v5"):
         load_model("digits-v4")
-    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb, digits-v5\)$"):
+    with pytest.raises(ModelError, match=r"'digits-rgb': no such model file.*digits-rgb was replaced by digits-rgb-v2"):
+        load_model("digits-rgb")                   # the first three-colour model
+    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb-v2, digits-v5\)$"):
         load_model("digits-v9")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelError, match="not a readable model file"):
@@ -424,9 +426,10 @@ def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(
     (tmp_path / "rgb.toml").write_text(rgb_bench_text())
     assert main(["train", "--out", str(tmp_path / "b"), "--bench", str(tmp_path / "rgb.toml"), "--colours",
                  "--encoder-layers", "3"]) == 0
-    s, rgb = seen[-1], load_model("digits-rgb")
-    assert s.name == rgb.name and len(s.colours_nm) == 3 and s.encoder_layers == 3
-    assert [w.shape[1] for w, _ in rgb.weights[:-1]] == [s.encoder_hidden] * 2 and s.straight_through is False
+    s, rgb = seen[-1], load_model("digits-rgb-v2")
+    assert s.name == rgb.name and len(s.colours_nm) == 3 and s.encoder_layers == 3    # --encoder-layers kept
+    assert s.student_steps == rgb.info["steps"] and s.pairs == rgb.info["settings"]["pairs"]
+    assert [w.shape[1] for w, _ in rgb.weights[:-1]] == [s.encoder_hidden] * 6 and s.straight_through is True
 
 
 def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, capsys):
