@@ -80,9 +80,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000)")
     train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",
-                       help="width of the encoder's hidden layers (default 1024; 512 with --colours)")
+                       help="width of the encoder's hidden layers (default 1024)")
     train.add_argument("--encoder-layers", type=int, default=None, metavar="N",
-                       help="how many hidden layers the encoder has (default 6; 2 with --colours)")
+                       help="how many hidden layers the encoder has (default 6)")
     train.add_argument("--whole-pixel-shifts", action="store_true",
                        help="train with whole-pixel decoder shifts only, as digits-v2 was (default: shifts of any "
                             "fraction of a pixel and small rotations, resampled as the twin resamples a misplaced "

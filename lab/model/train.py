@@ -35,8 +35,8 @@ __all__ = ["RGB_RECIPE", "TrainSettings", "train_model"]
 MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops as diverged
 
 #: What ``optgen train --colours`` changes from the defaults: the digits-v5 encoder recipe and
-#: pairs, with the student steps that fit the hour (a three-colour step takes three propagations
-#: per colour: about 0.5 s at batch 16 against 0.17 s). digits-rgb (the first RGB model) was
+#: pairs, with the student steps that fit the hour (a three-colour step propagates each colour
+#: through both distances: about 0.5 s at batch 16 against 0.17 s). digits-rgb (the first RGB model) was
 #: trained with 2 x 512, the plain clip, lr 1e-3, 20,000 pairs and 1,500 steps.
 RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v2"}
 
