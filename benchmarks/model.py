@@ -58,9 +58,13 @@ def _judge_run(folder: Path, model, label: str, wall: float, frames: int) -> Non
     print(f"  generated: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
           f"Frechet {g['frechet_distance']:.2f}, classes {g['class_histogram']}")
     if t is not None:
-        print(f"  teacher:   confident {t['confident_fraction']:.1%}, inception score {t['inception_score']:.2f}, "
-              f"Frechet {t['frechet_distance']:.2f} | Frechet ratio generated/teacher "
+        floor = g["frechet_floor"]
+        print(f"  teacher ({t['count']} samples): confident {t['confident_fraction']:.1%}, inception score "
+              f"{t['inception_score']:.2f}, Frechet {t['frechet_distance']:.2f} | Frechet ratio generated/teacher "
               f"{g['frechet_distance'] / t['frechet_distance']:.2f}")
+        above = (g["frechet_distance"] - floor) / max(t["frechet_distance"] - t["frechet_floor"], 1e-9)
+        print(f"  {g['count']} real digits score Frechet {floor:.2f} (the small-sample floor); above the floor, "
+              f"generated / teacher {above:.2f}")
     print(f"  frame vs twin noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")
 
 

@@ -223,11 +223,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate_run(args.run, model=model)
     gen = evaluation["generated"]
     print(f"{args.run}: {gen['count']} images: {gen['confident_fraction']:.0%} confidently classified, "
-          f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f}")
+          f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f} "
+          f"(as many real digits: {gen['frechet_floor']:.2f})")
     if "teacher" in evaluation:
         t = evaluation["teacher"]
-        print(f"  teacher: {t['confident_fraction']:.0%} confident, inception score {t['inception_score']:.2f}, "
-              f"Frechet distance {t['frechet_distance']:.2f}")
+        print(f"  teacher, {t['count']} samples: {t['confident_fraction']:.0%} confident, inception score "
+              f"{t['inception_score']:.2f}, Frechet distance {t['frechet_distance']:.2f}")
     if "twin_agreement" in evaluation:
         a = evaluation["twin_agreement"]
         print(f"  frames vs the twin's noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")

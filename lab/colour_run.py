@@ -167,7 +167,7 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> d
     """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
     own evaluation (scores and agreement with the twin); written into its summary.json."""
     from .evaluate_run import evaluate_run
-    from .model.evaluate import DigitsJudge
+    from .model.evaluate import DigitsJudge, teacher_scores
 
     out = Path(out)
     if not (out / "rgb.npy").is_file():
@@ -176,7 +176,7 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> d
     judge = DigitsJudge(image_size=rgb.shape[1])
     evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
     if model is not None and model.teacher_samples is not None:
-        evaluation["teacher"] = judge.scores(model.teacher_samples)
+        evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
     settings = json.loads((out / COLOUR_RUN_FILE).read_text())
     evaluation["per_colour"] = {f"{wl:g}nm": evaluate_run(colour_folder(out, wl), judge=judge)
                                 for wl in settings["colours_nm"]}

@@ -2,7 +2,8 @@
 
 Writes an ``evaluation`` section into the run's summary.json:
 - ``generated``: classifier-based scores of the run's output images (lab.model.evaluate);
-- ``teacher``: the same scores for the model's teacher samples (when the run used a model);
+- ``teacher``: the same scores for as many of the model's teacher samples as the run has images
+  (when the run used a model; the Fréchet distance depends on the count, see ``frechet_floor``);
 - ``twin_agreement``: per frame, the Pearson correlation between the captured output image and
   the twin's noiseless prediction for the same seed and decoder phase (when the bench file
   describes a twin), with its mean and minimum.
@@ -84,14 +85,14 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     """Score a run folder and write the result into its summary.json; returns the evaluation."""
-    from .model.evaluate import DigitsJudge
+    from .model.evaluate import DigitsJudge, teacher_scores
 
     folder = Path(folder)
     run = _read_run(folder)
     judge = judge or DigitsJudge(image_size=run["images"].shape[-1])
     evaluation: dict = {"generated": judge.scores(run["images"])}
     if model is not None and model.teacher_samples is not None:
-        evaluation["teacher"] = judge.scores(model.teacher_samples)
+        evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(run["images"]))
     if run["decoder_phase"] is not None:
         cfg = parse_bench(run["bench_text"], "run bench file")
         args = run["run_args"]
