@@ -49,6 +49,7 @@ class OpticalModel:
     info: dict | None = None
     id: str = ""
     teacher_samples: np.ndarray | None = None       # (N, n_out, n_out) teacher images, for evaluation
+    teacher_noise: np.ndarray | None = None         # (N, noise values) the noise each teacher sample came from
 
     @property
     def seed_shape(self) -> tuple[int, int]:
@@ -119,6 +120,8 @@ def save_model(path: Path, model: OpticalModel, weights: str = "float32") -> Pat
         arrays[f"decoder_{wl:g}nm"] = phase.astype(np.float32)
     if model.teacher_samples is not None:
         arrays["teacher_samples"] = model.teacher_samples.astype(np.float16)
+    if model.teacher_noise is not None:
+        arrays["teacher_noise"] = np.asarray(model.teacher_noise, dtype=np.float32)
     np.savez_compressed(path, **arrays)
     return Path(path)
 
@@ -203,7 +206,15 @@ def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
     for w, b in weights:
         if not (np.isfinite(w).all() and np.isfinite(b).all()):
             raise ModelError(f"{path}: encoder weights contain NaN or infinite values")
+    samples = arrays["teacher_samples"].astype(np.float32) if "teacher_samples" in arrays else None
+    noise = arrays.get("teacher_noise")
+    if noise is not None:
+        expected = (len(samples) if samples is not None else 0, int(np.prod(noise_shape)))
+        if noise.shape != expected or not np.isfinite(noise).all():
+            raise ModelError(f"{path}: teacher_noise has shape {noise.shape}; expected {expected} of finite "
+                             f"values (one noise vector per teacher sample)")
     return OpticalModel(name=header["name"], geometry=geometry, noise_shape=noise_shape, wavelengths_nm=wavelengths,
                         weights=weights, decoder_phase=decoder, log_scale_offset=float(header["log_scale_offset"]),
                         info=header.get("info", {}), id=f"{header['name']}:{hashlib.sha256(raw).hexdigest()[:12]}",
-                        teacher_samples=arrays["teacher_samples"].astype(np.float32) if "teacher_samples" in arrays else None)
+                        teacher_samples=samples,
+                        teacher_noise=None if noise is None else noise.astype(np.float32, copy=False))

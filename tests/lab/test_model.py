@@ -267,6 +267,36 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
         load_model(tmp_path / "plain.npz")
 
 
+def test_teacher_noise_round_trips_and_a_mismatched_one_is_refused(tmp_path, ideal_config):
+    geom = OpticalGeometry.from_bench(ideal_config)
+    model = tiny_model(geom)
+    rng = np.random.default_rng(2)
+    model.teacher_samples = rng.uniform(size=(6, geom.output_pixels, geom.output_pixels)).astype(np.float32)
+    model.teacher_noise = rng.standard_normal((6, 16)).astype(np.float32)
+    loaded = load_model(save_model(tmp_path / "t.npz", model, weights="int8"))
+    np.testing.assert_array_equal(loaded.teacher_noise, model.teacher_noise)
+    assert load_model(save_model(tmp_path / "none.npz", tiny_model(geom))).teacher_noise is None
+    model.teacher_noise = model.teacher_noise[:5]
+    with pytest.raises(ModelError, match=r"teacher_noise has shape \(5, 16\); expected \(6, 16\)"):
+        load_model(save_model(tmp_path / "short.npz", model))
+
+
+def test_the_shipped_models_teacher_noise_is_the_noise_of_its_teacher_samples():
+    """The class a noise vector asks for (the decile of its first value) is the class the judge reads
+    in the teacher sample stored with it: the two arrays are paired, in order."""
+    from scipy.special import ndtr
+
+    from lab.model.evaluate import DigitsJudge, normalize_images
+
+    model = load_model("digits-v5")
+    assert model.teacher_noise.shape == (len(model.teacher_samples), 64)
+    asked = np.minimum((ndtr(model.teacher_noise[:, 0]) * 10).astype(int), 9)
+    judge = DigitsJudge(image_size=32)
+    seen = judge.clf.predict(normalize_images(model.teacher_samples).reshape(len(asked), -1))
+    assert np.mean(seen == asked) > 0.95
+    assert np.mean(seen == np.roll(asked, 1)) < 0.3
+
+
 def test_geometry_and_colour_mismatches_name_what_differs(ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     model = tiny_model(geom)
@@ -337,6 +367,8 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     assert any(m.startswith("student: resumed at step 1") for m in logs)
     model = load_model(path)
     assert model.info["steps"] == 6 and model.teacher_samples is not None
+    with np.load(tmp_path / "pairs.npz") as pairs:     # each teacher sample keeps the noise it came from
+        np.testing.assert_array_equal(model.teacher_noise, pairs["noise"][-len(model.teacher_samples):])
     assert [w.shape for w, _ in model.weights][1:3] == [(24, 24), (24, 24)] and len(model.weights) == 4
     values, scale = model.encode(np.zeros((2, int(np.prod(model.noise_shape))), np.float32))
     assert values.shape == (2, 1, *model.seed_shape) and np.isfinite(scale).all()
