@@ -38,7 +38,7 @@ MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops 
 #: pairs, with the student steps that fit the hour (a three-colour step propagates each colour
 #: through both distances: about 0.5 s at batch 16 against 0.17 s). digits-rgb (the first RGB model) was
 #: trained with 2 x 512, the plain clip, lr 1e-3, 20,000 pairs and 1,500 steps.
-RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v2"}
+RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v2", "peak_weight": 0.0}
 
 
 @dataclass
@@ -54,6 +54,7 @@ class TrainSettings:
     encoder_layers: int = 6        # how many hidden layers
     straight_through: bool = True  # the seed's clip passes its gradient (a deep encoder cannot run out of range)
     range_weight: float = 0.01     # loss weight pulling encoder outputs back into [-1, 1]
+    peak_weight: float = 0.0       # loss weight on output pixels brighter than the target's brightest (speckle peaks)
     lr_encoder: float = 5e-4
     lr_decoder: float = 2e-2
     max_shift_px: float = 2.0
@@ -111,6 +112,18 @@ def _decoder_misplacement(rng: np.random.Generator, s: TrainSettings) -> tuple[t
         return (float(rows), float(cols)), 0.0
     rows, cols = rng.uniform(-s.max_shift_px, s.max_shift_px, 2)
     return (float(rows), float(cols)), float(rng.uniform(-s.max_rotation_deg, s.max_rotation_deg))
+
+
+def _peak_excess(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean square of how far output pixels rise above the brightest pixel of their target image.
+
+    A speckle peak costs the plain MSE one pixel's error, but any judge or viewer that scales an
+    image to its brightest pixel sees the whole digit dimmed by it: a 300-step fine-tune of
+    digits-v5 with this term at weight 64 took the min-max judged Fréchet distance on held-out
+    pairs from 1.19 to 0.95 and left the robustly judged one (0.77 -> 0.80) and the MSE as they were.
+    """
+    brightest = target.amax(dim=(-2, -1), keepdim=True)
+    return torch.mean(torch.relu(predicted - brightest) ** 2)
 
 
 def _plot_losses(path: Path, losses: list[float]) -> None:
@@ -191,9 +204,13 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         idx = rng.integers(0, len(noise), s.batch)
         shift, rotation = _decoder_misplacement(rng, s)
         x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
-        loss = torch.mean((student(x, shift=shift, rotation_deg=rotation) - torch.from_numpy(targets[idx])) ** 2)
+        predicted, target = student(x, shift=shift, rotation_deg=rotation), torch.from_numpy(targets[idx])
+        loss = torch.mean((predicted - target) ** 2)
+        total = loss + s.range_weight * student.out_of_range if s.range_weight else loss
+        if s.peak_weight:
+            total = total + s.peak_weight * _peak_excess(predicted, target)
         opt.zero_grad()
-        (loss + s.range_weight * student.out_of_range if s.range_weight else loss).backward()
+        total.backward()
         norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         if not (torch.isfinite(loss) and torch.isfinite(norm)):
             # a step that overflowed would write NaN into every weight: skip it (and count it)
@@ -236,6 +253,7 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
     with np.load(out / "pairs.npz") as pairs:  # teacher images the scores are compared with (grey: channel sum)
         samples = pairs["images"][-500:]
         model.teacher_samples = samples if samples.ndim == 3 else samples.sum(axis=1)
+        model.teacher_noise = pairs["noise"][-500:]   # so a benchmark can generate from the same noise
     # a wide or deep encoder is stored in int8 (digits-v5: a 7 MB model file instead of 26 MB)
     big = sum(w.size for w, _ in weights) > 1_000_000
     path = save_model(out / f"{s.name}.npz", model, weights="int8" if big else "float32")
