@@ -8,7 +8,10 @@
   Frechet distance) next to the model's teacher samples judged the same way, and each frame's
   agreement with the twin's noiseless prediction.
 
-Usage:  python benchmarks/model.py [--model FILE] [--frames N] [--colours]
+Then the model on its teacher's own noise (the 500 noise vectors stored with its teacher samples):
+generated and teacher images paired, the Fréchet ratio free of which noise each side drew.
+
+Usage:  python benchmarks/model.py [--model FILE] [--frames N] [--colours] [--paired-only]
 
 ``--colours``: a multi-colour model on the three-colour twin (``optgen calibrate all --colour``
 for each colour, then ``optgen run --colours``), judged on the RGB images' channel sum.
@@ -91,6 +94,69 @@ def bench_generation(model_spec: str, frames: int, calibrated: bool) -> None:
         _judge_run(out, model, label, wall, frames)
 
 
+def bench_paired(model_spec: str) -> None:
+    """The model on its teacher's own noise: each generated frame has a teacher image from the same noise.
+
+    After ``optgen calibrate all``, ``optgen run`` shows the encoder's seeds for the noise of the
+    teacher samples stored in the model file (a seed file), so generated and teacher images share
+    their noise, classes and count: the Fréchet ratio then measures the student and the bench, not
+    which noise vectors each side drew (unpaired sets of 500 teacher samples alone range 0.4-0.9).
+    """
+    from lab.cli import main as optgen
+    from lab.model.evaluate import DigitsJudge
+    from lab.seeds import values_to_phase
+
+    model = load_model(model_spec)
+    if model.teacher_noise is None:
+        print(f"{model.name}: no teacher noise in the model file; paired figures skipped")
+        return
+    values, _ = model.encode(model.teacher_noise)
+    phases = values_to_phase(values[:, 0])
+    frames = len(phases)
+    with tempfile.TemporaryDirectory() as tmp:
+        seeds, bench_file = Path(tmp) / "teacher_seeds.npy", Path(tmp) / "bench.toml"
+        store, out = Path(tmp) / "calibrations", Path(tmp) / "run"
+        np.save(seeds, phases)
+        bench_file.write_text(edit_bench_text(default_bench_text(), {
+            ("run", "model"): f'"{_model_spec(model_spec)}"', ("run", "seed_source"): '"file"',
+            ("run", "seed_file"): f'"{seeds}"'}))
+        assert optgen(["calibrate", "all", "--bench", str(bench_file), "--store", str(store)]) == 0
+        t0 = time.perf_counter()
+        assert optgen(["run", "--bench", str(bench_file), "--count", str(frames), "--out", str(out),
+                       "--calibrations", str(store), "--no-progress"]) == 0
+        wall = time.perf_counter() - t0
+        ev = evaluate_run(out, model=model)
+        images = _run_images(out)
+    judge = DigitsJudge(image_size=images.shape[-1])
+    g, t = ev["generated"], ev["teacher"]
+    r = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(images, model.teacher_samples)]
+    same = np.mean(judge.clf.predict(_flat(images)) == judge.clf.predict(_flat(model.teacher_samples)))
+    print(f"{frames} digits on the twin from the teacher's own noise, after optgen calibrate all, "
+          f"{frames / wall:.1f} frames/s:")
+    print(f"  generated: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
+          f"Frechet {g['frechet_distance']:.2f}")
+    print(f"  teacher:   confident {t['confident_fraction']:.1%}, inception score {t['inception_score']:.2f}, "
+          f"Frechet {t['frechet_distance']:.2f} | paired Frechet ratio generated/teacher "
+          f"{g['frechet_distance'] / t['frechet_distance']:.2f} (floor of {frames} real digits "
+          f"{g['frechet_floor']:.2f})")
+    print(f"  each frame against the teacher image of its noise: Pearson r mean {np.mean(r):.3f}, "
+          f"5th percentile {np.percentile(r, 5):.3f}; same class {same:.1%}")
+
+
+def _run_images(folder: Path) -> np.ndarray:
+    import h5py
+
+    with h5py.File(folder / "run.h5", "r") as f:
+        return f["images"][:]
+
+
+def _flat(images: np.ndarray) -> np.ndarray:
+    from lab.model.evaluate import normalize_images
+
+    x = normalize_images(images)
+    return x.reshape(len(x), -1)
+
+
 def bench_colours(model_spec: str, frames: int) -> None:
     """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour."""
     from lab.cli import main as optgen
@@ -146,13 +212,18 @@ def main() -> None:
     parser.add_argument("--model", default="digits-v5")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
+    parser.add_argument("--paired-only", action="store_true", help="only the run on the teacher's own noise")
     args = parser.parse_args()
+    if args.paired_only:
+        bench_paired(args.model)
+        return
     bench_encoder(load_model(args.model))
     if args.colours:
         bench_colours(args.model, args.frames)
         return
     bench_generation(args.model, args.frames, calibrated=True)
     bench_generation(args.model, args.frames, calibrated=False)
+    bench_paired(args.model)
 
 
 if __name__ == "__main__":
