@@ -209,7 +209,7 @@ def _energy_of(out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits-v5")
+    parser.add_argument("--model", default="digits-v6")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
     parser.add_argument("--paired-only", action="store_true", help="only the run on the teacher's own noise")

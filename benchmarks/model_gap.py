@@ -40,7 +40,7 @@ def rows() -> list[tuple[str, dict]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits-v5")
+    parser.add_argument("--model", default="digits-v6")
     parser.add_argument("--frames", type=int, default=100)
     args = parser.parse_args()
     spec = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model

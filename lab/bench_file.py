@@ -93,7 +93,7 @@ class RunConfig:
     seed_file: str
     decoder_phase: str
     timing: str
-    model: str = "digits-v5"
+    model: str = "digits-v6"
 
 
 @dataclass(frozen=True)
@@ -382,7 +382,7 @@ def _run(s: _Section) -> RunConfig:
         seed_file=s.string("seed_file", ""),
         decoder_phase=s.string("decoder_phase", "flat"),
         timing=s.string("timing", "virtual", choices=("virtual", "wall")),
-        model=s.string("model", "digits-v5"),
+        model=s.string("model", "digits-v6"),
     )
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "

@@ -89,7 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "SLM2)")
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help="the model's name (default digits-v5; digits-rgb-v2 with --colours)")
+    train.add_argument("--name", default=None, help="the model's name (default digits-v6; digits-rgb-v2 with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "

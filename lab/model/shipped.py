@@ -27,8 +27,8 @@ __all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MO
 FORMAT_VERSION = 2           # 2: encoder weights may be int8 with a scale per column (``w{i}_scale``)
 READABLE_VERSIONS = (1, 2)   # version 1 files (float32 or float16 weights) read as before
 WEIGHT_FORMATS = ("float32", "float16", "int8")
-SHIPPED_MODEL = "digits-v5"
-REPLACED_MODELS = {"digits-v2": "digits-v5", "digits-v4": "digits-v5", "digits-rgb": "digits-rgb-v2"}   # shipped once: a bench file naming one is told what replaced it
+SHIPPED_MODEL = "digits-v6"
+REPLACED_MODELS = {"digits-v2": "digits-v6", "digits-v4": "digits-v6", "digits-v5": "digits-v6", "digits-rgb": "digits-rgb-v2"}   # shipped once: a bench file naming one is told what replaced it
 
 
 class ModelError(OptgenError, ValueError):
