@@ -30,7 +30,7 @@ from _timing import median_ms
 
 from lab.bench_file import default_bench_text, parse_bench
 from lab.evaluate_run import evaluate_run
-from lab.model import ModelSeedSource, OpticalGeometry, load_model
+from lab.model import SHIPPED_MODEL, ModelSeedSource, OpticalGeometry, load_model
 from simulators.benches import edit_bench_text
 
 
@@ -209,7 +209,7 @@ def _energy_of(out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits-v6")
+    parser.add_argument("--model", default=SHIPPED_MODEL)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
     parser.add_argument("--paired-only", action="store_true", help="only the run on the teacher's own noise")

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from lab.bench_file import default_bench_text
+from lab.model import SHIPPED_MODEL
 from lab.cli import main as optgen
 from simulators.benches import edit_bench_text
 
@@ -40,7 +41,7 @@ def rows() -> list[tuple[str, dict]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="digits-v6")
+    parser.add_argument("--model", default=SHIPPED_MODEL)
     parser.add_argument("--frames", type=int, default=100)
     args = parser.parse_args()
     spec = str(Path(args.model).resolve()) if Path(args.model).is_file() else args.model

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from .bench_reader import BenchFileError, Section as _Section
+from .model.shipped import SHIPPED_MODEL
 
 __all__ = [
     "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "ColourConfig", "Geometry", "LaserConfig",
@@ -93,7 +94,7 @@ class RunConfig:
     seed_file: str
     decoder_phase: str
     timing: str
-    model: str = "digits-v6"
+    model: str = SHIPPED_MODEL
 
 
 @dataclass(frozen=True)
@@ -382,7 +383,7 @@ def _run(s: _Section) -> RunConfig:
         seed_file=s.string("seed_file", ""),
         decoder_phase=s.string("decoder_phase", "flat"),
         timing=s.string("timing", "virtual", choices=("virtual", "wall")),
-        model=s.string("model", "digits-v6"),
+        model=s.string("model", SHIPPED_MODEL),
     )
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "

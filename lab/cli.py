@@ -16,6 +16,8 @@ log = logging.getLogger("optgen")
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from .model.shipped import SHIPPED_MODEL
+
     parser = argparse.ArgumentParser(
         prog="optgen",
         description="Run an optical generative model bench (real or simulated).")
@@ -89,7 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "SLM2)")
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help="the model's name (default digits-v6; digits-rgb-v2 with --colours)")
+    train.add_argument("--name", default=None, help=f"the model's name (default {SHIPPED_MODEL}; digits-rgb-v2 with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "

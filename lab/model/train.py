@@ -26,7 +26,7 @@ import torch
 from .data import load_colour_digits, load_digits_images, resize_images
 from .geometry import OpticalGeometry
 from .memory import heap_kept
-from .shipped import OpticalModel, save_model
+from .shipped import SHIPPED_MODEL, OpticalModel, save_model
 from .student import OpticalStudent
 from .teacher import DiffusionTeacher, train_teacher
 
@@ -64,7 +64,7 @@ class TrainSettings:
     checkpoint_every: int = 50
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
-    name: str = "digits-v6"
+    name: str = SHIPPED_MODEL   # the defaults reproduce the shipped model
 
 
 def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:

@@ -20,6 +20,16 @@ def test_default_bench_is_the_published_geometry():
     assert cfg.text == default_bench_text()
 
 
+def test_the_embedded_bench_names_the_shipped_model_and_a_bench_without_one_runs_it():
+    import tomllib
+
+    from lab.model import SHIPPED_MODEL
+
+    assert tomllib.loads(default_bench_text())["run"]["model"] == SHIPPED_MODEL
+    without = "\n".join(line for line in default_bench_text().splitlines() if not line.startswith("model ="))
+    assert "model =" not in without and parse_bench(without, "b.toml").run.model == SHIPPED_MODEL
+
+
 def bad(changes, match):
     text = edit_bench_text(default_bench_text(), changes)
     with pytest.raises(BenchFileError, match=match) as info:
