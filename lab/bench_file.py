@@ -1,26 +1,56 @@
 """The bench file: one TOML file that describes a bench, validated on load.
 
 Every error names the file, the key, the bad value and what is allowed. Unknown keys are
-errors too (a misspelt key would otherwise be silently ignored at a real bench).
+errors too (a misspelt key would otherwise be silently ignored at a real bench). parse_bench
+returns a BenchConfig or raises BenchFileError, nothing else: every key has a type and a range
+(sizes, timings and device options included), checked before the value is used.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from .bench_reader import BenchFileError, Section as _Section
+from .bench_reader import BenchFileError, Section as _Section, show
 from .model.shipped import SHIPPED_MODEL
 
 __all__ = [
     "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "ColourConfig", "Geometry", "LaserConfig",
-    "RunConfig", "SLMConfig", "TwinConfig", "colour_bench", "default_bench_text", "load_bench", "parse_bench",
-    "KNOWN_DRIVERS",
+    "RunConfig", "SafetyConfig", "SLMConfig", "TwinConfig", "colour_bench", "default_bench_text", "load_bench",
+    "parse_bench", "KNOWN_DRIVERS", "CONNECTION_KEYS", "MAX_BENCH_BYTES", "MAX_SIDE_PX", "SERIAL_BAUDRATES",
 ]
 
 DEFAULT_NAME = "<embedded default bench>"
+
+MAX_BENCH_BYTES = 1_000_000      # a bench file is a page of text: anything larger is refused unread
+MAX_SIDE_PX = 16384              # the most pixels along one side of an SLM, a camera, the twin's grid
+# Upper bounds of the other keys: wide enough for any bench, small enough that no later step
+# allocates, waits or computes anything absurd (a 1e6 ms settle kept the laser on for 70 s).
+MAX_DISTANCE_MM = 10_000.0       # d1, d2
+MAX_OFFSET_UM = 100_000.0        # sensor and SLM placements
+MAX_PITCH_UM = 1000.0
+MAX_POWER_MW = 100_000.0         # laser setpoint and ceilings
+MAX_WALL_PLUG_W = 10_000.0
+MAX_REFRESH_HZ = 10_000.0
+MAX_LATENCY_FRAMES = 32
+MAX_SETTLE_MS = 2000.0
+MAX_EXPOSURE_MS = 10_000.0
+MAX_READOUT_MS = 2000.0
+MAX_GAIN_DN_PER_E = 1000.0
+MAX_J_PER_GFLOP = 1e6
+MAX_BEAM_MM = 1000.0             # twin beam waist and aperture
+MAX_ELECTRONS = 1e9              # twin read noise and full well
+MAX_DN = 65535.0                 # twin dark offset (a 16-bit sensor's top count)
+MAX_COLOURS = 16
+MAX_TIMEOUT_S = 60.0             # a device's reply timeout
+MAX_KEY_PARTS = 16               # a dotted key costs tomllib time and memory as the square of its parts
+SERIAL_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
 # Driver names the bench builder knows, per device kind.
 KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
@@ -153,6 +183,15 @@ class TwinConfig:
 
 
 @dataclass(frozen=True)
+class SafetyConfig:
+    """[safety]: the heartbeat bound of an external laser watchdog, and how long storage may take to
+    accept a frame before the run turns the laser off and stops."""
+
+    watchdog_s: float = 2.0
+    storage_stall_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     name: str
     wavelength_nm: float
@@ -165,6 +204,7 @@ class BenchConfig:
     twin: TwinConfig | None
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     colours: ColourConfig | None = None
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
     source: str = DEFAULT_NAME
     text: str = field(default="", repr=False)
 
@@ -183,24 +223,78 @@ def load_bench(path: str | Path | None = None) -> BenchConfig:
     if path is None:
         return parse_bench(default_bench_text(), DEFAULT_NAME)
     path = Path(path)
+    return parse_bench(_read_text(path), str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (newlines as in text mode); at most MAX_BENCH_BYTES are read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_BENCH_BYTES + 1)
+            size = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         raise BenchFileError(f"{path}: bench file not found") from None
     except OSError as exc:
-        raise BenchFileError(f"{path}: cannot read the bench file ({exc.strerror})") from None
-    return parse_bench(text, str(path))
+        raise BenchFileError(f"{path}: cannot read the bench file ({exc.strerror or exc})") from None
+    except ValueError as exc:   # e.g. a NUL in the path
+        raise BenchFileError(f"{path}: cannot read the bench file ({exc})") from None
+    if len(data) > MAX_BENCH_BYTES:
+        raise _too_large(str(path), f"{size} bytes" if size > MAX_BENCH_BYTES else f"over {MAX_BENCH_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchFileError(f"{path}: the bench file is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _too_large(source: str, size: str) -> BenchFileError:
+    return BenchFileError(f"{source}: the bench file is {size}: expected at most {MAX_BENCH_BYTES} bytes (1 MB)")
+
+
+# One key part (bare or quoted) and a run of them joined by dots; scanned in one linear pass.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_DOTTED_RUN = re.compile(rf"{_KEY_PART}(?:[ \t]*\.[ \t]*{_KEY_PART})*")
+
+
+def _check_dotted_keys(text: str, source: str) -> None:
+    """Refuse a dotted key of more than MAX_KEY_PARTS parts before tomllib spends minutes and
+    gigabytes on it (a bench key has at most five)."""
+    for match in _DOTTED_RUN.finditer(text):
+        if match.group().count(".") >= MAX_KEY_PARTS:
+            parts = len(re.findall(_KEY_PART, match.group()))
+            if parts > MAX_KEY_PARTS:
+                line = text.count("\n", 0, match.start()) + 1
+                raise BenchFileError(f"{source}: not valid TOML (line {line}: a dotted key of {parts} parts; "
+                                     f"expected at most {MAX_KEY_PARTS})")
+
+
+def _toml(text: str, source: str) -> dict:
+    """The parsed TOML; any failure of the parser (syntax, nesting, size) is a BenchFileError."""
+    if not isinstance(text, str):
+        raise BenchFileError(f"{source}: expected the bench file's text, got a {type(text).__name__}")
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_BENCH_BYTES:
+        raise _too_large(source, f"{size} bytes")
+    _check_dotted_keys(text, source)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchFileError(f"{source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise BenchFileError(f"{source}: not valid TOML (nested too deeply)") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. MemoryError, or an integer of over 4300 digits
+        raise BenchFileError(f"{source}: not valid TOML ({type(exc).__name__}: {show(str(exc))})") from None
 
 
 def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
-    """Validate bench-file text; ``source`` names it in errors."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchFileError(f"{source}: not valid TOML ({exc})") from None
-    root = _Section(source, "", data)
+    """Validate bench-file text; ``source`` names it in errors.
+
+    Returns a BenchConfig or raises BenchFileError, nothing else: every value is checked for its
+    type and range before it is used, so no later step meets an absurd one.
+    """
+    root = _Section(source, "", _toml(text, source))
     bench = root.sub("bench")
-    name = bench.string("name", "unnamed bench")
+    name = bench.string("name", "unnamed bench", nonempty=True)
     wavelength_nm = bench.number("wavelength_nm", low=200.0, high=2000.0)
     bench.done()
     geometry = _geometry(root.sub("geometry"))
@@ -209,6 +303,7 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
     camera = _camera(root.sub("camera"))
     run = _run(root.sub("run"))
     calibration = _calibration(root.sub("calibration", required=False))
+    safety = _safety(root.sub("safety", required=False))
     colour_section = root.sub("colours", required=False)
     colours = _colours(colour_section, laser, camera) if colour_section is not None else None
     twin_section = root.sub("twin", required=False)
@@ -220,21 +315,21 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
         raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
     twin = _twin(twin_section, slms) if twin_section is not None else None
     config = BenchConfig(name, wavelength_nm, geometry, laser, slms[0], slms[1], camera, run, twin,
-                         calibration, colours, source, text)
+                         calibration=calibration, colours=colours, safety=safety, source=source, text=text)
     _check_consistency(config)
     return config
 
 
 def _geometry(s: _Section) -> Geometry:
     g = Geometry(
-        d1_m=s.number("d1_mm", low=0.0, low_open=True) * 1e-3,
-        d2_m=s.number("d2_mm", low=0.0, low_open=True) * 1e-3,
-        seed_superpixels=s.integer("seed_superpixels", low=1),
-        superpixel_px=s.integer("superpixel_px", low=1),
-        decoder_px=s.integer("decoder_px", low=1),
-        output_window_px=s.integer("output_window_px", low=1),
-        output_pixels=s.integer("output_pixels", low=1),
-        sensor_offset_m=tuple(v * 1e-6 for v in s.pair("sensor_offset_um", (0.0, 0.0))),
+        d1_m=s.number("d1_mm", low=0.0, low_open=True, high=MAX_DISTANCE_MM) * 1e-3,
+        d2_m=s.number("d2_mm", low=0.0, low_open=True, high=MAX_DISTANCE_MM) * 1e-3,
+        seed_superpixels=_side_px(s, "seed_superpixels"),
+        superpixel_px=_side_px(s, "superpixel_px"),
+        decoder_px=_side_px(s, "decoder_px"),
+        output_window_px=_side_px(s, "output_window_px"),
+        output_pixels=_side_px(s, "output_pixels"),
+        sensor_offset_m=_offset_m(s, "sensor_offset_um"),
         sensor_rotation_deg=s.number("sensor_rotation_deg", 0.0, low=-180.0, high=180.0),
     )
     if g.output_window_px % g.output_pixels:
@@ -242,6 +337,25 @@ def _geometry(s: _Section) -> Geometry:
                              f"multiple of output_pixels = {g.output_pixels}")
     s.done()
     return g
+
+
+def _side_px(s: _Section, key: str) -> int:
+    """A size in pixels along one side: 1 to MAX_SIDE_PX."""
+    return s.integer(key, low=1, high=MAX_SIDE_PX)
+
+
+def _resolution(s: _Section, key: str) -> tuple[int, int]:
+    """[width, height] pixels, each 1 to MAX_SIDE_PX."""
+    return s.pair(key, integer=True, low=1, high=MAX_SIDE_PX)
+
+
+def _offset_m(s: _Section, key: str, default: tuple = (0.0, 0.0)) -> tuple[float, float]:
+    """An [x, y] offset in micrometres (at most MAX_OFFSET_UM each way), in metres."""
+    return tuple(v * 1e-6 for v in s.pair(key, default, low=-MAX_OFFSET_UM, high=MAX_OFFSET_UM))
+
+
+def _wall_plug(s: _Section) -> float:
+    return s.number("wall_plug_w", 0.0, low=0.0, high=MAX_WALL_PLUG_W)
 
 
 def _driver(s: _Section, kind: str) -> str:
@@ -257,13 +371,14 @@ def _laser(s: _Section, bench_nm: float) -> LaserConfig:
 
 
 def _laser_table(s: _Section) -> LaserConfig:
+    driver = _driver(s, "laser")
     cfg = LaserConfig(
-        driver=_driver(s, "laser"),
+        driver=driver,
         wavelength_nm=s.number("wavelength_nm", low=200.0, high=2000.0),
-        power_w=s.number("power_mw", low=0.0) * 1e-3,
-        max_power_w=s.number("max_power_mw", low=0.0, low_open=True) * 1e-3,
-        connection=s.table_of("connection"),
-        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
+        power_w=s.number("power_mw", low=0.0, high=MAX_POWER_MW) * 1e-3,
+        max_power_w=s.number("max_power_mw", low=0.0, low_open=True, high=MAX_POWER_MW) * 1e-3,
+        connection=_connection(s, driver, LASER_CONNECTION),
+        wall_plug_w=_wall_plug(s),
     )
     if cfg.power_w > cfg.max_power_w:
         raise BenchFileError(f"{s.source}: [{s.name}] power_mw = {cfg.power_w * 1e3:g}: expected at most the "
@@ -275,14 +390,14 @@ def _laser_table(s: _Section) -> LaserConfig:
 def _colours(s: _Section, laser: LaserConfig, camera: CameraConfig) -> ColourConfig:
     """[colours]: order_nm (RGB order, the [bench] wavelength among them), camera_qe per colour, and
     [colours.lasers.<nm>] for every colour but the [laser] one."""
-    order = s.numbers("order_nm", low=200.0, high=2000.0)
+    order = s.numbers("order_nm", low=200.0, high=2000.0, max_len=MAX_COLOURS)
     if any(abs(a - b) <= 1.0 for i, a in enumerate(order) for b in order[i + 1:]):
         raise BenchFileError(f"{s.source}: [colours] order_nm = {list(order)}: expected distinct wavelengths")
     main = next((wl for wl in order if abs(wl - laser.wavelength_nm) <= 1.0), None)
     if main is None:
         raise BenchFileError(f"{s.source}: [colours] order_nm = {list(order)}: expected the [laser] wavelength "
                              f"{laser.wavelength_nm:g} nm among the colours")
-    qe = s.numbers("camera_qe", tuple(camera.qe for _ in order), low=0.0, high=1.0)
+    qe = s.numbers("camera_qe", tuple(camera.qe for _ in order), low=0.0, high=1.0, max_len=MAX_COLOURS)
     if len(qe) != len(order) or min(qe) <= 0.0:
         raise BenchFileError(f"{s.source}: [colours] camera_qe = {list(qe)}: expected one quantum efficiency "
                              f"in (0, 1] per colour of order_nm ({len(order)})")
@@ -342,35 +457,37 @@ def _scaled_response(slm: TwinSLM, ratio: float) -> TwinSLM:
 
 
 def _slm(s: _Section, key: str) -> SLMConfig:
+    driver = _driver(s, key)
     cfg = SLMConfig(
         key=key,
-        driver=_driver(s, key),
-        resolution=s.pair("resolution", integer=True, positive=True),
-        pitch_um=s.number("pitch_um", low=0.0, low_open=True),
+        driver=driver,
+        resolution=_resolution(s, "resolution"),
+        pitch_um=s.number("pitch_um", low=0.0, low_open=True, high=MAX_PITCH_UM),
         bitdepth=s.integer("bitdepth", low=1, high=16),
-        refresh_hz=s.number("refresh_hz", low=0.0, low_open=True),
-        latency_frames=s.integer("latency_frames", low=0),
-        settle_s=s.number("settle_ms", low=0.0) * 1e-3,
-        lut=s.string("lut", "calibrated"),
-        connection=s.table_of("connection"),
-        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
+        refresh_hz=s.number("refresh_hz", low=0.0, low_open=True, high=MAX_REFRESH_HZ),
+        latency_frames=_latency_frames(s),
+        settle_s=_settle_ms(s) * 1e-3,
+        lut=s.string("lut", "calibrated", nonempty=True),
+        connection=_connection(s, driver, SLM_CONNECTION),
+        wall_plug_w=_wall_plug(s),
     )
     s.done()
     return cfg
 
 
 def _camera(s: _Section) -> CameraConfig:
+    driver = _driver(s, "camera")
     cfg = CameraConfig(
-        driver=_driver(s, "camera"),
-        resolution=s.pair("resolution", integer=True, positive=True),
-        pitch_um=s.number("pitch_um", low=0.0, low_open=True),
+        driver=driver,
+        resolution=_resolution(s, "resolution"),
+        pitch_um=s.number("pitch_um", low=0.0, low_open=True, high=MAX_PITCH_UM),
         bitdepth=s.integer("bitdepth", low=1, high=16),
-        exposure_s=s.number("exposure_ms", low=0.0, low_open=True) * 1e-3,
-        readout_s=s.number("readout_ms", 0.0, low=0.0) * 1e-3,
-        connection=s.table_of("connection"),
-        wall_plug_w=s.number("wall_plug_w", 0.0, low=0.0),
+        exposure_s=s.number("exposure_ms", low=0.0, low_open=True, high=MAX_EXPOSURE_MS) * 1e-3,
+        readout_s=s.number("readout_ms", 0.0, low=0.0, high=MAX_READOUT_MS) * 1e-3,
+        connection=_connection(s, driver, CAMERA_CONNECTION),
+        wall_plug_w=_wall_plug(s),
         qe=s.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
-        gain_dn_per_e=s.number("gain_dn_per_e", 1.0, low=0.0, low_open=True),
+        gain_dn_per_e=s.number("gain_dn_per_e", 1.0, low=0.0, low_open=True, high=MAX_GAIN_DN_PER_E),
     )
     s.done()
     return cfg
@@ -378,16 +495,36 @@ def _camera(s: _Section) -> CameraConfig:
 
 def _run(s: _Section) -> RunConfig:
     cfg = RunConfig(
-        host_j_per_gflop=s.number("host_j_per_gflop", 1.0, low=0.0),
+        host_j_per_gflop=s.number("host_j_per_gflop", 1.0, low=0.0, high=MAX_J_PER_GFLOP),
         seed_source=s.string("seed_source", "placeholder-encoder", choices=("model", "placeholder-encoder", "file")),
         seed_file=s.string("seed_file", ""),
-        decoder_phase=s.string("decoder_phase", "flat"),
+        decoder_phase=s.string("decoder_phase", "flat", nonempty=True),
         timing=s.string("timing", "virtual", choices=("virtual", "wall")),
-        model=s.string("model", SHIPPED_MODEL),
+        model=s.string("model", SHIPPED_MODEL, nonempty=True),
     )
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "
                              f"when seed_source = 'file'")
+    s.done()
+    return cfg
+
+
+def _latency_frames(s: _Section, *default: int) -> int:
+    """Frames between an upload and its display: 0 to MAX_LATENCY_FRAMES."""
+    return s.integer("latency_frames", *default, low=0, high=MAX_LATENCY_FRAMES)
+
+
+def _settle_ms(s: _Section, *default: float) -> float:
+    """Time the liquid crystal takes to settle, in ms: 0 to MAX_SETTLE_MS."""
+    return s.number("settle_ms", *default, low=0.0, high=MAX_SETTLE_MS)
+
+
+def _safety(s: _Section | None) -> SafetyConfig:
+    """[safety] (optional): the laser watchdog's heartbeat bound and the storage stall limit."""
+    if s is None:
+        return SafetyConfig()
+    cfg = SafetyConfig(watchdog_s=s.number("watchdog_s", SafetyConfig.watchdog_s, low=0.2, high=30.0),
+                       storage_stall_s=s.number("storage_stall_s", SafetyConfig.storage_stall_s, low=1.0, high=600.0))
     s.done()
     return cfg
 
@@ -410,41 +547,42 @@ def _twin_slm(s: _Section, nominal: SLMConfig, movable: bool) -> TwinSLM:
         response_exponent=s.number("response_exponent", 1.0, low=0.2, high=5.0),
         response_wobble_rad=s.number("response_wobble_rad", 0.0, low=-5.0, high=5.0),
         crosstalk_sigma_px=s.number("crosstalk_sigma_px", 0.0, low=0.0, high=10.0),
-        latency_frames=s.integer("latency_frames", nominal.latency_frames, low=0),
-        settle_s=s.number("settle_ms", nominal.settle_s * 1e3, low=0.0) * 1e-3,
+        latency_frames=_latency_frames(s, nominal.latency_frames),
+        settle_s=_settle_ms(s, nominal.settle_s * 1e3) * 1e-3,
     )
     if movable:
-        values["shift_m"] = tuple(v * 1e-6 for v in s.pair("shift_um", (0.0, 0.0)))
+        values["shift_m"] = _offset_m(s, "shift_um")
         values["rotation_deg"] = s.number("rotation_deg", 0.0, low=-10.0, high=10.0)
     s.done()
     return TwinSLM(**values)
 
 
 def _twin(s: _Section, slms: list[SLMConfig]) -> TwinConfig:
-    grid = s.pair("grid_px", integer=True, positive=True)
+    grid = _resolution(s, "grid_px")
     band_limit = s.boolean("band_limit", True)
-    random_seed = s.integer("random_seed", 0, low=0)
+    random_seed = s.integer("random_seed", 0, low=0, high=2 ** 63 - 1)
     laser = s.sub("laser")
     beam = dict(
         beam=laser.string("beam", "flat-top", choices=("flat-top", "gaussian")),
-        waist_m=laser.number("waist_mm", 3.0, low=0.0, low_open=True) * 1e-3,
-        aperture_m=laser.number("aperture_mm", 0.0, low=0.0) * 1e-3,
+        waist_m=laser.number("waist_mm", 3.0, low=0.0, low_open=True, high=MAX_BEAM_MM) * 1e-3,
+        aperture_m=laser.number("aperture_mm", 0.0, low=0.0, high=MAX_BEAM_MM) * 1e-3,
         power_noise_rms=laser.number("power_noise_rms", 0.0, low=0.0, high=0.5),
-        device_max_power_w=laser.number("device_max_power_mw", 100.0, low=0.0, low_open=True) * 1e-3,
+        device_max_power_w=laser.number("device_max_power_mw", 100.0, low=0.0, low_open=True,
+                                        high=MAX_POWER_MW) * 1e-3,
     )
     laser.done()
     encoding = _twin_slm(s.sub("encoding_slm"), slms[0], movable=False)
     decoding = _twin_slm(s.sub("decoding_slm"), slms[1], movable=True)
     cam = s.sub("camera")
     camera = dict(
-        camera_pitch_m=cam.number("pitch_um", low=0.0, low_open=True) * 1e-6,
-        camera_offset_m=tuple(v * 1e-6 for v in cam.pair("offset_um", (0.0, 0.0))),
+        camera_pitch_m=cam.number("pitch_um", low=0.0, low_open=True, high=MAX_PITCH_UM) * 1e-6,
+        camera_offset_m=_offset_m(cam, "offset_um"),
         camera_rotation_deg=cam.number("rotation_deg", 0.0, low=-180.0, high=180.0),
         qe=cam.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
-        gain_dn_per_e=cam.number("gain_dn_per_e", 0.25, low=0.0, low_open=True),
-        read_noise_e=cam.number("read_noise_e", 2.5, low=0.0),
-        dark_offset_dn=cam.number("dark_offset_dn", 100.0, low=0.0),
-        full_well_e=cam.number("full_well_e", 10500.0, low=1.0),
+        gain_dn_per_e=cam.number("gain_dn_per_e", 0.25, low=0.0, low_open=True, high=MAX_GAIN_DN_PER_E),
+        read_noise_e=cam.number("read_noise_e", 2.5, low=0.0, high=MAX_ELECTRONS),
+        dark_offset_dn=cam.number("dark_offset_dn", 100.0, low=0.0, high=MAX_DN),
+        full_well_e=cam.number("full_well_e", 10500.0, low=1.0, high=MAX_ELECTRONS),
         trigger_overlap=cam.string("trigger_overlap", "off", choices=("off", "readout")),
     )
     cam.done()
@@ -472,3 +610,144 @@ def _check_consistency(c: BenchConfig) -> None:
         if max(seed_px, g.decoder_px, g.output_window_px) > min(rows, cols):
             raise BenchFileError(f"{c.source}: [twin] grid_px = [{cols}, {rows}]: expected room for the seed, "
                                  f"decoder and output window ({max(seed_px, g.decoder_px, g.output_window_px)} px)")
+
+
+# --- connection tables -------------------------------------------------------------------------
+# Each driver's [<device>.connection] keys, read at parse time with their types and ranges, so a
+# bad option is refused before any device opens (lab.bench and lab.real_bench hand them on).
+
+_Reader = Callable[[_Section, str], Any]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The connection keys one driver takes: a reader per key, the required ones, and whether
+    other keys go on to a vendor SDK (read as plain scalars)."""
+
+    readers: Mapping[str, _Reader]
+    required: tuple[str, ...] = ()
+    sdk_keys: bool = False
+
+
+def _text(s: _Section, key: str) -> str:
+    return s.string(key)
+
+
+def _name(s: _Section, key: str) -> str:
+    return s.string(key, nonempty=True)
+
+
+def _timeout(s: _Section, key: str) -> float:
+    return s.number(key, low=0.0, low_open=True, high=MAX_TIMEOUT_S)
+
+
+def _baudrate(s: _Section, key: str) -> int:
+    value = s.value(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value not in SERIAL_BAUDRATES:
+        raise s.fail(key, value, "an integer among the standard baud rates " + ", ".join(map(str, SERIAL_BAUDRATES)))
+    return value
+
+
+def _index(high: int) -> _Reader:
+    return lambda s, key: s.integer(key, low=0, high=high)
+
+
+def _bounded(low: float, high: float, low_open: bool = False) -> _Reader:
+    return lambda s, key: s.number(key, low=low, high=high, low_open=low_open)
+
+
+def _choice(*choices: str) -> _Reader:
+    return lambda s, key: s.string(key, choices=choices)
+
+
+def _flag(s: _Section, key: str) -> bool:
+    return s.boolean(key)
+
+
+_DEVICE_INDEX = "a device index (an integer >= 0 and <= 1023)"
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1023
+
+
+def _index_or_name(s: _Section, key: str) -> int | str:
+    """A device index (0 to 1023) or a non-empty string (a path or URL)."""
+    value = s.value(key)
+    if isinstance(value, str):
+        return s.string(key, nonempty=True)
+    if not _is_index(value):
+        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty string")
+    return value
+
+
+def _device_selector(s: _Section, key: str) -> int | dict:
+    """A GenTL device: an index (0 to 1023) or a table of properties, e.g. { serial_number = "21345678" }."""
+    value = s.value(key)
+    if isinstance(value, dict) and value:
+        props = _Section(s.source, f"{s.name}.{key}", value)
+        return {k: _index_or_name(props, k) for k in sorted(value)}
+    if not _is_index(value):
+        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty table of device properties, "
+                                 "e.g. { serial_number = \"21345678\" }")
+    return value
+
+
+_SERIAL_LASER = _Options({"port": _name, "baudrate": _baudrate, "timeout_s": _timeout, "expected_model": _text},
+                         required=("port",))
+_VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
+                        "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True)
+# keys optgen itself gives a vendor SLM's SDK class (from the bench file or fixed)
+_SDK_RESERVED = ("bitdepth", "gpu", "name", "pitch_um", "resolution", "timing", "vendor", "wav_um")
+
+LASER_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "obis": _SERIAL_LASER,        # port = "twin": the protocol twin, same keys
+    "cobolt": _SERIAL_LASER,
+    "scpi-ldc": _Options({"resource": _name, "timeout_s": _timeout, "slope_w_per_a": _bounded(0.0, 100.0, True),
+                          "threshold_a": _bounded(0.0, 100.0), "expected_model": _text, "visa_library": _name,
+                          "power_query": _name}, required=("resource", "slope_w_per_a")),
+}
+SLM_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "screen": _Options({"display": _index(63), "allow_main": _flag, "vendor": _text, "model": _text,
+                        "serial": _text}),
+    **{vendor: _VENDOR_SLM for vendor in ("meadowlark", "holoeye", "santec", "hamamatsu")},
+}
+CAMERA_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "genicam": _Options({"cti": _name, "device": _device_selector, "pixel_format": _name,
+                         "gain": _bounded(0.0, 1000.0), "trigger": _choice("off", "software", "hardware"),
+                         "trigger_source": _name, "num_buffers": lambda s, key: s.integer(key, low=1, high=1024)},
+                        required=("cti",)),
+    "opencv": _Options({"source": _index_or_name,
+                        "api": _choice("any", "v4l2", "dshow", "msmf", "avfoundation", "gstreamer", "ffmpeg")}),
+}
+# The keys each driver takes (a vendor SLM's SDK takes others too).
+CONNECTION_KEYS: dict[str, dict[str, frozenset[str]]] = {
+    kind: {driver: frozenset(options.readers) for driver, options in table.items()}
+    for kind, table in (("laser", LASER_CONNECTION), ("slm", SLM_CONNECTION), ("camera", CAMERA_CONNECTION))
+}
+
+
+def _connection(s: _Section, driver: str, drivers: Mapping[str, _Options]) -> dict:
+    """The [<table>.connection] options of ``driver``, each checked for its type and range."""
+    table = s.sub("connection", required=False) or _Section(s.source, f"{s.name}.connection", {})
+    spec = drivers[driver]
+    options = {key: read(table, key) for key, read in spec.readers.items()
+               if table.has(key) or key in spec.required}
+    if spec.sdk_keys:
+        options.update((key, _sdk_option(table, key)) for key in sorted(set(table.table) - set(options)))
+    table.done(f"driver {driver!r} takes no connection keys" if not spec.readers else f"driver {driver!r}")
+    return options
+
+
+def _sdk_option(s: _Section, key: str) -> str | bool | int | float:
+    """An option for a vendor SLM's SDK class: a keyword name optgen does not set itself, a scalar value."""
+    if key in _SDK_RESERVED:
+        known = ", ".join(sorted(s.used))
+        raise s.fail(key, s.table[key], f"no {key!r} here: optgen sets it itself (allowed: {known} and the "
+                                        f"SDK's own options)")
+    if not key.isidentifier() or not key.isascii():
+        raise s.fail(key, s.table[key], "an SDK option name (letters, digits and '_')")
+    return s.scalar(key)

@@ -181,6 +181,7 @@ def test_a_real_bench_that_cannot_open_a_device_says_which_and_leaves_nothing_on
     text = small_bench_text({("laser", "driver"): '"obis"', ("camera", "driver"): '"genicam"',
                              ("encoding_slm", "driver"): '"screen"', ("decoding_slm", "driver"): '"screen"'})
     bench = tmp_path / "bench.toml"
+    text = text.replace("[camera.connection]", '[camera.connection]\ncti = "/opt/no-such-producer.cti"')
     bench.write_text(text.replace("[laser.connection]", '[laser.connection]\nport = "twin"'))
     assert main(["devices", "--bench", str(bench)]) == 2
     err = capsys.readouterr().err
@@ -194,6 +195,6 @@ def test_a_simulated_laser_cannot_light_real_devices(tmp_path, capsys):
     text = small_bench_text({("camera", "driver"): '"genicam"', ("encoding_slm", "driver"): '"screen"',
                              ("decoding_slm", "driver"): '"screen"'})
     bench = tmp_path / "bench.toml"
-    bench.write_text(text)
+    bench.write_text(text.replace("[camera.connection]", '[camera.connection]\ncti = "/opt/no-such-producer.cti"'))
     assert main(["devices", "--bench", str(bench)]) == 2
     assert "driver 'simulated' can only light the simulated bench" in capsys.readouterr().err
