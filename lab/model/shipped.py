@@ -4,35 +4,28 @@ A model file is one ``.npz`` holding the encoder weights (float32, float16, or i
 float32 scale per output column: :func:`save_model`), the decoder phase per wavelength,
 and a JSON header: format version, model version, the geometry it was trained for, the
 noise shape, the wavelengths, and how it was trained. Loading checks all of it and says
-what is missing or differs; inference needs numpy only.
+what is missing or differs (:mod:`.model_file`: a damaged or hostile file is refused with a
+:class:`ModelFileError` before anything is built from it); inference needs numpy only.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from drivers.errors import OptgenError
-
+from .errors import ModelError, ModelFileError
 from .geometry import OpticalGeometry
+from .model_file import READABLE_VERSIONS, WEIGHT_FORMATS, read_model_file, shown_path  # noqa: F401 - READABLE_VERSIONS: as before
 
-__all__ = ["ModelError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
+__all__ = ["ModelError", "ModelFileError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
 
 FORMAT_VERSION = 2           # 2: encoder weights may be int8 with a scale per column (``w{i}_scale``)
-READABLE_VERSIONS = (1, 2)   # version 1 files (float32 or float16 weights) read as before
-WEIGHT_FORMATS = ("float32", "float16", "int8")
 SHIPPED_MODEL = "digits-v6"
 REPLACED_MODELS = {"digits-v2": "digits-v6", "digits-v4": "digits-v6", "digits-v5": "digits-v6", "digits-rgb": "digits-rgb-v2"}   # shipped once: a bench file naming one is told what replaced it
-
-
-class ModelError(OptgenError, ValueError):
-    """A model file that is missing, corrupt, or made for another bench."""
 
 
 @dataclass
@@ -126,32 +119,20 @@ def save_model(path: Path, model: OpticalModel, weights: str = "float32") -> Pat
     return Path(path)
 
 
-def _weight_matrix(path: Path, arrays: dict, i: int) -> np.ndarray:
-    """Layer ``i``'s weights in float32, scaled back from int8 where stored so."""
-    w = arrays[f"w{i}"]
-    scale = arrays.get(f"w{i}_scale")
-    if w.ndim != 2:
-        raise ModelError(f"{path}: encoder weights w{i} have shape {w.shape}; expected a matrix (inputs, outputs)")
-    if w.dtype == np.int8:
-        if scale is None:
-            raise ModelError(f"{path}: encoder weights w{i} are int8 without their scale w{i}_scale")
-        if scale.shape != (1, w.shape[1]) or not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ModelError(f"{path}: scale w{i}_scale has shape {scale.shape}; expected (1, {w.shape[1]}) "
-                             "of finite positive values")
-        return w.astype(np.float32) * scale
-    if scale is not None or w.dtype not in (np.float32, np.float16):
-        raise ModelError(f"{path}: encoder weights w{i} are {w.dtype}"
-                         + (" with a scale" if scale is not None else "") + "; expected float32, float16 or int8")
-    return w.astype(np.float32, copy=False)
-
-
 def _model_path(spec: str | Path) -> Path:
     """A model file: a path, or the name of a model shipped with optgen ("shipped": the default one)."""
     name = SHIPPED_MODEL if str(spec) == "shipped" else str(spec)
     shipped = Path(str(resources.files("lab.model").joinpath(f"{name}.npz")))
-    if "/" not in name and not name.endswith(".npz") and shipped.is_file():
+    if "/" not in name and not name.endswith(".npz") and _is_file(shipped):
         return shipped
     return Path(spec)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):   # a name with a NUL byte, a path too long
+        return False
 
 
 def shipped_models() -> list[str]:
@@ -160,61 +141,56 @@ def shipped_models() -> list[str]:
 
 
 def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:
-    """Load a model file (or the shipped model by name) and check it is whole."""
+    """Load a model file (or the shipped model by name) and check it is whole and sane.
+
+    Anything wrong with the file raises :class:`ModelFileError` naming the file and the field,
+    before anything is built from it (see :mod:`lab.model.model_file` for the checks and their
+    limits). Last, the encoder runs on a few fixed noise vectors: a model whose seeds are not
+    finite, not different for different noise, or far out of the SLM's range is refused too.
+    """
     path = _model_path(spec)
-    if not path.is_file():
+    if not _is_file(path):
         if "/" not in str(spec) and not str(spec).endswith(".npz"):
             replaced = REPLACED_MODELS.get(str(spec))
-            raise ModelError(f"model {str(spec)!r}: no such model file, and optgen does not ship one of that name "
-                             f"(it ships {', '.join(shipped_models())}"
-                             + (f"; {spec} was replaced by {replaced}" if replaced else "") + ")")
-        raise ModelError(f"{path}: model file not found")
-    raw = path.read_bytes()
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelError(f"{path}: not a readable model file ({exc})") from None
-    if "header" not in arrays:
-        raise ModelError(f"{path}: no header; not an optgen model file")
-    try:
-        header = json.loads(arrays["header"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: corrupt header ({exc})") from None
-    if header.get("format_version") not in READABLE_VERSIONS:
-        raise ModelError(f"{path}: format version {header.get('format_version')!r}; this optgen reads "
-                         f"{' and '.join(str(v) for v in READABLE_VERSIONS)}")
-    try:
-        geometry = OpticalGeometry.from_dict(header["geometry"])
-        wavelengths = tuple(float(w) for w in header["wavelengths_nm"])
-        layers = int(header["layers"])
-        weights = [(_weight_matrix(path, arrays, i), arrays[f"b{i}"].astype(np.float32, copy=False))
-                   for i in range(layers)]
-        decoder = {wl: arrays[f"decoder_{wl:g}nm"] for wl in wavelengths}
-        noise_shape = tuple(int(v) for v in header["noise_shape"])
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ModelError(f"{path}: incomplete model file (missing {exc})") from None
-    n = geometry.seed_superpixels
-    expected_out = len(wavelengths) * (n * n + 1)
-    if weights[0][0].shape[0] != int(np.prod(noise_shape)) or weights[-1][0].shape[1] != expected_out:
-        raise ModelError(f"{path}: encoder maps {weights[0][0].shape[0]} -> {weights[-1][0].shape[1]} values; "
-                         f"expected {int(np.prod(noise_shape))} -> {expected_out}")
-    for wl, phase in decoder.items():
-        if phase.shape != (geometry.decoder_px, geometry.decoder_px) or not np.isfinite(phase).all():
-            raise ModelError(f"{path}: decoder phase at {wl:g} nm is not a finite "
-                             f"{geometry.decoder_px}x{geometry.decoder_px} array")
-    for w, b in weights:
-        if not (np.isfinite(w).all() and np.isfinite(b).all()):
-            raise ModelError(f"{path}: encoder weights contain NaN or infinite values")
-    samples = arrays["teacher_samples"].astype(np.float32) if "teacher_samples" in arrays else None
-    noise = arrays.get("teacher_noise")
-    if noise is not None:
-        expected = (len(samples) if samples is not None else 0, int(np.prod(noise_shape)))
-        if noise.shape != expected or not np.isfinite(noise).all():
-            raise ModelError(f"{path}: teacher_noise has shape {noise.shape}; expected {expected} of finite "
-                             f"values (one noise vector per teacher sample)")
-    return OpticalModel(name=header["name"], geometry=geometry, noise_shape=noise_shape, wavelengths_nm=wavelengths,
-                        weights=weights, decoder_phase=decoder, log_scale_offset=float(header["log_scale_offset"]),
-                        info=header.get("info", {}), id=f"{header['name']}:{hashlib.sha256(raw).hexdigest()[:12]}",
-                        teacher_samples=samples,
-                        teacher_noise=None if noise is None else noise.astype(np.float32, copy=False))
+            raise ModelFileError(f"model {str(spec)!r}: no such model file, and optgen does not ship one of that "
+                                 f"name (it ships {', '.join(shipped_models())}"
+                                 + (f"; {spec} was replaced by {replaced}" if replaced else "") + ")")
+        raise ModelFileError(f"{shown_path(path)}: model file not found")
+    contents = read_model_file(path)
+    model = OpticalModel(name=contents.name, geometry=contents.geometry, noise_shape=contents.noise_shape,
+                         wavelengths_nm=contents.wavelengths_nm, weights=contents.weights,
+                         decoder_phase=contents.decoder_phase, log_scale_offset=contents.log_scale_offset,
+                         info=contents.info, id=f"{contents.name}:{contents.sha256[:12]}",
+                         teacher_samples=contents.teacher_samples, teacher_noise=contents.teacher_noise)
+    _check_encoder_output(path, model)
+    return model
+
+
+PROBE_NOISE_VECTORS = 8
+MIN_SEED_SPREAD = 1e-3        # mean std of the clipped seed values across the probe noise (an SLM step: 0.008)
+MAX_MEDIAN_SEED_VALUE = 100.0  # the seed range is [-1, 1]; the shipped models' median |value|: about 0.2
+
+
+def _check_encoder_output(path: Path, model: OpticalModel) -> None:
+    """The encoder on a few fixed noise vectors: finite seeds and scales, seeds that differ with the noise
+    and are not far out of the SLM's range (a model with weights scaled by 1e30, or all zero, fails)."""
+    rng = np.random.default_rng(20250101)
+    noise = rng.standard_normal((PROBE_NOISE_VECTORS, int(np.prod(model.noise_shape))), dtype=np.float32)
+    with np.errstate(all="ignore"):
+        values, scale = model.encode(noise)
+    field = f"{shown_path(path)}: encoder (w0 ... w{len(model.weights) - 1}, log_scale_offset)"
+    if not (np.isfinite(values).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise ModelFileError(f"{field}: on {PROBE_NOISE_VECTORS} fixed noise vectors it gives non-finite seed values "
+                             f"or scales that are not finite and positive; expected finite seeds and scales")
+    for c, wl in enumerate(model.wavelengths_nm):
+        seeds = values[:, c]
+        spread = float(np.clip(seeds, -1.0, 1.0).std(axis=0, dtype=np.float64).mean())
+        if spread < MIN_SEED_SPREAD:
+            raise ModelFileError(f"{field}: at {wl:g} nm it gives (nearly) the same seed for {PROBE_NOISE_VECTORS} "
+                                 f"different noise vectors (spread {spread:.2g}); expected seeds that change with "
+                                 f"the noise (at least {MIN_SEED_SPREAD:g})")
+        median = float(np.median(np.abs(seeds)))
+        if median > MAX_MEDIAN_SEED_VALUE:
+            raise ModelFileError(f"{field}: at {wl:g} nm its seed values are far out of range (median |value| "
+                                 f"{median:.3g}); expected values about the SLM's range -1 to 1 (at most "
+                                 f"{MAX_MEDIAN_SEED_VALUE:g})")

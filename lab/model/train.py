@@ -16,6 +16,7 @@ Needs the ``train`` extra (torch, CPU). Interrupt at any time: the next call res
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,6 +130,46 @@ def _peak_excess(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean(torch.relu(predicted - brightest) ** 2)
 
 
+def _plain(value):
+    """``value`` with numpy numbers made Python numbers (containers kept, tensors as they are): what
+    ``torch.load(weights_only=True)`` reads back without allowing any global."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _save_checkpoint(path: Path, student: OpticalStudent, opt: torch.optim.Optimizer, step: int,
+                     losses: list[float], elapsed_s: float, s: TrainSettings) -> None:
+    """The student checkpoint: tensors, dicts, lists, tuples, numbers and strings only (no other objects)."""
+    torch.save({"model": student.state_dict(), "optimizer": _plain(opt.state_dict()), "step": int(step),
+                "losses": [float(v) for v in losses], "elapsed_s": float(elapsed_s), "settings": _plain(asdict(s))},
+               path)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """A student checkpoint, read with ``weights_only=True``: a tampered training folder cannot run code.
+
+    Checkpoints from before :func:`_save_checkpoint` hold numpy float64 learning rates; numpy's
+    scalar and dtype (data, not code) are allowed for them, nothing else.
+    """
+    core = np._core if hasattr(np, "_core") else np.core
+    legacy = [core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]
+    try:
+        with torch.serialization.safe_globals(legacy):
+            state = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path}: not a student checkpoint that can be read safely ({exc}); delete it to train "
+                         f"the student from the start") from None
+    if not (isinstance(state, dict) and {"model", "optimizer", "step", "losses", "elapsed_s"} <= set(state)):
+        raise ValueError(f"{path}: not a student checkpoint (expected model, optimizer, step, losses, elapsed_s); "
+                         f"delete it to train the student from the start")
+    return state
+
+
 def _plot_losses(path: Path, losses: list[float]) -> None:
     import matplotlib
 
@@ -181,7 +222,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     ckpt = out / "student.pt"
     step, losses, elapsed_before = 0, [], 0.0
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = _load_checkpoint(ckpt)
         for key in ("decoder_logits", "h1", "h2"):   # one-colour checkpoints from before colours: no colour axis
             if state["model"][key].ndim == 2:
                 state["model"][key] = state["model"][key][None]
@@ -203,7 +244,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     while step < s.student_steps:
         frac = step / s.student_steps
         for g, base in zip(opt.param_groups, lr0):
-            g["lr"] = base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100)
+            g["lr"] = float(base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100))
         idx = rng.integers(0, len(noise), s.batch)
         shift, rotation = _decoder_misplacement(rng, s)
         x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
@@ -228,13 +269,11 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         step += 1
         elapsed = elapsed_before + time.monotonic() - started
         if step % s.checkpoint_every == 0 or step == s.student_steps:
-            torch.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "losses": losses, "elapsed_s": elapsed, "settings": asdict(s)}, ckpt)
+            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s)
             log(f"student step {step}/{s.student_steps} loss {np.mean(losses[-s.checkpoint_every:]):.5f} "
                 f"({elapsed / 60:.1f} min)")
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60 and step < s.student_steps:
-            torch.save({"model": student.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "losses": losses, "elapsed_s": elapsed, "settings": asdict(s)}, ckpt)
+            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s)
             log(f"stopping after {max_minutes} min at step {step}; run again to resume")
             return None
     _plot_losses(out / "loss_curve.png", losses)

@@ -362,6 +362,9 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     logs: list[str] = []
     assert train_model(tmp_path, geom, settings, max_minutes=0.0, log=logs.append) is None  # "interrupted"
     assert (tmp_path / "student.pt").exists() and (tmp_path / "teacher.pt").exists()
+    import torch   # the checkpoint holds tensors, dicts, lists, numbers and strings: it resumes with weights_only=True
+
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "student.pt") == []
     assert any("stopping after" in m for m in logs)
     logs.clear()
     path = train_model(tmp_path, geom, settings, log=logs.append)
