@@ -5,21 +5,33 @@ embedded bench, to the working folder). ``lut = "calibrated"`` takes each SLM's 
 the bench wavelength, falling back to the nominal linear response when none was measured yet;
 the alignment (decoder placement on SLM2, sensor registration) and the camera calibration are
 used when present and enabled. Every run records the ids of what it used.
+
+Every file read is checked in full before any device opens (``calibration.store``): a corrupt,
+edited, older-format or implausible file, or one whose sizes do not fit this bench, stops with
+CalibrationFileError naming the file, the field and what was expected. Files that are fine but
+not for this bench (made at another wavelength, an alignment on another optical path, an ``.h5``
+not named as a calibration) are passed over: ``BenchCalibrations.skipped`` names each with the
+reason (for the console and the run file) and each is logged as a warning on the "optgen" logger.
+A calibration made on another device (serial) is refused once the devices are open and known:
+``BenchCalibrations.check_devices(bench)``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from calibration.lut import LINEAR, PhaseResponse, load_response
-from calibration.store import CalibrationRecord, CalibrationStore, optical_path
+from calibration.store import BenchSpec, CalibrationFileError, CalibrationRecord, CalibrationStore
 
 from .bench_file import BenchConfig
 
 __all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations", "response_from_record"]
+
+log = logging.getLogger("optgen")
 
 UNCALIBRATED = PhaseResponse("linear-nominal (no LUT calibration in the store)")
 
@@ -50,6 +62,7 @@ class BenchCalibrations:
     lut_records: dict[str, CalibrationRecord] = field(default_factory=dict)
     alignment: CalibrationRecord | None = None
     camera: CalibrationRecord | None = None
+    skipped: list[str] = field(default_factory=list)   # files of the store passed over: "path: reason" each
 
     def ids(self) -> dict[str, str]:
         ids = {f"{key}.lut": lut.id for key, lut in self.luts.items()}
@@ -83,19 +96,49 @@ class BenchCalibrations:
             return None
         return float(self.camera.results["saturation_dn"])
 
+    def check_devices(self, bench) -> None:
+        """Refuse, once the devices are open, a calibration made on another device: CalibrationFileError
+        when a serial number recorded in a LUT, the alignment or the camera calibration differs from
+        the open device's (either unknown: not compared)."""
+        devices = {"encoding_slm": bench.encoding_slm, "decoding_slm": bench.decoding_slm, "camera": bench.camera}
+        checks = [(record, key, record.device_identity) for key, record in self.lut_records.items()]
+        if self.camera is not None:
+            checks.append((self.camera, "camera", self.camera.device_identity))
+        if self.alignment is not None:
+            checks += [(self.alignment, key, self.alignment.device_identity.get(key) or {}) for key in devices]
+        for record, key, identity in checks:
+            made_on = identity.get("serial") if isinstance(identity, dict) else None
+            now = getattr(getattr(devices[key], "identity", None), "serial", None)
+            if made_on and now and made_on != now:
+                what = "SLM" if key != "camera" else "camera"
+                raise CalibrationFileError(
+                    f"{record.path}: device_identity: {record.kind} measured on {what} serial {made_on!r}; "
+                    f"[{key}] is serial {now!r}. Calibrate this device (optgen calibrate {record.kind})")
+
 
 def load_bench_calibrations(config: BenchConfig, override: str | Path | None = None) -> BenchCalibrations:
-    """Load (and check) every calibration ``config`` asks for; CalibrationFileError/LUTError on a bad file."""
+    """Load (and check) every calibration ``config`` asks for; CalibrationFileError/LUTError on a bad file.
+
+    Files passed over (another wavelength or optical path) are in ``skipped`` and logged."""
     folder = store_folder(config, override)
     store = CalibrationStore(folder)
     source = Path(config.source)
     base_dir = source.parent if source.is_file() else None
-    path_key = optical_path(config)
+    spec = BenchSpec.from_config(config)
+    slms = (config.encoding_slm, config.decoding_slm)
+    wanted = [("lut", cfg.key) for cfg in slms if cfg.lut == "calibrated"]
+    if config.calibration.use_alignment:
+        wanted.append(("alignment", "bench"))
+    if config.calibration.use_camera:
+        wanted.append(("camera", "camera"))
+    selection = store.select(spec, wanted)
+    for line in selection.skipped:
+        log.warning("calibration not used: %s", line)
     luts: dict[str, PhaseResponse] = {}
     records: dict[str, CalibrationRecord] = {}
-    for cfg in (config.encoding_slm, config.decoding_slm):
+    for cfg in slms:
         if cfg.lut == "calibrated":
-            record = store.latest("lut", cfg.key, config.wavelength_nm, path_key)
+            record = selection.records[("lut", cfg.key)]
             if record is None:
                 luts[cfg.key] = UNCALIBRATED
             else:
@@ -105,9 +148,6 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
             luts[cfg.key] = LINEAR
         else:
             luts[cfg.key] = load_response(cfg.lut, cfg.bitdepth, base_dir)
-    alignment = camera = None
-    if config.calibration.use_alignment:
-        alignment = store.latest("alignment", "bench", config.wavelength_nm, path_key)
-    if config.calibration.use_camera:
-        camera = store.latest("camera", "camera", config.wavelength_nm, path_key)
-    return BenchCalibrations(folder, luts, records, alignment, camera)
+    alignment = selection.records.get(("alignment", "bench"))
+    camera = selection.records.get(("camera", "camera"))
+    return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped))

@@ -82,3 +82,25 @@ def test_more_than_2pi_of_stroke_is_driven_on_the_first_turn_only():
     slm.set_phase(phase)
     err = np.angle(np.exp(1j * (world.retardance(ENCODING, 0.0) - phase)))
     assert np.max(np.abs(err)) < 0.03
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("reversed.npy", lambda p: np.save(p, np.linspace(6.5, 0, 256)), "reversed LUT"),
+    ("zeros.npy", lambda p: np.save(p, np.zeros(256)), "constant"),
+    ("seven.npy", lambda p: np.save(p, np.linspace(0, 6.5, 7)), "7 values; expected one per gray level (256)"),
+    ("text.npy", lambda p: np.save(p, np.array(["a"] * 256)), "expected one phase"),
+    ("object.npy", lambda p: np.save(p, np.array([{}, {}], dtype=object), allow_pickle=True), "not a readable .npy"),
+    ("torn.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8'"), "not a readable .npy"),
+    ("garbage.npy", lambda p: p.write_bytes(b"\xff" * 100), "not a readable .npy"),
+    ("latin1.csv", lambda p: p.write_bytes(b"0,0\n\xff\xfe,1\n"), "not a gray,phase_rad CSV"),
+    ("ragged.csv", lambda p: p.write_text("0,0\n1,2,3\n"), "not a gray,phase_rad CSV"),
+    ("falling.csv", lambda p: p.write_text("0,6\n255,0\n"), "reversed LUT"),
+    ("repeated.csv", lambda p: p.write_text("0,0\n0,1\n255,6\n"), "must increase"),
+    ("nan.csv", lambda p: p.write_text("0,0\n255,nan\n"), "finite"),
+    ("flat.csv", lambda p: p.write_text("0,0\n255,0.1\n"), "span 0.1 rad"),
+])
+def test_a_bad_response_file_is_refused_with_a_lut_error_naming_it(tmp_path, name, content, fragment):
+    content(tmp_path / name)
+    with pytest.raises(LUTError) as info:
+        load_response(name, 8, tmp_path)
+    assert name in str(info.value) and fragment in str(info.value), str(info.value)

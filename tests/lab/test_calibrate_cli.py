@@ -128,3 +128,54 @@ def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_
     assert load_bench_calibrations(config, store).ids() == ids_before   # the previous LUTs stay in force
     twin = opened.spy_return.world
     assert twin.laser_emission is False and opened.spy_return.laser.emission is False
+
+
+def test_the_calibrated_store_opens_the_bench_with_nothing_passed_over(calibrated):
+    from lab.calibrations import load_bench_calibrations
+
+    _, bench, _ = calibrated
+    config = parse_bench(bench.read_text(encoding="utf-8"), str(bench))
+    cals = load_bench_calibrations(config)
+    assert cals.skipped == [] and len(cals.lut_records) == 2
+    assert cals.alignment is not None and cals.camera is not None
+    assert all(len(r.checksum) == 64 for r in (*cals.lut_records.values(), cals.alignment, cals.camera))
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    ("identity", "checksum mismatch"),
+    ("version 1", "re-run `optgen calibrate camera`"),
+    ("nan saturation", "result/saturation_dn: NaN or infinite values"),
+])
+def test_a_run_refuses_a_tampered_older_or_implausible_calibration_with_the_file_named(calibrated, tmp_path,
+                                                                                      capsys, damage, fragment):
+    """`optgen run` stops before any device opens with one line naming the file, never a traceback."""
+    import shutil
+
+    import h5py
+
+    import calibration.store as store_module
+
+    from ..calibration.records import write_version_1
+
+    folder, bench, _ = calibrated
+    store = tmp_path / "calibrations"
+    shutil.copytree(folder / "calibrations", store)
+    camera = max(store.glob("camera-*.h5"))
+    if damage == "identity":
+        with h5py.File(camera, "r+") as f:
+            f.attrs["device_identity"] = json.dumps({"serial": "SN-OTHER"})
+    elif damage == "version 1":
+        record = load_record(camera)
+        camera.unlink()
+        write_version_1(camera, record, record.created)
+    else:
+        with h5py.File(camera, "r+") as f:
+            f["result/saturation_dn"][()] = np.nan
+        store_module._seal(camera)
+    capsys.readouterr()
+    code = main(["run", "--count", "1", "--out", str(tmp_path / "run"), "--bench", str(bench),
+                 "--calibrations", str(store), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert camera.name in err and fragment in err, err
+    assert not (tmp_path / "run" / "run.h5").exists()       # the run stopped before its first frame
