@@ -2,7 +2,12 @@
 
 Public methods validate and then call small ``_..._hw`` hooks that a driver implements.
 Every open laser is kept in a registry so that :func:`all_lasers_safe_off` (called at
-interpreter exit and by the run loop's signal handlers) can turn every one of them off.
+interpreter exit) can turn every one of them off.
+
+A laser that another process can reach (:meth:`Laser.watchdog_spec`) gets a watchdog process
+(:mod:`drivers.lasers.watchdog`) before its emission first goes on: if this process dies or
+stalls, the watchdog turns the emission off and verifies it. A laser whose light ends with this
+process (the twin's) needs none (:attr:`Laser.light_ends_with_process`).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import math
 import weakref
 from abc import ABC, abstractmethod
 
+from . import stop
 from .errors import DeviceError, LaserSafetyError, PowerCeilingError
 from .identity import DeviceIdentity
 
-__all__ = ["Laser", "all_lasers_safe_off", "open_lasers"]
+__all__ = ["Laser", "all_lasers_safe", "all_lasers_safe_off", "open_lasers"]
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +47,22 @@ def all_lasers_safe_off() -> list[str]:
     return errors
 
 
+def all_lasers_safe(log_waiting: bool = False) -> bool:
+    """Whether every laser this process made is verified off, has light that ends with the
+    process, or has a watchdog that took over (what lets a stuck process end itself)."""
+    unsafe = [laser.name for laser in list(_OPEN_LASERS) if not laser.safe_to_leave()]
+    if unsafe and log_waiting:
+        log.critical("not exiting: %s not verified off and not covered by a watchdog; waiting for it",
+                     ", ".join(unsafe))
+    return not unsafe
+
+
 def _register(laser: "Laser") -> None:
     global _ATEXIT_REGISTERED
     _OPEN_LASERS.add(laser)
     if not _ATEXIT_REGISTERED:
         atexit.register(all_lasers_safe_off)
+        stop.set_laser_safety_check(all_lasers_safe)
         _ATEXIT_REGISTERED = True
 
 
@@ -54,6 +71,9 @@ class Laser(ABC):
 
     Setters return what the device reports back, not what was asked.
     """
+
+    light_ends_with_process = False    # the twin's laser: nothing to turn off once this process is gone
+    watchdog_s = 2.0                   # the watchdog's heartbeat bound (the bench file's [safety] watchdog_s)
 
     def __init__(self, name: str, wavelength_nm: float, max_power_w: float):
         if not (math.isfinite(wavelength_nm) and wavelength_nm > 0):
@@ -65,6 +85,12 @@ class Laser(ABC):
         self.max_power_w = float(max_power_w)
         self.closed = False
         self.emission_on_s = 0.0  # seconds of emission seen by this object (for energy logging)
+        self.verified_off = False  # emission read back off since it was last asked on
+        self.asked_on = False      # whether this process ever asked it to emit
+        self.watchdog = None       # drivers.lasers.watchdog.LaserWatchdog, once emission first goes on
+        self._reports: list[dict] = []
+        # told the read-back after each change: observer(emission=bool | None, setpoint_w=float | None)
+        self.observers: list = []
         _register(self)
 
     # --- identity -------------------------------------------------------------------
@@ -106,7 +132,9 @@ class Laser(ABC):
         self._require_open()
         watts = self.check_power(watts)
         self._set_power_hw(watts)
-        return self.power_setpoint()
+        setpoint = self.power_setpoint()
+        self._notify(setpoint_w=setpoint)
+        return setpoint
 
     def power_setpoint(self) -> float:
         """The setpoint the device reports (W)."""
@@ -118,10 +146,21 @@ class Laser(ABC):
 
     # --- emission -------------------------------------------------------------------
     def set_emission(self, on: bool) -> bool:
-        """Switch emission on or off; returns the read-back state."""
+        """Switch emission on or off; returns the read-back state. Before light goes on, a laser
+        another process can reach gets its watchdog (LaserSafetyError if it cannot start)."""
         self._require_open()
+        if on:
+            self._ensure_watchdog()
+            self.verified_off = False
+            self.asked_on = True
+            self._tell_watchdog("on")
         self._set_emission_hw(bool(on))
-        return self.emission
+        state = self.emission
+        if state:
+            self._notify(emission=True)
+        else:
+            self._mark_off()
+        return state
 
     @property
     def emission(self) -> bool:
@@ -144,6 +183,33 @@ class Laser(ABC):
         Implementations usually call :meth:`_emission_off_verified`.
         """
 
+    def _off_with_recovery(self) -> None:
+        """Emission off, verified. If that fails (a lost link, replies that never come), the
+        emission-off command is sent blind first - a laser that still hears commands but whose
+        replies are lost goes off - and then the link is reopened and the off verified."""
+        with stop.active_shield():
+            try:
+                self._emission_off_verified()
+                return
+            except LaserSafetyError as exc:
+                first = str(exc)          # text only: an exception kept here would hold this frame
+            try:
+                self._send_off_blind()
+            except Exception as exc:  # noqa: BLE001 - the reconnect below still tries
+                log.warning("%s: sending emission-off blind failed: %s", self.name, exc)
+            try:
+                self.reconnect()
+                self._emission_off_verified()
+            except Exception as exc:
+                raise LaserSafetyError(self.name, f"{first}; emission-off was then sent blind, and verifying it "
+                                                  f"after reconnecting failed: {exc}") from None
+            log.warning("%s: emission verified off after sending it blind and reconnecting (%s)", self.name, first)
+
+    def _send_off_blind(self) -> None:
+        """Write the emission-off command without waiting for any reply (reopening the link if
+        it is closed); drivers over a link implement it."""
+        raise DeviceError(self.name, "this driver cannot send emission-off blind")
+
     def _emission_off_verified(self, attempts: int = 3) -> None:
         """Send emission-off and read it back, up to ``attempts`` times."""
         last_error: Exception | None = None
@@ -151,22 +217,88 @@ class Laser(ABC):
             try:
                 self._set_emission_hw(False)
                 if not self._get_emission_hw():
+                    self._mark_off()
                     return
             except Exception as exc:  # a flaky link must not stop the retries
                 last_error = exc
         detail = f" (last error: {last_error})" if last_error else " (device still reports emission on)"
         raise LaserSafetyError(self.name, f"emission could not be verified off after {attempts} attempts{detail}")
 
+    # --- the watchdog outside the process ---------------------------------------------
+    def watchdog_spec(self) -> dict | None:
+        """How another process reaches this laser and turns it off (see
+        :mod:`drivers.lasers.watchdog_process`), or None where it cannot."""
+        return None
+
+    def watchdog_coverage(self) -> str:
+        """One line for ``optgen devices``: what happens to the light if this process dies."""
+        if self.light_ends_with_process:
+            return "its light ends with the optgen process (a twin): no watchdog needed"
+        if self.watchdog_spec() is None:
+            return ("NOT covered: no other process can reach this laser; the bench needs a hardware interlock "
+                    "or a modulation input that turns it off (see the README)")
+        return self._covered_text()
+
+    def _covered_text(self) -> str:
+        return (f"covered: a watchdog process turns emission off and verifies it if optgen dies or stalls "
+                f"for {self.watchdog_s:g} s")
+
+    def safe_to_leave(self) -> bool:
+        """Never asked to emit, verified off, light that ends with this process, or a watchdog
+        that took over."""
+        if not self.asked_on or self.verified_off or self.light_ends_with_process:
+            return True
+        return bool(self.watchdog is not None and (self.watchdog.acted or {}).get("verified_off"))
+
+    def report_to(self, folder, kind: str = "run") -> None:
+        """Where the watchdog writes what it did, should it act (a run folder, a calibration
+        store); ``None`` forgets it."""
+        self._reports = [] if folder is None else [{"folder": str(folder), "kind": kind}]
+        if self.watchdog is not None:
+            self.watchdog.report_to(self._reports)
+
+    def _ensure_watchdog(self) -> None:
+        if self.light_ends_with_process:
+            return
+        spec = self.watchdog_spec()
+        if spec is None:
+            return
+        if self.watchdog is None:
+            from .lasers.watchdog import LaserWatchdog
+
+            self.watchdog = LaserWatchdog(self.name, spec, self.watchdog_s)
+            self.watchdog.reports = self._reports
+        if not self.watchdog.running:
+            self.watchdog.start()
+
+    def _tell_watchdog(self, emission: str) -> None:
+        if self.watchdog is not None:
+            self.watchdog.state(emission)
+
+    def _mark_off(self) -> None:
+        self.verified_off = True
+        self._tell_watchdog("off")
+        self._notify(emission=False)
+
+    def _notify(self, **state) -> None:
+        for observer in self.observers:
+            observer(**state)
+
     # --- life cycle -----------------------------------------------------------------
     def close(self) -> None:
-        """Safe-off, then release the connection. Safe to call twice."""
+        """Safe-off, then release the connection (and, once verified off, the watchdog). Safe to
+        call twice."""
         if self.closed:
             return
         try:
             self.safe_off()
         finally:
             self.closed = True
-            self._close_hw()
+            try:
+                self._close_hw()
+            finally:
+                if self.watchdog is not None and self.verified_off:
+                    self.watchdog.close()      # a laser not verified off keeps its watchdog
 
     def __enter__(self) -> "Laser":
         return self

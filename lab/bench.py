@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from calibration.lut import PhaseResponse, apply_response
-from calibration.store import CalibrationFileError
 from drivers.camera import BenchCamera
 from drivers.identity import SLMTiming
 from drivers.laser import Laser
@@ -96,23 +95,15 @@ def build_bench(config: BenchConfig, calibration_store: str | Path | None = None
 
         bench = open_real_bench(config, luts, open_laser, apply_response, Bench)
     bench.calibrations = calibrations
+    bench.laser.watchdog_s = config.safety.watchdog_s
+    if bench.protocol_twin is not None:
+        bench.laser.light_ends_with_process = True   # the twin answers from a thread of this process
     try:
-        _check_calibrated_devices(bench)
+        calibrations.check_devices(bench)      # a calibration measured on another device's serial
     except Exception:
         bench.close()
         raise
     return bench
-
-
-def _check_calibrated_devices(bench: Bench) -> None:
-    """A LUT measured on one SLM is refused for another (its serial number differs)."""
-    for key, record in bench.calibrations.lut_records.items():
-        slm = bench.encoding_slm if key == "encoding_slm" else bench.decoding_slm
-        made_on = record.device_identity.get("serial")
-        now = slm.identity.serial
-        if made_on and now and made_on != now:
-            raise CalibrationFileError(f"{record.path}: LUT measured on SLM serial {made_on!r}; [{key}] is serial "
-                                       f"{now!r}. Calibrate this SLM (optgen calibrate lut)")
 
 
 def _slm_timing(cfg: SLMConfig) -> SLMTiming:
@@ -165,6 +156,8 @@ def _build_twin(config: BenchConfig, luts: dict[str, PhaseResponse]) -> Bench:
         slms[key] = slm
     camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s, trigger_overlap=config.twin.trigger_overlap)
     laser, twin = open_laser(config, world)
+    if twin is None and not isinstance(laser, SimulatedLaser):
+        laser.observers.append(world.follow_laser)   # a laser outside: the light is what it reports
     bench = Bench(config=config, laser=laser, encoding_slm=slms[ENCODING], decoding_slm=slms[DECODING],
                   camera=camera, clock=world.clock, luts=luts, world=world)
     bench.protocol_twin = twin

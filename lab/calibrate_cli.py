@@ -31,6 +31,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
     folder = store_folder(cfg, args.store)
     store = CalibrationStore(folder)
     with build_bench(cfg, folder) as bench:
+        if folder.is_dir():
+            bench.laser.report_to(folder, "calibration")    # where the laser watchdog would say what it did
         if args.what == "check":
             from calibration.check import check_drift
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -37,7 +38,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           "latency + settle, capture; trigger: the SLM's frame-shown output triggers the camera")
     run.add_argument("--retries", type=int, default=3, help="attempts beyond the first for a missed frame (default 3)")
     run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
-    run.add_argument("--seed", type=int, default=0, help="random seed of the encoder's noise (default 0)")
+    run.add_argument("--seed", type=int, default=None,
+                     help="random seed of the encoder's noise, a whole number >= 0 (default 0; a resumed run "
+                          "keeps its own)")
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     run.add_argument("--colours", action="store_true",
                      help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "
@@ -340,11 +343,12 @@ def _run_settings(args: argparse.Namespace):
         _new_run_checks(args)
         cfg = load_bench(args.bench)
         base_dir = args.bench.parent if args.bench is not None else None
-        return cfg, base_dir, args.seed, args.count, args.calibrations, args.out
+        return cfg, base_dir, _seed(args), args.count, args.calibrations, args.out
     if args.out is not None or args.count is not None:
         raise OptgenError("--resume DIR continues that run: leave out --out and --count")
     attrs = read_run_attrs(args.resume / "run.h5")
     recorded = attrs.get("run_args") or {}
+    _resume_seed(args, int(recorded.get("seed", 0)))
     if args.bench is not None:
         cfg = load_bench(args.bench)
         if cfg.text != attrs.get("bench_file"):
@@ -366,6 +370,25 @@ def _new_run_checks(args: argparse.Namespace) -> None:
         raise OptgenError("optgen run needs --count N and --out DIR (or --resume DIR)")
     if args.count < 1:
         raise OptgenError(f"--count {args.count}: expected a positive number of frames")
+    _seed(args)
+
+
+MAX_SEED = 2**63 - 1
+
+
+def _seed(args: argparse.Namespace) -> int:
+    """--seed, checked: a whole number in [0, 2**63 - 1] (0 when not given)."""
+    seed = 0 if args.seed is None else args.seed
+    if not 0 <= seed <= MAX_SEED:
+        raise OptgenError(f"--seed {seed}: expected a whole number from 0 to {MAX_SEED}")
+    return seed
+
+
+def _resume_seed(args: argparse.Namespace, recorded: int) -> None:
+    """A resumed run keeps its own seed: --seed may only repeat it."""
+    if args.seed is not None and args.seed != recorded:
+        raise OptgenError(f"--seed {args.seed}: the run in {args.resume} was started with --seed {recorded}; a "
+                          f"resumed run keeps its seed (leave --seed out)")
 
 
 def _cmd_run_colours(args: argparse.Namespace) -> int:
@@ -386,11 +409,12 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
         else:
             cfg = load_bench(args.bench)
         base_dir = args.bench.parent if args.bench is not None else None
-        seed, count, calibrations, out = args.seed, args.count, args.calibrations, args.out
+        seed, count, calibrations, out = _seed(args), args.count, args.calibrations, args.out
     else:
         if args.out is not None or args.count is not None:
             raise OptgenError("--resume DIR continues that run: leave out --out and --count")
         stored = json.loads((args.resume / COLOUR_RUN_FILE).read_text())
+        _resume_seed(args, int(stored["seed"]))
         cfg = (load_bench(args.bench) if args.bench is not None
                else parse_bench(stored["bench_file"], f"{args.resume / COLOUR_RUN_FILE} (recorded bench file)"))
         base_dir = args.bench.parent if args.bench is not None else (
@@ -500,21 +524,62 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return run_calibrate(args)
 
 
+# Commands that can turn light on: their signal handlers only record a stop (drivers.stop)
+LIGHT_COMMANDS = ("run", "calibrate", "devices")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:    # the console says warnings; run.log gets everything
         handler.setLevel(logging.WARNING)
     parser = _build_parser()
     args = parser.parse_args(argv)
+    code = _run_command(args)
+    _exit_past_hung_storage(code)
+    return code
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from drivers.stop import StopControl
+
+    control = StopControl() if args.command in LIGHT_COMMANDS else None
     try:
-        return args.func(args)
+        if control is None:
+            return args.func(args)
+        with control.signals():
+            return args.func(args)
     except (OptgenError, ValueError, NotImplementedError) as exc:
         print(f"optgen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"optgen {args.command}: interrupted; the laser is off and the run file records the stop",
-              file=sys.stderr)
+        print(f"optgen {args.command}: interrupted; {_laser_words(args.command)}", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if control is None or not control.now:
+            raise
+        print(f"optgen {args.command}: {control.reason}; {_laser_words(args.command)}", file=sys.stderr)
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def _laser_words(command: str) -> str:
+    """What an interrupted command says of the light, as the laser registry knows it."""
+    from drivers.laser import all_lasers_safe
+
+    said = "the laser is off" if all_lasers_safe() else "the laser could NOT be verified off: switch it off by hand"
+    return said + (" and the run file records the stop" if command == "run" else "")
+
+
+def _exit_past_hung_storage(code: int) -> None:
+    """A storage thread that never returned from a write (a hung disk) may hold locks the
+    interpreter's exit would wait on: end the process now (the laser is already verified off)."""
+    from .frame_store import storage_hung
+
+    if storage_hung():
+        print("optgen: storage is hung; exiting without waiting for it (the laser is off; the frames "
+              "stored before the stall are in the run file)", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ def describe_bench(bench) -> list[str]:
     lines = [f"laser         {laser.identity}",
              f"              {laser.wavelength_nm:g} nm, setpoint {laser.power_setpoint() * 1e3:.4g} mW, "
              f"emission {'ON' if laser.emission else 'off'}, ceiling {laser.ceiling_w * 1e3:.4g} mW, "
-             f"faults: {', '.join(laser.faults()) or 'none'}"]
+             f"faults: {', '.join(laser.faults()) or 'none'}",
+             f"              watchdog: {laser.watchdog_coverage()}"]
     for slm in (bench.encoding_slm, bench.decoding_slm):
         t = slm.timing
         lines += [f"{slm.name:<13} {slm.identity}",

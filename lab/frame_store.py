@@ -7,6 +7,11 @@ registers the frame onto the output grid and writes it with its seed and metadat
 writer makes it durable before the next one. The first error (full disk, laser fault, write
 error) stops the worker; frames still queued then are not stored (a resume takes them again)
 and :meth:`put` / :meth:`check` raise that error on the capture loop's thread.
+
+A worker that spends more than ``stall_s`` on one frame (a hung disk, a stalled network share)
+is *stalled*: :meth:`check` raises :class:`StorageStalled`, the run turns the laser off first,
+and nothing touches the run file again (a write that never returns may hold its lock). The
+thread is a daemon; :func:`storage_hung` lets the command end the process without waiting for it.
 """
 
 from __future__ import annotations
@@ -14,15 +19,23 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from drivers import stop
 from drivers.errors import OptgenError
 
-__all__ = ["CapturedFrame", "StorageStalled", "StoreWorker"]
+__all__ = ["CapturedFrame", "StorageStalled", "StoreWorker", "storage_hung"]
 
 _DONE = object()
+_STALLED: "weakref.WeakSet[StoreWorker]" = weakref.WeakSet()     # workers that stalled in this process
+
+
+def storage_hung() -> bool:
+    """Whether a storage worker of this process is still inside a write that stalled."""
+    return any(worker.hung for worker in list(_STALLED))
 
 
 class StorageStalled(OptgenError):
@@ -46,8 +59,11 @@ class StoreWorker:
     """One thread behind a queue of ``depth`` frames."""
 
     def __init__(self, writer, registration, guard, saturation_dn: float, dark_level_dn: float,
-                 depth: int = 8):
+                 depth: int = 8, stall_s: float = 10.0):
         self.writer = writer
+        self.stall_s = float(stall_s)
+        self.stalled = False
+        self._busy_since: float | None = None
         self.registration = registration
         self.guard = guard
         self.saturation_dn = float(saturation_dn)
@@ -60,36 +76,61 @@ class StoreWorker:
         self._thread = threading.Thread(target=self._work, name="optgen-store", daemon=True)
         self._thread.start()
 
-    def put(self, item: CapturedFrame, timeout_s: float = 60.0) -> None:
-        """Queue a frame (blocks while the queue is full); raises the worker's error, if any, or
-        StorageStalled when the worker takes no frame for ``timeout_s`` (a hung disk)."""
-        deadline = time.monotonic() + timeout_s
+    def put(self, item: CapturedFrame) -> None:
+        """Queue a frame (blocks while the queue is full, noticing a stop); raises the worker's
+        error, if any, or StorageStalled (see :meth:`check`)."""
         while True:
             self.check()
+            stop.check()
             try:
                 self._queue.put(item, timeout=0.05)
                 return
             except queue.Full:
-                if time.monotonic() > deadline:
-                    raise StorageStalled(f"the storage worker took no frame for {timeout_s:g} s (disk hung or "
-                                         f"far too slow); stopping the run") from None
+                pass
 
     def check(self) -> None:
+        """Raise the worker's error, or StorageStalled once one frame has taken over ``stall_s``."""
         if self.error is not None:
             raise self.error
+        since = self._busy_since
+        if since is not None and time.monotonic() - since > self.stall_s:
+            self._stall(time.monotonic() - since)
 
-    def finish(self, timeout_s: float | None = 60.0) -> None:
-        """Store what is queued, stop the thread; raises the worker's error, if any."""
-        if self._thread.is_alive():
-            deadline = None if timeout_s is None else time.monotonic() + timeout_s
-            while self._thread.is_alive():
-                try:
-                    self._queue.put(_DONE, timeout=0.05)
+    @property
+    def hung(self) -> bool:
+        """Still inside the write that stalled."""
+        return self.stalled and self._thread.is_alive() and self._busy_since is not None
+
+    def _stall(self, seconds: float) -> None:
+        if not self.stalled:
+            self.stalled = True
+            _STALLED.add(self)
+        raise StorageStalled(f"storage stalled: one frame has not been written in {seconds:.3g} s (bound "
+                             f"[safety] storage_stall_s = {self.stall_s:g} s; a hung disk or network share?); "
+                             f"the laser was turned off and the run stopped")
+
+    def finish(self, timeout_s: float | None = None) -> None:
+        """Store what is queued, stop the thread; raises the worker's error, if any. Waits at most
+        ``timeout_s`` (default: ``stall_s`` per queued frame, plus one), and raises StorageStalled
+        rather than wait on a stalled worker."""
+        if self.stalled:
+            raise StorageStalled("storage stalled earlier in this run; the queued frames were not stored")
+        if timeout_s is None:
+            timeout_s = self.stall_s * (self._queue.qsize() + 1)
+        deadline = time.monotonic() + timeout_s
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_DONE, timeout=0.05)
+                break
+            except queue.Full:
+                self.check()
+                if time.monotonic() > deadline:
                     break
-                except queue.Full:
-                    if deadline is not None and time.monotonic() > deadline:
-                        break
-            self._thread.join(timeout_s)
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(0.05)
+            self.check()
+        if self._thread.is_alive():
+            self._stall(timeout_s)
         self.check()
 
     def _work(self) -> None:
@@ -100,10 +141,13 @@ class StoreWorker:
             if self.error is not None:
                 continue                     # drain without storing: the run is stopping
             t0 = time.perf_counter()
+            self._busy_since = time.monotonic()
             try:
                 self._store(item)
             except BaseException as exc:     # noqa: BLE001 - handed to the capture loop's thread
                 self.error = exc
+            finally:
+                self._busy_since = None
             self.busy_s += time.perf_counter() - t0
 
     def _store(self, item: CapturedFrame) -> None:

@@ -55,9 +55,11 @@ class LaserGuard:
         if not emission and self.stood_down_s is not None and t_s <= self.stood_down_s:
             return self.power_w                 # switched off by the run, after this frame
         if not emission:
-            raise LaserFault(self.laser.name, "emission went off during the run (interlock, key switch or a "
-                                              "controller that switched it off); the frames after the last good "
-                                              "check are not kept")
+            acted = getattr(getattr(self.laser, "watchdog", None), "acted", None)
+            why = (f"the laser watchdog switched it off: {acted['message']}" if acted else
+                   "interlock, key switch or a controller that switched it off")
+            raise LaserFault(self.laser.name, f"emission went off during the run ({why}); the frames after the "
+                                              f"last good check are not kept")
         self.checked_until_s, self.power_w = now, power
         return power
 

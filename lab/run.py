@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import platform
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -24,13 +28,14 @@ from typing import Callable
 import numpy as np
 
 from calibration.alignment import place_decoder
-from drivers.errors import DeviceError, LaserSafetyError, LinkLost, OptgenError
+from drivers.errors import DeviceError, OptgenError
+from drivers.stop import active as active_stop
 
 from .bench import Bench
 from .capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
 from .contact_sheet import write_contact_sheet
 from .energy import energy_per_image
-from .frame_store import StoreWorker
+from .frame_store import StorageStalled, StoreWorker
 from .laser_guard import LaserGuard
 from .patterns import check_model_phase
 from .registration import OutputRegistration
@@ -38,7 +43,10 @@ from .seeds import SeedSource
 from .stop import StopControl
 from .storage import RunWriter, read_run_attrs, read_run_status
 
-__all__ = ["RunFolderError", "RunResult", "prepare_run_folder", "run_generation"]
+__all__ = ["RunFolderError", "RunLog", "RunResult", "prepare_run_folder", "run_generation", "run_summary",
+           "write_json_atomic", "write_run_outputs"]
+
+log = logging.getLogger("optgen.run")
 
 
 class RunFolderError(OptgenError, ValueError):
@@ -119,6 +127,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
 
     ``progress(done, total)`` is called on this thread as frames are stored. Raises after
     cleaning up if the run fails or is interrupted; the run file then records why.
+    ``stop``: the stop control (default: the one whose signal handlers are installed, else a new one).
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
         raise ValueError(f"count = {count!r}: expected a positive whole number of frames")
@@ -145,26 +154,23 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
              "count": int(count), "run_args": run_args or {}}
     writer = _open_writer(folder, resume, count, bench, g, seeds.shape, attrs)
     todo = [int(i) for i in writer.missing()]
-    stop = stop or StopControl()
-    run_log = _RunLog(folder / "run.log", writer)
+    stop = stop or active_stop() or StopControl()
+    run_log = RunLog(folder / "run.log", writer)
     run_log.event("start", f"{'resuming' if resume else 'starting'}: {len(todo)} of {count} frames to take, "
                            f"sync {sync}, bench {cfg.name!r}")
-    status, reason = "failed", "not started"
-    started = time.perf_counter()
-    t_bench0 = bench.clock.now()
-    on_time_s = 0.0
-    dark_level = 0.0
-    store = preparer = guard = None
-    loop_stats = CaptureLoopStats()
-    stored_before = writer.n_written
+    for line in getattr(cals, "skipped", None) or []:
+        run_log.event("calibration", f"not used: {line}")
+    end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
     with stop.signals():
+        graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
+        bench.laser.report_to(folder, "run")               # where the laser watchdog would say what it did
         try:
             bench.laser.set_emission(False)
             dark = bench.camera.capture()
-            dark_level = float(np.median(dark))
+            end.dark_level = float(np.median(dark))
             writer.write_dark(dark)                       # a resumed session's dark goes to /dark_1, ...
             writer.write_decoder_phase(decoder_phase)     # on resume: checks it is the run's decoder
-            registration.dark_level_dn = dark_level
+            registration.dark_level_dn = end.dark_level
             # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
             bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
                                                        cfg.decoding_slm.pitch_um * 1e-6))
@@ -174,96 +180,154 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                 raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
                                                     f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
             saturation = (cals.saturation_dn() if cals else None) or bench.camera.saturation_dn
-            preparer = PatternPreparer(bench.encoding_slm, seeds, g.superpixel_px, todo)
-            guard = LaserGuard(bench.laser, bench.clock, run_log.event)
-            store = StoreWorker(writer, registration, guard, saturation, dark_level)
+            end.preparer = PatternPreparer(bench.encoding_slm, seeds, g.superpixel_px, todo)
+            end.guard = LaserGuard(bench.laser, bench.clock, run_log.event)
+            end.store = StoreWorker(writer, registration, end.guard, saturation, end.dark_level,
+                                    stall_s=cfg.safety.storage_stall_s)
             reporter = _Progress(progress, writer, count)
             # a Ctrl-C during the set-up stops here: the light never comes on
             if not stop.requested and not bench.laser.set_emission(True):
                 raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
             t_on = bench.clock.now()
             try:
-                capture_frames(bench, preparer, store, stop, sync=sync, max_retries=max_retries,
-                               record_event=run_log.event, on_iteration=reporter.update, stats=loop_stats)
+                capture_frames(bench, end.preparer, end.store, stop, sync=sync, max_retries=max_retries,
+                               record_event=run_log.event, on_iteration=reporter.update, stats=end.loop_stats)
             finally:
                 stop.cleaning = True                      # a signal from here on waits for the cleanup
-                on_time_s = bench.clock.now() - t_on
-                guard.stand_down()
-                _laser_off(bench.laser)                   # every frame is in: storing needs no light
-            store.finish()
+                end.on_time_s = bench.clock.now() - t_on
+                end.laser_off()                           # every frame is in: storing needs no light
+            end.store.finish()
             reporter.update()
             if writer.n_written == count:
-                status, reason = "complete", ""
+                end.status, end.reason = "complete", ""
             else:
-                status, reason = "stopped", stop.reason or "stopped before every frame was taken"
+                end.status, end.reason = "stopped", stop.reason or "stopped before every frame was taken"
         except KeyboardInterrupt:
-            status, reason = "stopped", "interrupted (Ctrl-C)"
+            end.status, end.reason = "stopped", "interrupted (Ctrl-C)"
             raise
         except SystemExit as exc:
-            status, reason = "stopped", f"terminated (exit {exc.code})"
+            end.status, end.reason = "stopped", f"terminated (exit {exc.code})"
             raise
         except Exception as exc:
-            status, reason = "failed", f"{type(exc).__name__}: {exc}"
-            cause = store.error if store is not None and store.error not in (None, exc) else exc.__context__
-            if cause is not None:               # e.g. the laser could not be switched off after a lost link
-                reason += f" (while stopping after {type(cause).__name__}: {cause})"
+            end.failed(exc)
             raise
         finally:
             stop.cleaning = True
-            laser_off = False
             try:
-                try:
-                    writer.mark_stopped(status, reason)       # why, recorded before anything else can fail
-                finally:
-                    if guard is not None:
-                        guard.stand_down()
-                    try:
-                        _laser_off(bench.laser)               # before storage: a hung disk must not keep the light on
-                        laser_off = True
-                    finally:
-                        if store is not None:
-                            try:
-                                store.finish()                # frames already captured are stored
-                            except BaseException as exc:      # noqa: BLE001 - the first error is the one raised
-                                run_log.event("store", f"{type(exc).__name__}: {exc}")
-                        if preparer is not None:
-                            preparer.close()
+                end.finish(folder)
             finally:
-                elapsed = time.perf_counter() - started
-                setpoint = _setpoint(bench)
-                run_log.event("end", f"{status}{': ' + reason if reason else ''}; {writer.n_written} of {count} "
-                                     f"frames stored ({writer.n_written - stored_before} in this session)")
-                summary = _summary(bench, writer, status, reason, elapsed, on_time_s, dark_level, setpoint)
-                summary["laser_verified_off"] = laser_off
-                summary["frames_this_session"] = writer.n_written - stored_before
-                summary["sync"] = sync
-                summary["retakes"] = loop_stats.retakes
-                summary["capture_timeouts"] = loop_stats.capture_timeouts
-                summary["critical_path_overhead_ms"] = loop_stats.overhead_ms()
-                summary["store_wait_s"] = round(loop_stats.store_wait_s, 4)
-                if store is not None and store.stored:
-                    summary["store_ms_per_frame"] = round(store.busy_s / store.stored * 1e3, 3)
-                summary["energy_per_image"] = energy_per_image(
-                    cfg, summary["frames_this_session"], setpoint, on_time_s, bench.clock.now() - t_bench0,
-                    store.counts_above_dark if store is not None else 0.0, seeds.flops_per_seed)
-                try:
-                    writer.close(status, reason, {"summary": summary})
-                finally:
-                    run_log.close()
-                    _write_outputs(folder, summary)
-    return RunResult(folder, status, summary["frames_written"], summary)
+                bench.laser.report_to(None)
+                stop.graceful = graceful
+    return RunResult(folder, end.status, end.summary["frames_written"], end.summary)
 
 
-def _laser_off(laser) -> None:
-    """Emission off, verified; if that fails (a lost link), reconnect once and try again."""
-    try:
-        laser.safe_off()
-    except (LinkLost, LaserSafetyError) as first:
+class _RunEnd:
+    """How a run ends, in the order a hung disk or a full one cannot spoil: the laser off (and
+    verified) first; then the run file, unless its storage stalled (a write that never returns
+    may hold the file's lock, so it is left alone); then summary.json; the pictures last."""
+
+    def __init__(self, bench: Bench, writer: RunWriter, run_log: "RunLog", count: int, sync: str,
+                 flops_per_seed: float):
+        self.bench, self.writer, self.run_log = bench, writer, run_log
+        self.count, self.sync, self.flops_per_seed = count, sync, flops_per_seed
+        self.status, self.reason = "failed", "not started"
+        self.store: StoreWorker | None = None
+        self.preparer: PatternPreparer | None = None
+        self.guard: LaserGuard | None = None
+        self.loop_stats = CaptureLoopStats()
+        self.dark_level = 0.0
+        self.on_time_s = 0.0
+        self.laser_verified_off = False
+        self.laser_error: BaseException | None = None
+        self.summary: dict = {}
+        self.started = time.perf_counter()
+        self.t_bench0 = bench.clock.now()
+        self.stored_before = writer.n_written
+
+    @property
+    def stalled(self) -> bool:
+        return self.store is not None and self.store.stalled
+
+    def failed(self, exc: BaseException) -> None:
+        self.status, self.reason = "failed", f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, StorageStalled):
+            self.reason = str(exc)
+        store_error = self.store.error if self.store is not None else None
+        cause = store_error if store_error not in (None, exc) else exc.__context__
+        if cause is not None:               # e.g. the laser could not be switched off after a lost link
+            self.reason += f" (while stopping after {type(cause).__name__}: {cause})"
+
+    def laser_off(self) -> None:
+        """Emission off, verified (raises LaserSafetyError if it cannot be); once is enough."""
+        if self.laser_verified_off:
+            return
+        if self.guard is not None:
+            self.guard.stand_down()
+        self.bench.laser.safe_off()
+        self.laser_verified_off = True
+
+    def finish(self, folder: Path) -> None:
+        """Everything after the capture, on every exit path; raises a failed safe-off last."""
         try:
-            laser.reconnect()
-        except Exception:
-            raise first from None
-        laser.safe_off()
+            self.laser_off()
+        except BaseException as exc:       # noqa: BLE001 - recorded, raised at the end
+            self.laser_error = exc
+            self.run_log.event("laser", f"NOT verified off: {exc}")
+        if self.stalled:
+            self.status = "failed"
+            self.run_log.storage_hung = True
+        else:
+            self._close_storage()
+        if self.preparer is not None:
+            self.preparer.close()
+        n = self.writer.n_written
+        self.run_log.event("end", f"{self.status}{': ' + self.reason if self.reason else ''}; {n} of {self.count} "
+                                  f"frames stored ({n - self.stored_before} in this session)")
+        self.summary = self._summary()
+        try:
+            if not self.stalled:
+                self.writer.close(self.status, self.reason, {"summary": self.summary})
+        finally:
+            self.run_log.close()
+            write_run_outputs(folder, self.summary, pictures=not self.stalled)
+        if self.laser_error is not None:
+            raise self.laser_error
+
+    def _close_storage(self) -> None:
+        try:
+            self.writer.mark_stopped(self.status, self.reason)    # why, recorded before anything else can fail
+        finally:
+            if self.store is not None:
+                try:
+                    self.store.finish()                           # frames already captured are stored
+                except BaseException as exc:                     # noqa: BLE001 - the first error is the one raised
+                    self.run_log.event("store", f"{type(exc).__name__}: {exc}")
+                    if self.stalled:
+                        self.status, self.reason = "failed", str(exc)
+                        self.run_log.storage_hung = True
+
+    def _summary(self) -> dict:
+        bench, store, stats = self.bench, self.store, self.loop_stats
+        setpoint = _setpoint(bench)
+        elapsed = time.perf_counter() - self.started
+        summary = run_summary(bench, self.writer, self.status, self.reason, elapsed, self.on_time_s,
+                              self.dark_level, setpoint, read_images=not self.stalled)
+        summary["laser_verified_off"] = self.laser_verified_off
+        summary["frames_this_session"] = self.writer.n_written - self.stored_before
+        summary["sync"] = self.sync
+        summary["retakes"] = stats.retakes
+        summary["capture_timeouts"] = stats.capture_timeouts
+        summary["critical_path_overhead_ms"] = stats.overhead_ms()
+        summary["store_wait_s"] = round(stats.store_wait_s, 4)
+        if self.stalled:
+            summary["storage_stalled"] = True
+        if store is not None and store.stored:
+            summary["store_ms_per_frame"] = round(store.busy_s / store.stored * 1e3, 3)
+        summary["energy_per_image"] = energy_per_image(
+            bench.config, summary["frames_this_session"], setpoint, self.on_time_s,
+            bench.clock.now() - self.t_bench0, store.counts_above_dark if store is not None else 0.0,
+            self.flops_per_seed)
+        return summary
 
 
 class _Progress:
@@ -281,19 +345,45 @@ class _Progress:
             self.progress(self.reported, self.total)
 
 
-class _RunLog:
-    """run.log in the run folder (appended to on resume), and the same events in the run file."""
+class RunLog:
+    """run.log in the run folder (appended to on resume), and the same events in the run file.
+
+    The log file is written on a thread of its own, so a hung disk never blocks the run loop,
+    and :meth:`close` waits for it a bounded time. Once the run's storage has stalled
+    (``storage_hung``), events go to run.log only: the run file may be locked by the hung write.
+    """
+
+    CLOSE_WAIT_S = 5.0
 
     def __init__(self, path: Path, writer):
         self.writer = writer
+        self.storage_hung = False
         self.logger = logging.getLogger("optgen.run")
-        self.handler = logging.FileHandler(path, encoding="utf-8")
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.handler = logging.handlers.QueueHandler(self._queue)
         self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
+        self._file = logging.FileHandler(path, encoding="utf-8", delay=True)
+        self._file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self._thread = threading.Thread(target=self._write, name="optgen-run-log", daemon=True)
+        self._thread.start()
+
+    def _write(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is None:
+                return
+            try:
+                self._file.handle(record)
+            except Exception:   # noqa: BLE001 - a log line must never stop the run
+                pass
 
     def event(self, kind: str, text: str) -> None:
-        self.logger.log(logging.WARNING if kind in ("retry", "link", "store") else logging.INFO, "%s: %s", kind, text)
+        level = logging.CRITICAL if kind == "laser" else (
+            logging.WARNING if kind in ("retry", "link", "store", "calibration") else logging.INFO)
+        self.logger.log(level, "%s: %s", kind, text)
+        if self.storage_hung:
+            return
         try:
             self.writer.record_event(kind, text)
         except Exception as exc:   # noqa: BLE001 - the log file still has it
@@ -301,7 +391,10 @@ class _RunLog:
 
     def close(self) -> None:
         self.logger.removeHandler(self.handler)
-        self.handler.close()
+        self._queue.put(None)
+        self._thread.join(self.CLOSE_WAIT_S)
+        if not self._thread.is_alive():
+            self._file.close()
 
 
 def _setpoint(bench: Bench) -> float:
@@ -312,8 +405,9 @@ def _setpoint(bench: Bench) -> float:
         return float("nan")
 
 
-def _summary(bench: Bench, writer: RunWriter, status: str, reason: str, elapsed_s: float, on_time_s: float,
-             dark_level: float, setpoint_w: float) -> dict:
+def run_summary(bench: Bench, writer: RunWriter, status: str, reason: str, elapsed_s: float, on_time_s: float,
+                dark_level: float, setpoint_w: float, read_images: bool = True) -> dict:
+    """What summary.json says of a run (``read_images``: also the image statistics, read from the run file)."""
     n = writer.n_written
     summary = {
         "status": status,
@@ -325,11 +419,12 @@ def _summary(bench: Bench, writer: RunWriter, status: str, reason: str, elapsed_
         "bench": bench.config.name,
         "simulated": bench.world is not None,
         "calibrations": bench.calibration_ids(),
+        "calibrations_not_used": list(getattr(bench.calibrations, "skipped", None) or []),
         "dark_level_dn": dark_level,
         "laser_setpoint_w": setpoint_w,
         "laser_on_time_s": round(on_time_s, 6),
     }
-    if n:
+    if n and read_images:
         written = writer.written[:]
         images = writer.images[...][written]
         saturated = writer.meta["saturated_pixels"][...][written]
@@ -341,10 +436,17 @@ def _summary(bench: Bench, writer: RunWriter, status: str, reason: str, elapsed_
     return summary
 
 
-def _write_outputs(folder: Path, summary: dict) -> None:
-    """contact_sheet.png (from the stored images) and summary.json."""
-    n = summary["frames_written"]
-    if n:
+def write_run_outputs(folder: Path, summary: dict, pictures: bool = True, timeout_s: float = 10.0) -> None:
+    """summary.json first, then contact_sheet.png (from the stored images): a full disk or a
+    failed picture still leaves the summary. Each file is written on a thread and waited for at
+    most ``timeout_s``, so a hung disk cannot hold the process."""
+    summary["run_file"] = "run.h5"
+    if not _bounded(lambda: write_json_atomic(folder / "summary.json", summary), timeout_s, "summary.json"):
+        return
+    if not (pictures and summary["frames_written"]):
+        return
+
+    def sheet() -> None:
         import h5py
 
         with h5py.File(folder / "run.h5", "r") as f:
@@ -352,5 +454,35 @@ def _write_outputs(folder: Path, summary: dict) -> None:
             images = f["images"][np.flatnonzero(written)[:64]]
         write_contact_sheet(folder / "contact_sheet.png", images)
         summary["contact_sheet"] = "contact_sheet.png"
-    summary["run_file"] = "run.h5"
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(folder / "summary.json", summary)
+
+    _bounded(sheet, timeout_s, "contact_sheet.png")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON next to ``path`` and rename it over: a reader sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _bounded(job: Callable[[], None], timeout_s: float, what: str) -> bool:
+    """Run ``job`` on a thread; False (logged) if it failed or did not finish within ``timeout_s``."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            job()
+        except BaseException as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"optgen-write-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        log.error("%s was not written within %g s (disk hung?)", what, timeout_s)
+        return False
+    if errors:
+        log.error("%s could not be written: %s", what, errors[0])
+        return False
+    return True

@@ -7,7 +7,8 @@ import re
 
 from lab.bench_file import default_bench_text
 
-__all__ = ["RGB_COLOURS", "SMALL", "edit_bench_text", "rgb_bench_text", "small_bench_text"]
+__all__ = ["RGB_COLOURS", "SMALL", "edit_bench_text", "external_laser_bench_text", "rgb_bench_text",
+           "small_bench_text"]
 
 
 def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
@@ -50,6 +51,15 @@ SMALL = {
 def small_bench_text(extra: dict[tuple[str, str], str] | None = None) -> str:
     """The default bench shrunk to a 256 x 256 grid (same physics, fast)."""
     return edit_bench_text(default_bench_text(), {**SMALL, **(extra or {})})
+
+
+def external_laser_bench_text(port: str, extra: dict[tuple[str, str], str] | None = None) -> str:
+    """The small twin bench on the wall clock, lit by an OBIS driver on the pty of a protocol twin
+    in another process (:class:`simulators.protocol.serve.ExternalTwinLaser`): 10 uW, which the
+    driver's 1 uW resolution can set, on a twin sensor 100 x less sensitive."""
+    text = small_bench_text({("laser", "driver"): '"obis"', ("laser", "power_mw"): "0.01",
+                             ("twin.camera", "qe"): "0.007", ("run", "timing"): '"wall"', **(extra or {})})
+    return text.replace("[laser.connection]", f'[laser.connection]\nport = "{port}"', 1)
 
 
 RGB_COLOURS = """

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from drivers import stop
+
 
 class Clock(Protocol):
     """What the twin and the run loop need of time.
@@ -26,7 +28,8 @@ def sleep_until(clock: Clock, t: float) -> None:
 
 
 class WallClock:
-    """Real time: ``sleep`` really sleeps (a real bench, or a hardware-timed twin)."""
+    """Real time: ``sleep`` really sleeps (a real bench, or a hardware-timed twin), in slices
+    that notice a stop (:func:`drivers.stop.sleep`)."""
 
     realtime = True
 
@@ -34,8 +37,7 @@ class WallClock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+        stop.sleep(seconds)
 
 
 class VirtualClock:
@@ -54,5 +56,6 @@ class VirtualClock:
         return self._t
 
     def sleep(self, seconds: float) -> None:
+        stop.check()
         if seconds > 0:
             self._t += float(seconds)

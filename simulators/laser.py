@@ -54,8 +54,10 @@ class SimulatedLaser(Laser):
     def device_max_power_w(self) -> float:
         return self.world.laser.device_max_power_w
 
+    light_ends_with_process = True
+
     def safe_off(self) -> None:
-        self._emission_off_verified()
+        self._off_with_recovery()
 
     def _set_power_hw(self, watts: float) -> None:
         self._link()

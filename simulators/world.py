@@ -452,6 +452,14 @@ class OpticalWorld:
             self.render_ahead_hits += 1
         return unit
 
+    def follow_laser(self, emission: bool | None = None, setpoint_w: float | None = None) -> None:
+        """Take the laser's state as a driver read it back (a laser outside the twin: a protocol
+        twin in another process)."""
+        if emission is not None:
+            self.laser_emission = bool(emission)
+        if setpoint_w is not None:
+            self.laser_setpoint_w = float(setpoint_w)
+
     def close(self) -> None:
         """Stop the render-ahead thread (a later upload starts it again)."""
         self.ahead.close()

@@ -17,6 +17,24 @@ def _isolated_working_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _in_process_twin_lasers_need_no_watchdog(monkeypatch):
+    """A real driver talking to a protocol twin of this process (tests open them by their pty
+    path): its light ends with this process, as lab.bench marks it for ``port = "twin"``. Only
+    lasers outside the process (tests/safety) get a watchdog."""
+    from drivers.laser import Laser
+    from simulators.protocol._pty import live_ports
+
+    real = Laser._ensure_watchdog
+
+    def ensure(self):
+        if getattr(self, "address", None) in live_ports():
+            self.light_ends_with_process = True
+        real(self)
+
+    monkeypatch.setattr(Laser, "_ensure_watchdog", ensure)
+
+
 @pytest.fixture
 def small_config():
     return parse_bench(small_bench_text(), "small-test-bench")

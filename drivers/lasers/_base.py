@@ -58,7 +58,7 @@ class ConnectedLaser(Laser):
 
     def safe_off(self) -> None:
         with self._link_lock:
-            self._emission_off_verified()
+            self._off_with_recovery()
 
     def reconnect(self) -> LaserReadback:
         """Reopen the connection and read the device's state back (emission, setpoint, faults).

@@ -78,6 +78,16 @@ class SerialLink:
         self._lock = threading.RLock()
 
     # --- life cycle -------------------------------------------------------------------
+    def watchdog_spec(self, off: str, query: str, off_replies: tuple[str, ...],
+                      on_replies: tuple[str, ...]) -> dict | None:
+        """How the laser watchdog process reaches the device on this port (None for a port
+        that only this process can open: a test's fake)."""
+        if self._opener is not None:
+            return None
+        return {"transport": "serial", "port": self.port_name, "baudrate": self.baudrate,
+                "write_terminator": self.write_terminator.decode("ascii"), "off": off, "query": query,
+                "off_replies": list(off_replies), "on_replies": list(on_replies)}
+
     @property
     def is_open(self) -> bool:
         return self._port is not None
@@ -116,6 +126,17 @@ class SerialLink:
         self.open()
 
     # --- exchange ---------------------------------------------------------------------
+    def write_blind(self, command: str) -> None:
+        """Send ``command`` and read nothing (reopening the port if it is closed): for the
+        emission-off of a laser whose replies are lost."""
+        with self._lock:
+            if self._port is None:
+                self.open()
+            try:
+                self._port.write(command.encode(self.encoding) + self.write_terminator)
+            except Exception as exc:
+                raise self._link_failed(command, exc) from exc
+
     def exchange(self, command: str, lines: int, *,
                  is_error: Callable[[str], bool] = lambda line: False,
                  meaning: Callable[[str], str] = lambda line: "") -> list[str]:

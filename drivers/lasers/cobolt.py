@@ -71,6 +71,12 @@ class CoboltLaser(ConnectedLaser):
         return self.faults()
 
     # --- connection -------------------------------------------------------------------
+    def watchdog_spec(self) -> dict | None:
+        return self._link.watchdog_spec("l0", "l?", ("0",), ("1",))
+
+    def _send_off_blind(self) -> None:
+        self._link.write_blind("l0")
+
     def _open_transport(self) -> None:
         self._link.open()
 

@@ -77,6 +77,12 @@ class ObisLaser(ConnectedLaser):
             raise DeviceError(self.name, f"garbled reply to {command!r}: expected 'OK', got {ack!r}")
 
     # --- connection -------------------------------------------------------------------
+    def watchdog_spec(self) -> dict | None:
+        return self._link.watchdog_spec("SOUR:AM:STAT OFF", "SOUR:AM:STAT?", ("OFF",), ("ON",))
+
+    def _send_off_blind(self) -> None:
+        self._link.write_blind("SOUR:AM:STAT OFF")
+
     def _open_transport(self) -> None:
         self._link.open()
 

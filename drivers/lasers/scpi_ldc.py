@@ -116,6 +116,28 @@ class ScpiLaserDiodeController(ConnectedLaser):
                                       f"controller may have been unplugged; reconnect() reopens it")
 
     # --- connection -------------------------------------------------------------------
+    def watchdog_spec(self) -> dict | None:
+        """The controller over VISA: the watchdog can open it once this process has let go of it
+        (it died); a stalled process still holds it (see :meth:`watchdog_coverage`)."""
+        if self._open_resource is not None:
+            return None
+        return {"transport": "visa", "resource": self.address, "visa_library": self.visa_library,
+                "read_terminator": self.termination, "write_terminator": self.termination,
+                "off": "OUTP OFF", "query": "OUTP?", "off_replies": ["0", "OFF"], "on_replies": ["1", "ON"]}
+
+    def _covered_text(self) -> str:
+        return (f"covered if optgen dies (the watchdog opens the VISA resource once it is free); a stalled "
+                f"optgen still holds the resource, so a stall of over {self.watchdog_s:g} s is covered only "
+                f"where the bench has a hardware interlock")
+
+    def _send_off_blind(self) -> None:
+        if self._res is None:
+            self._open_transport()
+        try:
+            self._res.write("OUTP OFF")
+        except Exception as exc:
+            raise self._visa_failed("OUTP OFF", exc) from exc
+
     def _open_transport(self) -> None:
         kwargs = dict(read_termination=self.termination, write_termination=self.termination,
                       timeout=int(math.ceil(self.timeout_s * 1000)))

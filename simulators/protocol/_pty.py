@@ -2,9 +2,10 @@
 
 A daemon thread reads the pty's master side, splits commands at CR or LF, lets the subclass
 answer, and writes the reply lines (each ending in CR LF). Faults can be injected for the
-next commands: ``no_reply`` (the command is lost), ``garbled`` (the reply is mangled),
-``error`` (the device refuses it) and ``drop`` (the link goes away, as when a USB cable is
-pulled: the port stops existing).
+next commands: ``no_reply`` (the command is lost), ``mute`` (the command is carried out but
+its reply is lost: a laser that still hears commands whose replies never arrive), ``garbled``
+(the reply is mangled), ``error`` (the device refuses it) and ``drop`` (the link goes away, as
+when a USB cable is pulled: the port stops existing).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..world import OpticalWorld
 
-__all__ = ["FAULT_KINDS", "PtySerialTwin"]
+__all__ = ["FAULT_KINDS", "PtySerialTwin", "live_ports"]
 
-FAULT_KINDS = ("no_reply", "garbled", "error", "drop")
+FAULT_KINDS = ("no_reply", "mute", "garbled", "error", "drop")
 
 
 @dataclass
@@ -34,6 +35,14 @@ class _Injection:
 def garble(line: str) -> str:
     """A reply line mangled beyond parsing (still ASCII, so it reads as a line)."""
     return "#" + line[::-1] + "~?"
+
+
+_LIVE_PORTS: set[str] = set()
+
+
+def live_ports() -> frozenset[str]:
+    """The pty paths of the twins alive in this process (their light ends with it)."""
+    return frozenset(_LIVE_PORTS)
 
 
 class PtySerialTwin:
@@ -59,6 +68,7 @@ class PtySerialTwin:
         tty.setraw(self._master)
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
+        _LIVE_PORTS.add(self.port)
         self.dropped = False
         self._mirror()
         self._thread = threading.Thread(target=self._serve, name=f"{type(self).__name__} {self.port}",
@@ -113,6 +123,7 @@ class PtySerialTwin:
 
     def close(self) -> None:
         """Stop the thread and release the pty (safe to call twice)."""
+        _LIVE_PORTS.discard(self.port)
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
@@ -189,6 +200,8 @@ class PtySerialTwin:
                 replies = self.handle(command)
                 if fault == "garbled":
                     replies = [garble(line) for line in replies]
+                elif fault == "mute":
+                    replies = []
             self._mirror()
             master = self._master
         if replies and master is not None:

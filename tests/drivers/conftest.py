@@ -15,3 +15,5 @@ def _no_leaked_connected_lasers():
         if isinstance(laser, ConnectedLaser):
             laser.closed = True
             laser._close_transport()
+            if laser.watchdog is not None:
+                laser.watchdog.close()

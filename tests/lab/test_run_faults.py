@@ -255,16 +255,14 @@ def test_a_ctrl_c_during_the_cleanup_does_not_cut_it_short(small_bench, tmp_path
     """Ctrl-C pressed again while the run is ending: laser off, run file closed, summary written."""
     import signal as sig
 
-    from lab import run as run_module
-
     stop = StopControl()
-    real_off = run_module._laser_off
+    real_off = small_bench.laser.safe_off
 
-    def off_with_a_press(laser):
+    def off_with_a_press():
         sig.raise_signal(sig.SIGINT)                   # as if the user pressed Ctrl-C once more now
-        real_off(laser)
+        real_off()
 
-    mocker.patch.object(run_module, "_laser_off", side_effect=off_with_a_press)
+    mocker.patch.object(small_bench.laser, "safe_off", side_effect=off_with_a_press)
 
     def progress(done, total):
         if done == 2:
@@ -344,11 +342,14 @@ def test_a_storage_worker_that_takes_no_frame_stops_the_loop_instead_of_waiting_
             return 0.0
 
     worker = StoreWorker(writer=None, registration=None, guard=HungGuard(), saturation_dn=4095, dark_level_dn=0,
-                         depth=1)
+                         depth=1, stall_s=0.2)
     item = CapturedFrame(0, np.zeros((2, 2), np.uint16), np.zeros((1, 1)), np.zeros((1, 1)), 0, "0", 0.0, 0.0, 0.0)
     try:
-        with pytest.raises(StorageStalled, match="took no frame"):
+        with pytest.raises(StorageStalled, match="storage stalled: one frame has not been written"):
             for _ in range(3):
-                worker.put(item, timeout_s=0.2)
+                worker.put(item)
+        assert worker.stalled
+        with pytest.raises(StorageStalled):        # and nothing waits on it again
+            worker.finish()
     finally:
         release.set()

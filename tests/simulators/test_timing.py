@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 
@@ -404,25 +403,18 @@ def test_an_error_in_the_render_thread_is_raised_at_capture(frame_ahead):
 FAST = SLMTiming(refresh_hz=200.0, latency_frames=1, settle_s=0.002)
 
 
-def test_wall_clock_loop_runs_at_the_rate_the_hardware_allows():
+def test_wall_clock_loop_takes_each_frame_after_its_pattern_settled_from_the_frames_drawn_ahead():
+    """Order and content on the wall clock; the rate it reaches is benchmarks/twin_timing.py's figure."""
     world, enc, _, camera = make_bench(clock=WallClock(), timing=FAST, exposure_s=0.001, readout_s=0.004)
     assert world.render_ahead_enabled and camera.frame_ahead_enabled
     patterns = [pattern(k) for k in range(4)]
-    # edge -> shown -> settled -> exposure + readout = 5 + 2 + 1 + 4 = 12 ms; the next upload waits
-    # for the next edge: 3 frames of 5 ms
-    frame_s = FAST.frame_s
-    ideal = frame_s * np.ceil((FAST.wait_s + 0.001 + 0.004) / frame_s - 1e-9)
-    assert ideal == pytest.approx(0.015)
-    ends = []
     for k in range(16):
         enc.set_phase(patterns[k % 4])
+        shown = enc.last_frame_shown_s
         world.clock.sleep(FAST.wait_s)
         camera.capture()
-        ends.append(time.monotonic())
-    periods = np.diff(ends[1:])  # the first frame aligns the loop to the SLM's frames
-    assert statistics.median(periods) == pytest.approx(ideal, rel=0.05)
-    assert np.mean(periods) >= 0.97 * ideal  # never faster than the hardware
-    assert np.mean(periods) <= 1.3 * ideal   # tolerant: the machine is shared
+        assert camera.last_exposure_start_s >= shown + FAST.settle_s   # never before the pattern settled
+        assert world.settled_render_key(camera.last_mid_exposure_t) is not None
     assert camera.frame_ahead_hits >= 10
     world.close()
 
@@ -448,11 +440,11 @@ def test_wall_clock_hardware_trigger_waits_for_an_upload_from_another_thread():
     assert "error" not in result
     shown = enc.last_frame_shown_s
     assert camera.last_trigger_s == shown
-    assert result["t"] - (shown + FAST.settle_s + 0.005) == pytest.approx(0.0, abs=0.004)
-    t0 = time.monotonic()
-    with pytest.raises(CaptureTimeout):
+    assert result["t"] >= shown + FAST.settle_s + 0.005     # settle, exposure and readout passed, in order
+    t0 = world.clock.now()
+    with pytest.raises(CaptureTimeout, match=r"no trigger within 0\.05\d* s"):
         camera.capture(timeout_s=0.05)
-    assert time.monotonic() - t0 == pytest.approx(0.051, abs=0.02)
+    assert world.clock.now() - t0 >= 0.05                   # it waited its timeout before giving up
     world.close()
 
 
