@@ -13,7 +13,13 @@ frame of the next pattern, counts as lost; an index stored twice counts as doubl
 ``--sync trigger`` runs the same matrix with the SLM's frame-shown output triggering the camera
 (a camera that overlaps exposure and readout).
 
-Usage:  python benchmarks/run_faults.py [--trials N] [--frames F] [--only stages|signals] [--sync MODE]
+``--only laser``: the laser rows (benchmarks/_laser_trials.py), with the laser a protocol twin in a
+process of its own whose emission is read from outside: SIGTERM and SIGINT during each calibration
+step, SIGKILL during a run and during calibrate (off within 2 s: the watchdog), and
+``--sigterm-trials`` SIGTERMs at random moments of runs (each a clean stop, none "complete").
+
+Usage:  python benchmarks/run_faults.py [--trials N] [--frames F] [--only stages|signals|laser] [--sync MODE]
+                                        [--sigterm-trials N]
 """
 
 from __future__ import annotations
@@ -142,12 +148,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--frames", type=int, default=24)
-    parser.add_argument("--only", choices=("stages", "signals"), default=None)
+    parser.add_argument("--only", choices=("stages", "signals", "laser"), default=None)
     parser.add_argument("--sync", choices=("pipelined", "wait", "trigger"), default="pipelined")
+    parser.add_argument("--sigterm-trials", type=int, default=200)
     args = parser.parse_args()
     global SYNC
     SYNC = args.sync
     rng = np.random.default_rng(20261124)
+    if args.only == "laser":
+        laser_rows(args, rng)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         here = os.getcwd()
@@ -170,6 +180,50 @@ def main() -> None:
         print(f"  {name:<10} {t['lost']:>5} {t['doubled']:>8} {t['laser_on']:>14} {t['resumes']:>8}")
     print(f"\ncommand: python benchmarks/run_faults.py --trials {args.trials} --frames {args.frames}"
           f"{' --only ' + args.only if args.only else ''} --sync {args.sync} ({os.cpu_count()} CPUs)")
+
+
+def laser_rows(args, rng) -> None:
+    """The laser rows: calibrate and run processes signalled while an external twin laser emits."""
+    import signal as sig
+
+    from _laser_trials import WATCHDOG_S, calibrate_trials, make_store, run_kill_trials, run_sigterm_trials
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        store = make_store(tmp)
+        ref = tmp / "reference"
+        ref.mkdir()
+        from simulators.benches import external_laser_bench_text
+        from simulators.protocol.serve import ExternalTwinLaser
+
+        laser = ExternalTwinLaser("obis", ref / "state.json", cwd=ROOT)
+        try:
+            (ref / "bench.toml").write_text(external_laser_bench_text(laser.port))
+            subprocess.run([sys.executable, "-m", "lab.cli", "run", "--count", str(args.frames), "--out",
+                            str(ref / "run"), "--bench", str(ref / "bench.toml"), "--no-progress", "--seed", "7"],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        finally:
+            laser.close()
+        reference = _images(ref / "run")[2]
+        cal_rows = [(f"calibrate {step} {name}", calibrate_trials(step, signum, args.trials, tmp, rng, store))
+                    for step in ("camera", "lut", "alignment")
+                    for name, signum in (("SIGTERM", sig.SIGTERM), ("SIGINT", sig.SIGINT))]
+        cal_rows.append(("calibrate all SIGKILL", calibrate_trials("all", sig.SIGKILL, args.trials, tmp, rng, None)))
+        kill = run_kill_trials(args.trials, args.frames, tmp, rng, lambda out: judge(out, reference))
+        term = run_sigterm_trials(args.sigterm_trials, 200, tmp, rng)
+    print(f"laser rows: a protocol-twin OBIS laser in a process of its own, {args.trials} trials each, the signal "
+          f"at a random moment while it emits")
+    print(f"  {'case':<26} {'trials':>6} {'laser left on':>14} {'bad exit':>9} {'no light':>9} {'off after (max)':>16}")
+    for name, t in cal_rows:
+        print(f"  {name:<26} {t['trials']:>6} {t['laser_on']:>14} {t['bad_exit']:>9} {t['no_light']:>9} "
+              f"{t['off_s_max']:>14.3f} s")
+    print(f"  {'run SIGKILL':<26} {kill['trials']:>6} {kill['laser_on']:>14} {'':>9} {'':>9} {kill['off_s_max']:>14.3f} s"
+          f"   lost {kill['lost']}, doubled {kill['doubled']} after resume; watchdog acted {kill['watchdog_acted']}")
+    print(f"  {'run SIGTERM':<26} {term['trials']:>6} {term['laser_on']:>14}   clean stops {term['clean_stops']}, "
+          f"reported complete {term['reported_complete']}, tracebacks {term['tracebacks']}")
+    print(f"  (laser left on: still on after the process ended, or for SIGKILL off later than {WATCHDOG_S:g} s)")
+    print(f"\ncommand: python benchmarks/run_faults.py --only laser --trials {args.trials} --frames {args.frames} "
+          f"--sigterm-trials {args.sigterm_trials} ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":
