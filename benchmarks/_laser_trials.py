@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab.storage import read_run_status
-from simulators.benches import external_laser_bench_text
-from simulators.protocol.serve import ExternalTwinLaser
+from optgen.lab.storage import read_run_status
+from optgen.simulators.benches import external_laser_bench_text
+from optgen.simulators.protocol.serve import ExternalTwinLaser
 
 __all__ = ["WATCHDOG_S", "calibrate_trials", "run_kill_trials", "run_sigterm_trials"]
 
@@ -32,7 +32,7 @@ WATCHDOG_S = 2.0
 
 def _optgen(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

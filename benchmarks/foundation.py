@@ -25,14 +25,14 @@ import numpy as np
 
 from _timing import median_ms
 
-from lab.bench import build_bench
-from lab.bench_file import default_bench_text, parse_bench
-from lab.decoder import load_decoder_phase
-from lab.patterns import seed_to_slm_phase
-from lab.run import run_generation
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
-from simulators.noise import photon_energy_j
-from simulators.optics import propagate, transfer_function
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.decoder import load_decoder_phase
+from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.run import run_generation
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.simulators.noise import photon_energy_j
+from optgen.simulators.optics import propagate, transfer_function
 
 WL, PITCH = 520e-9, 8e-6
 

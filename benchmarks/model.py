@@ -28,10 +28,10 @@ import numpy as np
 
 from _timing import median_ms
 
-from lab.bench_file import default_bench_text, parse_bench
-from lab.evaluate_run import evaluate_run
-from lab.model import SHIPPED_MODEL, ModelSeedSource, OpticalGeometry, load_model
-from simulators.benches import edit_bench_text
+from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.evaluate_run import evaluate_run
+from optgen.lab.model import SHIPPED_MODEL, ModelSeedSource, OpticalGeometry, load_model
+from optgen.simulators.benches import edit_bench_text
 
 
 def bench_encoder(model) -> None:
@@ -73,7 +73,7 @@ def _judge_run(folder: Path, model, label: str, wall: float, frames: int) -> Non
 
 def bench_generation(model_spec: str, frames: int, calibrated: bool) -> None:
     """``optgen run`` on the embedded bench with the model; ``calibrated``: after ``optgen calibrate all``."""
-    from lab.cli import main as optgen
+    from optgen.lab.cli import main as optgen
 
     text = edit_bench_text(default_bench_text(), {("run", "model"): f'"{_model_spec(model_spec)}"'})
     cfg = parse_bench(text, "benchmark bench")
@@ -102,9 +102,9 @@ def bench_paired(model_spec: str) -> None:
     their noise, classes and count: the Fréchet ratio then measures the student and the bench, not
     which noise vectors each side drew (unpaired sets of 500 teacher samples alone range 0.4-0.9).
     """
-    from lab.cli import main as optgen
-    from lab.model.evaluate import DigitsJudge
-    from lab.seeds import values_to_phase
+    from optgen.lab.cli import main as optgen
+    from optgen.lab.model.evaluate import DigitsJudge
+    from optgen.lab.seeds import values_to_phase
 
     model = load_model(model_spec)
     if model.teacher_noise is None:
@@ -151,7 +151,7 @@ def _run_images(folder: Path) -> np.ndarray:
 
 
 def _flat(images: np.ndarray) -> np.ndarray:
-    from lab.model.evaluate import normalize_images
+    from optgen.lab.model.evaluate import normalize_images
 
     x = normalize_images(images)
     return x.reshape(len(x), -1)
@@ -159,9 +159,9 @@ def _flat(images: np.ndarray) -> np.ndarray:
 
 def bench_colours(model_spec: str, frames: int) -> None:
     """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour."""
-    from lab.cli import main as optgen
-    from lab.colour_run import evaluate_colour_run
-    from simulators.benches import rgb_bench_text
+    from optgen.lab.cli import main as optgen
+    from optgen.lab.colour_run import evaluate_colour_run
+    from optgen.simulators.benches import rgb_bench_text
 
     text = rgb_bench_text({("run", "model"): f'"{_model_spec(model_spec)}"'})
     model = load_model(model_spec)

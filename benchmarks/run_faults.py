@@ -37,14 +37,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.decoder import load_decoder_phase
-from lab.run import run_generation
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
-from lab.storage import read_run_status
-from simulators import faults
-from simulators.benches import small_bench_text
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.decoder import load_decoder_phase
+from optgen.lab.run import run_generation
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.storage import read_run_status
+from optgen.simulators import faults
+from optgen.simulators.benches import small_bench_text
 
 ROOT = Path(__file__).parents[1]
 SIGNALS = ("SIGINT", "SIGINTx2", "SIGTERM", "SIGKILL")
@@ -118,7 +118,7 @@ def signal_trials(kind: str, trials: int, frames: int, reference: np.ndarray, tm
     totals = {"lost": 0, "doubled": 0, "laser_on": 0, "resumes": 0}
     for t in range(trials):
         out = tmp / f"{kind}-{t}"
-        proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", str(frames), "--out", str(out),
+        proc = subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", "run", "--count", str(frames), "--out", str(out),
                                  "--bench", str(bench), "--no-progress", "--seed", "7", "--sync", SYNC], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -193,13 +193,13 @@ def laser_rows(args, rng) -> None:
         store = make_store(tmp)
         ref = tmp / "reference"
         ref.mkdir()
-        from simulators.benches import external_laser_bench_text
-        from simulators.protocol.serve import ExternalTwinLaser
+        from optgen.simulators.benches import external_laser_bench_text
+        from optgen.simulators.protocol.serve import ExternalTwinLaser
 
         laser = ExternalTwinLaser("obis", ref / "state.json", cwd=ROOT)
         try:
             (ref / "bench.toml").write_text(external_laser_bench_text(laser.port))
-            subprocess.run([sys.executable, "-m", "lab.cli", "run", "--count", str(args.frames), "--out",
+            subprocess.run([sys.executable, "-m", "optgen.lab.cli", "run", "--count", str(args.frames), "--out",
                             str(ref / "run"), "--bench", str(ref / "bench.toml"), "--no-progress", "--seed", "7"],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         finally:

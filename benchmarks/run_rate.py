@@ -36,12 +36,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.decoder import load_decoder_phase
-from lab.run import run_generation
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
-from simulators.benches import small_bench_text
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.decoder import load_decoder_phase
+from optgen.lab.run import run_generation
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.simulators.benches import small_bench_text
 
 
 MODES = (("pipelined", "off"), ("wait", "off"), ("trigger", "off"), ("trigger", "readout"))

@@ -17,10 +17,10 @@ import torch
 
 from _timing import median_ms
 
-from lab.bench_file import default_bench_text, parse_bench
-from lab.model import OpticalGeometry
-from lab.model.memory import heap_kept
-from lab.model.student import OpticalStudent
+from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.model import OpticalGeometry
+from optgen.lab.model.memory import heap_kept
+from optgen.lab.model.student import OpticalStudent
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from lab.bench import build_bench
-from lab.bench_file import default_bench_text, parse_bench
-from lab.patterns import seed_to_slm_phase
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
 
 
 def _replace(text: str, old: str, new: str, count: int = 1) -> str:

@@ -554,7 +554,7 @@ def place_decoder(decoder_phase: np.ndarray, slm_shape: tuple[int, int], placeme
     a model trained 15,000 steps 65.5 -> 72.0 %); "linear" resamples exp(i phase) bilinearly,
     closer for smooth phases.
     """
-    from lab.patterns import embed_centered
+    from optgen.lab.patterns import embed_centered
 
     block = np.asarray(decoder_phase, dtype=np.float32)
     if placement is None:

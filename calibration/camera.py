@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.optics import lens_phase
+from optgen.simulators.optics import lens_phase
 
 from .session import CalibrationError, CalibrationSession
 

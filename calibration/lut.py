@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["LUTError", "PhaseResponse", "load_response", "apply_response", "one_turn_lut", "response_problem",
            "MIN_RESPONSE_RAD", "MAX_RESPONSE_RAD"]

@@ -173,6 +173,6 @@ def _planted(bench, key: str) -> np.ndarray | None:
     """The twin's planted response (drawn in the PNG for comparison), None on a real bench."""
     if bench.world is None:
         return None
-    from simulators import DECODING, ENCODING
+    from optgen.simulators import DECODING, ENCODING
 
     return bench.world._slms[ENCODING if key == "encoding_slm" else DECODING].truth.response_rad

@@ -20,7 +20,7 @@ from typing import Iterator, TypeVar
 
 import numpy as np
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]
 
@@ -90,7 +90,7 @@ class CalibrationSession:
         drops from latency + settle + readout towards settle + exposure. A pattern whose frames
         might have caught the next one moving (a stall) is shown again alone and retaken.
         """
-        from lab.pipeline import ShowCaptureSchedule, pipelined_frames
+        from optgen.lab.pipeline import ShowCaptureSchedule, pipelined_frames
 
         slm = self.slms[key]
         clock = self.bench.clock

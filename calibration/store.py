@@ -48,7 +48,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 from .lut import response_problem
 

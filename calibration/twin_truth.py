@@ -33,7 +33,7 @@ def response_error_rad(measured: np.ndarray, planted: np.ndarray) -> float:
 
 def truth_errors(bench, report) -> dict:
     """Errors of each calibration in ``report`` against the planted truths of ``bench.world``."""
-    from simulators import DECODING, ENCODING
+    from optgen.simulators import DECODING, ENCODING
 
     world = bench.world
     out: dict = {}

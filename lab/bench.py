@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.lut import PhaseResponse, apply_response
-from drivers.camera import BenchCamera
-from drivers.identity import SLMTiming
-from drivers.laser import Laser
-from drivers.slm import PhaseSLM
-from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera,
+from optgen.calibration.lut import PhaseResponse, apply_response
+from optgen.drivers.camera import BenchCamera
+from optgen.drivers.identity import SLMTiming
+from optgen.drivers.laser import Laser
+from optgen.drivers.slm import PhaseSLM
+from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera,
                         SimulatedLaser, SimulatedPhaseSLM, SLMTruth, VirtualClock, WallClock,
                         planted_response)
-from simulators.clock import Clock
+from optgen.simulators.clock import Clock
 
 from .bench_file import BenchConfig, SLMConfig, TwinSLM
 from .calibrations import BenchCalibrations, load_bench_calibrations
@@ -184,7 +184,7 @@ def open_laser(config: BenchConfig, world: OpticalWorld | None):
             raise ValueError(f"{config.source}: [laser] driver 'simulated' can only light the simulated bench; "
                              f"with real SLMs and camera choose a real laser driver")
         return SimulatedLaser(world, wavelength_nm=cfg.wavelength_nm, max_power_w=cfg.max_power_w), None
-    from drivers.lasers import LASER_DRIVERS
+    from optgen.drivers.lasers import LASER_DRIVERS
 
     options = dict(cfg.connection)
     unknown = set(options) - _LASER_OPTIONS[cfg.driver]
@@ -196,7 +196,7 @@ def open_laser(config: BenchConfig, world: OpticalWorld | None):
     if address_key not in options:
         raise ValueError(f"{config.source}: [laser.connection] needs '{address_key}' for driver {cfg.driver!r}")
     if options.get("port") == "twin":
-        from simulators.protocol import CoboltTwin, ObisTwin
+        from optgen.simulators.protocol import CoboltTwin, ObisTwin
 
         twin_cls = {"obis": ObisTwin, "cobolt": CoboltTwin}[cfg.driver]
         max_w = world.laser.device_max_power_w if world is not None else 0.1

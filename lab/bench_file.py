@@ -215,7 +215,7 @@ class BenchConfig:
 
 def default_bench_text() -> str:
     """The embedded default bench file (the simulated bench)."""
-    return resources.files("lab").joinpath("default_bench.toml").read_text(encoding="utf-8")
+    return resources.files("optgen.lab").joinpath("default_bench.toml").read_text(encoding="utf-8")
 
 
 def load_bench(path: str | Path | None = None) -> BenchConfig:

@@ -12,7 +12,7 @@ import math
 import unicodedata
 from typing import Any
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["BenchFileError", "Section", "show"]
 

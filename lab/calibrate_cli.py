@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["run_calibrate"]
 
@@ -17,7 +17,7 @@ def _fmt(value) -> str:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from calibration.store import CalibrationStore
+    from optgen.calibration.store import CalibrationStore
 
     from .bench import build_bench
     from .bench_file import colour_bench, load_bench
@@ -34,19 +34,19 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if folder.is_dir():
             bench.laser.report_to(folder, "calibration")    # where the laser watchdog would say what it did
         if args.what == "check":
-            from calibration.check import check_drift
+            from optgen.calibration.check import check_drift
 
             result = check_drift(bench)
             for line in result.lines():
                 print(line)
             _write_json(args.json, result.as_dict())
             return 0 if result.ok else 3
-        from calibration.procedure import calibrate
+        from optgen.calibration.procedure import calibrate
 
         report = calibrate(bench, args.what, store, rounds=args.rounds)
         out = report.as_dict()
         if bench.world is not None:
-            from calibration.twin_truth import truth_errors
+            from optgen.calibration.twin_truth import truth_errors
 
             out["twin_truth"] = truth_errors(bench, report)
     print(f"optgen calibrate {args.what}: done ({cfg.name}); store {folder}")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.lut import LINEAR, PhaseResponse, load_response
-from calibration.store import BenchSpec, CalibrationFileError, CalibrationRecord, CalibrationStore
+from optgen.calibration.lut import LINEAR, PhaseResponse, load_response
+from optgen.calibration.store import BenchSpec, CalibrationFileError, CalibrationRecord, CalibrationStore
 
 from .bench_file import BenchConfig
 
@@ -74,7 +74,7 @@ class BenchCalibrations:
         """The measured placement of SLM2 in the beam, or None."""
         if self.alignment is None:
             return None
-        from calibration.alignment import DecoderPlacement
+        from optgen.calibration.alignment import DecoderPlacement
 
         r = self.alignment.results
         return DecoderPlacement(shift_m=tuple(float(v) for v in r["decoder_shift_m"]),

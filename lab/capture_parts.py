@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.errors import CaptureTimeout, DeviceError
 
 from .frame_store import CapturedFrame, StoreWorker
 from .patterns import seed_to_slm_phase

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["main"]
 
@@ -147,7 +147,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
         return 2
     if args.colours:
-        from simulators.benches import rgb_bench_text
+        from optgen.simulators.benches import rgb_bench_text
 
         text = rgb_bench_text()
     else:
@@ -403,7 +403,7 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
     if args.resume is None:
         _new_run_checks(args)
         if args.bench is None:   # the embedded three-colour twin and the shipped three-colour model
-            from simulators.benches import rgb_bench_text
+            from optgen.simulators.benches import rgb_bench_text
 
             cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
         else:
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from drivers.stop import StopControl
+    from optgen.drivers.stop import StopControl
 
     control = StopControl() if args.command in LIGHT_COMMANDS else None
     try:
@@ -563,7 +563,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _laser_words(command: str) -> str:
     """What an interrupted command says of the light, as the laser registry knows it."""
-    from drivers.laser import all_lasers_safe
+    from optgen.drivers.laser import all_lasers_safe
 
     said = "the laser is off" if all_lasers_safe() else "the laser could NOT be verified off: switch it off by hand"
     return said + (" and the run file records the stop" if command == "run" else "")

@@ -27,8 +27,8 @@ from typing import Callable
 import h5py
 import numpy as np
 
-from drivers.errors import OptgenError
-from simulators.noise import photon_energy_j
+from optgen.drivers.errors import OptgenError
+from optgen.simulators.noise import photon_energy_j
 
 from .bench import build_bench
 from .bench_file import BenchConfig, colour_bench

@@ -71,7 +71,7 @@ def probe(cti_files: list[Path] | None = None) -> list[str]:
         lines.append("  (no producer: pass --cti FILE or set GENICAM_GENTL64_PATH)")
     for cti in cti_files:
         try:
-            from drivers.cameras import GenICamCamera
+            from optgen.drivers.cameras import GenICamCamera
 
             found = GenICamCamera.devices(cti)
             lines += [f"  {cti}: {d}" for d in found] or [f"  {cti}: no device"]
@@ -82,7 +82,7 @@ def probe(cti_files: list[Path] | None = None) -> list[str]:
         lines.append("  (no DISPLAY)")
     else:
         try:
-            from drivers.slms import screens
+            from optgen.drivers.slms import screens
 
             lines += [f"  {s}" for s in screens()] or ["  none"]
         except Exception as exc:

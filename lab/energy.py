@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from simulators.noise import photon_energy_j
+from optgen.simulators.noise import photon_energy_j
 
 __all__ = ["energy_per_image"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calibration.alignment import place_decoder
-from drivers.errors import OptgenError
-from simulators.noise import photon_energy_j
+from optgen.calibration.alignment import place_decoder
+from optgen.drivers.errors import OptgenError
+from optgen.simulators.noise import photon_energy_j
 
 from .bench import build_bench
 from .bench_file import colour_bench, parse_bench

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers import stop
-from drivers.errors import OptgenError
+from optgen.drivers import stop
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["CapturedFrame", "StorageStalled", "StoreWorker", "storage_hung"]
 

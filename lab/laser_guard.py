@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from drivers.errors import DeviceError, LinkLost
+from optgen.drivers.errors import DeviceError, LinkLost
 
 __all__ = ["LaserFault", "LaserGuard"]
 

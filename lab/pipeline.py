@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from drivers.identity import CameraTiming, SLMTiming
+from optgen.drivers.identity import CameraTiming, SLMTiming
 
 __all__ = ["ShowCaptureSchedule", "TriggeredSchedule", "pipelined_frames"]
 

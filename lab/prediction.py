@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from simulators.optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
+from optgen.simulators.optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
 
 from .bench_file import BenchConfig
 from .patterns import embed_centered, seed_to_slm_phase
@@ -40,7 +40,7 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
     if placement is None:
         shown = embed_centered(decoder_phase, shape)
     else:
-        from calibration.alignment import place_decoder
+        from optgen.calibration.alignment import place_decoder
 
         slm_shape = config.decoding_slm.shape
         display = place_decoder(decoder_phase, slm_shape, placement, config.decoding_slm.pitch_um * 1e-6)

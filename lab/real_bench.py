@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from drivers.identity import SLMTiming
-from simulators.clock import WallClock
+from optgen.drivers.identity import SLMTiming
+from optgen.simulators.clock import WallClock
 
 __all__ = ["open_camera", "open_slm", "SLM_OPTIONS", "CAMERA_OPTIONS"]
 
@@ -30,7 +30,7 @@ def _check_options(source: str, table: str, driver: str, options: dict, allowed:
 
 def open_slm(config, slm_cfg, wav_um: float):
     """The SLM the bench file's [encoding_slm] or [decoding_slm] table names."""
-    from drivers.slms import ScreenSLM, VendorSLM
+    from optgen.drivers.slms import ScreenSLM, VendorSLM
 
     options = dict(slm_cfg.connection)
     _check_options(config.source, slm_cfg.key, slm_cfg.driver, options, SLM_OPTIONS[slm_cfg.driver])
@@ -44,7 +44,7 @@ def open_slm(config, slm_cfg, wav_um: float):
 
 def open_camera(config):
     """The camera the bench file's [camera] table names."""
-    from drivers.cameras import GenICamCamera, OpenCVCamera
+    from optgen.drivers.cameras import GenICamCamera, OpenCVCamera
 
     cam = config.camera
     options = dict(cam.connection)

@@ -27,9 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from calibration.alignment import place_decoder
-from drivers.errors import DeviceError, OptgenError
-from drivers.stop import active as active_stop
+from optgen.calibration.alignment import place_decoder
+from optgen.drivers.errors import DeviceError, OptgenError
+from optgen.drivers.stop import active as active_stop
 
 from .bench import Bench
 from .capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames

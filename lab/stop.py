@@ -1,5 +1,5 @@
 """The stop control of a run (see :mod:`drivers.stop`, where it lives so every layer's waits can see it)."""
 
-from drivers.stop import StopControl
+from optgen.drivers.stop import StopControl
 
 __all__ = ["StopControl"]

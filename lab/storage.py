@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["DiskFullError", "FORMAT_VERSION", "PER_FRAME_FIELDS", "RunEvent", "RunFileError", "RunWriter",
            "read_run_attrs", "read_run_status"]

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from drivers.errors import DeviceError
+from optgen.drivers.errors import DeviceError
 
 from .capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
 from .pipeline import TriggeredSchedule, _Shown

@@ -8,9 +8,9 @@ import threading
 
 import numpy as np
 
-from drivers.camera import BenchCamera
-from drivers.errors import CaptureTimeout
-from drivers.identity import DeviceIdentity
+from optgen.drivers.camera import BenchCamera
+from optgen.drivers.errors import CaptureTimeout
+from optgen.drivers.identity import DeviceIdentity
 
 from .clock import sleep_until
 from .noise import expose

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from drivers import stop
+from optgen.drivers import stop
 
 
 class Clock(Protocol):

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.errors import CaptureTimeout, DeviceError
 
 __all__ = ["STAGES", "clear", "plant"]
 
@@ -75,7 +75,7 @@ def plant(bench, stage: str, at: int) -> None:
     elif stage == "capture":
         _on_call(camera, "_get_image_hw", at, time_out)
     elif stage == "store":
-        from lab import storage
+        from optgen.lab import storage
 
         def disk_full():
             raise storage.DiskFullError("the disk is full (planted)")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from drivers.errors import DeviceError, LinkLost
-from drivers.identity import DeviceIdentity
-from drivers.laser import Laser
-from drivers.lasers._common import LaserReadback
+from optgen.drivers.errors import DeviceError, LinkLost
+from optgen.drivers.identity import DeviceIdentity
+from optgen.drivers.laser import Laser
+from optgen.drivers.lasers._common import LaserReadback
 
 from .world import OpticalWorld
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from drivers.identity import DeviceIdentity, SLMTiming
-from drivers.slm import PhaseSLM
+from optgen.drivers.identity import DeviceIdentity, SLMTiming
+from optgen.drivers.slm import PhaseSLM
 
 from .clock import sleep_until
 from .world import OpticalWorld

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from simulators.benches import SMALL, edit_bench_text, small_bench_text  # noqa: F401 - used by the tests
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.simulators.benches import SMALL, edit_bench_text, small_bench_text  # noqa: F401 - used by the tests
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +22,8 @@ def _in_process_twin_lasers_need_no_watchdog(monkeypatch):
     """A real driver talking to a protocol twin of this process (tests open them by their pty
     path): its light ends with this process, as lab.bench marks it for ``port = "twin"``. Only
     lasers outside the process (tests/safety) get a watchdog."""
-    from drivers.laser import Laser
-    from simulators.protocol._pty import live_ports
+    from optgen.drivers.laser import Laser
+    from optgen.simulators.protocol._pty import live_ports
 
     real = Laser._ensure_watchdog
 

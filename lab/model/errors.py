@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.errors import OptgenError
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["ModelError", "ModelFileError"]
 

@@ -122,7 +122,7 @@ def save_model(path: Path, model: OpticalModel, weights: str = "float32") -> Pat
 def _model_path(spec: str | Path) -> Path:
     """A model file: a path, or the name of a model shipped with optgen ("shipped": the default one)."""
     name = SHIPPED_MODEL if str(spec) == "shipped" else str(spec)
-    shipped = Path(str(resources.files("lab.model").joinpath(f"{name}.npz")))
+    shipped = Path(str(resources.files("optgen.lab.model").joinpath(f"{name}.npz")))
     if "/" not in name and not name.endswith(".npz") and _is_file(shipped):
         return shipped
     return Path(spec)
@@ -137,7 +137,7 @@ def _is_file(path: Path) -> bool:
 
 def shipped_models() -> list[str]:
     """Names of the models shipped with optgen."""
-    return sorted(p.name[:-4] for p in resources.files("lab.model").iterdir() if p.name.endswith(".npz"))
+    return sorted(p.name[:-4] for p in resources.files("optgen.lab.model").iterdir() if p.name.endswith(".npz"))
 
 
 def load_model(spec: str | Path = SHIPPED_MODEL) -> OpticalModel:

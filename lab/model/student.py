@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulators.optics import grid_coordinates, transfer_function
+from optgen.simulators.optics import grid_coordinates, transfer_function
 
 from .geometry import OpticalGeometry
 

@@ -56,7 +56,7 @@ class ExternalTwinLaser:
         import subprocess
 
         self.state_path = os.fspath(state)
-        self.proc = subprocess.Popen([sys.executable, "-m", "simulators.protocol.serve", kind, "--state",
+        self.proc = subprocess.Popen([sys.executable, "-m", "optgen.simulators.protocol.serve", kind, "--state",
                                       self.state_path], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.port = self.proc.stdout.readline().strip()

@@ -9,8 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calibration.store import CalibrationRecord, _seal
-from simulators import DECODING, ENCODING
+from optgen.calibration.store import CalibrationRecord, _seal
+from optgen.simulators import DECODING, ENCODING
 
 PATH = "d1=40.000mm;d2=30.000mm"      # the small twin bench's optical path
 BENCH_TEXT = "[bench]\nname = 'test'\n"

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration import alignment
-from calibration.alignment import (
+from optgen.calibration import alignment
+from optgen.calibration.alignment import (
     DecoderPlacement,
     SensorRegistration,
     fit_similarity,
@@ -16,13 +16,13 @@ from calibration.alignment import (
     place_decoder,
     write_alignment_png,
 )
-from calibration.lut import PhaseResponse, apply_response, load_response
-from calibration.session import CalibrationError, CalibrationSession
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.patterns import embed_centered
-from lab.registration import OutputRegistration
-from simulators import DECODING
+from optgen.calibration.lut import PhaseResponse, apply_response, load_response
+from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.patterns import embed_centered
+from optgen.lab.registration import OutputRegistration
+from optgen.simulators import DECODING
 from tests.conftest import small_bench_text
 
 PLANT = {("twin.camera", "offset_um"): "[23.0, -17.0]", ("twin.camera", "rotation_deg"): "0.7",

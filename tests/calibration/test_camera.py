@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.camera import measure_camera
-from calibration.session import CalibrationError, CalibrationSession
+from optgen.calibration.camera import measure_camera
+from optgen.calibration.session import CalibrationError, CalibrationSession
 
 
 def test_dark_read_noise_and_saturation_match_the_planted_sensor(small_bench):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.lut import LUTError, PhaseResponse, apply_response, load_response, one_turn_lut
-from drivers.identity import SLMTiming
-from simulators import (ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM, SLMTruth,
+from optgen.calibration.lut import LUTError, PhaseResponse, apply_response, load_response, one_turn_lut
+from optgen.drivers.identity import SLMTiming
+from optgen.simulators import (ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM, SLMTruth,
                         VirtualClock, planted_response)
 
 

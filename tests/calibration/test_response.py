@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration.response import (ResponseMeasurement, calibrate_luts, grating_ratio_model, measure_response,
+from optgen.calibration.response import (ResponseMeasurement, calibrate_luts, grating_ratio_model, measure_response,
                                    write_response_png)
-from calibration.session import CalibrationError, CalibrationSession
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
+from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
 
 from ..conftest import small_bench_text
 
@@ -251,8 +251,8 @@ def test_an_slm_with_more_than_2pi_of_stroke_is_driven_within_its_first_turn():
     would mix gray levels one turn apart in neighbouring pixels (2 pi jumps that the crosstalk
     smears); the LUT keeps to the first turn, so both responses and the focal spots come out as
     on a 2 pi SLM."""
-    from calibration.alignment import measure_sensor_registration
-    from calibration.twin_truth import sensor_registration_error_px
+    from optgen.calibration.alignment import measure_sensor_registration
+    from optgen.calibration.twin_truth import sensor_registration_error_px
 
     bench = open_small({("twin.encoding_slm", "response_max_rad"): "8.0",
                         ("twin.decoding_slm", "response_max_rad"): "7.9"})

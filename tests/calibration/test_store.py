@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-import calibration.store as store_module
-from calibration.lut import response_problem
-from calibration.store import (
+import optgen.calibration.store as store_module
+from optgen.calibration.lut import response_problem
+from optgen.calibration.store import (
     FORMAT_VERSION,
     BenchSpec,
     CalibrationFileError,
@@ -26,10 +26,10 @@ from calibration.store import (
     check_for_bench,
     load_record,
 )
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.calibrations import load_bench_calibrations
-from simulators import planted_response
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.calibrations import load_bench_calibrations
+from optgen.simulators import planted_response
 
 from ..conftest import small_bench_text
 from .records import (
@@ -151,7 +151,7 @@ def test_an_alignment_or_camera_calibration_from_another_device_is_refused_once_
 
 
 def test_a_corrupt_newest_file_stops_the_bench_before_any_device_opens(tmp_path, config, mocker):
-    import lab.bench
+    from optgen import lab
 
     folder = Path("calibrations")
     CalibrationStore(folder).save(lut_record(np.linspace(0, 6.3, 256)))
@@ -331,8 +331,8 @@ def test_only_the_newest_file_of_another_wavelength_is_named(tmp_path, config):
 
 
 def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
-    from lab.bench_file import colour_bench
-    from simulators.benches import rgb_bench_text
+    from optgen.lab.bench_file import colour_bench
+    from optgen.simulators.benches import rgb_bench_text
 
     config = colour_bench(parse_bench(rgb_bench_text(small=True), "rgb"), 450.0)
     store = CalibrationStore("calibrations")

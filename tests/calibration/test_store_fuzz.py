@@ -27,12 +27,12 @@ import h5py
 import numpy as np
 import pytest
 
-import calibration.store as store_module
-from calibration.store import CalibrationFileError, load_record
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.calibrations import load_bench_calibrations
-from lab.cli import main
+import optgen.calibration.store as store_module
+from optgen.calibration.store import CalibrationFileError, load_record
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.calibrations import load_bench_calibrations
+from optgen.lab.cli import main
 
 from ..conftest import small_bench_text
 from .records import write_version_1

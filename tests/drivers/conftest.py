@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.laser import open_lasers
-from drivers.lasers._base import ConnectedLaser
+from optgen.drivers.laser import open_lasers
+from optgen.drivers.lasers._base import ConnectedLaser
 
 
 @pytest.fixture(autouse=True)

@@ -144,7 +144,7 @@ def expected_visa_protocol(make: Callable[[Any], Any], pairs: list[tuple[bytes, 
 
 def small_world():
     """A 32 x 32 physics twin, enough for a laser to write its emission and setpoint into."""
-    from simulators import LaserTruth, OpticalWorld, SensorTruth, SLMTruth, VirtualClock
+    from optgen.simulators import LaserTruth, OpticalWorld, SensorTruth, SLMTruth, VirtualClock
     response = np.linspace(0.02, 6.3, 256)
     return OpticalWorld(wavelength_m=520e-9, pitch_m=8e-6, grid_shape=(32, 32), d1_m=0.01, d2_m=0.01,
                         encoding=SLMTruth(response), decoding=SLMTruth(response),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
-from drivers.lasers import CoboltLaser, DeviceRefused, LaserReadback, LinkTimeout
-from simulators.protocol import CoboltTwin
+from optgen.drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
+from optgen.drivers.lasers import CoboltLaser, DeviceRefused, LaserReadback, LinkTimeout
+from optgen.simulators.protocol import CoboltTwin
 
 from .protocol import expected_protocol, small_world
 

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from drivers.cameras.genicam import GenICamCamera
-from drivers.cameras.gentl import Features, acquire_producer, release_producer
-from drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.cameras.genicam import GenICamCamera
+from optgen.drivers.cameras.gentl import Features, acquire_producer, release_producer
+from optgen.drivers.errors import CaptureTimeout, DeviceError
 
 # What each known producer's first device reports (read from the producers themselves).
 KNOWN = {

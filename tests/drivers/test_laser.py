@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
-from drivers.laser import Laser, all_lasers_safe_off, open_lasers
-from simulators import LaserTruth, OpticalWorld, SensorTruth, SimulatedLaser, SLMTruth, VirtualClock
+from optgen.drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
+from optgen.drivers.laser import Laser, all_lasers_safe_off, open_lasers
+from optgen.simulators import LaserTruth, OpticalWorld, SensorTruth, SimulatedLaser, SLMTruth, VirtualClock
 
 
 def make_laser(max_power_w=1e-3, device_max_w=0.1):
@@ -114,9 +114,9 @@ def test_a_safe_off_from_another_thread_waits_for_a_reconnect_under_way():
     import threading
     import time
 
-    from drivers.identity import DeviceIdentity
-    from drivers.lasers._base import ConnectedLaser
-    from drivers.lasers._common import LaserReadback
+    from optgen.drivers.identity import DeviceIdentity
+    from optgen.drivers.lasers._base import ConnectedLaser
+    from optgen.drivers.lasers._common import LaserReadback
 
     events: list[str] = []
 

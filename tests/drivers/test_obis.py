@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
-from drivers.lasers import DeviceRefused, LaserReadback, LinkTimeout, ObisLaser
-from simulators.protocol import ObisTwin
+from optgen.drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
+from optgen.drivers.lasers import DeviceRefused, LaserReadback, LinkTimeout, ObisLaser
+from optgen.simulators.protocol import ObisTwin
 
 from .protocol import expected_protocol, small_world
 
@@ -267,7 +267,7 @@ def test_a_dropped_link_fails_loudly_and_safe_off_says_it_could_not_verify(twin)
 
 
 def test_a_port_that_does_not_exist_is_named_and_nothing_stays_registered():
-    from drivers.laser import open_lasers
+    from optgen.drivers.laser import open_lasers
     before = len(open_lasers())
     with pytest.raises(DeviceError, match=r"obis: cannot open serial port '/dev/optgen-no-such-port'"):
         open_obis("/dev/optgen-no-such-port")

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from drivers.cameras.opencv import OpenCVCamera
-from drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.cameras.opencv import OpenCVCamera
+from optgen.drivers.errors import CaptureTimeout, DeviceError
 
 MODES = {(640, 480), (1280, 720)}
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
-from drivers.laser import open_lasers
-from drivers.lasers import DeviceRefused, LaserReadback, ScpiLaserDiodeController
-from simulators.protocol import LDC_RESOURCE, ldc_visa_library
+from optgen.drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
+from optgen.drivers.laser import open_lasers
+from optgen.drivers.lasers import DeviceRefused, LaserReadback, ScpiLaserDiodeController
+from optgen.simulators.protocol import LDC_RESOURCE, ldc_visa_library
 
 from .protocol import TIMEOUT, ExpectedVisaResource, expected_visa_protocol
 

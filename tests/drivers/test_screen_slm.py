@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.errors import DeviceError
-from drivers.identity import SLMTiming
-from drivers.slms.screen import ScreenSLM
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import SLMTiming
+from optgen.drivers.slms.screen import ScreenSLM
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 1024, 768
@@ -32,9 +32,9 @@ WIDTH, HEIGHT = 1024, 768
 CHILD = r"""
 import json, sys
 import numpy as np
-from drivers.errors import DeviceError
-from drivers.identity import SLMTiming
-from drivers.slms.screen import ScreenSLM
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import SLMTiming
+from optgen.drivers.slms.screen import ScreenSLM
 
 def say(**message):
     print(json.dumps(message), flush=True)

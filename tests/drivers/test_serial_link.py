@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.errors import DeviceError, LinkLost
-from drivers.lasers._serial_link import DeviceRefused, LinkTimeout, SerialLink
-from simulators.protocol import CoboltTwin
+from optgen.drivers.errors import DeviceError, LinkLost
+from optgen.drivers.lasers._serial_link import DeviceRefused, LinkTimeout, SerialLink
+from optgen.simulators.protocol import CoboltTwin
 
 from .protocol import ExpectedSerialPort
 

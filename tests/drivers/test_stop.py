@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers import stop
-from drivers.stop import StopControl
+from optgen.drivers import stop
+from optgen.drivers.stop import StopControl
 
 ROOT = Path(__file__).parents[2]
 
@@ -85,9 +85,9 @@ def test_a_real_signal_is_recorded_and_announced_and_the_handlers_are_restored(c
 
 GUARD_SCRIPT = textwrap.dedent("""
     import sys, threading
-    from drivers import stop
-    from drivers.laser import Laser
-    from drivers.identity import DeviceIdentity
+    from optgen.drivers import stop
+    from optgen.drivers.laser import Laser
+    from optgen.drivers.identity import DeviceIdentity
 
     class HardLaser(Laser):            # a laser no watchdog can reach, left emitting
         identity = DeviceIdentity("test", "hard", "1", "1")

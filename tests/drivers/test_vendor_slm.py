@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from drivers._slmsuite import SlmsuiteSLM
-from drivers.errors import DeviceError, PhaseInputError
-from drivers.identity import SLMTiming
-from drivers.slms.vendor import VENDORS, SDKMissingError, VendorSLM, vendor_class
+from optgen.drivers._slmsuite import SlmsuiteSLM
+from optgen.drivers.errors import DeviceError, PhaseInputError
+from optgen.drivers.identity import SLMTiming
+from optgen.drivers.slms.vendor import VENDORS, SDKMissingError, VendorSLM, vendor_class
 
 TIMING = SLMTiming(refresh_hz=60.0, latency_frames=2, settle_s=0.0)
 NEEDS = {"meadowlark": "Blink SDK", "holoeye": "HEDS", "santec": "SLMFunc.dll", "hamamatsu": "hpkSLMdaLV.dll"}
@@ -67,7 +67,7 @@ class FakeHamamatsu(SlmsuiteSLM):
 
 @pytest.fixture
 def fake_sdk(mocker):
-    return mocker.patch("drivers.slms.vendor.vendor_class", return_value=FakeHamamatsu)
+    return mocker.patch("optgen.drivers.slms.vendor.vendor_class", return_value=FakeHamamatsu)
 
 
 def test_vendor_slm_takes_geometry_from_the_sdk_and_identity(fake_sdk):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench_file import BenchFileError, default_bench_text, load_bench, parse_bench
-from simulators.benches import edit_bench_text
+from optgen.lab.bench_file import BenchFileError, default_bench_text, load_bench, parse_bench
+from optgen.simulators.benches import edit_bench_text
 
 
 
@@ -26,7 +26,7 @@ def test_default_bench_is_the_published_geometry():
 def test_the_embedded_bench_names_the_shipped_model_and_a_bench_without_one_runs_it():
     import tomllib
 
-    from lab.model import SHIPPED_MODEL
+    from optgen.lab.model import SHIPPED_MODEL
 
     assert tomllib.loads(default_bench_text())["run"]["model"] == SHIPPED_MODEL
     without = "\n".join(line for line in default_bench_text().splitlines() if not line.startswith("model ="))
@@ -254,8 +254,8 @@ def test_laser_connection_options_are_checked_at_parse_time(driver, lines, parts
 
 
 def test_the_parse_time_laser_keys_are_the_ones_open_laser_takes():
-    from lab.bench import _LASER_OPTIONS
-    from lab.bench_file import CONNECTION_KEYS
+    from optgen.lab.bench import _LASER_OPTIONS
+    from optgen.lab.bench_file import CONNECTION_KEYS
 
     assert {d: set(k) for d, k in CONNECTION_KEYS["laser"].items() if d != "simulated"} == _LASER_OPTIONS
     assert CONNECTION_KEYS["laser"]["simulated"] == frozenset()
@@ -268,10 +268,10 @@ def test_a_genicam_camera_without_its_producer_is_refused_before_any_device_open
 
 
 def test_slm_and_camera_connection_keys_match_the_drivers():
-    from drivers.cameras.genicam import TRIGGER_MODES
-    from drivers.cameras.opencv import _APIS
-    from lab.bench_file import CAMERA_CONNECTION, CONNECTION_KEYS
-    from lab.real_bench import CAMERA_OPTIONS, SLM_OPTIONS
+    from optgen.drivers.cameras.genicam import TRIGGER_MODES
+    from optgen.drivers.cameras.opencv import _APIS
+    from optgen.lab.bench_file import CAMERA_CONNECTION, CONNECTION_KEYS
+    from optgen.lab.real_bench import CAMERA_OPTIONS, SLM_OPTIONS
 
     assert CONNECTION_KEYS["slm"]["screen"] == SLM_OPTIONS["screen"]
     for driver, keys in CAMERA_OPTIONS.items():
@@ -338,7 +338,7 @@ def test_a_simulated_device_takes_no_connection_keys(table):
 
 
 def test_a_colour_laser_connection_is_checked_too():
-    from simulators.benches import rgb_bench_text
+    from optgen.simulators.benches import rgb_bench_text
 
     text = rgb_bench_text().replace("[colours.lasers.450.connection]\n", "[colours.lasers.450.connection]\nspeed = 1\n")
     refused(text, "[colours.lasers.450.connection] has unknown key(s) 'speed'")
@@ -395,7 +395,7 @@ def test_the_largest_allowed_timings_still_make_a_bench():
 
 
 def test_safety_table_defaults_and_values():
-    from lab.bench_file import BenchConfig, SafetyConfig
+    from optgen.lab.bench_file import BenchConfig, SafetyConfig
 
     assert load_bench().safety == SafetyConfig(watchdog_s=2.0, storage_stall_s=10.0)
     assert "[safety]" not in default_bench_text()
@@ -459,7 +459,7 @@ def test_tables_and_values_in_each_others_place_are_refused():
 
 
 def test_huge_and_mixed_colour_lists_are_refused():
-    from simulators.benches import rgb_bench_text
+    from optgen.simulators.benches import rgb_bench_text
 
     many = ", ".join(str(400.0 + i) for i in range(1000))
     refused(rgb_bench_text().replace("order_nm = [638.0, 520.0, 450.0]", f"order_nm = [{many}]"),

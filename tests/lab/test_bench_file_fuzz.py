@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from lab.bench_file import BenchFileError, default_bench_text, parse_bench
-from lab.cli import main
-from simulators.benches import edit_bench_text, rgb_bench_text
+from optgen.lab.bench_file import BenchFileError, default_bench_text, parse_bench
+from optgen.lab.cli import main
+from optgen.simulators.benches import edit_bench_text, rgb_bench_text
 
 SEED = 20260611
 SOURCE = "fuzz/bench-under-test.toml"

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from calibration.store import CalibrationStore, load_record
-from lab.bench_file import parse_bench
-from lab.cli import main
-from lab.prediction import run_agreement
+from optgen.calibration.store import CalibrationStore, load_record
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.cli import main
+from optgen.lab.prediction import run_agreement
 
 from ..conftest import small_bench_text
 
@@ -105,9 +105,9 @@ def test_check_passes_on_the_bench_it_was_made_on_and_flags_a_moved_slm(calibrat
 
 
 def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_off(tmp_path, capsys, mocker):
-    import lab.bench
-    from lab.calibrations import load_bench_calibrations
-    from simulators.world import OpticalWorld
+    from optgen import lab
+    from optgen.lab.calibrations import load_bench_calibrations
+    from optgen.simulators.world import OpticalWorld
 
     bench = write_bench(tmp_path)
     assert main(["calibrate", "lut", "--bench", str(bench)]) == 0
@@ -131,7 +131,7 @@ def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_
 
 
 def test_the_calibrated_store_opens_the_bench_with_nothing_passed_over(calibrated):
-    from lab.calibrations import load_bench_calibrations
+    from optgen.lab.calibrations import load_bench_calibrations
 
     _, bench, _ = calibrated
     config = parse_bench(bench.read_text(encoding="utf-8"), str(bench))
@@ -153,7 +153,7 @@ def test_a_run_refuses_a_tampered_older_or_implausible_calibration_with_the_file
 
     import h5py
 
-    import calibration.store as store_module
+    import optgen.calibration.store as store_module
 
     from ..calibration.records import write_version_1
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.bench_file import default_bench_text
-from lab.cli import main
+from optgen.lab.bench_file import default_bench_text
+from optgen.lab.cli import main
 from tests.conftest import small_bench_text
 
 
@@ -84,7 +84,7 @@ def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
     bench.write_text(small_bench_text({("run", "timing"): '"wall"'}))
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", "2000", "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", "run", "--count", "2000", "--out", str(out),
                              "--bench", str(bench), "--no-progress"], env=env, cwd=Path(__file__).parents[2],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -102,8 +102,8 @@ def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
 
 
 def test_run_with_a_model_file_uses_its_encoder_and_decoder(tmp_path, capsys):
-    from lab.bench_file import parse_bench
-    from lab.model import OpticalGeometry, save_model
+    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.model import OpticalGeometry, save_model
     from tests.lab.test_model import tiny_model
 
     text = small_bench_text({("run", "seed_source"): '"model"', ("run", "decoder_phase"): '"model"',
@@ -122,8 +122,8 @@ def test_run_with_a_model_file_uses_its_encoder_and_decoder(tmp_path, capsys):
 
 
 def test_run_refuses_a_model_trained_for_another_geometry(tmp_path, capsys):
-    from lab.bench_file import parse_bench
-    from lab.model import OpticalGeometry, save_model
+    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.model import OpticalGeometry, save_model
     from tests.lab.test_model import tiny_model
 
     text = small_bench_text({("run", "seed_source"): '"model"', ("run", "model"): '"tiny.npz"'})
@@ -186,7 +186,7 @@ def test_a_real_bench_that_cannot_open_a_device_says_which_and_leaves_nothing_on
     assert main(["devices", "--bench", str(bench)]) == 2
     err = capsys.readouterr().err
     assert "encoding_slm: no display" in err and "DISPLAY is not set" in err
-    from drivers.laser import open_lasers
+    from optgen.drivers.laser import open_lasers
 
     assert open_lasers() == []  # the laser opened first was closed (safe-off verified) before the error
 

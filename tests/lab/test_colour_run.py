@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from lab.bench_file import BenchFileError, colour_bench, parse_bench
-from lab.cli import main
-from lab.colour_run import combine_rgb, evaluate_colour_run, run_colours
-from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
-from lab.prediction import predict_images
-from simulators.benches import rgb_bench_text
+from optgen.lab.bench_file import BenchFileError, colour_bench, parse_bench
+from optgen.lab.cli import main
+from optgen.lab.colour_run import combine_rgb, evaluate_colour_run, run_colours
+from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
+from optgen.lab.prediction import predict_images
+from optgen.simulators.benches import rgb_bench_text
 from tests.conftest import small_bench_text
 
 def rgb_text(*changes: tuple[str, str]) -> str:
@@ -191,7 +191,7 @@ def test_a_pass_with_every_frame_stored_counts_as_done_and_a_lone_pass_is_not_re
 
 def test_the_shipped_rgb_model_runs_on_the_embedded_three_colour_twin(tmp_path):
     """`optgen run --colours` with no bench file: the embedded three-colour twin and digits-rgb-v2."""
-    from lab.model import load_model
+    from optgen.lab.model import load_model
 
     model = load_model("digits-rgb-v2")
     assert model.wavelengths_nm == (638.0, 520.0, 450.0)

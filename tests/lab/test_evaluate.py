@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.model.data import load_digits_images, resize_images
-from lab.model.evaluate import DigitsJudge, normalize_images
+from optgen.lab.model.data import load_digits_images, resize_images
+from optgen.lab.model.evaluate import DigitsJudge, normalize_images
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_frechet_floor_is_the_small_sample_bias_of_real_digits():
 
 
 def test_teacher_is_judged_at_the_generated_count():
-    from lab.model.evaluate import teacher_scores
+    from optgen.lab.model.evaluate import teacher_scores
 
     judge = DigitsJudge(image_size=32)
     images, _ = load_digits_images(8)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
-from lab.patterns import embed_centered, seed_to_slm_phase
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
+from optgen.lab.patterns import embed_centered, seed_to_slm_phase
 from tests.conftest import small_bench_text
 
 IDEAL_TWIN = {
@@ -42,7 +42,7 @@ def ideal_config():
 
 def test_training_optics_and_twin_agree_to_float32_precision(ideal_config):
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
+    from optgen.lab.model.student import OpticalStudent
 
     cfg = ideal_config
     geom = OpticalGeometry.from_bench(cfg)
@@ -69,7 +69,7 @@ def test_the_training_optics_with_a_shifted_decoder_match_two_full_grid_propagat
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
 
-    from lab.model.student import OpticalStudent, propagate_torch
+    from optgen.lab.model.student import OpticalStudent, propagate_torch
 
     geom = OpticalGeometry.from_bench(ideal_config)
     student = OpticalStudent(geom, noise_dim=16, crosstalk_sigma_px=0.0)
@@ -96,7 +96,7 @@ def test_the_training_optics_with_a_shifted_decoder_match_two_full_grid_propagat
 def test_a_subpixel_shifted_and_turned_decoder_matches_the_twins_misplaced_slm2():
     """Training's subpixel misplacement (bilinear on the phase) is the twin's: same map, same result."""
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
+    from optgen.lab.model.student import OpticalStudent
 
     shift_um, rotation_deg = (3.0, -2.0), 0.3        # x, y on the bench; 0.375 and -0.25 SLM pixels
     cfg = parse_bench(small_bench_text({**IDEAL_TWIN, ("twin.decoding_slm", "shift_um"): "[3.0, -2.0]",
@@ -130,7 +130,7 @@ def test_a_subpixel_shifted_and_turned_decoder_matches_the_twins_misplaced_slm2(
 
 def test_whole_pixel_shifts_move_the_decoder_exactly_and_agree_with_the_resampled_path(ideal_config):
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
+    from optgen.lab.model.student import OpticalStudent
 
     geom = OpticalGeometry.from_bench(ideal_config)
     student = OpticalStudent(geom, noise_dim=16)
@@ -147,7 +147,7 @@ def test_whole_pixel_shifts_move_the_decoder_exactly_and_agree_with_the_resample
 
 def test_numpy_encoder_matches_the_torch_encoder(ideal_config):
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
+    from optgen.lab.model.student import OpticalStudent
 
     geom = OpticalGeometry.from_bench(ideal_config)
     student = OpticalStudent(geom, noise_dim=16, hidden=24)
@@ -288,7 +288,7 @@ def test_the_shipped_models_teacher_noise_is_the_noise_of_its_teacher_samples():
     in the teacher sample stored with it: the two arrays are paired, in order."""
     from scipy.special import ndtr
 
-    from lab.model.evaluate import DigitsJudge, normalize_images
+    from optgen.lab.model.evaluate import DigitsJudge, normalize_images
 
     model = load_model("digits-v6")
     assert model.teacher_noise.shape == (len(model.teacher_samples), 64)
@@ -325,9 +325,9 @@ def test_inference_needs_no_torch(tmp_path, ideal_config):
 
 def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_twin(tmp_path):
     """Looser floors than the benchmark (benchmarks/model.py prints the figures)."""
-    from lab.bench_file import load_bench
-    from lab.cli import main
-    from lab.model.evaluate import DigitsJudge
+    from optgen.lab.bench_file import load_bench
+    from optgen.lab.cli import main
+    from optgen.lab.model.evaluate import DigitsJudge
 
     cfg = load_bench()
     model = load_model("digits-v6")
@@ -354,7 +354,7 @@ def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_tw
 
 def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_path, ideal_config):
     pytest.importorskip("torch")
-    from lab.model.train import TrainSettings, train_model
+    from optgen.lab.model.train import TrainSettings, train_model
 
     geom = OpticalGeometry.from_bench(ideal_config)
     settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=6, batch=2, checkpoint_every=2,
@@ -384,9 +384,9 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
 def test_a_training_step_that_overflows_is_skipped_and_endless_ones_stop_the_training(tmp_path, ideal_config,
                                                                                         monkeypatch):
     pytest.importorskip("torch")
-    from lab.model import train as train_module
-    from lab.model.student import OpticalStudent
-    from lab.model.train import TrainSettings, train_model
+    from optgen.lab.model import train as train_module
+    from optgen.lab.model.student import OpticalStudent
+    from optgen.lab.model.train import TrainSettings, train_model
 
     real_forward, calls = OpticalStudent.forward, {"n": 0}
 
@@ -410,7 +410,7 @@ def test_a_training_step_that_overflows_is_skipped_and_endless_ones_stop_the_tra
 
 def test_training_draws_whole_pixel_shifts_by_default_and_any_shift_and_turn_with_subpixel_shifts():
     pytest.importorskip("torch")
-    from lab.model.train import TrainSettings, _decoder_misplacement
+    from optgen.lab.model.train import TrainSettings, _decoder_misplacement
 
     rng = np.random.default_rng(0)
     whole = [_decoder_misplacement(rng, TrainSettings(subpixel_shifts=False)) for _ in range(200)]
@@ -426,7 +426,7 @@ def test_training_draws_whole_pixel_shifts_by_default_and_any_shift_and_turn_wit
 
 def test_the_straight_through_clip_keeps_a_gradient_for_values_out_of_range_and_the_same_phase(ideal_config):
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
+    from optgen.lab.model.student import OpticalStudent
 
     geom = OpticalGeometry.from_bench(ideal_config, grid_px=256)
     student = OpticalStudent(geom, 16, hidden=8)
@@ -447,9 +447,9 @@ def test_the_straight_through_clip_keeps_a_gradient_for_values_out_of_range_and_
 
 def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    from lab.cli import main
-    from lab.model import train as train_module
-    from simulators.benches import rgb_bench_text
+    from optgen.lab.cli import main
+    from optgen.lab.model import train as train_module
+    from optgen.simulators.benches import rgb_bench_text
 
     seen = []
     monkeypatch.setattr(train_module, "train_model", lambda out, geom, settings, **kw: seen.append(settings))
@@ -474,7 +474,7 @@ def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(
 
 def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, capsys):
     pytest.importorskip("torch")
-    from lab.cli import main
+    from optgen.lab.cli import main
 
     assert main(["train", "--out", str(tmp_path / "t"), "--name", "../elsewhere"]) == 2
     assert "--name '../elsewhere'" in capsys.readouterr().err and not (tmp_path / "t").exists()
@@ -490,8 +490,8 @@ def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, cap
 
 def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path, ideal_config):
     torch = pytest.importorskip("torch")
-    from lab.model.student import OpticalStudent
-    from lab.model.train import TrainSettings, train_model
+    from optgen.lab.model.student import OpticalStudent
+    from optgen.lab.model.train import TrainSettings, train_model
 
     geom = OpticalGeometry.from_bench(ideal_config)
     colours = (638.0, 520.0, 450.0)
@@ -518,7 +518,7 @@ def test_training_keeps_large_blocks_in_the_heap_instead_of_fresh_kernel_mapping
     """heap_kept: what makes a training step 2.4x faster (benchmarks/train_step.py)."""
     import ctypes
 
-    from lab.model.memory import heap_kept
+    from optgen.lab.model.memory import heap_kept
 
     if not sys.platform.startswith("linux"):
         pytest.skip("glibc allocator settings: Linux only")
@@ -548,7 +548,7 @@ def test_training_keeps_large_blocks_in_the_heap_instead_of_fresh_kernel_mapping
 
 def test_the_peak_loss_charges_only_pixels_above_the_targets_brightest():
     torch = pytest.importorskip("torch")
-    from lab.model.train import _peak_excess
+    from optgen.lab.model.train import _peak_excess
 
     target = torch.zeros(2, 1, 4, 4)
     target[0, 0, 1, 1], target[1, 0, 2, 2] = 1.0, 2.0

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab.bench_file import parse_bench
-from lab.model import ModelError, ModelFileError, ModelSeedSource, OpticalGeometry, load_model, save_model
-from lab.model import model_file as mf
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.model import ModelError, ModelFileError, ModelSeedSource, OpticalGeometry, load_model, save_model
+from optgen.lab.model import model_file as mf
 from tests.conftest import small_bench_text
 from tests.lab.test_model import tiny_model
 
@@ -594,7 +594,7 @@ class _RunsCode:
 
 def test_a_tampered_training_checkpoint_is_refused_without_running_its_code(tmp_path):
     torch = pytest.importorskip("torch")
-    from lab.model.train import _load_checkpoint
+    from optgen.lab.model.train import _load_checkpoint
 
     marker = tmp_path / "ran"
     torch.save({"model": {}, "optimizer": {}, "step": 1, "losses": [], "elapsed_s": 0.0,
@@ -607,7 +607,7 @@ def test_a_tampered_training_checkpoint_is_refused_without_running_its_code(tmp_
 def test_a_checkpoint_from_before_keeps_loading(tmp_path):
     """Checkpoints written before held numpy float64 learning rates: those (and nothing else) still load."""
     torch = pytest.importorskip("torch")
-    from lab.model.train import _load_checkpoint
+    from optgen.lab.model.train import _load_checkpoint
 
     state = {"model": {"x": torch.zeros(2)}, "optimizer": {"state": {}, "param_groups": [{"lr": np.float64(0.1)}]},
              "step": 4, "losses": [0.5], "elapsed_s": 1.0}

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab.model import ModelFileError, OpticalGeometry, OpticalModel, load_model, save_model
-from lab.model import model_file as mf
+from optgen.lab.model import ModelFileError, OpticalGeometry, OpticalModel, load_model, save_model
+from optgen.lab.model import model_file as mf
 from tests.conftest import small_bench_text
 from tests.lab.test_model_file import (SHIPPED_DIR, arrays_of, data_start, good_model, header_of, members_of, npy_bytes,
                                        npy_of, small_geometry, with_header, without, write, write_members,
@@ -386,16 +386,16 @@ def test_the_zip_bomb_is_refused_in_little_memory(corpus):
 
 @pytest.mark.parametrize("colours", [False, True])
 def test_optgen_run_on_a_bench_naming_a_bad_model_exits_2_before_any_device_opens(tmp_path, capsys, mocker, colours):
-    from lab.cli import main
-    from simulators.benches import rgb_bench_text
+    from optgen.lab.cli import main
+    from optgen.simulators.benches import rgb_bench_text
 
     changes = {("run", "seed_source"): '"model"', ("run", "decoder_phase"): '"model"', ("run", "model"): '"bad.npz"'}
     text = rgb_bench_text(changes, small=True) if colours else small_bench_text(changes)
     (tmp_path / "bench.toml").write_text(text)
     a = arrays_of(save_model(tmp_path / "good.npz", good_model()))
     write(tmp_path / "bad.npz", with_header(a, [header_of(a)]))
-    build = mocker.patch("lab.bench.build_bench")
-    build_colours = mocker.patch("lab.colour_run.build_bench")
+    build = mocker.patch("optgen.lab.bench.build_bench")
+    build_colours = mocker.patch("optgen.lab.colour_run.build_bench")
     out = tmp_path / "run"
     argv = ["run", "--count", "2", "--out", str(out), "--bench", str(tmp_path / "bench.toml"), "--no-progress"]
     assert main(argv + (["--colours"] if colours else [])) == 2

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.response import _grating
-from calibration.session import CalibrationSession
-from drivers.identity import CameraTiming, SLMTiming
-from lab.pipeline import ShowCaptureSchedule
+from optgen.calibration.response import _grating
+from optgen.calibration.session import CalibrationSession
+from optgen.drivers.identity import CameraTiming, SLMTiming
+from optgen.lab.pipeline import ShowCaptureSchedule
 
 
 def sweep_frames(bench, pipelined: bool, stall_at: int | None = None):
@@ -84,7 +84,7 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     slm = SLMTiming(refresh_hz=60.0, latency_frames=2, settle_s=0.010)
     camera = CameraTiming(exposure_s=0.001, readout_s=0.010)
     schedule = ShowCaptureSchedule(slm, camera, guard_s=0.002)
-    from lab.pipeline import _Shown
+    from optgen.lab.pipeline import _Shown
 
     assert schedule.next_upload_s(5.0) == 5.0                      # nothing pending: at once
     schedule.pending.append(_Shown(0, call_s=0.0, edge_s=0.010))
@@ -109,8 +109,8 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
     """The loop captures an upload while up to MAX_UPLOADS_AHEAD later ones are shown; with fewer
     render slots the twin would overwrite their renders and fall back to rendering on the
     capture's critical path (slower, same numbers)."""
-    from lab.capture_loop import MAX_UPLOADS_AHEAD
-    from simulators.world import RENDER_SLOTS, render_slot
+    from optgen.lab.capture_loop import MAX_UPLOADS_AHEAD
+    from optgen.simulators.world import RENDER_SLOTS, render_slot
 
     pending = [(upload, 1) for upload in range(10, 10 + MAX_UPLOADS_AHEAD)]
     assert RENDER_SLOTS >= MAX_UPLOADS_AHEAD
@@ -122,7 +122,7 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
 def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh_hz, overlap, frames):
     """Patterns follow each other as fast as settle + exposure (+ the readout, for a camera that
     cannot take a trigger while it reads out) allow, in whole refresh frames."""
-    from lab.pipeline import TriggeredSchedule, _Shown
+    from optgen.lab.pipeline import TriggeredSchedule, _Shown
 
     slm = SLMTiming(refresh_hz=refresh_hz, latency_frames=2, settle_s=0.010)
     camera = CameraTiming(exposure_s=0.0001, readout_s=0.0099)
@@ -146,7 +146,7 @@ def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh
 
 
 def test_a_triggered_frame_is_clean_only_if_settled_and_over_before_the_next_pattern_moves():
-    from lab.pipeline import TriggeredSchedule, _Shown
+    from optgen.lab.pipeline import TriggeredSchedule, _Shown
 
     slm = SLMTiming(refresh_hz=500.0, latency_frames=2, settle_s=0.010)
     schedule = TriggeredSchedule(slm, CameraTiming(exposure_s=0.001, readout_s=0.005), overlap=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.bench import make_world
-from lab.bench_file import parse_bench
-from lab.registration import OutputRegistration
-from simulators import VirtualClock
+from optgen.lab.bench import make_world
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.registration import OutputRegistration
+from optgen.simulators import VirtualClock
 from tests.conftest import small_bench_text
 
 

@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from lab.decoder import load_decoder_phase
-from lab.run import RunFolderError, run_generation
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.decoder import load_decoder_phase
+from optgen.lab.run import RunFolderError, run_generation
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
 
 
 def seeds_for(cfg, random_seed=0):
@@ -152,7 +152,7 @@ def test_the_decoder_phase_is_uploaded_once(small_bench, tmp_path):
 
 
 def test_a_laser_that_cannot_be_verified_off_fails_the_run_loudly(small_bench, tmp_path):
-    from drivers.errors import LaserSafetyError
+    from optgen.drivers.errors import LaserSafetyError
 
     cfg = small_bench.config
     phase, decoder_id = decoder_for(cfg)
@@ -195,8 +195,8 @@ def test_a_bad_decoder_phase_is_refused_before_the_run_starts(small_bench, tmp_p
 @pytest.mark.parametrize("driver", ["obis", "cobolt"])
 def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(driver, tmp_path):
     pytest.importorskip("serial")
-    from lab.bench import build_bench
-    from lab.bench_file import parse_bench
+    from optgen.lab.bench import build_bench
+    from optgen.lab.bench_file import parse_bench
     from tests.conftest import small_bench_text
 
     # real lasers set power in coarse steps (Cobolt reports 0.1 mW): use 0.5 mW and a 1 us exposure
@@ -215,7 +215,7 @@ def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(dri
 
 
 def test_a_laser_that_does_not_take_the_requested_power_stops_the_run(small_bench, tmp_path, mocker):
-    from drivers.errors import DeviceError
+    from optgen.drivers.errors import DeviceError
 
     cfg = small_bench.config
     phase, decoder_id = decoder_for(cfg)

@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from lab.bench_file import parse_bench
-from lab.cli import main
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.cli import main
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
 from tests.conftest import small_bench_text
 
 ROOT = Path(__file__).parents[2]
@@ -30,14 +30,14 @@ def start_run(tmp_path, out, count=COUNT):
     if not bench.exists():
         bench.write_text(small_bench_text({("run", "timing"): '"wall"'}))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", "run", "--count", str(count), "--out", str(out),
+    return subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", "run", "--count", str(count), "--out", str(out),
                              "--bench", str(bench), "--no-progress", "--seed", "7"], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_frames(out, n, timeout_s=60.0):
     """Until the run has stored at least ``n`` frames (read as `optgen status` reads it)."""
-    from lab.storage import read_run_status
+    from optgen.lab.storage import read_run_status
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

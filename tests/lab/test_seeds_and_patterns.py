@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lab.decoder import load_decoder_phase
-from lab.patterns import embed_centered, seed_to_slm_phase
-from lab.seeds import FileSeedSource, values_to_phase
+from optgen.lab.decoder import load_decoder_phase
+from optgen.lab.patterns import embed_centered, seed_to_slm_phase
+from optgen.lab.seeds import FileSeedSource, values_to_phase
 
 
 def test_seed_mapping_follows_the_published_formula():

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from lab import storage
-from lab.storage import DiskFullError, RunFileError, RunWriter, read_run_attrs, read_run_status
+from optgen.lab import storage
+from optgen.lab.storage import DiskFullError, RunFileError, RunWriter, read_run_attrs, read_run_status
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (1080, 1920)
@@ -106,12 +106,9 @@ def test_storing_a_frame_changes_no_hdf5_metadata(tmp_path):
 
 
 CHILD = r"""
-import os, signal, sys, time, types
+import os, signal, sys, time
 import numpy as np
-drivers = types.ModuleType("drivers")      # drivers.errors without the device stack (1 s of imports)
-drivers.__path__ = [os.path.join(os.environ["PYTHONPATH"], "drivers")]
-sys.modules["drivers"] = drivers
-from lab.storage import RunWriter
+from optgen.lab.storage import RunWriter       # light: optgen.drivers loads its device stack on use only
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class KillOn:
@@ -144,9 +141,8 @@ print("closed", flush=True)
 
 
 def start_child(path: Path, count: int, mode: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(count), mode], stdout=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True)
 
 
 def check_after_kill(path: Path, returned: list[int], count: int) -> dict:

@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.capture_parts import FrameHandler, RunFault
-from lab.pipeline import TriggeredSchedule
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.capture_parts import FrameHandler, RunFault
+from optgen.lab.pipeline import TriggeredSchedule
 from tests.conftest import small_bench_text
 from tests.lab.test_run_faults import assert_each_frame_once_and_its_own_seed, run, stored
 
@@ -85,8 +85,8 @@ def test_a_pattern_whose_trigger_the_camera_missed_is_shown_again(tmp_path, monk
 
 
 def test_a_frame_left_over_from_a_camera_timeout_is_dropped_not_filed(tmp_path, monkeypatch):
-    from lab import triggered_loop
-    from simulators import faults
+    from optgen.lab import triggered_loop
+    from optgen.simulators import faults
 
     text = bench_text()
     with build_bench(parse_bench(text, "timeout")) as bench:
@@ -122,7 +122,7 @@ def test_triggers_that_match_no_pattern_stop_the_run_after_the_retries_with_the_
 
 
 def test_a_camera_that_cannot_be_armed_is_refused_before_the_run_folder_or_any_light(tmp_path, monkeypatch):
-    from drivers.errors import DeviceError
+    from optgen.drivers.errors import DeviceError
 
     with build_bench(parse_bench(bench_text(), "unarmed")) as bench:
         emissions = []

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.benches import external_laser_bench_text as external_bench_text  # noqa: F401 - for the tests
-from simulators.protocol.serve import ExternalTwinLaser
+from optgen.simulators.benches import external_laser_bench_text as external_bench_text  # noqa: F401 - for the tests
+from optgen.simulators.protocol.serve import ExternalTwinLaser
 
 ROOT = Path(__file__).parents[2]
 
@@ -33,7 +33,7 @@ def external_laser(tmp_path):
 def optgen(args: list[str], **kwargs) -> subprocess.Popen:
     """`optgen ARGS` as a process of its own."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "lab.cli", *args], cwd=kwargs.pop("cwd", ROOT), env=env,
+    return subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", *args], cwd=kwargs.pop("cwd", ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 

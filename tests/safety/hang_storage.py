@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 import threading
 
-from lab import storage
-from lab.cli import main
+from optgen.lab import storage
+from optgen.lab.cli import main
 
 
 def hang_from(n: int) -> None:

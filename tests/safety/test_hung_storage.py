@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import pytest
 
-from lab import run as run_module
-from lab import storage
-from lab.frame_store import StorageStalled
-from lab.run import run_generation
-from lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab import run as run_module
+from optgen.lab import storage
+from optgen.lab.frame_store import StorageStalled
+from optgen.lab.run import run_generation
+from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
 
 from .conftest import ROOT, external_bench_text
 

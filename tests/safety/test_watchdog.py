@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from drivers.errors import LaserSafetyError
-from lab.bench import build_bench
-from lab.bench_file import parse_bench
-from lab.cli import main
+from optgen.drivers.errors import LaserSafetyError
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import parse_bench
+from optgen.lab.cli import main
 
 from .conftest import external_bench_text, optgen, wait_for_file
 
@@ -88,7 +88,7 @@ def test_a_run_that_ends_says_goodbye_and_the_watchdog_does_not_act(external_las
 
 
 def test_emission_is_refused_when_the_watchdog_cannot_start(external_laser, tmp_path, monkeypatch):
-    from drivers.lasers import watchdog
+    from optgen.drivers.lasers import watchdog
 
     monkeypatch.setattr(watchdog, "CHILD_SCRIPT", tmp_path / "no-such-watchdog.py")
     cfg = parse_bench(external_bench_text(external_laser.port), "external-laser bench")

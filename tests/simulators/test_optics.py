@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.optics import (band_limit_hz, grating_phase, grid_coordinates, lens_phase, phase_to_field,
+from optgen.simulators.optics import (band_limit_hz, grating_phase, grid_coordinates, lens_phase, phase_to_field,
                                propagate, transfer_function)
 
 WL = 520e-9
@@ -136,7 +136,7 @@ def test_the_crosstalk_blur_gives_scipys_gaussian_filter_numbers(sigma, rng):
     4-sigma kernel) to float32 rounding."""
     from scipy import ndimage
 
-    from simulators.optics import gaussian_blur
+    from optgen.simulators.optics import gaussian_blur
 
     phase = rng.uniform(-6.5, 0.0, (90, 131)).astype(np.float32)
     phase[:, :40] = 0.0                         # a sharp step, so the edge handling matters

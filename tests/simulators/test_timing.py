@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from drivers.errors import CaptureTimeout
-from drivers.identity import SLMTiming
-from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SimulatedPhaseSLM,
+from optgen.drivers.errors import CaptureTimeout
+from optgen.drivers.identity import SLMTiming
+from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SimulatedPhaseSLM,
                         SLMTruth, VirtualClock, WallClock, planted_response)
-from simulators.clock import sleep_until
+from optgen.simulators.clock import sleep_until
 
 PITCH = 8e-6
 GRID = (64, 96)

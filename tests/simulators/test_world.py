@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.errors import PhaseInputError
-from drivers.identity import SLMTiming
-from simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM,
+from optgen.drivers.errors import PhaseInputError
+from optgen.drivers.identity import SLMTiming
+from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM,
                         SLMTruth, VirtualClock, planted_response)
 
 PITCH = 8e-6

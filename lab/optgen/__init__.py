@@ -1,0 +1,37 @@
+"""optgen: run an optical generative model bench (Chen, Ozcan et al., Nature 2025), real or simulated.
+
+This folder is installed as the ``optgen`` package itself (pyproject.toml maps it; decision 0011):
+the drivers, calibrations, lab and simulators live in the project's four top-level folders and
+install as ``optgen.drivers``, ``optgen.calibration``, ``optgen.lab`` and ``optgen.simulators``.
+
+The public API is below; names are imported when first used, so ``import optgen.drivers.errors``
+stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("optgen")
+except PackageNotFoundError:     # pragma: no cover - running from a tree that was never installed
+    __version__ = "0+unknown"
+
+# public name -> the module that defines it
+_API = {}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'optgen' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
