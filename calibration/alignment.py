@@ -75,7 +75,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .session import CalibrationError
+from optgen.calibration.session import CalibrationError
+from optgen.drivers.common.patterns import embed_centered, lens_phase
+from optgen.drivers.common.roles import DECODING, ENCODING
 
 __all__ = [
     "DecoderPlacement",
@@ -88,8 +90,6 @@ __all__ = [
     "place_decoder",
     "write_alignment_png",
 ]
-
-ENCODING, DECODING = "encoding_slm", "decoding_slm"
 
 
 # --- results --------------------------------------------------------------------------------
@@ -319,29 +319,6 @@ def _bench(session) -> _Bench:
                   nominal_offset_m=tuple(g.sensor_offset_m), nominal_rotation_deg=g.sensor_rotation_deg)
 
 
-def _lens(shape: tuple[int, int], pitch_m: float, wavelength_m: float, focal_m: float,
-          centre_m: tuple[float, float], flyback_px: float = 0.0) -> np.ndarray:
-    """Thin-lens phase (radians in [0, 2 pi), float32) on an SLM of ``shape``, centred ``centre_m`` (x, y)
-    from its centre.
-
-    ``flyback_px`` > 0 replaces each 2 pi jump by a linear return over that many pixels (at most half
-    the local period): the phase is then continuous, so the pattern keeps its shape under a sub-pixel
-    shift or rotation of the SLM however the pixels are resampled. It costs first-order efficiency
-    where the local period is short; the focus stays where the lens is."""
-    cx, cy = _centre(shape)
-    x = ((np.arange(shape[1]) - cx) * pitch_m - centre_m[0])[None, :]
-    y = ((np.arange(shape[0]) - cy) * pitch_m - centre_m[1])[:, None]
-    r2 = y**2 + x**2
-    cycles = -r2 / (2.0 * wavelength_m * focal_m)        # unwrapped phase / 2 pi
-    u = np.mod(cycles, 1.0)
-    if flyback_px > 0:
-        per_px = np.sqrt(r2) * pitch_m / (wavelength_m * abs(focal_m))   # local frequency, cycles per pixel
-        b = np.minimum(flyback_px * per_px, 0.5)
-        top = 1.0 - b
-        u = np.where(u < top, u, (1.0 - u) * top / np.maximum(b, 1e-12))
-    return (2 * np.pi * u).astype(np.float32)
-
-
 def _grid_points(grid: int, half_span_m: float) -> np.ndarray:
     """(grid**2, 2) points (x, y), centre first, then row by row."""
     if grid < 2:
@@ -462,7 +439,7 @@ def measure_sensor_registration(session, *, grid: int = 3, span_fraction: float 
     b = _bench(session)
     focal = b.d1_m + b.d2_m
     expected = _grid_points(grid, 0.5 * span_fraction * b.window_m)
-    patterns = [_lens(b.shape1, b.pitch1_m, b.wavelength_m, focal, tuple(p)) for p in expected]
+    patterns = [lens_phase(b.shape1, b.pitch1_m, b.wavelength_m, focal, tuple(p), wrapped=True) for p in expected]
     scale_px = b.wavelength_m * focal / b.beam_m / b.camera_pitch_m
     _check_on_sensor("sensor registration", _nominal_output_to_sensor(b), expected, b.camera_shape,
                      "the bench file's nominal sensor placement")
@@ -511,7 +488,8 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     centre2 = np.array(_centre(b.shape2))
     centres_px = centre2 + offsets / b.pitch2_m
     _check_on_sensor("SLM2 placement", sensor.output_to_sensor, offsets, b.camera_shape, "the sensor registration")
-    patterns = [_lens(b.shape2, b.pitch2_m, b.wavelength_m, b.d2_m, tuple(p), flyback_px) for p in offsets]
+    patterns = [lens_phase(b.shape2, b.pitch2_m, b.wavelength_m, b.d2_m, tuple(p), wrapped=True, flyback_px=flyback_px)
+                for p in offsets]
     scale_px = b.wavelength_m * b.d2_m / b.beam_m / (b.camera_pitch_m * sensor.pitch_ratio)
     session.show(encoding=session.uniform(ENCODING))
     with session.power_kept(), session.light():
@@ -546,7 +524,7 @@ def place_decoder(decoder_phase: np.ndarray, slm_shape: tuple[int, int], placeme
     (float32 radians, ``slm_shape``) that land centred and unrotated in the beam on the misplaced SLM2.
 
     SLM2 pixel Q shows the decoder value at its beam position R (Q - C) p + shift (C: SLM2's centre
-    pixel); the block is placed as ``lab.patterns.embed_centered`` places it, which ``None`` returns.
+    pixel); the block is placed as ``embed_centered`` places it, which ``None`` returns.
 
     ``interpolation``: "nearest" (default) moves the trained decoder's pixels whole, as the
     model was trained (integer shifts; its phase has pixel-scale structure that resampling
@@ -554,7 +532,6 @@ def place_decoder(decoder_phase: np.ndarray, slm_shape: tuple[int, int], placeme
     a model trained 15,000 steps 65.5 -> 72.0 %); "linear" resamples exp(i phase) bilinearly,
     closer for smooth phases.
     """
-    from optgen.lab.patterns import embed_centered
 
     block = np.asarray(decoder_phase, dtype=np.float32)
     if placement is None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optgen.simulators.optics import lens_phase
+from optgen.drivers.common.patterns import lens_phase
 
-from .session import CalibrationError, CalibrationSession
+from optgen.calibration.session import CalibrationError, CalibrationSession
 
 __all__ = ["CameraCalibration", "measure_camera"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .session import CalibrationSession
+from optgen.calibration.session import CalibrationSession
 
 __all__ = ["DriftCheck", "TOLERANCES", "check_drift", "affine_distance_px"]
 
@@ -53,9 +53,9 @@ def affine_distance_px(a: np.ndarray, b: np.ndarray, window_m: float) -> float:
 
 def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
     """Compare quick re-measurements with the calibrations ``bench`` opened with."""
-    from .alignment import measure_decoder_placement, measure_sensor_registration
-    from .response import measure_response
-    from .twin_truth import response_error_rad
+    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
+    from optgen.calibration.response import measure_response
+    from optgen.calibration.twin_truth import response_error_rad
 
     session = session or CalibrationSession(bench)
     cals = bench.calibrations

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import CameraCalibration, measure_camera
-from .lut import apply_response
-from .session import CalibrationSession
-from .store import CalibrationRecord, CalibrationStore, optical_path
+from optgen.calibration.camera import CameraCalibration, measure_camera
+from optgen.calibration.lut import apply_response
+from optgen.calibration.session import CalibrationSession
+from optgen.calibration.store import CalibrationRecord, CalibrationStore, optical_path
 
 __all__ = ["CalibrationReport", "STEPS", "calibrate", "camera_record", "lut_record", "alignment_record"]
 
@@ -122,7 +122,7 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
 def _camera_step(bench, session, store, report, rounds) -> None:
     cal = measure_camera(session)
     path = store.save(camera_record(bench, cal))
-    from .pictures import write_camera_png
+    from optgen.calibration.pictures import write_camera_png
 
     write_camera_png(_png_path(path), cal)
     report.files["camera"], report.pictures["camera"] = path, _png_path(path)
@@ -132,7 +132,7 @@ def _camera_step(bench, session, store, report, rounds) -> None:
 
 
 def _lut_step(bench, session, store, report, rounds) -> None:
-    from .response import calibrate_luts, write_response_png
+    from optgen.calibration.response import calibrate_luts, write_response_png
 
     previous = dict(bench.luts)
     try:
@@ -153,7 +153,7 @@ def _lut_step(bench, session, store, report, rounds) -> None:
 
 
 def _alignment_step(bench, session, store, report, rounds) -> None:
-    from .alignment import measure_decoder_placement, measure_sensor_registration, write_alignment_png
+    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration, write_alignment_png
 
     sensor = measure_sensor_registration(session)
     placement = measure_decoder_placement(session, sensor)

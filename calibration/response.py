@@ -111,16 +111,16 @@ import cv2
 import numpy as np
 from scipy import interpolate, ndimage, optimize
 
-from .lut import PhaseResponse, apply_response
-from .session import CalibrationError
+from optgen.calibration.lut import PhaseResponse, apply_response
+from optgen.calibration.session import CalibrationError
+from optgen.drivers.common.patterns import binary_grating, lens_phase
+from optgen.drivers.common.roles import DECODING, ENCODING
 
 __all__ = ["ResponseMeasurement", "measure_response", "calibrate_luts", "write_response_png",
            "grating_ratio_model"]
 
 log = logging.getLogger(__name__)
 
-ENCODING = "encoding_slm"
-DECODING = "decoding_slm"
 _HELPER = {ENCODING: DECODING, DECODING: ENCODING}
 TWO_PI = 2.0 * np.pi
 _MIN_SEPARATION = 2.0     # +-1 orders less than this many spot widths (FWHM) from the zero order: flagged
@@ -418,11 +418,7 @@ def _show(session, patterns: dict) -> None:
 # --- patterns -------------------------------------------------------------------------------
 def _grating(slm, ref: int, test: int, period_px: int) -> np.ndarray:
     """Columns alternating ref / test gray with period ``period_px``, a test stripe centred on the SLM."""
-    h, w = slm.shape
-    u = np.arange(w) - (w - 1) / 2.0
-    test_cols = np.mod(u + period_px / 4.0, period_px) < period_px / 2.0
-    row = np.where(test_cols, test, ref).astype(slm.dtype)
-    return np.ascontiguousarray(np.broadcast_to(row, (h, w)))
+    return binary_grating(slm.shape, period_px, ref, test, slm.dtype)
 
 
 def _helper_lens(session, slm_key: str) -> tuple[np.ndarray, float]:
@@ -434,10 +430,7 @@ def _helper_lens(session, slm_key: str) -> tuple[np.ndarray, float]:
     focal = geometry.d2_m if slm_key == ENCODING else geometry.d1_m + geometry.d2_m
     pitch = getattr(cfg, helper).pitch_um * 1e-6
     wavelength = cfg.laser.wavelength_nm * 1e-9
-    h, w = slm.shape
-    y = (np.arange(h) - (h - 1) / 2.0)[:, None] * pitch
-    x = (np.arange(w) - (w - 1) / 2.0)[None, :] * pitch
-    lens = (-np.pi * (x ** 2 + y ** 2) / (wavelength * focal)).astype(np.float32)
+    lens = lens_phase(slm.shape, pitch, wavelength, focal)
     return np.mod(lens, TWO_PI).astype(np.float32), focal
 
 

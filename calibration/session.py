@@ -90,7 +90,7 @@ class CalibrationSession:
         drops from latency + settle + readout towards settle + exposure. A pattern whose frames
         might have caught the next one moving (a stall) is shown again alone and retaken.
         """
-        from optgen.lab.pipeline import ShowCaptureSchedule, pipelined_frames
+        from optgen.drivers.common.schedule import ShowCaptureSchedule, pipelined_frames
 
         slm = self.slms[key]
         clock = self.bench.clock

@@ -50,7 +50,7 @@ import numpy as np
 
 from optgen.drivers.errors import OptgenError
 
-from .lut import response_problem
+from optgen.calibration.lut import response_problem
 
 __all__ = ["FORMAT_VERSION", "KINDS", "DEVICES", "MAX_FILE_BYTES", "BenchSpec", "CalibrationFileError",
            "CalibrationRecord", "CalibrationStore", "Selection", "check_content", "check_for_bench", "load_record",

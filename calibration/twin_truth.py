@@ -18,7 +18,7 @@ def planted_output_to_sensor(world) -> np.ndarray:
 
 def sensor_registration_error_px(world, output_to_sensor: np.ndarray, window_m: float) -> float:
     """Largest distance (sensor pixels) between the fitted and true maps over the output window."""
-    from .check import affine_distance_px
+    from optgen.calibration.check import affine_distance_px
 
     return affine_distance_px(output_to_sensor, planted_output_to_sensor(world), window_m)
 

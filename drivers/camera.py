@@ -6,8 +6,8 @@ from abc import abstractmethod
 
 import numpy as np
 
-from ._slmsuite import SlmsuiteCamera
-from .identity import CameraTiming, DeviceIdentity
+from optgen.drivers._slmsuite import SlmsuiteCamera
+from optgen.drivers.identity import CameraTiming, DeviceIdentity
 
 __all__ = ["BenchCamera"]
 

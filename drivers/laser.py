@@ -18,9 +18,9 @@ import math
 import weakref
 from abc import ABC, abstractmethod
 
-from . import stop
-from .errors import DeviceError, LaserSafetyError, PowerCeilingError
-from .identity import DeviceIdentity
+from optgen.drivers import stop
+from optgen.drivers.errors import DeviceError, LaserSafetyError, PowerCeilingError
+from optgen.drivers.identity import DeviceIdentity
 
 __all__ = ["Laser", "all_lasers_safe", "all_lasers_safe_off", "open_lasers"]
 
@@ -264,7 +264,7 @@ class Laser(ABC):
         if spec is None:
             return
         if self.watchdog is None:
-            from .lasers.watchdog import LaserWatchdog
+            from optgen.drivers.lasers.watchdog import LaserWatchdog
 
             self.watchdog = LaserWatchdog(self.name, spec, self.watchdog_s)
             self.watchdog.reports = self._reports

@@ -13,9 +13,9 @@ from abc import abstractmethod
 import cv2
 import numpy as np
 
-from ._slmsuite import SlmsuiteSLM
-from .errors import PhaseInputError
-from .identity import DeviceIdentity, SLMTiming
+from optgen.drivers._slmsuite import SlmsuiteSLM
+from optgen.drivers.errors import PhaseInputError
+from optgen.drivers.identity import DeviceIdentity, SLMTiming
 
 __all__ = ["PhaseSLM", "check_phase"]
 

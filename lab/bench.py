@@ -15,10 +15,10 @@ from optgen.drivers.slm import PhaseSLM
 from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera,
                         SimulatedLaser, SimulatedPhaseSLM, SLMTruth, VirtualClock, WallClock,
                         planted_response)
-from optgen.simulators.clock import Clock
+from optgen.drivers.common.clock import Clock
 
-from .bench_file import BenchConfig, SLMConfig, TwinSLM
-from .calibrations import BenchCalibrations, load_bench_calibrations
+from optgen.lab.bench_file import BenchConfig, SLMConfig, TwinSLM
+from optgen.lab.calibrations import BenchCalibrations, load_bench_calibrations
 
 __all__ = ["Bench", "build_bench"]
 
@@ -91,7 +91,7 @@ def build_bench(config: BenchConfig, calibration_store: str | Path | None = None
         raise ValueError(f"{config.source}: simulated and real SLMs/camera cannot share a light path; make "
                          f"[encoding_slm], [decoding_slm] and [camera] all real or all 'simulated'")
     else:
-        from .real_bench import open_real_bench
+        from optgen.lab.real_bench import open_real_bench
 
         bench = open_real_bench(config, luts, open_laser, apply_response, Bench)
     bench.calibrations = calibrations

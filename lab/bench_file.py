@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .bench_reader import BenchFileError, Section as _Section, show
-from .model.shipped import SHIPPED_MODEL
+from optgen.lab.bench_reader import BenchFileError, Section as _Section, show
+from optgen.lab.model.shipped import SHIPPED_MODEL
 
 __all__ = [
     "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "ColourConfig", "Geometry", "LaserConfig",

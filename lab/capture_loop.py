@@ -24,12 +24,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from .capture_parts import (CaptureLoopStats, DeviceTime, FrameHandler, PatternPreparer, Prepared, RunFault,
+from optgen.lab.capture_parts import (CaptureLoopStats, DeviceTime, FrameHandler, PatternPreparer, Prepared, RunFault,
                             Uploader, frame_shown_s)
-from .frame_store import StoreWorker
-from .pipeline import ShowCaptureSchedule, _Shown
-from .stop import StopControl
-from .triggered_loop import triggered_frames
+from optgen.lab.frame_store import StoreWorker
+from optgen.drivers.common.schedule import ShowCaptureSchedule, Shown
+from optgen.lab.stop import StopControl
+from optgen.lab.triggered_loop import triggered_frames
 
 __all__ = ["SYNC_MODES", "CaptureLoopStats", "PatternPreparer", "Prepared", "RunFault", "capture_frames"]
 
@@ -115,10 +115,10 @@ def _software_pipelined(bench, frames: FrameHandler, record_event: Callable[[str
                     dev.call(clock.sleep, t_up - now)
                     call = clock.now()
                     dev.call(slm.set_phase, p.gray)
-                    entry = _Shown(p.index, call, clock.now(), frame_shown_s(slm))
+                    entry = Shown(p.index, call, clock.now(), frame_shown_s(slm))
                 else:
                     call = max(now, t_up)
-                    entry = _Shown(p.index, call, uploader.predicted_edge_s(call))
+                    entry = Shown(p.index, call, uploader.predicted_edge_s(call))
                     uploads[id(entry)] = uploader.submit(p.gray, entry, call)
                 schedule.pending.append(entry)
                 shown[id(entry)] = p

@@ -18,10 +18,10 @@ import numpy as np
 
 from optgen.drivers.errors import CaptureTimeout, DeviceError
 
-from .frame_store import CapturedFrame, StoreWorker
-from .patterns import seed_to_slm_phase
-from .pipeline import _Shown
-from .stop import StopControl
+from optgen.lab.frame_store import CapturedFrame, StoreWorker
+from optgen.lab.patterns import seed_to_slm_phase
+from optgen.drivers.common.schedule import Shown
+from optgen.lab.stop import StopControl
 
 __all__ = ["CaptureLoopStats", "DeviceTime", "FrameHandler", "PatternPreparer", "Prepared", "RunFault", "Uploader",
            "frame_shown_s", "seed_gray_levels"]
@@ -121,7 +121,7 @@ class Uploader:
             return call_s + frame_s
         return self.last_edge_s + frame_s * np.ceil((call_s - self.last_edge_s) / frame_s - 1e-6)
 
-    def submit(self, gray: np.ndarray, entry: _Shown, not_before_s: float | Callable[[], float]) -> Future:
+    def submit(self, gray: np.ndarray, entry: Shown, not_before_s: float | Callable[[], float]) -> Future:
         """Upload ``gray`` on the thread, not before ``not_before_s`` (bench clock; a callable is
         asked on the thread, once the uploads before this one have returned)."""
         def job() -> None:

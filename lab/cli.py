@@ -17,7 +17,7 @@ log = logging.getLogger("optgen")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from .model.shipped import SHIPPED_MODEL
+    from optgen.lab.model.shipped import SHIPPED_MODEL
 
     parser = argparse.ArgumentParser(
         prog="optgen",
@@ -133,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from .bench_file import default_bench_text, load_bench
+    from optgen.lab.bench_file import default_bench_text, load_bench
 
     if args.check is not None:
         cfg = load_bench(args.check)
@@ -165,13 +165,13 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from .devices import describe_bench, probe
+    from optgen.lab.devices import describe_bench, probe
 
     if args.probe:
         print("\n".join(probe(args.cti)))
         return 0
-    from .bench import build_bench
-    from .bench_file import load_bench
+    from optgen.lab.bench import build_bench
+    from optgen.lab.bench_file import load_bench
 
     cfg = load_bench(args.bench)
     with build_bench(cfg) as bench:
@@ -183,9 +183,9 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _evaluate_colour_run(args: argparse.Namespace) -> int:
     import json
 
-    from .bench_file import parse_bench
-    from .colour_run import COLOUR_RUN_FILE, evaluate_colour_run
-    from .model import load_model
+    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
+    from optgen.lab.model import load_model
 
     if args.model is not None:
         model = load_model(args.model)
@@ -208,9 +208,9 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import h5py
 
-    from .bench_file import parse_bench
-    from .colour_run import is_colour_run
-    from .evaluate_run import evaluate_run
+    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.colour_run import is_colour_run
+    from optgen.lab.evaluate_run import evaluate_run
 
     if is_colour_run(args.run):
         return _evaluate_colour_run(args)
@@ -222,7 +222,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             if str(f.attrs.get("decoder_phase", "")).startswith("model:"):
                 spec = parse_bench(f.attrs["bench_file"], str(run_file)).run.model
     if spec is not None:
-        from .model import load_model
+        from optgen.lab.model import load_model
 
         model = load_model(spec)
     evaluation = evaluate_run(args.run, model=model)
@@ -246,9 +246,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
-    from .bench_file import load_bench
-    from .model.geometry import OpticalGeometry
-    from .model.train import RGB_RECIPE, TrainSettings, train_model
+    from optgen.lab.bench_file import load_bench
+    from optgen.lab.model.geometry import OpticalGeometry
+    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
 
     cfg = load_bench(args.bench)
     settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
@@ -297,7 +297,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _load_model(cfg, base_dir: Path | None):
     """The model the bench file's [run] model names (a path relative to the bench file's folder, or shipped)."""
-    from .model import load_model
+    from optgen.lab.model import load_model
 
     spec = cfg.run.model
     if base_dir is not None and not Path(spec).is_absolute() and (base_dir / spec).exists():
@@ -307,13 +307,13 @@ def _load_model(cfg, base_dir: Path | None):
 
 def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
     """The run's seed source and decoder phase, as the bench file's [run] table says."""
-    from .decoder import load_decoder_phase
-    from .seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
+    from optgen.lab.decoder import load_decoder_phase
+    from optgen.lab.seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
 
     g = cfg.geometry
     model = None
     if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
-        from .model import ModelSeedSource, OpticalGeometry
+        from optgen.lab.model import ModelSeedSource, OpticalGeometry
 
         model = _load_model(cfg, base_dir)
         model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
@@ -336,8 +336,8 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run file recorded them."""
-    from .bench_file import load_bench, parse_bench
-    from .storage import read_run_attrs
+    from optgen.lab.bench_file import load_bench, parse_bench
+    from optgen.lab.storage import read_run_attrs
 
     if args.resume is None:
         _new_run_checks(args)
@@ -397,8 +397,8 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .bench_file import load_bench, parse_bench
-    from .colour_run import COLOUR_RUN_FILE, run_colours
+    from optgen.lab.bench_file import load_bench, parse_bench
+    from optgen.lab.colour_run import COLOUR_RUN_FILE, run_colours
 
     if args.resume is None:
         _new_run_checks(args)
@@ -450,9 +450,9 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .bench import build_bench
-    from .colour_run import is_colour_run
-    from .run import prepare_run_folder, run_generation
+    from optgen.lab.bench import build_bench
+    from optgen.lab.colour_run import is_colour_run
+    from optgen.lab.run import prepare_run_folder, run_generation
 
     if args.retries < 0:
         raise OptgenError(f"--retries {args.retries}: expected 0 or more")
@@ -499,7 +499,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .storage import read_run_status
+    from optgen.lab.storage import read_run_status
 
     path = args.run / "run.h5"
     if not path.is_file():
@@ -519,7 +519,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate_cli import run_calibrate
+    from optgen.lab.calibrate_cli import run_calibrate
 
     return run_calibrate(args)
 
@@ -572,7 +572,7 @@ def _laser_words(command: str) -> str:
 def _exit_past_hung_storage(code: int) -> None:
     """A storage thread that never returned from a write (a hung disk) may hold locks the
     interpreter's exit would wait on: end the process now (the laser is already verified off)."""
-    from .frame_store import storage_hung
+    from optgen.lab.frame_store import storage_hung
 
     if storage_hung():
         print("optgen: storage is hung; exiting without waiting for it (the laser is off; the frames "

@@ -30,13 +30,13 @@ import numpy as np
 from optgen.drivers.errors import OptgenError
 from optgen.simulators.noise import photon_energy_j
 
-from .bench import build_bench
-from .bench_file import BenchConfig, colour_bench
-from .calibrations import load_bench_calibrations
-from .contact_sheet import write_contact_sheet
-from .model import ModelSeedSource, OpticalGeometry, OpticalModel
-from .run import prepare_run_folder, run_generation
-from .storage import read_run_status
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import BenchConfig, colour_bench
+from optgen.lab.calibrations import load_bench_calibrations
+from optgen.lab.contact_sheet import write_contact_sheet
+from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
+from optgen.lab.run import prepare_run_folder, run_generation
+from optgen.lab.storage import read_run_status
 
 __all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]
@@ -166,8 +166,8 @@ def _energy(out: Path, colours: list[float]) -> dict:
 def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> dict:
     """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
     own evaluation (scores and agreement with the twin); written into its summary.json."""
-    from .evaluate_run import evaluate_run
-    from .model.evaluate import DigitsJudge, teacher_scores
+    from optgen.lab.evaluate_run import evaluate_run
+    from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
     out = Path(out)
     if not (out / "rgb.npy").is_file():

@@ -21,11 +21,11 @@ from optgen.calibration.alignment import place_decoder
 from optgen.drivers.errors import OptgenError
 from optgen.simulators.noise import photon_energy_j
 
-from .bench import build_bench
-from .bench_file import colour_bench, parse_bench
-from .patterns import seed_to_slm_phase
-from .registration import OutputRegistration
-from .storage import read_run_attrs
+from optgen.lab.bench import build_bench
+from optgen.lab.bench_file import colour_bench, parse_bench
+from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.registration import OutputRegistration
+from optgen.lab.storage import read_run_attrs
 
 __all__ = ["evaluate_run", "twin_predictions"]
 
@@ -85,7 +85,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     """Score a run folder and write the result into its summary.json; returns the evaluation."""
-    from .model.evaluate import DigitsJudge, teacher_scores
+    from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
     folder = Path(folder)
     run = _read_run(folder)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["seed_to_slm_phase", "embed_centered", "check_model_phase"]
+from optgen.drivers.common.patterns import embed_centered
+
+__all__ = ["seed_to_slm_phase", "check_model_phase"]
 
 
 def check_model_phase(what: str, phase: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -17,21 +19,6 @@ def check_model_phase(what: str, phase: np.ndarray, shape: tuple[int, int]) -> n
     if not np.isfinite(phase).all():
         raise ValueError(f"{what}: contains NaN or infinite values")
     return phase.astype(np.float32)
-
-
-def embed_centered(block: np.ndarray, slm_shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-    """Place ``block`` at the centre of a zero phase pattern of ``slm_shape`` (float32)."""
-    rows, cols = slm_shape
-    h, w = block.shape
-    if h > rows or w > cols:
-        raise ValueError(f"a {h}x{w} pattern does not fit on a {rows}x{cols} SLM")
-    if out is None:
-        out = np.zeros(slm_shape, dtype=np.float32)
-    else:
-        out.fill(0)
-    r0, c0 = (rows - h) // 2, (cols - w) // 2
-    out[r0:r0 + h, c0:c0 + w] = block
-    return out
 
 
 def seed_to_slm_phase(seed: np.ndarray, superpixel_px: int, slm_shape: tuple[int, int],

@@ -16,10 +16,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from optgen.simulators.optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
+from optgen.drivers.common.patterns import embed_centered, grid_coordinates
+from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
 
-from .bench_file import BenchConfig
-from .patterns import embed_centered, seed_to_slm_phase
+from optgen.lab.bench_file import BenchConfig
+from optgen.lab.patterns import seed_to_slm_phase
 
 __all__ = ["predict_images", "pearson_r", "run_agreement"]
 

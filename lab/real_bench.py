@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from optgen.drivers.identity import SLMTiming
-from optgen.simulators.clock import WallClock
+from optgen.drivers.common.clock import WallClock
 
 __all__ = ["open_camera", "open_slm", "SLM_OPTIONS", "CAMERA_OPTIONS"]
 

@@ -31,17 +31,17 @@ from optgen.calibration.alignment import place_decoder
 from optgen.drivers.errors import DeviceError, OptgenError
 from optgen.drivers.stop import active as active_stop
 
-from .bench import Bench
-from .capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
-from .contact_sheet import write_contact_sheet
-from .energy import energy_per_image
-from .frame_store import StorageStalled, StoreWorker
-from .laser_guard import LaserGuard
-from .patterns import check_model_phase
-from .registration import OutputRegistration
-from .seeds import SeedSource
-from .stop import StopControl
-from .storage import RunWriter, read_run_attrs, read_run_status
+from optgen.lab.bench import Bench
+from optgen.lab.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
+from optgen.lab.contact_sheet import write_contact_sheet
+from optgen.lab.energy import energy_per_image
+from optgen.lab.frame_store import StorageStalled, StoreWorker
+from optgen.lab.laser_guard import LaserGuard
+from optgen.lab.patterns import check_model_phase
+from optgen.lab.registration import OutputRegistration
+from optgen.lab.seeds import SeedSource
+from optgen.lab.stop import StopControl
+from optgen.lab.storage import RunWriter, read_run_attrs, read_run_status
 
 __all__ = ["RunFolderError", "RunLog", "RunResult", "prepare_run_folder", "run_generation", "run_summary",
            "write_json_atomic", "write_run_outputs"]

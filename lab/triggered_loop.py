@@ -22,8 +22,8 @@ import numpy as np
 
 from optgen.drivers.errors import DeviceError
 
-from .capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
-from .pipeline import TriggeredSchedule, _Shown
+from optgen.lab.capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
+from optgen.drivers.common.schedule import TriggeredSchedule, Shown
 
 __all__ = ["triggered_frames"]
 
@@ -38,8 +38,8 @@ def triggered_frames(bench, frames: FrameHandler, *, max_ahead: int,
         raise DeviceError(camera.name, "hardware-triggered runs need a camera with a trigger input wired to the "
                                        "SLM's frame-shown output; use sync 'pipelined' or 'wait'")
     dev, stats = frames.dev, frames.stats
-    pending: deque[tuple[_Shown, Prepared, Future | None]] = deque()
-    last: _Shown | None = None               # the last upload made (its edge paces the next one)
+    pending: deque[tuple[Shown, Prepared, Future | None]] = deque()
+    last: Shown | None = None               # the last upload made (its edge paces the next one)
     stale = 0
     camera.trigger_from(slm, delay_s=slm.timing.settle_s)
     uploader = None
@@ -53,9 +53,9 @@ def triggered_frames(bench, frames: FrameHandler, *, max_ahead: int,
             frames.store.check()
             if frames.more() and len(pending) < max(1, max_ahead):
                 p = frames.next_pattern()
-                entry = _Shown(p.index, math.inf, math.nan)
+                entry = Shown(p.index, math.inf, math.nan)
 
-                def earliest(previous: _Shown | None = last) -> float:
+                def earliest(previous: Shown | None = last) -> float:
                     return schedule.earliest_call_s(previous)
 
                 if uploader is not None:

@@ -1,11 +1,11 @@
 """Twins of every device: the physics world model and the simulated devices that share it."""
 
-from .camera import SimulatedCamera
-from .clock import Clock, VirtualClock, WallClock
-from .laser import SimulatedLaser
-from .slm import SimulatedPhaseSLM
-from .truth import LaserTruth, SensorTruth, SLMTruth, planted_response
-from .world import DECODING, ENCODING, OpticalWorld
+from optgen.simulators.camera import SimulatedCamera
+from optgen.drivers.common.clock import Clock, VirtualClock, WallClock
+from optgen.simulators.laser import SimulatedLaser
+from optgen.simulators.slm import SimulatedPhaseSLM
+from optgen.simulators.truth import LaserTruth, SensorTruth, SLMTruth, planted_response
+from optgen.simulators.world import DECODING, ENCODING, OpticalWorld
 
 __all__ = [
     "Clock", "DECODING", "ENCODING", "LaserTruth", "OpticalWorld", "SLMTruth", "SensorTruth",

@@ -12,9 +12,9 @@ from optgen.drivers.camera import BenchCamera
 from optgen.drivers.errors import CaptureTimeout
 from optgen.drivers.identity import DeviceIdentity
 
-from .clock import sleep_until
-from .noise import expose
-from .world import RENDER_SLOTS, OpticalWorld, render_slot
+from optgen.drivers.common.clock import sleep_until
+from optgen.simulators.noise import expose
+from optgen.simulators.world import RENDER_SLOTS, OpticalWorld, render_slot
 
 __all__ = ["SimulatedCamera", "TRIGGER_MODES", "TRIGGER_OVERLAPS"]
 

@@ -7,7 +7,7 @@ from optgen.drivers.identity import DeviceIdentity
 from optgen.drivers.laser import Laser
 from optgen.drivers.lasers._common import LaserReadback
 
-from .world import OpticalWorld
+from optgen.simulators.world import OpticalWorld
 
 __all__ = ["SimulatedLaser"]
 

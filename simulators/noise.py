@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .truth import SensorTruth
+from optgen.simulators.truth import SensorTruth
 
 __all__ = ["PLANCK_J_S", "LIGHT_M_S", "photon_energy_j", "poisson_small", "expose"]
 

@@ -23,9 +23,6 @@ __all__ = [
     "band_limit_hz",
     "propagate",
     "phase_to_field",
-    "lens_phase",
-    "grating_phase",
-    "grid_coordinates",
     "gaussian_blur",
     "slm_to_beam_affine",
 ]
@@ -98,30 +95,6 @@ def phase_to_field(phase: np.ndarray, amplitude: np.ndarray | float = 1.0,
     if not (np.isscalar(amplitude) and amplitude == 1.0):
         out *= np.asarray(amplitude, dtype=np.float32)
     return out
-
-
-def grid_coordinates(shape: tuple[int, int], pitch_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """(y, x) coordinates in metres of pixel centres, zero at the grid centre."""
-    rows, cols = shape
-    y = (np.arange(rows) - (rows - 1) / 2.0) * pitch_m
-    x = (np.arange(cols) - (cols - 1) / 2.0) * pitch_m
-    return y[:, None], x[None, :]
-
-
-def lens_phase(shape: tuple[int, int], pitch_m: float, wavelength_m: float, focal_m: float,
-               center_m: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """Thin-lens phase -pi r^2 / (lambda f) (radians, float32), centred at (y, x) = center_m."""
-    y, x = grid_coordinates(shape, pitch_m)
-    r2 = (y - center_m[0]) ** 2 + (x - center_m[1]) ** 2
-    return (-np.pi * r2 / (wavelength_m * focal_m)).astype(np.float32)
-
-
-def grating_phase(shape: tuple[int, int], pitch_m: float, period_m: float,
-                  axis: int = 1) -> np.ndarray:
-    """Blazed-grating phase 2 pi u / period along ``axis`` (1 = x), float32 radians."""
-    y, x = grid_coordinates(shape, pitch_m)
-    u = x if axis == 1 else y
-    return np.broadcast_to(2.0 * np.pi * u / period_m, shape).astype(np.float32)
 
 
 def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:

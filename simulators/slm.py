@@ -7,8 +7,8 @@ from collections.abc import Callable
 from optgen.drivers.identity import DeviceIdentity, SLMTiming
 from optgen.drivers.slm import PhaseSLM
 
-from .clock import sleep_until
-from .world import OpticalWorld
+from optgen.drivers.common.clock import sleep_until
+from optgen.simulators.world import OpticalWorld
 
 __all__ = ["SimulatedPhaseSLM"]
 

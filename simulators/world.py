@@ -34,15 +34,15 @@ from dataclasses import field as dataclass_field
 import cv2
 import numpy as np
 
-from .ahead import AheadWorker
-from .clock import Clock
-from .optics import gaussian_blur, grid_coordinates, phase_to_field, propagate, slm_to_beam_affine
-from .truth import LaserTruth, SensorTruth, SLMTruth
+from optgen.simulators.ahead import AheadWorker
+from optgen.drivers.common.clock import Clock
+from optgen.drivers.common.patterns import grid_coordinates
+from optgen.drivers.common.roles import DECODING, ENCODING
+from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
+from optgen.simulators.truth import LaserTruth, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
 
-ENCODING = "encoding_slm"
-DECODING = "decoding_slm"
 
 # A transition is treated as done once the SLM is settled in its own sense (SLMTiming, SLMTruth:
 # 99 % of the step, settle_s after the liquid crystal started moving): the frame a capture sees

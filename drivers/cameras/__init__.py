@@ -4,7 +4,7 @@ Importing this package imports neither harvesters nor cv2: each driver imports i
 when a camera is opened.
 """
 
-from .genicam import TRIGGER_MODES, GenICamCamera
-from .opencv import OpenCVCamera
+from optgen.drivers.cameras.genicam import TRIGGER_MODES, GenICamCamera
+from optgen.drivers.cameras.opencv import OpenCVCamera
 
 __all__ = ["GenICamCamera", "OpenCVCamera", "TRIGGER_MODES"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DeviceError
+from optgen.drivers.errors import DeviceError
 
 __all__ = ["Features", "PIXEL_FORMATS", "PixelFormat", "acquire_producer", "create_acquirer",
            "match_device", "node", "producer_path", "readable", "release_producer", "writable"]

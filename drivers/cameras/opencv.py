@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import BenchCamera
-from ..errors import CaptureTimeout, DeviceError
-from ..identity import DeviceIdentity
+from optgen.drivers.camera import BenchCamera
+from optgen.drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.identity import DeviceIdentity
 
 __all__ = ["OpenCVCamera"]
 

@@ -4,11 +4,11 @@ Importing this package needs neither pyserial nor pyvisa: each is imported when 
 is opened.
 """
 
-from ._common import LaserReadback
-from ._serial_link import DeviceRefused, LinkTimeout
-from .cobolt import CoboltLaser
-from .obis import ObisLaser
-from .scpi_ldc import ScpiLaserDiodeController
+from optgen.drivers.lasers._common import LaserReadback
+from optgen.drivers.lasers._serial_link import DeviceRefused, LinkTimeout
+from optgen.drivers.lasers.cobolt import CoboltLaser
+from optgen.drivers.lasers.obis import ObisLaser
+from optgen.drivers.lasers.scpi_ldc import ScpiLaserDiodeController
 
 # bench-file driver name -> class
 LASER_DRIVERS = {"obis": ObisLaser, "cobolt": CoboltLaser, "scpi-ldc": ScpiLaserDiodeController}

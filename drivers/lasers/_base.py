@@ -6,10 +6,10 @@ import math
 import threading
 from abc import abstractmethod
 
-from ..errors import DeviceError
-from ..identity import DeviceIdentity
-from ..laser import Laser
-from ._common import LaserReadback
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import DeviceIdentity
+from optgen.drivers.laser import Laser
+from optgen.drivers.lasers._common import LaserReadback
 
 __all__ = ["ConnectedLaser"]
 

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..errors import DeviceError
+from optgen.drivers.errors import DeviceError
 
 __all__ = ["LaserReadback", "check_model", "check_wavelength", "format_fixed", "parse_float",
            "parse_on_off", "wavelength_in"]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from ..errors import DeviceError, LinkLost
+from optgen.drivers.errors import DeviceError, LinkLost
 
 __all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort"]
 

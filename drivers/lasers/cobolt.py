@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from ..errors import DeviceError
-from ..identity import DeviceIdentity
-from ._base import ConnectedLaser
-from ._common import LaserReadback, check_model, check_wavelength, format_fixed, parse_float, parse_on_off
-from ._serial_link import SerialLink, SerialPort
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import DeviceIdentity
+from optgen.drivers.lasers._base import ConnectedLaser
+from optgen.drivers.lasers._common import LaserReadback, check_model, check_wavelength, format_fixed, parse_float, parse_on_off
+from optgen.drivers.lasers._serial_link import SerialLink, SerialPort
 
 __all__ = ["CoboltLaser", "COBOLT_FAULTS"]
 

@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import DeviceError
-from ..identity import DeviceIdentity
-from ._base import ConnectedLaser
-from ._common import LaserReadback, check_model, format_fixed, parse_float, parse_on_off
-from ._serial_link import DeviceRefused
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import DeviceIdentity
+from optgen.drivers.lasers._base import ConnectedLaser
+from optgen.drivers.lasers._common import LaserReadback, check_model, format_fixed, parse_float, parse_on_off
+from optgen.drivers.lasers._serial_link import DeviceRefused
 
 __all__ = ["ScpiLaserDiodeController"]
 

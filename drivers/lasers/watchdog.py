@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from .. import stop
-from ..errors import LaserSafetyError
+from optgen.drivers import stop
+from optgen.drivers.errors import LaserSafetyError
 
 __all__ = ["CHILD_SCRIPT", "LaserWatchdog", "STALL_S"]
 

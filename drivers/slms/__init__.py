@@ -4,7 +4,7 @@ Importing this package imports neither pyglet nor any vendor SDK: each driver im
 back end when an SLM is opened.
 """
 
-from .screen import ScreenSLM, screens
-from .vendor import VENDORS, SDKMissingError, VendorSLM
+from optgen.drivers.slms.screen import ScreenSLM, screens
+from optgen.drivers.slms.vendor import VENDORS, SDKMissingError, VendorSLM
 
 __all__ = ["SDKMissingError", "ScreenSLM", "VENDORS", "VendorSLM", "screens"]

@@ -24,9 +24,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import DeviceError
-from ..identity import DeviceIdentity, SLMTiming
-from ..slm import PhaseSLM
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import DeviceIdentity, SLMTiming
+from optgen.drivers.slm import PhaseSLM
 
 __all__ = ["ScreenSLM", "screens"]
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DeviceError
-from ..identity import DeviceIdentity, SLMTiming
-from ..slm import PhaseSLM
+from optgen.drivers.errors import DeviceError
+from optgen.drivers.identity import DeviceIdentity, SLMTiming
+from optgen.drivers.slm import PhaseSLM
 
 __all__ = ["SDKMissingError", "VENDORS", "VendorSLM"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from .data import load_digits_images, resize_images
+from optgen.lab.model.data import load_digits_images, resize_images
 
 __all__ = ["DigitsJudge", "normalize_images", "frechet_distance", "teacher_scores", "ROBUST_PERCENTILE"]
 

@@ -37,8 +37,8 @@ from typing import BinaryIO, NoReturn
 
 import numpy as np
 
-from .errors import ModelFileError
-from .geometry import OpticalGeometry
+from optgen.lab.model.errors import ModelFileError
+from optgen.lab.model.geometry import OpticalGeometry
 
 __all__ = ["ModelFileContents", "read_model_file", "shown_path", "READABLE_VERSIONS", "WEIGHT_FORMATS"]
 

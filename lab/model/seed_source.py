@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..seeds import Seed, SeedSource, values_to_phase
-from .shipped import OpticalModel
+from optgen.lab.seeds import Seed, SeedSource, values_to_phase
+from optgen.lab.model.shipped import OpticalModel
 
 __all__ = ["ModelSeedSource"]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, ModelFileError
-from .geometry import OpticalGeometry
-from .model_file import READABLE_VERSIONS, WEIGHT_FORMATS, read_model_file, shown_path  # noqa: F401 - READABLE_VERSIONS: as before
+from optgen.lab.model.errors import ModelError, ModelFileError
+from optgen.lab.model.geometry import OpticalGeometry
+from optgen.lab.model.model_file import READABLE_VERSIONS, WEIGHT_FORMATS, read_model_file, shown_path  # noqa: F401 - READABLE_VERSIONS: as before
 
 __all__ = ["ModelError", "ModelFileError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
 

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optgen.simulators.optics import grid_coordinates, transfer_function
+from optgen.drivers.common.patterns import grid_coordinates
+from optgen.simulators.optics import transfer_function
 
-from .geometry import OpticalGeometry
+from optgen.lab.model.geometry import OpticalGeometry
 
 __all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_colour_digits, load_digits_images, resize_images
-from .geometry import OpticalGeometry
-from .memory import heap_kept
-from .shipped import SHIPPED_MODEL, OpticalModel, save_model
-from .student import OpticalStudent
-from .teacher import DiffusionTeacher, train_teacher
+from optgen.lab.model.data import load_colour_digits, load_digits_images, resize_images
+from optgen.lab.model.geometry import OpticalGeometry
+from optgen.lab.model.memory import heap_kept
+from optgen.lab.model.shipped import SHIPPED_MODEL, OpticalModel, save_model
+from optgen.lab.model.student import OpticalStudent
+from optgen.lab.model.teacher import DiffusionTeacher, train_teacher
 
 __all__ = ["RGB_RECIPE", "TrainSettings", "train_model"]
 

@@ -13,9 +13,9 @@ import os
 from importlib.resources import files
 from pathlib import Path
 
-from ._pty import FAULT_KINDS, PtySerialTwin
-from .cobolt import CoboltTwin
-from .obis import ObisTwin
+from optgen.simulators.protocol._pty import FAULT_KINDS, PtySerialTwin
+from optgen.simulators.protocol.cobolt import CoboltTwin
+from optgen.simulators.protocol.obis import ObisTwin
 
 __all__ = ["CoboltTwin", "FAULT_KINDS", "LDC_RESOURCE", "ObisTwin", "PtySerialTwin", "ldc_visa_library"]
 

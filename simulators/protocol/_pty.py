@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..world import OpticalWorld
+    from optgen.simulators.world import OpticalWorld
 
 __all__ = ["FAULT_KINDS", "PtySerialTwin", "live_ports"]
 

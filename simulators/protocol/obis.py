@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._pty import PtySerialTwin
+from optgen.simulators.protocol._pty import PtySerialTwin
 
 if TYPE_CHECKING:
-    from ..world import OpticalWorld
+    from optgen.simulators.world import OpticalWorld
 
 __all__ = ["ObisTwin"]
 

@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 
-from .cobolt import CoboltTwin
-from .obis import ObisTwin
+from optgen.simulators.protocol.cobolt import CoboltTwin
+from optgen.simulators.protocol.obis import ObisTwin
 
 __all__ = ["ExternalTwinLaser", "main", "state_twin"]
 

@@ -20,7 +20,7 @@ from optgen.calibration.lut import PhaseResponse, apply_response, load_response
 from optgen.calibration.session import CalibrationError, CalibrationSession
 from optgen.lab.bench import build_bench
 from optgen.lab.bench_file import parse_bench
-from optgen.lab.patterns import embed_centered
+from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.registration import OutputRegistration
 from optgen.simulators import DECODING
 from tests.conftest import small_bench_text
@@ -162,7 +162,7 @@ def test_no_light_stops_with_a_message_and_the_laser_off():
 def test_a_beam_that_does_not_focus_is_not_taken_for_a_spot(monkeypatch):
     bench = build_bench(parse_bench(small_bench_text(), "flat"))
     try:
-        monkeypatch.setattr(alignment, "_lens", lambda shape, *args, **kwargs: np.zeros(shape, np.float32))
+        monkeypatch.setattr(alignment, "lens_phase", lambda shape, *args, **kwargs: np.zeros(shape, np.float32))
         with pytest.raises(CalibrationError, match="no focal spot found"):
             measure_sensor_registration(CalibrationSession(bench))
         assert not bench.laser.emission

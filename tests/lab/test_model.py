@@ -13,7 +13,8 @@ import pytest
 from optgen.lab.bench import build_bench
 from optgen.lab.bench_file import parse_bench
 from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
-from optgen.lab.patterns import embed_centered, seed_to_slm_phase
+from optgen.drivers.common.patterns import embed_centered
+from optgen.lab.patterns import seed_to_slm_phase
 from tests.conftest import small_bench_text
 
 IDEAL_TWIN = {

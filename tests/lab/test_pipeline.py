@@ -9,7 +9,7 @@ import pytest
 from optgen.calibration.response import _grating
 from optgen.calibration.session import CalibrationSession
 from optgen.drivers.identity import CameraTiming, SLMTiming
-from optgen.lab.pipeline import ShowCaptureSchedule
+from optgen.drivers.common.schedule import ShowCaptureSchedule
 
 
 def sweep_frames(bench, pipelined: bool, stall_at: int | None = None):
@@ -84,10 +84,10 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     slm = SLMTiming(refresh_hz=60.0, latency_frames=2, settle_s=0.010)
     camera = CameraTiming(exposure_s=0.001, readout_s=0.010)
     schedule = ShowCaptureSchedule(slm, camera, guard_s=0.002)
-    from optgen.lab.pipeline import _Shown
+    from optgen.drivers.common.schedule import Shown
 
     assert schedule.next_upload_s(5.0) == 5.0                      # nothing pending: at once
-    schedule.pending.append(_Shown(0, call_s=0.0, edge_s=0.010))
+    schedule.pending.append(Shown(0, call_s=0.0, edge_s=0.010))
     due = 0.010 + slm.wait_s
     assert schedule.capture_plan(0.02) == [pytest.approx(due)]
     # pattern 1 may be called once pattern 0's exposure (due + 1 ms) ends before 1 can move
@@ -101,7 +101,7 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1)
     assert schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0015)
     assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0005)
-    schedule.pending.append(_Shown(1, call_s=0.02, edge_s=0.0267))
+    schedule.pending.append(Shown(1, call_s=0.02, edge_s=0.0267))
     assert schedule.next_upload_s(0.03) == np.inf                  # max_ahead = 2 in flight
 
 
@@ -122,7 +122,7 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
 def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh_hz, overlap, frames):
     """Patterns follow each other as fast as settle + exposure (+ the readout, for a camera that
     cannot take a trigger while it reads out) allow, in whole refresh frames."""
-    from optgen.lab.pipeline import TriggeredSchedule, _Shown
+    from optgen.drivers.common.schedule import TriggeredSchedule, Shown
 
     slm = SLMTiming(refresh_hz=refresh_hz, latency_frames=2, settle_s=0.010)
     camera = CameraTiming(exposure_s=0.0001, readout_s=0.0099)
@@ -130,7 +130,7 @@ def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh
     # 10.1 ms (overlap) or 20.0 ms + the 0.5 ms margin, in 2 ms or 16.7 ms refresh frames
     assert schedule.period_frames == frames
     shown = 1.0
-    previous = _Shown(0, call_s=0.99, edge_s=shown - slm.latency_s + 3e-4, shown_s=shown)
+    previous = Shown(0, call_s=0.99, edge_s=shown - slm.latency_s + 3e-4, shown_s=shown)
     call = schedule.earliest_call_s(previous)
     edge = shown - slm.latency_s                       # from the frame-shown report, not the late return
     # the call falls inside the refresh frame before the edge it must latch at ...
@@ -141,23 +141,23 @@ def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh
     assert moves >= exposure_end + (0.0 if overlap else camera.readout_s)
     assert schedule.earliest_call_s(None) == -np.inf   # the first upload goes at once
     # without a frame-shown report the edge is the time the upload returned (never before the edge)
-    unreported = _Shown(0, call_s=0.99, edge_s=edge + 3e-4)
+    unreported = Shown(0, call_s=0.99, edge_s=edge + 3e-4)
     assert schedule.trigger_s(unreported) == pytest.approx(edge + 3e-4 + slm.latency_s)
 
 
 def test_a_triggered_frame_is_clean_only_if_settled_and_over_before_the_next_pattern_moves():
-    from optgen.lab.pipeline import TriggeredSchedule, _Shown
+    from optgen.drivers.common.schedule import TriggeredSchedule, Shown
 
     slm = SLMTiming(refresh_hz=500.0, latency_frames=2, settle_s=0.010)
     schedule = TriggeredSchedule(slm, CameraTiming(exposure_s=0.001, readout_s=0.005), overlap=True)
-    this = _Shown(0, call_s=0.0, edge_s=0.002, shown_s=0.006)
+    this = Shown(0, call_s=0.0, edge_s=0.002, shown_s=0.006)
     start = 0.006 + 0.010
     assert schedule.clean(this, start, None)
     assert not schedule.clean(this, start - 0.001, None)                              # not settled
-    assert schedule.clean(this, start, _Shown(1, call_s=0.014, edge_s=0.014, shown_s=0.018))
-    assert not schedule.clean(this, start, _Shown(1, call_s=0.010, edge_s=0.012, shown_s=0.0165))
+    assert schedule.clean(this, start, Shown(1, call_s=0.014, edge_s=0.014, shown_s=0.018))
+    assert not schedule.clean(this, start, Shown(1, call_s=0.010, edge_s=0.012, shown_s=0.0165))
     # the next upload called, not yet returned: it cannot move before its call + latency
-    assert schedule.clean(this, start, _Shown(1, call_s=0.013, edge_s=np.nan))
-    assert not schedule.clean(this, start, _Shown(1, call_s=0.012, edge_s=np.nan))
+    assert schedule.clean(this, start, Shown(1, call_s=0.013, edge_s=np.nan))
+    assert not schedule.clean(this, start, Shown(1, call_s=0.012, edge_s=np.nan))
     # not yet called at all (call time infinite): it moves after this exposure
-    assert schedule.clean(this, start, _Shown(1, call_s=np.inf, edge_s=np.nan))
+    assert schedule.clean(this, start, Shown(1, call_s=np.inf, edge_s=np.nan))

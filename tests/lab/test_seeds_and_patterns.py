@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from optgen.lab.decoder import load_decoder_phase
-from optgen.lab.patterns import embed_centered, seed_to_slm_phase
+from optgen.drivers.common.patterns import embed_centered
+from optgen.lab.patterns import seed_to_slm_phase
 from optgen.lab.seeds import FileSeedSource, values_to_phase
 
 

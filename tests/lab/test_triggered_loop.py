@@ -11,7 +11,7 @@ import pytest
 from optgen.lab.bench import build_bench
 from optgen.lab.bench_file import parse_bench
 from optgen.lab.capture_parts import FrameHandler, RunFault
-from optgen.lab.pipeline import TriggeredSchedule
+from optgen.drivers.common.schedule import TriggeredSchedule
 from tests.conftest import small_bench_text
 from tests.lab.test_run_faults import assert_each_frame_once_and_its_own_seed, run, stored
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optgen.simulators.optics import (band_limit_hz, grating_phase, grid_coordinates, lens_phase, phase_to_field,
+from optgen.drivers.common.patterns import grating_phase, grid_coordinates, lens_phase
+from optgen.simulators.optics import (band_limit_hz, phase_to_field,
                                propagate, transfer_function)
 
 WL = 520e-9
@@ -66,7 +67,7 @@ def test_lens_focuses_to_the_gaussian_waist_at_the_focal_plane():
 def test_off_axis_lens_focuses_at_its_own_centre():
     shape, w0, f = (512, 512), 0.3e-3, 0.05
     center = (-0.24e-3, 0.4e-3)
-    field = gaussian(shape, w0, center) * phase_to_field(lens_phase(shape, PITCH, WL, f, center_m=center))
+    field = gaussian(shape, w0, center) * phase_to_field(lens_phase(shape, PITCH, WL, f, centre_m=center[::-1]))
     focus = np.abs(propagate(field, WL, f, PITCH)) ** 2
     cy, cx = centroid(focus)
     assert cy == pytest.approx(center[0], abs=PITCH / 4)

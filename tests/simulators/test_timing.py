@@ -12,7 +12,7 @@ from optgen.drivers.errors import CaptureTimeout
 from optgen.drivers.identity import SLMTiming
 from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SimulatedPhaseSLM,
                         SLMTruth, VirtualClock, WallClock, planted_response)
-from optgen.simulators.clock import sleep_until
+from optgen.drivers.common.clock import sleep_until
 
 PITCH = 8e-6
 GRID = (64, 96)

@@ -30,11 +30,11 @@ import numpy as np
 
 from optgen.drivers.identity import CameraTiming, SLMTiming
 
-__all__ = ["ShowCaptureSchedule", "TriggeredSchedule", "pipelined_frames"]
+__all__ = ["ShowCaptureSchedule", "Shown", "TriggeredSchedule", "pipelined_frames"]
 
 
 @dataclass
-class _Shown:
+class Shown:
     index: int
     call_s: float          # when set_phase was called
     edge_s: float          # when it returned: the refresh edge that latched it
@@ -72,7 +72,7 @@ class ShowCaptureSchedule:
         """From the capture call to the end of the last exposure (the camera's own timing)."""
         return self.frames_per_pattern * self.camera.frame_s - self.camera.readout_s
 
-    def due_s(self, shown: _Shown) -> float:
+    def due_s(self, shown: Shown) -> float:
         """When this pattern is settled (its frames may start)."""
         return shown.edge_s + self.slm.wait_s
 
@@ -102,7 +102,7 @@ class ShowCaptureSchedule:
             return True
         return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
 
-    def clean(self, shown: _Shown, start_s: float, next_call_s: float | None,
+    def clean(self, shown: Shown, start_s: float, next_call_s: float | None,
               next_shown_s: float | None = None) -> bool:
         """Whether frames whose capture was called at ``start_s`` show only ``shown``.
 
@@ -151,23 +151,23 @@ class TriggeredSchedule:
     def period_s(self) -> float:
         return self.period_frames * self.slm.frame_s
 
-    def edge_s(self, shown: _Shown) -> float:
+    def edge_s(self, shown: Shown) -> float:
         """The refresh edge that latched ``shown``: from the SLM's frame-shown report where there
         is one, else the time its upload returned (never before the edge)."""
         return shown.shown_s - self.slm.latency_s if shown.shown_s is not None else shown.edge_s
 
-    def earliest_call_s(self, previous: _Shown | None) -> float:
+    def earliest_call_s(self, previous: Shown | None) -> float:
         """Earliest call time for the upload after ``previous`` (whose upload has returned)."""
         if previous is None:
             return -math.inf
         frame_s = self.slm.frame_s
         return self.edge_s(previous) + (self.period_frames - 1) * frame_s + min(0.1 * frame_s, 2e-4)
 
-    def trigger_s(self, shown: _Shown) -> float:
+    def trigger_s(self, shown: Shown) -> float:
         """When ``shown`` was shown: the trigger edge it gives the camera."""
         return shown.shown_s if shown.shown_s is not None else shown.edge_s + self.slm.latency_s
 
-    def clean(self, shown: _Shown, exposure_start_s: float, following: _Shown | None) -> bool:
+    def clean(self, shown: Shown, exposure_start_s: float, following: Shown | None) -> bool:
         """Whether an exposure that began at ``exposure_start_s`` shows only ``shown``: settled, and
         over before ``following`` (the next upload; its fields are read once, as its thread sets
         them) could move."""
@@ -191,7 +191,7 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
     (to be retaken one by one by the caller).
     """
     results: list = [None] * count
-    shown: list[_Shown] = []
+    shown: list[Shown] = []
     starts: list[float] = []
     while len(shown) < count or schedule.pending:
         now = clock.now()
@@ -199,7 +199,7 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
             clock.sleep(schedule.next_upload_s(now) - now)
             call = clock.now()
             upload(len(shown))
-            shown.append(_Shown(len(shown), call, clock.now()))
+            shown.append(Shown(len(shown), call, clock.now()))
             schedule.pending.append(shown[-1])
             continue
         oldest = schedule.pending[0]

@@ -1,0 +1,77 @@
+"""Standard phase patterns on an SLM's pixel grid: one lens, the gratings, and centring a block.
+
+Coordinates are metres from the grid's centre pixel ((n - 1) / 2), x along columns and y along
+rows; every centre is given as (x, y). Phases are float32 radians.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["binary_grating", "embed_centered", "grating_phase", "grid_coordinates", "lens_phase"]
+
+TWO_PI = 2.0 * np.pi
+
+
+def grid_coordinates(shape: tuple[int, int], pitch_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) coordinates in metres of pixel centres, zero at the grid centre (column and row vectors)."""
+    rows, cols = shape
+    y = (np.arange(rows) - (rows - 1) / 2.0) * pitch_m
+    x = (np.arange(cols) - (cols - 1) / 2.0) * pitch_m
+    return y[:, None], x[None, :]
+
+
+def lens_phase(shape: tuple[int, int], pitch_m: float, wavelength_m: float, focal_m: float,
+               centre_m: tuple[float, float] = (0.0, 0.0), *, wrapped: bool = False,
+               flyback_px: float = 0.0) -> np.ndarray:
+    """Thin-lens phase -pi r^2 / (lambda f), centred ``centre_m`` = (x, y) from the grid's centre.
+
+    ``wrapped``: in [0, 2 pi) (what an SLM shows). ``flyback_px`` > 0 (implies wrapped) replaces
+    each 2 pi jump by a linear return over that many pixels (at most half the local period): the
+    phase is then continuous, so the pattern keeps its shape under a sub-pixel shift or rotation
+    of the SLM however the pixels are resampled. It costs first-order efficiency where the local
+    period is short; the focus stays where the lens is.
+    """
+    y, x = grid_coordinates(shape, pitch_m)
+    r2 = (y - centre_m[1]) ** 2 + (x - centre_m[0]) ** 2
+    if not wrapped and flyback_px <= 0:
+        return (-np.pi * r2 / (wavelength_m * focal_m)).astype(np.float32)
+    u = np.mod(-r2 / (2.0 * wavelength_m * focal_m), 1.0)            # the phase / 2 pi, wrapped
+    if flyback_px > 0:
+        per_px = np.sqrt(r2) * pitch_m / (wavelength_m * abs(focal_m))   # local frequency, cycles per pixel
+        b = np.minimum(flyback_px * per_px, 0.5)
+        top = 1.0 - b
+        u = np.where(u < top, u, (1.0 - u) * top / np.maximum(b, 1e-12))
+    return (TWO_PI * u).astype(np.float32)
+
+
+def grating_phase(shape: tuple[int, int], pitch_m: float, period_m: float, axis: int = 1) -> np.ndarray:
+    """Blazed-grating phase 2 pi u / period along ``axis`` (1 = x, 0 = y), unwrapped."""
+    y, x = grid_coordinates(shape, pitch_m)
+    u = x if axis == 1 else y
+    return np.broadcast_to(TWO_PI * u / period_m, shape).astype(np.float32)
+
+
+def binary_grating(shape: tuple[int, int], period_px: int, low, high, dtype=np.uint8) -> np.ndarray:
+    """Columns alternating ``low`` / ``high`` (gray levels or radians) with period ``period_px``, a
+    ``high`` stripe centred on the grid."""
+    rows, cols = shape
+    u = np.arange(cols) - (cols - 1) / 2.0
+    high_cols = np.mod(u + period_px / 4.0, period_px) < period_px / 2.0
+    row = np.where(high_cols, high, low).astype(dtype)
+    return np.ascontiguousarray(np.broadcast_to(row, (rows, cols)))
+
+
+def embed_centered(block: np.ndarray, shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Place ``block`` at the centre of a zero pattern of ``shape`` (float32; ``out`` is reused)."""
+    rows, cols = shape
+    h, w = block.shape
+    if h > rows or w > cols:
+        raise ValueError(f"a {h}x{w} pattern does not fit on a {rows}x{cols} SLM")
+    if out is None:
+        out = np.zeros(shape, dtype=np.float32)
+    else:
+        out.fill(0)
+    r0, c0 = (rows - h) // 2, (cols - w) // 2
+    out[r0:r0 + h, c0:c0 + w] = block
+    return out
