@@ -76,6 +76,7 @@ import cv2
 import numpy as np
 
 from optgen.calibration.session import CalibrationError
+from optgen.drivers.common.light_path import LightPath
 from optgen.drivers.common.patterns import embed_centered, lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 
@@ -288,37 +289,6 @@ def _ring_median(frame: np.ndarray, x: int, y: int, r_in: int, r_out: int) -> fl
 
 
 # --- measurement plumbing --------------------------------------------------------------------
-@dataclass
-class _Bench:
-    """The numbers the measurement needs from the session's bench file."""
-
-    wavelength_m: float
-    pitch1_m: float
-    pitch2_m: float
-    shape1: tuple[int, int]
-    shape2: tuple[int, int]
-    d1_m: float
-    d2_m: float
-    window_m: float
-    beam_m: float
-    camera_pitch_m: float
-    camera_shape: tuple[int, int]
-    nominal_offset_m: tuple[float, float]
-    nominal_rotation_deg: float
-
-
-def _bench(session) -> _Bench:
-    c = session.config
-    g = c.geometry
-    p1 = c.encoding_slm.pitch_um * 1e-6
-    return _Bench(wavelength_m=c.laser.wavelength_nm * 1e-9, pitch1_m=p1, pitch2_m=c.decoding_slm.pitch_um * 1e-6,
-                  shape1=tuple(c.encoding_slm.shape), shape2=tuple(c.decoding_slm.shape),
-                  d1_m=g.d1_m, d2_m=g.d2_m, window_m=g.output_window_px * p1,
-                  beam_m=g.seed_superpixels * g.superpixel_px * p1, camera_pitch_m=c.camera.pitch_um * 1e-6,
-                  camera_shape=(c.camera.resolution[1], c.camera.resolution[0]),
-                  nominal_offset_m=tuple(g.sensor_offset_m), nominal_rotation_deg=g.sensor_rotation_deg)
-
-
 def _grid_points(grid: int, half_span_m: float) -> np.ndarray:
     """(grid**2, 2) points (x, y), centre first, then row by row."""
     if grid < 2:
@@ -410,12 +380,12 @@ def _expose(session, label: str) -> float:
     return session.auto_exposure_dimming(max_dimming_steps=_POWER_STEPS)
 
 
-def _nominal_output_to_sensor(b: _Bench) -> np.ndarray:
+def _nominal_output_to_sensor(b: LightPath) -> np.ndarray:
     """The bench file's sensor placement as a 2x3 map output-plane metres -> sensor pixel."""
-    a = np.deg2rad(b.nominal_rotation_deg)
+    a = np.deg2rad(b.sensor_rotation_deg)
     rot_inv = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) / b.camera_pitch_m
     centre = np.array(_centre(b.camera_shape))
-    return np.hstack([rot_inv, (centre - rot_inv @ np.asarray(b.nominal_offset_m))[:, None]])
+    return np.hstack([rot_inv, (centre - rot_inv @ np.asarray(b.sensor_offset_m))[:, None]])
 
 
 def _check_on_sensor(label: str, output_to_sensor: np.ndarray, points_m: np.ndarray,
@@ -436,11 +406,11 @@ def measure_sensor_registration(session, *, grid: int = 3, span_fraction: float 
     """Find the sensor's placement in the output plane from grid x grid focal spots of SLM1.
 
     The spots span ``span_fraction`` of the output window (output_window_px at the SLM pitch)."""
-    b = _bench(session)
+    b = session.config.light_path
     focal = b.d1_m + b.d2_m
     expected = _grid_points(grid, 0.5 * span_fraction * b.window_m)
-    patterns = [lens_phase(b.shape1, b.pitch1_m, b.wavelength_m, focal, tuple(p), wrapped=True) for p in expected]
-    scale_px = b.wavelength_m * focal / b.beam_m / b.camera_pitch_m
+    patterns = [lens_phase(b.encoding_shape, b.pitch_m, b.wavelength_m, focal, tuple(p), wrapped=True) for p in expected]
+    scale_px = b.wavelength_m * focal / b.seed_m / b.camera_pitch_m
     _check_on_sensor("sensor registration", _nominal_output_to_sensor(b), expected, b.camera_shape,
                      "the bench file's nominal sensor placement")
     session.show(decoding=session.uniform(DECODING))
@@ -483,19 +453,19 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     """Find SLM2's shift and rotation in SLM1's beam from grid x grid lenses of focal length d2 on SLM2.
 
     The lens centres span ``span_fraction`` of the output window around SLM2's centre."""
-    b = _bench(session)
+    b = session.config.light_path
     offsets = _grid_points(grid, 0.5 * span_fraction * b.window_m)
-    centre2 = np.array(_centre(b.shape2))
-    centres_px = centre2 + offsets / b.pitch2_m
+    centre2 = np.array(_centre(b.decoding_shape))
+    centres_px = centre2 + offsets / b.pitch_m
     _check_on_sensor("SLM2 placement", sensor.output_to_sensor, offsets, b.camera_shape, "the sensor registration")
-    patterns = [lens_phase(b.shape2, b.pitch2_m, b.wavelength_m, b.d2_m, tuple(p), wrapped=True, flyback_px=flyback_px)
+    patterns = [lens_phase(b.decoding_shape, b.pitch_m, b.wavelength_m, b.d2_m, tuple(p), wrapped=True, flyback_px=flyback_px)
                 for p in offsets]
-    scale_px = b.wavelength_m * b.d2_m / b.beam_m / (b.camera_pitch_m * sensor.pitch_ratio)
+    scale_px = b.wavelength_m * b.d2_m / b.seed_m / (b.camera_pitch_m * sensor.pitch_ratio)
     session.show(encoding=session.uniform(ENCODING))
     with session.power_kept(), session.light():
         detected_px, composite = _measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
     detected_m = sensor.to_output(detected_px)
-    placement = _placement_from_spots(centres_px, detected_m, b.pitch2_m, tuple(centre2), composite)
+    placement = _placement_from_spots(centres_px, detected_m, b.pitch_m, tuple(centre2), composite)
     residual_px = placement.residual_m / (b.camera_pitch_m * sensor.pitch_ratio)
     if residual_px > MAX_RESIDUAL_PX:
         raise CalibrationError(

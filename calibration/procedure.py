@@ -23,7 +23,7 @@ import numpy as np
 from optgen.calibration.camera import CameraCalibration, measure_camera
 from optgen.calibration.lut import apply_response
 from optgen.calibration.session import CalibrationSession
-from optgen.calibration.store import CalibrationRecord, CalibrationStore, optical_path
+from optgen.calibration.store import CalibrationRecord, CalibrationStore
 
 __all__ = ["CalibrationReport", "STEPS", "calibrate", "camera_record", "lut_record", "alignment_record"]
 
@@ -48,7 +48,7 @@ class CalibrationReport:
 
 def _base(bench, kind: str, device: str, identity: dict) -> dict:
     cfg = bench.config
-    return dict(kind=kind, device=device, wavelength_nm=cfg.wavelength_nm, optical_path=optical_path(cfg),
+    return dict(kind=kind, device=device, wavelength_nm=cfg.wavelength_nm, optical_path=cfg.light_path.digest(),
                 bench_name=cfg.name, bench_text=cfg.text, device_identity=identity)
 
 

@@ -53,8 +53,7 @@ from optgen.drivers.errors import OptgenError
 from optgen.calibration.lut import response_problem
 
 __all__ = ["FORMAT_VERSION", "KINDS", "DEVICES", "MAX_FILE_BYTES", "BenchSpec", "CalibrationFileError",
-           "CalibrationRecord", "CalibrationStore", "Selection", "check_content", "check_for_bench", "load_record",
-           "optical_path"]
+           "CalibrationRecord", "CalibrationStore", "Selection", "check_content", "check_for_bench", "load_record"]
 
 FORMAT_VERSION = 2
 KINDS = ("lut", "alignment", "camera")
@@ -100,12 +99,6 @@ _ALIGNMENT_RAW = ("sensor_expected_m", "sensor_detected_px", "decoder_centres_px
 
 class CalibrationFileError(OptgenError, ValueError):
     """A calibration file that is corrupt, from another format version, or made for another key."""
-
-
-def optical_path(config) -> str:
-    """The light path a calibration was made on: the bench geometry that alignment depends on."""
-    g = config.geometry
-    return f"d1={g.d1_m * 1e3:.3f}mm;d2={g.d2_m * 1e3:.3f}mm"
 
 
 def _now_stamp() -> tuple[str, str]:
@@ -173,7 +166,7 @@ class BenchSpec:
     def from_config(cls, config) -> BenchSpec:
         slms = (config.encoding_slm, config.decoding_slm)
         g = config.geometry
-        return cls(wavelength_nm=float(config.wavelength_nm), optical_path=optical_path(config),
+        return cls(wavelength_nm=float(config.wavelength_nm), optical_path=config.light_path.digest(),
                    slm_bitdepth={s.key: int(s.bitdepth) for s in slms},
                    slm_resolution={s.key: (int(s.resolution[0]), int(s.resolution[1])) for s in slms},
                    slm_pitch_m={s.key: float(s.pitch_um) * 1e-6 for s in slms},

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from optgen.drivers.common.light_path import LightPath
 from optgen.lab.bench_reader import BenchFileError, Section as _Section, show
 from optgen.lab.model.shipped import SHIPPED_MODEL
 
@@ -211,6 +212,18 @@ class BenchConfig:
     @property
     def wavelength_m(self) -> float:
         return self.wavelength_nm * 1e-9
+
+    @property
+    def light_path(self) -> LightPath:
+        """The light path this bench file describes (what the model and the calibrations depend on)."""
+        g = self.geometry
+        return LightPath(wavelength_m=self.wavelength_m, pitch_m=self.encoding_slm.pitch_um * 1e-6, d1_m=g.d1_m,
+                         d2_m=g.d2_m, seed_superpixels=g.seed_superpixels, superpixel_px=g.superpixel_px,
+                         decoder_px=g.decoder_px, output_window_px=g.output_window_px, output_pixels=g.output_pixels,
+                         encoding_shape=tuple(self.encoding_slm.shape), decoding_shape=tuple(self.decoding_slm.shape),
+                         camera_shape=(self.camera.resolution[1], self.camera.resolution[0]),
+                         camera_pitch_m=self.camera.pitch_um * 1e-6, sensor_offset_m=tuple(g.sensor_offset_m),
+                         sensor_rotation_deg=g.sensor_rotation_deg)
 
 
 def default_bench_text() -> str:

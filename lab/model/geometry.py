@@ -25,16 +25,17 @@ class OpticalGeometry:
 
     @classmethod
     def from_bench(cls, config, grid_px: int | None = None) -> "OpticalGeometry":
-        """The geometry of a validated bench file (``lab.bench_file.BenchConfig``)."""
-        g = config.geometry
+        """The geometry of a validated bench file (``optgen.lab.bench_file.BenchConfig``): its light
+        path, the twin's beam aperture and simulation grid (or the seed area and 800 px)."""
+        path = config.light_path
         twin = config.twin
-        aperture = twin.aperture_m * 1e3 if twin is not None else g.seed_superpixels * g.superpixel_px * config.encoding_slm.pitch_um * 1e-3
+        aperture = twin.aperture_m * 1e3 if twin is not None else path.seed_m * 1e3
         grid = grid_px if grid_px is not None else (min(twin.grid_shape) if twin is not None else 800)
         return cls(wavelength_nm=config.wavelength_nm, pitch_um=config.encoding_slm.pitch_um,
-                   d1_mm=round(g.d1_m * 1e3, 6), d2_mm=round(g.d2_m * 1e3, 6),
-                   seed_superpixels=g.seed_superpixels, superpixel_px=g.superpixel_px, decoder_px=g.decoder_px,
-                   output_window_px=g.output_window_px, output_pixels=g.output_pixels,
-                   aperture_mm=round(aperture, 6), grid_px=int(grid))
+                   d1_mm=round(path.d1_m * 1e3, 6), d2_mm=round(path.d2_m * 1e3, 6),
+                   seed_superpixels=path.seed_superpixels, superpixel_px=path.superpixel_px,
+                   decoder_px=path.decoder_px, output_window_px=path.output_window_px,
+                   output_pixels=path.output_pixels, aperture_mm=round(aperture, 6), grid_px=int(grid))
 
     def as_dict(self) -> dict:
         return asdict(self)
