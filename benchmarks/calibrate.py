@@ -56,9 +56,9 @@ def main() -> None:
 
         with build_bench(cfg, store) as bench:
             t0 = time.perf_counter()
-            report = calibrate(bench, "all", CalibrationStore(store), rounds=args.rounds)
+            report = calibrate(bench, "all", CalibrationStore(store), rounds=args.rounds, truths=bench.truths)
             wall = time.perf_counter() - t0
-            truth = truth_errors(bench, report)
+            truth = truth_errors(report, bench.truths, bench.config.light_path)
         sigma = tuple(float(report.measurements[f"{k}.lut"].crosstalk_sigma_px)
                       for k in ("encoding_slm", "decoding_slm"))
         generate(cfg, store, tmp / "after", args.frames)

@@ -63,8 +63,8 @@ def naive_frame(bench, display1: np.ndarray, display2: np.ndarray) -> np.ndarray
     world = bench.world
     rows, cols = world.grid_shape
     r0, c0 = (display1.shape[0] - rows) // 2, (display1.shape[1] - cols) // 2
-    resp1 = world._slms["encoding_slm"].truth.response_rad
-    resp2 = world._slms["decoding_slm"].truth.response_rad
+    resp1 = world.planted_truths().response_rad["encoding_slm"]
+    resp2 = world.planted_truths().response_rad["decoding_slm"]
     phi1 = -resp1[display1[r0:r0 + rows, c0:c0 + cols]]
     phi2 = -resp2[display2[r0:r0 + rows, c0:c0 + cols]]
     field = world.beam_amplitude * np.sqrt(world.laser_setpoint_w) * np.exp(1j * phi1)

@@ -60,10 +60,8 @@ Patterns: (grid**2 + 1) uploads for step 1 (SLM2 flat, then SLM1 spots) and (gri
 step 2 (SLM1 flat, then SLM2 lenses): 20 for the default 3 x 3 grids, 2 frames per spot
 (about 60 frames with the exposure search and dark frames; ~5 s on the full 800 x 800 twin).
 
-Compensation (``place_decoder``): the decoder phase (model grid = beam frame) is resampled onto
-SLM2's pixels through the measured placement, so that on the misplaced SLM2 it lands centred and
-unrotated in the beam. exp(i phase) is interpolated (cos and sin, bilinear) and its angle taken,
-so 2 pi wraps are not smeared.
+The run compensates the measured placement when it shows the decoder
+(``optgen.lab.placement.place_decoder``).
 """
 
 from __future__ import annotations
@@ -77,7 +75,7 @@ import numpy as np
 
 from optgen.calibration.session import CalibrationError
 from optgen.drivers.common.light_path import LightPath
-from optgen.drivers.common.patterns import embed_centered, lens_phase
+from optgen.drivers.common.patterns import lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 
 __all__ = [
@@ -88,7 +86,6 @@ __all__ = [
     "fit_similarity",
     "measure_decoder_placement",
     "measure_sensor_registration",
-    "place_decoder",
     "write_alignment_png",
 ]
 
@@ -485,45 +482,6 @@ def _placement_from_spots(centres_px: np.ndarray, detected_m: np.ndarray, pitch_
                             centres_px=np.asarray(centres_px, dtype=np.float64), detected_m=detected_m,
                             pitch_m=pitch_m, slm_centre_px=(float(slm_centre_px[0]), float(slm_centre_px[1])),
                             composite=composite)
-
-
-# --- compensation ------------------------------------------------------------------------------
-def place_decoder(decoder_phase: np.ndarray, slm_shape: tuple[int, int], placement: DecoderPlacement | None,
-                  pitch_m: float, interpolation: str = "nearest") -> np.ndarray:
-    """The decoder phase (radians, model grid = beam frame, centred on the axis) as SLM2 pixels
-    (float32 radians, ``slm_shape``) that land centred and unrotated in the beam on the misplaced SLM2.
-
-    SLM2 pixel Q shows the decoder value at its beam position R (Q - C) p + shift (C: SLM2's centre
-    pixel); the block is placed as ``embed_centered`` places it, which ``None`` returns.
-
-    ``interpolation``: "nearest" (default) moves the trained decoder's pixels whole, as the
-    model was trained (integer shifts; its phase has pixel-scale structure that resampling
-    smooths away: digits-v2 on the twin went 68.5 -> 69.0 % confident, Frechet 9.8 -> 9.1, and
-    a model trained 15,000 steps 65.5 -> 72.0 %); "linear" resamples exp(i phase) bilinearly,
-    closer for smooth phases.
-    """
-
-    block = np.asarray(decoder_phase, dtype=np.float32)
-    if placement is None:
-        return embed_centered(block, tuple(slm_shape))
-    rows, cols = slm_shape
-    h, w = block.shape
-    if h > rows or w > cols:
-        raise ValueError(f"a {h}x{w} pattern does not fit on a {rows}x{cols} SLM")
-    centre = np.array(_centre((rows, cols)))
-    block_origin = np.array([(cols - w) // 2, (rows - h) // 2], dtype=np.float64)   # embed_centered's corner
-    rot = _rot(placement.rotation_deg)
-    # block index j = (beam position in SLM1 px) + C - block_origin, beam = R (Q - C) + shift / p
-    lin = rot
-    offset = -rot @ centre + np.asarray(placement.shift_m) / pitch_m + centre - block_origin
-    m = np.hstack([lin, offset[:, None]])
-    modes = {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR}
-    if interpolation not in modes:
-        raise ValueError(f"interpolation {interpolation!r}: expected one of {sorted(modes)}")
-    flags = modes[interpolation] | cv2.WARP_INVERSE_MAP
-    re = cv2.warpAffine(np.cos(block), m, (cols, rows), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
-    im = cv2.warpAffine(np.sin(block), m, (cols, rows), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-    return np.arctan2(im, re).astype(np.float32)
 
 
 # --- the picture ---------------------------------------------------------------------------------

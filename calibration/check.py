@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from optgen.calibration.compare import affine_distance_px, response_error_rad
+from optgen.drivers.common.roles import SLM_ROLES
 from optgen.calibration.session import CalibrationSession
 
 __all__ = ["DriftCheck", "TOLERANCES", "check_drift", "affine_distance_px"]
@@ -43,19 +45,10 @@ class DriftCheck:
         return {"ok": self.ok, "items": self.items, "missing": self.missing, "counters": self.counters}
 
 
-def affine_distance_px(a: np.ndarray, b: np.ndarray, window_m: float) -> float:
-    """Largest distance (pixels) between two output-plane -> sensor maps over the output window."""
-    u = np.linspace(-window_m / 2, window_m / 2, 9)
-    pts = np.array([(x, y, 1.0) for x in u for y in u]).T
-    diff = (np.asarray(a) - np.asarray(b)) @ pts
-    return float(np.max(np.hypot(diff[0], diff[1])))
-
-
 def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
     """Compare quick re-measurements with the calibrations ``bench`` opened with."""
     from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
     from optgen.calibration.response import measure_response
-    from optgen.calibration.twin_truth import response_error_rad
 
     session = session or CalibrationSession(bench)
     cals = bench.calibrations
@@ -70,7 +63,7 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
             session.set_exposure(bench.config.camera.exposure_s)
         else:
             result.missing.append("camera")
-        for key in ("encoding_slm", "decoding_slm"):
+        for key in SLM_ROLES:
             record = cals.lut_records.get(key)
             if record is None:
                 result.missing.append(f"{key} LUT")
@@ -80,7 +73,7 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
             result.add(f"{key} response", response_error_rad(m.phase_rad, stored), TOLERANCES["lut_rad"], "rad RMS")
         if cals.alignment is not None:
             sensor = measure_sensor_registration(session, grid=2)
-            window_m = bench.config.geometry.output_window_px * bench.config.encoding_slm.pitch_um * 1e-6
+            window_m = bench.config.light_path.window_m
             result.add("sensor registration", affine_distance_px(sensor.output_to_sensor, cals.output_to_sensor(),
                                                                   window_m), TOLERANCES["sensor_px"], "camera px")
             placement = measure_decoder_placement(session, sensor, grid=2)

@@ -97,8 +97,11 @@ def _png_path(path: Path) -> Path:
 
 
 def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
-              session: CalibrationSession | None = None) -> CalibrationReport:
-    """Run ``what`` ("camera", "lut", "alignment" or "all") on ``bench`` and store the results."""
+              session: CalibrationSession | None = None, truths=None) -> CalibrationReport:
+    """Run ``what`` ("camera", "lut", "alignment" or "all") on ``bench`` and store the results.
+
+    ``truths``: a twin's planted truths (``OpticalWorld.planted_truths()``), drawn in the pictures
+    beside what was measured; None on a real bench."""
     steps = STEPS if what == "all" else (what,)
     unknown = set(steps) - set(STEPS)
     if unknown:
@@ -109,7 +112,7 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
     try:
         for step in steps:
             {"camera": _camera_step, "lut": _lut_step, "alignment": _alignment_step}[step](
-                bench, session, store, report, rounds)
+                bench, session, store, report, rounds, truths)
     finally:
         bench.laser.safe_off()
         report.counters = session.counters.as_dict()
@@ -119,7 +122,7 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
     return report
 
 
-def _camera_step(bench, session, store, report, rounds) -> None:
+def _camera_step(bench, session, store, report, rounds, truths) -> None:
     cal = measure_camera(session)
     path = store.save(camera_record(bench, cal))
     from optgen.calibration.pictures import write_camera_png
@@ -131,7 +134,7 @@ def _camera_step(bench, session, store, report, rounds) -> None:
                            "camera_saturation_dn": cal.saturation_dn, "camera_linearity_rms": cal.linearity_rms})
 
 
-def _lut_step(bench, session, store, report, rounds) -> None:
+def _lut_step(bench, session, store, report, rounds, truths) -> None:
     from optgen.calibration.response import calibrate_luts, write_response_png
 
     previous = dict(bench.luts)
@@ -144,7 +147,7 @@ def _lut_step(bench, session, store, report, rounds) -> None:
     for key, m in measurements.items():
         record = lut_record(bench, key, m)
         path = store.save(record)
-        write_response_png(_png_path(path), m, _planted(bench, key))
+        write_response_png(_png_path(path), m, truths.response_rad[key] if truths is not None else None)
         report.files[f"{key}.lut"], report.pictures[f"{key}.lut"] = path, _png_path(path)
         report.measurements[f"{key}.lut"] = m
         bench.luts[key] = m.response(record.id)
@@ -152,7 +155,7 @@ def _lut_step(bench, session, store, report, rounds) -> None:
         report.figures[f"{key}_crosstalk_sigma_px"] = float(m.crosstalk_sigma_px)
 
 
-def _alignment_step(bench, session, store, report, rounds) -> None:
+def _alignment_step(bench, session, store, report, rounds, truths) -> None:
     from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration, write_alignment_png
 
     sensor = measure_sensor_registration(session)
@@ -167,12 +170,3 @@ def _alignment_step(bench, session, store, report, rounds) -> None:
         "sensor_rotation_deg": round(float(sensor.rotation_deg), 4),
         "decoder_shift_um": [round(v * 1e6, 3) for v in placement.shift_m],
         "decoder_rotation_deg": round(float(placement.rotation_deg), 4)})
-
-
-def _planted(bench, key: str) -> np.ndarray | None:
-    """The twin's planted response (drawn in the PNG for comparison), None on a real bench."""
-    if bench.world is None:
-        return None
-    from optgen.simulators import DECODING, ENCODING
-
-    return bench.world._slms[ENCODING if key == "encoding_slm" else DECODING].truth.response_rad

@@ -39,6 +39,11 @@ class Bench:
     calibrations: BenchCalibrations | None = None
     closed: bool = field(default=False, init=False)
 
+    @property
+    def truths(self):
+        """On the twin, the truths it planted (``OpticalWorld.planted_truths()``); None on a real bench."""
+        return self.world.planted_truths() if self.world is not None else None
+
     def calibration_ids(self) -> dict[str, str]:
         """Which calibration each device runs with (recorded in every run file)."""
         if self.calibrations is not None:

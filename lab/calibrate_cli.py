@@ -43,12 +43,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
             return 0 if result.ok else 3
         from optgen.calibration.procedure import calibrate
 
-        report = calibrate(bench, args.what, store, rounds=args.rounds)
+        report = calibrate(bench, args.what, store, rounds=args.rounds, truths=bench.truths)
         out = report.as_dict()
         if bench.world is not None:
             from optgen.calibration.twin_truth import truth_errors
 
-            out["twin_truth"] = truth_errors(bench, report)
+            out["twin_truth"] = truth_errors(report, bench.truths, bench.config.light_path)
     print(f"optgen calibrate {args.what}: done ({cfg.name}); store {folder}")
     for key, path in report.files.items():
         print(f"  {key:<22} {path.name}  (picture {report.pictures[key].name})")

@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from optgen.calibration.alignment import place_decoder
+from optgen.lab.placement import place_decoder
 from optgen.drivers.errors import OptgenError
 from optgen.simulators.noise import photon_energy_j
 

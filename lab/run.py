@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from optgen.calibration.alignment import place_decoder
+from optgen.lab.placement import place_decoder
 from optgen.drivers.errors import DeviceError, OptgenError
 from optgen.drivers.stop import active as active_stop
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SLMTruth", "SensorTruth", "LaserTruth", "planted_response"]
+__all__ = ["LaserTruth", "PlantedTruths", "SLMTruth", "SensorTruth", "planted_response"]
 
 
 def planted_response(bitdepth: int, max_phase_rad: float, exponent: float,
@@ -83,3 +83,15 @@ class LaserTruth:
     power_noise_rms: float = 0.0
     device_max_power_w: float = 0.1
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlantedTruths:
+    """What the twin planted, in the terms calibrations report (the world model gives it out;
+    calibration gets it only as an argument, to compare with what it measured)."""
+
+    response_rad: dict[str, np.ndarray]          # phase delay per gray level, by SLM role
+    crosstalk_sigma_px: dict[str, float]         # by SLM role
+    decoder_shift_m: tuple[float, float]         # where the decoding SLM sits in the beam (x, y)
+    decoder_rotation_deg: float
+    output_to_sensor: np.ndarray                 # 2x3: output-plane metres (x, y) -> sensor pixels

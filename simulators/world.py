@@ -39,7 +39,7 @@ from optgen.drivers.common.clock import Clock
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
-from optgen.simulators.truth import LaserTruth, SensorTruth, SLMTruth
+from optgen.simulators.truth import LaserTruth, PlantedTruths, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
 
@@ -451,6 +451,20 @@ class OpticalWorld:
         with self._lock:
             self.render_ahead_hits += 1
         return unit
+
+    def planted_truths(self) -> PlantedTruths:
+        """The truths this twin planted, as calibrations report them."""
+        rows, cols = self.grid_shape
+        sensor_to_grid = np.vstack([self._sensor_map, [0.0, 0.0, 1.0]])
+        metres_to_grid = np.array([[1 / self.pitch_m, 0, (cols - 1) / 2.0],
+                                   [0, 1 / self.pitch_m, (rows - 1) / 2.0], [0, 0, 1.0]])
+        slms = {role: self._slms[role].truth for role in (ENCODING, DECODING)}
+        return PlantedTruths(
+            response_rad={role: np.asarray(t.response_rad) for role, t in slms.items()},
+            crosstalk_sigma_px={role: float(t.crosstalk_sigma_px) for role, t in slms.items()},
+            decoder_shift_m=tuple(float(v) for v in slms[DECODING].shift_m),
+            decoder_rotation_deg=float(slms[DECODING].rotation_deg),
+            output_to_sensor=(np.linalg.inv(sensor_to_grid) @ metres_to_grid)[:2])
 
     def follow_laser(self, emission: bool | None = None, setpoint_w: float | None = None) -> None:
         """Take the laser's state as a driver read it back (a laser outside the twin: a protocol

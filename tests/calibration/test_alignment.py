@@ -13,13 +13,13 @@ from optgen.calibration.alignment import (
     fit_similarity,
     measure_decoder_placement,
     measure_sensor_registration,
-    place_decoder,
     write_alignment_png,
 )
 from optgen.calibration.lut import PhaseResponse, apply_response, load_response
 from optgen.calibration.session import CalibrationError, CalibrationSession
 from optgen.lab.bench import build_bench
 from optgen.lab.bench_file import parse_bench
+from optgen.lab.placement import place_decoder
 from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.registration import OutputRegistration
 from optgen.simulators import DECODING

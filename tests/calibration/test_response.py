@@ -267,7 +267,7 @@ def test_an_slm_with_more_than_2pi_of_stroke_is_driven_within_its_first_turn():
             assert used.max() < first_beyond and used.size > 0.9 * first_beyond
         sensor = measure_sensor_registration(session)
         window_m = bench.config.geometry.output_window_px * bench.world.pitch_m
-        assert sensor_registration_error_px(bench.world, sensor.output_to_sensor, window_m) < 0.05
+        assert sensor_registration_error_px(sensor.output_to_sensor, bench.truths, window_m) < 0.05
         assert laser_is_off(bench)
     finally:
         bench.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from optgen.calibration.alignment import DecoderPlacement, place_decoder
+from optgen.calibration.alignment import DecoderPlacement
+from optgen.lab.placement import place_decoder
 from optgen.lab.bench import build_bench
 from optgen.lab.bench_file import parse_bench
 from optgen.lab.patterns import seed_to_slm_phase
