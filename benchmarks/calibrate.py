@@ -24,11 +24,11 @@ import numpy as np
 from optgen.calibration.procedure import calibrate
 from optgen.calibration.store import CalibrationStore
 from optgen.calibration.twin_truth import truth_errors
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.cli import _load_seeds_and_decoder
-from optgen.lab.prediction import run_agreement
-from optgen.lab.run import run_generation
+from optgen.lab.evaluate.prediction import run_agreement
+from optgen.lab.run.generate import run_generation
 
 
 def generate(cfg, store: Path, out: Path, frames: int) -> Path:

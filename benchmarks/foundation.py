@@ -25,12 +25,12 @@ import numpy as np
 
 from _timing import median_ms
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import default_bench_text, parse_bench
-from optgen.lab.decoder import load_decoder_phase
-from optgen.lab.patterns import seed_to_slm_phase
-from optgen.lab.run import run_generation
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import default_bench_text, parse_bench
+from optgen.lab.run.decoder import load_decoder_phase
+from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.generate import run_generation
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.simulators.noise import photon_energy_j
 from optgen.simulators.optics import propagate, transfer_function
 

@@ -2,7 +2,7 @@
 moment, N trials each; after the run (and as many resumes as it takes, at most 3) every frame
 must be stored exactly once with its own seed's light, and the laser off after every process.
 
-Stages (in process, virtual clock, :mod:`simulators.faults`): upload, settle, capture, store,
+Stages (in process, virtual clock, :mod:`optgen.lab.run.faults`): upload, settle, capture, store,
 laser, link. Signals (an `optgen run` process on the wall clock): SIGINT once, SIGINT twice,
 SIGTERM, SIGKILL; then `optgen run --resume`.
 
@@ -37,14 +37,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.decoder import load_decoder_phase
-from optgen.lab.run import run_generation
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
-from optgen.lab.storage import read_run_status
-from optgen.simulators import faults
-from optgen.simulators.benches import small_bench_text
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run.decoder import load_decoder_phase
+from optgen.lab.run.generate import run_generation
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.runfile.storage import read_run_status
+from optgen.lab.run import faults
+from optgen.lab.bench.examples import small_bench_text
 
 ROOT = Path(__file__).parents[1]
 SIGNALS = ("SIGINT", "SIGINTx2", "SIGTERM", "SIGKILL")
@@ -193,7 +193,7 @@ def laser_rows(args, rng) -> None:
         store = make_store(tmp)
         ref = tmp / "reference"
         ref.mkdir()
-        from optgen.simulators.benches import external_laser_bench_text
+        from optgen.lab.bench.examples import external_laser_bench_text
         from optgen.simulators.protocol.serve import ExternalTwinLaser
 
         laser = ExternalTwinLaser("obis", ref / "state.json", cwd=ROOT)

@@ -27,7 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from optgen.lab.storage import RunWriter
+from optgen.lab.runfile.storage import RunWriter
 
 SHAPE = (1080, 1920)
 FRAME_MB = SHAPE[0] * SHAPE[1] * 2 / 1e6

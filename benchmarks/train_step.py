@@ -17,7 +17,7 @@ import torch
 
 from _timing import median_ms
 
-from optgen.lab.bench_file import default_bench_text, parse_bench
+from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.model import OpticalGeometry
 from optgen.lab.model.memory import heap_kept
 from optgen.lab.model.student import OpticalStudent

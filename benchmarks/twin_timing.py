@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import default_bench_text, parse_bench
-from optgen.lab.patterns import seed_to_slm_phase
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import default_bench_text, parse_bench
+from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 
 
 def _replace(text: str, old: str, new: str, count: int = 1) -> str:

@@ -61,7 +61,7 @@ step 2 (SLM1 flat, then SLM2 lenses): 20 for the default 3 x 3 grids, 2 frames p
 (about 60 frames with the exposure search and dark frames; ~5 s on the full 800 x 800 twin).
 
 The run compensates the measured placement when it shows the decoder
-(``optgen.lab.placement.place_decoder``).
+(``optgen.lab.run.placement.place_decoder``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class OpticalGeometry:
 
     @classmethod
     def from_bench(cls, config, grid_px: int | None = None) -> "OpticalGeometry":
-        """The geometry of a validated bench file (``optgen.lab.bench_file.BenchConfig``): its light
+        """The geometry of a validated bench file (``optgen.lab.bench.config.BenchConfig``): its light
         path, the twin's beam aperture and simulation grid (or the seed area and 800 px)."""
         path = config.light_path
         twin = config.twin

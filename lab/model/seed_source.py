@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optgen.lab.seeds import Seed, SeedSource, values_to_phase
+from optgen.lab.run.seeds import Seed, SeedSource, values_to_phase
 from optgen.lab.model.shipped import OpticalModel
 
 __all__ = ["ModelSeedSource"]

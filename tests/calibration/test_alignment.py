@@ -17,11 +17,11 @@ from optgen.calibration.alignment import (
 )
 from optgen.calibration.lut import PhaseResponse, apply_response, load_response
 from optgen.calibration.session import CalibrationError, CalibrationSession
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.placement import place_decoder
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run.placement import place_decoder
 from optgen.drivers.common.patterns import embed_centered
-from optgen.lab.registration import OutputRegistration
+from optgen.lab.run.registration import OutputRegistration
 from optgen.simulators import DECODING
 from tests.conftest import small_bench_text
 

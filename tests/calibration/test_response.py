@@ -14,8 +14,8 @@ import pytest
 from optgen.calibration.response import (ResponseMeasurement, calibrate_luts, grating_ratio_model, measure_response,
                                    write_response_png)
 from optgen.calibration.session import CalibrationError, CalibrationSession
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
 
 from ..conftest import small_bench_text
 

@@ -26,9 +26,9 @@ from optgen.calibration.store import (
     check_for_bench,
     load_record,
 )
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.calibrations import load_bench_calibrations
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.simulators import planted_response
 
 from ..conftest import small_bench_text
@@ -151,14 +151,14 @@ def test_an_alignment_or_camera_calibration_from_another_device_is_refused_once_
 
 
 def test_a_corrupt_newest_file_stops_the_bench_before_any_device_opens(tmp_path, config, mocker):
-    from optgen import lab
+    from optgen.lab.bench import assemble
 
     folder = Path("calibrations")
     CalibrationStore(folder).save(lut_record(np.linspace(0, 6.3, 256)))
     (folder / "lut-encoding_slm-520nm-29990101T000000000000Z.h5").write_bytes(b"garbage")
     with pytest.raises(CalibrationFileError, match="29990101"):
         load_bench_calibrations(config)
-    twin = mocker.spy(lab.bench, "_build_twin")
+    twin = mocker.spy(assemble, "_build_twin")
     with pytest.raises(CalibrationFileError, match="29990101"):
         build_bench(config)
     assert twin.call_count == 0
@@ -331,8 +331,8 @@ def test_only_the_newest_file_of_another_wavelength_is_named(tmp_path, config):
 
 
 def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
-    from optgen.lab.bench_file import colour_bench
-    from optgen.simulators.benches import rgb_bench_text
+    from optgen.lab.bench.config import colour_bench
+    from optgen.lab.bench.examples import rgb_bench_text
 
     config = colour_bench(parse_bench(rgb_bench_text(small=True), "rgb"), 450.0)
     store = CalibrationStore("calibrations")

@@ -29,9 +29,9 @@ import pytest
 
 import optgen.calibration.store as store_module
 from optgen.calibration.store import CalibrationFileError, load_record
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.calibrations import load_bench_calibrations
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.cli import main
 
 from ..conftest import small_bench_text

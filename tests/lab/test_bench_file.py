@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from optgen.lab.bench_file import BenchFileError, default_bench_text, load_bench, parse_bench
-from optgen.simulators.benches import edit_bench_text
+from optgen.lab.bench.parse import default_bench_text, load_bench, parse_bench
+
+from optgen.lab.bench.reader import BenchFileError
+from optgen.lab.bench.examples import edit_bench_text
 
 
 
@@ -254,8 +256,8 @@ def test_laser_connection_options_are_checked_at_parse_time(driver, lines, parts
 
 
 def test_the_parse_time_laser_keys_are_the_ones_open_laser_takes():
-    from optgen.lab.bench import _LASER_OPTIONS
-    from optgen.lab.bench_file import CONNECTION_KEYS
+    from optgen.lab.bench.assemble import _LASER_OPTIONS
+    from optgen.lab.bench.connections import CONNECTION_KEYS
 
     assert {d: set(k) for d, k in CONNECTION_KEYS["laser"].items() if d != "simulated"} == _LASER_OPTIONS
     assert CONNECTION_KEYS["laser"]["simulated"] == frozenset()
@@ -270,8 +272,8 @@ def test_a_genicam_camera_without_its_producer_is_refused_before_any_device_open
 def test_slm_and_camera_connection_keys_match_the_drivers():
     from optgen.drivers.cameras.genicam import TRIGGER_MODES
     from optgen.drivers.cameras.opencv import _APIS
-    from optgen.lab.bench_file import CAMERA_CONNECTION, CONNECTION_KEYS
-    from optgen.lab.real_bench import CAMERA_OPTIONS, SLM_OPTIONS
+    from optgen.lab.bench.connections import CAMERA_CONNECTION, CONNECTION_KEYS
+    from optgen.lab.bench.real import CAMERA_OPTIONS, SLM_OPTIONS
 
     assert CONNECTION_KEYS["slm"]["screen"] == SLM_OPTIONS["screen"]
     for driver, keys in CAMERA_OPTIONS.items():
@@ -338,7 +340,7 @@ def test_a_simulated_device_takes_no_connection_keys(table):
 
 
 def test_a_colour_laser_connection_is_checked_too():
-    from optgen.simulators.benches import rgb_bench_text
+    from optgen.lab.bench.examples import rgb_bench_text
 
     text = rgb_bench_text().replace("[colours.lasers.450.connection]\n", "[colours.lasers.450.connection]\nspeed = 1\n")
     refused(text, "[colours.lasers.450.connection] has unknown key(s) 'speed'")
@@ -395,7 +397,7 @@ def test_the_largest_allowed_timings_still_make_a_bench():
 
 
 def test_safety_table_defaults_and_values():
-    from optgen.lab.bench_file import BenchConfig, SafetyConfig
+    from optgen.lab.bench.config import BenchConfig, SafetyConfig
 
     assert load_bench().safety == SafetyConfig(watchdog_s=2.0, storage_stall_s=10.0)
     assert "[safety]" not in default_bench_text()
@@ -459,7 +461,7 @@ def test_tables_and_values_in_each_others_place_are_refused():
 
 
 def test_huge_and_mixed_colour_lists_are_refused():
-    from optgen.simulators.benches import rgb_bench_text
+    from optgen.lab.bench.examples import rgb_bench_text
 
     many = ", ".join(str(400.0 + i) for i in range(1000))
     refused(rgb_bench_text().replace("order_nm = [638.0, 520.0, 450.0]", f"order_nm = [{many}]"),

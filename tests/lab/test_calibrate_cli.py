@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from optgen.calibration.store import CalibrationStore, load_record
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
-from optgen.lab.prediction import run_agreement
+from optgen.lab.evaluate.prediction import run_agreement
 
 from ..conftest import small_bench_text
 
@@ -105,8 +105,8 @@ def test_check_passes_on_the_bench_it_was_made_on_and_flags_a_moved_slm(calibrat
 
 
 def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_off(tmp_path, capsys, mocker):
-    from optgen import lab
-    from optgen.lab.calibrations import load_bench_calibrations
+    from optgen.lab.bench import assemble
+    from optgen.lab.bench.calibrations import load_bench_calibrations
     from optgen.simulators.world import OpticalWorld
 
     bench = write_bench(tmp_path)
@@ -119,7 +119,7 @@ def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_
 
     # light blocked (a closed shutter): the laser reads back on, nothing reaches the sensor
     mocker.patch.object(OpticalWorld, "delivered_power_w", return_value=0.0)
-    opened = mocker.spy(lab.bench, "build_bench")
+    opened = mocker.spy(assemble, "build_bench")
     capsys.readouterr()
     assert main(["calibrate", "lut", "--bench", str(bench)]) != 0
     err = capsys.readouterr().err
@@ -131,7 +131,7 @@ def test_a_calibration_without_light_stops_keeps_the_previous_one_and_the_laser_
 
 
 def test_the_calibrated_store_opens_the_bench_with_nothing_passed_over(calibrated):
-    from optgen.lab.calibrations import load_bench_calibrations
+    from optgen.lab.bench.calibrations import load_bench_calibrations
 
     _, bench, _ = calibrated
     config = parse_bench(bench.read_text(encoding="utf-8"), str(bench))

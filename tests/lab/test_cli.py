@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from optgen.lab.bench_file import default_bench_text
+from optgen.lab.bench.parse import default_bench_text
 from optgen.lab.cli import main
 from tests.conftest import small_bench_text
 
@@ -102,7 +102,7 @@ def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
 
 
 def test_run_with_a_model_file_uses_its_encoder_and_decoder(tmp_path, capsys):
-    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.bench.parse import parse_bench
     from optgen.lab.model import OpticalGeometry, save_model
     from tests.lab.test_model import tiny_model
 
@@ -122,7 +122,7 @@ def test_run_with_a_model_file_uses_its_encoder_and_decoder(tmp_path, capsys):
 
 
 def test_run_refuses_a_model_trained_for_another_geometry(tmp_path, capsys):
-    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.bench.parse import parse_bench
     from optgen.lab.model import OpticalGeometry, save_model
     from tests.lab.test_model import tiny_model
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
 from optgen.drivers.common.patterns import embed_centered
-from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.run.patterns import seed_to_slm_phase
 from tests.conftest import small_bench_text
 
 IDEAL_TWIN = {
@@ -326,7 +326,7 @@ def test_inference_needs_no_torch(tmp_path, ideal_config):
 
 def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_twin(tmp_path):
     """Looser floors than the benchmark (benchmarks/model.py prints the figures)."""
-    from optgen.lab.bench_file import load_bench
+    from optgen.lab.bench.parse import load_bench
     from optgen.lab.cli import main
     from optgen.lab.model.evaluate import DigitsJudge
 
@@ -450,7 +450,7 @@ def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(
     pytest.importorskip("torch")
     from optgen.lab.cli import main
     from optgen.lab.model import train as train_module
-    from optgen.simulators.benches import rgb_bench_text
+    from optgen.lab.bench.examples import rgb_bench_text
 
     seen = []
     monkeypatch.setattr(train_module, "train_model", lambda out, geom, settings, **kw: seen.append(settings))

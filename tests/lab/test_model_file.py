@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.model import ModelError, ModelFileError, ModelSeedSource, OpticalGeometry, load_model, save_model
 from optgen.lab.model import model_file as mf
 from tests.conftest import small_bench_text

@@ -387,15 +387,15 @@ def test_the_zip_bomb_is_refused_in_little_memory(corpus):
 @pytest.mark.parametrize("colours", [False, True])
 def test_optgen_run_on_a_bench_naming_a_bad_model_exits_2_before_any_device_opens(tmp_path, capsys, mocker, colours):
     from optgen.lab.cli import main
-    from optgen.simulators.benches import rgb_bench_text
+    from optgen.lab.bench.examples import rgb_bench_text
 
     changes = {("run", "seed_source"): '"model"', ("run", "decoder_phase"): '"model"', ("run", "model"): '"bad.npz"'}
     text = rgb_bench_text(changes, small=True) if colours else small_bench_text(changes)
     (tmp_path / "bench.toml").write_text(text)
     a = arrays_of(save_model(tmp_path / "good.npz", good_model()))
     write(tmp_path / "bad.npz", with_header(a, [header_of(a)]))
-    build = mocker.patch("optgen.lab.bench.build_bench")
-    build_colours = mocker.patch("optgen.lab.colour_run.build_bench")
+    build = mocker.patch("optgen.lab.bench.assemble.build_bench")
+    build_colours = mocker.patch("optgen.lab.run.colour_run.build_bench")
     out = tmp_path / "run"
     argv = ["run", "--count", "2", "--out", str(out), "--bench", str(tmp_path / "bench.toml"), "--no-progress"]
     assert main(argv + (["--colours"] if colours else [])) == 2

@@ -109,7 +109,7 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
     """The loop captures an upload while up to MAX_UPLOADS_AHEAD later ones are shown; with fewer
     render slots the twin would overwrite their renders and fall back to rendering on the
     capture's critical path (slower, same numbers)."""
-    from optgen.lab.capture_loop import MAX_UPLOADS_AHEAD
+    from optgen.lab.run.capture_loop import MAX_UPLOADS_AHEAD
     from optgen.simulators.world import RENDER_SLOTS, render_slot
 
     pending = [(upload, 1) for upload in range(10, 10 + MAX_UPLOADS_AHEAD)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optgen.lab.bench import make_world
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.registration import OutputRegistration
+from optgen.lab.bench.assemble import make_world
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run.registration import OutputRegistration
 from optgen.simulators import VirtualClock
 from tests.conftest import small_bench_text
 

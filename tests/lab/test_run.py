@@ -9,9 +9,9 @@ import h5py
 import numpy as np
 import pytest
 
-from optgen.lab.decoder import load_decoder_phase
-from optgen.lab.run import RunFolderError, run_generation
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.run.decoder import load_decoder_phase
+from optgen.lab.run.generate import RunFolderError, run_generation
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 
 
 def seeds_for(cfg, random_seed=0):
@@ -195,8 +195,8 @@ def test_a_bad_decoder_phase_is_refused_before_the_run_starts(small_bench, tmp_p
 @pytest.mark.parametrize("driver", ["obis", "cobolt"])
 def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(driver, tmp_path):
     pytest.importorskip("serial")
-    from optgen.lab.bench import build_bench
-    from optgen.lab.bench_file import parse_bench
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.parse import parse_bench
     from tests.conftest import small_bench_text
 
     # real lasers set power in coarse steps (Cobolt reports 0.1 mW): use 0.5 mW and a 1 us exposure

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from optgen.drivers.errors import CaptureTimeout, LaserSafetyError
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
-from optgen.lab.capture_loop import RunFault
-from optgen.lab.decoder import load_decoder_phase
-from optgen.lab.laser_guard import LaserFault
-from optgen.lab.run import RunFolderError, run_generation
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run.capture_loop import RunFault
+from optgen.lab.run.decoder import load_decoder_phase
+from optgen.lab.run.laser_guard import LaserFault
+from optgen.lab.run.generate import RunFolderError, run_generation
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.lab.stop import StopControl
-from optgen.lab.storage import DiskFullError, read_run_status
+from optgen.lab.runfile.storage import DiskFullError, read_run_status
 from tests.conftest import small_bench_text
 
 
@@ -198,7 +198,7 @@ def test_a_camera_timeout_is_retried_and_a_dead_camera_stops_after_the_retries(s
 
 
 def test_a_full_disk_stops_the_run_keeping_every_stored_frame(small_bench, tmp_path, mocker):
-    from optgen.lab import storage
+    from optgen.lab.runfile import storage
 
     real_write = storage.RunWriter.write
     calls = {"n": 0}
@@ -219,9 +219,9 @@ def test_a_full_disk_stops_the_run_keeping_every_stored_frame(small_bench, tmp_p
 
 
 @pytest.mark.parametrize("sync", ["pipelined", "trigger"])
-@pytest.mark.parametrize("stage", __import__("optgen.simulators.faults", fromlist=["STAGES"]).STAGES)
+@pytest.mark.parametrize("stage", __import__("optgen.lab.run.faults", fromlist=["STAGES"]).STAGES)
 def test_reduced_fault_matrix_a_fault_at_each_stage_then_resume_loses_and_doubles_nothing(stage, sync, tmp_path):
-    from optgen.simulators import faults
+    from optgen.lab.run import faults
 
     count = 10
     cfg = parse_bench(small_bench_text({("twin.camera", "trigger_overlap"): '"readout"'}), "fault matrix")
@@ -304,7 +304,7 @@ def test_trigger_sync_on_a_camera_without_a_trigger_input_is_refused_before_any_
 def test_a_hung_display_driver_stops_the_run_with_the_laser_off(tmp_path, monkeypatch):
     import threading
 
-    from optgen.lab import capture_parts
+    from optgen.lab.run import capture_parts
 
     monkeypatch.setattr(capture_parts, "THREAD_TIMEOUT_S", 0.3)
     cfg = parse_bench(small_bench_text({("run", "timing"): '"wall"'}), "wall")
@@ -332,7 +332,7 @@ def test_a_hung_display_driver_stops_the_run_with_the_laser_off(tmp_path, monkey
 def test_a_storage_worker_that_takes_no_frame_stops_the_loop_instead_of_waiting_forever():
     import threading
 
-    from optgen.lab.frame_store import CapturedFrame, StorageStalled, StoreWorker
+    from optgen.lab.run.frame_store import CapturedFrame, StorageStalled, StoreWorker
 
     release = threading.Event()
 

@@ -16,9 +16,9 @@ import h5py
 import numpy as np
 import pytest
 
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
-from optgen.lab.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from tests.conftest import small_bench_text
 
 ROOT = Path(__file__).parents[2]
@@ -37,7 +37,7 @@ def start_run(tmp_path, out, count=COUNT):
 
 def wait_for_frames(out, n, timeout_s=60.0):
     """Until the run has stored at least ``n`` frames (read as `optgen status` reads it)."""
-    from optgen.lab.storage import read_run_status
+    from optgen.lab.runfile.storage import read_run_status
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from optgen.lab import storage
-from optgen.lab.storage import DiskFullError, RunFileError, RunWriter, read_run_attrs, read_run_status
+from optgen.lab.runfile import storage
+from optgen.lab.runfile.storage import DiskFullError, RunFileError, RunWriter, read_run_attrs, read_run_status
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (1080, 1920)
@@ -108,7 +108,7 @@ def test_storing_a_frame_changes_no_hdf5_metadata(tmp_path):
 CHILD = r"""
 import os, signal, sys, time
 import numpy as np
-from optgen.lab.storage import RunWriter       # light: optgen.drivers loads its device stack on use only
+from optgen.lab.runfile.storage import RunWriter       # light: optgen.drivers loads its device stack on use only
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class KillOn:

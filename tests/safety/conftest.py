@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from optgen.simulators.benches import external_laser_bench_text as external_bench_text  # noqa: F401 - for the tests
+from optgen.lab.bench.examples import external_laser_bench_text as external_bench_text  # noqa: F401 - for the tests
 from optgen.simulators.protocol.serve import ExternalTwinLaser
 
 ROOT = Path(__file__).parents[2]

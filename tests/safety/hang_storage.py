@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from optgen.lab import storage
+from optgen.lab.runfile import storage
 from optgen.lab.cli import main
 
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from optgen.drivers.errors import LaserSafetyError
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import parse_bench
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
 
 from .conftest import external_bench_text, optgen, wait_for_file

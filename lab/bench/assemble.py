@@ -17,8 +17,8 @@ from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, Sen
                         planted_response)
 from optgen.drivers.common.clock import Clock
 
-from optgen.lab.bench_file import BenchConfig, SLMConfig, TwinSLM
-from optgen.lab.calibrations import BenchCalibrations, load_bench_calibrations
+from optgen.lab.bench.config import BenchConfig, SLMConfig, TwinSLM
+from optgen.lab.bench.calibrations import BenchCalibrations, load_bench_calibrations
 
 __all__ = ["Bench", "build_bench"]
 
@@ -96,7 +96,7 @@ def build_bench(config: BenchConfig, calibration_store: str | Path | None = None
         raise ValueError(f"{config.source}: simulated and real SLMs/camera cannot share a light path; make "
                          f"[encoding_slm], [decoding_slm] and [camera] all real or all 'simulated'")
     else:
-        from optgen.lab.real_bench import open_real_bench
+        from optgen.lab.bench.real import open_real_bench
 
         bench = open_real_bench(config, luts, open_laser, apply_response, Bench)
     bench.calibrations = calibrations

@@ -18,8 +18,8 @@ import numpy as np
 
 from optgen.drivers.errors import CaptureTimeout, DeviceError
 
-from optgen.lab.frame_store import CapturedFrame, StoreWorker
-from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.run.frame_store import CapturedFrame, StoreWorker
+from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.drivers.common.schedule import Shown
 from optgen.lab.stop import StopControl
 

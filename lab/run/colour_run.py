@@ -1,7 +1,7 @@
 """Multi-colour runs: one colour at a time, then the frames combined into RGB images.
 
 For each colour of the bench's ``[colours]`` table, in RGB order, the bench is opened as it
-runs at that colour (:func:`lab.bench_file.colour_bench`: that colour's laser, the LUTs and
+runs at that colour (:func:`optgen.lab.bench.config.colour_bench`: that colour's laser, the LUTs and
 alignment calibrated at that wavelength, the model's decoder phase for it) and an ordinary
 run (:func:`lab.run.run_generation`) stores that colour's frames in ``<out>/<nm>nm/``, with
 every guarantee of a run: laser off on every exit, resume at the first missing frame. The
@@ -30,13 +30,13 @@ import numpy as np
 from optgen.drivers.errors import OptgenError
 from optgen.simulators.noise import photon_energy_j
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import BenchConfig, colour_bench
-from optgen.lab.calibrations import load_bench_calibrations
-from optgen.lab.contact_sheet import write_contact_sheet
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.config import BenchConfig, colour_bench
+from optgen.lab.bench.calibrations import load_bench_calibrations
+from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
-from optgen.lab.run import prepare_run_folder, run_generation
-from optgen.lab.storage import read_run_status
+from optgen.lab.run.generate import prepare_run_folder, run_generation
+from optgen.lab.runfile.storage import read_run_status
 
 __all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]
@@ -166,7 +166,7 @@ def _energy(out: Path, colours: list[float]) -> dict:
 def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> dict:
     """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
     own evaluation (scores and agreement with the twin); written into its summary.json."""
-    from optgen.lab.evaluate_run import evaluate_run
+    from optgen.lab.evaluate.run import evaluate_run
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
     out = Path(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from optgen.lab.bench_file import BenchConfig
+from optgen.lab.bench.config import BenchConfig
 
 __all__ = ["OutputRegistration"]
 

@@ -133,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from optgen.lab.bench_file import default_bench_text, load_bench
+    from optgen.lab.bench.parse import default_bench_text, load_bench
 
     if args.check is not None:
         cfg = load_bench(args.check)
@@ -147,7 +147,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
         return 2
     if args.colours:
-        from optgen.simulators.benches import rgb_bench_text
+        from optgen.lab.bench.examples import rgb_bench_text
 
         text = rgb_bench_text()
     else:
@@ -165,13 +165,13 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from optgen.lab.devices import describe_bench, probe
+    from optgen.lab.bench.devices import describe_bench, probe
 
     if args.probe:
         print("\n".join(probe(args.cti)))
         return 0
-    from optgen.lab.bench import build_bench
-    from optgen.lab.bench_file import load_bench
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.parse import load_bench
 
     cfg = load_bench(args.bench)
     with build_bench(cfg) as bench:
@@ -183,8 +183,8 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 def _evaluate_colour_run(args: argparse.Namespace) -> int:
     import json
 
-    from optgen.lab.bench_file import parse_bench
-    from optgen.lab.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
     from optgen.lab.model import load_model
 
     if args.model is not None:
@@ -208,9 +208,9 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import h5py
 
-    from optgen.lab.bench_file import parse_bench
-    from optgen.lab.colour_run import is_colour_run
-    from optgen.lab.evaluate_run import evaluate_run
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.run.colour_run import is_colour_run
+    from optgen.lab.evaluate.run import evaluate_run
 
     if is_colour_run(args.run):
         return _evaluate_colour_run(args)
@@ -246,7 +246,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
-    from optgen.lab.bench_file import load_bench
+    from optgen.lab.bench.parse import load_bench
     from optgen.lab.model.geometry import OpticalGeometry
     from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
 
@@ -307,8 +307,8 @@ def _load_model(cfg, base_dir: Path | None):
 
 def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
     """The run's seed source and decoder phase, as the bench file's [run] table says."""
-    from optgen.lab.decoder import load_decoder_phase
-    from optgen.lab.seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
+    from optgen.lab.run.decoder import load_decoder_phase
+    from optgen.lab.run.seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
 
     g = cfg.geometry
     model = None
@@ -336,8 +336,8 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run file recorded them."""
-    from optgen.lab.bench_file import load_bench, parse_bench
-    from optgen.lab.storage import read_run_attrs
+    from optgen.lab.bench.parse import load_bench, parse_bench
+    from optgen.lab.runfile.storage import read_run_attrs
 
     if args.resume is None:
         _new_run_checks(args)
@@ -397,13 +397,13 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from optgen.lab.bench_file import load_bench, parse_bench
-    from optgen.lab.colour_run import COLOUR_RUN_FILE, run_colours
+    from optgen.lab.bench.parse import load_bench, parse_bench
+    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, run_colours
 
     if args.resume is None:
         _new_run_checks(args)
         if args.bench is None:   # the embedded three-colour twin and the shipped three-colour model
-            from optgen.simulators.benches import rgb_bench_text
+            from optgen.lab.bench.examples import rgb_bench_text
 
             cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
         else:
@@ -450,9 +450,9 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from optgen.lab.bench import build_bench
-    from optgen.lab.colour_run import is_colour_run
-    from optgen.lab.run import prepare_run_folder, run_generation
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.run.colour_run import is_colour_run
+    from optgen.lab.run.generate import prepare_run_folder, run_generation
 
     if args.retries < 0:
         raise OptgenError(f"--retries {args.retries}: expected 0 or more")
@@ -499,7 +499,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from optgen.lab.storage import read_run_status
+    from optgen.lab.runfile.storage import read_run_status
 
     path = args.run / "run.h5"
     if not path.is_file():
@@ -519,7 +519,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from optgen.lab.calibrate_cli import run_calibrate
+    from optgen.lab.cli.calibrate import run_calibrate
 
     return run_calibrate(args)
 
@@ -572,7 +572,7 @@ def _laser_words(command: str) -> str:
 def _exit_past_hung_storage(code: int) -> None:
     """A storage thread that never returned from a write (a hung disk) may hold locks the
     interpreter's exit would wait on: end the process now (the laser is already verified off)."""
-    from optgen.lab.frame_store import storage_hung
+    from optgen.lab.run.frame_store import storage_hung
 
     if storage_hung():
         print("optgen: storage is hung; exiting without waiting for it (the laser is off; the frames "

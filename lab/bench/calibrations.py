@@ -27,7 +27,7 @@ import numpy as np
 from optgen.calibration.lut import LINEAR, PhaseResponse, load_response
 from optgen.calibration.store import BenchSpec, CalibrationFileError, CalibrationRecord, CalibrationStore
 
-from optgen.lab.bench_file import BenchConfig
+from optgen.lab.bench.config import BenchConfig
 
 __all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations", "response_from_record"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optgen.lab.patterns import check_model_phase
+from optgen.lab.run.patterns import check_model_phase
 
 __all__ = ["DigitalEncoder", "EncoderSeedSource", "FileSeedSource", "PlaceholderEncoder", "Seed",
            "SeedSource", "values_to_phase"]

@@ -27,21 +27,21 @@ from typing import Callable
 
 import numpy as np
 
-from optgen.lab.placement import place_decoder
+from optgen.lab.run.placement import place_decoder
 from optgen.drivers.errors import DeviceError, OptgenError
 from optgen.drivers.stop import active as active_stop
 
-from optgen.lab.bench import Bench
-from optgen.lab.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
-from optgen.lab.contact_sheet import write_contact_sheet
-from optgen.lab.energy import energy_per_image
-from optgen.lab.frame_store import StorageStalled, StoreWorker
-from optgen.lab.laser_guard import LaserGuard
-from optgen.lab.patterns import check_model_phase
-from optgen.lab.registration import OutputRegistration
-from optgen.lab.seeds import SeedSource
+from optgen.lab.bench.assemble import Bench
+from optgen.lab.run.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
+from optgen.lab.runfile.contact_sheet import write_contact_sheet
+from optgen.lab.run.energy import energy_per_image
+from optgen.lab.run.frame_store import StorageStalled, StoreWorker
+from optgen.lab.run.laser_guard import LaserGuard
+from optgen.lab.run.patterns import check_model_phase
+from optgen.lab.run.registration import OutputRegistration
+from optgen.lab.run.seeds import SeedSource
 from optgen.lab.stop import StopControl
-from optgen.lab.storage import RunWriter, read_run_attrs, read_run_status
+from optgen.lab.runfile.storage import RunWriter, read_run_attrs, read_run_status
 
 __all__ = ["RunFolderError", "RunLog", "RunResult", "prepare_run_folder", "run_generation", "run_summary",
            "write_json_atomic", "write_run_outputs"]

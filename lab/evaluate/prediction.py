@@ -3,7 +3,7 @@
 The prediction uses only what a real lab knows: the nominal geometry, ideal phase (the LUT is
 assumed right), the crosstalk blur that the LUT calibration fitted (0 when uncalibrated), and
 where the alignment found SLM2 (``placement``): the run shows the decoder moved by whole pixels
-to land centred in the beam (``optgen.lab.placement.place_decoder``), and the beam sees those
+to land centred in the beam (``optgen.lab.run.placement.place_decoder``), and the beam sees those
 pixels where SLM2 really sits, the fraction of a pixel and the small turn that no whole-pixel
 move takes out included (resampled as the twin resamples a misplaced SLM). Without a placement
 the decoder is taken as centred and unrotated. Comparing the prediction with captured,
@@ -19,8 +19,8 @@ import numpy as np
 from optgen.drivers.common.patterns import embed_centered, grid_coordinates
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
 
-from optgen.lab.bench_file import BenchConfig
-from optgen.lab.patterns import seed_to_slm_phase
+from optgen.lab.bench.config import BenchConfig
+from optgen.lab.run.patterns import seed_to_slm_phase
 
 __all__ = ["predict_images", "pearson_r", "run_agreement"]
 
@@ -41,7 +41,7 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
     if placement is None:
         shown = embed_centered(decoder_phase, shape)
     else:
-        from optgen.lab.placement import place_decoder
+        from optgen.lab.run.placement import place_decoder
 
         slm_shape = config.decoding_slm.shape
         display = place_decoder(decoder_phase, slm_shape, placement, config.decoding_slm.pitch_um * 1e-6)

@@ -17,15 +17,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from optgen.lab.placement import place_decoder
+from optgen.lab.run.placement import place_decoder
 from optgen.drivers.errors import OptgenError
 from optgen.simulators.noise import photon_energy_j
 
-from optgen.lab.bench import build_bench
-from optgen.lab.bench_file import colour_bench, parse_bench
-from optgen.lab.patterns import seed_to_slm_phase
-from optgen.lab.registration import OutputRegistration
-from optgen.lab.storage import read_run_attrs
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.config import colour_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.registration import OutputRegistration
+from optgen.lab.runfile.storage import read_run_attrs
 
 __all__ = ["evaluate_run", "twin_predictions"]
 

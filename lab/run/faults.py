@@ -75,7 +75,7 @@ def plant(bench, stage: str, at: int) -> None:
     elif stage == "capture":
         _on_call(camera, "_get_image_hw", at, time_out)
     elif stage == "store":
-        from optgen.lab import storage
+        from optgen.lab.runfile import storage
 
         def disk_full():
             raise storage.DiskFullError("the disk is full (planted)")

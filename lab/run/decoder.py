@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optgen.lab.patterns import check_model_phase
+from optgen.lab.run.patterns import check_model_phase
 
 __all__ = ["load_decoder_phase"]
 

@@ -1,4 +1,4 @@
-"""The bench file: one TOML file that describes a bench, validated on load.
+"""Read a bench file: TOML in, a validated :class:`~optgen.lab.bench.config.BenchConfig` out.
 
 Every error names the file, the key, the bad value and what is allowed. Unknown keys are
 errors too (a misspelt key would otherwise be silently ignored at a real bench). parse_bench
@@ -11,224 +11,27 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from optgen.drivers.common.light_path import LightPath
-from optgen.lab.bench_reader import BenchFileError, Section as _Section, show
+from optgen.lab.bench.config import (DEFAULT_NAME, KNOWN_DRIVERS, BenchConfig, CalibrationConfig, CameraConfig,
+                                     ColourConfig, Geometry, LaserConfig, RunConfig, SafetyConfig, SLMConfig,
+                                     TwinConfig, TwinSLM)
+from optgen.lab.bench.connections import CAMERA_CONNECTION, LASER_CONNECTION, SLM_CONNECTION, read_connection
+from optgen.lab.bench.limits import (MAX_BENCH_BYTES, MAX_SIDE_PX, MAX_DISTANCE_MM, MAX_OFFSET_UM, MAX_PITCH_UM, MAX_POWER_MW,
+                                     MAX_WALL_PLUG_W, MAX_REFRESH_HZ, MAX_LATENCY_FRAMES,
+                                     MAX_SETTLE_MS, MAX_EXPOSURE_MS, MAX_READOUT_MS,
+                                     MAX_GAIN_DN_PER_E, MAX_J_PER_GFLOP, MAX_BEAM_MM, MAX_ELECTRONS,
+                                     MAX_DN, MAX_COLOURS, MAX_KEY_PARTS)
+from optgen.lab.bench.reader import BenchFileError, Section as _Section, show
 from optgen.lab.model.shipped import SHIPPED_MODEL
 
-__all__ = [
-    "BenchConfig", "BenchFileError", "CalibrationConfig", "CameraConfig", "ColourConfig", "Geometry", "LaserConfig",
-    "RunConfig", "SafetyConfig", "SLMConfig", "TwinConfig", "colour_bench", "default_bench_text", "load_bench",
-    "parse_bench", "KNOWN_DRIVERS", "CONNECTION_KEYS", "MAX_BENCH_BYTES", "MAX_SIDE_PX", "SERIAL_BAUDRATES",
-]
-
-DEFAULT_NAME = "<embedded default bench>"
-
-MAX_BENCH_BYTES = 1_000_000      # a bench file is a page of text: anything larger is refused unread
-MAX_SIDE_PX = 16384              # the most pixels along one side of an SLM, a camera, the twin's grid
-# Upper bounds of the other keys: wide enough for any bench, small enough that no later step
-# allocates, waits or computes anything absurd (a 1e6 ms settle kept the laser on for 70 s).
-MAX_DISTANCE_MM = 10_000.0       # d1, d2
-MAX_OFFSET_UM = 100_000.0        # sensor and SLM placements
-MAX_PITCH_UM = 1000.0
-MAX_POWER_MW = 100_000.0         # laser setpoint and ceilings
-MAX_WALL_PLUG_W = 10_000.0
-MAX_REFRESH_HZ = 10_000.0
-MAX_LATENCY_FRAMES = 32
-MAX_SETTLE_MS = 2000.0
-MAX_EXPOSURE_MS = 10_000.0
-MAX_READOUT_MS = 2000.0
-MAX_GAIN_DN_PER_E = 1000.0
-MAX_J_PER_GFLOP = 1e6
-MAX_BEAM_MM = 1000.0             # twin beam waist and aperture
-MAX_ELECTRONS = 1e9              # twin read noise and full well
-MAX_DN = 65535.0                 # twin dark offset (a 16-bit sensor's top count)
-MAX_COLOURS = 16
-MAX_TIMEOUT_S = 60.0             # a device's reply timeout
-MAX_KEY_PARTS = 16               # a dotted key costs tomllib time and memory as the square of its parts
-SERIAL_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-
-# Driver names the bench builder knows, per device kind.
-KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
-    "laser": ("simulated", "obis", "cobolt", "scpi-ldc"),
-    "encoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
-    "decoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
-    "camera": ("simulated", "genicam", "opencv"),
-}
-
-
-@dataclass(frozen=True)
-class Geometry:
-    d1_m: float
-    d2_m: float
-    seed_superpixels: int
-    superpixel_px: int
-    decoder_px: int
-    output_window_px: int
-    output_pixels: int
-    sensor_offset_m: tuple[float, float]
-    sensor_rotation_deg: float
-
-
-@dataclass(frozen=True)
-class LaserConfig:
-    driver: str
-    wavelength_nm: float
-    power_w: float
-    max_power_w: float
-    connection: dict
-    wall_plug_w: float = 0.0
-
-
-@dataclass(frozen=True)
-class SLMConfig:
-    key: str
-    driver: str
-    resolution: tuple[int, int]
-    pitch_um: float
-    bitdepth: int
-    refresh_hz: float
-    latency_frames: int
-    settle_s: float
-    lut: str
-    connection: dict
-    wall_plug_w: float = 0.0
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.resolution[1], self.resolution[0])
-
-
-@dataclass(frozen=True)
-class CameraConfig:
-    driver: str
-    resolution: tuple[int, int]
-    pitch_um: float
-    bitdepth: int
-    exposure_s: float
-    readout_s: float
-    connection: dict
-    wall_plug_w: float = 0.0
-    qe: float = 0.7
-    gain_dn_per_e: float = 1.0
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    host_j_per_gflop: float
-    seed_source: str
-    seed_file: str
-    decoder_phase: str
-    timing: str
-    model: str = SHIPPED_MODEL
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    store: str = "calibrations"     # folder of calibration files, relative to the bench file's folder
-    use_alignment: bool = True      # compensate the measured misalignment in runs
-    use_camera: bool = True         # use the camera calibration (saturation level, hot pixels)
-
-
-@dataclass(frozen=True)
-class ColourConfig:
-    """A multi-colour bench: the colours in RGB-channel order, a laser and a sensor QE per colour."""
-
-    order_nm: tuple[float, ...]
-    lasers: dict[float, LaserConfig]     # every colour, the [laser] one included
-    camera_qe: dict[float, float]        # datasheet quantum efficiency of the sensor per colour
-
-    def find(self, wavelength_nm: float) -> float | None:
-        """The configured colour within 1 nm of ``wavelength_nm``, or None."""
-        return next((wl for wl in self.order_nm if abs(wl - wavelength_nm) <= 1.0), None)
-
-
-@dataclass(frozen=True)
-class TwinSLM:
-    response_max_rad: float
-    response_exponent: float
-    response_wobble_rad: float
-    crosstalk_sigma_px: float
-    latency_frames: int
-    settle_s: float
-    shift_m: tuple[float, float] = (0.0, 0.0)
-    rotation_deg: float = 0.0
-
-
-@dataclass(frozen=True)
-class TwinConfig:
-    grid_shape: tuple[int, int]
-    band_limit: bool
-    random_seed: int
-    beam: str
-    waist_m: float
-    aperture_m: float
-    power_noise_rms: float
-    device_max_power_w: float
-    encoding: TwinSLM
-    decoding: TwinSLM
-    camera_pitch_m: float
-    camera_offset_m: tuple[float, float]
-    camera_rotation_deg: float
-    qe: float
-    gain_dn_per_e: float
-    read_noise_e: float
-    dark_offset_dn: float
-    full_well_e: float
-    trigger_overlap: str = "off"       # "readout": the camera takes a trigger while it reads out
-
-
-@dataclass(frozen=True)
-class SafetyConfig:
-    """[safety]: the heartbeat bound of an external laser watchdog, and how long storage may take to
-    accept a frame before the run turns the laser off and stops."""
-
-    watchdog_s: float = 2.0
-    storage_stall_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    name: str
-    wavelength_nm: float
-    geometry: Geometry
-    laser: LaserConfig
-    encoding_slm: SLMConfig
-    decoding_slm: SLMConfig
-    camera: CameraConfig
-    run: RunConfig
-    twin: TwinConfig | None
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    colours: ColourConfig | None = None
-    safety: SafetyConfig = field(default_factory=SafetyConfig)
-    source: str = DEFAULT_NAME
-    text: str = field(default="", repr=False)
-
-    @property
-    def wavelength_m(self) -> float:
-        return self.wavelength_nm * 1e-9
-
-    @property
-    def light_path(self) -> LightPath:
-        """The light path this bench file describes (what the model and the calibrations depend on)."""
-        g = self.geometry
-        return LightPath(wavelength_m=self.wavelength_m, pitch_m=self.encoding_slm.pitch_um * 1e-6, d1_m=g.d1_m,
-                         d2_m=g.d2_m, seed_superpixels=g.seed_superpixels, superpixel_px=g.superpixel_px,
-                         decoder_px=g.decoder_px, output_window_px=g.output_window_px, output_pixels=g.output_pixels,
-                         encoding_shape=tuple(self.encoding_slm.shape), decoding_shape=tuple(self.decoding_slm.shape),
-                         camera_shape=(self.camera.resolution[1], self.camera.resolution[0]),
-                         camera_pitch_m=self.camera.pitch_um * 1e-6, sensor_offset_m=tuple(g.sensor_offset_m),
-                         sensor_rotation_deg=g.sensor_rotation_deg)
+__all__ = ["default_bench_text", "load_bench", "parse_bench"]
 
 
 def default_bench_text() -> str:
     """The embedded default bench file (the simulated bench)."""
-    return resources.files("optgen.lab").joinpath("default_bench.toml").read_text(encoding="utf-8")
+    return resources.files("optgen.lab.bench").joinpath("default_bench.toml").read_text(encoding="utf-8")
 
 
 def load_bench(path: str | Path | None = None) -> BenchConfig:
@@ -390,7 +193,7 @@ def _laser_table(s: _Section) -> LaserConfig:
         wavelength_nm=s.number("wavelength_nm", low=200.0, high=2000.0),
         power_w=s.number("power_mw", low=0.0, high=MAX_POWER_MW) * 1e-3,
         max_power_w=s.number("max_power_mw", low=0.0, low_open=True, high=MAX_POWER_MW) * 1e-3,
-        connection=_connection(s, driver, LASER_CONNECTION),
+        connection=read_connection(s, driver, LASER_CONNECTION),
         wall_plug_w=_wall_plug(s),
     )
     if cfg.power_w > cfg.max_power_w:
@@ -442,33 +245,6 @@ def _nm_key(key: str) -> float | None:
         return None
 
 
-def colour_bench(config: BenchConfig, wavelength_nm: float) -> BenchConfig:
-    """The bench as it runs at one of its colours: that colour's laser and sensor QE, and the twin's
-    planted SLM responses rescaled from the bench wavelength (retardance in radians goes as 1/lambda)."""
-    if config.colours is None:
-        if abs(wavelength_nm - config.wavelength_nm) <= 1.0:
-            return config
-        raise BenchFileError(f"{config.source}: no colour at {wavelength_nm:g} nm: the bench has one colour, "
-                             f"{config.wavelength_nm:g} nm (add a [colours] table for more)")
-    wl = config.colours.find(wavelength_nm)
-    if wl is None:
-        have = ", ".join(f"{w:g} nm" for w in config.colours.order_nm)
-        raise BenchFileError(f"{config.source}: no colour at {wavelength_nm:g} nm; [colours] has {have}")
-    twin = config.twin
-    if twin is not None:
-        ratio = config.wavelength_nm / wl
-        twin = replace(twin, encoding=_scaled_response(twin.encoding, ratio),
-                       decoding=_scaled_response(twin.decoding, ratio),
-                       qe=twin.qe * config.colours.camera_qe[wl] / config.camera.qe)
-    return replace(config, wavelength_nm=wl, laser=config.colours.lasers[wl],
-                   camera=replace(config.camera, qe=config.colours.camera_qe[wl]), twin=twin)
-
-
-def _scaled_response(slm: TwinSLM, ratio: float) -> TwinSLM:
-    return replace(slm, response_max_rad=slm.response_max_rad * ratio,
-                   response_wobble_rad=slm.response_wobble_rad * ratio)
-
-
 def _slm(s: _Section, key: str) -> SLMConfig:
     driver = _driver(s, key)
     cfg = SLMConfig(
@@ -481,7 +257,7 @@ def _slm(s: _Section, key: str) -> SLMConfig:
         latency_frames=_latency_frames(s),
         settle_s=_settle_ms(s) * 1e-3,
         lut=s.string("lut", "calibrated", nonempty=True),
-        connection=_connection(s, driver, SLM_CONNECTION),
+        connection=read_connection(s, driver, SLM_CONNECTION),
         wall_plug_w=_wall_plug(s),
     )
     s.done()
@@ -497,7 +273,7 @@ def _camera(s: _Section) -> CameraConfig:
         bitdepth=s.integer("bitdepth", low=1, high=16),
         exposure_s=s.number("exposure_ms", low=0.0, low_open=True, high=MAX_EXPOSURE_MS) * 1e-3,
         readout_s=s.number("readout_ms", 0.0, low=0.0, high=MAX_READOUT_MS) * 1e-3,
-        connection=_connection(s, driver, CAMERA_CONNECTION),
+        connection=read_connection(s, driver, CAMERA_CONNECTION),
         wall_plug_w=_wall_plug(s),
         qe=s.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
         gain_dn_per_e=s.number("gain_dn_per_e", 1.0, low=0.0, low_open=True, high=MAX_GAIN_DN_PER_E),
@@ -623,144 +399,3 @@ def _check_consistency(c: BenchConfig) -> None:
         if max(seed_px, g.decoder_px, g.output_window_px) > min(rows, cols):
             raise BenchFileError(f"{c.source}: [twin] grid_px = [{cols}, {rows}]: expected room for the seed, "
                                  f"decoder and output window ({max(seed_px, g.decoder_px, g.output_window_px)} px)")
-
-
-# --- connection tables -------------------------------------------------------------------------
-# Each driver's [<device>.connection] keys, read at parse time with their types and ranges, so a
-# bad option is refused before any device opens (lab.bench and lab.real_bench hand them on).
-
-_Reader = Callable[[_Section, str], Any]
-
-
-@dataclass(frozen=True)
-class _Options:
-    """The connection keys one driver takes: a reader per key, the required ones, and whether
-    other keys go on to a vendor SDK (read as plain scalars)."""
-
-    readers: Mapping[str, _Reader]
-    required: tuple[str, ...] = ()
-    sdk_keys: bool = False
-
-
-def _text(s: _Section, key: str) -> str:
-    return s.string(key)
-
-
-def _name(s: _Section, key: str) -> str:
-    return s.string(key, nonempty=True)
-
-
-def _timeout(s: _Section, key: str) -> float:
-    return s.number(key, low=0.0, low_open=True, high=MAX_TIMEOUT_S)
-
-
-def _baudrate(s: _Section, key: str) -> int:
-    value = s.value(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value not in SERIAL_BAUDRATES:
-        raise s.fail(key, value, "an integer among the standard baud rates " + ", ".join(map(str, SERIAL_BAUDRATES)))
-    return value
-
-
-def _index(high: int) -> _Reader:
-    return lambda s, key: s.integer(key, low=0, high=high)
-
-
-def _bounded(low: float, high: float, low_open: bool = False) -> _Reader:
-    return lambda s, key: s.number(key, low=low, high=high, low_open=low_open)
-
-
-def _choice(*choices: str) -> _Reader:
-    return lambda s, key: s.string(key, choices=choices)
-
-
-def _flag(s: _Section, key: str) -> bool:
-    return s.boolean(key)
-
-
-_DEVICE_INDEX = "a device index (an integer >= 0 and <= 1023)"
-
-
-def _is_index(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1023
-
-
-def _index_or_name(s: _Section, key: str) -> int | str:
-    """A device index (0 to 1023) or a non-empty string (a path or URL)."""
-    value = s.value(key)
-    if isinstance(value, str):
-        return s.string(key, nonempty=True)
-    if not _is_index(value):
-        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty string")
-    return value
-
-
-def _device_selector(s: _Section, key: str) -> int | dict:
-    """A GenTL device: an index (0 to 1023) or a table of properties, e.g. { serial_number = "21345678" }."""
-    value = s.value(key)
-    if isinstance(value, dict) and value:
-        props = _Section(s.source, f"{s.name}.{key}", value)
-        return {k: _index_or_name(props, k) for k in sorted(value)}
-    if not _is_index(value):
-        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty table of device properties, "
-                                 "e.g. { serial_number = \"21345678\" }")
-    return value
-
-
-_SERIAL_LASER = _Options({"port": _name, "baudrate": _baudrate, "timeout_s": _timeout, "expected_model": _text},
-                         required=("port",))
-_VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
-                        "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True)
-# keys optgen itself gives a vendor SLM's SDK class (from the bench file or fixed)
-_SDK_RESERVED = ("bitdepth", "gpu", "name", "pitch_um", "resolution", "timing", "vendor", "wav_um")
-
-LASER_CONNECTION: dict[str, _Options] = {
-    "simulated": _Options({}),
-    "obis": _SERIAL_LASER,        # port = "twin": the protocol twin, same keys
-    "cobolt": _SERIAL_LASER,
-    "scpi-ldc": _Options({"resource": _name, "timeout_s": _timeout, "slope_w_per_a": _bounded(0.0, 100.0, True),
-                          "threshold_a": _bounded(0.0, 100.0), "expected_model": _text, "visa_library": _name,
-                          "power_query": _name}, required=("resource", "slope_w_per_a")),
-}
-SLM_CONNECTION: dict[str, _Options] = {
-    "simulated": _Options({}),
-    "screen": _Options({"display": _index(63), "allow_main": _flag, "vendor": _text, "model": _text,
-                        "serial": _text}),
-    **{vendor: _VENDOR_SLM for vendor in ("meadowlark", "holoeye", "santec", "hamamatsu")},
-}
-CAMERA_CONNECTION: dict[str, _Options] = {
-    "simulated": _Options({}),
-    "genicam": _Options({"cti": _name, "device": _device_selector, "pixel_format": _name,
-                         "gain": _bounded(0.0, 1000.0), "trigger": _choice("off", "software", "hardware"),
-                         "trigger_source": _name, "num_buffers": lambda s, key: s.integer(key, low=1, high=1024)},
-                        required=("cti",)),
-    "opencv": _Options({"source": _index_or_name,
-                        "api": _choice("any", "v4l2", "dshow", "msmf", "avfoundation", "gstreamer", "ffmpeg")}),
-}
-# The keys each driver takes (a vendor SLM's SDK takes others too).
-CONNECTION_KEYS: dict[str, dict[str, frozenset[str]]] = {
-    kind: {driver: frozenset(options.readers) for driver, options in table.items()}
-    for kind, table in (("laser", LASER_CONNECTION), ("slm", SLM_CONNECTION), ("camera", CAMERA_CONNECTION))
-}
-
-
-def _connection(s: _Section, driver: str, drivers: Mapping[str, _Options]) -> dict:
-    """The [<table>.connection] options of ``driver``, each checked for its type and range."""
-    table = s.sub("connection", required=False) or _Section(s.source, f"{s.name}.connection", {})
-    spec = drivers[driver]
-    options = {key: read(table, key) for key, read in spec.readers.items()
-               if table.has(key) or key in spec.required}
-    if spec.sdk_keys:
-        options.update((key, _sdk_option(table, key)) for key in sorted(set(table.table) - set(options)))
-    table.done(f"driver {driver!r} takes no connection keys" if not spec.readers else f"driver {driver!r}")
-    return options
-
-
-def _sdk_option(s: _Section, key: str) -> str | bool | int | float:
-    """An option for a vendor SLM's SDK class: a keyword name optgen does not set itself, a scalar value."""
-    if key in _SDK_RESERVED:
-        known = ", ".join(sorted(s.used))
-        raise s.fail(key, s.table[key], f"no {key!r} here: optgen sets it itself (allowed: {known} and the "
-                                        f"SDK's own options)")
-    if not key.isidentifier() or not key.isascii():
-        raise s.fail(key, s.table[key], "an SDK option name (letters, digits and '_')")
-    return s.scalar(key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from optgen.lab.bench_file import default_bench_text
+from optgen.lab.bench.parse import default_bench_text
 
 __all__ = ["RGB_COLOURS", "SMALL", "edit_bench_text", "external_laser_bench_text", "rgb_bench_text",
            "small_bench_text"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from optgen.drivers.errors import DeviceError
 
-from optgen.lab.capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
+from optgen.lab.run.capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
 from optgen.drivers.common.schedule import TriggeredSchedule, Shown
 
 __all__ = ["triggered_frames"]

@@ -1,0 +1,149 @@
+"""Each driver's [<device>.connection] keys, read at parse time with their types and ranges, so a
+bad option is refused before any device opens (optgen.lab.bench.assemble and .real hand them on)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from optgen.lab.bench.limits import MAX_TIMEOUT_S, SERIAL_BAUDRATES
+from optgen.lab.bench.reader import Section as _Section
+
+__all__ = ["CAMERA_CONNECTION", "CONNECTION_KEYS", "LASER_CONNECTION", "SLM_CONNECTION", "read_connection"]
+
+_Reader = Callable[[_Section, str], Any]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The connection keys one driver takes: a reader per key, the required ones, and whether
+    other keys go on to a vendor SDK (read as plain scalars)."""
+
+    readers: Mapping[str, _Reader]
+    required: tuple[str, ...] = ()
+    sdk_keys: bool = False
+
+
+def _text(s: _Section, key: str) -> str:
+    return s.string(key)
+
+
+def _name(s: _Section, key: str) -> str:
+    return s.string(key, nonempty=True)
+
+
+def _timeout(s: _Section, key: str) -> float:
+    return s.number(key, low=0.0, low_open=True, high=MAX_TIMEOUT_S)
+
+
+def _baudrate(s: _Section, key: str) -> int:
+    value = s.value(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value not in SERIAL_BAUDRATES:
+        raise s.fail(key, value, "an integer among the standard baud rates " + ", ".join(map(str, SERIAL_BAUDRATES)))
+    return value
+
+
+def _index(high: int) -> _Reader:
+    return lambda s, key: s.integer(key, low=0, high=high)
+
+
+def _bounded(low: float, high: float, low_open: bool = False) -> _Reader:
+    return lambda s, key: s.number(key, low=low, high=high, low_open=low_open)
+
+
+def _choice(*choices: str) -> _Reader:
+    return lambda s, key: s.string(key, choices=choices)
+
+
+def _flag(s: _Section, key: str) -> bool:
+    return s.boolean(key)
+
+
+_DEVICE_INDEX = "a device index (an integer >= 0 and <= 1023)"
+
+
+def _is_index(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1023
+
+
+def _index_or_name(s: _Section, key: str) -> int | str:
+    """A device index (0 to 1023) or a non-empty string (a path or URL)."""
+    value = s.value(key)
+    if isinstance(value, str):
+        return s.string(key, nonempty=True)
+    if not _is_index(value):
+        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty string")
+    return value
+
+
+def _device_selector(s: _Section, key: str) -> int | dict:
+    """A GenTL device: an index (0 to 1023) or a table of properties, e.g. { serial_number = "21345678" }."""
+    value = s.value(key)
+    if isinstance(value, dict) and value:
+        props = _Section(s.source, f"{s.name}.{key}", value)
+        return {k: _index_or_name(props, k) for k in sorted(value)}
+    if not _is_index(value):
+        raise s.fail(key, value, f"{_DEVICE_INDEX} or a non-empty table of device properties, "
+                                 "e.g. { serial_number = \"21345678\" }")
+    return value
+
+
+_SERIAL_LASER = _Options({"port": _name, "baudrate": _baudrate, "timeout_s": _timeout, "expected_model": _text},
+                         required=("port",))
+_VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
+                        "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True)
+# keys optgen itself gives a vendor SLM's SDK class (from the bench file or fixed)
+_SDK_RESERVED = ("bitdepth", "gpu", "name", "pitch_um", "resolution", "timing", "vendor", "wav_um")
+
+LASER_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "obis": _SERIAL_LASER,        # port = "twin": the protocol twin, same keys
+    "cobolt": _SERIAL_LASER,
+    "scpi-ldc": _Options({"resource": _name, "timeout_s": _timeout, "slope_w_per_a": _bounded(0.0, 100.0, True),
+                          "threshold_a": _bounded(0.0, 100.0), "expected_model": _text, "visa_library": _name,
+                          "power_query": _name}, required=("resource", "slope_w_per_a")),
+}
+SLM_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "screen": _Options({"display": _index(63), "allow_main": _flag, "vendor": _text, "model": _text,
+                        "serial": _text}),
+    **{vendor: _VENDOR_SLM for vendor in ("meadowlark", "holoeye", "santec", "hamamatsu")},
+}
+CAMERA_CONNECTION: dict[str, _Options] = {
+    "simulated": _Options({}),
+    "genicam": _Options({"cti": _name, "device": _device_selector, "pixel_format": _name,
+                         "gain": _bounded(0.0, 1000.0), "trigger": _choice("off", "software", "hardware"),
+                         "trigger_source": _name, "num_buffers": lambda s, key: s.integer(key, low=1, high=1024)},
+                        required=("cti",)),
+    "opencv": _Options({"source": _index_or_name,
+                        "api": _choice("any", "v4l2", "dshow", "msmf", "avfoundation", "gstreamer", "ffmpeg")}),
+}
+# The keys each driver takes (a vendor SLM's SDK takes others too).
+CONNECTION_KEYS: dict[str, dict[str, frozenset[str]]] = {
+    kind: {driver: frozenset(options.readers) for driver, options in table.items()}
+    for kind, table in (("laser", LASER_CONNECTION), ("slm", SLM_CONNECTION), ("camera", CAMERA_CONNECTION))
+}
+
+
+def read_connection(s: _Section, driver: str, drivers: Mapping[str, _Options]) -> dict:
+    """The [<table>.connection] options of ``driver``, each checked for its type and range."""
+    table = s.sub("connection", required=False) or _Section(s.source, f"{s.name}.connection", {})
+    spec = drivers[driver]
+    options = {key: read(table, key) for key, read in spec.readers.items()
+               if table.has(key) or key in spec.required}
+    if spec.sdk_keys:
+        options.update((key, _sdk_option(table, key)) for key in sorted(set(table.table) - set(options)))
+    table.done(f"driver {driver!r} takes no connection keys" if not spec.readers else f"driver {driver!r}")
+    return options
+
+
+def _sdk_option(s: _Section, key: str) -> str | bool | int | float:
+    """An option for a vendor SLM's SDK class: a keyword name optgen does not set itself, a scalar value."""
+    if key in _SDK_RESERVED:
+        known = ", ".join(sorted(s.used))
+        raise s.fail(key, s.table[key], f"no {key!r} here: optgen sets it itself (allowed: {known} and the "
+                                        f"SDK's own options)")
+    if not key.isidentifier() or not key.isascii():
+        raise s.fail(key, s.table[key], "an SDK option name (letters, digits and '_')")
+    return s.scalar(key)

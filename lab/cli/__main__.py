@@ -1,0 +1,7 @@
+"""``python -m optgen.lab.cli``: the same as the ``optgen`` command."""
+
+import sys
+
+from optgen.lab.cli.main import main
+
+sys.exit(main())

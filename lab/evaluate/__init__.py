@@ -1,0 +1,1 @@
+"""Judging a run: the digits in its images, and its frames against the twin's prediction."""
