@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from optgen.lab.runfile.storage import read_run_status
+from optgen.lab.runfile.reader import read_run_status
 from optgen.lab.bench.examples import external_laser_bench_text
 from optgen.simulators.protocol.serve import ExternalTwinLaser
 

@@ -42,7 +42,7 @@ from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.decoder import load_decoder_phase
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
-from optgen.lab.runfile.storage import read_run_status
+from optgen.lab.runfile.reader import read_run_status
 from optgen.lab.run import faults
 from optgen.lab.bench.examples import small_bench_text
 

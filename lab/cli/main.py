@@ -206,8 +206,7 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import h5py
-
+    from optgen.lab.runfile.reader import read_run_attrs
     from optgen.lab.bench.parse import parse_bench
     from optgen.lab.run.colour_run import is_colour_run
     from optgen.lab.evaluate.run import evaluate_run
@@ -218,9 +217,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     run_file = args.run / "run.h5"
     spec = args.model
     if spec is None and run_file.is_file():
-        with h5py.File(run_file, "r") as f:
-            if str(f.attrs.get("decoder_phase", "")).startswith("model:"):
-                spec = parse_bench(f.attrs["bench_file"], str(run_file)).run.model
+        attrs = read_run_attrs(run_file)
+        if str(attrs.get("decoder_phase", "")).startswith("model:"):
+            spec = parse_bench(attrs["bench_file"], str(run_file)).run.model
     if spec is not None:
         from optgen.lab.model import load_model
 
@@ -337,7 +336,7 @@ def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run file recorded them."""
     from optgen.lab.bench.parse import load_bench, parse_bench
-    from optgen.lab.runfile.storage import read_run_attrs
+    from optgen.lab.runfile.reader import read_run_attrs
 
     if args.resume is None:
         _new_run_checks(args)
@@ -499,7 +498,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from optgen.lab.runfile.storage import read_run_status
+    from optgen.lab.runfile.reader import read_run_status
 
     path = args.run / "run.h5"
     if not path.is_file():

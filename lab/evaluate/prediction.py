@@ -98,13 +98,11 @@ def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, 
                   placement=None) -> list[float]:
     """Pearson r, per stored frame of a run folder, between its registered image and the prediction
     (``placement``: SLM2's measured placement the run was made with, if any)."""
-    import h5py
     from pathlib import Path
 
-    with h5py.File(Path(folder) / "run.h5", "r") as f:
-        written = f["meta/written"][:]
-        images = f["images"][...][written]
-        seeds = f["seed/phase"][...][written]
-        decoder = f["decoder_phase"][...]
+    from optgen.lab.runfile.reader import RunFile
+
+    with RunFile(Path(folder) / "run.h5") as run:
+        images, seeds, decoder = run.images(), run.seed_phase(), run.decoder_phase
     predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px, placement)
     return [pearson_r(p, c) for p, c in zip(predicted, images)]

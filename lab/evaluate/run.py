@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from optgen.lab.run.placement import place_decoder
@@ -26,7 +25,7 @@ from optgen.lab.bench.config import colour_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.lab.run.registration import OutputRegistration
-from optgen.lab.runfile.storage import read_run_attrs
+from optgen.lab.runfile.reader import RunFile
 
 __all__ = ["evaluate_run", "twin_predictions"]
 
@@ -35,19 +34,18 @@ def _read_run(folder: Path) -> dict:
     path = folder / "run.h5"
     if not path.is_file():
         raise OptgenError(f"{folder}: no run.h5; not a run folder")
-    with h5py.File(path, "r") as f:
-        written = f["meta/written"][:]
-        if not written.any():
+    with RunFile(path) as run:
+        if not run.written.any():
             raise OptgenError(f"{path}: the run holds no frames")
         return {
-            "images": f["images"][...][written],
-            "seed_phase": f["seed/phase"][...][written],
-            "power_w": f["meta/laser_power_w"][...][written],
-            "exposure_s": f["meta/exposure_s"][...][written],
-            "decoder_phase": f["decoder_phase"][...] if "decoder_phase" in f else None,
-            "bench_text": f.attrs["bench_file"],
-            "run_args": read_run_attrs(path).get("run_args") or {},
-            "decoder_id": f.attrs.get("decoder_phase", ""),
+            "images": run.images(),
+            "seed_phase": run.seed_phase(),
+            "power_w": run.meta("laser_power_w"),
+            "exposure_s": run.meta("exposure_s"),
+            "decoder_phase": run.decoder_phase,
+            "bench_text": run.attrs["bench_file"],
+            "run_args": run.attrs.get("run_args") or {},
+            "decoder_id": run.attrs.get("decoder_phase", ""),
         }
 
 

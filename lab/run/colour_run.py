@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import h5py
 import numpy as np
 
 from optgen.drivers.errors import OptgenError
@@ -36,7 +35,7 @@ from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
 from optgen.lab.run.generate import prepare_run_folder, run_generation
-from optgen.lab.runfile.storage import read_run_status
+from optgen.lab.runfile.reader import RunFile, read_run_status
 
 __all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]
@@ -189,13 +188,12 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> d
 
 def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:
     """A colour run's registered images as irradiance per watt of beam (W/m^2 per W), (N, h, w)."""
-    with h5py.File(folder / "run.h5", "r") as f:
-        written = f["meta/written"][:]
-        if not written.all():
-            raise OptgenError(f"{folder}: {int((~written).sum())} frames missing; resume the run first")
-        images = f["images"][...].astype(np.float64)
-        power = f["meta/laser_power_w"][...]
-        exposure = f["meta/exposure_s"][...]
+    with RunFile(folder / "run.h5") as run:
+        if not run.written.all():
+            raise OptgenError(f"{folder}: {int((~run.written).sum())} frames missing; resume the run first")
+        images = run.images().astype(np.float64)
+        power = run.meta("laser_power_w")
+        exposure = run.meta("exposure_s")
     cam = cfg.camera
     per_count = photon_energy_j(cfg.wavelength_m) / (cam.gain_dn_per_e * cam.qe * (cam.pitch_um * 1e-6) ** 2)
     return images * per_count / (power * exposure)[:, None, None]

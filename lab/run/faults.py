@@ -76,9 +76,10 @@ def plant(bench, stage: str, at: int) -> None:
         _on_call(camera, "_get_image_hw", at, time_out)
     elif stage == "store":
         from optgen.lab.runfile import storage
+        from optgen.lab.runfile.layout import DiskFullError
 
         def disk_full():
-            raise storage.DiskFullError("the disk is full (planted)")
+            raise DiskFullError("the disk is full (planted)")
 
         _on_call(storage.RunWriter, "write", at, disk_full)
     elif stage == "laser":

@@ -41,7 +41,8 @@ from optgen.lab.run.patterns import check_model_phase
 from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.run.seeds import SeedSource
 from optgen.lab.stop import StopControl
-from optgen.lab.runfile.storage import RunWriter, read_run_attrs, read_run_status
+from optgen.lab.runfile.reader import RunFile, read_run_attrs, read_run_status
+from optgen.lab.runfile.storage import RunWriter
 
 __all__ = ["RunFolderError", "RunLog", "RunResult", "prepare_run_folder", "run_generation", "run_summary",
            "write_json_atomic", "write_run_outputs"]
@@ -447,11 +448,8 @@ def write_run_outputs(folder: Path, summary: dict, pictures: bool = True, timeou
         return
 
     def sheet() -> None:
-        import h5py
-
-        with h5py.File(folder / "run.h5", "r") as f:
-            written = f["meta/written"][:]
-            images = f["images"][np.flatnonzero(written)[:64]]
+        with RunFile(folder / "run.h5") as run:
+            images = run.images(limit=64)
         write_contact_sheet(folder / "contact_sheet.png", images)
         summary["contact_sheet"] = "contact_sheet.png"
         write_json_atomic(folder / "summary.json", summary)

@@ -33,55 +33,17 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s
 
-from optgen.drivers.errors import OptgenError
+from optgen.lab.runfile.layout import (DISK_MARGIN_BYTES, EVENT_DTYPE, FORMAT_VERSION, PART_SUFFIX,
+                                       PER_FRAME_FIELDS, SEED_ID_BYTES, DiskFullError, RunEvent, RunFileError,
+                                       decoded_attrs, encode_attrs, fixed_text, open_run_file, read_events,
+                                       utc_text)
 
-__all__ = ["DiskFullError", "FORMAT_VERSION", "PER_FRAME_FIELDS", "RunEvent", "RunFileError", "RunWriter",
-           "read_run_attrs", "read_run_status"]
-
-FORMAT_VERSION = 2
-PER_FRAME_FIELDS = {
-    "timestamp_s": np.float64,
-    "exposure_s": np.float64,
-    "laser_power_w": np.float64,
-    "saturated_pixels": np.int64,
-}
-SEED_ID_BYTES = 128
-EVENT_DTYPE = np.dtype([("time_s", "<f8"), ("kind", "S24"), ("text", "S480")])  # 512-byte rows
-PART_SUFFIX = ".part"             # the name a run file has until it is fully created
-DISK_MARGIN_BYTES = 64 * 2**20     # left free beyond the run: run.log, summary, the final attributes
-FINISHED = ("complete", "stopped", "failed")
-
-
-class RunFileError(OptgenError):
-    """A run file cannot be read, created or resumed; the message says why."""
-
-
-class DiskFullError(OptgenError, OSError):
-    """The disk cannot take the run (or its next frame); nothing stored so far is lost."""
-
-
-class RunEvent(NamedTuple):
-    time_s: float
-    kind: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{_utc(self.time_s)} {self.kind}: {self.text}"
-
-
-def _utc(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _fixed(text: str, size: int) -> bytes:
-    """``text`` as utf-8, cut to ``size`` bytes on a character boundary."""
-    return text.encode("utf-8")[:size].decode("utf-8", "ignore").encode("utf-8")
+__all__ = ["RunWriter"]
 
 
 def _reserved(group: h5py.Group, name: str, shape: tuple, dtype, chunks: tuple | None = None) -> h5py.Dataset:
@@ -106,35 +68,6 @@ class _Rows:
         self.ds.id.write(self.mspace, self.fspace, np.ascontiguousarray(arr).reshape(1, *self.shape), mtype=self.mtype)
 
 
-def _encode_attrs(attrs: dict) -> tuple[dict, list[str]]:
-    out, as_json = {}, []
-    for key, value in attrs.items():
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            out[key] = value
-        else:
-            out[key] = json.dumps(value)
-            as_json.append(key)
-    return out, as_json
-
-
-def _decoded_attrs(f: h5py.File) -> dict:
-    """The file's attributes, JSON decoded where they were stored as JSON; unreadable ones left out."""
-    out = {}
-    for key in f.attrs:
-        try:
-            value = f.attrs[key]
-        except (OSError, KeyError, RuntimeError):   # torn by a kill while the attributes changed
-            continue
-        out[key] = value.item() if isinstance(value, np.generic) else value
-    for key in json.loads(out.pop("json_attrs", "[]")):
-        if isinstance(out.get(key), str):
-            try:
-                out[key] = json.loads(out[key])
-            except json.JSONDecodeError:
-                pass
-    return out
-
-
 def _publish(part: Path, final: Path) -> None:
     """Give the fully created file its name without ever replacing a file already there."""
     try:
@@ -147,96 +80,6 @@ def _publish(part: Path, final: Path) -> None:
         os.rename(part, final)
         return
     os.unlink(part)
-
-
-def _open(path: Path, mode: str, **kwargs) -> h5py.File:
-    """Open a run file; a missing, corrupt, locked or foreign file raises RunFileError."""
-    if not path.is_file():
-        part = path.with_name(path.name + PART_SUFFIX)
-        if part.exists():
-            raise RunFileError(f"{path}: no such run file; {part.name} is a creation that was interrupted "
-                               f"(no frame was stored): delete the folder's files and start the run again")
-        raise RunFileError(f"{path}: no such run file")
-    try:
-        try:
-            f = h5py.File(path, mode, **kwargs)
-        except OSError as exc:
-            if "locking flag values don't match" not in str(exc):
-                raise
-            f = h5py.File(path, mode)     # this process has it open for writing: share that handle
-    except OSError as exc:
-        if "unable to lock" in str(exc):
-            raise RunFileError(f"{path}: open for writing in another process (a run still going?): {exc}") from None
-        raise RunFileError(f"{path}: not a readable HDF5 run file (truncated or corrupt?): {exc}") from None
-    try:
-        version = f.attrs.get("format_version")
-        if version is None or int(version) != FORMAT_VERSION:
-            raise RunFileError(f"{path}: run file format_version {version}; this optgen reads format_version "
-                               f"{FORMAT_VERSION} only")
-        for name in ("frames", "images", "seed/phase", "seed/gray", "seed/index", "seed/id", "meta/written",
-                     "meta/stored_s", "log/events", "log/written", *(f"meta/{n}" for n in PER_FRAME_FIELDS)):
-            if name not in f:
-                raise RunFileError(f"{path}: not a complete run file: /{name} is missing")
-            if name.startswith(("images", "seed", "meta")) and len(f[name]) != len(f["frames"]):
-                raise RunFileError(f"{path}: /{name} holds {len(f[name])} rows for {len(f['frames'])} frames")
-    except (RunFileError, OSError, KeyError, ValueError, RuntimeError) as exc:
-        f.close()
-        if isinstance(exc, RunFileError):
-            raise
-        raise RunFileError(f"{path}: corrupt run file: {exc}") from None
-    return f
-
-
-def _events(f: h5py.File) -> list[RunEvent]:
-    marks = f["log/written"][:]
-    last = int(np.flatnonzero(marks)[-1]) + 1 if marks.any() else 0
-    rows = f["log/events"][:last][marks[:last]]
-    return [RunEvent(float(r["time_s"]), r["kind"].decode("utf-8", "replace"), r["text"].decode("utf-8", "replace"))
-            for r in rows]
-
-
-def _last_mark(events: list[RunEvent]) -> tuple[str, str] | None:
-    """(status, reason) of the last ``mark_stopped`` after the last start or resume, if any."""
-    for event in reversed(events):
-        if event.kind in ("created", "resumed"):
-            return None
-        if event.kind == "status":
-            status, _, reason = event.text.partition(": ")
-            return status, reason
-    return None
-
-
-def read_run_attrs(path: str | Path) -> dict:
-    """The attributes of a run file (JSON decoded); works while a run is writing it."""
-    path = Path(path)
-    with _open(path, "r", locking=False) as f:
-        return _decoded_attrs(f)
-
-
-def read_run_status(path: str | Path) -> dict:
-    """How far a run got, read without modifying the file (also while another process writes it).
-
-    ``status`` is the recorded final status, or "killed or still running" for a run that was
-    never closed; ``stop_reason`` then is what ``mark_stopped`` recorded, if anything.
-    """
-    path = Path(path)
-    with _open(path, "r", locking=False) as f:
-        attrs = _decoded_attrs(f)
-        marks = f["meta/written"][:]
-        stored = f["meta/stored_s"][:][marks]
-        events = _events(f)
-    status = attrs.get("status")
-    reason = attrs.get("stop_reason", "")
-    if status not in FINISHED:
-        mark = _last_mark(events)
-        status, reason = "killed or still running", (f"{mark[0]}: {mark[1]}" if mark and mark[1] else
-                                                      mark[0] if mark else "")
-    missing = np.flatnonzero(~marks)
-    return {"path": str(path), "status": status, "stop_reason": reason, "frames_requested": int(marks.size),
-            "frames_written": int(marks.sum()), "first_missing": int(missing[0]) if missing.size else None,
-            "created_utc": attrs.get("created_utc"),
-            "last_write_utc": _utc(float(stored.max())) if stored.size else None,
-            "events": events}
 
 
 class RunWriter:
@@ -291,7 +134,7 @@ class RunWriter:
         self._rows = {name: _Rows(f[name]) for name in ("images", "seed/phase", "seed/gray", "seed/index", "seed/id",
                                                         "meta/stored_s", "meta/written", "log/events", "log/written",
                                                         *(f"meta/{n}" for n in PER_FRAME_FIELDS))}
-        self.attrs = _decoded_attrs(f)
+        self.attrs = decoded_attrs(f)
         self.frame_bytes = int(np.prod(self.frames.shape[1:])) * 2
         self.reserved = self._reserve(at)
         self._fd = os.open(at, os.O_RDONLY) if self.fsync else None
@@ -309,16 +152,16 @@ class RunWriter:
         needed = count * per_frame + self._event_rows(count) * (EVENT_DTYPE.itemsize + 1)
         self._check_free(needed, "the run")
         try:
-            f = h5py.File(part, "w")   # a .part file is a leftover of a killed creation, never a run
+            f = open_run_file(part, "w")   # a .part file is a leftover of a killed creation, never a run
         except OSError as exc:
             raise RunFileError(f"{self.path}: cannot create the run file ({exc})") from None
         try:
-            encoded, as_json = _encode_attrs(attrs)
+            encoded, as_json = encode_attrs(attrs)
             for key, value in encoded.items():
                 f.attrs[key] = value
             f.attrs["json_attrs"] = json.dumps(as_json)
             f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created_utc"] = _utc(time.time())
+            f.attrs["created_utc"] = utc_text(time.time())
             f.attrs["status"] = "running"
             _reserved(f, "frames", (count, *frame_shape), np.uint16, chunks=(1, *frame_shape))
             _reserved(f, "images", (count, *image_shape), np.float32, chunks=(1, *image_shape))
@@ -371,7 +214,7 @@ class RunWriter:
     def resume(cls, path: str | Path, *, fsync: bool = False) -> RunWriter:
         """Open an interrupted run (stopped, failed, or killed while running) to write its missing frames."""
         path = Path(path)
-        f = _open(path, "r+")
+        f = open_run_file(path, "r+")
         try:
             status = f.attrs.get("status") if "status" in f.attrs else None
         except (OSError, KeyError, RuntimeError):
@@ -453,7 +296,7 @@ class RunWriter:
             if full:
                 kind, text = "log", f"the run log is full ({rows} events); later events are not stored"
             k = self._n_events
-            self._rows["log/events"].put(k, np.array((time.time(), _fixed(kind, 24), _fixed(text, 480)),
+            self._rows["log/events"].put(k, np.array((time.time(), fixed_text(kind, 24), fixed_text(text, 480)),
                                                      dtype=EVENT_DTYPE))
             self._flush()
             self._rows["log/written"].put(k, True)
@@ -464,7 +307,7 @@ class RunWriter:
     def events(self) -> list[RunEvent]:
         """The run log stored so far, oldest first."""
         with self._lock:
-            return _events(self.file)
+            return read_events(self.file)
 
     def mark_stopped(self, status: str, reason: str = "") -> None:
         """Record, durably and without closing, that the run is ending and why."""
@@ -504,7 +347,7 @@ class RunWriter:
                 try:
                     self.mark_stopped(status, reason)   # in the log first: attribute changes are not atomic
                 finally:
-                    encoded, as_json = _encode_attrs(extra_attrs or {})
+                    encoded, as_json = encode_attrs(extra_attrs or {})
                     for key, value in encoded.items():
                         f.attrs[key] = value
                     if as_json:

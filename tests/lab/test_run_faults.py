@@ -18,7 +18,8 @@ from optgen.lab.run.laser_guard import LaserFault
 from optgen.lab.run.generate import RunFolderError, run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.lab.stop import StopControl
-from optgen.lab.runfile.storage import DiskFullError, read_run_status
+from optgen.lab.runfile.layout import DiskFullError
+from optgen.lab.runfile.reader import read_run_status
 from tests.conftest import small_bench_text
 
 

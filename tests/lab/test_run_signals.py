@@ -37,7 +37,7 @@ def start_run(tmp_path, out, count=COUNT):
 
 def wait_for_frames(out, n, timeout_s=60.0):
     """Until the run has stored at least ``n`` frames (read as `optgen status` reads it)."""
-    from optgen.lab.runfile.storage import read_run_status
+    from optgen.lab.runfile.reader import read_run_status
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

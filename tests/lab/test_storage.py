@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 
 from optgen.lab.runfile import storage
-from optgen.lab.runfile.storage import DiskFullError, RunFileError, RunWriter, read_run_attrs, read_run_status
+from optgen.lab.runfile.layout import FORMAT_VERSION, DiskFullError, RunFileError
+from optgen.lab.runfile.reader import read_run_attrs, read_run_status
+from optgen.lab.runfile.storage import RunWriter
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPE = (1080, 1920)
@@ -63,7 +65,7 @@ def test_a_run_file_round_trips_through_plain_h5py(tmp_path):
     writer.close("stopped")                                   # a second close does nothing
     with h5py.File(path, "r") as f:
         assert f.attrs["status"] == "stopped" and f.attrs["stop_reason"] == "test"
-        assert f.attrs["frames_written"] == 3 and f.attrs["format_version"] == storage.FORMAT_VERSION
+        assert f.attrs["frames_written"] == 3 and f.attrs["format_version"] == FORMAT_VERSION
         assert list(f["meta/written"][:]) == [True, True, True, False]
         assert f["frames"].chunks == (1, 8, 6) and f["frames"].compression is None
         assert f["frames"][2].dtype == np.uint16 and (f["frames"][2] == 3).all()
@@ -108,7 +110,7 @@ def test_storing_a_frame_changes_no_hdf5_metadata(tmp_path):
 CHILD = r"""
 import os, signal, sys, time
 import numpy as np
-from optgen.lab.runfile.storage import RunWriter       # light: optgen.drivers loads its device stack on use only
+from optgen.lab.runfile.storage import RunWriter
 path, count, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class KillOn:
