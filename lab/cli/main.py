@@ -334,9 +334,9 @@ def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
 
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
-    or, with --resume, as the run file recorded them."""
-    from optgen.lab.bench.parse import load_bench, parse_bench
-    from optgen.lab.runfile.reader import read_run_attrs
+    or, with --resume, as the run recorded them (optgen.lab.run.folder has the rules)."""
+    from optgen.lab.bench.parse import load_bench
+    from optgen.lab.run.folder import resume_settings
 
     if args.resume is None:
         _new_run_checks(args)
@@ -345,23 +345,9 @@ def _run_settings(args: argparse.Namespace):
         return cfg, base_dir, _seed(args), args.count, args.calibrations, args.out
     if args.out is not None or args.count is not None:
         raise OptgenError("--resume DIR continues that run: leave out --out and --count")
-    attrs = read_run_attrs(args.resume / "run.h5")
-    recorded = attrs.get("run_args") or {}
-    _resume_seed(args, int(recorded.get("seed", 0)))
-    if args.bench is not None:
-        cfg = load_bench(args.bench)
-        if cfg.text != attrs.get("bench_file"):
-            raise OptgenError(f"{args.bench}: not the bench file the run in {args.resume} was made with "
-                              f"({attrs.get('bench_source')}); resume it on its own bench")
-        base_dir = args.bench.parent
-    else:
-        cfg = parse_bench(attrs["bench_file"], f"{args.resume / 'run.h5'} (bench file recorded by the run)")
-        base_dir = Path(recorded["bench_dir"]) if recorded.get("bench_dir") else None
-    if recorded.get("colour_nm") is not None:   # one colour pass: its seeds and decoder come from the colour run
-        raise OptgenError(f"{args.resume}: one colour ({recorded['colour_nm']:g} nm) of a multi-colour run; "
-                          f"resume the whole run: optgen run --resume {args.resume.resolve().parent}")
-    calibrations = args.calibrations or (Path(recorded["calibrations"]) if recorded.get("calibrations") else None)
-    return cfg, base_dir, int(recorded.get("seed", 0)), int(attrs["count"]), calibrations, args.resume
+    cfg, base_dir, seed, count, calibrations = resume_settings(args.resume, bench=args.bench, seed=args.seed,
+                                                               calibrations=args.calibrations)
+    return cfg, base_dir, seed, count, calibrations, args.resume
 
 
 def _new_run_checks(args: argparse.Namespace) -> None:
@@ -383,43 +369,22 @@ def _seed(args: argparse.Namespace) -> int:
     return seed
 
 
-def _resume_seed(args: argparse.Namespace, recorded: int) -> None:
-    """A resumed run keeps its own seed: --seed may only repeat it."""
-    if args.seed is not None and args.seed != recorded:
-        raise OptgenError(f"--seed {args.seed}: the run in {args.resume} was started with --seed {recorded}; a "
-                          f"resumed run keeps its seed (leave --seed out)")
-
-
 def _cmd_run_colours(args: argparse.Namespace) -> int:
     """``optgen run --colours``: every colour of the bench's [colours] table, one at a time, then RGB."""
-    import json
 
     from tqdm import tqdm
 
-    from optgen.lab.bench.parse import load_bench, parse_bench
-    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, run_colours
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.run.colour_run import run_colours
 
-    if args.resume is None:
+    if args.resume is None and args.bench is None:   # the embedded three-colour twin and its shipped model
+        from optgen.lab.bench.examples import rgb_bench_text
+
         _new_run_checks(args)
-        if args.bench is None:   # the embedded three-colour twin and the shipped three-colour model
-            from optgen.lab.bench.examples import rgb_bench_text
-
-            cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
-        else:
-            cfg = load_bench(args.bench)
-        base_dir = args.bench.parent if args.bench is not None else None
-        seed, count, calibrations, out = _seed(args), args.count, args.calibrations, args.out
+        cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
+        base_dir, seed, count, calibrations, out = None, _seed(args), args.count, args.calibrations, args.out
     else:
-        if args.out is not None or args.count is not None:
-            raise OptgenError("--resume DIR continues that run: leave out --out and --count")
-        stored = json.loads((args.resume / COLOUR_RUN_FILE).read_text())
-        _resume_seed(args, int(stored["seed"]))
-        cfg = (load_bench(args.bench) if args.bench is not None
-               else parse_bench(stored["bench_file"], f"{args.resume / COLOUR_RUN_FILE} (recorded bench file)"))
-        base_dir = args.bench.parent if args.bench is not None else (
-            Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
-        seed, count, out = int(stored["seed"]), int(stored["count"]), args.resume
-        calibrations = args.calibrations or (Path(stored["calibrations"]) if stored.get("calibrations") else None)
+        cfg, base_dir, seed, count, calibrations, out = _run_settings(args)
     model = _load_model(cfg, base_dir)
     bar = None if args.no_progress else tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
 
@@ -451,7 +416,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from optgen.lab.bench.assemble import build_bench
     from optgen.lab.run.colour_run import is_colour_run
-    from optgen.lab.run.generate import prepare_run_folder, run_generation
+    from optgen.lab.run.folder import prepare_run_folder
+    from optgen.lab.run.generate import run_generation
 
     if args.retries < 0:
         raise OptgenError(f"--retries {args.retries}: expected 0 or more")

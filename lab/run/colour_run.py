@@ -34,13 +34,13 @@ from optgen.lab.bench.config import BenchConfig, colour_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
-from optgen.lab.run.generate import prepare_run_folder, run_generation
+from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder
+from optgen.lab.run.generate import run_generation
 from optgen.lab.runfile.reader import RunFile, read_run_status
 
 __all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]
 
-COLOUR_RUN_FILE = "colour_run.json"
 
 
 @dataclass
@@ -95,13 +95,7 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                 "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
     record = out / COLOUR_RUN_FILE
     if resume:
-        if not record.is_file():
-            raise OptgenError(f"{out}: no {COLOUR_RUN_FILE}; not a multi-colour run folder")
-        stored = json.loads(record.read_text())
-        for key in ("colours_nm", "count", "seed", "model", "bench_file"):
-            if stored.get(key) != settings[key]:
-                raise OptgenError(f"{out}: the run was made with another {key.replace('_', ' ')} "
-                                  f"({stored.get(key)!r:.80}); resume it with the same bench and model")
+        check_same_colour_run(out, settings)
     else:
         prepare_run_folder(out)
         record.write_text(json.dumps(settings, indent=2) + "\n")

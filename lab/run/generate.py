@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from optgen.lab.run.placement import place_decoder
-from optgen.drivers.errors import DeviceError, OptgenError
+from optgen.drivers.errors import DeviceError
 from optgen.drivers.stop import active as active_stop
 
 from optgen.lab.bench.assemble import Bench
@@ -41,17 +41,13 @@ from optgen.lab.run.patterns import check_model_phase
 from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.run.seeds import SeedSource
 from optgen.lab.stop import StopControl
-from optgen.lab.runfile.reader import RunFile, read_run_attrs, read_run_status
+from optgen.lab.run.folder import check_resumable, prepare_run_folder
+from optgen.lab.runfile.reader import RunFile
 from optgen.lab.runfile.storage import RunWriter
 
-__all__ = ["RunFolderError", "RunLog", "RunResult", "prepare_run_folder", "run_generation", "run_summary",
-           "write_json_atomic", "write_run_outputs"]
+__all__ = ["RunLog", "RunResult", "run_generation", "run_summary", "write_json_atomic", "write_run_outputs"]
 
 log = logging.getLogger("optgen.run")
-
-
-class RunFolderError(OptgenError, ValueError):
-    """The output folder cannot take a new run."""
 
 
 @dataclass
@@ -60,22 +56,6 @@ class RunResult:
     status: str
     frames_written: int
     summary: dict
-
-
-def prepare_run_folder(out_dir: str | Path) -> Path:
-    """Create ``out_dir`` for a new run; refuse a folder that already holds anything."""
-    folder = Path(out_dir)
-    if folder.exists():
-        if not folder.is_dir():
-            raise RunFolderError(f"{folder}: exists and is not a folder")
-        if any(folder.iterdir()):
-            raise RunFolderError(f"{folder}: already holds files; a run never overwrites another. "
-                                 f"Choose a new --out folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFolderError(f"{folder}: cannot create the run folder ({exc.strerror})") from None
-    return folder
 
 
 def software_versions() -> dict[str, str]:
@@ -88,33 +68,13 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def _resume_check(path: Path, stored: dict, attrs: dict) -> None:
-    """Refuse to continue a run made on another bench, software version or calibration set."""
-    for key, what in (("bench_file", "bench file"), ("calibrations", "calibrations"),
-                      ("seed_source", "seed source"), ("decoder_phase", "decoder phase"), ("count", "frame count")):
-        if key in stored and stored[key] != attrs[key]:
-            raise RunFolderError(f"{path}: the run was made with another {what} than this resume "
-                                 f"would use ({key} differs); resume it with the same bench file, calibrations "
-                                 f"and settings, or start a new run")
-    theirs = (stored.get("software") or {}).get("optgen")
-    ours = attrs["software"].get("optgen")
-    if theirs != ours:
-        raise RunFolderError(f"{path}: the run was made by optgen {theirs}, this is optgen {ours}; "
-                             f"a run is resumed by the version that started it")
-
-
 def _open_writer(folder: Path, resume: bool, count: int, bench: Bench, g, seed_shape, attrs: dict):
     """A new run file, or (``resume``) the run's own after checking, read-only, that this run
     may continue it: a refused resume leaves the file as it was."""
     path = folder / "run.h5"
     if not resume:
         return RunWriter(path, count, bench.camera.shape, (g.output_pixels, g.output_pixels), seed_shape, attrs=attrs)
-    if not path.is_file():
-        raise RunFolderError(f"{folder}: no run.h5 here; nothing to resume")
-    _resume_check(path, read_run_attrs(path), attrs)
-    status = read_run_status(path)
-    if status["first_missing"] is None:
-        raise RunFolderError(f"{path}: every frame is already stored ({status['status']}); nothing to resume")
+    check_resumable(path, attrs)
     return RunWriter.resume(path)
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from optgen.lab.run.decoder import load_decoder_phase
-from optgen.lab.run.generate import RunFolderError, run_generation
+from optgen.lab.run.folder import RunFolderError
+from optgen.lab.run.generate import run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 
 
