@@ -74,6 +74,7 @@ import cv2
 import numpy as np
 
 from optgen.calibration.session import CalibrationError
+from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.light_path import LightPath
 from optgen.drivers.common.patterns import lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
@@ -84,6 +85,7 @@ __all__ = [
     "find_spot",
     "fit_rigid",
     "fit_similarity",
+    "alignment_record",
     "measure_decoder_placement",
     "measure_sensor_registration",
     "write_alignment_png",
@@ -132,6 +134,17 @@ class SensorRegistration:
                    mirrored=bool(d.get("mirrored", False)), camera_pitch_m=float(d.get("camera_pitch_m", 0.0)),
                    window_m=float(d.get("window_m", 0.0)))
 
+    @classmethod
+    def from_record(cls, record) -> SensorRegistration:
+        """The registration an alignment record holds (see :func:`alignment_record`)."""
+        r = record.results
+        return cls(output_to_sensor=np.asarray(r["output_to_sensor"], dtype=np.float64),
+                   offset_m=tuple(float(v) for v in r["sensor_offset_m"]),
+                   rotation_deg=float(r["sensor_rotation_deg"]), pitch_ratio=float(r["sensor_pitch_ratio"]),
+                   residual_px=float(record.residuals.get("sensor_residual_px", 0.0)),
+                   expected_m=np.asarray(record.raw.get("sensor_expected_m", np.zeros((0, 2)))),
+                   detected_px=np.asarray(record.raw.get("sensor_detected_px", np.zeros((0, 2)))))
+
 
 @dataclass
 class DecoderPlacement:
@@ -145,6 +158,16 @@ class DecoderPlacement:
     pitch_m: float = 0.0                  # SLM2 pixel pitch used
     slm_centre_px: tuple[float, float] = (0.0, 0.0)   # SLM2's centre pixel (x, y)
     composite: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_record(cls, record) -> DecoderPlacement:
+        """The placement an alignment record holds (see :func:`alignment_record`)."""
+        r = record.results
+        return cls(shift_m=tuple(float(v) for v in r["decoder_shift_m"]), rotation_deg=float(r["decoder_rotation_deg"]),
+                   residual_m=float(record.residuals.get("decoder_residual_m", 0.0)),
+                   centres_px=record.raw.get("decoder_centres_px", np.zeros((0, 2))),
+                   detected_m=record.raw.get("decoder_detected_m", np.zeros((0, 2))),
+                   pitch_m=float(r["decoder_pitch_m"]), slm_centre_px=tuple(float(v) for v in r["decoder_slm_centre_px"]))
 
     def slm_to_beam(self, centres_px: np.ndarray) -> np.ndarray:
         """SLM2 pixel (x, y) (N, 2) -> beam metres (N, 2) under this placement."""
@@ -482,6 +505,28 @@ def _placement_from_spots(centres_px: np.ndarray, detected_m: np.ndarray, pitch_
                             centres_px=np.asarray(centres_px, dtype=np.float64), detected_m=detected_m,
                             pitch_m=pitch_m, slm_centre_px=(float(slm_centre_px[0]), float(slm_centre_px[1])),
                             composite=composite)
+
+
+# --- the record ----------------------------------------------------------------------------------
+def alignment_record(sensor: SensorRegistration, placement: DecoderPlacement, base: dict) -> CalibrationRecord:
+    """One alignment calibration file's record: the sensor registration and SLM2's placement
+    (read back by :meth:`SensorRegistration.from_record` and :meth:`DecoderPlacement.from_record`)."""
+    return CalibrationRecord(
+        **base,
+        results={"output_to_sensor": np.asarray(sensor.output_to_sensor, dtype=float),
+                 "sensor_offset_m": np.asarray(sensor.offset_m, dtype=float),
+                 "sensor_rotation_deg": float(sensor.rotation_deg), "sensor_pitch_ratio": float(sensor.pitch_ratio),
+                 "decoder_shift_m": np.asarray(placement.shift_m, dtype=float),
+                 "decoder_rotation_deg": float(placement.rotation_deg),
+                 "decoder_pitch_m": float(placement.pitch_m),
+                 "decoder_slm_centre_px": np.asarray(placement.slm_centre_px, dtype=float)},
+        raw={"sensor_expected_m": np.asarray(sensor.expected_m), "sensor_detected_px": np.asarray(sensor.detected_px),
+             "decoder_centres_px": np.asarray(placement.centres_px),
+             "decoder_detected_m": np.asarray(placement.detected_m)},
+        residuals={"sensor_residual_px": float(sensor.residual_px), "decoder_residual_m": float(placement.residual_m)},
+        info={"sensor_offset_um": [v * 1e6 for v in sensor.offset_m], "sensor_rotation_deg": sensor.rotation_deg,
+              "decoder_shift_um": [v * 1e6 for v in placement.shift_m],
+              "decoder_rotation_deg": placement.rotation_deg})
 
 
 # --- the picture ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 from optgen.drivers.common.patterns import lens_phase
 
 from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.calibration.store import CalibrationRecord
 
 __all__ = ["CameraCalibration", "measure_camera"]
 
@@ -41,6 +42,27 @@ class CameraCalibration:
     def results(self) -> dict:
         return {"dark_frame": self.dark_frame, "dark_level_dn": self.dark_level_dn,
                 "saturation_dn": self.saturation_dn, "exposure_s": self.exposure_s}
+
+    def to_record(self, base: dict) -> CalibrationRecord:
+        """The calibration file's record (``base``: kind, device, wavelength, path, bench, identity)."""
+        return CalibrationRecord(
+            **base, results=self.results(),
+            raw={"exposures_s": self.exposures_s, "spot_counts": self.spot_counts, "peak_counts": self.peak_counts},
+            residuals={"linearity_rms": self.linearity_rms}, info=self.info())
+
+    @classmethod
+    def from_record(cls, record) -> "CameraCalibration":
+        """The calibration a record holds (a record checked by the store)."""
+        r, info = record.results, record.info
+        return cls(exposure_s=float(r["exposure_s"]), dark_frame=np.asarray(r["dark_frame"], dtype=np.float32),
+                   dark_level_dn=float(r["dark_level_dn"]), read_noise_dn=float(info.get("read_noise_dn", np.nan)),
+                   hot_pixels=int(info.get("hot_pixels", 0)), saturation_dn=float(r["saturation_dn"]),
+                   driver_saturation_dn=int(info.get("driver_saturation_dn", 0)),
+                   linearity_rms=float(record.residuals.get("linearity_rms", np.nan)),
+                   exposures_s=np.asarray(record.raw.get("exposures_s", ())),
+                   spot_counts=np.asarray(record.raw.get("spot_counts", ())),
+                   peak_counts=np.asarray(record.raw.get("peak_counts", ())),
+                   laser_power_w=float(info.get("laser_power_w", np.nan)))
 
     def info(self) -> dict:
         return {"exposure_s": self.exposure_s, "dark_level_dn": self.dark_level_dn,

@@ -45,6 +45,12 @@ class PhaseResponse:
     def is_linear(self) -> bool:
         return self.phase_rad is None
 
+    @classmethod
+    def from_record(cls, record) -> "PhaseResponse":
+        """The LUT of a stored phase-response calibration (a ``lut`` record checked by the store)."""
+        phase = np.asarray(record.results["phase_rad"], dtype=float)
+        return cls(record.id, np.arange(phase.size, dtype=float), phase)
+
 
 LINEAR = PhaseResponse("linear-nominal")
 

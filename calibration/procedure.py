@@ -18,14 +18,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
+from optgen.calibration.alignment import alignment_record
 from optgen.calibration.camera import CameraCalibration, measure_camera
 from optgen.calibration.lut import apply_response
 from optgen.calibration.session import CalibrationSession
 from optgen.calibration.store import CalibrationRecord, CalibrationStore
 
-__all__ = ["CalibrationReport", "STEPS", "calibrate", "camera_record", "lut_record", "alignment_record"]
+__all__ = ["CalibrationReport", "STEPS", "bench_alignment_record", "calibrate", "camera_record", "lut_record",
+           "record_base"]
 
 STEPS = ("camera", "lut", "alignment")
 
@@ -46,50 +47,25 @@ class CalibrationReport:
                 "figures": self.figures, "counters": self.counters}
 
 
-def _base(bench, kind: str, device: str, identity: dict) -> dict:
+def record_base(bench, kind: str, device: str, identity: dict) -> dict:
+    """What every calibration record of ``bench`` carries besides its results."""
     cfg = bench.config
     return dict(kind=kind, device=device, wavelength_nm=cfg.wavelength_nm, optical_path=cfg.light_path.digest(),
                 bench_name=cfg.name, bench_text=cfg.text, device_identity=identity)
 
 
 def camera_record(bench, cal: CameraCalibration) -> CalibrationRecord:
-    return CalibrationRecord(
-        **_base(bench, "camera", "camera", bench.camera.identity.as_dict()),
-        results=cal.results(),
-        raw={"exposures_s": cal.exposures_s, "spot_counts": cal.spot_counts, "peak_counts": cal.peak_counts},
-        residuals={"linearity_rms": cal.linearity_rms}, info=cal.info())
+    return cal.to_record(record_base(bench, "camera", "camera", bench.camera.identity.as_dict()))
 
 
 def lut_record(bench, key: str, m) -> CalibrationRecord:
     slm = bench.encoding_slm if key == "encoding_slm" else bench.decoding_slm
-    return CalibrationRecord(
-        **_base(bench, "lut", key, slm.identity.as_dict()),
-        results={"phase_rad": np.asarray(m.phase_rad, dtype=float),
-                 "crosstalk_sigma_px": float(m.crosstalk_sigma_px)},
-        raw={k: np.asarray(v) for k, v in m.raw.items()},
-        residuals={"fit_rms": float(m.residual_rms)},
-        info={"rounds": int(m.rounds), "helper_lut": m.helper_lut_id, "range_rad": float(m.lut_range_rad())})
+    return m.to_record(record_base(bench, "lut", key, slm.identity.as_dict()))
 
 
-def alignment_record(bench, sensor, placement) -> CalibrationRecord:
-    identity = {"encoding_slm": bench.encoding_slm.identity.as_dict(),
-                "decoding_slm": bench.decoding_slm.identity.as_dict(), "camera": bench.camera.identity.as_dict()}
-    return CalibrationRecord(
-        **_base(bench, "alignment", "bench", identity),
-        results={"output_to_sensor": np.asarray(sensor.output_to_sensor, dtype=float),
-                 "sensor_offset_m": np.asarray(sensor.offset_m, dtype=float),
-                 "sensor_rotation_deg": float(sensor.rotation_deg), "sensor_pitch_ratio": float(sensor.pitch_ratio),
-                 "decoder_shift_m": np.asarray(placement.shift_m, dtype=float),
-                 "decoder_rotation_deg": float(placement.rotation_deg),
-                 "decoder_pitch_m": float(placement.pitch_m),
-                 "decoder_slm_centre_px": np.asarray(placement.slm_centre_px, dtype=float)},
-        raw={"sensor_expected_m": np.asarray(sensor.expected_m), "sensor_detected_px": np.asarray(sensor.detected_px),
-             "decoder_centres_px": np.asarray(placement.centres_px),
-             "decoder_detected_m": np.asarray(placement.detected_m)},
-        residuals={"sensor_residual_px": float(sensor.residual_px), "decoder_residual_m": float(placement.residual_m)},
-        info={"sensor_offset_um": [v * 1e6 for v in sensor.offset_m], "sensor_rotation_deg": sensor.rotation_deg,
-              "decoder_shift_um": [v * 1e6 for v in placement.shift_m],
-              "decoder_rotation_deg": placement.rotation_deg})
+def bench_alignment_record(bench, sensor, placement) -> CalibrationRecord:
+    identity = {role: getattr(bench, role).identity.as_dict() for role in ("encoding_slm", "decoding_slm", "camera")}
+    return alignment_record(sensor, placement, record_base(bench, "alignment", "bench", identity))
 
 
 def _png_path(path: Path) -> Path:
@@ -160,7 +136,7 @@ def _alignment_step(bench, session, store, report, rounds, truths) -> None:
 
     sensor = measure_sensor_registration(session)
     placement = measure_decoder_placement(session, sensor)
-    path = store.save(alignment_record(bench, sensor, placement))
+    path = store.save(bench_alignment_record(bench, sensor, placement))
     write_alignment_png(_png_path(path), sensor, placement)
     report.files["alignment"], report.pictures["alignment"] = path, _png_path(path)
     report.measurements["alignment"] = (sensor, placement)

@@ -113,6 +113,7 @@ from scipy import interpolate, ndimage, optimize
 
 from optgen.calibration.lut import PhaseResponse, apply_response
 from optgen.calibration.session import CalibrationError
+from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.patterns import binary_grating, lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 
@@ -151,6 +152,14 @@ class ResponseMeasurement:
         """The response as a LUT source (every gray level sampled)."""
         return PhaseResponse(id, levels=np.arange(self.phase_rad.size, dtype=float),
                              phase_rad=np.asarray(self.phase_rad, dtype=float).copy())
+
+    def to_record(self, base: dict) -> CalibrationRecord:
+        """The calibration file's record; :meth:`PhaseResponse.from_record` reads its LUT back."""
+        return CalibrationRecord(
+            **base, results={"phase_rad": np.asarray(self.phase_rad, dtype=float),
+                             "crosstalk_sigma_px": float(self.crosstalk_sigma_px)},
+            raw={k: np.asarray(v) for k, v in self.raw.items()}, residuals={"fit_rms": float(self.residual_rms)},
+            info={"rounds": int(self.rounds), "helper_lut": self.helper_lut_id, "range_rad": float(self.lut_range_rad())})
 
     def lut_range_rad(self) -> float:
         """The largest phase delay the SLM reaches (relative to gray 0); below 2pi is flagged."""

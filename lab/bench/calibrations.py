@@ -29,7 +29,7 @@ from optgen.calibration.store import BenchSpec, CalibrationFileError, Calibratio
 
 from optgen.lab.bench.config import BenchConfig
 
-__all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations", "response_from_record"]
+__all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations"]
 
 log = logging.getLogger("optgen")
 
@@ -45,12 +45,6 @@ def store_folder(config: BenchConfig, override: str | Path | None = None) -> Pat
     if not folder.is_absolute() and source.is_file():
         folder = source.parent / folder
     return folder
-
-
-def response_from_record(record: CalibrationRecord) -> PhaseResponse:
-    """The LUT of a stored phase-response calibration."""
-    phase = np.asarray(record.results["phase_rad"], dtype=float)
-    return PhaseResponse(record.id, np.arange(phase.size, dtype=float), phase)
 
 
 @dataclass
@@ -72,29 +66,20 @@ class BenchCalibrations:
 
     def decoder_placement(self):
         """The measured placement of SLM2 in the beam, or None."""
-        if self.alignment is None:
-            return None
         from optgen.calibration.alignment import DecoderPlacement
 
-        r = self.alignment.results
-        return DecoderPlacement(shift_m=tuple(float(v) for v in r["decoder_shift_m"]),
-                                rotation_deg=float(r["decoder_rotation_deg"]),
-                                residual_m=float(self.alignment.residuals.get("decoder_residual_m", 0.0)),
-                                centres_px=self.alignment.raw.get("decoder_centres_px", np.zeros((0, 2))),
-                                detected_m=self.alignment.raw.get("decoder_detected_m", np.zeros((0, 2))),
-                                pitch_m=float(r["decoder_pitch_m"]),
-                                slm_centre_px=tuple(float(v) for v in r["decoder_slm_centre_px"]))
+        return DecoderPlacement.from_record(self.alignment) if self.alignment is not None else None
 
     def output_to_sensor(self) -> np.ndarray | None:
         """The measured 2x3 map from output-plane metres to sensor pixels, or None."""
-        if self.alignment is None:
-            return None
-        return np.asarray(self.alignment.results["output_to_sensor"], dtype=float)
+        from optgen.calibration.alignment import SensorRegistration
+
+        return SensorRegistration.from_record(self.alignment).output_to_sensor if self.alignment is not None else None
 
     def saturation_dn(self) -> float | None:
-        if self.camera is None:
-            return None
-        return float(self.camera.results["saturation_dn"])
+        from optgen.calibration.camera import CameraCalibration
+
+        return CameraCalibration.from_record(self.camera).saturation_dn if self.camera is not None else None
 
     def check_devices(self, bench) -> None:
         """Refuse, once the devices are open, a calibration made on another device: CalibrationFileError
@@ -142,7 +127,7 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
             if record is None:
                 luts[cfg.key] = UNCALIBRATED
             else:
-                luts[cfg.key] = response_from_record(record)
+                luts[cfg.key] = PhaseResponse.from_record(record)
                 records[cfg.key] = record
         elif cfg.lut == "linear":
             luts[cfg.key] = LINEAR
