@@ -72,7 +72,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from optgen.calibration.session import CalibrationError
 from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.light_path import LightPath

@@ -15,11 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from optgen.drivers.common.patterns import lens_phase
-
 from optgen.calibration.session import CalibrationError, CalibrationSession
 from optgen.calibration.store import CalibrationRecord
+from optgen.drivers.common.patterns import lens_phase
 
 __all__ = ["CameraCalibration", "measure_camera"]
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from optgen.calibration.compare import affine_distance_px, response_error_rad
-from optgen.drivers.common.roles import SLM_ROLES
 from optgen.calibration.session import CalibrationSession
+from optgen.drivers.common.roles import SLM_ROLES
 
 __all__ = ["DriftCheck", "TOLERANCES", "check_drift", "affine_distance_px"]
 
@@ -47,7 +46,10 @@ class DriftCheck:
 
 def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
     """Compare quick re-measurements with the calibrations ``bench`` opened with."""
-    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
+    from optgen.calibration.alignment import (
+        measure_decoder_placement,
+        measure_sensor_registration,
+    )
     from optgen.calibration.response import measure_response
 
     session = session or CalibrationSession(bench)

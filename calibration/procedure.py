@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from optgen.calibration.alignment import alignment_record
 from optgen.calibration.camera import CameraCalibration, measure_camera
 from optgen.calibration.lut import apply_response
@@ -111,7 +110,8 @@ def _camera_step(bench, session, store, report, rounds, truths) -> None:
 
 
 def _lut_step(bench, session, store, report, rounds, truths) -> None:
-    from optgen.calibration.response import calibrate_luts, write_response_png
+    from optgen.calibration.response_picture import write_response_png
+    from optgen.calibration.two_slms import calibrate_luts
 
     previous = dict(bench.luts)
     try:
@@ -132,7 +132,11 @@ def _lut_step(bench, session, store, report, rounds, truths) -> None:
 
 
 def _alignment_step(bench, session, store, report, rounds, truths) -> None:
-    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration, write_alignment_png
+    from optgen.calibration.alignment import (
+        measure_decoder_placement,
+        measure_sensor_registration,
+        write_alignment_png,
+    )
 
     sensor = measure_sensor_registration(session)
     placement = measure_decoder_placement(session, sensor)

@@ -13,13 +13,12 @@ Every calibration measures through this one class, so that
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Callable, Sequence
 from typing import Iterator, TypeVar
 
 import numpy as np
-
 from optgen.drivers.errors import OptgenError
 
 __all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]

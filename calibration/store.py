@@ -47,10 +47,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from optgen.drivers.errors import OptgenError
-
 from optgen.calibration.lut import response_problem
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["FORMAT_VERSION", "KINDS", "DEVICES", "MAX_FILE_BYTES", "BenchSpec", "CalibrationFileError",
            "CalibrationRecord", "CalibrationStore", "Selection", "check_content", "check_for_bench", "load_record"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optgen.calibration.response import _grating
+from optgen.drivers.common.patterns import binary_grating
 from optgen.calibration.session import CalibrationSession
 from optgen.drivers.identity import CameraTiming, SLMTiming
 from optgen.drivers.common.schedule import ShowCaptureSchedule
@@ -15,7 +15,7 @@ from optgen.drivers.common.schedule import ShowCaptureSchedule
 def sweep_frames(bench, pipelined: bool, stall_at: int | None = None):
     session = CalibrationSession(bench, pipelined=pipelined)
     slm, clock = bench.encoding_slm, bench.clock
-    patterns = [_grating(slm, 0, g, 16) for g in range(0, 256, 24)]
+    patterns = [binary_grating(slm.shape, 16, 0, g, slm.dtype) for g in range(0, 256, 24)]
     session.show(encoding=patterns[0])
 
     real_set_phase = slm.set_phase
@@ -56,7 +56,7 @@ def test_uploading_ahead_gives_the_same_frames_in_less_bench_time(small_bench):
 def test_a_sweep_taking_two_frames_per_pattern_keeps_the_next_pattern_out_of_both(small_bench):
     """The next upload waits for every frame a pattern's grab takes, not only the first."""
     slm = small_bench.encoding_slm
-    patterns = [_grating(slm, 0, g, 16) for g in range(0, 256, 32)]
+    patterns = [binary_grating(slm.shape, 16, 0, g, slm.dtype) for g in range(0, 256, 32)]
     taken = {}
     for pipelined in (False, True):
         session = CalibrationSession(small_bench, pipelined=pipelined)
