@@ -72,8 +72,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationError
-from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.light_path import LightPath
 from optgen.drivers.common.patterns import lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING

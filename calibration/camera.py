@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationError, CalibrationSession
-from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.patterns import lens_phase
 
 __all__ = ["CameraCalibration", "measure_camera"]

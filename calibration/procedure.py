@@ -21,8 +21,9 @@ from pathlib import Path
 from optgen.calibration.alignment import alignment_record
 from optgen.calibration.camera import CameraCalibration, measure_camera
 from optgen.calibration.lut import apply_response
+from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationSession
-from optgen.calibration.store import CalibrationRecord, CalibrationStore
+from optgen.calibration.store import CalibrationStore
 
 __all__ = ["CalibrationReport", "STEPS", "bench_alignment_record", "calibrate", "camera_record", "lut_record",
            "record_base"]

@@ -94,6 +94,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from optgen.calibration.lut import PhaseResponse
+from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.response_fit import Sweep, fit_response, unmix
 from optgen.calibration.response_spots import (
     OrderWindows,
@@ -107,7 +108,6 @@ from optgen.calibration.response_spots import (
     spot_width,
 )
 from optgen.calibration.session import CalibrationError
-from optgen.calibration.store import CalibrationRecord
 from optgen.drivers.common.patterns import TWO_PI, binary_grating, lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 from scipy import ndimage

@@ -6,19 +6,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from optgen.calibration.lut import PhaseResponse, apply_response
 from optgen.drivers.camera import BenchCamera
+from optgen.drivers.common.clock import Clock
 from optgen.drivers.identity import SLMTiming
 from optgen.drivers.laser import Laser
 from optgen.drivers.slm import PhaseSLM
-from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera,
-                        SimulatedLaser, SimulatedPhaseSLM, SLMTruth, VirtualClock, WallClock,
-                        planted_response)
-from optgen.drivers.common.clock import Clock
-
-from optgen.lab.bench.config import BenchConfig, SLMConfig, TwinSLM
 from optgen.lab.bench.calibrations import BenchCalibrations, load_bench_calibrations
+from optgen.lab.bench.config import BenchConfig, SLMConfig, TwinSLM
+from optgen.simulators import (
+    DECODING,
+    ENCODING,
+    LaserTruth,
+    OpticalWorld,
+    SensorTruth,
+    SimulatedCamera,
+    SimulatedLaser,
+    SimulatedPhaseSLM,
+    SLMTruth,
+    VirtualClock,
+    WallClock,
+    planted_response,
+)
 
 __all__ = ["Bench", "build_bench"]
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from optgen.calibration.lut import LINEAR, PhaseResponse, load_response
-from optgen.calibration.store import BenchSpec, CalibrationFileError, CalibrationRecord, CalibrationStore
-
+from optgen.calibration.record import CalibrationFileError, CalibrationRecord
+from optgen.calibration.record_checks import BenchSpec
+from optgen.calibration.store import CalibrationStore
 from optgen.lab.bench.config import BenchConfig
 
 __all__ = ["BenchCalibrations", "store_folder", "load_bench_calibrations"]

@@ -14,16 +14,50 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from optgen.lab.bench.config import (DEFAULT_NAME, KNOWN_DRIVERS, BenchConfig, CalibrationConfig, CameraConfig,
-                                     ColourConfig, Geometry, LaserConfig, RunConfig, SafetyConfig, SLMConfig,
-                                     TwinConfig, TwinSLM)
-from optgen.lab.bench.connections import CAMERA_CONNECTION, LASER_CONNECTION, SLM_CONNECTION, read_connection
-from optgen.lab.bench.limits import (MAX_BENCH_BYTES, MAX_SIDE_PX, MAX_DISTANCE_MM, MAX_OFFSET_UM, MAX_PITCH_UM, MAX_POWER_MW,
-                                     MAX_WALL_PLUG_W, MAX_REFRESH_HZ, MAX_LATENCY_FRAMES,
-                                     MAX_SETTLE_MS, MAX_EXPOSURE_MS, MAX_READOUT_MS,
-                                     MAX_GAIN_DN_PER_E, MAX_J_PER_GFLOP, MAX_BEAM_MM, MAX_ELECTRONS,
-                                     MAX_DN, MAX_COLOURS, MAX_KEY_PARTS)
-from optgen.lab.bench.reader import BenchFileError, Section as _Section, show
+from optgen.lab.bench.config import (
+    DEFAULT_NAME,
+    KNOWN_DRIVERS,
+    BenchConfig,
+    CalibrationConfig,
+    CameraConfig,
+    ColourConfig,
+    Geometry,
+    LaserConfig,
+    RunConfig,
+    SafetyConfig,
+    SLMConfig,
+    TwinConfig,
+    TwinSLM,
+)
+from optgen.lab.bench.connections import (
+    CAMERA_CONNECTION,
+    LASER_CONNECTION,
+    SLM_CONNECTION,
+    read_connection,
+)
+from optgen.lab.bench.limits import (
+    MAX_BEAM_MM,
+    MAX_BENCH_BYTES,
+    MAX_COLOURS,
+    MAX_DISTANCE_MM,
+    MAX_DN,
+    MAX_ELECTRONS,
+    MAX_EXPOSURE_MS,
+    MAX_GAIN_DN_PER_E,
+    MAX_J_PER_GFLOP,
+    MAX_KEY_PARTS,
+    MAX_LATENCY_FRAMES,
+    MAX_OFFSET_UM,
+    MAX_PITCH_UM,
+    MAX_POWER_MW,
+    MAX_READOUT_MS,
+    MAX_REFRESH_HZ,
+    MAX_SETTLE_MS,
+    MAX_SIDE_PX,
+    MAX_WALL_PLUG_W,
+)
+from optgen.lab.bench.reader import BenchFileError, show
+from optgen.lab.bench.reader import Section as _Section
 from optgen.lab.model.shipped import SHIPPED_MODEL
 
 __all__ = ["default_bench_text", "load_bench", "parse_bench"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-from optgen.drivers.identity import SLMTiming
 from optgen.drivers.common.clock import WallClock
+from optgen.drivers.identity import SLMTiming
 
 __all__ = ["open_camera", "open_slm", "SLM_OPTIONS", "CAMERA_OPTIONS"]
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-
-from optgen.calibration.store import CalibrationRecord, _seal
+from optgen.calibration.record import CalibrationRecord, seal
 from optgen.simulators import DECODING, ENCODING
 
 PATH = "d1=40.000mm;d2=30.000mm"      # the small twin bench's optical path
@@ -67,7 +66,7 @@ def edit(path: Path, change, reseal: bool = True) -> None:
     with h5py.File(path, "r+") as f:
         change(f)
     if reseal:
-        _seal(path)
+        seal(path)
 
 
 def set_attr(name: str, value, dtype=None):

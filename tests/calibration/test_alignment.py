@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from optgen.calibration import alignment
 from optgen.calibration.alignment import (
     DecoderPlacement,
@@ -17,12 +16,13 @@ from optgen.calibration.alignment import (
 )
 from optgen.calibration.lut import PhaseResponse, apply_response, load_response
 from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.placement import place_decoder
-from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.run.registration import OutputRegistration
 from optgen.simulators import DECODING
+
 from tests.conftest import small_bench_text
 
 PLANT = {("twin.camera", "offset_um"): "[23.0, -17.0]", ("twin.camera", "rotation_deg"): "0.7",

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from optgen.calibration.lut import LUTError, PhaseResponse, apply_response, load_response, one_turn_lut
+from optgen.calibration.lut import (
+    LUTError,
+    PhaseResponse,
+    apply_response,
+    load_response,
+    one_turn_lut,
+)
 from optgen.drivers.identity import SLMTiming
-from optgen.simulators import (ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM, SLMTruth,
-                        VirtualClock, planted_response)
+from optgen.simulators import (
+    ENCODING,
+    LaserTruth,
+    OpticalWorld,
+    SensorTruth,
+    SimulatedPhaseSLM,
+    SLMTruth,
+    VirtualClock,
+    planted_response,
+)
 
 
 def make_slm():

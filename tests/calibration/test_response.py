@@ -10,12 +10,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-
 from optgen.calibration.response import ResponseMeasurement, measure_response
 from optgen.calibration.response_fit import grating_ratio_model
 from optgen.calibration.response_picture import write_response_png
-from optgen.calibration.two_slms import calibrate_luts
 from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.calibration.two_slms import calibrate_luts
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 

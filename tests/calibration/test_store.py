@@ -14,21 +14,16 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
-
+import optgen.calibration.record as record_module
 import optgen.calibration.store as store_module
+import pytest
 from optgen.calibration.lut import response_problem
-from optgen.calibration.store import (
-    FORMAT_VERSION,
-    BenchSpec,
-    CalibrationFileError,
-    CalibrationStore,
-    check_for_bench,
-    load_record,
-)
+from optgen.calibration.record import FORMAT_VERSION, CalibrationFileError, load_record
+from optgen.calibration.record_checks import BenchSpec, check_for_bench
+from optgen.calibration.store import CalibrationStore
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.parse import parse_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
+from optgen.lab.bench.parse import parse_bench
 from optgen.simulators import planted_response
 
 from ..conftest import small_bench_text
@@ -91,7 +86,7 @@ def test_a_calibration_stopped_while_it_is_written_leaves_no_file(tmp_path, monk
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(store_module, "_seal", stopped)
+        m.setattr(store_module, "seal", stopped)
         with pytest.raises(KeyboardInterrupt):
             store.save(lut_record())
     assert list(tmp_path.iterdir()) == []
@@ -197,7 +192,7 @@ def test_another_format_version_is_refused_with_the_reason(tmp_path):
     store = CalibrationStore(tmp_path)
     path = store.save(lut_record())
     data = bytearray(path.read_bytes())
-    data[:512] = store_module._header(7, "0" * 64)
+    data[:512] = record_module.header_bytes(7, "0" * 64)
     path.write_bytes(bytes(data))
     refused(path, "format_version: 7; this optgen reads version 2 only", "optgen calibrate lut")
     path2 = store.save(lut_record())
@@ -440,7 +435,7 @@ def test_an_unreadable_file_or_store_is_refused(tmp_path, config, monkeypatch):
 
 def test_a_file_larger_than_the_cap_is_refused_unread(tmp_path, monkeypatch):
     path = CalibrationStore(tmp_path).save(camera_record())
-    monkeypatch.setattr(store_module, "MAX_FILE_BYTES", 100_000)
+    monkeypatch.setattr(record_module, "MAX_FILE_BYTES", 100_000)
     refused(path, "a calibration file is at most 100000 bytes")
 
 

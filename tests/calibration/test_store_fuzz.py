@@ -25,13 +25,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import optgen.calibration.record as record_module
 import pytest
-
-import optgen.calibration.store as store_module
-from optgen.calibration.store import CalibrationFileError, load_record
+from optgen.calibration.record import CalibrationFileError, load_record
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.parse import parse_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
+from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
 
 from ..conftest import small_bench_text
@@ -76,7 +75,7 @@ def _h5(change, reseal: bool):
         with h5py.File(path, "r+") as f:
             change(f, rng)
         if reseal:
-            store_module._seal(path)
+            record_module.seal(path)
         return path
     return damage
 
@@ -193,7 +192,7 @@ def rename(make_name, wavelength: float | None = None):
         if wavelength is not None:
             with h5py.File(path, "r+") as f:
                 f.attrs["wavelength_nm"] = wavelength
-            store_module._seal(path)
+            record_module.seal(path)
         new = path.with_name(make_name(path.name))
         path.rename(new)
         return new
@@ -232,7 +231,7 @@ def header_version(version: int):
     def damage(path: Path, rng) -> Path:
         data = bytearray(path.read_bytes())
         digest = hashlib.sha256(bytes(data[512:])).hexdigest()
-        data[:512] = store_module._header(version, digest)
+        data[:512] = record_module.header_bytes(version, digest)
         path.write_bytes(bytes(data))
         return path
     return damage
@@ -471,7 +470,7 @@ def corpus() -> list[Case]:
             Case(f"{key}: garbage appended", key, replace_bytes(lambda d, rng: d + b"\0garbage")),
             Case(f"{key}: header zeroed", key, replace_bytes(lambda d, rng: bytes(512) + d[512:])),
             Case(f"{key}: a copy of another file's header", key,
-                 replace_bytes(lambda d, rng: store_module._header(2, "f" * 64) + d[512:])),
+                 replace_bytes(lambda d, rng: record_module.header_bytes(2, "f" * 64) + d[512:])),
             Case(f"{key}: format version 1 (the older writer)", key, as_version_1),
             Case(f"{key}: format version 3 in the header", key, header_version(3)),
             Case(f"{key}: format version 0 in the header", key, header_version(0)),

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
-from optgen.calibration.store import CalibrationStore, load_record
+from optgen.calibration.record import load_record
+from optgen.calibration.store import CalibrationStore
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
 from optgen.lab.evaluate.prediction import run_agreement
@@ -152,8 +152,7 @@ def test_a_run_refuses_a_tampered_older_or_implausible_calibration_with_the_file
     import shutil
 
     import h5py
-
-    import optgen.calibration.store as store_module
+    import optgen.calibration.record as record_module
 
     from ..calibration.records import write_version_1
 
@@ -171,7 +170,7 @@ def test_a_run_refuses_a_tampered_older_or_implausible_calibration_with_the_file
     else:
         with h5py.File(camera, "r+") as f:
             f["result/saturation_dn"][()] = np.nan
-        store_module._seal(camera)
+        record_module.seal(camera)
     capsys.readouterr()
     code = main(["run", "--count", "1", "--out", str(tmp_path / "run"), "--bench", str(bench),
                  "--calibrations", str(store), "--no-progress"])
