@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from optgen.lab.runfile.reader import read_run_status
 from optgen.lab.bench.examples import external_laser_bench_text
+from optgen.lab.runfile.reader import read_run_status
 from optgen.simulators.protocol.serve import ExternalTwinLaser
 
 __all__ = ["WATCHDOG_S", "calibrate_trials", "run_kill_trials", "run_sigterm_trials"]

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _timing import median_ms
 
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.run.decoder import load_decoder_phase
-from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.lab.run.generate import run_generation
+from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.simulators.noise import photon_energy_j
 from optgen.simulators.optics import propagate, transfer_function

@@ -15,10 +15,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from optgen.lab.bench.parse import default_bench_text
-from optgen.lab.model import SHIPPED_MODEL
-from optgen.lab.cli import main as optgen
 from optgen.lab.bench.examples import edit_bench_text
+from optgen.lab.bench.parse import default_bench_text
+from optgen.lab.cli import main as optgen
+from optgen.lab.model import SHIPPED_MODEL
 
 LINEAR_SLMS = {(slm, key): value for slm in ("twin.encoding_slm", "twin.decoding_slm")
                for key, value in (("response_max_rad", "6.283185307179586"), ("response_exponent", "1.0"),

@@ -38,13 +38,13 @@ import h5py
 import numpy as np
 
 from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.examples import small_bench_text
 from optgen.lab.bench.parse import parse_bench
+from optgen.lab.run import faults
 from optgen.lab.run.decoder import load_decoder_phase
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.lab.runfile.reader import read_run_status
-from optgen.lab.run import faults
-from optgen.lab.bench.examples import small_bench_text
 
 ROOT = Path(__file__).parents[1]
 SIGNALS = ("SIGINT", "SIGINTx2", "SIGTERM", "SIGKILL")

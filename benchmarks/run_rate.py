@@ -37,12 +37,11 @@ import h5py
 import numpy as np
 
 from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.examples import small_bench_text
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.decoder import load_decoder_phase
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
-from optgen.lab.bench.examples import small_bench_text
-
 
 MODES = (("pipelined", "off"), ("wait", "off"), ("trigger", "off"), ("trigger", "readout"))
 

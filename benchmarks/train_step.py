@@ -14,7 +14,6 @@ import resource
 
 import numpy as np
 import torch
-
 from _timing import median_ms
 
 from optgen.lab.bench.parse import default_bench_text, parse_bench

@@ -68,10 +68,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from optgen.calibration.alignment_spots import find_spot, measure_spots
 from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationError
 from optgen.drivers.common.light_path import LightPath
@@ -87,7 +88,6 @@ __all__ = [
     "alignment_record",
     "measure_decoder_placement",
     "measure_sensor_registration",
-    "write_alignment_png",
 ]
 
 
@@ -238,73 +238,7 @@ def fit_rigid(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 # --- spots ----------------------------------------------------------------------------------
-SPOT_CONTRAST = 5.0        # a focal spot's peak over the light around it (a flat beam: ~1.5; a focus: ~1000)
 MAX_RESIDUAL_PX = 2.0      # spots further than this from the fitted map: not the spots commanded
-@dataclass
-class Spot:
-    x: float
-    y: float
-    peak: float          # counts above the local background
-    snr: float
-
-
-def find_spot(frame: np.ndarray, scale_px: float, label: str) -> Spot:
-    """Sub-pixel centre of the one bright focal spot of ``frame`` (counts above dark).
-
-    ``scale_px`` is the expected radius of the spot's core (first dark ring) in pixels. The
-    brightest point of a lightly smoothed frame seeds an iterated Gaussian-weighted centroid
-    over the local background (median of a ring around the spot)."""
-    frame = np.asarray(frame, dtype=np.float32)
-    h, w = frame.shape
-    sigma_w = max(1.0, 0.5 * float(scale_px))            # centroid weight
-    smooth = cv2.GaussianBlur(frame, (0, 0), max(0.7, 0.5 * sigma_w))
-    step = max(1, int(math.sqrt(h * w / 250_000)))
-    sub = (frame - smooth)[::step, ::step]
-    noise = 1.4826 * float(np.median(np.abs(sub - np.median(sub)))) + 1e-6
-    iy, ix = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    r_in, r_out = math.ceil(3.5 * sigma_w), math.ceil(6.0 * sigma_w) + 2
-    bg = _ring_median(frame, ix, iy, r_in, r_out)
-    peak = float(smooth[iy, ix]) - bg
-    snr = peak / noise
-    if not (peak > 0 and snr >= 8.0 and peak >= SPOT_CONTRAST * max(bg, 0.0)):
-        raise CalibrationError(
-            f"{label}: no focal spot found (brightest point {peak:.1f} counts above its surroundings of "
-            f"{bg:.1f}, noise {noise:.1f}); check that the beam reaches the sensor (laser, shutter, "
-            f"beam block), that the SLMs show the patterns, and d1/d2 in the bench file")
-    margin = math.ceil(3.0 * sigma_w) + 1
-    x, y = float(ix), float(iy)
-    for _ in range(30):
-        if x < margin or y < margin or x > w - 1 - margin or y > h - 1 - margin:
-            raise CalibrationError(
-                f"{label}: the focal spot at sensor pixel ({x:.0f}, {y:.0f}) is at or past the sensor edge "
-                f"({w}x{h}); reduce the span of the spot grid or centre the camera on the optical axis")
-        x0, x1 = max(0, int(x) - 2 * margin), min(w, int(x) + 2 * margin + 2)
-        y0, y1 = max(0, int(y) - 2 * margin), min(h, int(y) + 2 * margin + 2)
-        patch = frame[y0:y1, x0:x1].astype(np.float64) - bg
-        gx = np.arange(x0, x1, dtype=np.float64)
-        gy = np.arange(y0, y1, dtype=np.float64)[:, None]
-        weight = np.exp(-((gx - x) ** 2) / (2 * sigma_w**2)) * np.exp(-((gy - y) ** 2) / (2 * sigma_w**2))
-        wi = weight * patch
-        total = wi.sum()
-        if total <= 0:
-            raise CalibrationError(f"{label}: the focal spot fades into its background; check the beam and "
-                                   f"the exposure")
-        nx, ny = float((wi * gx).sum() / total), float((wi * gy).sum() / total)
-        done = abs(nx - x) < 1e-4 and abs(ny - y) < 1e-4
-        x, y = nx, ny
-        if done:
-            break
-    return Spot(x, y, peak, snr)
-
-
-def _ring_median(frame: np.ndarray, x: int, y: int, r_in: int, r_out: int) -> float:
-    h, w = frame.shape
-    x0, x1, y0, y1 = max(0, x - r_out), min(w, x + r_out + 1), max(0, y - r_out), min(h, y + r_out + 1)
-    patch = frame[y0:y1, x0:x1]
-    gy, gx = np.mgrid[y0:y1, x0:x1]
-    r2 = (gx - x) ** 2 + (gy - y) ** 2
-    ring = patch[(r2 >= r_in**2) & (r2 <= r_out**2)]
-    return float(np.median(ring)) if ring.size else 0.0
 
 
 # --- measurement plumbing --------------------------------------------------------------------
@@ -316,87 +250,6 @@ def _grid_points(grid: int, half_span_m: float) -> np.ndarray:
     pts = np.array([(x, y) for y in v for x in v], dtype=np.float64)
     order = np.argsort(np.hypot(pts[:, 0], pts[:, 1]), kind="stable")
     return pts[order]
-
-
-class _Saturated(Exception):
-    """A spot frame reached saturation during a sweep (the spots are measured again one by one)."""
-
-
-def _measure_spots(session, label: str, key: str, patterns: list[np.ndarray], scale_px: float,
-                   frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Show each pattern on SLM ``key`` (the first is the brightest), find its spot; returns
-    (N, 2) centroids in sensor px and the max-composite of the frames. Call inside light().
-
-    The patterns are shown as one pipelined sweep (each uploaded while the last one still sits
-    out the SLM's latency, as gray levels computed beforehand); if a frame saturates (a spot
-    brighter than the first), the spots are measured again one by one, re-exposing on it."""
-    camera = session.bench.camera
-    saturation = float(camera.saturation_dn)
-    session.show(**{_ARG[key]: patterns[0]})
-    _expose(session, label)
-    slm = session.slms[key]
-    spots: dict[int, Spot] = {}
-    means: dict[int, np.ndarray] = {}
-
-    def grab(i: int) -> np.ndarray:
-        acc = None
-        for _ in range(frames):
-            frame = session.capture(1)
-            if float((frame + session.dark).max()) >= 0.98 * saturation:
-                raise _Saturated(i)
-            acc = frame.astype(np.float64) if acc is None else acc + frame
-        return (acc / frames).astype(np.float32)
-
-    def process(i: int, mean: np.ndarray) -> None:
-        spots[i] = find_spot(mean, scale_px, f"{label} spot {i + 1}/{len(patterns)}")
-        means[i] = mean / max(spots[i].peak, 1e-9)
-
-    try:
-        session.sweep(key, [slm.phase_to_gray(p) for p in patterns], grab, process, frames_per_pattern=frames)
-    except _Saturated:
-        return _measure_spots_one_by_one(session, label, key, patterns, scale_px, frames)
-    composite = np.maximum.reduce([means[i] for i in range(len(patterns))])
-    return np.array([(spots[i].x, spots[i].y) for i in range(len(patterns))], dtype=np.float64), composite
-
-
-def _measure_spots_one_by_one(session, label: str, key: str, patterns: list[np.ndarray], scale_px: float,
-                              frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_measure_spots` one pattern at a time, exposing again on a spot that saturates."""
-    camera = session.bench.camera
-    saturation = float(camera.saturation_dn)
-    found, composite = [], None
-    for i, pattern in enumerate(patterns):
-        session.show(**{_ARG[key]: pattern})
-        for attempt in range(2):
-            acc, saturated = None, False
-            for _ in range(frames):
-                frame = session.capture(1)
-                if float((frame + session.dark).max()) >= 0.98 * saturation:
-                    saturated = True
-                    break
-                acc = frame.astype(np.float64) if acc is None else acc + frame
-            if not saturated:
-                break
-            if attempt == 1:
-                raise CalibrationError(
-                    f"{label} spot {i + 1}/{len(patterns)}: frames saturate even after re-exposing on it; lower "
-                    f"[laser] power_mw or add an ND filter")
-            _expose(session, label)          # this pattern is brighter than the first: expose on it
-        mean = (acc / frames).astype(np.float32)
-        spot = find_spot(mean, scale_px, f"{label} spot {i + 1}/{len(patterns)}")
-        found.append((spot.x, spot.y))
-        peak_norm = mean / max(spot.peak, 1e-9)
-        composite = peak_norm if composite is None else np.maximum(composite, peak_norm)
-    return np.array(found, dtype=np.float64), composite
-
-
-_ARG = {ENCODING: "encoding", DECODING: "decoding"}
-_POWER_STEPS = 6          # a focal spot may saturate at the run power: lower it up to 10**6 times
-
-
-def _expose(session, label: str) -> float:
-    """Exposure for the pattern shown (dimming the laser for a focal spot, see the session)."""
-    return session.auto_exposure_dimming(max_dimming_steps=_POWER_STEPS)
 
 
 def _nominal_output_to_sensor(b: LightPath) -> np.ndarray:
@@ -434,7 +287,7 @@ def measure_sensor_registration(session, *, grid: int = 3, span_fraction: float 
                      "the bench file's nominal sensor placement")
     session.show(decoding=session.uniform(DECODING))
     with session.power_kept(), session.light():
-        detected, composite = _measure_spots(session, "sensor registration", ENCODING, patterns, scale_px, frames)
+        detected, composite = measure_spots(session, "sensor registration", ENCODING, patterns, scale_px, frames)
     reg = _sensor_from_spots(expected, detected, b.camera_pitch_m, b.camera_shape, composite)
     reg.window_m = b.window_m
     if not (0.5 < reg.pitch_ratio < 2.0) or reg.residual_px > MAX_RESIDUAL_PX:
@@ -482,7 +335,7 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     scale_px = b.wavelength_m * b.d2_m / b.seed_m / (b.camera_pitch_m * sensor.pitch_ratio)
     session.show(encoding=session.uniform(ENCODING))
     with session.power_kept(), session.light():
-        detected_px, composite = _measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
+        detected_px, composite = measure_spots(session, "SLM2 placement", DECODING, patterns, scale_px, frames)
     detected_m = sensor.to_output(detected_px)
     placement = _placement_from_spots(centres_px, detected_m, b.pitch_m, tuple(centre2), composite)
     residual_px = placement.residual_m / (b.camera_pitch_m * sensor.pitch_ratio)
@@ -529,75 +382,3 @@ def alignment_record(sensor: SensorRegistration, placement: DecoderPlacement, ba
 
 
 # --- the picture ---------------------------------------------------------------------------------
-_GREEN, _RED, _CYAN, _MAGENTA, _YELLOW, _WHITE = ((0, 220, 0), (40, 40, 255), (255, 200, 0), (255, 0, 255),
-                                                  (0, 230, 255), (255, 255, 255))
-
-
-def write_alignment_png(path, sensor: SensorRegistration, placement: DecoderPlacement | None,
-                        frame: np.ndarray | None = None) -> None:
-    """An overlay a person can read: the sensor image (``frame``, or the spots' composite), the
-    spots found and where the fitted maps put them, residuals magnified, and the numbers."""
-    if frame is None:
-        frame = sensor.composite if placement is None or placement.composite is None else (
-            np.maximum(sensor.composite, placement.composite) if sensor.composite is not None else placement.composite)
-    if frame is None:
-        h = int(np.ceil(max(sensor.detected_px[:, 1].max() + 20, 100)))
-        w = int(np.ceil(max(sensor.detected_px[:, 0].max() + 20, 100)))
-        frame = np.zeros((h, w), np.float32)
-    img = np.asarray(frame, dtype=np.float32)
-    img = np.sqrt(np.clip(img / max(float(np.percentile(img, 99.99)), 1e-9), 0, 1))
-    gray = (img * 200).astype(np.uint8)
-    zoom = max(1, math.ceil(640 / gray.shape[1]))
-    gray = cv2.resize(gray, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
-    canvas = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    gain = 20.0      # residual arrows magnified
-
-    def pt(p):
-        return (int(round((p[0] + 0.5) * zoom - 0.5)), int(round((p[1] + 0.5) * zoom - 0.5)))
-
-    fitted = sensor.to_sensor(sensor.expected_m)
-    for det, fit in zip(sensor.detected_px, fitted):
-        cv2.drawMarker(canvas, pt(fit), _RED, cv2.MARKER_CROSS, 16, 1, cv2.LINE_AA)
-        cv2.circle(canvas, pt(det), 9, _GREEN, 1, cv2.LINE_AA)
-        cv2.line(canvas, pt(fit), pt(fit + gain * (det - fit)), _YELLOW, 1, cv2.LINE_AA)
-    if placement is not None:
-        det_px = sensor.to_sensor(placement.detected_m)
-        fit_px = sensor.to_sensor(placement.slm_to_beam(placement.centres_px))
-        for det, fit in zip(det_px, fit_px):
-            cv2.drawMarker(canvas, pt(fit), _MAGENTA, cv2.MARKER_TILTED_CROSS, 14, 1, cv2.LINE_AA)
-            cv2.circle(canvas, pt(det), 6, _CYAN, 1, cv2.LINE_AA)
-            cv2.line(canvas, pt(fit), pt(fit + gain * (det - fit)), _YELLOW, 1, cv2.LINE_AA)
-    # the output window (its outline) and the axis
-    if sensor.window_m:
-        half = sensor.window_m / 2.0
-        corners = sensor.to_sensor(np.array([[-half, -half], [half, -half], [half, half], [-half, half]]))
-        cv2.polylines(canvas, [np.array([pt(c) for c in corners], np.int32)], True, (160, 160, 160), 1, cv2.LINE_AA)
-    cv2.drawMarker(canvas, pt(sensor.to_sensor(np.zeros((1, 2)))[0]), _WHITE, cv2.MARKER_STAR, 12, 1)
-
-    lines = [("Alignment (sensor image, sqrt scale)", _WHITE),
-             ("SENSOR in output plane (SLM1 lens+tilt spots)", _WHITE),
-             ("  o  spot found", _GREEN), ("  +  fitted map of commanded spot", _RED),
-             (f"  offset   x {sensor.offset_m[0] * 1e6:+.2f} um, y {sensor.offset_m[1] * 1e6:+.2f} um", _WHITE),
-             (f"  rotation {sensor.rotation_deg:+.4f} deg   pitch ratio {sensor.pitch_ratio:.5f}"
-              + ("  MIRRORED" if sensor.mirrored else ""), _WHITE),
-             (f"  residual {sensor.residual_px:.3f} px RMS ({len(sensor.expected_m)} spots)", _WHITE)]
-    if placement is not None:
-        lines += [("SLM2 in SLM1's beam (SLM2 lens spots)", _WHITE),
-                  ("  o  focus found", _CYAN), ("  x  fitted placement of lens centre", _MAGENTA),
-                  (f"  shift    x {placement.shift_m[0] * 1e6:+.2f} um, y {placement.shift_m[1] * 1e6:+.2f} um",
-                   _WHITE),
-                  (f"  rotation {placement.rotation_deg:+.4f} deg", _WHITE),
-                  (f"  residual {placement.residual_m * 1e6:.3f} um RMS ({len(placement.centres_px)} spots)",
-                   _WHITE)]
-    lines += [(f"yellow: residual x{gain:.0f}; star: optical axis; grey: output window", _YELLOW)]
-    panel_w, line_h = 470, 22
-    panel = np.zeros((max(canvas.shape[0], line_h * (len(lines) + 1)), panel_w, 3), np.uint8)
-    for i, (text, colour) in enumerate(lines):
-        cv2.putText(panel, text, (8, line_h * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.48, colour, 1, cv2.LINE_AA)
-    if panel.shape[0] > canvas.shape[0]:
-        canvas = cv2.copyMakeBorder(canvas, 0, panel.shape[0] - canvas.shape[0], 0, 0, cv2.BORDER_CONSTANT)
-    out = np.hstack([canvas, panel])
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), out):
-        raise OSError(f"{path}: could not write the alignment PNG")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationError, CalibrationSession
 from optgen.drivers.common.patterns import lens_phase

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from optgen.calibration.compare import affine_distance_px, response_error_rad
 from optgen.calibration.session import CalibrationSession
 from optgen.drivers.common.roles import SLM_ROLES

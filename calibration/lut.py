@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from optgen.drivers.errors import OptgenError
 
 __all__ = ["LUTError", "PhaseResponse", "load_response", "apply_response", "one_turn_lut", "response_problem",

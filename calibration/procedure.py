@@ -133,11 +133,8 @@ def _lut_step(bench, session, store, report, rounds, truths) -> None:
 
 
 def _alignment_step(bench, session, store, report, rounds, truths) -> None:
-    from optgen.calibration.alignment import (
-        measure_decoder_placement,
-        measure_sensor_registration,
-        write_alignment_png,
-    )
+    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
+    from optgen.calibration.alignment_picture import write_alignment_png
 
     sensor = measure_sensor_registration(session)
     placement = measure_decoder_placement(session, sensor)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from optgen.drivers.errors import OptgenError
 
+from optgen.drivers.errors import OptgenError
 
 __all__ = ["CalibrationFileError", "CalibrationRecord", "DEVICES", "FORMAT_VERSION", "KINDS", "MAX_FILE_BYTES", "header_bytes",
            "load_record", "seal"]

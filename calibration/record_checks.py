@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
 from optgen.calibration.lut import response_problem
 from optgen.calibration.record import (
     KINDS,
@@ -18,7 +19,6 @@ from optgen.calibration.record import (
     CalibrationRecord,
     check_json_depth,
 )
-
 
 __all__ = ["BenchSpec", "check_content", "check_for_bench"]
 

@@ -93,6 +93,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
+
 from optgen.calibration.lut import PhaseResponse
 from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.response_fit import Sweep, fit_response, unmix
@@ -110,7 +112,6 @@ from optgen.calibration.response_spots import (
 from optgen.calibration.session import CalibrationError
 from optgen.drivers.common.patterns import TWO_PI, binary_grating, lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
-from scipy import ndimage
 
 __all__ = ["ResponseMeasurement", "measure_response"]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from optgen.calibration.response import ResponseMeasurement
 from optgen.drivers.common.patterns import TWO_PI
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, TypeVar
 
 import numpy as np
+
 from optgen.drivers.errors import OptgenError
 
 __all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]

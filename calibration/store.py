@@ -40,6 +40,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from optgen.calibration.record import (
     DEVICES,
     FORMAT_VERSION,

@@ -8,6 +8,7 @@ the lab): calibration never reads the twin itself. Any object with the fields of
 from __future__ import annotations
 
 import numpy as np
+
 from optgen.calibration.compare import affine_distance_px, response_error_rad
 from optgen.drivers.common.roles import SLM_ROLES
 

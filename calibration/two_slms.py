@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from optgen.calibration.lut import apply_response
 from optgen.calibration.response import ResponseMeasurement, measure_response
 from optgen.drivers.common.patterns import TWO_PI

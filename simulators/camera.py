@@ -9,10 +9,9 @@ import threading
 import numpy as np
 
 from optgen.drivers.camera import BenchCamera
+from optgen.drivers.common.clock import sleep_until
 from optgen.drivers.errors import CaptureTimeout
 from optgen.drivers.identity import DeviceIdentity
-
-from optgen.drivers.common.clock import sleep_until
 from optgen.simulators.noise import expose
 from optgen.simulators.world import RENDER_SLOTS, OpticalWorld, render_slot
 

@@ -6,7 +6,6 @@ from optgen.drivers.errors import DeviceError, LinkLost
 from optgen.drivers.identity import DeviceIdentity
 from optgen.drivers.laser import Laser
 from optgen.drivers.lasers._common import LaserReadback
-
 from optgen.simulators.world import OpticalWorld
 
 __all__ = ["SimulatedLaser"]

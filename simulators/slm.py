@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from optgen.drivers.common.clock import sleep_until
 from optgen.drivers.identity import DeviceIdentity, SLMTiming
 from optgen.drivers.slm import PhaseSLM
-
-from optgen.drivers.common.clock import sleep_until
 from optgen.simulators.world import OpticalWorld
 
 __all__ = ["SimulatedPhaseSLM"]

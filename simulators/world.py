@@ -34,10 +34,10 @@ from dataclasses import field as dataclass_field
 import cv2
 import numpy as np
 
-from optgen.simulators.ahead import AheadWorker
 from optgen.drivers.common.clock import Clock
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
+from optgen.simulators.ahead import AheadWorker
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
 from optgen.simulators.truth import LaserTruth, PlantedTruths, SensorTruth, SLMTruth
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.parse import parse_bench
 from optgen.lab.bench.examples import SMALL, edit_bench_text, small_bench_text  # noqa: F401 - used by the tests
+from optgen.lab.bench.parse import parse_bench
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from optgen.drivers.camera import BenchCamera
+from optgen.drivers.cameras.gentl import (
+    Features,
+    acquire_producer,
+    create_acquirer,
+    match_device,
+    producer_path,
+    release_producer,
+)
 from optgen.drivers.errors import CaptureTimeout, DeviceError
 from optgen.drivers.identity import DeviceIdentity
-from optgen.drivers.cameras.gentl import Features, acquire_producer, create_acquirer, match_device, producer_path, release_producer
 
 __all__ = ["GenICamCamera", "TRIGGER_MODES"]
 

@@ -14,8 +14,15 @@ from collections.abc import Callable
 from optgen.drivers.errors import DeviceError
 from optgen.drivers.identity import DeviceIdentity
 from optgen.drivers.lasers._base import ConnectedLaser
-from optgen.drivers.lasers._common import (LaserReadback, check_model, check_wavelength, format_fixed, parse_float,
-                      parse_on_off, wavelength_in)
+from optgen.drivers.lasers._common import (
+    LaserReadback,
+    check_model,
+    check_wavelength,
+    format_fixed,
+    parse_float,
+    parse_on_off,
+    wavelength_in,
+)
 from optgen.drivers.lasers._serial_link import LinkTimeout, SerialLink, SerialPort
 
 __all__ = ["ObisLaser", "OBIS_FAULT_BITS"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from optgen.calibration.lut import PhaseResponse, apply_response
 from optgen.drivers.camera import BenchCamera
 from optgen.drivers.common.clock import Clock

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from optgen.calibration.lut import LINEAR, PhaseResponse, load_response
 from optgen.calibration.record import CalibrationFileError, CalibrationRecord
 from optgen.calibration.record_checks import BenchSpec

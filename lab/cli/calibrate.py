@@ -18,11 +18,10 @@ def _fmt(value) -> str:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     from optgen.calibration.store import CalibrationStore
-
     from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.calibrations import store_folder
     from optgen.lab.bench.config import colour_bench
     from optgen.lab.bench.parse import load_bench
-    from optgen.lab.bench.calibrations import store_folder
 
     if args.rounds < 1:
         raise OptgenError(f"--rounds {args.rounds}: expected at least 1")

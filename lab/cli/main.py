@@ -184,8 +184,8 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
     import json
 
     from optgen.lab.bench.parse import parse_bench
-    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
     from optgen.lab.model import load_model
+    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
 
     if args.model is not None:
         model = load_model(args.model)
@@ -206,10 +206,10 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from optgen.lab.runfile.reader import read_run_attrs
     from optgen.lab.bench.parse import parse_bench
-    from optgen.lab.run.colour_run import is_colour_run
     from optgen.lab.evaluate.run import evaluate_run
+    from optgen.lab.run.colour_run import is_colour_run
+    from optgen.lab.runfile.reader import read_run_attrs
 
     if is_colour_run(args.run):
         return _evaluate_colour_run(args)

@@ -17,10 +17,9 @@ import cv2
 import numpy as np
 
 from optgen.drivers.common.patterns import embed_centered, grid_coordinates
-from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
-
 from optgen.lab.bench.config import BenchConfig
 from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
 
 __all__ = ["predict_images", "pearson_r", "run_agreement"]
 

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from optgen.lab.run.placement import place_decoder
 from optgen.drivers.errors import OptgenError
-from optgen.simulators.noise import photon_energy_j
-
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.config import colour_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.placement import place_decoder
 from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.runfile.reader import RunFile
+from optgen.simulators.noise import photon_energy_j
 
 __all__ = ["evaluate_run", "twin_predictions"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from optgen.lab.run.seeds import Seed, SeedSource, values_to_phase
 from optgen.lab.model.shipped import OpticalModel
+from optgen.lab.run.seeds import Seed, SeedSource, values_to_phase
 
 __all__ = ["ModelSeedSource"]
 

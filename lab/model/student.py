@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from optgen.drivers.common.patterns import grid_coordinates
-from optgen.simulators.optics import transfer_function
-
 from optgen.lab.model.geometry import OpticalGeometry
+from optgen.simulators.optics import transfer_function
 
 __all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
 

@@ -24,12 +24,20 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from optgen.lab.run.capture_parts import (CaptureLoopStats, DeviceTime, FrameHandler, PatternPreparer, Prepared, RunFault,
-                            Uploader, frame_shown_s)
-from optgen.lab.run.frame_store import StoreWorker
 from optgen.drivers.common.schedule import ShowCaptureSchedule, Shown
-from optgen.lab.stop import StopControl
+from optgen.lab.run.capture_parts import (
+    CaptureLoopStats,
+    DeviceTime,
+    FrameHandler,
+    PatternPreparer,
+    Prepared,
+    RunFault,
+    Uploader,
+    frame_shown_s,
+)
+from optgen.lab.run.frame_store import StoreWorker
 from optgen.lab.run.triggered_loop import triggered_frames
+from optgen.lab.stop import StopControl
 
 __all__ = ["SYNC_MODES", "CaptureLoopStats", "PatternPreparer", "Prepared", "RunFault", "capture_frames"]
 

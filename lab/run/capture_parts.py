@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from optgen.drivers.common.schedule import Shown
 from optgen.drivers.errors import CaptureTimeout, DeviceError
-
 from optgen.lab.run.frame_store import CapturedFrame, StoreWorker
 from optgen.lab.run.patterns import seed_to_slm_phase
-from optgen.drivers.common.schedule import Shown
 from optgen.lab.stop import StopControl
 
 __all__ = ["CaptureLoopStats", "DeviceTime", "FrameHandler", "PatternPreparer", "Prepared", "RunFault", "Uploader",

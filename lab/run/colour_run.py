@@ -27,16 +27,15 @@ from typing import Callable
 import numpy as np
 
 from optgen.drivers.errors import OptgenError
-from optgen.simulators.noise import photon_energy_j
-
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.config import BenchConfig, colour_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
-from optgen.lab.runfile.contact_sheet import write_contact_sheet
+from optgen.lab.bench.config import BenchConfig, colour_bench
 from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
 from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder
 from optgen.lab.run.generate import run_generation
+from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.runfile.reader import RunFile, read_run_status
+from optgen.simulators.noise import photon_energy_j
 
 __all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]

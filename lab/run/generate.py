@@ -27,23 +27,22 @@ from typing import Callable
 
 import numpy as np
 
-from optgen.lab.run.placement import place_decoder
 from optgen.drivers.errors import DeviceError
 from optgen.drivers.stop import active as active_stop
-
 from optgen.lab.bench.assemble import Bench
 from optgen.lab.run.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
-from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.run.energy import energy_per_image
+from optgen.lab.run.folder import check_resumable, prepare_run_folder
 from optgen.lab.run.frame_store import StorageStalled, StoreWorker
 from optgen.lab.run.laser_guard import LaserGuard
 from optgen.lab.run.patterns import check_model_phase
+from optgen.lab.run.placement import place_decoder
 from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.run.seeds import SeedSource
-from optgen.lab.stop import StopControl
-from optgen.lab.run.folder import check_resumable, prepare_run_folder
+from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.runfile.reader import RunFile
 from optgen.lab.runfile.storage import RunWriter
+from optgen.lab.stop import StopControl
 
 __all__ = ["RunLog", "RunResult", "run_generation", "run_summary", "write_json_atomic", "write_run_outputs"]
 

@@ -20,10 +20,9 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from optgen.drivers.common.schedule import Shown, TriggeredSchedule
 from optgen.drivers.errors import DeviceError
-
 from optgen.lab.run.capture_parts import FrameHandler, Prepared, RunFault, Uploader, frame_shown_s
-from optgen.drivers.common.schedule import TriggeredSchedule, Shown
 
 __all__ = ["triggered_frames"]
 

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from optgen.lab.runfile.layout import (FINISHED, PER_FRAME_FIELDS, RunEvent, decoded_attrs, open_run_file,
-                                       read_events, utc_text)
+from optgen.lab.runfile.layout import (
+    FINISHED,
+    PER_FRAME_FIELDS,
+    RunEvent,
+    decoded_attrs,
+    open_run_file,
+    read_events,
+    utc_text,
+)
 
 __all__ = ["RunFile", "read_run_attrs", "read_run_status"]
 

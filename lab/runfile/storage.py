@@ -38,10 +38,23 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s
 
-from optgen.lab.runfile.layout import (DISK_MARGIN_BYTES, EVENT_DTYPE, FORMAT_VERSION, PART_SUFFIX,
-                                       PER_FRAME_FIELDS, SEED_ID_BYTES, DiskFullError, RunEvent, RunFileError,
-                                       decoded_attrs, encode_attrs, fixed_text, open_run_file, read_events,
-                                       utc_text)
+from optgen.lab.runfile.layout import (
+    DISK_MARGIN_BYTES,
+    EVENT_DTYPE,
+    FORMAT_VERSION,
+    PART_SUFFIX,
+    PER_FRAME_FIELDS,
+    SEED_ID_BYTES,
+    DiskFullError,
+    RunEvent,
+    RunFileError,
+    decoded_attrs,
+    encode_attrs,
+    fixed_text,
+    open_run_file,
+    read_events,
+    utc_text,
+)
 
 __all__ = ["RunWriter"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from optgen.calibration.record import CalibrationRecord, seal
 from optgen.simulators import DECODING, ENCODING
 

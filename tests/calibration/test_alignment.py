@@ -5,15 +5,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from optgen.calibration import alignment
+
+from optgen.calibration import alignment, alignment_spots
 from optgen.calibration.alignment import (
     DecoderPlacement,
     SensorRegistration,
     fit_similarity,
     measure_decoder_placement,
     measure_sensor_registration,
-    write_alignment_png,
 )
+from optgen.calibration.alignment_picture import write_alignment_png
 from optgen.calibration.lut import PhaseResponse, apply_response, load_response
 from optgen.calibration.session import CalibrationError, CalibrationSession
 from optgen.drivers.common.patterns import embed_centered
@@ -22,7 +23,6 @@ from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.placement import place_decoder
 from optgen.lab.run.registration import OutputRegistration
 from optgen.simulators import DECODING
-
 from tests.conftest import small_bench_text
 
 PLANT = {("twin.camera", "offset_um"): "[23.0, -17.0]", ("twin.camera", "rotation_deg"): "0.7",
@@ -176,7 +176,7 @@ def test_saturation_lowers_the_spot_power_or_stops_with_a_message(monkeypatch):
         session = CalibrationSession(bench, power_w=1e-3)      # 10,000x the run power: spots saturate at 1 us
         sensor = measure_sensor_registration(session, grid=2)
         assert sensor.residual_px < 0.1 and session.power_w == 1e-3
-        monkeypatch.setattr(alignment, "_POWER_STEPS", 0)
+        monkeypatch.setattr(alignment_spots, "_POWER_STEPS", 0)
         with pytest.raises(CalibrationError, match="saturate"):
             measure_sensor_registration(session, grid=2)
         assert not bench.laser.emission
@@ -190,7 +190,7 @@ def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mo
     bench = build_bench(parse_bench(small_bench_text(PLANT), "sweep"))
     try:
         session = CalibrationSession(bench)
-        one_by_one = mocker.spy(alignment, "_measure_spots_one_by_one")
+        one_by_one = mocker.spy(alignment_spots, "measure_spots_one_by_one")
         sweeps = mocker.spy(session, "sweep")
         clean = measure_sensor_registration(session)
         assert sweeps.call_count == 1 and one_by_one.call_count == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from optgen.calibration.camera import measure_camera
 from optgen.calibration.session import CalibrationError, CalibrationSession
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from optgen.calibration.response import ResponseMeasurement, measure_response
 from optgen.calibration.response_fit import grating_ratio_model
 from optgen.calibration.response_picture import write_response_png

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
+
 import optgen.calibration.record as record_module
 import optgen.calibration.store as store_module
-import pytest
 from optgen.calibration.lut import response_problem
 from optgen.calibration.record import FORMAT_VERSION, CalibrationFileError, load_record
 from optgen.calibration.record_checks import BenchSpec, check_for_bench

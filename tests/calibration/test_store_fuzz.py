@@ -25,8 +25,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import optgen.calibration.record as record_module
 import pytest
+
+import optgen.calibration.record as record_module
 from optgen.calibration.record import CalibrationFileError, load_record
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from optgen.drivers._slmsuite import SlmsuiteSLM
 from optgen.drivers.errors import PhaseInputError
 from optgen.drivers.identity import DeviceIdentity, SLMTiming
 from optgen.drivers.slm import PhaseSLM
-from optgen.drivers._slmsuite import SlmsuiteSLM
 
 
 class RecordingSLM(PhaseSLM):

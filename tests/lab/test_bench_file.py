@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from optgen.lab.bench.parse import default_bench_text, load_bench, parse_bench
-
-from optgen.lab.bench.reader import BenchFileError
 from optgen.lab.bench.examples import edit_bench_text
-
+from optgen.lab.bench.parse import default_bench_text, load_bench, parse_bench
+from optgen.lab.bench.reader import BenchFileError
 
 
 def test_default_bench_is_the_published_geometry():

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from optgen.lab.bench.examples import edit_bench_text, rgb_bench_text
 from optgen.lab.bench.parse import default_bench_text, parse_bench
-
 from optgen.lab.bench.reader import BenchFileError
 from optgen.lab.cli import main
-from optgen.lab.bench.examples import edit_bench_text, rgb_bench_text
 
 SEED = 20260611
 SOURCE = "fuzz/bench-under-test.toml"

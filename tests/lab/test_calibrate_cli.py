@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from optgen.calibration.record import load_record
 from optgen.calibration.store import CalibrationStore
 from optgen.lab.bench.parse import parse_bench
@@ -152,6 +153,7 @@ def test_a_run_refuses_a_tampered_older_or_implausible_calibration_with_the_file
     import shutil
 
     import h5py
+
     import optgen.calibration.record as record_module
 
     from ..calibration.records import write_version_1

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 
 from optgen.lab.bench.config import colour_bench
-
+from optgen.lab.bench.examples import rgb_bench_text
 from optgen.lab.bench.parse import parse_bench
-
 from optgen.lab.bench.reader import BenchFileError
 from optgen.lab.cli import main
-from optgen.lab.run.colour_run import combine_rgb, evaluate_colour_run, run_colours
-from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
 from optgen.lab.evaluate.prediction import predict_images
-from optgen.lab.bench.examples import rgb_bench_text
+from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
+from optgen.lab.run.colour_run import combine_rgb, evaluate_colour_run, run_colours
 from tests.conftest import small_bench_text
+
 
 def rgb_text(*changes: tuple[str, str]) -> str:
     """The small three-colour twin bench, with text replacements."""

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
-from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.run.patterns import seed_to_slm_phase
 from tests.conftest import small_bench_text
 
@@ -363,7 +363,7 @@ def test_training_resumes_from_its_checkpoint_and_exports_a_loadable_model(tmp_p
     logs: list[str] = []
     assert train_model(tmp_path, geom, settings, max_minutes=0.0, log=logs.append) is None  # "interrupted"
     assert (tmp_path / "student.pt").exists() and (tmp_path / "teacher.pt").exists()
-    import torch   # the checkpoint holds tensors, dicts, lists, numbers and strings: it resumes with weights_only=True
+    import torch  # the checkpoint holds tensors, dicts, lists, numbers and strings: it resumes with weights_only=True
 
     assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "student.pt") == []
     assert any("stopping after" in m for m in logs)
@@ -448,9 +448,9 @@ def test_the_straight_through_clip_keeps_a_gradient_for_values_out_of_range_and_
 
 def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(tmp_path, monkeypatch):
     pytest.importorskip("torch")
+    from optgen.lab.bench.examples import rgb_bench_text
     from optgen.lab.cli import main
     from optgen.lab.model import train as train_module
-    from optgen.lab.bench.examples import rgb_bench_text
 
     seen = []
     monkeypatch.setattr(train_module, "train_model", lambda out, geom, settings, **kw: seen.append(settings))

@@ -20,9 +20,22 @@ import pytest
 from optgen.lab.model import ModelFileError, OpticalGeometry, OpticalModel, load_model, save_model
 from optgen.lab.model import model_file as mf
 from tests.conftest import small_bench_text
-from tests.lab.test_model_file import (SHIPPED_DIR, arrays_of, data_start, good_model, header_of, members_of, npy_bytes,
-                                       npy_of, small_geometry, with_header, without, write, write_members,
-                                       write_zip_bomb)
+from tests.lab.test_model_file import (
+    SHIPPED_DIR,
+    arrays_of,
+    data_start,
+    good_model,
+    header_of,
+    members_of,
+    npy_bytes,
+    npy_of,
+    small_geometry,
+    with_header,
+    without,
+    write,
+    write_members,
+    write_zip_bomb,
+)
 
 SEED = 20251205
 BAD_NUMBERS = [0, -1, -1e300, 1e300, 1.5, float("nan"), float("inf"), "1", None, True, [], {}]
@@ -386,8 +399,8 @@ def test_the_zip_bomb_is_refused_in_little_memory(corpus):
 
 @pytest.mark.parametrize("colours", [False, True])
 def test_optgen_run_on_a_bench_naming_a_bad_model_exits_2_before_any_device_opens(tmp_path, capsys, mocker, colours):
-    from optgen.lab.cli import main
     from optgen.lab.bench.examples import rgb_bench_text
+    from optgen.lab.cli import main
 
     changes = {("run", "seed_source"): '"model"', ("run", "decoder_phase"): '"model"', ("run", "model"): '"bad.npz"'}
     text = rgb_bench_text(changes, small=True) if colours else small_bench_text(changes)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optgen.drivers.common.patterns import binary_grating
 from optgen.calibration.session import CalibrationSession
-from optgen.drivers.identity import CameraTiming, SLMTiming
+from optgen.drivers.common.patterns import binary_grating
 from optgen.drivers.common.schedule import ShowCaptureSchedule
+from optgen.drivers.identity import CameraTiming, SLMTiming
 
 
 def sweep_frames(bench, pipelined: bool, stall_at: int | None = None):
@@ -122,7 +122,7 @@ def test_the_twin_keeps_a_render_for_every_pattern_the_loop_shows_ahead():
 def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh_hz, overlap, frames):
     """Patterns follow each other as fast as settle + exposure (+ the readout, for a camera that
     cannot take a trigger while it reads out) allow, in whole refresh frames."""
-    from optgen.drivers.common.schedule import TriggeredSchedule, Shown
+    from optgen.drivers.common.schedule import Shown, TriggeredSchedule
 
     slm = SLMTiming(refresh_hz=refresh_hz, latency_frames=2, settle_s=0.010)
     camera = CameraTiming(exposure_s=0.0001, readout_s=0.0099)
@@ -146,7 +146,7 @@ def test_a_triggered_camera_paces_uploads_by_settle_exposure_and_readout(refresh
 
 
 def test_a_triggered_frame_is_clean_only_if_settled_and_over_before_the_next_pattern_moves():
-    from optgen.drivers.common.schedule import TriggeredSchedule, Shown
+    from optgen.drivers.common.schedule import Shown, TriggeredSchedule
 
     slm = SLMTiming(refresh_hz=500.0, latency_frames=2, settle_s=0.010)
     schedule = TriggeredSchedule(slm, CameraTiming(exposure_s=0.001, readout_s=0.005), overlap=True)

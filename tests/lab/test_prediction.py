@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from optgen.calibration.alignment import DecoderPlacement
-from optgen.lab.run.placement import place_decoder
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.parse import parse_bench
-from optgen.lab.run.patterns import seed_to_slm_phase
-from optgen.lab.evaluate.prediction import pearson_r, predict_images
 from optgen.lab.bench.examples import small_bench_text
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.evaluate.prediction import pearson_r, predict_images
+from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.placement import place_decoder
 
 SHIFT_UM, ROTATION_DEG, SIGMA = (3.2, -1.6), 0.2, 0.3     # 0.4 and -0.2 SLM pixels
 

@@ -14,13 +14,13 @@ from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.capture_loop import RunFault
 from optgen.lab.run.decoder import load_decoder_phase
-from optgen.lab.run.laser_guard import LaserFault
 from optgen.lab.run.folder import RunFolderError
 from optgen.lab.run.generate import run_generation
+from optgen.lab.run.laser_guard import LaserFault
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
-from optgen.lab.stop import StopControl
 from optgen.lab.runfile.layout import DiskFullError
 from optgen.lab.runfile.reader import read_run_status
+from optgen.lab.stop import StopControl
 from tests.conftest import small_bench_text
 
 

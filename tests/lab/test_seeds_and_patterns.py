@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from optgen.lab.run.decoder import load_decoder_phase
 from optgen.drivers.common.patterns import embed_centered
+from optgen.lab.run.decoder import load_decoder_phase
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.lab.run.seeds import FileSeedSource, values_to_phase
 

@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
+from optgen.drivers.common.schedule import TriggeredSchedule
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.capture_parts import FrameHandler, RunFault
-from optgen.drivers.common.schedule import TriggeredSchedule
 from tests.conftest import small_bench_text
 from tests.lab.test_run_faults import assert_each_frame_once_and_its_own_seed, run, stored
 
@@ -85,8 +85,7 @@ def test_a_pattern_whose_trigger_the_camera_missed_is_shown_again(tmp_path, monk
 
 
 def test_a_frame_left_over_from_a_camera_timeout_is_dropped_not_filed(tmp_path, monkeypatch):
-    from optgen.lab.run import triggered_loop
-    from optgen.lab.run import faults
+    from optgen.lab.run import faults, triggered_loop
 
     text = bench_text()
     with build_bench(parse_bench(text, "timeout")) as bench:

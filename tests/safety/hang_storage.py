@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 import threading
 
-from optgen.lab.runfile import storage
 from optgen.lab.cli import main
+from optgen.lab.runfile import storage
 
 
 def hang_from(n: int) -> None:

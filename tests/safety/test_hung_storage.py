@@ -13,10 +13,10 @@ from dataclasses import replace
 import pytest
 
 from optgen.lab.run import generate as run_module
-from optgen.lab.runfile import storage
 from optgen.lab.run.frame_store import StorageStalled
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
+from optgen.lab.runfile import storage
 
 from .conftest import ROOT, external_bench_text
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from optgen.drivers.errors import CaptureTimeout
 from optgen.simulators import LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SLMTruth, VirtualClock
-import scipy.stats
-
 from optgen.simulators.noise import POISSON_EXACT_BELOW_E, expose, photon_energy_j, poisson_small
 
 WL = 520e-9

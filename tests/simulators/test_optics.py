@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from optgen.drivers.common.patterns import grating_phase, grid_coordinates, lens_phase
-from optgen.simulators.optics import (band_limit_hz, phase_to_field,
-                               propagate, transfer_function)
+from optgen.simulators.optics import band_limit_hz, phase_to_field, propagate, transfer_function
 
 WL = 520e-9
 PITCH = 8e-6

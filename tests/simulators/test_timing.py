@@ -8,11 +8,22 @@ import time
 import numpy as np
 import pytest
 
+from optgen.drivers.common.clock import sleep_until
 from optgen.drivers.errors import CaptureTimeout
 from optgen.drivers.identity import SLMTiming
-from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedCamera, SimulatedPhaseSLM,
-                        SLMTruth, VirtualClock, WallClock, planted_response)
-from optgen.drivers.common.clock import sleep_until
+from optgen.simulators import (
+    DECODING,
+    ENCODING,
+    LaserTruth,
+    OpticalWorld,
+    SensorTruth,
+    SimulatedCamera,
+    SimulatedPhaseSLM,
+    SLMTruth,
+    VirtualClock,
+    WallClock,
+    planted_response,
+)
 
 PITCH = 8e-6
 GRID = (64, 96)

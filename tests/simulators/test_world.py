@@ -7,8 +7,17 @@ import pytest
 
 from optgen.drivers.errors import PhaseInputError
 from optgen.drivers.identity import SLMTiming
-from optgen.simulators import (DECODING, ENCODING, LaserTruth, OpticalWorld, SensorTruth, SimulatedPhaseSLM,
-                        SLMTruth, VirtualClock, planted_response)
+from optgen.simulators import (
+    DECODING,
+    ENCODING,
+    LaserTruth,
+    OpticalWorld,
+    SensorTruth,
+    SimulatedPhaseSLM,
+    SLMTruth,
+    VirtualClock,
+    planted_response,
+)
 
 PITCH = 8e-6
 GRID = (64, 96)
