@@ -26,13 +26,13 @@ from optgen.calibration.store import CalibrationStore
 from optgen.calibration.twin_truth import truth_errors
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import default_bench_text, parse_bench
-from optgen.lab.cli import _load_seeds_and_decoder
 from optgen.lab.evaluate.prediction import run_agreement
 from optgen.lab.run.generate import run_generation
+from optgen.lab.run.sources import run_sources
 
 
 def generate(cfg, store: Path, out: Path, frames: int) -> Path:
-    seeds, decoder, decoder_id = _load_seeds_and_decoder(cfg, None, random_seed=20261124)
+    seeds, decoder, decoder_id = run_sources(cfg, None, random_seed=20261124)
     with build_bench(cfg, store) as bench:
         run_generation(bench, seeds, decoder, decoder_id, out, frames)
     return out

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.run.sources import bench_model, run_sources
 
 __all__ = ["main"]
 
@@ -192,7 +193,7 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
     else:   # the model the run's bench file names, found as the run found it
         stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
         cfg = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE))
-        model = _load_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
+        model = bench_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
     evaluation = evaluate_colour_run(args.run, model=model)
     gen = evaluation["generated_rgb"]
     print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
@@ -294,44 +295,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(cfg, base_dir: Path | None):
-    """The model the bench file's [run] model names (a path relative to the bench file's folder, or shipped)."""
-    from optgen.lab.model import load_model
-
-    spec = cfg.run.model
-    if base_dir is not None and not Path(spec).is_absolute() and (base_dir / spec).exists():
-        spec = str(base_dir / spec)
-    return load_model(spec)
-
-
-def _load_seeds_and_decoder(cfg, base_dir: Path | None, random_seed: int):
-    """The run's seed source and decoder phase, as the bench file's [run] table says."""
-    from optgen.lab.run.decoder import load_decoder_phase
-    from optgen.lab.run.seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
-
-    g = cfg.geometry
-    model = None
-    if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
-        from optgen.lab.model import ModelSeedSource, OpticalGeometry
-
-        model = _load_model(cfg, base_dir)
-        model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
-    if cfg.run.seed_source == "model":
-        seeds = ModelSeedSource(model, cfg.wavelength_nm, random_seed)
-    elif cfg.run.seed_source == "file":
-        seed_path = Path(cfg.run.seed_file)
-        seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None else base_dir / seed_path,
-                               g.seed_superpixels)
-    else:
-        seeds = EncoderSeedSource(PlaceholderEncoder(g.seed_superpixels**2), g.seed_superpixels, random_seed)
-    if cfg.run.decoder_phase == "model":
-        decoder_phase = model.decoder_phase[model.wavelengths_nm[model.colour_index(cfg.wavelength_nm)]]
-        decoder_id = f"model:{model.id}"
-    else:
-        decoder_phase, decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
-    return seeds, decoder_phase, decoder_id
-
-
 def _run_settings(args: argparse.Namespace):
     """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
     or, with --resume, as the run recorded them (optgen.lab.run.folder has the rules)."""
@@ -385,7 +348,7 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
         base_dir, seed, count, calibrations, out = None, _seed(args), args.count, args.calibrations, args.out
     else:
         cfg, base_dir, seed, count, calibrations, out = _run_settings(args)
-    model = _load_model(cfg, base_dir)
+    model = bench_model(cfg, base_dir)
     bar = None if args.no_progress else tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
 
     def progress(colour_nm: float, done: int, total: int) -> None:
@@ -425,7 +388,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _cmd_run_colours(args)
     # Everything is validated before any device is opened.
     cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
-    seeds, decoder_phase, decoder_id = _load_seeds_and_decoder(cfg, base_dir, random_seed)
+    seeds, decoder_phase, decoder_id = run_sources(cfg, base_dir, random_seed)
     if count > len(seeds):
         raise OptgenError(f"--count {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     resume = args.resume is not None
