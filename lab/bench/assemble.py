@@ -54,6 +54,13 @@ class Bench:
         """On the twin, the truths it planted (``OpticalWorld.planted_truths()``); None on a real bench."""
         return self.world.planted_truths() if self.world is not None else None
 
+    def reload_calibrations(self, calibrations: BenchCalibrations) -> None:
+        """Run with ``calibrations`` from now on (after a calibration): their LUTs on the SLMs."""
+        calibrations.check_devices(self)
+        for slm in (self.encoding_slm, self.decoding_slm):
+            apply_response(slm, calibrations.luts[slm.name])
+        self.calibrations, self.luts = calibrations, dict(calibrations.luts)
+
     def calibration_ids(self) -> dict[str, str]:
         """Which calibration each device runs with (recorded in every run file)."""
         if self.calibrations is not None:

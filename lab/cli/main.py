@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
-from optgen.lab.run.sources import bench_model, run_sources
+from optgen.lab.run.sources import bench_model
 
 __all__ = ["main"]
 
@@ -377,26 +377,25 @@ def _cmd_run_colours(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.api import Bench
     from optgen.lab.run.colour_run import is_colour_run
     from optgen.lab.run.folder import prepare_run_folder
-    from optgen.lab.run.generate import run_generation
+    from optgen.lab.run.sources import RunSources
 
     if args.retries < 0:
         raise OptgenError(f"--retries {args.retries}: expected 0 or more")
     if args.colours or (args.resume is not None and is_colour_run(args.resume)):
         return _cmd_run_colours(args)
-    # Everything is validated before any device is opened.
+    # Everything is validated before any device is opened: the bench file, the model and seed
+    # files, the frame count, the run folder.
     cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
-    seeds, decoder_phase, decoder_id = run_sources(cfg, base_dir, random_seed)
+    sources = RunSources(cfg, base_dir)
+    seeds = sources.seeds(random_seed)
     if count > len(seeds):
         raise OptgenError(f"--count {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     resume = args.resume is not None
     if not resume:
         prepare_run_folder(out)
-    run_args = {"seed": random_seed, "bench_dir": str(base_dir.resolve()) if base_dir is not None else None,
-                "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
-
     bar = None if args.no_progress else tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr,
                                              smoothing=0.1)
 
@@ -405,25 +404,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
             bar.n = done
             bar.refresh()
 
-    with build_bench(cfg, calibrations) as bench:
+    with Bench.open(cfg, sources, calibrations) as bench:
         try:
-            result = run_generation(bench, seeds, decoder_phase, decoder_id, out, count, progress, resume=resume,
-                                    sync=args.sync, max_retries=args.retries, run_args=run_args)
+            if resume:
+                run = bench.resume(out, sync=args.sync, retries=args.retries, progress=progress)
+            else:
+                run = bench.generate(count, random_seed, out, sync=args.sync, retries=args.retries, progress=progress)
         finally:
             if bar is not None:
                 bar.close()
-    s = result.summary
-    print(f"{result.status}{': ' + s['stop_reason'] if s['stop_reason'] else ''}: {result.frames_written} of "
-          f"{s['frames_requested']} frames stored ({s['frames_this_session']} in {s['wall_time_s']:.2f} s, "
-          f"{s['frames_per_s']:.1f} frames/s) -> {result.folder}")
-    print(f"  run file      {result.folder / 'run.h5'}")
-    print(f"  log           {result.folder / 'run.log'}")
-    print(f"  contact sheet {result.folder / 'contact_sheet.png'}")
-    print(f"  summary       {result.folder / 'summary.json'}")
-    if result.status != "complete":
-        print(f"  continue with: optgen run --resume {result.folder}")
-        return 1
-    return 0
+    _say_run(run)
+    return 0 if run.status["status"] == "complete" else 1
+
+
+def _say_run(run) -> None:
+    """What `optgen run` prints of a finished or stopped run."""
+    st, s, folder = run.status, run.summary, run.folder
+    reason = st.get("stop_reason") or ""
+    timing = (f" ({s['frames_this_session']} in {s['wall_time_s']:.2f} s, {s['frames_per_s']:.1f} frames/s)"
+              if {"frames_this_session", "wall_time_s", "frames_per_s"} <= set(s) else "")
+    print(f"{st['status']}{': ' + reason if reason else ''}: {st['frames_written']} of {st['frames_requested']} "
+          f"frames stored{timing} -> {folder}")
+    print(f"  run file      {folder / 'run.h5'}")
+    print(f"  log           {folder / 'run.log'}")
+    print(f"  contact sheet {folder / 'contact_sheet.png'}")
+    print(f"  summary       {folder / 'summary.json'}")
+    if st["status"] != "complete":
+        print(f"  continue with: optgen run --resume {folder}")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -19,7 +19,16 @@ except PackageNotFoundError:     # pragma: no cover - running from a tree that w
     __version__ = "0+unknown"
 
 # public name -> the module that defines it
-_API = {}
+_API = {
+    "load_bench": "optgen.lab.api", "load_model": "optgen.lab.api", "open_bench": "optgen.lab.api",
+    "open_run": "optgen.lab.api", "Bench": "optgen.lab.api", "Run": "optgen.lab.api",
+    "BenchClosedError": "optgen.lab.api",
+    "OptgenError": "optgen.drivers.errors", "DeviceError": "optgen.drivers.errors",
+    "LaserSafetyError": "optgen.drivers.errors",
+    "BenchFileError": "optgen.lab.bench.reader", "ModelFileError": "optgen.lab.model.errors",
+    "CalibrationFileError": "optgen.calibration.record", "RunFileError": "optgen.lab.runfile.layout",
+    "RunFolderError": "optgen.lab.run.folder",
+}
 
 __all__ = sorted(_API) + ["__version__"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["bench_model", "run_sources"]
+__all__ = ["RunSources", "bench_model", "run_sources"]
 
 
 def bench_model(cfg, base_dir: Path | None):
@@ -18,29 +18,49 @@ def bench_model(cfg, base_dir: Path | None):
     return load_model(spec)
 
 
+class RunSources:
+    """What a bench file's [run] table shows, loaded and checked before any device opens: the model
+    (checked against the bench's geometry and colour), the decoder phase, the seed file."""
+
+    def __init__(self, cfg, base_dir: Path | None = None):
+        from optgen.lab.run.decoder import load_decoder_phase
+        from optgen.lab.run.seeds import FileSeedSource
+
+        self.cfg, self.base_dir = cfg, base_dir
+        g = cfg.geometry
+        self.model = None
+        if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
+            from optgen.lab.model import OpticalGeometry
+
+            self.model = bench_model(cfg, base_dir)
+            self.model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
+        self._file_seeds = None
+        if cfg.run.seed_source == "file":
+            seed_path = Path(cfg.run.seed_file)
+            self._file_seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None
+                                              else base_dir / seed_path, g.seed_superpixels)
+        if cfg.run.decoder_phase == "model":
+            model = self.model
+            self.decoder_phase = model.decoder_phase[model.wavelengths_nm[model.colour_index(cfg.wavelength_nm)]]
+            self.decoder_id = f"model:{model.id}"
+        else:
+            self.decoder_phase, self.decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
+
+    def seeds(self, random_seed: int):
+        """The seed source for ``random_seed`` (a seed file ignores it)."""
+        from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
+
+        if self._file_seeds is not None:
+            return self._file_seeds
+        if self.model is not None and self.cfg.run.seed_source == "model":
+            from optgen.lab.model import ModelSeedSource
+
+            return ModelSeedSource(self.model, self.cfg.wavelength_nm, random_seed)
+        n = self.cfg.geometry.seed_superpixels
+        return EncoderSeedSource(PlaceholderEncoder(n * n), n, random_seed)
+
+
 def run_sources(cfg, base_dir: Path | None, random_seed: int):
-    """The run's seed source and decoder phase, as the bench file's [run] table says."""
-    from optgen.lab.run.decoder import load_decoder_phase
-    from optgen.lab.run.seeds import EncoderSeedSource, FileSeedSource, PlaceholderEncoder
-
-    g = cfg.geometry
-    model = None
-    if cfg.run.seed_source == "model" or cfg.run.decoder_phase == "model":
-        from optgen.lab.model import ModelSeedSource, OpticalGeometry
-
-        model = bench_model(cfg, base_dir)
-        model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
-    if cfg.run.seed_source == "model":
-        seeds = ModelSeedSource(model, cfg.wavelength_nm, random_seed)
-    elif cfg.run.seed_source == "file":
-        seed_path = Path(cfg.run.seed_file)
-        seeds = FileSeedSource(seed_path if seed_path.is_absolute() or base_dir is None else base_dir / seed_path,
-                               g.seed_superpixels)
-    else:
-        seeds = EncoderSeedSource(PlaceholderEncoder(g.seed_superpixels**2), g.seed_superpixels, random_seed)
-    if cfg.run.decoder_phase == "model":
-        decoder_phase = model.decoder_phase[model.wavelengths_nm[model.colour_index(cfg.wavelength_nm)]]
-        decoder_id = f"model:{model.id}"
-    else:
-        decoder_phase, decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
-    return seeds, decoder_phase, decoder_id
+    """(seed source, decoder phase, decoder id) for a run of ``cfg`` with ``random_seed``."""
+    sources = RunSources(cfg, base_dir)
+    return sources.seeds(random_seed), sources.decoder_phase, sources.decoder_id
