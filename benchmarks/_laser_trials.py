@@ -58,7 +58,7 @@ def _off_after(laser: ExternalTwinLaser, t_signal: float) -> float:
 
 def calibrate_trials(step: str, signum: int, trials: int, tmp: Path, rng, store_all: Path | None) -> dict:
     """``optgen calibrate STEP`` signalled while emitting; the earlier steps' files copied in."""
-    totals = {"trials": 0, "laser_on": 0, "bad_exit": 0, "no_light": 0, "off_s_max": 0.0}
+    totals = {"trials": 0, "laser_on": 0, "bad_exit": 0, "no_light": 0, "off_s_max": 0.0, "bad_codes": []}
     expected = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGKILL: -9}[signum]
     for t in range(trials):
         folder = tmp / f"cal-{step}-{signum}-{t}"
@@ -79,7 +79,9 @@ def calibrate_trials(step: str, signum: int, trials: int, tmp: Path, rng, store_
             off_s = _off_after(laser, t_sig)
             totals["off_s_max"] = max(totals["off_s_max"], off_s)
             totals["laser_on"] += laser.emission or (signum == signal.SIGKILL and off_s > WATCHDOG_S)
-            totals["bad_exit"] += proc.returncode != expected
+            if proc.returncode != expected:
+                totals["bad_exit"] += 1
+                totals["bad_codes"].append(proc.returncode)
         finally:
             laser.close()
     return totals

@@ -216,7 +216,7 @@ def laser_rows(args, rng) -> None:
     print(f"  {'case':<26} {'trials':>6} {'laser left on':>14} {'bad exit':>9} {'no light':>9} {'off after (max)':>16}")
     for name, t in cal_rows:
         print(f"  {name:<26} {t['trials']:>6} {t['laser_on']:>14} {t['bad_exit']:>9} {t['no_light']:>9} "
-              f"{t['off_s_max']:>14.3f} s")
+              f"{t['off_s_max']:>14.3f} s" + (f"   (exit statuses {t['bad_codes']})" if t["bad_codes"] else ""))
     print(f"  {'run SIGKILL':<26} {kill['trials']:>6} {kill['laser_on']:>14} {'':>9} {'':>9} {kill['off_s_max']:>14.3f} s"
           f"   lost {kill['lost']}, doubled {kill['doubled']} after resume; watchdog acted {kill['watchdog_acted']}")
     print(f"  {'run SIGTERM':<26} {term['trials']:>6} {term['laser_on']:>14}   clean stops {term['clean_stops']}, "
