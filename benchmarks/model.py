@@ -30,7 +30,8 @@ from _timing import median_ms
 from optgen.lab.bench.examples import edit_bench_text
 from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.evaluate.run import evaluate_run
-from optgen.lab.model import SHIPPED_MODEL, ModelSeedSource, OpticalGeometry, load_model
+from optgen.lab.model import SHIPPED_MODEL, OpticalGeometry, load_model
+from optgen.lab.run.model_seeds import ModelSeedSource
 
 
 def bench_encoder(model) -> None:
@@ -160,7 +161,7 @@ def bench_colours(model_spec: str, frames: int) -> None:
     """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour."""
     from optgen.lab.bench.examples import rgb_bench_text
     from optgen.lab.cli import main as optgen
-    from optgen.lab.run.colour_run import evaluate_colour_run
+    from optgen.lab.evaluate.colour import evaluate_colour_run
 
     text = rgb_bench_text({("run", "model"): f'"{_model_spec(model_spec)}"'})
     model = load_model(model_spec)

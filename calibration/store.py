@@ -52,15 +52,22 @@ from optgen.calibration.record import (
     CalibrationFileError,
     CalibrationRecord,
     check_name,
-    load_record,
     now_stamp,
     place_exclusively,
+    read_record,
     record_from,
     seal,
 )
 from optgen.calibration.record_checks import BenchSpec, check_content, check_for_bench
 
-__all__ = ["CalibrationStore", "Selection"]
+__all__ = ["CalibrationStore", "Selection", "load_record"]
+
+
+def load_record(path: str | Path) -> CalibrationRecord:
+    """Read one calibration file, verified in full: its format, checksum and layout
+    (:func:`optgen.calibration.record.read_record`), then its content (:func:`check_content`).
+    CalibrationFileError naming the file and field for a bad one, never anything else."""
+    return read_record(path, check_content)
 
 
 @dataclass

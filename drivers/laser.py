@@ -5,7 +5,7 @@ Every open laser is kept in a registry so that :func:`all_lasers_safe_off` (call
 interpreter exit) can turn every one of them off.
 
 A laser that another process can reach (:meth:`Laser.watchdog_spec`) gets a watchdog process
-(:mod:`drivers.lasers.watchdog`) before its emission first goes on: if this process dies or
+(:mod:`optgen.drivers.watchdog`) before its emission first goes on: if this process dies or
 stalls, the watchdog turns the emission off and verifies it. A laser whose light ends with this
 process (the twin's) needs none (:attr:`Laser.light_ends_with_process`).
 """
@@ -87,7 +87,7 @@ class Laser(ABC):
         self.emission_on_s = 0.0  # seconds of emission seen by this object (for energy logging)
         self.verified_off = False  # emission read back off since it was last asked on
         self.asked_on = False      # whether this process ever asked it to emit
-        self.watchdog = None       # drivers.lasers.watchdog.LaserWatchdog, once emission first goes on
+        self.watchdog = None       # optgen.drivers.watchdog.LaserWatchdog, once emission first goes on
         self._reports: list[dict] = []
         # told the read-back after each change: observer(emission=bool | None, setpoint_w=float | None)
         self.observers: list = []
@@ -227,7 +227,7 @@ class Laser(ABC):
     # --- the watchdog outside the process ---------------------------------------------
     def watchdog_spec(self) -> dict | None:
         """How another process reaches this laser and turns it off (see
-        :mod:`drivers.lasers.watchdog_process`), or None where it cannot."""
+        :mod:`optgen.drivers.watchdog_process`), or None where it cannot."""
         return None
 
     def watchdog_coverage(self) -> str:
@@ -264,7 +264,7 @@ class Laser(ABC):
         if spec is None:
             return
         if self.watchdog is None:
-            from optgen.drivers.lasers.watchdog import LaserWatchdog
+            from optgen.drivers.watchdog import LaserWatchdog
 
             self.watchdog = LaserWatchdog(self.name, spec, self.watchdog_s)
             self.watchdog.reports = self._reports

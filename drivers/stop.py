@@ -20,7 +20,7 @@ A guard thread, running while the handlers are installed, writes the operator's 
 handler writes nothing: printing from a handler can itself raise), and, if the main thread has
 not finished within :data:`EXIT_GRACE_S` of a stop now (a driver call or a disk that never
 returns), ends the process with :func:`os._exit` - but only once every laser is verified off or
-has a watchdog outside the process that took over (see :mod:`drivers.lasers.watchdog`).
+has a watchdog outside the process that took over (see :mod:`optgen.drivers.watchdog`).
 Nothing but a verified safe-off ends a laser's day.
 """
 

@@ -185,8 +185,9 @@ def _evaluate_colour_run(args: argparse.Namespace) -> int:
     import json
 
     from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.evaluate.colour import evaluate_colour_run
     from optgen.lab.model import load_model
-    from optgen.lab.run.colour_run import COLOUR_RUN_FILE, evaluate_colour_run
+    from optgen.lab.run.folder import COLOUR_RUN_FILE
 
     if args.model is not None:
         model = load_model(args.model)

@@ -2,8 +2,7 @@
 
 from optgen.lab.model.errors import ModelError, ModelFileError
 from optgen.lab.model.geometry import OpticalGeometry
-from optgen.lab.model.seed_source import ModelSeedSource
 from optgen.lab.model.shipped import SHIPPED_MODEL, OpticalModel, load_model, save_model
 
-__all__ = ["ModelError", "ModelFileError", "ModelSeedSource", "OpticalGeometry", "OpticalModel", "SHIPPED_MODEL",
+__all__ = ["ModelError", "ModelFileError", "OpticalGeometry", "OpticalModel", "SHIPPED_MODEL",
            "load_model", "save_model"]

@@ -30,16 +30,16 @@ from optgen.drivers.errors import OptgenError
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.bench.config import BenchConfig, colour_bench
-from optgen.lab.model import ModelSeedSource, OpticalGeometry, OpticalModel
+from optgen.lab.model import OpticalGeometry, OpticalModel
 from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder
 from optgen.lab.run.generate import run_generation
+from optgen.lab.run.model_seeds import ModelSeedSource
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.runfile.reader import RunFile, read_run_status
 from optgen.simulators.noise import photon_energy_j
 
-__all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "evaluate_colour_run", "is_colour_run", "run_colours",
+__all__ = ["ColourRunResult", "colour_folder", "combine_rgb", "is_colour_run", "run_colours",
            "COLOUR_RUN_FILE"]
-
 
 
 @dataclass
@@ -153,30 +153,6 @@ def _energy(out: Path, colours: list[float]) -> dict:
             else:
                 total[key] = total.get(key, 0.0) + value
     return {**total, "per_colour": per_colour}
-
-
-def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> dict:
-    """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
-    own evaluation (scores and agreement with the twin); written into its summary.json."""
-    from optgen.lab.evaluate.run import evaluate_run
-    from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
-
-    out = Path(out)
-    if not (out / "rgb.npy").is_file():
-        raise OptgenError(f"{out}: no rgb.npy; finish the run first (optgen run --resume {out})")
-    rgb = np.load(out / "rgb.npy")
-    judge = DigitsJudge(image_size=rgb.shape[1])
-    evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
-    if model is not None and model.teacher_samples is not None:
-        evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
-    settings = json.loads((out / COLOUR_RUN_FILE).read_text())
-    evaluation["per_colour"] = {f"{wl:g}nm": evaluate_run(colour_folder(out, wl), judge=judge)
-                                for wl in settings["colours_nm"]}
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    summary["evaluation"] = evaluation
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
-    return evaluation
 
 
 def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:

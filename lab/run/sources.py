@@ -53,7 +53,7 @@ class RunSources:
         if self._file_seeds is not None:
             return self._file_seeds
         if self.model is not None and self.cfg.run.seed_source == "model":
-            from optgen.lab.model import ModelSeedSource
+            from optgen.lab.run.model_seeds import ModelSeedSource
 
             return ModelSeedSource(self.model, self.cfg.wavelength_nm, random_seed)
         n = self.cfg.geometry.seed_superpixels

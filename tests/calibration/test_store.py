@@ -19,9 +19,9 @@ import pytest
 import optgen.calibration.record as record_module
 import optgen.calibration.store as store_module
 from optgen.calibration.lut import response_problem
-from optgen.calibration.record import FORMAT_VERSION, CalibrationFileError, load_record
+from optgen.calibration.record import FORMAT_VERSION, CalibrationFileError
 from optgen.calibration.record_checks import BenchSpec, check_for_bench
-from optgen.calibration.store import CalibrationStore
+from optgen.calibration.store import CalibrationStore, load_record
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.bench.parse import parse_bench

@@ -28,7 +28,8 @@ import numpy as np
 import pytest
 
 import optgen.calibration.record as record_module
-from optgen.calibration.record import CalibrationFileError, load_record
+from optgen.calibration.record import CalibrationFileError
+from optgen.calibration.store import load_record
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.bench.parse import parse_bench

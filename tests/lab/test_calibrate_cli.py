@@ -8,8 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from optgen.calibration.record import load_record
-from optgen.calibration.store import CalibrationStore
+from optgen.calibration.store import CalibrationStore, load_record
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.cli import main
 from optgen.lab.evaluate.prediction import run_agreement

@@ -12,9 +12,11 @@ from optgen.lab.bench.examples import rgb_bench_text
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.bench.reader import BenchFileError
 from optgen.lab.cli import main
+from optgen.lab.evaluate.colour import evaluate_colour_run
 from optgen.lab.evaluate.prediction import predict_images
-from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, save_model
-from optgen.lab.run.colour_run import combine_rgb, evaluate_colour_run, run_colours
+from optgen.lab.model import ModelError, OpticalGeometry, OpticalModel, save_model
+from optgen.lab.run.colour_run import combine_rgb, run_colours
+from optgen.lab.run.model_seeds import ModelSeedSource
 from tests.conftest import small_bench_text
 
 

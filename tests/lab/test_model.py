@@ -13,7 +13,8 @@ import pytest
 from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
-from optgen.lab.model import ModelError, ModelSeedSource, OpticalGeometry, OpticalModel, load_model, save_model
+from optgen.lab.model import ModelError, OpticalGeometry, OpticalModel, load_model, save_model
+from optgen.lab.run.model_seeds import ModelSeedSource
 from optgen.lab.run.patterns import seed_to_slm_phase
 from tests.conftest import small_bench_text
 
@@ -315,7 +316,8 @@ def test_inference_needs_no_torch(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     path = save_model(tmp_path / "m.npz", tiny_model(geom))
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from lab.model import load_model, ModelSeedSource\n"
+            "from optgen.lab.model import load_model\n"
+            "from optgen.lab.run.model_seeds import ModelSeedSource\n"
             f"m = load_model({str(path)!r}); s = ModelSeedSource(m, 520.0)\n"
             "print(s.seed(0).phase.shape)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

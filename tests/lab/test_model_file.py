@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from optgen.lab.bench.parse import parse_bench
-from optgen.lab.model import ModelError, ModelFileError, ModelSeedSource, OpticalGeometry, load_model, save_model
+from optgen.lab.model import ModelError, ModelFileError, OpticalGeometry, load_model, save_model
 from optgen.lab.model import model_file as mf
+from optgen.lab.run.model_seeds import ModelSeedSource
 from tests.conftest import small_bench_text
 from tests.lab.test_model import tiny_model
 

@@ -88,7 +88,7 @@ def test_a_run_that_ends_says_goodbye_and_the_watchdog_does_not_act(external_las
 
 
 def test_emission_is_refused_when_the_watchdog_cannot_start(external_laser, tmp_path, monkeypatch):
-    from optgen.drivers.lasers import watchdog
+    from optgen.drivers import watchdog
 
     monkeypatch.setattr(watchdog, "CHILD_SCRIPT", tmp_path / "no-such-watchdog.py")
     cfg = parse_bench(external_bench_text(external_laser.port), "external-laser bench")

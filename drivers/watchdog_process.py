@@ -1,7 +1,7 @@
 """The laser watchdog: a process of its own that turns a laser off when the optgen process that
 drives it dies or stalls without saying goodbye.
 
-Started by :class:`drivers.lasers.watchdog.LaserWatchdog` as ``python <this file>``: it imports
+Started by :class:`optgen.drivers.watchdog.LaserWatchdog` as ``python <this file>``: it imports
 nothing of optgen (it must start fast and depend on nothing that could be broken in the process it
 watches), only the standard library and, when it has to act, pyserial or pyvisa.
 

@@ -1,4 +1,4 @@
-"""The optgen side of the laser watchdog (:mod:`drivers.lasers.watchdog_process`).
+"""The optgen side of the laser watchdog (:mod:`optgen.drivers.watchdog_process`).
 
 A :class:`LaserWatchdog` is started by :meth:`drivers.laser.Laser.set_emission` before a laser
 that can be reached from another process is first turned on, and lives until the laser is
