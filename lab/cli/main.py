@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
-from optgen.lab.run.sources import bench_model
+from optgen.lab.cli.commands import cmd_config, cmd_devices, cmd_evaluate, cmd_train
+from optgen.lab.cli.run import cmd_run, cmd_status
 
 __all__ = ["main"]
 
@@ -49,14 +49,14 @@ def _build_parser() -> argparse.ArgumentParser:
                           "without --bench: the embedded three-colour twin with the shipped model digits-rgb-v2")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="say how far a run got and why it stopped",
                             description="Read a run folder (also one whose process was killed, or one still "
                                         "running) and print its status, frames stored, first missing frame, stop "
                                         "reason and logged events. Exit 0 complete, 1 otherwise.")
     status.add_argument("run", type=Path, help="run folder (from optgen run)")
-    status.set_defaults(func=_cmd_status)
+    status.set_defaults(func=cmd_status)
 
     calibrate = sub.add_parser(
         "calibrate", help="calibrate the SLM LUTs, the alignment and the camera; check for drift",
@@ -100,7 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
                             "per colour, on colour digits)")
-    train.set_defaults(func=_cmd_train)
+    train.set_defaults(func=cmd_train)
 
     devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
                              description="Open every device of the bench file and print its identity and state "
@@ -109,7 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
     devices.add_argument("--probe", action="store_true", help="list attached hardware instead")
     devices.add_argument("--cti", type=Path, action="append", default=[], help="GenTL producer file to probe")
-    devices.set_defaults(func=_cmd_devices)
+    devices.set_defaults(func=cmd_devices)
 
     evaluate = sub.add_parser("evaluate", help="score a run's images and compare them with the twin",
                               description="Judge the run's output images with a digits classifier trained now on "
@@ -119,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                           "into the run's summary.json.")
     evaluate.add_argument("run", type=Path, help="run folder (from optgen run)")
     evaluate.add_argument("--model", default=None, help="model file the run used (default: the run's own)")
-    evaluate.set_defaults(func=_cmd_evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
 
     config = sub.add_parser("config", help="show or write the bench file",
                             description="Bench-file helpers. --dump writes the embedded simulated bench, "
@@ -129,329 +129,8 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument("--check", type=Path, metavar="FILE", help="validate a bench file and say what it holds")
     config.add_argument("--colours", action="store_true",
                         help="with --dump: the embedded three-colour bench (638/520/450 nm, for optgen run --colours)")
-    config.set_defaults(func=_cmd_config)
+    config.set_defaults(func=cmd_config)
     return parser
-
-
-def _cmd_config(args: argparse.Namespace) -> int:
-    from optgen.lab.bench.parse import default_bench_text, load_bench
-
-    if args.check is not None:
-        cfg = load_bench(args.check)
-        print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
-              f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
-        if cfg.colours is not None:
-            print("  colours: " + ", ".join(f"{wl:g} nm (laser {cfg.colours.lasers[wl].driver}, "
-                                            f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
-        return 0
-    if args.dump is None:
-        print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
-        return 2
-    if args.colours:
-        from optgen.lab.bench.examples import rgb_bench_text
-
-        text = rgb_bench_text()
-    else:
-        text = default_bench_text()
-    if args.dump == "-":
-        sys.stdout.write(text)
-        return 0
-    target = Path(args.dump)
-    if target.exists():
-        print(f"optgen config: {target} already exists; not overwriting it", file=sys.stderr)
-        return 1
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {target}")
-    return 0
-
-
-def _cmd_devices(args: argparse.Namespace) -> int:
-    from optgen.lab.bench.devices import describe_bench, probe
-
-    if args.probe:
-        print("\n".join(probe(args.cti)))
-        return 0
-    from optgen.lab.bench.assemble import build_bench
-    from optgen.lab.bench.parse import load_bench
-
-    cfg = load_bench(args.bench)
-    with build_bench(cfg) as bench:
-        print(f"{cfg.source}: {cfg.name}")
-        print("\n".join(describe_bench(bench)))
-    return 0
-
-
-def _evaluate_colour_run(args: argparse.Namespace) -> int:
-    import json
-
-    from optgen.lab.bench.parse import parse_bench
-    from optgen.lab.evaluate.colour import evaluate_colour_run
-    from optgen.lab.model import load_model
-    from optgen.lab.run.folder import COLOUR_RUN_FILE
-
-    if args.model is not None:
-        model = load_model(args.model)
-    else:   # the model the run's bench file names, found as the run found it
-        stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
-        cfg = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE))
-        model = bench_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
-    evaluation = evaluate_colour_run(args.run, model=model)
-    gen = evaluation["generated_rgb"]
-    print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
-          f"confidently classified, inception score {gen['inception_score']:.2f}, "
-          f"Frechet distance {gen['frechet_distance']:.2f}")
-    for colour, ev in evaluation["per_colour"].items():
-        agreement = ev.get("twin_agreement")
-        print(f"  {colour}: inception score {ev['generated']['inception_score']:.2f}"
-              + (f", frames vs twin prediction r = {agreement['mean']:.3f}" if agreement else ""))
-    return 0
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from optgen.lab.bench.parse import parse_bench
-    from optgen.lab.evaluate.run import evaluate_run
-    from optgen.lab.run.colour_run import is_colour_run
-    from optgen.lab.runfile.reader import read_run_attrs
-
-    if is_colour_run(args.run):
-        return _evaluate_colour_run(args)
-    model = None
-    run_file = args.run / "run.h5"
-    spec = args.model
-    if spec is None and run_file.is_file():
-        attrs = read_run_attrs(run_file)
-        if str(attrs.get("decoder_phase", "")).startswith("model:"):
-            spec = parse_bench(attrs["bench_file"], str(run_file)).run.model
-    if spec is not None:
-        from optgen.lab.model import load_model
-
-        model = load_model(spec)
-    evaluation = evaluate_run(args.run, model=model)
-    gen = evaluation["generated"]
-    print(f"{args.run}: {gen['count']} images: {gen['confident_fraction']:.0%} confidently classified, "
-          f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f} "
-          f"(as many real digits: {gen['frechet_floor']:.2f})")
-    if "teacher" in evaluation:
-        t = evaluation["teacher"]
-        print(f"  teacher, {t['count']} samples: {t['confident_fraction']:.0%} confident, inception score "
-              f"{t['inception_score']:.2f}, Frechet distance {t['frechet_distance']:.2f}")
-    if "twin_agreement" in evaluation:
-        a = evaluation["twin_agreement"]
-        print(f"  frames vs the twin's noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")
-    print(f"  written to {args.run / 'summary.json'}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
-    from optgen.lab.bench.parse import load_bench
-    from optgen.lab.model.geometry import OpticalGeometry
-    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
-
-    cfg = load_bench(args.bench)
-    settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
-    if args.steps is not None:
-        settings.student_steps = args.steps
-    if args.batch is not None:
-        settings.batch = args.batch
-    if args.pairs is not None:
-        if args.pairs < settings.batch:
-            raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
-        settings.pairs = args.pairs
-    if args.encoder_hidden is not None:
-        if not 8 <= args.encoder_hidden <= 8192:
-            raise OptgenError(f"--encoder-hidden {args.encoder_hidden}: expected 8 to 8192 units")
-        settings.encoder_hidden = args.encoder_hidden
-    if args.encoder_layers is not None:
-        if not 1 <= args.encoder_layers <= 16:
-            raise OptgenError(f"--encoder-layers {args.encoder_layers}: expected 1 to 16 hidden layers")
-        settings.encoder_layers = args.encoder_layers
-    if args.max_rotation is not None:
-        if args.whole_pixel_shifts:
-            raise OptgenError("--max-rotation turns the decoder by fractions of a pixel: not with --whole-pixel-shifts")
-        if not 0.0 <= args.max_rotation <= 5.0:
-            raise OptgenError(f"--max-rotation {args.max_rotation}: expected 0 to 5 degrees")
-        settings.max_rotation_deg = args.max_rotation
-    if args.whole_pixel_shifts:
-        settings.subpixel_shifts, settings.max_rotation_deg = False, 0.0
-    if args.name is not None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
-            raise OptgenError(f"--name {args.name!r}: expected letters, digits, '.', '_' or '-' (it names the "
-                              f"model file)")
-        settings.name = args.name
-    if args.colours:
-        if cfg.colours is None or len(cfg.colours.order_nm) != 3:
-            raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
-                              f"table with three colours (RGB order)")
-        settings.colours_nm = cfg.colours.order_nm
-    geometry = OpticalGeometry.from_bench(cfg, args.grid)
-    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
-    if path is None:
-        print(f"training paused; run the same command again to resume ({args.out})")
-    else:
-        print(f"model written to {path}; loss curve {args.out / 'loss_curve.png'}")
-    return 0
-
-
-def _run_settings(args: argparse.Namespace):
-    """(bench config, bench folder, random seed, count, calibration store, out folder) for a new run
-    or, with --resume, as the run recorded them (optgen.lab.run.folder has the rules)."""
-    from optgen.lab.bench.parse import load_bench
-    from optgen.lab.run.folder import resume_settings
-
-    if args.resume is None:
-        _new_run_checks(args)
-        cfg = load_bench(args.bench)
-        base_dir = args.bench.parent if args.bench is not None else None
-        return cfg, base_dir, _seed(args), args.count, args.calibrations, args.out
-    if args.out is not None or args.count is not None:
-        raise OptgenError("--resume DIR continues that run: leave out --out and --count")
-    cfg, base_dir, seed, count, calibrations = resume_settings(args.resume, bench=args.bench, seed=args.seed,
-                                                               calibrations=args.calibrations)
-    return cfg, base_dir, seed, count, calibrations, args.resume
-
-
-def _new_run_checks(args: argparse.Namespace) -> None:
-    if args.count is None or args.out is None:
-        raise OptgenError("optgen run needs --count N and --out DIR (or --resume DIR)")
-    if args.count < 1:
-        raise OptgenError(f"--count {args.count}: expected a positive number of frames")
-    _seed(args)
-
-
-MAX_SEED = 2**63 - 1
-
-
-def _seed(args: argparse.Namespace) -> int:
-    """--seed, checked: a whole number in [0, 2**63 - 1] (0 when not given)."""
-    seed = 0 if args.seed is None else args.seed
-    if not 0 <= seed <= MAX_SEED:
-        raise OptgenError(f"--seed {seed}: expected a whole number from 0 to {MAX_SEED}")
-    return seed
-
-
-def _cmd_run_colours(args: argparse.Namespace) -> int:
-    """``optgen run --colours``: every colour of the bench's [colours] table, one at a time, then RGB."""
-
-    from tqdm import tqdm
-
-    from optgen.lab.bench.parse import parse_bench
-    from optgen.lab.run.colour_run import run_colours
-
-    if args.resume is None and args.bench is None:   # the embedded three-colour twin and its shipped model
-        from optgen.lab.bench.examples import rgb_bench_text
-
-        _new_run_checks(args)
-        cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
-        base_dir, seed, count, calibrations, out = None, _seed(args), args.count, args.calibrations, args.out
-    else:
-        cfg, base_dir, seed, count, calibrations, out = _run_settings(args)
-    model = bench_model(cfg, base_dir)
-    bar = None if args.no_progress else tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
-
-    def progress(colour_nm: float, done: int, total: int) -> None:
-        if bar is not None:
-            bar.set_description(f"optgen run {colour_nm:g} nm")
-            bar.n = done
-            bar.refresh()
-
-    try:
-        result = run_colours(cfg, model, out, count, random_seed=seed, calibrations=calibrations,
-                             resume=args.resume is not None, sync=args.sync, max_retries=args.retries,
-                             bench_dir=base_dir, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
-    done = ", ".join(f"{wl:g} nm" for wl in result.colours_done) or "none"
-    print(f"{result.status}: colours finished: {done} -> {result.folder}")
-    if result.status != "complete":
-        print(f"  continue with: optgen run --resume {result.folder}")
-        return 1
-    print(f"  RGB images    {result.folder / 'rgb.npy'}")
-    print(f"  contact sheet {result.folder / 'rgb_contact_sheet.png'}")
-    return 0
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from optgen.lab.api import Bench
-    from optgen.lab.run.colour_run import is_colour_run
-    from optgen.lab.run.folder import prepare_run_folder
-    from optgen.lab.run.sources import RunSources
-
-    if args.retries < 0:
-        raise OptgenError(f"--retries {args.retries}: expected 0 or more")
-    if args.colours or (args.resume is not None and is_colour_run(args.resume)):
-        return _cmd_run_colours(args)
-    # Everything is validated before any device is opened: the bench file, the model and seed
-    # files, the frame count, the run folder.
-    cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
-    sources = RunSources(cfg, base_dir)
-    seeds = sources.seeds(random_seed)
-    if count > len(seeds):
-        raise OptgenError(f"--count {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
-    resume = args.resume is not None
-    if not resume:
-        prepare_run_folder(out)
-    bar = None if args.no_progress else tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr,
-                                             smoothing=0.1)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.n = done
-            bar.refresh()
-
-    with Bench.open(cfg, sources, calibrations) as bench:
-        try:
-            if resume:
-                run = bench.resume(out, sync=args.sync, retries=args.retries, progress=progress)
-            else:
-                run = bench.generate(count, random_seed, out, sync=args.sync, retries=args.retries, progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
-    _say_run(run)
-    return 0 if run.status["status"] == "complete" else 1
-
-
-def _say_run(run) -> None:
-    """What `optgen run` prints of a finished or stopped run."""
-    st, s, folder = run.status, run.summary, run.folder
-    reason = st.get("stop_reason") or ""
-    timing = (f" ({s['frames_this_session']} in {s['wall_time_s']:.2f} s, {s['frames_per_s']:.1f} frames/s)"
-              if {"frames_this_session", "wall_time_s", "frames_per_s"} <= set(s) else "")
-    print(f"{st['status']}{': ' + reason if reason else ''}: {st['frames_written']} of {st['frames_requested']} "
-          f"frames stored{timing} -> {folder}")
-    print(f"  run file      {folder / 'run.h5'}")
-    print(f"  log           {folder / 'run.log'}")
-    print(f"  contact sheet {folder / 'contact_sheet.png'}")
-    print(f"  summary       {folder / 'summary.json'}")
-    if st["status"] != "complete":
-        print(f"  continue with: optgen run --resume {folder}")
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from optgen.lab.runfile.reader import read_run_status
-
-    path = args.run / "run.h5"
-    if not path.is_file():
-        raise OptgenError(f"{args.run}: no run.h5 here; not a run folder")
-    st = read_run_status(path)
-    print(f"{args.run}: {st['status']}{' (' + st['stop_reason'] + ')' if st.get('stop_reason') else ''}")
-    print(f"  frames stored {st['frames_written']} of {st['frames_requested']}"
-          + (f"; first missing {st['first_missing']}" if st.get("first_missing") is not None else ""))
-    for key in ("created_utc", "last_write_utc"):
-        if st.get(key):
-            print(f"  {key.replace('_', ' ')}: {st[key]}")
-    for event in st.get("events", [])[-10:]:
-        print(f"  {event}")
-    if st["status"] != "complete":
-        print(f"  continue with: optgen run --resume {args.run}")
-    return 0 if st["status"] == "complete" else 1
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:

@@ -22,22 +22,27 @@ expected. ``numpy.load`` is not used: it would allocate what a member's header d
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import json
 import math
 import os
-import struct
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO
 
 import numpy as np
 
-from optgen.lab.model.errors import ModelFileError
+from optgen.lab.model.archive import (
+    DeclaredArray,
+    check_end_record,
+    fail,
+    npy_header,
+    read_array,
+    read_header,
+    read_members,
+    reading,
+    show_value,
+)
 from optgen.lab.model.geometry import OpticalGeometry
 
 __all__ = ["ModelFileContents", "read_model_file", "shown_path", "READABLE_VERSIONS", "WEIGHT_FORMATS"]
@@ -45,17 +50,7 @@ __all__ = ["ModelFileContents", "read_model_file", "shown_path", "READABLE_VERSI
 READABLE_VERSIONS = (1, 2)   # 1: float32 or float16 weights; 2: also int8 with a float32 scale per column
 WEIGHT_FORMATS = ("float32", "float16", "int8")
 
-# Limits: generous above the shipped models (digits-rgb-v2: an 11 MB file, 14 MB of arrays in 27
-# members, 9.5 M encoder weights of |w| < 0.6, compressed at most 1.2 : 1).
-MAX_FILE_BYTES = 512 * 2**20
-MAX_TOTAL_BYTES = 512 * 2**20        # all members, uncompressed
-MAX_MEMBER_BYTES = 256 * 2**20       # one member, uncompressed
-MAX_MEMBERS = 256
-MAX_DIRECTORY_BYTES = 2**20          # the zip's central directory
-MAX_HEADER_BYTES = 2**20             # the JSON header member
-MAX_NPY_HEADER_BYTES = 10_000        # an array's .npy header (numpy's own limit)
-MAX_RATIO = 100.0                    # uncompressed : compressed, for members (and the whole) above ...
-RATIO_FROM_BYTES = 2**20             # ... this size uncompressed
+
 MAX_LAYERS = 64
 MAX_WIDTH = 65_536                   # outputs of one hidden layer
 MAX_NOISE_VALUES = 65_536
@@ -68,7 +63,18 @@ MAX_TEACHER_VALUE = 1e4
 MAX_TEACHER_NOISE = 1e3
 MAX_LOG_SCALE_OFFSET = 80.0          # exp() of float32 overflows above 88
 MAX_NAME_CHARS = 200
-_CHUNK = 4 * 2**20
+MAX_FILE_BYTES = 512 * 2**20
+
+#: required header fields and what each should hold
+REQUIRED_FIELDS = {
+    "format_version": "one of " + ", ".join(str(v) for v in READABLE_VERSIONS),
+    "name": "the model's name (text)",
+    "geometry": "an object with the optical geometry the model was trained for",
+    "noise_shape": "a list of positive integers",
+    "wavelengths_nm": "a list of wavelengths in nm",
+    "layers": f"the number of encoder layers (1 to {MAX_LAYERS})",
+    "log_scale_offset": f"a finite number within +-{MAX_LOG_SCALE_OFFSET:g}",
+}
 
 #: geometry field: (integer, low, high, low excluded)
 GEOMETRY_RANGES: dict[str, tuple[bool, float, float, bool]] = {
@@ -84,21 +90,6 @@ GEOMETRY_RANGES: dict[str, tuple[bool, float, float, bool]] = {
     "aperture_mm": (False, 0.0, 1e4, True),
     "grid_px": (True, 1, 65_536, False),
 }
-
-#: required header fields and what each should hold
-REQUIRED_FIELDS = {
-    "format_version": "one of " + ", ".join(str(v) for v in READABLE_VERSIONS),
-    "name": "the model's name (text)",
-    "geometry": "an object with the optical geometry the model was trained for",
-    "noise_shape": "a list of positive integers",
-    "wavelengths_nm": "a list of wavelengths in nm",
-    "layers": f"the number of encoder layers (1 to {MAX_LAYERS})",
-    "log_scale_offset": f"a finite number within +-{MAX_LOG_SCALE_OFFSET:g}",
-}
-
-# What reading a zip archive or its members may raise besides ModelFileError.
-_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error,
-                NotImplementedError, RuntimeError, ValueError, UnicodeError, OverflowError, KeyError, IndexError)
 
 
 @dataclass
@@ -118,43 +109,6 @@ class ModelFileContents:
     teacher_noise: np.ndarray | None
 
 
-@dataclass(frozen=True)
-class _Array:
-    """An array member as its .npy header declares it."""
-
-    info: zipfile.ZipInfo
-    shape: tuple[int, ...]
-    fortran: bool
-    dtype: np.dtype
-    offset: int      # bytes of .npy header before the data
-
-
-def _show(value, limit: int = 60) -> str:
-    """A value from the file, safe to print on one line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _fail(path: str, field: str, problem: str) -> NoReturn:
-    raise ModelFileError(f"{path}: {field}: {problem}")
-
-
-@contextlib.contextmanager
-def _reading(path: str, field: str):
-    """Turn what the zip and .npy readers raise into a ModelFileError naming ``field``."""
-    try:
-        yield
-    except ModelFileError:
-        raise
-    except _READ_ERRORS as exc:
-        raise ModelFileError(f"{path}: {field}: not a readable model file ({_text(exc)})") from None
-
-
 def shown_path(path: Path | str) -> str:
     """The file's name as messages show it: on one line, whatever characters it holds."""
     text = str(path)
@@ -164,167 +118,34 @@ def shown_path(path: Path | str) -> str:
 def read_model_file(path: Path) -> ModelFileContents:
     """Read and check the model file ``path``; raise ModelFileError on anything wrong with it."""
     shown = shown_path(path)
-    with _reading(shown, "file"):
+    with reading(shown, "file"):
         fh = open(path, "rb")   # noqa: SIM115 - closed below; an error opening it is a ModelFileError
     with fh:
         return _read(shown, fh)
 
 
 def _read(path: str, fh: BinaryIO) -> ModelFileContents:
-    with _reading(path, "file"):
+    with reading(path, "file"):
         size = os.fstat(fh.fileno()).st_size
     if size > MAX_FILE_BYTES:
-        _fail(path, "file", f"{size} bytes; expected a model file of at most {MAX_FILE_BYTES} bytes")
-    _check_end_record(path, fh)
-    with _reading(path, "file"):
+        fail(path, "file", f"{size} bytes; expected a model file of at most {MAX_FILE_BYTES} bytes")
+    check_end_record(path, fh)
+    with reading(path, "file"):
         fh.seek(0)
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
         fh.seek(0)
-    with _reading(path, "zip archive"):
+    with reading(path, "zip archive"):
         archive = zipfile.ZipFile(fh)
     with archive:
-        members = _members(path, archive)
-        header = _read_header(path, archive, members)
+        members = read_members(path, archive)
+        header = read_header(path, archive, members, tuple(REQUIRED_FIELDS))
         fields = _check_header(path, header)
         plan = _check_shapes(path, archive, members, fields)
-        arrays = {key: _read_data(path, archive, key, declared) for key, declared in plan.items()}
+        arrays = {key: read_array(path, archive, key, declared) for key, declared in plan.items()}
     return _check_values(path, fields, arrays, digest)
 
 
-def _check_end_record(path: str, fh: BinaryIO) -> None:
-    """The zip's end record: few enough members, a small enough directory (before zipfile reads it)."""
-    end_record = getattr(zipfile, "_EndRecData", None)   # private, in every CPython 3; else zipfile's own checks
-    if end_record is None:
-        return
-    with _reading(path, "zip archive"):
-        record = end_record(fh)
-    if record is None:
-        _fail(path, "zip archive", "not a readable model file (no zip end record: not an .npz archive, or cut short)")
-    entries, directory = record[zipfile._ECD_ENTRIES_TOTAL], record[zipfile._ECD_SIZE]
-    if entries > MAX_MEMBERS:
-        _fail(path, "zip archive", f"{entries} members; expected at most {MAX_MEMBERS}")
-    if directory > MAX_DIRECTORY_BYTES:
-        _fail(path, "zip archive", f"a directory of {directory} bytes; expected at most {MAX_DIRECTORY_BYTES}")
-
-
-def _members(path: str, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """The members by array name, each checked from the zip directory alone (nothing decompressed)."""
-    infos = archive.infolist()
-    if len(infos) > MAX_MEMBERS:
-        _fail(path, "zip archive", f"{len(infos)} members; expected at most {MAX_MEMBERS}")
-    members: dict[str, zipfile.ZipInfo] = {}
-    total = total_compressed = 0
-    for info in infos:
-        field = f"member {_show(info.filename)}"
-        if info.flag_bits & 0x1:
-            _fail(path, field, "encrypted; expected a plain numpy .npz archive")
-        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            _fail(path, field, f"compression method {info.compress_type}; expected stored (0) or deflated (8), "
-                               f"as numpy writes")
-        if info.file_size > MAX_MEMBER_BYTES:
-            _fail(path, field, f"{info.file_size} bytes uncompressed; expected at most {MAX_MEMBER_BYTES}")
-        if info.file_size > RATIO_FROM_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            _fail(path, field, f"{info.file_size} bytes compressed into {info.compress_size} (a zip bomb?); "
-                               f"expected at most {MAX_RATIO:g} : 1")
-        total += info.file_size
-        total_compressed += info.compress_size
-        key = info.filename.removesuffix(".npy")
-        if key in members:
-            _fail(path, field, f"array {_show(key)} appears twice in the archive; expected once")
-        members[key] = info
-    if total > MAX_TOTAL_BYTES:
-        _fail(path, "zip archive", f"{total} bytes uncompressed; expected at most {MAX_TOTAL_BYTES}")
-    if total > RATIO_FROM_BYTES and total > MAX_RATIO * max(total_compressed, 1):
-        _fail(path, "zip archive", f"{total} bytes compressed into {total_compressed} (a zip bomb?); "
-                                   f"expected at most {MAX_RATIO:g} : 1")
-    return members
-
-
-def _npy_header(path: str, archive: zipfile.ZipFile, key: str, info: zipfile.ZipInfo) -> _Array:
-    """An array member's .npy header, read without its data; its declared size checked against the member."""
-    field = f"array {key}"
-    with _reading(path, field), archive.open(info) as fp:
-        prefix = fp.read(10)
-        if len(prefix) < 10 or prefix[:6] != b"\x93NUMPY":
-            _fail(path, field, "not a .npy array (no NUMPY magic)")
-        version = (prefix[6], prefix[7])
-        if version == (1, 0):
-            length, size_bytes = prefix[8:10], 2
-        elif version == (2, 0):
-            length, size_bytes = prefix[8:10] + fp.read(2), 4
-        else:
-            _fail(path, field, f".npy format version {version[0]}.{version[1]}; expected 1.0 or 2.0")
-        header_len = int.from_bytes(length, "little")
-        if header_len > MAX_NPY_HEADER_BYTES:
-            _fail(path, field, f"a .npy header of {header_len} bytes; expected at most {MAX_NPY_HEADER_BYTES}")
-        text = fp.read(header_len)
-    if len(text) < header_len:
-        _fail(path, field, "cut short inside its .npy header")
-    stream = io.BytesIO(prefix[:8] + length + text)
-    stream.seek(8)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    try:
-        shape, fortran, dtype = read(stream, max_header_size=MAX_NPY_HEADER_BYTES)
-    except Exception as exc:   # noqa: BLE001 - numpy parses the header text with ast.literal_eval: anything
-        raise ModelFileError(f"{path}: {field}: corrupt .npy header ({_text(exc)})") from None
-    if dtype.hasobject:
-        _fail(path, field, f"an array of Python objects ({dtype}); expected numbers (pickles are never loaded)")
-    if any(d < 0 for d in shape):
-        _fail(path, field, f"declares shape {_show(shape)}; expected sizes of 0 or more")
-    offset = 8 + size_bytes + header_len
-    declared = math.prod(shape) * dtype.itemsize
-    if offset + declared != info.file_size:
-        _fail(path, field, f"declares shape {_show(shape)} of {dtype} ({declared} bytes) but its member holds "
-                           f"{max(info.file_size - offset, 0)} bytes of data; expected the two to agree")
-    return _Array(info, tuple(shape), bool(fortran), dtype, offset)
-
-
-def _read_data(path: str, archive: zipfile.ZipFile, key: str, declared: _Array) -> np.ndarray:
-    """The array's data, streamed into an array of its declared (and checked) size."""
-    field = f"array {key}"
-    out = np.empty(math.prod(declared.shape), dtype=declared.dtype)
-    raw = out.view(np.uint8)
-    with _reading(path, field), archive.open(declared.info) as fp:
-        if len(fp.read(declared.offset)) != declared.offset:
-            _fail(path, field, "cut short inside its .npy header")
-        done = 0
-        while done < raw.size:
-            chunk = fp.read(min(_CHUNK, raw.size - done))
-            if not chunk:
-                _fail(path, field, f"cut short: {done} of {raw.size} bytes of data")
-            raw[done:done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-            done += len(chunk)
-        if fp.read(1):
-            _fail(path, field, f"more data than its shape {declared.shape} declares")
-    if declared.fortran:
-        return out.reshape(declared.shape[::-1]).transpose()
-    return out.reshape(declared.shape)
-
-
 # -- the header ---------------------------------------------------------------------------------
-
-
-def _read_header(path: str, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> dict:
-    info = members.get("header")
-    if info is None:
-        _fail(path, "header", "no header; not an optgen model file (expected a member header.npy)")
-    if info.file_size > MAX_HEADER_BYTES:
-        _fail(path, "header", f"{info.file_size} bytes; expected at most {MAX_HEADER_BYTES}")
-    declared = _npy_header(path, archive, "header", info)
-    if declared.dtype != np.uint8 or len(declared.shape) != 1:
-        _fail(path, "header", f"a {declared.dtype} array of shape {declared.shape}; expected the bytes (uint8, "
-                              f"one axis) of a JSON object")
-    data = _read_data(path, archive, "header", declared)
-    try:
-        header = json.loads(data.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: header: corrupt header, not JSON text ({_text(exc)})") from None
-    if not isinstance(header, dict):
-        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-                type(None): "null"}.get(type(header), type(header).__name__)
-        _fail(path, "header", f"a JSON {kind}; expected a JSON object of fields "
-                              f"({', '.join(REQUIRED_FIELDS)}, ...)")
-    return header
 
 
 def _is_number(value) -> bool:
@@ -338,7 +159,7 @@ def _number(path: str, field: str, value, integer: bool, low: float, high: float
         ok = (low < value if low_open else low <= value) and value <= high
     if not ok:
         what = "an integer" if integer else "a finite number"
-        _fail(path, f"header field {field!r}", f"{_show(value)}; expected {what} from {low:g}{' (excluded)' if low_open else ''} "
+        fail(path, f"header field {field!r}", f"{show_value(value)}; expected {what} from {low:g}{' (excluded)' if low_open else ''} "
                                                f"to {high:g}")
     return value
 
@@ -359,40 +180,40 @@ class _Fields:
 def _check_header(path: str, header: dict) -> _Fields:
     version = header.get("format_version")
     if "format_version" not in header:
-        _fail(path, "header field 'format_version'", f"missing; expected {REQUIRED_FIELDS['format_version']}")
+        fail(path, "header field 'format_version'", f"missing; expected {REQUIRED_FIELDS['format_version']}")
     if type(version) is not int or version not in READABLE_VERSIONS:
-        _fail(path, "header field 'format_version'", f"format version {_show(version)}; this optgen reads "
+        fail(path, "header field 'format_version'", f"format version {show_value(version)}; this optgen reads "
                                                      f"{' and '.join(str(v) for v in READABLE_VERSIONS)}")
     for key, what in REQUIRED_FIELDS.items():
         if key not in header:
-            _fail(path, f"header field {key!r}", f"missing; expected {what}")
+            fail(path, f"header field {key!r}", f"missing; expected {what}")
     name = header["name"]
     if not (isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS and name.isprintable()):
-        _fail(path, "header field 'name'", f"{_show(name)}; expected text of 1 to {MAX_NAME_CHARS} printable "
+        fail(path, "header field 'name'", f"{show_value(name)}; expected text of 1 to {MAX_NAME_CHARS} printable "
                                            f"characters")
     raw_geometry = header["geometry"]
     if not isinstance(raw_geometry, dict):
-        _fail(path, "header field 'geometry'", f"{_show(raw_geometry)}; expected {REQUIRED_FIELDS['geometry']}")
+        fail(path, "header field 'geometry'", f"{show_value(raw_geometry)}; expected {REQUIRED_FIELDS['geometry']}")
     values = {}
     for key, (integer, low, high, low_open) in GEOMETRY_RANGES.items():
         if key not in raw_geometry:
-            _fail(path, f"header field 'geometry.{key}'", "missing; expected " + ("an integer" if integer else "a number"))
+            fail(path, f"header field 'geometry.{key}'", "missing; expected " + ("an integer" if integer else "a number"))
         values[key] = _number(path, f"geometry.{key}", raw_geometry[key], integer, low, high, low_open)
     geometry = OpticalGeometry(**values)
     noise_shape = header["noise_shape"]
     if not (isinstance(noise_shape, list) and 1 <= len(noise_shape) <= 4
             and all(type(v) is int and v >= 1 for v in noise_shape)
             and math.prod(noise_shape) <= MAX_NOISE_VALUES):
-        _fail(path, "header field 'noise_shape'", f"{_show(noise_shape)}; expected a list of 1 to 4 positive integers "
+        fail(path, "header field 'noise_shape'", f"{show_value(noise_shape)}; expected a list of 1 to 4 positive integers "
                                                   f"of at most {MAX_NOISE_VALUES} values in all")
     wavelengths = header["wavelengths_nm"]
     if not (isinstance(wavelengths, list) and 1 <= len(wavelengths) <= MAX_COLOURS):
-        _fail(path, "header field 'wavelengths_nm'", f"{_show(wavelengths)}; expected a list of 1 to {MAX_COLOURS} "
+        fail(path, "header field 'wavelengths_nm'", f"{show_value(wavelengths)}; expected a list of 1 to {MAX_COLOURS} "
                                                      f"wavelengths")
     wavelengths = tuple(float(_number(path, "wavelengths_nm", wl, False, 200.0, 2000.0)) for wl in wavelengths)
     for i, a in enumerate(wavelengths):
         if any(abs(a - b) <= 1.0 for b in wavelengths[i + 1:]):
-            _fail(path, "header field 'wavelengths_nm'", f"{_show(list(wavelengths))}; expected wavelengths more "
+            fail(path, "header field 'wavelengths_nm'", f"{show_value(list(wavelengths))}; expected wavelengths more "
                                                          f"than 1 nm apart")
     layers = _number(path, "layers", header["layers"], True, 1, MAX_LAYERS)
     offset = float(_number(path, "log_scale_offset", header["log_scale_offset"], False,
@@ -400,11 +221,11 @@ def _check_header(path: str, header: dict) -> _Fields:
     weights = header.get("weights")
     formats = WEIGHT_FORMATS if version >= 2 else ("float32", "float16")
     if weights is not None and weights not in formats:
-        _fail(path, "header field 'weights'", f"{_show(weights)}; expected one of {', '.join(formats)} "
+        fail(path, "header field 'weights'", f"{show_value(weights)}; expected one of {', '.join(formats)} "
                                               f"(format version {version})")
     info = header.get("info", {})
     if not isinstance(info, dict):
-        _fail(path, "header field 'info'", f"{_show(info)}; expected an object (how the model was trained)")
+        fail(path, "header field 'info'", f"{show_value(info)}; expected an object (how the model was trained)")
     return _Fields(version, name, geometry, tuple(noise_shape), wavelengths, layers, offset, weights, info)
 
 
@@ -416,16 +237,16 @@ def _is_real(dtype: np.dtype, sizes: tuple[int, ...] = (2, 4, 8)) -> bool:
 
 
 def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo],
-                  f: _Fields) -> dict[str, _Array]:
+                  f: _Fields) -> dict[str, DeclaredArray]:
     """Every array the header implies, from its .npy header: dtype, shape, and the encoder chain."""
-    plan: dict[str, _Array] = {}
+    plan: dict[str, DeclaredArray] = {}
 
-    def declared(key: str, what: str, required: bool = True) -> _Array | None:
+    def declared(key: str, what: str, required: bool = True) -> DeclaredArray | None:
         if key not in members:
             if required:
-                _fail(path, f"array {key}", f"missing (no member {key}.npy); expected {what}")
+                fail(path, f"array {key}", f"missing (no member {key}.npy); expected {what}")
             return None
-        plan[key] = _npy_header(path, archive, key, members[key])
+        plan[key] = npy_header(path, archive, key, members[key])
         return plan[key]
 
     n = f.geometry.seed_superpixels
@@ -439,41 +260,41 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
         w = declared(f"w{i}", f"the encoder weights of layer {i} of {f.layers}")
         field = f"array w{i}"
         if len(w.shape) != 2:
-            _fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected a matrix (inputs, outputs)")
+            fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected a matrix (inputs, outputs)")
         if w.dtype.newbyteorder("=") not in formats:
-            _fail(path, field, f"encoder weights w{i} are {w.dtype}; expected "
+            fail(path, field, f"encoder weights w{i} are {w.dtype}; expected "
                                f"{', '.join(sorted(str(t) for t in formats))} (format version {f.version})")
         if f.weights is not None and w.dtype.newbyteorder("=") != np.dtype(f.weights):
-            _fail(path, field, f"encoder weights w{i} are {w.dtype}; expected {f.weights}, as header field "
+            fail(path, field, f"encoder weights w{i} are {w.dtype}; expected {f.weights}, as header field "
                                f"'weights' says")
         rows, cols = w.shape
         source = "the noise values (noise_shape " + str(list(f.noise_shape)) + ")" if i == 0 else f"the outputs of w{i - 1}"
         if rows != inputs:
-            _fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {inputs} rows, one for each of "
+            fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {inputs} rows, one for each of "
                                f"{source}")
         if last and cols != expected_out:
-            _fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {expected_out} columns: "
+            fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {expected_out} columns: "
                                f"{colours} colour(s) x ({n}x{n} seed values + 1 scale)")
         if not last and not 1 <= cols <= MAX_WIDTH:
-            _fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected 1 to {MAX_WIDTH} columns")
+            fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected 1 to {MAX_WIDTH} columns")
         total += rows * cols
         if total > MAX_ENCODER_WEIGHTS:
-            _fail(path, field, f"the encoder reaches {total} weights by w{i}; expected at most {MAX_ENCODER_WEIGHTS}")
+            fail(path, field, f"the encoder reaches {total} weights by w{i}; expected at most {MAX_ENCODER_WEIGHTS}")
         scale_key = f"w{i}_scale"
         if w.dtype.kind == "i":
             if scale_key not in members:
-                _fail(path, field, f"encoder weights w{i} are int8 without their scale w{i}_scale")
+                fail(path, field, f"encoder weights w{i} are int8 without their scale w{i}_scale")
             s = declared(scale_key, "")
             if s.shape != (1, cols) or not _is_real(s.dtype, (4,)):
-                _fail(path, f"array {scale_key}", f"scale w{i}_scale has shape {s.shape}; expected (1, {cols}) "
+                fail(path, f"array {scale_key}", f"scale w{i}_scale has shape {s.shape}; expected (1, {cols}) "
                                                   f"of finite positive float32 values"
                                                   + ("" if _is_real(s.dtype, (4,)) else f" (it is {s.dtype})"))
         elif scale_key in members:
-            _fail(path, f"array {scale_key}", f"encoder weights w{i} are {w.dtype} with a scale; expected a scale "
+            fail(path, f"array {scale_key}", f"encoder weights w{i} are {w.dtype} with a scale; expected a scale "
                                               f"only with int8 weights")
         b = declared(f"b{i}", f"the biases of layer {i}")
         if b.shape != (cols,) or not _is_real(b.dtype):
-            _fail(path, f"array b{i}", f"biases b{i} have shape {b.shape} ({b.dtype}); expected ({cols},) of "
+            fail(path, f"array b{i}", f"biases b{i} have shape {b.shape} ({b.dtype}); expected ({cols},) of "
                                        f"floating-point numbers (the columns of w{i})")
         inputs = cols
     d = f.geometry.decoder_px
@@ -481,21 +302,21 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
         key = f"decoder_{wl:g}nm"
         phase = declared(key, f"the decoder phase at {wl:g} nm, {d}x{d} radians")
         if phase.shape != (d, d) or not _is_real(phase.dtype):
-            _fail(path, f"array {key}", f"the decoder phase at {wl:g} nm is not a finite {d}x{d} array of real "
+            fail(path, f"array {key}", f"the decoder phase at {wl:g} nm is not a finite {d}x{d} array of real "
                                         f"phases (it is {phase.dtype}, shape {phase.shape}; expected {d}x{d} "
                                         f"floating-point radians, geometry.decoder_px)")
     samples = declared("teacher_samples", "", required=False)
     p = f.geometry.output_pixels
     if samples is not None and (len(samples.shape) != 3 or samples.shape[1:] != (p, p)
                                 or not 1 <= samples.shape[0] <= MAX_TEACHER_SAMPLES or not _is_real(samples.dtype)):
-        _fail(path, "array teacher_samples", f"teacher_samples have shape {samples.shape} ({samples.dtype}); "
+        fail(path, "array teacher_samples", f"teacher_samples have shape {samples.shape} ({samples.dtype}); "
                                              f"expected (N, {p}, {p}) floating-point images (geometry."
                                              f"output_pixels), N from 1 to {MAX_TEACHER_SAMPLES}")
     noise = declared("teacher_noise", "", required=False)
     if noise is not None:
         expected = (samples.shape[0] if samples is not None else 0, noise_values)
         if noise.shape != expected or not _is_real(noise.dtype):
-            _fail(path, "array teacher_noise", f"teacher_noise has shape {noise.shape}; expected {expected} of "
+            fail(path, "array teacher_noise", f"teacher_noise has shape {noise.shape}; expected {expected} of "
                                                f"finite values (one noise vector per teacher sample), floating-point "
                                                f"(it is {noise.dtype})")
     return plan
@@ -518,7 +339,7 @@ def _check_values(path: str, f: _Fields, arrays: dict[str, np.ndarray], digest: 
         if w.dtype.kind == "i":
             scale = arrays[f"w{i}_scale"]
             if not (np.isfinite(scale).all() and (scale > 0).all() and _largest(scale) <= MAX_WEIGHT):
-                _fail(path, f"array w{i}_scale", f"scale w{i}_scale has shape {scale.shape}; expected "
+                fail(path, f"array w{i}_scale", f"scale w{i}_scale has shape {scale.shape}; expected "
                                                  f"{scale.shape} of finite positive values (at most {MAX_WEIGHT:g})")
             w = w.astype(np.float32) * scale
         else:
@@ -527,9 +348,9 @@ def _check_values(path: str, f: _Fields, arrays: dict[str, np.ndarray], digest: 
         for key, a, what in ((f"w{i}", w, "weights"), (f"b{i}", b, "biases")):
             largest = _largest(a)
             if not math.isfinite(largest):
-                _fail(path, f"array {key}", f"encoder {what} contain NaN or infinite values; expected finite numbers")
+                fail(path, f"array {key}", f"encoder {what} contain NaN or infinite values; expected finite numbers")
             if largest > MAX_WEIGHT:
-                _fail(path, f"array {key}", f"encoder {what} reach |{key[0]}| = {largest:.3g}; expected at most "
+                fail(path, f"array {key}", f"encoder {what} reach |{key[0]}| = {largest:.3g}; expected at most "
                                             f"{MAX_WEIGHT:g} (a trained encoder's stay below 1)")
         weights.append((w, b))
     decoder = {}
@@ -539,20 +360,20 @@ def _check_values(path: str, f: _Fields, arrays: dict[str, np.ndarray], digest: 
         phase = arrays[key]
         phase = phase if phase.dtype == np.float32 else phase.astype(np.float32)
         if not _largest(phase) <= MAX_PHASE_RAD:   # NaN fails too
-            _fail(path, f"array {key}", f"the decoder phase at {wl:g} nm is not a finite {d}x{d} array of real "
+            fail(path, f"array {key}", f"the decoder phase at {wl:g} nm is not a finite {d}x{d} array of real "
                                         f"phases (it holds NaN, infinite or |values| above {MAX_PHASE_RAD:g} rad)")
         decoder[wl] = phase
     samples = arrays.get("teacher_samples")
     if samples is not None:
         samples = samples.astype(np.float32)
         if not _largest(samples) <= MAX_TEACHER_VALUE:
-            _fail(path, "array teacher_samples", f"teacher_samples hold NaN, infinite or |values| above "
+            fail(path, "array teacher_samples", f"teacher_samples hold NaN, infinite or |values| above "
                                                  f"{MAX_TEACHER_VALUE:g}; expected images")
     noise = arrays.get("teacher_noise")
     if noise is not None:
         noise = noise.astype(np.float32, copy=False)
         if not _largest(noise) <= MAX_TEACHER_NOISE:
-            _fail(path, "array teacher_noise", f"teacher_noise has shape {noise.shape}; expected {noise.shape} of "
+            fail(path, "array teacher_noise", f"teacher_noise has shape {noise.shape}; expected {noise.shape} of "
                                                f"finite values (at most {MAX_TEACHER_NOISE:g} in size)")
     return ModelFileContents(name=f.name, geometry=f.geometry, noise_shape=f.noise_shape, wavelengths_nm=f.wavelengths,
                              weights=weights, decoder_phase=decoder, log_scale_offset=f.log_scale_offset, info=f.info,

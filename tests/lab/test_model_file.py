@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from optgen.lab.bench.parse import parse_bench
-from optgen.lab.model import ModelError, ModelFileError, OpticalGeometry, load_model, save_model
+from optgen.lab.model import ModelError, ModelFileError, OpticalGeometry, archive, load_model, save_model
 from optgen.lab.model import model_file as mf
 from optgen.lab.run.model_seeds import ModelSeedSource
 from tests.conftest import small_bench_text
@@ -336,11 +336,11 @@ def test_archive_limits(tmp_path, good, monkeypatch):
     small_bombs = {f"extra{i}.npy": bytes(2**19) for i in range(20)}
     refused(write_members(tmp_path / "spread.npz", members | small_bombs, zipfile.ZIP_DEFLATED),
             r"zip archive: \d+ bytes compressed into \d+ \(a zip bomb\?\)")
-    monkeypatch.setattr(mf, "MAX_MEMBER_BYTES", 10_000)
+    monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 10_000)
     refused(write(tmp_path / "big.npz", good["float32"]), r"member '\w+.npy': \d+ bytes uncompressed; "
                                                           r"expected at most 10000")
-    monkeypatch.setattr(mf, "MAX_TOTAL_BYTES", 10_000)
-    monkeypatch.setattr(mf, "MAX_MEMBER_BYTES", 10_000_000)
+    monkeypatch.setattr(archive, "MAX_TOTAL_BYTES", 10_000)
+    monkeypatch.setattr(archive, "MAX_MEMBER_BYTES", 10_000_000)
     refused(write(tmp_path / "total.npz", good["float32"]), r"zip archive: \d+ bytes uncompressed; expected at most")
     monkeypatch.setattr(mf, "MAX_FILE_BYTES", 10_000)
     refused(write(tmp_path / "file.npz", good["float32"]), r"file: \d+ bytes; expected a model file of at most")

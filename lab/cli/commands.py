@@ -1,0 +1,176 @@
+"""The other commands: optgen config, devices, evaluate and train."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from optgen.drivers.errors import OptgenError
+from optgen.lab.run.sources import bench_model
+
+__all__ = ["cmd_config", "cmd_devices", "cmd_evaluate", "cmd_train"]
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from optgen.lab.bench.parse import default_bench_text, load_bench
+
+    if args.check is not None:
+        cfg = load_bench(args.check)
+        print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
+              f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
+        if cfg.colours is not None:
+            print("  colours: " + ", ".join(f"{wl:g} nm (laser {cfg.colours.lasers[wl].driver}, "
+                                            f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
+        return 0
+    if args.dump is None:
+        print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
+        return 2
+    if args.colours:
+        from optgen.lab.bench.examples import rgb_bench_text
+
+        text = rgb_bench_text()
+    else:
+        text = default_bench_text()
+    if args.dump == "-":
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.dump)
+    if target.exists():
+        print(f"optgen config: {target} already exists; not overwriting it", file=sys.stderr)
+        return 1
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from optgen.lab.bench.devices import describe_bench, probe
+
+    if args.probe:
+        print("\n".join(probe(args.cti)))
+        return 0
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.parse import load_bench
+
+    cfg = load_bench(args.bench)
+    with build_bench(cfg) as bench:
+        print(f"{cfg.source}: {cfg.name}")
+        print("\n".join(describe_bench(bench)))
+    return 0
+
+
+def evaluate_colour_run_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.evaluate.colour import evaluate_colour_run
+    from optgen.lab.model import load_model
+    from optgen.lab.run.folder import COLOUR_RUN_FILE
+
+    if args.model is not None:
+        model = load_model(args.model)
+    else:   # the model the run's bench file names, found as the run found it
+        stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
+        cfg = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE))
+        model = bench_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
+    evaluation = evaluate_colour_run(args.run, model=model)
+    gen = evaluation["generated_rgb"]
+    print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
+          f"confidently classified, inception score {gen['inception_score']:.2f}, "
+          f"Frechet distance {gen['frechet_distance']:.2f}")
+    for colour, ev in evaluation["per_colour"].items():
+        agreement = ev.get("twin_agreement")
+        print(f"  {colour}: inception score {ev['generated']['inception_score']:.2f}"
+              + (f", frames vs twin prediction r = {agreement['mean']:.3f}" if agreement else ""))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.evaluate.run import evaluate_run
+    from optgen.lab.run.colour_run import is_colour_run
+    from optgen.lab.runfile.reader import read_run_attrs
+
+    if is_colour_run(args.run):
+        return evaluate_colour_run_cmd(args)
+    model = None
+    run_file = args.run / "run.h5"
+    spec = args.model
+    if spec is None and run_file.is_file():
+        attrs = read_run_attrs(run_file)
+        if str(attrs.get("decoder_phase", "")).startswith("model:"):
+            spec = parse_bench(attrs["bench_file"], str(run_file)).run.model
+    if spec is not None:
+        from optgen.lab.model import load_model
+
+        model = load_model(spec)
+    evaluation = evaluate_run(args.run, model=model)
+    gen = evaluation["generated"]
+    print(f"{args.run}: {gen['count']} images: {gen['confident_fraction']:.0%} confidently classified, "
+          f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f} "
+          f"(as many real digits: {gen['frechet_floor']:.2f})")
+    if "teacher" in evaluation:
+        t = evaluation["teacher"]
+        print(f"  teacher, {t['count']} samples: {t['confident_fraction']:.0%} confident, inception score "
+              f"{t['inception_score']:.2f}, Frechet distance {t['frechet_distance']:.2f}")
+    if "twin_agreement" in evaluation:
+        a = evaluation["twin_agreement"]
+        print(f"  frames vs the twin's noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")
+    print(f"  written to {args.run / 'summary.json'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
+    from optgen.lab.bench.parse import load_bench
+    from optgen.lab.model.geometry import OpticalGeometry
+    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
+
+    cfg = load_bench(args.bench)
+    settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
+    if args.steps is not None:
+        settings.student_steps = args.steps
+    if args.batch is not None:
+        settings.batch = args.batch
+    if args.pairs is not None:
+        if args.pairs < settings.batch:
+            raise OptgenError(f"--pairs {args.pairs}: expected at least one batch ({settings.batch}) of pairs")
+        settings.pairs = args.pairs
+    if args.encoder_hidden is not None:
+        if not 8 <= args.encoder_hidden <= 8192:
+            raise OptgenError(f"--encoder-hidden {args.encoder_hidden}: expected 8 to 8192 units")
+        settings.encoder_hidden = args.encoder_hidden
+    if args.encoder_layers is not None:
+        if not 1 <= args.encoder_layers <= 16:
+            raise OptgenError(f"--encoder-layers {args.encoder_layers}: expected 1 to 16 hidden layers")
+        settings.encoder_layers = args.encoder_layers
+    if args.max_rotation is not None:
+        if args.whole_pixel_shifts:
+            raise OptgenError("--max-rotation turns the decoder by fractions of a pixel: not with --whole-pixel-shifts")
+        if not 0.0 <= args.max_rotation <= 5.0:
+            raise OptgenError(f"--max-rotation {args.max_rotation}: expected 0 to 5 degrees")
+        settings.max_rotation_deg = args.max_rotation
+    if args.whole_pixel_shifts:
+        settings.subpixel_shifts, settings.max_rotation_deg = False, 0.0
+    if args.name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
+            raise OptgenError(f"--name {args.name!r}: expected letters, digits, '.', '_' or '-' (it names the "
+                              f"model file)")
+        settings.name = args.name
+    if args.colours:
+        if cfg.colours is None or len(cfg.colours.order_nm) != 3:
+            raise OptgenError(f"{cfg.source}: --colours trains on red, green and blue digits: it needs a [colours] "
+                              f"table with three colours (RGB order)")
+        settings.colours_nm = cfg.colours.order_nm
+    geometry = OpticalGeometry.from_bench(cfg, args.grid)
+    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
+    if path is None:
+        print(f"training paused; run the same command again to resume ({args.out})")
+    else:
+        print(f"model written to {path}; loss curve {args.out / 'loss_curve.png'}")
+    return 0
