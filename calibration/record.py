@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from optgen.drivers.common.files import publish_exclusively
 from optgen.drivers.errors import OptgenError
 
 __all__ = ["CalibrationFileError", "CalibrationRecord", "DEVICES", "FORMAT_VERSION", "KINDS", "MAX_FILE_BYTES", "header_bytes",
@@ -144,16 +145,11 @@ def seal(path: Path) -> str:
 def place_exclusively(part: Path, path: Path) -> None:
     """Give the finished file ``part`` its name ``path``, never over an existing file."""
     try:
-        os.link(part, path)                     # fails if ``path`` exists
+        publish_exclusively(part, path)
     except FileExistsError:
         raise CalibrationFileError(f"{path}: exists; an existing calibration is never overwritten") from None
-    except OSError:                             # a file system without hard links
-        if path.exists():
-            raise CalibrationFileError(f"{path}: exists; an existing calibration is never overwritten") from None
-        try:
-            os.replace(part, path)
-        except OSError as exc:
-            raise CalibrationFileError(f"{path}: cannot create ({exc.strerror or exc})") from None
+    except OSError as exc:
+        raise CalibrationFileError(f"{path}: cannot create ({exc.strerror or exc})") from None
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 from h5py import h5d, h5p, h5s
 
+from optgen.drivers.common.files import publish_exclusively
 from optgen.lab.runfile.layout import (
     DISK_MARGIN_BYTES,
     EVENT_DTYPE,
@@ -84,15 +85,9 @@ class _Rows:
 def _publish(part: Path, final: Path) -> None:
     """Give the fully created file its name without ever replacing a file already there."""
     try:
-        os.link(part, final)            # fails if ``final`` exists
+        publish_exclusively(part, final)
     except FileExistsError:
         raise RunFileError(f"{final}: a file is already there; a run never overwrites one") from None
-    except OSError:                     # a file system without hard links
-        if final.exists():
-            raise RunFileError(f"{final}: a file is already there; a run never overwrites one") from None
-        os.rename(part, final)
-        return
-    os.unlink(part)
 
 
 class RunWriter:
