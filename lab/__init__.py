@@ -1,1 +1,2 @@
-"""The lab: bench file, bench assembly, seed sources, run loop, storage and the CLI."""
+"""The lab: the public API (api), the bench (bench/), runs (run/, runfile/), judging them (evaluate/),
+the model (model/) and the command line (cli/)."""

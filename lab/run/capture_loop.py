@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from optgen.drivers.common.schedule import ShowCaptureSchedule, Shown
+from optgen.drivers.stop import StopControl
 from optgen.lab.run.capture_parts import (
     CaptureLoopStats,
     DeviceTime,
@@ -37,7 +38,6 @@ from optgen.lab.run.capture_parts import (
 )
 from optgen.lab.run.frame_store import StoreWorker
 from optgen.lab.run.triggered_loop import triggered_frames
-from optgen.lab.stop import StopControl
 
 __all__ = ["SYNC_MODES", "CaptureLoopStats", "PatternPreparer", "Prepared", "RunFault", "capture_frames"]
 

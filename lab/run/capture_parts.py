@@ -18,9 +18,9 @@ import numpy as np
 
 from optgen.drivers.common.schedule import Shown
 from optgen.drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.stop import StopControl
 from optgen.lab.run.frame_store import CapturedFrame, StoreWorker
 from optgen.lab.run.patterns import seed_to_slm_phase
-from optgen.lab.stop import StopControl
 
 __all__ = ["CaptureLoopStats", "DeviceTime", "FrameHandler", "PatternPreparer", "Prepared", "RunFault", "Uploader",
            "frame_shown_s", "seed_gray_levels"]

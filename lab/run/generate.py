@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from optgen.drivers.errors import DeviceError
+from optgen.drivers.stop import StopControl
 from optgen.drivers.stop import active as active_stop
 from optgen.lab.bench.assemble import Bench
 from optgen.lab.run.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
@@ -42,7 +43,6 @@ from optgen.lab.run.seeds import SeedSource
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.runfile.reader import RunFile
 from optgen.lab.runfile.storage import RunWriter
-from optgen.lab.stop import StopControl
 
 __all__ = ["RunLog", "RunResult", "run_generation", "run_summary", "write_json_atomic", "write_run_outputs"]
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from optgen.drivers.errors import CaptureTimeout, LaserSafetyError
+from optgen.drivers.stop import StopControl
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.capture_loop import RunFault
@@ -20,7 +21,6 @@ from optgen.lab.run.laser_guard import LaserFault
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 from optgen.lab.runfile.layout import DiskFullError
 from optgen.lab.runfile.reader import read_run_status
-from optgen.lab.stop import StopControl
 from tests.conftest import small_bench_text
 
 
