@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -145,19 +146,29 @@ class Bench:
     Made by :func:`open_bench`. Every method refuses to run once the bench is closed.
     """
 
-    def __init__(self, devices, sources, store: Path | None):
+    def __init__(self, devices, sources, store: Path | None, base_dir: Path | None = None):
         self._devices = devices
-        self._sources = sources
-        self._base_dir = sources.base_dir
+        self._given_sources = sources
+        self._base_dir = sources.base_dir if sources is not None else base_dir
         self._store = store
 
     @classmethod
-    def open(cls, config: BenchConfig, sources, store: Path | None = None) -> "Bench":
-        """Open the devices of ``config`` for ``sources`` (``optgen.lab.run.sources.RunSources``,
-        already checked); :func:`open_bench` is the usual way in."""
+    def open(cls, config: BenchConfig, sources=None, store: Path | None = None,
+             base_dir: Path | None = None) -> "Bench":
+        """Open the devices of ``config``; ``sources`` (``optgen.lab.run.sources.RunSources``) are
+        what its runs show, checked already, or None to load them at the first run (a bench opened
+        only to calibrate). :func:`open_bench` is the usual way in."""
         from optgen.lab.bench.assemble import build_bench
 
-        return cls(build_bench(config, store), sources, store)
+        return cls(build_bench(config, store), sources, store, base_dir)
+
+    @property
+    def _sources(self):
+        if self._given_sources is None:
+            from optgen.lab.run.sources import RunSources
+
+            self._given_sources = RunSources(self.config, self._base_dir)
+        return self._given_sources
 
     # --- life cycle ---------------------------------------------------------------------
     @property
@@ -306,13 +317,33 @@ class Bench:
         rounds = _whole("rounds", rounds, 1)
         folder = store_folder(self.config, self._store)
         bench = self._devices
-        bench.laser.report_to(folder if folder.is_dir() else None, "calibration")
-        try:
+        with self._watchdog_reports_to(folder):
             report = calibrate(bench, what, CalibrationStore(folder), rounds=rounds, truths=bench.truths)
-        finally:
-            bench.laser.report_to(None)
         bench.reload_calibrations(load_bench_calibrations(self.config, folder))
         return report
+
+    @contextmanager
+    def _watchdog_reports_to(self, folder: Path):
+        """Where the laser watchdog says what it did, should it act while the block runs (the store)."""
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OptgenError(f"{folder}: cannot create the calibration store ({exc.strerror or exc})") from None
+        self._devices.laser.report_to(folder, "calibration")
+        try:
+            yield
+        finally:
+            self._devices.laser.report_to(None)
+
+    def check(self):
+        """Re-measure a few points of each calibration in force and compare (``optgen calibrate
+        check``). Returns the drift check: ``ok``, the items with their tolerances, ``lines()``."""
+        from optgen.calibration.check import check_drift
+        from optgen.lab.bench.calibrations import store_folder
+
+        self._check_open()
+        with self._watchdog_reports_to(store_folder(self.config, self._store)):
+            return check_drift(self._devices)
 
     # --- single shots -------------------------------------------------------------------
     def show(self, encoding: np.ndarray | None = None, decoding: np.ndarray | None = None) -> None:

@@ -17,8 +17,7 @@ def _fmt(value) -> str:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    from optgen.calibration.store import CalibrationStore
-    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.api import Bench
     from optgen.lab.bench.calibrations import store_folder
     from optgen.lab.bench.config import colour_bench
     from optgen.lab.bench.parse import load_bench
@@ -29,26 +28,20 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if getattr(args, "colour", None) is not None:   # one colour of a multi-colour bench: its laser, its LUTs
         cfg = colour_bench(cfg, args.colour)
     folder = store_folder(cfg, args.store)
-    store = CalibrationStore(folder)
-    with build_bench(cfg, folder) as bench:
-        if folder.is_dir():
-            bench.laser.report_to(folder, "calibration")    # where the laser watchdog would say what it did
+    with Bench.open(cfg, store=folder) as bench:
         if args.what == "check":
-            from optgen.calibration.check import check_drift
-
-            result = check_drift(bench)
+            result = bench.check()
             for line in result.lines():
                 print(line)
             _write_json(args.json, result.as_dict())
             return 0 if result.ok else 3
-        from optgen.calibration.procedure import calibrate
-
-        report = calibrate(bench, args.what, store, rounds=args.rounds, truths=bench.truths)
+        report = bench.calibrate(args.what, rounds=args.rounds)
         out = report.as_dict()
-        if bench.world is not None:
+        devices = bench.devices
+        if devices.world is not None:
             from optgen.calibration.twin_truth import truth_errors
 
-            out["twin_truth"] = truth_errors(report, bench.truths, bench.config.light_path)
+            out["twin_truth"] = truth_errors(report, devices.truths, cfg.light_path)
     print(f"optgen calibrate {args.what}: done ({cfg.name}); store {folder}")
     for key, path in report.files.items():
         print(f"  {key:<22} {path.name}  (picture {report.pictures[key].name})")
