@@ -229,7 +229,7 @@ class SimulatedCamera(BenchCamera):
             else:
                 pixel_power = np.zeros(self._hw_image_shape, dtype=np.float32)
             frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
-                                      self.world.sensor, self.world.rng)
+                                      self.world.sensor, self.world.rng, self._defects(self._roi))
         t_exposed = t_start + self._exposure
         t_end = max(t_exposed, self._read_free_s) + self.readout_s
         self._read_free_s = t_end
@@ -288,8 +288,12 @@ class SimulatedCamera(BenchCamera):
             pixel_power = np.zeros(unit.shape, dtype=np.float32)
         else:
             pixel_power = unit * np.float32(power)
-        frame, saturated = expose(pixel_power, exposure_s, world.wavelength_m, sensor, world.rng)
+        frame, saturated = expose(pixel_power, exposure_s, world.wavelength_m, sensor, world.rng, self._defects(roi))
         return power, frame, saturated
+
+    def _defects(self, roi):
+        defects = self.world.sensor_defects
+        return defects.window(roi) if defects is not None else None
 
     def _frame_computed_ahead(self, t_mid: float):
         """The frame drawn ahead for the current state if both SLMs are settled at ``t_mid``; used once."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optgen.simulators.truth import SensorTruth
+from optgen.simulators.truth import SensorDefects, SensorTruth
 
 __all__ = ["PLANCK_J_S", "LIGHT_M_S", "photon_energy_j", "poisson_small", "expose"]
 
@@ -69,15 +69,23 @@ def _poisson_inverse(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
-           rng: np.random.Generator) -> tuple[np.ndarray, int]:
+           rng: np.random.Generator, defects: SensorDefects | None = None) -> tuple[np.ndarray, int]:
     """One frame of counts (uint16) and the number of saturated pixels.
 
     ``power_w`` is the optical power on each pixel during the exposure. The full well
     clips photo-electrons plus read noise together (read noise is a few electrons against a
-    well of thousands, so the difference is below one count).
+    well of thousands, so the difference is below one count). ``defects`` (the window's): stray
+    light, gain and offset per pixel, hot pixels' dark current.
     """
+    if defects is not None and defects.background_w:
+        power_w = power_w + np.float32(defects.background_w)
     mean_e = np.multiply(power_w, np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m)),
                          dtype=np.float32)
+    if defects is not None:
+        if defects.gain is not None:
+            mean_e *= defects.gain
+        if defects.dark_e_per_s is not None:
+            mean_e += defects.dark_e_per_s * np.float32(exposure_s)
     read_e = np.float32(sensor.read_noise_e)
     z = rng.standard_normal(mean_e.shape, dtype=np.float32)
     low = mean_e < POISSON_EXACT_BELOW_E
@@ -98,6 +106,8 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
     saturated_well = electrons >= sensor.full_well_e
     np.clip(electrons, None, sensor.full_well_e, out=electrons)
     counts = electrons * np.float32(sensor.gain_dn_per_e) + np.float32(sensor.dark_offset_dn)
+    if defects is not None and defects.offset_dn is not None:
+        counts += defects.offset_dn
     max_dn = 2 ** int(sensor.bitdepth) - 1
     np.rint(counts, out=counts)
     np.clip(counts, 0, max_dn, out=counts)

@@ -39,7 +39,7 @@ from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
 from optgen.simulators.ahead import AheadWorker
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
-from optgen.simulators.truth import LaserTruth, PlantedTruths, SensorTruth, SLMTruth
+from optgen.simulators.truth import LaserTruth, PlantedTruths, SensorDefects, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
 
@@ -83,6 +83,7 @@ class _SLMState:
     uploads: int = 0
     cached_key: tuple | None = None
     cached_field: np.ndarray | None = None
+    surface: np.ndarray | None = None     # exp(i * the panel's phase error) in the beam frame (unmodulated light)
 
 
 RENDER_SLOTS = 4   # uploads whose renders are kept: a run that uploads ahead still captures earlier ones
@@ -111,8 +112,13 @@ class OpticalWorld:
         self.band_limit = band_limit
         self._slms = {ENCODING: _SLMState(encoding, self.grid_shape),
                       DECODING: _SLMState(decoding, self.grid_shape)}
+        for state in self._slms.values():
+            if state.truth.unmodulated_fraction > 0:
+                state.surface = phase_to_field(self._in_beam(state.truth, self._panel_error(state.truth)))
         self.beam_amplitude = self._beam_amplitude_per_sqrt_watt()
+        self._beam_cache: tuple[float, np.ndarray] | None = None
         self._sensor_map = self._sensor_to_grid_affine()
+        self.sensor_defects = SensorDefects.draw(sensor, self.rng)
         # laser state (the simulated laser driver writes these)
         self.laser_setpoint_w = 0.0
         self.laser_emission = False
@@ -129,9 +135,11 @@ class OpticalWorld:
 
     # --- laser ----------------------------------------------------------------------
     def _beam_amplitude_per_sqrt_watt(self) -> np.ndarray:
-        """Field amplitude (sqrt(W/m^2)) for 1 W of beam power; |E|^2 integrates to <= 1 W."""
+        """Field amplitude (sqrt(W/m^2)) for 1 W of beam power; |E|^2 integrates to <= 1 W. The
+        aperture sits on the axis; the beam's own centre may be off it (``LaserTruth.centre_m``)."""
         y, x = grid_coordinates(self.grid_shape, self.pitch_m)
         half = self.laser.aperture_m / 2.0
+        bx, by = (float(v) for v in self.laser.centre_m)
         inside = np.ones(self.grid_shape, dtype=bool)
         if self.laser.aperture_m > 0:
             inside = (np.abs(x) <= half) & (np.abs(y) <= half)
@@ -141,10 +149,28 @@ class OpticalWorld:
             irradiance = inside / (inside.sum() * self.pitch_m**2)
         elif self.laser.beam == "gaussian":
             w = self.laser.waist_m
-            irradiance = 2.0 / (np.pi * w**2) * np.exp(-2.0 * (x**2 + y**2) / w**2) * inside
+            irradiance = 2.0 / (np.pi * w**2) * np.exp(-2.0 * ((x - bx)**2 + (y - by)**2) / w**2) * inside
         else:
             raise ValueError(f"beam {self.laser.beam!r}: expected 'flat-top' or 'gaussian'")
         return np.sqrt(irradiance).astype(np.float32)
+
+    def beam_field(self, t: float) -> np.ndarray:
+        """The beam on SLM1 for 1 W at time ``t``: its amplitude, and the phase of its tilt (the
+        planted angle plus the pointing drift since t = 0); real where the beam arrives on axis."""
+        tilt = np.asarray(self.laser.tilt_rad, dtype=float)
+        drift = np.asarray(self.laser.pointing_drift_rad_per_h, dtype=float)
+        if not (tilt.any() or drift.any()):
+            return self.beam_amplitude
+        t_key = round(float(t), 0) if drift.any() else 0.0       # a drift moves by the second
+        cached = self._beam_cache
+        if cached is not None and cached[0] == t_key:
+            return cached[1]
+        ax, ay = tilt + drift * (t_key / 3600.0)
+        y, x = grid_coordinates(self.grid_shape, self.pitch_m)
+        k = 2.0 * np.pi / self.wavelength_m
+        field = phase_to_field((k * (np.sin(ax) * x + np.sin(ay) * y)).astype(np.float32), self.beam_amplitude)
+        self._beam_cache = (t_key, field)
+        return field
 
     def delivered_power_w(self) -> float:
         """Beam power for one exposure: setpoint with the planted frame-to-frame noise."""
@@ -238,16 +264,44 @@ class OpticalWorld:
         c0 = (display.shape[1] - cols) // 2
         crop = display[r0:r0 + rows, c0:c0 + cols]
         lut = (-truth.response_rad).astype(np.float32)
+        if truth.response_drift_per_h:       # the liquid crystal warms up: the response scales
+            lut *= np.float32(1.0 + truth.response_drift_per_h * self.clock.now() / 3600.0)
         # OpenCV's table look-up and blur: the same numbers as lut[crop] and scipy's gaussian_filter
         # (mode "nearest", truncated at 4 sigma; a test checks), several times faster on an 800 x 800 grid
         phase = cv2.LUT(crop, lut) if crop.dtype == np.uint8 and lut.size == 256 else lut[crop]
         if truth.crosstalk_sigma_px > 0:
             phase = gaussian_blur(phase, truth.crosstalk_sigma_px)
+        if truth.wavefront_rad is not None:
+            phase = phase + self._panel_error(truth)
+        return self._in_beam(truth, phase)
+
+    def _panel_error(self, truth: SLMTruth) -> np.ndarray:
+        """The panel's own phase error on the grid, in its pixel frame (zeros for a flat one)."""
+        if truth.wavefront_rad is None:
+            return np.zeros(self.grid_shape, dtype=np.float32)
+        error = np.asarray(truth.wavefront_rad, dtype=np.float32)
+        if error.shape != self.grid_shape:
+            raise ValueError(f"a panel wavefront of shape {error.shape}; the simulation grid is {self.grid_shape}")
+        return error
+
+    def _in_beam(self, truth: SLMTruth, phase: np.ndarray) -> np.ndarray:
+        """A phase in the SLM's pixel frame, as the beam sees it (shifted and turned for SLM2)."""
         if truth.shift_m != (0.0, 0.0) or truth.rotation_deg != 0.0:
+            rows, cols = self.grid_shape
             phase = cv2.warpAffine(phase, self._slm_to_beam_affine(truth), (cols, rows),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                    borderMode=cv2.BORDER_REPLICATE)
         return phase
+
+    def _slm_field(self, state: _SLMState, phase: np.ndarray) -> np.ndarray:
+        """The SLM's transmission for a retardance: exp(i phase), less the unmodulated part, which
+        leaves with the panel's own phase error only."""
+        field = phase_to_field(phase)
+        u = state.truth.unmodulated_fraction
+        if u > 0:
+            field *= np.float32(np.sqrt(1.0 - u))
+            field += np.float32(np.sqrt(u)) * state.surface
+        return field
 
     def _slm_to_beam_affine(self, truth: SLMTruth) -> np.ndarray:
         """2x3 map from beam-grid pixel (x, y) to the SLM's own pixel coordinates."""
@@ -331,7 +385,7 @@ class OpticalWorld:
             cache_key = (state.uploads, "settled") if f >= _SETTLED else None
             if cache_key is not None and cache_key == state.cached_key:
                 return state.cached_field
-            field = phase_to_field(self.retardance(key, t))
+            field = self._slm_field(state, self.retardance(key, t))
             if cache_key is not None:
                 state.cached_key, state.cached_field = cache_key, field
             return field
@@ -343,17 +397,20 @@ class OpticalWorld:
             return np.zeros(self.grid_shape, dtype=np.float32)
         with self._lock:
             encoding, decoding = self.transmission(ENCODING, t), self.transmission(DECODING, t)
-        return self._light_path(encoding, decoding, power_w)
+        return self._light_path(encoding, decoding, power_w, self.beam_field(t))
 
-    def _light_path(self, encoding: np.ndarray, decoding: np.ndarray, power_w: float) -> np.ndarray:
+    def _light_path(self, encoding: np.ndarray, decoding: np.ndarray, power_w: float,
+                    beam: np.ndarray | None = None) -> np.ndarray:
         """Beam -> SLM1 transmission -> d1 -> SLM2 transmission -> d2 -> irradiance (float32)."""
-        field = self._incident_on_decoder(encoding, power_w)
+        field = self._incident_on_decoder(encoding, power_w, beam)
         field *= decoding
         return self._decoder_to_output(field)
 
-    def _incident_on_decoder(self, encoding: np.ndarray, power_w: float) -> np.ndarray:
+    def _incident_on_decoder(self, encoding: np.ndarray, power_w: float,
+                             beam: np.ndarray | None = None) -> np.ndarray:
         """The field arriving at SLM2: beam -> SLM1 transmission -> d1."""
-        field = encoding * (self.beam_amplitude * np.float32(np.sqrt(power_w)))
+        beam = self.beam_amplitude if beam is None else beam
+        field = encoding * (beam * np.float32(np.sqrt(power_w)))
         return propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit)
 
     def _decoder_to_output(self, field: np.ndarray) -> np.ndarray:
@@ -428,11 +485,14 @@ class OpticalWorld:
         """
         cached = self._ahead_decoder  # the decoder rarely changes: keep its transmission
         if cached is None or cached[0] != decoding_uploads:
-            cached = (decoding_uploads, phase_to_field(decoding_target))
+            cached = (decoding_uploads, self._slm_field(self._slms[DECODING], decoding_target))
             self._ahead_decoder = cached
         incident = self._ahead_incident
-        if encoding_uploads is None or incident is None or incident[0] != encoding_uploads:
-            incident = (encoding_uploads, self._incident_on_decoder(phase_to_field(encoding_target), 1.0))
+        beam = self.beam_field(self.clock.now())
+        if encoding_uploads is None or incident is None or incident[0] != encoding_uploads \
+                or incident[2] is not beam:
+            incident = (encoding_uploads, self._incident_on_decoder(self._slm_field(self._slms[ENCODING],
+                                                                                    encoding_target), 1.0, beam), beam)
             self._ahead_incident = incident
         irradiance = self._decoder_to_output(incident[1] * cached[1])
         return self._sample_on_sensor(irradiance)
@@ -459,12 +519,19 @@ class OpticalWorld:
         metres_to_grid = np.array([[1 / self.pitch_m, 0, (cols - 1) / 2.0],
                                    [0, 1 / self.pitch_m, (rows - 1) / 2.0], [0, 0, 1.0]])
         slms = {role: self._slms[role].truth for role in (ENCODING, DECODING)}
+        defects = self.sensor_defects
         return PlantedTruths(
             response_rad={role: np.asarray(t.response_rad) for role, t in slms.items()},
             crosstalk_sigma_px={role: float(t.crosstalk_sigma_px) for role, t in slms.items()},
             decoder_shift_m=tuple(float(v) for v in slms[DECODING].shift_m),
             decoder_rotation_deg=float(slms[DECODING].rotation_deg),
-            output_to_sensor=(np.linalg.inv(sensor_to_grid) @ metres_to_grid)[:2])
+            output_to_sensor=(np.linalg.inv(sensor_to_grid) @ metres_to_grid)[:2],
+            wavefront_rad={role: self._panel_error(t) for role, t in slms.items()},
+            unmodulated_fraction={role: float(t.unmodulated_fraction) for role, t in slms.items()},
+            d1_m=self.d1_m, d2_m=self.d2_m,
+            beam={"profile": self.laser.beam, "waist_m": self.laser.waist_m, "centre_m": tuple(self.laser.centre_m),
+                  "tilt_rad": tuple(self.laser.tilt_rad)},
+            hot_pixels=defects.hot_pixels if defects is not None else None)
 
     def follow_laser(self, emission: bool | None = None, setpoint_w: float | None = None) -> None:
         """Take the laser's state as a driver read it back (a laser outside the twin: a protocol

@@ -10,11 +10,13 @@ import numpy as np
 from optgen.calibration.lut import PhaseResponse, apply_response
 from optgen.drivers.camera import BenchCamera
 from optgen.drivers.common.clock import Clock
+from optgen.drivers.common.zernike import wavefront
 from optgen.drivers.identity import SLMTiming
 from optgen.drivers.laser import Laser
 from optgen.drivers.slm import PhaseSLM
 from optgen.lab.bench.calibrations import BenchCalibrations, load_bench_calibrations
 from optgen.lab.bench.config import BenchConfig, SLMConfig, TwinSLM
+from optgen.lab.bench.reader import BenchFileError
 from optgen.simulators import (
     DECODING,
     ENCODING,
@@ -132,7 +134,7 @@ def _slm_timing(cfg: SLMConfig) -> SLMTiming:
     return SLMTiming(refresh_hz=cfg.refresh_hz, latency_frames=cfg.latency_frames, settle_s=cfg.settle_s)
 
 
-def _slm_truth(twin_slm: TwinSLM, cfg: SLMConfig) -> SLMTruth:
+def _slm_truth(twin_slm: TwinSLM, cfg: SLMConfig, config: BenchConfig) -> SLMTruth:
     return SLMTruth(
         response_rad=planted_response(cfg.bitdepth, twin_slm.response_max_rad, twin_slm.response_exponent,
                                       twin_slm.response_wobble_rad),
@@ -141,7 +143,41 @@ def _slm_truth(twin_slm: TwinSLM, cfg: SLMConfig) -> SLMTruth:
         rotation_deg=twin_slm.rotation_deg,
         latency_s=twin_slm.latency_frames / cfg.refresh_hz,
         settle_s=twin_slm.settle_s,
+        wavefront_rad=_planted_wavefront(twin_slm, config, cfg.key),
+        unmodulated_fraction=twin_slm.unmodulated_fraction,
+        response_drift_per_h=twin_slm.response_drift_per_h,
     )
+
+
+def _planted_wavefront(twin_slm: TwinSLM, config: BenchConfig, key: str) -> np.ndarray | None:
+    """The panel's phase error (radians, the twin's grid): its Zernike terms plus a map file."""
+    grid = config.twin.grid_shape
+    pitch = config.encoding_slm.pitch_um * 1e-6
+    waves = np.zeros(grid)
+    if any(twin_slm.wavefront_waves):
+        waves += wavefront(twin_slm.wavefront_waves, grid, pitch, twin_slm.wavefront_radius_m)
+    if twin_slm.wavefront_file:
+        waves += _wavefront_file(twin_slm.wavefront_file, config, key)
+    if not waves.any():
+        return None
+    return (2.0 * np.pi * waves).astype(np.float32)
+
+
+def _wavefront_file(name: str, config: BenchConfig, key: str) -> np.ndarray:
+    """A planted wavefront map in waves (.npy of the twin's grid), relative to the bench file."""
+    path = Path(name)
+    if not path.is_absolute() and Path(config.source).is_file():
+        path = Path(config.source).parent / path
+    where = f"{config.source}: [twin.{key}] wavefront_file = {name!r}"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise BenchFileError(f"{where}: cannot read it ({exc})") from None
+    if data.shape != tuple(config.twin.grid_shape) or not np.issubdtype(data.dtype, np.floating) \
+            or not np.isfinite(data).all():
+        raise BenchFileError(f"{where}: {data.dtype} {data.shape}; expected finite waves of the twin's grid "
+                             f"{tuple(config.twin.grid_shape)} (rows, cols)")
+    return data.astype(np.float64)
 
 
 def make_world(config: BenchConfig, clock: Clock | None = None) -> OpticalWorld:
@@ -155,14 +191,20 @@ def make_world(config: BenchConfig, clock: Clock | None = None) -> OpticalWorld:
         resolution=config.camera.resolution, pitch_m=twin.camera_pitch_m, offset_m=twin.camera_offset_m,
         rotation_deg=twin.camera_rotation_deg, qe=twin.qe, gain_dn_per_e=twin.gain_dn_per_e,
         read_noise_e=twin.read_noise_e, dark_offset_dn=twin.dark_offset_dn, full_well_e=twin.full_well_e,
-        bitdepth=config.camera.bitdepth, readout_s=config.camera.readout_s)
+        bitdepth=config.camera.bitdepth, readout_s=config.camera.readout_s,
+        hot_pixel_fraction=twin.hot_pixel_fraction, hot_pixel_e_per_s=twin.hot_pixel_e_per_s,
+        prnu_rms=twin.prnu_rms, dsnu_dn_rms=twin.dsnu_dn_rms, background_w_per_m2=twin.background_w_per_m2)
     laser = LaserTruth(beam=twin.beam, waist_m=twin.waist_m, aperture_m=twin.aperture_m,
-                       power_noise_rms=twin.power_noise_rms, device_max_power_w=twin.device_max_power_w)
+                       power_noise_rms=twin.power_noise_rms, device_max_power_w=twin.device_max_power_w,
+                       centre_m=twin.beam_centre_m, tilt_rad=twin.beam_tilt_rad,
+                       pointing_drift_rad_per_h=twin.pointing_drift_rad_per_h)
+    g = config.geometry
     return OpticalWorld(
         wavelength_m=config.laser.wavelength_nm * 1e-9, pitch_m=config.encoding_slm.pitch_um * 1e-6,
-        grid_shape=twin.grid_shape, d1_m=config.geometry.d1_m, d2_m=config.geometry.d2_m,
-        encoding=_slm_truth(twin.encoding, config.encoding_slm),
-        decoding=_slm_truth(twin.decoding, config.decoding_slm),
+        grid_shape=twin.grid_shape, d1_m=twin.d1_m if twin.d1_m is not None else g.d1_m,
+        d2_m=twin.d2_m if twin.d2_m is not None else g.d2_m,
+        encoding=_slm_truth(twin.encoding, config.encoding_slm, config),
+        decoding=_slm_truth(twin.decoding, config.decoding_slm, config),
         sensor=sensor, laser=laser, clock=clock, rng=np.random.default_rng(twin.random_seed),
         band_limit=twin.band_limit)
 

@@ -120,6 +120,12 @@ class TwinSLM:
     settle_s: float
     shift_m: tuple[float, float] = (0.0, 0.0)
     rotation_deg: float = 0.0
+    # what a real panel adds (decision 0012)
+    wavefront_waves: tuple[float, ...] = ()       # Zernike coefficients, Noll order from j = 1, in waves RMS
+    wavefront_radius_m: float = 2.5e-3            # the pupil radius the coefficients are normalised on
+    wavefront_file: str = ""                      # a map in waves (.npy, the twin's grid), added to them
+    unmodulated_fraction: float = 0.0
+    response_drift_per_h: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,17 @@ class TwinConfig:
     dark_offset_dn: float
     full_well_e: float
     trigger_overlap: str = "off"       # "readout": the camera takes a trigger while it reads out
+    # what a real bench adds (decision 0012)
+    d1_m: float | None = None          # the true distances, where they differ from [geometry]
+    d2_m: float | None = None
+    beam_centre_m: tuple[float, float] = (0.0, 0.0)
+    beam_tilt_rad: tuple[float, float] = (0.0, 0.0)
+    pointing_drift_rad_per_h: tuple[float, float] = (0.0, 0.0)
+    hot_pixel_fraction: float = 0.0
+    hot_pixel_e_per_s: float = 0.0
+    prnu_rms: float = 0.0
+    dsnu_dn_rms: float = 0.0
+    background_w_per_m2: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -211,5 +228,7 @@ def colour_bench(config: BenchConfig, wavelength_nm: float) -> BenchConfig:
 
 
 def _scaled_response(slm: TwinSLM, ratio: float) -> TwinSLM:
+    """A twin SLM at another colour: retardance in radians, and the panel's error in waves, go as 1/lambda."""
     return replace(slm, response_max_rad=slm.response_max_rad * ratio,
-                   response_wobble_rad=slm.response_wobble_rad * ratio)
+                   response_wobble_rad=slm.response_wobble_rad * ratio,
+                   wavefront_waves=tuple(c * ratio for c in slm.wavefront_waves))

@@ -7,8 +7,8 @@ import re
 
 from optgen.lab.bench.parse import default_bench_text
 
-__all__ = ["RGB_COLOURS", "SMALL", "edit_bench_text", "external_laser_bench_text", "rgb_bench_text",
-           "small_bench_text"]
+__all__ = ["REALISTIC", "RGB_COLOURS", "SMALL", "add_to_bench_text", "edit_bench_text", "external_laser_bench_text",
+           "realistic_bench_text", "rgb_bench_text", "small_bench_text"]
 
 
 def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
@@ -27,6 +27,67 @@ def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
     if missing:
         raise KeyError(f"no such keys in the bench text: {sorted(missing)}")
     return "\n".join(out) + "\n"
+
+
+def add_to_bench_text(text: str, additions: dict[str, list[str]]) -> str:
+    """Add ``key = value`` lines at the end of the given [section]s of bench-file text."""
+    lines, section, out = text.splitlines(), "", []
+    pending = {k: list(v) for k, v in additions.items()}
+
+    def flush() -> None:
+        while out and not out[-1].strip():        # before the blank lines that end the section
+            blanks.append(out.pop())
+        out.extend(pending.pop(section, []))
+        out.extend(reversed(blanks))
+        blanks.clear()
+
+    blanks: list[str] = []
+    for line in lines:
+        header = re.match(r"^\[([^\]]+)\]\s*$", line)
+        if header:
+            flush()
+            section = header.group(1)
+        out.append(line)
+    flush()
+    if pending:
+        raise KeyError(f"no such sections in the bench text: {sorted(pending)}")
+    return "\n".join(out) + "\n"
+
+
+# What a real two-SLM bench gets wrong, planted at plausible sizes (decision 0012 argues each).
+REALISTIC = {
+    "twin": ["d1_mm = 121.3                 # the true distances: [geometry] says 120.1 and 96.4",
+             "d2_mm = 95.4"],
+    "twin.laser": ["centre_um = [40.0, -25.0]     # the Gaussian beam's centre on SLM1",
+                   "tilt_urad = [150.0, -80.0]    # its angle of incidence",
+                   "pointing_drift_urad_per_h = [20.0, 10.0]"],
+    "twin.encoding_slm": [
+        "wavefront_waves = [0.0, 0.05, -0.03, 0.40, 0.19, -0.16, 0.08, -0.06, 0.03, 0.0, 0.05]  # panel bow (Noll)",
+        "wavefront_radius_mm = 2.5",
+        "unmodulated_fraction = 0.03",
+        "response_drift_per_h = 0.01"],
+    "twin.decoding_slm": [
+        "wavefront_waves = [0.0, -0.02, 0.04, -0.20, -0.08, 0.14, -0.03, 0.06, 0.0, -0.02, 0.04]",
+        "wavefront_radius_mm = 2.5",
+        "unmodulated_fraction = 0.04",
+        "response_drift_per_h = -0.007"],
+    "twin.camera": ["hot_pixel_fraction = 0.0002        # stuck-bright pixels",
+                    "hot_pixel_e_per_s = 2.0e6",
+                    "prnu_rms = 0.01",
+                    "dsnu_dn_rms = 2.0",
+                    "background_w_per_m2 = 0.002      # stray light"],
+}
+REALISTIC_TWIN = {("twin.laser", "beam"): '"gaussian"', ("twin.laser", "waist_mm"): "3.0"}
+
+
+def realistic_bench_text() -> str:
+    """The default bench with what real benches get wrong planted (optgen config --dump --realistic)."""
+    text = edit_bench_text(default_bench_text(), REALISTIC_TWIN).replace(
+        "# The twin: planted truths of the simulated bench (what calibration has to find).",
+        "# The twin: planted truths of the simulated bench (what calibration has to find). A realistic\n"
+        "# bench: wavefront errors, unmodulated light, a tilted Gaussian beam, distances off, drift and\n"
+        "# camera defects, at sizes decision 0012 argues.", 1)
+    return add_to_bench_text(text, REALISTIC)
 
 
 SMALL = {

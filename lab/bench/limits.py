@@ -23,5 +23,7 @@ MAX_ELECTRONS = 1e9              # twin read noise and full well
 MAX_DN = 65535.0                 # twin dark offset (a 16-bit sensor's top count)
 MAX_COLOURS = 16
 MAX_TIMEOUT_S = 60.0             # a device's reply timeout
+MAX_ZERNIKE = 36                 # Noll terms of a planted wavefront
+MAX_TILT_URAD = 50_000.0         # a beam's angle (and its drift per hour)
 MAX_KEY_PARTS = 16               # a dotted key costs tomllib time and memory as the square of its parts
 SERIAL_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)

@@ -54,7 +54,9 @@ from optgen.lab.bench.limits import (
     MAX_REFRESH_HZ,
     MAX_SETTLE_MS,
     MAX_SIDE_PX,
+    MAX_TILT_URAD,
     MAX_WALL_PLUG_W,
+    MAX_ZERNIKE,
 )
 from optgen.lab.bench.reader import BenchFileError, show
 from optgen.lab.bench.reader import Section as _Section
@@ -372,6 +374,12 @@ def _twin_slm(s: _Section, nominal: SLMConfig, movable: bool) -> TwinSLM:
         crosstalk_sigma_px=s.number("crosstalk_sigma_px", 0.0, low=0.0, high=10.0),
         latency_frames=_latency_frames(s, nominal.latency_frames),
         settle_s=_settle_ms(s, nominal.settle_s * 1e3) * 1e-3,
+        wavefront_waves=s.numbers("wavefront_waves", (), low=-20.0, high=20.0, max_len=MAX_ZERNIKE,
+                                  allow_empty=True),
+        wavefront_radius_m=s.number("wavefront_radius_mm", 2.5, low=0.0, low_open=True, high=MAX_BEAM_MM) * 1e-3,
+        wavefront_file=s.string("wavefront_file", ""),
+        unmodulated_fraction=s.number("unmodulated_fraction", 0.0, low=0.0, high=0.5),
+        response_drift_per_h=s.number("response_drift_per_h", 0.0, low=-0.5, high=0.5),
     )
     if movable:
         values["shift_m"] = _offset_m(s, "shift_um")
@@ -392,6 +400,11 @@ def _twin(s: _Section, slms: list[SLMConfig]) -> TwinConfig:
         power_noise_rms=laser.number("power_noise_rms", 0.0, low=0.0, high=0.5),
         device_max_power_w=laser.number("device_max_power_mw", 100.0, low=0.0, low_open=True,
                                         high=MAX_POWER_MW) * 1e-3,
+        beam_centre_m=_offset_m(laser, "centre_um"),
+        beam_tilt_rad=tuple(v * 1e-6 for v in laser.pair("tilt_urad", (0.0, 0.0), low=-MAX_TILT_URAD,
+                                                         high=MAX_TILT_URAD)),
+        pointing_drift_rad_per_h=tuple(v * 1e-6 for v in laser.pair("pointing_drift_urad_per_h", (0.0, 0.0),
+                                                                    low=-MAX_TILT_URAD, high=MAX_TILT_URAD)),
     )
     laser.done()
     encoding = _twin_slm(s.sub("encoding_slm"), slms[0], movable=False)
@@ -407,11 +420,18 @@ def _twin(s: _Section, slms: list[SLMConfig]) -> TwinConfig:
         dark_offset_dn=cam.number("dark_offset_dn", 100.0, low=0.0, high=MAX_DN),
         full_well_e=cam.number("full_well_e", 10500.0, low=1.0, high=MAX_ELECTRONS),
         trigger_overlap=cam.string("trigger_overlap", "off", choices=("off", "readout")),
+        hot_pixel_fraction=cam.number("hot_pixel_fraction", 0.0, low=0.0, high=0.1),
+        hot_pixel_e_per_s=cam.number("hot_pixel_e_per_s", 0.0, low=0.0, high=MAX_ELECTRONS),
+        prnu_rms=cam.number("prnu_rms", 0.0, low=0.0, high=0.5),
+        dsnu_dn_rms=cam.number("dsnu_dn_rms", 0.0, low=0.0, high=MAX_DN),
+        background_w_per_m2=cam.number("background_w_per_m2", 0.0, low=0.0, high=1000.0),
     )
     cam.done()
+    distances = {f"{key}_m": s.number(f"{key}_mm", low=0.0, low_open=True, high=MAX_DISTANCE_MM) * 1e-3
+                 for key in ("d1", "d2") if s.has(f"{key}_mm")}
     s.done()
     return TwinConfig(grid_shape=(grid[1], grid[0]), band_limit=band_limit, random_seed=random_seed,
-                      encoding=encoding, decoding=decoding, **beam, **camera)
+                      encoding=encoding, decoding=decoding, **beam, **camera, **distances)
 
 
 def _check_consistency(c: BenchConfig) -> None:

@@ -173,11 +173,12 @@ class Section:
         return tuple(int(v) for v in value) if integer else tuple(float(v) + 0.0 for v in value)
 
     def numbers(self, key: str, default: Any = _MISSING, *, low: float | None = None,
-                high: float | None = None, max_len: int = 64) -> tuple[float, ...]:
-        """A non-empty list of at most ``max_len`` finite numbers within the bounds."""
+                high: float | None = None, max_len: int = 64, allow_empty: bool = False) -> tuple[float, ...]:
+        """A list of at most ``max_len`` finite numbers within the bounds (non-empty unless ``allow_empty``)."""
         value = self.value(key, default)
-        what = f"a non-empty list of at most {max_len} numbers{_bounds_text(low, high, False)}"
-        if not isinstance(value, (list, tuple)) or not value or len(value) > max_len:
+        what = (f"a {'' if allow_empty else 'non-empty '}list of at most {max_len} "
+                f"numbers{_bounds_text(low, high, False)}")
+        if not isinstance(value, (list, tuple)) or (not value and not allow_empty) or len(value) > max_len:
             raise self.fail(key, value, what)
         for v in value:
             if (not _is_number(v) or (isinstance(v, float) and not math.isfinite(v))

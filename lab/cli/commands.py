@@ -27,10 +27,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.dump is None:
         print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
         return 2
+    if args.colours and args.realistic:
+        print("optgen config: --colours and --realistic: choose one", file=sys.stderr)
+        return 2
     if args.colours:
         from optgen.lab.bench.examples import rgb_bench_text
 
         text = rgb_bench_text()
+    elif args.realistic:
+        from optgen.lab.bench.examples import realistic_bench_text
+
+        text = realistic_bench_text()
     else:
         text = default_bench_text()
     if args.dump == "-":

@@ -129,6 +129,9 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument("--check", type=Path, metavar="FILE", help="validate a bench file and say what it holds")
     config.add_argument("--colours", action="store_true",
                         help="with --dump: the embedded three-colour bench (638/520/450 nm, for optgen run --colours)")
+    config.add_argument("--realistic", action="store_true",
+                        help="with --dump: the embedded realistic twin (wavefront errors, unmodulated light, a tilted "
+                             "Gaussian beam, distances off, drift, camera defects; decision 0012)")
     config.set_defaults(func=cmd_config)
     return parser
 

@@ -472,3 +472,43 @@ def test_huge_and_mixed_colour_lists_are_refused():
 
 def test_text_that_is_not_a_string_is_refused():
     refused(default_bench_text().encode(), "expected the bench file's text, got a bytes")
+
+
+# --- what a real bench gets wrong (issue 20): keys and their bad values ----------------------------------
+def _realistic_with(section: str, line: str) -> str:
+    from optgen.lab.bench.examples import add_to_bench_text
+
+    return add_to_bench_text(default_bench_text(), {section: [line]})
+
+
+@pytest.mark.parametrize("section, line, expected", [
+    ("twin.encoding_slm", "wavefront_waves = [" + ", ".join(["0.1"] * 37) + "]", "wavefront_waves"),
+    ("twin.decoding_slm", "unmodulated_fraction = 0.6", "unmodulated_fraction"),
+    ("twin.decoding_slm", "unmodulated_fraction = -0.01", "unmodulated_fraction"),
+    ("twin.encoding_slm", "wavefront_radius_mm = 0", "wavefront_radius_mm"),
+    ("twin", "d1_mm = -5.0", "d1_mm"),
+    ("twin.laser", "centre_um = [1.0]", "centre_um"),
+    ("twin.camera", "hot_pixel_fraction = 1.5", "hot_pixel_fraction"),
+])
+def test_a_realistic_key_out_of_range_is_named(section, line, expected):
+    with pytest.raises(BenchFileError, match=expected):
+        parse_bench(_realistic_with(section, line), "bench.toml")
+
+
+def test_a_planted_wavefront_file_of_the_wrong_size_names_the_file_and_the_grid(tmp_path):
+    import numpy as np
+
+    from optgen.lab.bench.assemble import make_world
+
+    (tmp_path / "w.npy").write_bytes(b"")
+    np.save(tmp_path / "w.npy", np.zeros((100, 100)))
+    bench = tmp_path / "bench.toml"
+    bench.write_text(_realistic_with("twin.encoding_slm", 'wavefront_file = "w.npy"'))
+    with pytest.raises(BenchFileError, match=r"wavefront_file = 'w.npy'.*\(100, 100\).*\(800, 800\)"):
+        make_world(load_bench(bench))
+    np.save(tmp_path / "w.npy", np.full((800, 800), 7, np.uint8))
+    with pytest.raises(BenchFileError, match="uint8"):
+        make_world(load_bench(bench))
+    np.save(tmp_path / "w.npy", np.full((800, 800), 0.25))
+    waves = make_world(load_bench(bench)).planted_truths().wavefront_rad["encoding_slm"]
+    assert float(waves.mean()) == pytest.approx(0.5 * np.pi)

@@ -198,3 +198,14 @@ def test_a_simulated_laser_cannot_light_real_devices(tmp_path, capsys):
     bench.write_text(text.replace("[camera.connection]", '[camera.connection]\ncti = "/opt/no-such-producer.cti"'))
     assert main(["devices", "--bench", str(bench)]) == 2
     assert "driver 'simulated' can only light the simulated bench" in capsys.readouterr().err
+
+
+def test_config_dump_realistic_writes_the_bench_that_plants_what_real_benches_get_wrong(tmp_path):
+    from optgen.lab.bench.examples import realistic_bench_text
+    from optgen.lab.bench.parse import load_bench
+
+    target = tmp_path / "real.toml"
+    assert main(["config", "--dump", str(target), "--realistic"]) == 0
+    assert target.read_text() == realistic_bench_text()
+    twin = load_bench(target).twin
+    assert twin.beam == "gaussian" and twin.encoding.unmodulated_fraction > 0 and twin.d1_m is not None

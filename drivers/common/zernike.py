@@ -1,0 +1,65 @@
+"""Zernike polynomials in Noll's order, normalised to unit RMS over the unit disk.
+
+A wavefront is ``sum_j c_j Z_j(rho, theta)`` with ``rho = r / radius``: coefficients in waves (or
+radians) are then the RMS of each mode over a pupil of that radius. Noll's order starts at j = 1
+(piston); j = 2, 3 are tilts, 4 defocus, 5-6 astigmatism, 7-8 coma, 11 spherical. Outside the
+pupil the polynomials go on smoothly (an SLM panel's shape does not stop at a circle).
+"""
+
+from __future__ import annotations
+
+from math import factorial
+
+import numpy as np
+
+from optgen.drivers.common.patterns import grid_coordinates
+
+__all__ = ["noll_to_nm", "wavefront", "zernike"]
+
+
+def noll_to_nm(j: int) -> tuple[int, int]:
+    """(n, m) of Noll index ``j`` >= 1 (m < 0: a sine term)."""
+    if j < 1:
+        raise ValueError(f"Noll index {j}: expected >= 1")
+    n, j1 = 0, j - 1
+    while j1 > n:
+        n += 1
+        j1 -= n
+    m = (-1) ** j * ((n % 2) + 2 * int((j1 + ((n + 1) % 2)) / 2.0))
+    return n, m
+
+
+def _radial(n: int, m: int, rho: np.ndarray) -> np.ndarray:
+    m = abs(m)
+    out = np.zeros_like(rho)
+    for k in range((n - m) // 2 + 1):
+        c = (-1) ** k * factorial(n - k) / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
+        out += c * rho ** (n - 2 * k)
+    return out
+
+
+def zernike(j: int, rho: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Z_j (Noll) at polar coordinates ``rho`` (in pupil radii) and ``theta``."""
+    n, m = noll_to_nm(j)
+    radial = _radial(n, m, np.asarray(rho, dtype=np.float64))
+    if m == 0:
+        return np.sqrt(n + 1) * radial
+    angular = np.cos(m * theta) if m > 0 else np.sin(-m * theta)
+    return np.sqrt(2 * (n + 1)) * radial * angular
+
+
+def wavefront(coefficients, shape: tuple[int, int], pitch_m: float, radius_m: float,
+              centre_m: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """``sum_j c_j Z_j`` on a pixel grid (coefficients[0] is j = 1), in the coefficients' unit.
+
+    ``centre_m`` (x, y) from the grid's centre, ``radius_m`` the pupil radius the modes are
+    normalised on."""
+    y, x = grid_coordinates(shape, pitch_m)
+    x, y = x - centre_m[0], y - centre_m[1]
+    rho = np.hypot(x, y) / radius_m
+    theta = np.arctan2(y, x)
+    out = np.zeros(shape, dtype=np.float64)
+    for j, c in enumerate(coefficients, start=1):
+        if c:
+            out += c * zernike(j, rho, theta)
+    return out
