@@ -83,7 +83,7 @@ class _SLMState:
     uploads: int = 0
     cached_key: tuple | None = None
     cached_field: np.ndarray | None = None
-    surface: np.ndarray | None = None     # exp(i * the panel's phase error) in the beam frame (unmodulated light)
+    unmodulated: np.ndarray | None = None  # sqrt(u) exp(i * the panel's phase error), beam frame; None if u = 0
 
 
 RENDER_SLOTS = 4   # uploads whose renders are kept: a run that uploads ahead still captures earlier ones
@@ -113,8 +113,10 @@ class OpticalWorld:
         self._slms = {ENCODING: _SLMState(encoding, self.grid_shape),
                       DECODING: _SLMState(decoding, self.grid_shape)}
         for state in self._slms.values():
-            if state.truth.unmodulated_fraction > 0:
-                state.surface = phase_to_field(self._in_beam(state.truth, self._panel_error(state.truth)))
+            u = state.truth.unmodulated_fraction
+            if u > 0:
+                state.unmodulated = phase_to_field(self._in_beam(state.truth, self._panel_error(state.truth)),
+                                                   np.float32(np.sqrt(u)))
         self.beam_amplitude = self._beam_amplitude_per_sqrt_watt()
         self._beam_cache: tuple[float, np.ndarray] | None = None
         self._sensor_map = self._sensor_to_grid_affine()
@@ -132,6 +134,7 @@ class OpticalWorld:
         self.render_ahead_hits = 0              # settled renders taken from the background thread
         self._ahead_decoder: tuple | None = None  # worker thread only: (decoding uploads, transmission)
         self._ahead_incident: tuple | None = None  # worker thread only: (encoding uploads, field at SLM2 for 1 W)
+        self._unmodulated_cache: dict = {}      # (thread, decoder state, beam) -> SLM1's unmodulated light at the output
 
     # --- laser ----------------------------------------------------------------------
     def _beam_amplitude_per_sqrt_watt(self) -> np.ndarray:
@@ -294,13 +297,12 @@ class OpticalWorld:
         return phase
 
     def _slm_field(self, state: _SLMState, phase: np.ndarray) -> np.ndarray:
-        """The SLM's transmission for a retardance: exp(i phase), less the unmodulated part, which
-        leaves with the panel's own phase error only."""
+        """The SLM's modulated transmission for a retardance: sqrt(1 - u) exp(i phase). The
+        unmodulated part (``_SLMState.unmodulated``) leaves incoherently with it (decision 0012)."""
         field = phase_to_field(phase)
         u = state.truth.unmodulated_fraction
         if u > 0:
             field *= np.float32(np.sqrt(1.0 - u))
-            field += np.float32(np.sqrt(u)) * state.surface
         return field
 
     def _slm_to_beam_affine(self, truth: SLMTruth) -> np.ndarray:
@@ -397,14 +399,44 @@ class OpticalWorld:
             return np.zeros(self.grid_shape, dtype=np.float32)
         with self._lock:
             encoding, decoding = self.transmission(ENCODING, t), self.transmission(DECODING, t)
-        return self._light_path(encoding, decoding, power_w, self.beam_field(t))
+            state = self._slms[DECODING]
+            decoder_key = ("now", state.cached_key) if state.cached_key is not None \
+                and state.cached_field is decoding else None
+        return self._light_path(encoding, decoding, power_w, self.beam_field(t), decoder_key)
 
     def _light_path(self, encoding: np.ndarray, decoding: np.ndarray, power_w: float,
-                    beam: np.ndarray | None = None) -> np.ndarray:
-        """Beam -> SLM1 transmission -> d1 -> SLM2 transmission -> d2 -> irradiance (float32)."""
+                    beam: np.ndarray | None = None, decoder_key: object = None) -> np.ndarray:
+        """Beam -> SLM1 transmission -> d1 -> SLM2 transmission -> d2 -> irradiance (float32).
+
+        Light an SLM leaves unmodulated adds as its own picture (incoherently): through SLM2's
+        unmodulated part, and from SLM1's (which depends only on SLM2's pattern and the beam:
+        kept per ``decoder_key`` while both rest)."""
         field = self._incident_on_decoder(encoding, power_w, beam)
-        field *= decoding
-        return self._decoder_to_output(field)
+        irradiance = self._decoder_to_output(field * decoding)
+        unmodulated = self._slms[DECODING].unmodulated
+        if unmodulated is not None:
+            irradiance += self._decoder_to_output(field * unmodulated)
+        if self._slms[ENCODING].unmodulated is not None:
+            irradiance += np.float32(power_w) * self._from_unmodulated_encoder(decoding, beam, decoder_key)
+        return irradiance
+
+    def _from_unmodulated_encoder(self, decoding: np.ndarray, beam: np.ndarray | None,
+                                  decoder_key: object) -> np.ndarray:
+        """Irradiance (1 W beam) of the light SLM1 leaves unmodulated, through SLM2 (both of its parts)."""
+        beam = self.beam_amplitude if beam is None else beam
+        key = (threading.get_ident(), decoder_key, id(beam))
+        cached = self._unmodulated_cache.get(key)
+        if decoder_key is not None and cached is not None and cached[0] is beam:
+            return cached[1]
+        field = self._incident_on_decoder(self._slms[ENCODING].unmodulated, 1.0, beam)
+        irradiance = self._decoder_to_output(field * decoding)
+        if self._slms[DECODING].unmodulated is not None:
+            irradiance += self._decoder_to_output(field * self._slms[DECODING].unmodulated)
+        if decoder_key is not None:
+            if len(self._unmodulated_cache) > 8:
+                self._unmodulated_cache.clear()
+            self._unmodulated_cache[key] = (beam, irradiance)
+        return irradiance
 
     def _incident_on_decoder(self, encoding: np.ndarray, power_w: float,
                              beam: np.ndarray | None = None) -> np.ndarray:
@@ -495,6 +527,11 @@ class OpticalWorld:
                                                                                     encoding_target), 1.0, beam), beam)
             self._ahead_incident = incident
         irradiance = self._decoder_to_output(incident[1] * cached[1])
+        unmodulated = self._slms[DECODING].unmodulated
+        if unmodulated is not None:
+            irradiance += self._decoder_to_output(incident[1] * unmodulated)
+        if self._slms[ENCODING].unmodulated is not None:
+            irradiance += self._from_unmodulated_encoder(cached[1], beam, ("ahead", decoding_uploads))
         return self._sample_on_sensor(irradiance)
 
     def _rendered_ahead(self, t: float) -> np.ndarray | None:
