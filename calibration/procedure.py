@@ -5,9 +5,13 @@ Order for ``all``:
 2. lut     - each SLM's phase response, the other SLM serving as lens; alternating rounds
              (SLM1 with SLM2's nominal lens, SLM2 with SLM1's measured lens, SLM1 again with
              SLM2's measured lens), see calibration.response;
-3. alignment - with both LUTs in force, the lenses and gratings focus well: the sensor's placement
-             in the output plane first (spots from SLM1 alone), then SLM2's shift and rotation in
-             SLM1's beam (spots from lenses on SLM2, read through the sensor registration).
+3. wavefront - each SLM's wavefront error by phase diversity (calibration.wavefront): SLM1 first,
+             its correction in force before SLM2 is measured; with the LUTs in force the lenses
+             it shows are the lenses it means. Piston and tilt are left to the alignment;
+4. alignment - with both LUTs and both corrections in force, the lenses and gratings focus well:
+             the sensor's placement in the output plane first (spots from SLM1 alone), then SLM2's
+             shift and rotation in SLM1's beam (spots from lenses on SLM2, read through the sensor
+             registration).
 Each step writes its file only when it succeeded; a step that fails leaves the previous
 calibration of that kind in force and the laser off. Every file gets a PNG next to it.
 """
@@ -18,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from optgen.calibration.alignment import alignment_record
 from optgen.calibration.camera import CameraCalibration, measure_camera
 from optgen.calibration.lut import apply_response
@@ -26,9 +32,10 @@ from optgen.calibration.session import CalibrationSession
 from optgen.calibration.store import CalibrationStore
 
 __all__ = ["CalibrationReport", "STEPS", "bench_alignment_record", "calibrate", "camera_record", "lut_record",
-           "record_base"]
+           "record_base", "wavefront_record"]
 
-STEPS = ("camera", "lut", "alignment")
+STEPS = ("camera", "lut", "distances", "wavefront", "alignment")
+ALL_STEPS = ("camera", "lut", "wavefront", "alignment")     # the wavefront step measures the distances too
 
 
 @dataclass
@@ -63,6 +70,11 @@ def lut_record(bench, key: str, m) -> CalibrationRecord:
     return m.to_record(record_base(bench, "lut", key, slm.identity.as_dict()))
 
 
+def wavefront_record(bench, cal) -> CalibrationRecord:
+    slm = bench.encoding_slm if cal.key == "encoding_slm" else bench.decoding_slm
+    return cal.to_record(record_base(bench, "wavefront", cal.key, slm.identity.as_dict()))
+
+
 def bench_alignment_record(bench, sensor, placement) -> CalibrationRecord:
     identity = {role: getattr(bench, role).identity.as_dict() for role in ("encoding_slm", "decoding_slm", "camera")}
     return alignment_record(sensor, placement, record_base(bench, "alignment", "bench", identity))
@@ -74,11 +86,11 @@ def _png_path(path: Path) -> Path:
 
 def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
               session: CalibrationSession | None = None, truths=None) -> CalibrationReport:
-    """Run ``what`` ("camera", "lut", "alignment" or "all") on ``bench`` and store the results.
+    """Run ``what`` (one of STEPS or "all") on ``bench`` and store the results.
 
     ``truths``: a twin's planted truths (``OpticalWorld.planted_truths()``), drawn in the pictures
     beside what was measured; None on a real bench."""
-    steps = STEPS if what == "all" else (what,)
+    steps = ALL_STEPS if what == "all" else (what,)
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"calibration {what!r}: expected one of {', '.join(STEPS)} or all")
@@ -87,8 +99,8 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
     started = time.perf_counter()
     try:
         for step in steps:
-            {"camera": _camera_step, "lut": _lut_step, "alignment": _alignment_step}[step](
-                bench, session, store, report, rounds, truths)
+            {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step, "wavefront": _wavefront_step,
+             "alignment": _alignment_step}[step](bench, session, store, report, rounds, truths)
     finally:
         bench.laser.safe_off()
         report.counters = session.counters.as_dict()
@@ -130,6 +142,107 @@ def _lut_step(bench, session, store, report, rounds, truths) -> None:
         bench.luts[key] = m.response(record.id)
         report.figures[f"{key}_fit_rms"] = float(m.residual_rms)
         report.figures[f"{key}_crosstalk_sigma_px"] = float(m.crosstalk_sigma_px)
+
+
+def _distances_step(bench, session, store, report, rounds, truths) -> None:
+    from optgen.calibration.distances import measure_distances
+
+    output_to_sensor = bench.calibrations.output_to_sensor() if bench.calibrations is not None else None
+    _store_distances(bench, store, report, measure_distances(session, output_to_sensor))
+
+
+def _crosstalk_sigma_px(bench, report, key: str) -> float:
+    """The fringing blur the newest LUT calibration fitted for SLM ``key`` (0 if none)."""
+    m = report.measurements.get(f"{key}.lut")
+    if m is not None:
+        return float(m.crosstalk_sigma_px)
+    record = bench.calibrations.lut_records.get(key) if bench.calibrations is not None else None
+    return float(record.results["crosstalk_sigma_px"]) if record is not None else 0.0
+
+
+def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
+    """Distances, both wavefronts, then the distances again with SLM2 corrected (SLM2's own defocus
+    bent the light SLM1's gratings turned) and the defocus that the first d1 + d2 put into both
+    fits taken out; twice, which leaves well under 0.1 mm."""
+    from optgen.calibration.distances import measure_distances
+    from optgen.calibration.wavefront import measure_wavefront, wavefront_correction_rad
+    from optgen.drivers.common.roles import DECODING, ENCODING
+
+    b = bench.config.light_path
+    output_to_sensor = bench.calibrations.output_to_sensor() if bench.calibrations is not None else None
+    placement = bench.calibrations.decoder_placement() if bench.calibrations is not None else None
+    slms = {ENCODING: bench.encoding_slm, DECODING: bench.decoding_slm}
+    previous = {key: slm.measured_correction_rad for key, slm in slms.items()}
+    measured = {}
+
+    def apply() -> None:
+        for key, cal in measured.items():
+            slms[key].set_wavefront_correction(wavefront_correction_rad(cal, slms[key].shape, b.pitch_m))
+
+    try:
+        distances = measure_distances(session, output_to_sensor)
+        for key, slm in slms.items():
+            slm.set_wavefront_correction(None)           # measured from scratch (a vendor file stays)
+            shift = tuple(float(v) for v in placement.shift_m) if placement is not None else (0.0, 0.0)
+            measured[key] = measure_wavefront(session, key, output_to_sensor, _crosstalk_sigma_px(bench, report, key),
+                                              beam=measured.get(ENCODING), decoder_shift_m=shift,
+                                              distances_m=(distances.d1_m, distances.d2_m))
+            apply()
+        assumed = distances.d1_m + distances.d2_m
+        for _ in range(2):
+            distances = measure_distances(session, output_to_sensor)
+            curvature = 1.0 / (distances.d1_m + distances.d2_m) - 1.0 / assumed
+            assumed = distances.d1_m + distances.d2_m
+            measured[ENCODING] = measured[ENCODING].refocused(-curvature, b.wavelength_m)
+            measured[DECODING] = measured[DECODING].refocused(curvature, b.wavelength_m)
+            apply()
+    except BaseException:
+        for key, slm in slms.items():                    # the previous corrections stay in force
+            slm.set_wavefront_correction(previous[key])
+        raise
+    if not bench.config.calibration.correct_decoder_wavefront:
+        slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
+    _store_distances(bench, store, report, distances)
+    _store_wavefronts(bench, store, report, measured, truths)
+
+
+def _store_distances(bench, store, report, d) -> None:
+    identity = {role: getattr(bench, role).identity.as_dict() for role in ("encoding_slm", "decoding_slm", "camera")}
+    path = store.save(d.to_record(record_base(bench, "distances", "bench", identity)))
+    from optgen.calibration.distances import write_distances_png
+
+    write_distances_png(_png_path(path), d, bench.config.light_path.camera_shape)
+    report.files["distances"], report.pictures["distances"] = path, _png_path(path)
+    report.measurements["distances"] = d
+    report.figures.update({"d1_mm": round(d.d1_m * 1e3, 4), "d2_mm": round(d.d2_m * 1e3, 4),
+                           "distances_spread_mm": round(d.spread_m * 1e3, 4)})
+
+
+def _store_wavefronts(bench, store, report, measured: dict, truths) -> None:
+    from optgen.calibration.wavefront_picture import write_wavefront_png
+    from optgen.drivers.common.roles import ENCODING
+
+    b = bench.config.light_path
+    for key, cal in measured.items():
+        path = store.save(wavefront_record(bench, cal))
+        used = (b.seed_px, b.seed_px) if key == ENCODING else (b.decoder_px, b.decoder_px)
+        planted = None
+        if truths is not None and truths.wavefront_rad.get(key) is not None:
+            planted = _centre_crop(truths.wavefront_rad[key], used) / (2 * np.pi)
+        write_wavefront_png(_png_path(path), cal, used, b.pitch_m, planted)
+        report.files[f"{key}.wavefront"], report.pictures[f"{key}.wavefront"] = path, _png_path(path)
+        report.measurements[f"{key}.wavefront"] = cal
+        report.figures[f"{key}_wavefront_misfit"] = round(float(cal.misfit), 5)
+        report.figures[f"{key}_wavefront_corrected_waves"] = [round(float(c), 4) for c in cal.corrected_waves()]
+    enc = measured[ENCODING]
+    report.figures.update({"beam_waist_mm": round(enc.beam_waist_m * 1e3, 4),
+                           "beam_centre_um": [round(v * 1e6, 2) for v in enc.beam_centre_m]})
+
+
+def _centre_crop(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    rows, cols = a.shape
+    r0, c0 = (rows - shape[0]) // 2, (cols - shape[1]) // 2
+    return a[r0:r0 + shape[0], c0:c0 + shape[1]]
 
 
 def _alignment_step(bench, session, store, report, rounds, truths) -> None:

@@ -22,22 +22,26 @@ import numpy as np
 from optgen.drivers.common.files import publish_exclusively
 from optgen.drivers.errors import OptgenError
 
-__all__ = ["CalibrationFileError", "CalibrationRecord", "DEVICES", "FORMAT_VERSION", "KINDS", "MAX_FILE_BYTES", "header_bytes",
+__all__ = ["CalibrationFileError", "CalibrationRecord", "DEVICES", "FORMAT_VERSION", "KINDS", "PATH_KINDS", "MAX_FILE_BYTES", "header_bytes",
            "read_record", "seal"]
 
 FORMAT_VERSION = 2
 
 
-KINDS = ("lut", "alignment", "camera")
+KINDS = ("lut", "alignment", "camera", "wavefront", "distances")
 
 
-DEVICES = {"lut": ("encoding_slm", "decoding_slm"), "alignment": ("bench",), "camera": ("camera",)}
+DEVICES = {"lut": ("encoding_slm", "decoding_slm"), "alignment": ("bench",), "camera": ("camera",),
+           "wavefront": ("encoding_slm", "decoding_slm"), "distances": ("bench",)}
 
 
-NAME_PATTERN = re.compile(r"^(lut|alignment|camera)-([a-z_0-9]+)-([0-9.]+)nm-(\d{8}T\d{6}\d{6}Z)\.h5$")
+NAME_PATTERN = re.compile(r"^(lut|alignment|camera|wavefront|distances)-([a-z_0-9]+)-([0-9.]+)nm-(\d{8}T\d{6}\d{6}Z)\.h5$")
 
 
 NAME_HELP = "<kind>-<device>-<wavelength>nm-<UTC time>.h5"
+
+
+PATH_KINDS = ("alignment", "distances")    # kinds that hold only for the optical path they were made on
 
 
 WAVELENGTH_TOLERANCE_NM = 0.5
@@ -120,9 +124,9 @@ class CalibrationRecord:
         if abs(self.wavelength_nm - wavelength_nm) > WAVELENGTH_TOLERANCE_NM:
             raise CalibrationFileError(f"{where}: made at {self.wavelength_nm:g} nm; this bench runs at "
                                        f"{wavelength_nm:g} nm. Calibrate at this wavelength")
-        if kind == "alignment" and self.optical_path != path_key:
+        if kind in PATH_KINDS and self.optical_path != path_key:
             raise CalibrationFileError(f"{where}: made on optical path {self.optical_path!r}; this bench is "
-                                       f"{path_key!r}. Re-run optgen calibrate alignment")
+                                       f"{path_key!r}. Re-run optgen calibrate {kind}")
 
 
 def header_bytes(version: int, digest: str) -> bytes:

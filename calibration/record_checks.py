@@ -39,7 +39,7 @@ MAX_EXPOSURE_S = 3600.0
 
 
 _RESIDUALS = {"lut": ("fit_rms",), "alignment": ("sensor_residual_px", "decoder_residual_m"),
-              "camera": ("linearity_rms",)}
+              "camera": ("linearity_rms",), "wavefront": ("misfit",), "distances": ("spread_m",)}
 
 
 _NAN_RESIDUALS = {("camera", "linearity_rms")}   # not measured when every exposure step clipped
@@ -52,7 +52,14 @@ _RESULTS = {
                   "sensor_pitch_ratio": (), "decoder_shift_m": (2,), "decoder_rotation_deg": (),
                   "decoder_pitch_m": (), "decoder_slm_centre_px": (2,)},
     "camera": {"dark_frame": None, "dark_level_dn": (), "saturation_dn": (), "exposure_s": ()},
+    "wavefront": {"noll": (-1,), "coefficients_waves": (-1,), "radius_m": (), "corrected_from": (), "extent_m": (),
+                  "unmodulated_fraction": (), "beam_centre_m": (2,), "beam_waist_m": ()},
+    "distances": {"d1_m": (), "d2_m": ()},
 }
+
+
+MAX_WAVEFRONT_WAVES = 10.0       # per Zernike term: the measurement refuses a fit beyond 4
+MAX_NOLL = 36
 
 
 _ALIGNMENT_RAW = ("sensor_expected_m", "sensor_detected_px", "decoder_centres_px", "decoder_detected_m")
@@ -128,12 +135,14 @@ def check_content(record: CalibrationRecord) -> None:
             raise _bad(record, f"residuals[{name!r}]", repr(value)[:40], "a finite number >= 0")
     check_json_depth(where, "info", record.info)
     _check_identity(record)
-    {"lut": _check_lut, "alignment": _check_alignment, "camera": _check_camera}[kind](record)
+    {"lut": _check_lut, "alignment": _check_alignment, "camera": _check_camera,
+     "wavefront": _check_wavefront, "distances": _check_distances}[kind](record)
 
 
 def _check_identity(record: CalibrationRecord) -> None:
     check_json_depth(record.path, "device_identity", record.device_identity, 3)
-    tables = record.device_identity.items() if record.kind == "alignment" else [(None, record.device_identity)]
+    tables = record.device_identity.items() if record.kind in ("alignment", "distances") \
+        else [(None, record.device_identity)]
     for key, table in tables:
         what = "device_identity" + (f"[{key!r}]" if key else "")
         if not isinstance(table, dict):
@@ -192,6 +201,31 @@ def _check_camera(record: CalibrationRecord) -> None:
     _scalar(record, "exposure_s", 0.0, MAX_EXPOSURE_S, f"an exposure within 0..{MAX_EXPOSURE_S:g} s", lo_open=True)
 
 
+def _check_wavefront(record: CalibrationRecord) -> None:
+    noll = _array(record, "result", "noll", (-1,))
+    coefficients = _array(record, "result", "coefficients_waves", (-1,))
+    if noll.size == 0 or noll.size != coefficients.size or (noll != np.round(noll)).any() or noll.min() < 1 \
+            or noll.max() > MAX_NOLL or np.unique(noll).size != noll.size:
+        raise _bad(record, "result/noll", str(noll.tolist())[:80],
+                   f"distinct Noll indices 1..{MAX_NOLL}, one per coefficient ({coefficients.size})")
+    if np.abs(coefficients).max() > MAX_WAVEFRONT_WAVES:
+        raise _bad(record, "result/coefficients_waves", f"a term of {np.abs(coefficients).max():.3g} waves",
+                   f"at most {MAX_WAVEFRONT_WAVES:g} waves a term")
+    _scalar(record, "radius_m", 0.0, 0.1, "a Zernike radius within 0..100 mm", lo_open=True)
+    _scalar(record, "extent_m", 0.0, 0.1, "a corrected square's half side within 0..100 mm")
+    _scalar(record, "corrected_from", 1.0, float(MAX_NOLL), f"a Noll index within 1..{MAX_NOLL}")
+    _scalar(record, "unmodulated_fraction", 0.0, 1.0, "a fraction within 0..1")
+    _scalar(record, "beam_waist_m", 0.0, 1.0, "a beam waist within 0..1 m")
+    centre = _array(record, "result", "beam_centre_m", (2,))
+    if np.abs(centre).max() > 0.1:
+        raise _bad(record, "result/beam_centre_m", str(centre.tolist()), "a centre within 100 mm of the SLM's")
+
+
+def _check_distances(record: CalibrationRecord) -> None:
+    for name in ("d1_m", "d2_m"):
+        _scalar(record, name, 0.0, 10.0, "a distance within 0..10 m", lo_open=True)
+
+
 def check_for_bench(record: CalibrationRecord, spec: BenchSpec) -> None:
     """What a bench expects of a calibration made for it (sizes, bit depths, placements within its
     optics): CalibrationFileError naming the field and what the bench file says, if not."""
@@ -218,7 +252,7 @@ def check_for_bench(record: CalibrationRecord, spec: BenchSpec) -> None:
             if v > top:
                 raise _bad(record, f"result/{name}", f"{v:g}",
                            f"a level within the camera's {spec.camera_bitdepth} bits (0..{top})")
-    else:
+    elif kind == "alignment":
         _check_alignment_for_bench(record, spec)
 
 

@@ -48,6 +48,7 @@ from optgen.calibration.record import (
     KINDS,
     NAME_HELP,
     NAME_PATTERN,
+    PATH_KINDS,
     WAVELENGTH_TOLERANCE_NM,
     CalibrationFileError,
     CalibrationRecord,
@@ -167,7 +168,7 @@ class CalibrationStore:
                 candidates.append(path)
         for path in reversed(candidates):
             record = load_record(path)
-            if kind != "alignment" or record.optical_path == path_key:
+            if kind not in PATH_KINDS or record.optical_path == path_key:
                 record.check_key(kind, device, wavelength_nm, path_key)
                 if spec is not None:
                     check_for_bench(record, spec)
@@ -215,9 +216,9 @@ class CalibrationStore:
             for path in reversed(paths):
                 record = load_record(path)
                 record.check_key(kind, device, spec.wavelength_nm, record.optical_path)
-                if kind == "alignment" and record.optical_path != spec.optical_path:
+                if kind in PATH_KINDS and record.optical_path != spec.optical_path:
                     skipped.append(f"{path}: made on optical path {record.optical_path}; this bench is "
-                                   f"{spec.optical_path}; not used (optgen calibrate alignment measures this "
+                                   f"{spec.optical_path}; not used (optgen calibrate {kind} measures this "
                                    f"path)")
                     continue
                 check_for_bench(record, spec)

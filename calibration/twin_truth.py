@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from optgen.calibration.compare import affine_distance_px, response_error_rad
-from optgen.drivers.common.roles import SLM_ROLES
+from optgen.drivers.common.patterns import grid_coordinates
+from optgen.drivers.common.roles import ENCODING, SLM_ROLES
 
-__all__ = ["sensor_registration_error_px", "truth_errors"]
+__all__ = ["planted_error_waves", "sensor_registration_error_px", "truth_errors"]
 
 
 def sensor_registration_error_px(output_to_sensor: np.ndarray, truths, window_m: float) -> float:
@@ -28,6 +29,21 @@ def truth_errors(report, truths, light_path) -> dict:
         if m is not None:
             out[f"{role}_response_error_rad_rms"] = response_error_rad(m.phase_rad, truths.response_rad[role])
             out[f"{role}_crosstalk_sigma_planted_px"] = truths.crosstalk_sigma_px[role]
+        cal = report.measurements.get(f"{role}.wavefront")
+        if cal is not None and truths.wavefront_rad.get(role) is not None:
+            planted, left = planted_error_waves(cal, truths.wavefront_rad[role], light_path.pitch_m, light_path.seed_m)
+            out[f"{role}_wavefront_planted_rms_waves"] = round(planted, 4)
+            out[f"{role}_wavefront_left_rms_waves"] = round(left, 4)
+            out[f"{role}_unmodulated_fit_error"] = round(cal.unmodulated_fraction - truths.unmodulated_fraction[role], 4)
+    d = report.measurements.get("distances")
+    if d is not None:
+        out["d1_error_mm"] = round((d.d1_m - truths.d1_m) * 1e3, 4)
+        out["d2_error_mm"] = round((d.d2_m - truths.d2_m) * 1e3, 4)
+    cal = report.measurements.get(f"{ENCODING}.wavefront")
+    if cal is not None and truths.beam.get("profile") == "gaussian":
+        out["beam_centre_error_px"] = [round((a - b) / light_path.pitch_m, 3)
+                                       for a, b in zip(cal.beam_centre_m, truths.beam["centre_m"])]
+        out["beam_waist_error"] = round(cal.beam_waist_m / truths.beam["waist_m"] - 1.0, 4)
     if "alignment" in report.measurements:
         sensor, placement = report.measurements["alignment"]
         pitch = light_path.pitch_m
@@ -37,3 +53,22 @@ def truth_errors(report, truths, light_path) -> dict:
         out["sensor_registration_error_px"] = sensor_registration_error_px(sensor.output_to_sensor, truths,
                                                                            light_path.window_m)
     return out
+
+
+def planted_error_waves(cal, planted_rad: np.ndarray, grid_pitch_m: float,
+                        used_side_m: float) -> tuple[float, float]:
+    """(RMS of the planted wavefront, RMS of what the correction leaves) over the used square,
+    piston and tilt removed from both (waves). ``planted_rad``: a twin's panel error on its grid."""
+    shape = planted_rad.shape
+    y, x = grid_coordinates(shape, grid_pitch_m)
+    inside = np.broadcast_to((np.abs(x) <= used_side_m / 2) & (np.abs(y) <= used_side_m / 2), shape)
+    xs, ys = np.broadcast_to(x, shape)[inside], np.broadcast_to(y, shape)[inside]
+    planted = planted_rad[inside] / (2 * np.pi)
+    left = planted - cal.wavefront_waves(shape, grid_pitch_m, corrected_only=True)[inside]
+    basis = np.stack([np.ones_like(xs), xs, ys], axis=1)
+
+    def rms_without_tilt(v: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(basis, v, rcond=None)
+        return float(np.sqrt(np.mean((v - basis @ coef) ** 2)))
+
+    return rms_without_tilt(planted), rms_without_tilt(left)

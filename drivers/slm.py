@@ -45,13 +45,66 @@ def check_phase(device: str, phase, shape: tuple[int, int], int_dtype: np.dtype,
 
 
 class PhaseSLM(SlmsuiteSLM):
-    """Base class of optgen's SLM drivers (encoding and decoding SLM alike)."""
+    """Base class of optgen's SLM drivers (encoding and decoding SLM alike).
+
+    A wavefront correction (radians, the SLM's shape) is added to every phase it shows, as
+    slmsuite's source phase: the vendor's correction file (:meth:`load_vendor_correction`) plus
+    what optgen measured (:meth:`set_wavefront_correction`). Gray levels are shown as they are.
+    """
 
     def __init__(self, resolution: tuple[int, int], *, timing: SLMTiming, bitdepth: int = 8,
                  pitch_um: float = 8.0, wav_um: float = 0.52, name: str = "slm"):
         self.timing = timing
+        self.vendor_correction_rad: np.ndarray | None = None
+        self.measured_correction_rad: np.ndarray | None = None
         super().__init__(resolution, bitdepth=bitdepth, name=name, wav_um=wav_um,
                          pitch_um=(pitch_um, pitch_um), settle_time_s=timing.wait_s, gpu=False)
+
+    def load_vendor_correction(self, path) -> np.ndarray:
+        """Read the vendor's wavefront correction file (an 8-bit grayscale BMP or PNG of the panel's
+        resolution, gray levels to add to every hologram's, as Holoeye, Meadowlark and Hamamatsu ship
+        them; read by slmsuite) and add it to every phase from now on. PhaseInputError naming the
+        file and what was expected, checked before slmsuite reads it."""
+        from pathlib import Path
+
+        from PIL import Image, UnidentifiedImageError
+
+        path = Path(path)
+        try:
+            with Image.open(path) as image:
+                mode, size = image.mode, image.size
+                data = np.asarray(image)
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise PhaseInputError(self.name, f"wavefront correction {path}: cannot read it as an image ({exc})") \
+                from None
+        width, height = self.shape[1], self.shape[0]
+        if mode not in ("L", "P") or data.dtype != np.uint8 or data.ndim != 2:
+            raise PhaseInputError(self.name, f"wavefront correction {path}: an image of mode {mode} ({data.dtype}); "
+                                             f"expected 8-bit grayscale (mode L)")
+        if size != (width, height):
+            raise PhaseInputError(self.name, f"wavefront correction {path}: {size[0]} x {size[1]} pixels; expected "
+                                             f"the panel's {width} x {height}")
+        self.source.pop("phase", None)
+        loaded = self.load_vendor_phase_correction(str(path))   # slmsuite's reading: its sign convention
+        self.vendor_correction_rad = np.array(loaded, dtype=self.phase.dtype)
+        self._apply_corrections()
+        return self.vendor_correction_rad
+
+    def set_wavefront_correction(self, correction_rad: np.ndarray | None) -> None:
+        """Add ``correction_rad`` (radians, the SLM's shape; None: none) to every phase from now on,
+        on top of the vendor's correction."""
+        if correction_rad is not None:
+            correction_rad = check_phase(self.name, np.asarray(correction_rad, dtype=np.float32), self.shape,
+                                         self.dtype, self.bitresolution).astype(self.phase.dtype)
+        self.measured_correction_rad = correction_rad
+        self._apply_corrections()
+
+    def _apply_corrections(self) -> None:
+        parts = [c for c in (self.vendor_correction_rad, self.measured_correction_rad) if c is not None]
+        if parts:
+            self.source["phase"] = parts[0] + parts[1] if len(parts) == 2 else parts[0].copy()
+        else:
+            self.source.pop("phase", None)
 
     @property
     @abstractmethod
@@ -118,4 +171,6 @@ class PhaseSLM(SlmsuiteSLM):
             "wavelength_um": float(self.wav_um),
             "timing": self.timing.as_dict(),
             "lut": "measured" if self.lut is not None else "linear",
+            "wavefront_correction": {"vendor": self.vendor_correction_rad is not None,
+                                     "measured": self.measured_correction_rad is not None},
         }

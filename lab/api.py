@@ -292,8 +292,9 @@ class Bench:
 
         Parameters
         ----------
-        what : {"all", "camera", "lut", "alignment"}, default "all"
-            Which calibrations to measure (``all``: camera, both SLMs' LUTs, alignment).
+        what : {"all", "camera", "lut", "wavefront", "distances", "alignment"}, default "all"
+            Which calibrations to measure (``all``: camera, both SLMs' LUTs, the distances and both
+            wavefronts, alignment).
         rounds : int, default 2
             Alternating LUT rounds over the two SLMs.
 

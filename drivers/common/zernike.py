@@ -49,13 +49,16 @@ def zernike(j: int, rho: np.ndarray, theta: np.ndarray) -> np.ndarray:
 
 
 def wavefront(coefficients, shape: tuple[int, int], pitch_m: float, radius_m: float,
-              centre_m: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+              centre_m: tuple[float, float] = (0.0, 0.0), clamp_m: float | None = None) -> np.ndarray:
     """``sum_j c_j Z_j`` on a pixel grid (coefficients[0] is j = 1), in the coefficients' unit.
 
     ``centre_m`` (x, y) from the grid's centre, ``radius_m`` the pupil radius the modes are
-    normalised on."""
+    normalised on. ``clamp_m``: outside the square of that half side the value at its edge (the
+    polynomials are not extrapolated where nothing was measured)."""
     y, x = grid_coordinates(shape, pitch_m)
     x, y = x - centre_m[0], y - centre_m[1]
+    if clamp_m is not None:
+        x, y = np.clip(x, -clamp_m, clamp_m), np.clip(y, -clamp_m, clamp_m)
     rho = np.hypot(x, y) / radius_m
     theta = np.arctan2(y, x)
     out = np.zeros(shape, dtype=np.float64)

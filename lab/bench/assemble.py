@@ -61,6 +61,7 @@ class Bench:
         calibrations.check_devices(self)
         for slm in (self.encoding_slm, self.decoding_slm):
             apply_response(slm, calibrations.luts[slm.name])
+        _apply_measured_wavefronts(self, calibrations)
         self.calibrations, self.luts = calibrations, dict(calibrations.luts)
 
     def calibration_ids(self) -> dict[str, str]:
@@ -124,10 +125,35 @@ def build_bench(config: BenchConfig, calibration_store: str | Path | None = None
         bench.laser.light_ends_with_process = True   # the twin answers from a thread of this process
     try:
         calibrations.check_devices(bench)      # a calibration measured on another device's serial
+        for cfg, slm in ((config.encoding_slm, bench.encoding_slm), (config.decoding_slm, bench.decoding_slm)):
+            if cfg.wavefront_correction:
+                slm.load_vendor_correction(_beside_bench_file(config, cfg.wavefront_correction))
+        _apply_measured_wavefronts(bench, calibrations)
     except Exception:
         bench.close()
         raise
     return bench
+
+
+def _beside_bench_file(config: BenchConfig, name: str) -> Path:
+    path = Path(name)
+    if not path.is_absolute() and Path(config.source).is_file():
+        path = Path(config.source).parent / path
+    return path
+
+
+def _apply_measured_wavefronts(bench: "Bench", calibrations: BenchCalibrations) -> None:
+    """Each SLM's measured wavefront correction (none where the store holds none) on top of its vendor
+    file's; SLM2's only where ``[calibration] correct_decoder_wavefront`` asks for it."""
+    from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
+
+    pitch = bench.config.light_path.pitch_m
+    for slm in (bench.encoding_slm, bench.decoding_slm):
+        record = calibrations.wavefronts.get(slm.name)
+        if slm is bench.decoding_slm and not bench.config.calibration.correct_decoder_wavefront:
+            record = None
+        cal = WavefrontCalibration.from_record(record) if record is not None else None
+        slm.set_wavefront_correction(wavefront_correction_rad(cal, slm.shape, pitch))
 
 
 def _slm_timing(cfg: SLMConfig) -> SLMTiming:

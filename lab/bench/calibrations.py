@@ -58,9 +58,15 @@ class BenchCalibrations:
     alignment: CalibrationRecord | None = None
     camera: CalibrationRecord | None = None
     skipped: list[str] = field(default_factory=list)   # files of the store passed over: "path: reason" each
+    wavefronts: dict[str, CalibrationRecord] = field(default_factory=dict)   # SLM key -> its newest wavefront
+    distances: CalibrationRecord | None = None
 
     def ids(self) -> dict[str, str]:
         ids = {f"{key}.lut": lut.id for key, lut in self.luts.items()}
+        for key in ("encoding_slm", "decoding_slm"):
+            record = self.wavefronts.get(key)
+            ids[f"{key}.wavefront"] = record.id if record is not None else "none (uncorrected)"
+        ids["distances"] = self.distances.id if self.distances is not None else "none (the bench file's)"
         ids["alignment"] = self.alignment.id if self.alignment is not None else "none (nominal placement)"
         ids["camera"] = self.camera.id if self.camera is not None else "none (driver defaults)"
         return ids
@@ -88,10 +94,12 @@ class BenchCalibrations:
         the open device's (either unknown: not compared)."""
         devices = {"encoding_slm": bench.encoding_slm, "decoding_slm": bench.decoding_slm, "camera": bench.camera}
         checks = [(record, key, record.device_identity) for key, record in self.lut_records.items()]
+        checks += [(record, key, record.device_identity) for key, record in self.wavefronts.items()]
         if self.camera is not None:
             checks.append((self.camera, "camera", self.camera.device_identity))
-        if self.alignment is not None:
-            checks += [(self.alignment, key, self.alignment.device_identity.get(key) or {}) for key in devices]
+        for record in (self.alignment, self.distances):
+            if record is not None:
+                checks += [(record, key, record.device_identity.get(key) or {}) for key in devices]
         for record, key, identity in checks:
             made_on = identity.get("serial") if isinstance(identity, dict) else None
             now = getattr(getattr(devices[key], "identity", None), "serial", None)
@@ -117,6 +125,9 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
         wanted.append(("alignment", "bench"))
     if config.calibration.use_camera:
         wanted.append(("camera", "camera"))
+    if config.calibration.use_wavefront:
+        wanted += [("wavefront", cfg.key) for cfg in slms]
+        wanted.append(("distances", "bench"))
     selection = store.select(spec, wanted)
     for line in selection.skipped:
         log.warning("calibration not used: %s", line)
@@ -136,4 +147,7 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
             luts[cfg.key] = load_response(cfg.lut, cfg.bitdepth, base_dir)
     alignment = selection.records.get(("alignment", "bench"))
     camera = selection.records.get(("camera", "camera"))
-    return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped))
+    wavefronts = {cfg.key: selection.records[("wavefront", cfg.key)] for cfg in slms
+                  if selection.records.get(("wavefront", cfg.key)) is not None}
+    return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped), wavefronts,
+                             selection.records.get(("distances", "bench")))

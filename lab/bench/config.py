@@ -60,6 +60,7 @@ class SLMConfig:
     lut: str
     connection: dict
     wall_plug_w: float = 0.0
+    wavefront_correction: str = ""     # the vendor's correction file (8-bit BMP/PNG), relative to the bench file
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -95,6 +96,8 @@ class CalibrationConfig:
     store: str = "calibrations"     # folder of calibration files, relative to the bench file's folder
     use_alignment: bool = True      # compensate the measured misalignment in runs
     use_camera: bool = True         # use the camera calibration (saturation level, hot pixels)
+    use_wavefront: bool = True      # add SLM1's measured wavefront correction to what it shows
+    correct_decoder_wavefront: bool = False   # SLM2's too: it moves the trained decoder's 2 pi wraps (decision 0013)
 
 
 @dataclass(frozen=True)

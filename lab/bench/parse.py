@@ -295,6 +295,7 @@ def _slm(s: _Section, key: str) -> SLMConfig:
         lut=s.string("lut", "calibrated", nonempty=True),
         connection=read_connection(s, driver, SLM_CONNECTION),
         wall_plug_w=_wall_plug(s),
+        wavefront_correction=s.string("wavefront_correction", ""),
     )
     s.done()
     return cfg
@@ -359,7 +360,9 @@ def _calibration(s: _Section | None) -> CalibrationConfig:
         return CalibrationConfig()
     cfg = CalibrationConfig(store=s.string("store", "calibrations"),
                             use_alignment=s.boolean("use_alignment", True),
-                            use_camera=s.boolean("use_camera", True))
+                            use_camera=s.boolean("use_camera", True),
+                            use_wavefront=s.boolean("use_wavefront", True),
+                            correct_decoder_wavefront=s.boolean("correct_decoder_wavefront", False))
     if not cfg.store.strip():
         raise BenchFileError(f"{s.source}: [calibration] store = '': expected a folder for calibration files")
     s.done()

@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     "files with PNGs into the calibration store; later runs use the newest ones. 'all' runs "
                     "camera, lut (both SLMs, alternating rounds) and alignment in that order. 'check' re-measures "
                     "a few points and reports drift against the stored calibrations (exit 3 when beyond tolerance).")
-    calibrate.add_argument("what", choices=("lut", "alignment", "camera", "all", "check"))
+    calibrate.add_argument("what", choices=("camera", "lut", "wavefront", "distances", "alignment", "all", "check"))
     calibrate.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
     calibrate.add_argument("--store", type=Path, default=None,
                            help="calibration store (default: the bench file's [calibration] store)")

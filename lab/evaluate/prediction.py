@@ -9,9 +9,15 @@ move takes out included (resampled as the twin resamples a misplaced SLM). Witho
 the decoder is taken as centred and unrotated. Comparing the prediction with captured,
 registered frames measures how well the calibrated bench matches its model; on the twin this is
 the figure that calibration has to raise.
+
+``optics`` (:class:`CalibratedOptics`, from the calibration store) adds what the wavefront
+calibration measured: the true distances, the Gaussian beam on SLM1 and SLM2's wavefront where the
+run leaves it uncorrected (SLM1's is corrected on the SLM: the prediction takes it as flat).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,19 +27,57 @@ from optgen.lab.bench.config import BenchConfig
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
 
-__all__ = ["predict_images", "pearson_r", "run_agreement"]
+__all__ = ["CalibratedOptics", "calibrated_optics", "predict_images", "pearson_r", "run_agreement"]
 
 
-def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float) -> np.ndarray:
+@dataclass(frozen=True)
+class CalibratedOptics:
+    """What the calibrations measured of the light path beyond the LUTs and the alignment."""
+
+    d1_m: float | None = None
+    d2_m: float | None = None
+    beam_centre_m: tuple[float, float] = (0.0, 0.0)
+    beam_waist_m: float = 0.0            # 0: the flat-top beam the bench file assumes
+    decoder_wavefront: object = None     # SLM2's WavefrontCalibration where runs leave it uncorrected
+
+
+def calibrated_optics(calibrations, config: BenchConfig | None = None) -> CalibratedOptics:
+    """The measured distances, beam and uncorrected SLM2 wavefront of a bench's calibrations
+    (``BenchCalibrations``; ``config``: its bench, which says whether runs correct SLM2)."""
+    from optgen.calibration.distances import Distances
+    from optgen.calibration.wavefront import WavefrontCalibration
+
+    d1 = d2 = None
+    if calibrations.distances is not None:
+        d = Distances.from_record(calibrations.distances)
+        d1, d2 = d.d1_m, d.d2_m
+    decoder = calibrations.wavefronts.get("decoding_slm")
+    if decoder is not None and (config is None or not config.calibration.correct_decoder_wavefront):
+        decoder = WavefrontCalibration.from_record(decoder)
+    else:
+        decoder = None
+    record = calibrations.wavefronts.get("encoding_slm")
+    if record is None:
+        return CalibratedOptics(d1, d2, decoder_wavefront=decoder)
+    cal = WavefrontCalibration.from_record(record)
+    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder)
+
+
+def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
+          optics: CalibratedOptics | None = None) -> np.ndarray:
     g = config.geometry
     aperture = (config.twin.aperture_m if config.twin is not None and config.twin.aperture_m > 0
                 else g.seed_superpixels * g.superpixel_px * pitch)
     y, x = grid_coordinates(shape, pitch)
-    return ((np.abs(x) <= aperture / 2) & (np.abs(y) <= aperture / 2)).astype(np.float32)
+    inside = ((np.abs(x) <= aperture / 2) & (np.abs(y) <= aperture / 2)).astype(np.float32)
+    if optics is None or optics.beam_waist_m <= 0:
+        return inside
+    cx, cy = optics.beam_centre_m
+    return (inside * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / optics.beam_waist_m**2)).astype(np.float32)
 
 
 def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
-                     sigma_px: float, placement) -> np.ndarray:
+                     sigma_px: float, placement, wavefront=None) -> np.ndarray:
     """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (wrapped into one
     2 pi range), blurred by the crosstalk, seen where SLM2 sits."""
     decoder_phase = np.asarray(decoder_phase, dtype=np.float32)
@@ -49,6 +93,8 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
     dec = np.mod(shown, np.float32(2 * np.pi))
     if sigma_px > 0:
         dec = gaussian_blur(dec, sigma_px)
+    if wavefront is not None:                        # the panel's own error, in its pixel frame
+        dec = dec + (2 * np.pi * wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6)).astype(np.float32)
     if placement is not None:
         pitch = config.encoding_slm.pitch_um * 1e-6
         m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
@@ -58,18 +104,23 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
 
 
 def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: np.ndarray,
-                   crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0), placement=None) -> np.ndarray:
+                   crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0), placement=None,
+                   optics: CalibratedOptics | None = None) -> np.ndarray:
     """Noiseless output images (N, output_pixels, output_pixels), arbitrary units, one per seed.
 
     ``placement``: SLM2's measured placement (``calibration.alignment.DecoderPlacement``) the
-    run compensated for, or None for a decoder centred in the beam.
+    run compensated for, or None for a decoder centred in the beam. ``optics``: the measured
+    distances and beam, or None for the bench file's.
     """
     g = config.geometry
     pitch = config.encoding_slm.pitch_um * 1e-6
     wavelength = config.wavelength_m
     shape = config.twin.grid_shape if config.twin is not None else (800, 800)
-    beam = _beam(config, shape, pitch)
-    decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement))
+    beam = _beam(config, shape, pitch, optics)
+    d1 = optics.d1_m if optics is not None and optics.d1_m else g.d1_m
+    d2 = optics.d2_m if optics is not None and optics.d2_m else g.d2_m
+    decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
+                                                    optics.decoder_wavefront if optics is not None else None))
     rows, cols = shape
     w = g.output_window_px
     r0, c0 = (rows - w) // 2, (cols - w) // 2
@@ -79,8 +130,8 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
         phase = np.mod(seed_to_slm_phase(seed, g.superpixel_px, shape), np.float32(2 * np.pi))
         if crosstalk_sigma_px[0] > 0:
             phase = gaussian_blur(phase, crosstalk_sigma_px[0])
-        field = propagate(phase_to_field(phase, beam), wavelength, g.d1_m, pitch)
-        field = propagate(field * decoder_field, wavelength, g.d2_m, pitch)
+        field = propagate(phase_to_field(phase, beam), wavelength, d1, pitch)
+        field = propagate(field * decoder_field, wavelength, d2, pitch)
         window = (np.abs(field[r0:r0 + w, c0:c0 + w]) ** 2).astype(np.float64)
         n = w // pool
         out.append(window.reshape(n, pool, n, pool).mean(axis=(1, 3)))
@@ -94,14 +145,15 @@ def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run_agreement(folder, config: BenchConfig, crosstalk_sigma_px: tuple[float, float] = (0.0, 0.0),
-                  placement=None) -> list[float]:
+                  placement=None, optics: CalibratedOptics | None = None) -> list[float]:
     """Pearson r, per stored frame of a run folder, between its registered image and the prediction
-    (``placement``: SLM2's measured placement the run was made with, if any)."""
+    (``placement``: SLM2's measured placement the run was made with, if any; ``optics``: the
+    measured distances and beam)."""
     from pathlib import Path
 
     from optgen.lab.runfile.reader import RunFile
 
     with RunFile(Path(folder) / "run.h5") as run:
         images, seeds, decoder = run.images(), run.seed_phase(), run.decoder_phase
-    predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px, placement)
+    predicted = predict_images(config, seeds, decoder, crosstalk_sigma_px, placement, optics)
     return [pearson_r(p, c) for p, c in zip(predicted, images)]

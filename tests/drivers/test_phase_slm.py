@@ -77,3 +77,59 @@ def test_phase_to_gray_gives_the_bytes_set_phase_sends_and_shows_nothing(measure
     assert np.array_equal(slm.sent[-1], gray)
     with pytest.raises(PhaseInputError, match="NaN"):
         slm.phase_to_gray(np.full(slm.shape, np.nan, np.float32))
+
+
+# --- wavefront corrections: the vendor's file and the measured one ---------------------------------
+def _write_image(path, array, mode=None):
+    from PIL import Image
+
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+def test_a_vendor_correction_file_adds_its_gray_levels_and_the_measured_correction_adds_on_top(tmp_path):
+    slm = RecordingSLM()
+    gray = np.zeros((32, 48), np.uint8)
+    gray[:, 24:] = 64                                    # a quarter of the gray range on the right half
+    zero = np.zeros(slm.shape, np.float32)
+    plain = slm.phase_to_gray(zero).astype(int)
+    slm.load_vendor_correction(_write_image(tmp_path / "panel.bmp", gray))
+    shown = slm.phase_to_gray(zero).astype(int)
+    assert not np.array_equal(shown, plain)
+    np.testing.assert_array_equal(np.mod(shown[:, 24:] - shown[:, :24], 256), 64)   # the file's levels, added
+    quarter = np.full(slm.shape, np.pi / 2, np.float32)
+    slm.set_wavefront_correction(quarter)
+    np.testing.assert_array_equal(slm.phase_to_gray(zero), slm.phase_to_gray(zero))
+    fresh = RecordingSLM()
+    fresh.load_vendor_correction(tmp_path / "panel.bmp")
+    np.testing.assert_array_equal(slm.phase_to_gray(zero), fresh.phase_to_gray(quarter))
+    assert slm.describe()["wavefront_correction"] == {"vendor": True, "measured": True}
+    slm.set_wavefront_correction(None)
+    np.testing.assert_array_equal(slm.phase_to_gray(zero), shown)
+    assert not slm.sent                                  # nothing reached the device
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: _write_image(p / "small.png", np.zeros((16, 48), np.uint8)), r"48 x 16 pixels; expected the panel's 48 x 32"),
+    (lambda p: _write_image(p / "deep.png", np.zeros((32, 48), np.uint16)), "8-bit grayscale"),
+    (lambda p: _write_image(p / "colour.png", np.zeros((32, 48, 3), np.uint8)), "8-bit grayscale"),
+    (lambda p: (p / "notes.bmp").write_text("not an image") and p / "notes.bmp", "cannot read it as an image"),
+    (lambda p: p / "missing.bmp", "cannot read it as an image"),
+])
+def test_a_wrong_vendor_file_is_refused_naming_the_file_and_what_was_expected(tmp_path, make, expected):
+    slm = RecordingSLM()
+    path = make(tmp_path)
+    with pytest.raises(PhaseInputError, match=expected) as err:
+        slm.load_vendor_correction(path)
+    assert str(path) in str(err.value) and "phase" not in slm.source and not slm.sent
+
+
+def test_a_measured_correction_of_the_wrong_shape_or_with_nan_is_refused():
+    slm = RecordingSLM()
+    with pytest.raises(PhaseInputError, match="shape"):
+        slm.set_wavefront_correction(np.zeros((10, 10), np.float32))
+    bad = np.zeros(slm.shape, np.float32)
+    bad[3, 4] = np.nan
+    with pytest.raises(PhaseInputError, match="NaN"):
+        slm.set_wavefront_correction(bad)
+    assert slm.measured_correction_rad is None

@@ -512,3 +512,22 @@ def test_a_planted_wavefront_file_of_the_wrong_size_names_the_file_and_the_grid(
     np.save(tmp_path / "w.npy", np.full((800, 800), 0.25))
     waves = make_world(load_bench(bench)).planted_truths().wavefront_rad["encoding_slm"]
     assert float(waves.mean()) == pytest.approx(0.5 * np.pi)
+
+
+def test_a_vendor_wavefront_file_named_in_the_bench_file_is_loaded_beside_it_or_refused(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from optgen.drivers.errors import PhaseInputError
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.examples import add_to_bench_text, small_bench_text
+
+    bench = tmp_path / "bench.toml"
+    bench.write_text(add_to_bench_text(small_bench_text(), {"encoding_slm": ['wavefront_correction = "panel.bmp"']}))
+    Image.fromarray(np.full((256, 320), 32, np.uint8)).save(tmp_path / "panel.bmp")
+    with build_bench(load_bench(bench), tmp_path / "store") as opened:
+        assert opened.encoding_slm.vendor_correction_rad is not None
+        assert opened.decoding_slm.vendor_correction_rad is None
+    Image.fromarray(np.full((100, 100), 32, np.uint8)).save(tmp_path / "panel.bmp")
+    with pytest.raises(PhaseInputError, match=r"panel.bmp: 100 x 100 pixels; expected the panel's 320 x 256"):
+        build_bench(load_bench(bench), tmp_path / "store")

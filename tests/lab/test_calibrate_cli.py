@@ -65,7 +65,7 @@ def test_the_store_holds_one_file_and_one_picture_per_calibration(calibrated):
     folder, _, _ = calibrated
     store = CalibrationStore(folder / "calibrations")
     kinds = sorted(load_record(p).kind for p in store.records())
-    assert kinds == ["alignment", "camera", "lut", "lut"]
+    assert kinds == ["alignment", "camera", "distances", "lut", "lut", "wavefront", "wavefront"]
     for path in (folder / "calibrations").glob("*.h5"):
         assert path.with_suffix(".png").is_file()
 
@@ -87,7 +87,7 @@ def test_the_run_file_names_the_calibrations_it_used(calibrated):
     ids = {load_record(p).id for p in store.records()}
     with h5py.File(folder / "after" / "run.h5", "r") as f:
         used = json.loads(f.attrs["calibrations"])
-    assert set(used.values()) <= ids and len(set(used.values()) & ids) == 4
+    assert set(used.values()) <= ids and len(set(used.values()) & ids) == 7
     with h5py.File(folder / "before" / "run.h5", "r") as f:
         assert "no LUT calibration" in f.attrs["calibrations"]
 

@@ -46,7 +46,9 @@ def test_end_to_end_run_writes_frames_metadata_contact_sheet_and_summary(small_b
         assert json.loads(f.attrs["calibrations"]) == {
             "encoding_slm.lut": "linear-nominal (no LUT calibration in the store)",
             "decoding_slm.lut": "linear-nominal (no LUT calibration in the store)",
-            "alignment": "none (nominal placement)", "camera": "none (driver defaults)"}
+            "alignment": "none (nominal placement)", "camera": "none (driver defaults)",
+            "encoding_slm.wavefront": "none (uncorrected)", "decoding_slm.wavefront": "none (uncorrected)",
+            "distances": "none (the bench file's)"}
         assert "slmsuite" in json.loads(f.attrs["software"])
         # frames differ from seed to seed and carry light well above the dark level
         assert not np.array_equal(frames[0], frames[1])

@@ -1,0 +1,258 @@
+"""Phase diversity: an SLM's wavefront (Zernike terms), and the light on it, fitted to defocused spots.
+
+The SLM under test shows lenses that focus a little before or behind the sensor (the *diversity*:
+a few waves of defocus either way). Each captured picture is the intensity of the Fresnel
+transform of the pupil (the light on the SLM times the pattern) over the distance to the sensor,
+which one FFT computes on a grid of ``block`` x ``block`` SLM pixels (:class:`PupilGrid`):
+
+    I_k = (1 - u) |F[a e^{i 2 pi W} (D_k + eps C)]|^2 + u |F[a e^{i 2 pi W} C]|^2
+
+with ``D_k`` the pattern's transmission as the pixels show it (wrapped, blurred by the fringing
+the LUT calibration measured) times the Fresnel chirp, plus a fitted amount ``eps`` of its own zero
+order (``C``: the chirp alone; fringing and LUT errors the blur does not hold), ``a`` the light's
+amplitude, ``W`` the wavefront error in waves, and ``u`` the light the SLM leaves unmodulated,
+incoherent with the rest. The Zernike coefficients of ``W`` (Noll 2..), the unmodulated fraction and, for SLM1, the
+Gaussian beam's centre and waist are fitted by L-BFGS with the analytic gradient; each picture's
+scale and background are solved in closed form. Several defocus values make the answer unique
+(the sign of each even aberration shows in which side of focus blurs more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+import scipy.optimize
+
+from optgen.drivers.common.zernike import zernike
+
+__all__ = ["PupilFit", "PupilGrid", "fit_pupil", "gaussian_light", "pattern_terms", "model_pictures"]
+
+
+@dataclass(frozen=True)
+class PupilGrid:
+    """The model grid: ``n`` x ``n`` cells of ``block`` x ``block`` SLM pixels, centred on the SLM."""
+
+    n: int
+    block: int
+    pitch_m: float            # SLM pixel pitch
+    wavelength_m: float
+    distance_m: float         # SLM -> sensor
+    radius_m: float           # the Zernike unit disc
+    noll: tuple[int, ...]     # fitted terms
+
+    @property
+    def dx_m(self) -> float:
+        return self.block * self.pitch_m
+
+    @property
+    def du_m(self) -> float:
+        """Sample spacing in the sensor plane."""
+        return self.wavelength_m * self.distance_m / (self.n * self.dx_m)
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) in metres of the cells' centres, zero at the SLM's centre."""
+        v = (np.arange(self.n) - (self.n - 1) / 2.0) * self.dx_m
+        return np.meshgrid(v, v)
+
+    def modes(self) -> np.ndarray:
+        """(terms, n, n) Zernike modes (unit RMS over the disc, polynomials outside it)."""
+        x, y = self.coordinates()
+        rho, theta = np.hypot(x, y) / self.radius_m, np.arctan2(y, x)
+        return np.stack([zernike(j, rho, theta) for j in self.noll])
+
+    @classmethod
+    def for_path(cls, pitch_m: float, wavelength_m: float, distance_m: float, beam_side_m: float,
+                 radius_m: float, noll: tuple[int, ...], slm_shape: tuple[int, int]) -> "PupilGrid":
+        """A grid whose sensor-plane field (wavelength x distance / cell) holds the unmodulated
+        light's patch 1.8 times over, and whose SLM-plane field holds the beam 1.6 times over."""
+        block = max(1, int(wavelength_m * distance_m / (1.8 * beam_side_m * pitch_m)))
+        n = int(np.ceil(1.6 * beam_side_m / (block * pitch_m) / 2.0)) * 2
+        n = min(n, (min(slm_shape) // block) // 2 * 2)
+        return cls(n=n, block=block, pitch_m=pitch_m, wavelength_m=wavelength_m, distance_m=distance_m,
+                   radius_m=radius_m, noll=tuple(noll))
+
+
+def pattern_terms(phase: np.ndarray, grid: PupilGrid, crosstalk_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(D, C) on the model grid: the SLM's pattern (radians, SLM-shaped) as the pixels show it,
+    times the Fresnel chirp, and the chirp alone; averaged over each cell's pixels."""
+    rows, cols = phase.shape
+    m = grid.n * grid.block
+    r0, c0 = (rows - m) // 2, (cols - m) // 2
+    shown = np.mod(phase[r0:r0 + m, c0:c0 + m], 2 * np.pi).astype(np.float32)
+    if crosstalk_sigma_px > 0:
+        shown = scipy.ndimage.gaussian_filter(shown, crosstalk_sigma_px, mode="nearest", truncate=4.0)
+    v = (np.arange(m) - (m - 1) / 2.0) * grid.pitch_m
+    q = np.pi * v**2 / (grid.wavelength_m * grid.distance_m)
+    chirp = np.exp(1j * (q[:, None] + q[None, :]))
+
+    def cells(a: np.ndarray) -> np.ndarray:
+        return a.reshape(grid.n, grid.block, grid.n, grid.block).mean(axis=(1, 3))
+
+    return cells(np.exp(1j * shown) * chirp), cells(chirp)
+
+
+def gaussian_light(grid: PupilGrid, centre_m: tuple[float, float], waist_m: float, aperture_half_m: float,
+                   aperture_centre_m: tuple[float, float] = (0.0, 0.0), distance_m: float = 0.0) -> np.ndarray:
+    """The light on the model grid of a Gaussian beam (amplitude exp(-r^2/w^2)) clipped by a square
+    aperture, after ``distance_m`` of free space (Fresnel transfer function; the light SLM2 receives)."""
+    x, y = grid.coordinates()
+    ax, ay = aperture_centre_m
+    inside = (np.abs(x - ax) <= aperture_half_m) & (np.abs(y - ay) <= aperture_half_m)
+    field = inside * np.exp(-((x - centre_m[0]) ** 2 + (y - centre_m[1]) ** 2) / waist_m**2)
+    if distance_m == 0:
+        return field.astype(np.complex128)
+    f = np.fft.fftfreq(grid.n, d=grid.dx_m)
+    transfer = np.exp(-1j * np.pi * grid.wavelength_m * distance_m * (f[:, None] ** 2 + f[None, :] ** 2))
+    return scipy.fft.ifft2(scipy.fft.fft2(field) * transfer)
+
+
+@dataclass
+class PupilFit:
+    coefficients_waves: np.ndarray     # per ``PupilGrid.noll`` term
+    unmodulated_fraction: float
+    zero_order: complex                # the patterns' own unlensed light (amplitude, coherent)
+    beam_centre_m: tuple[float, float] | None   # fitted Gaussian (SLM1); None when the light was given
+    beam_waist_m: float | None
+    residual: float                    # weighted squared misfit / weighted squared data
+    iterations: int
+
+
+class _Problem:
+    """The misfit and its gradient for one set of pictures."""
+
+    def __init__(self, grid: PupilGrid, terms, pictures, weights, light: np.ndarray | None,
+                 aperture_half_m: float | None, aperture_centre_m: tuple[float, float] = (0.0, 0.0)):
+        self.grid, self.terms, self.pictures, self.weights = grid, terms, pictures, weights
+        self.modes = grid.modes()
+        self.x, self.y = grid.coordinates()
+        self.light = light
+        if light is None:
+            half = aperture_half_m if aperture_half_m else np.inf
+            ax, ay = aperture_centre_m
+            self.aperture = ((np.abs(self.x - ax) <= half) & (np.abs(self.y - ay) <= half)).astype(float)
+        self.nz = len(grid.noll)
+
+    def amplitude(self, p: np.ndarray) -> np.ndarray:
+        if self.light is not None:
+            return self.light
+        cx, cy, inv_w2 = p[self.nz:self.nz + 3]
+        return self.aperture * np.exp(-((self.x - cx) ** 2 + (self.y - cy) ** 2) * inv_w2)
+
+    def base(self, p: np.ndarray) -> np.ndarray:
+        return self.amplitude(p) * np.exp(2j * np.pi * np.tensordot(p[:self.nz], self.modes, 1))
+
+    def parts(self, p: np.ndarray, k: int, base: np.ndarray | None = None):
+        """The modulated field (with the pattern's own zero order, ``eps`` x the unlensed light) and
+        the unmodulated one, and their spectra."""
+        base = self.base(p) if base is None else base
+        eps = complex(p[-3], p[-2])
+        fields = [base * (self.terms[k][0] + eps * self.terms[k][1]), base * self.terms[k][1]]
+        return fields, [scipy.fft.fft2(scipy.fft.ifftshift(e)) for e in fields]
+
+    def pictures_of(self, p: np.ndarray) -> list[np.ndarray]:
+        u = p[-1]
+        out = []
+        for k in range(len(self.terms)):
+            _, spectra = self.parts(p, k)
+            out.append(scipy.fft.fftshift((1 - u) * np.abs(spectra[0]) ** 2 + u * np.abs(spectra[1]) ** 2))
+        return out
+
+    def __call__(self, p: np.ndarray) -> tuple[float, np.ndarray]:
+        u = p[-1]
+        total = 0.0
+        g_phase = np.zeros((self.grid.n, self.grid.n))
+        g_log_amp = np.zeros_like(g_phase)
+        g_u = 0.0
+        g_eps = 0j
+        base = self.base(p)
+        for k, (data, wt) in enumerate(zip(self.pictures, self.weights)):
+            fields, spectra = self.parts(p, k, base)
+            parts = [scipy.fft.fftshift(np.abs(s) ** 2) for s in spectra]
+            model = (1 - u) * parts[0] + u * parts[1]
+            scale, background = _scale_and_background(model, data, wt)
+            r = scale * model + background - data
+            total += float(np.sum(wt * r * r))
+            q = scipy.fft.ifftshift(2.0 * wt * r * scale)
+            g_u += float(np.sum(2.0 * wt * r * scale * (parts[1] - parts[0])))
+            for i, (weight, e, s) in enumerate(zip((1 - u, u), fields, spectra)):
+                back = scipy.fft.fftshift(scipy.fft.ifft2(q * s * (2.0 * weight))) * s.size
+                t = np.conj(back) * e
+                g_phase -= t.imag
+                g_log_amp += t.real
+                if i == 0:
+                    g_eps += np.sum(np.conj(back) * base * self.terms[k][1])
+        grad = np.zeros_like(p)
+        grad[:self.nz] = 2 * np.pi * np.tensordot(self.modes, g_phase, axes=([1, 2], [0, 1]))
+        if self.light is None:
+            cx, cy, inv_w2 = p[self.nz:self.nz + 3]
+            grad[self.nz] = np.sum(g_log_amp * 2 * (self.x - cx) * inv_w2)
+            grad[self.nz + 1] = np.sum(g_log_amp * 2 * (self.y - cy) * inv_w2)
+            grad[self.nz + 2] = -np.sum(g_log_amp * ((self.x - cx) ** 2 + (self.y - cy) ** 2))
+        grad[-3], grad[-2] = g_eps.real, -g_eps.imag
+        grad[-1] = g_u
+        return total, grad
+
+
+def _scale_and_background(model: np.ndarray, data: np.ndarray, weight: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``s``, ``b`` of ``s * model + b = data`` under ``weight``."""
+    w = weight
+    sw, sm, sd = w.sum(), (w * model).sum(), (w * data).sum()
+    smm, smd = (w * model * model).sum(), (w * model * data).sum()
+    det = smm * sw - sm * sm
+    if det <= 0:
+        return 0.0, float(sd / max(sw, 1e-30))
+    return float((smd * sw - sm * sd) / det), float((smm * sd - sm * smd) / det)
+
+
+def fit_pupil(grid: PupilGrid, terms, pictures, weights, *, light: np.ndarray | None = None,
+              aperture_half_m: float | None = None, aperture_centre_m: tuple[float, float] = (0.0, 0.0),
+              waist_guess_m: float = 4e-3, max_iterations: int = 200) -> PupilFit:
+    """Fit the wavefront (and, without ``light``, a Gaussian beam clipped by a square aperture of
+    half side ``aperture_half_m`` about ``aperture_centre_m``) to ``pictures`` (each on the
+    sensor-plane model grid, any units, with per-cell ``weights``: 0 where off the sensor)."""
+    nz = len(grid.noll)
+    norm = [float(np.sqrt(np.sum(w * d * d))) or 1.0 for d, w in zip(pictures, weights)]
+    pictures = [d / s for d, s in zip(pictures, norm)]
+    problem = _Problem(grid, terms, pictures, weights, light, aperture_half_m, aperture_centre_m)
+    start = [np.zeros(nz)]
+    scales = [np.full(nz, 0.1)]
+    bounds: list[tuple[float | None, float | None]] = [(None, None)] * nz
+    if light is None:
+        start.append([aperture_centre_m[0], aperture_centre_m[1], 1.0 / waist_guess_m**2])
+        scales.append([1e-4, 1e-4, 1.0 / waist_guess_m**2])
+        bounds += [(None, None), (None, None), (-0.95, None)]      # the waist stays finite
+    start.append([0.0, 0.0, 0.02])                                 # the patterns' zero order, u
+    scales.append([0.01, 0.01, 0.01])
+    bounds += [(-30.0, 30.0), (-30.0, 30.0), (-2.0, 48.0)]           # |eps| <= 0.3, 0 <= u <= 0.5
+    p0, s = np.concatenate(start), np.concatenate(scales)
+
+    def scaled(q: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = problem(p0 + q * s)
+        return value, grad * s
+
+    result = scipy.optimize.minimize(scaled, np.zeros_like(p0), jac=True, method="L-BFGS-B", bounds=bounds,
+                                     options={"maxiter": max_iterations})
+    p = p0 + result.x * s
+    data_energy = sum(float(np.sum(w * d * d)) for d, w in zip(pictures, weights))
+    centre = waist = None
+    if light is None:
+        centre, waist = (float(p[nz]), float(p[nz + 1])), float(1.0 / np.sqrt(p[nz + 2]))
+    return PupilFit(coefficients_waves=p[:nz].copy(), unmodulated_fraction=float(p[-1]),
+                    zero_order=complex(p[-3], p[-2]), beam_centre_m=centre,
+                    beam_waist_m=waist, residual=float(result.fun) / max(data_energy, 1e-30),
+                    iterations=int(result.nit))
+
+
+def model_pictures(grid: PupilGrid, terms, fit: PupilFit, *, light: np.ndarray | None = None,
+                   aperture_half_m: float | None = None,
+                   aperture_centre_m: tuple[float, float] = (0.0, 0.0)) -> list[np.ndarray]:
+    """The pictures the fitted pupil makes (for the calibration's PNG), unscaled."""
+    problem = _Problem(grid, terms, [], [], light, aperture_half_m, aperture_centre_m)
+    parts = [fit.coefficients_waves]
+    if light is None:
+        parts.append([fit.beam_centre_m[0], fit.beam_centre_m[1], 1.0 / fit.beam_waist_m**2])
+    parts.append([fit.zero_order.real, fit.zero_order.imag, fit.unmodulated_fraction])
+    return problem.pictures_of(np.concatenate(parts))

@@ -1,0 +1,141 @@
+"""Each SLM's wavefront and the true distances: the phase-diversity fit against its own model, then
+``optgen calibrate all`` on a small twin with wavefronts, distances and a Gaussian beam planted here."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from optgen.calibration.procedure import calibrate
+from optgen.calibration.session import CalibrationError
+from optgen.calibration.store import CalibrationStore
+from optgen.calibration.twin_truth import truth_errors
+from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
+from optgen.calibration.wavefront_fit import PupilFit, PupilGrid, fit_pupil, model_pictures, pattern_terms
+from optgen.drivers.common.patterns import lens_phase
+from optgen.drivers.common.roles import DECODING, ENCODING
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.examples import add_to_bench_text, edit_bench_text, small_bench_text
+from optgen.lab.bench.parse import parse_bench
+
+PITCH, WL = 8e-6, 520e-9
+
+
+# --- the fit against its own model --------------------------------------------------------------
+def test_phase_diversity_recovers_the_zernike_terms_the_beam_and_the_unmodulated_light_it_made():
+    distance, half = 0.2, 1.0e-3
+    grid = PupilGrid.for_path(PITCH, WL, distance, 2 * half, 1.4e-3, tuple(range(2, 16)), (600, 600))
+    terms = [pattern_terms(lens_phase((600, 600), PITCH, WL, 1 / (1 / distance + 2 * WL * d / half**2), wrapped=True),
+                           grid, 0.5) for d in (-6, -3, 3, 6)]
+    rng = np.random.default_rng(3)
+    truth = PupilFit(rng.normal(0, 0.08, 14), 0.04, 0.03 - 0.02j, (30e-6, -20e-6), 2.5e-3, 0.0, 0)
+    pictures = [3.0 * p + 0.2 for p in model_pictures(grid, terms, truth, aperture_half_m=half)]
+    fit = fit_pupil(grid, terms, pictures, [np.ones_like(p) for p in pictures], aperture_half_m=half)
+    np.testing.assert_allclose(fit.coefficients_waves, truth.coefficients_waves, atol=2e-3)
+    assert fit.unmodulated_fraction == pytest.approx(0.04, abs=2e-3)
+    assert fit.beam_waist_m == pytest.approx(2.5e-3, rel=0.01)
+    assert fit.beam_centre_m == (pytest.approx(30e-6, abs=1e-6), pytest.approx(-20e-6, abs=1e-6))
+    assert fit.residual < 1e-6
+
+
+def test_the_correction_is_minus_the_wavefront_from_defocus_on_and_a_refocus_moves_only_defocus():
+    cal = WavefrontCalibration(ENCODING, tuple(range(2, 8)), np.array([0.3, -0.2, 0.1, 0.05, 0.0, 0.02]), 1e-3,
+                               0.01, 0.0, (0.0, 0.0), 0.0)
+    correction = wavefront_correction_rad(cal, (64, 64), PITCH)
+    expected = -2 * np.pi * cal.wavefront_waves((64, 64), PITCH, corrected_only=True)
+    np.testing.assert_allclose(correction, expected, atol=1e-5)
+    assert list(cal.corrected_waves()) == [0.0, 0.0, 0.1, 0.05, 0.0, 0.02]       # tilt left to the alignment
+    cal.extent_m = 0.1e-3                              # beyond the measured square: its edge's value
+    clamped = cal.wavefront_waves((64, 64), PITCH)
+    np.testing.assert_allclose(clamped[:, 44:], np.repeat(clamped[:, 44:45], 20, axis=1), atol=1e-12)
+    free = dataclasses.replace(cal, extent_m=0.0).wavefront_waves((64, 64), PITCH)
+    np.testing.assert_allclose(clamped[26:38, 26:38], free[26:38, 26:38])
+    assert not np.allclose(clamped[:, 50:], free[:, 50:])
+    moved = cal.refocused(2.0, WL)
+    change = moved.coefficients_waves - cal.coefficients_waves
+    assert change[2] == pytest.approx(2.0 * 1e-6 / (4 * math.sqrt(3) * WL)) and not np.delete(change, 2).any()
+
+
+# --- on the twin ----------------------------------------------------------------------------------
+PLANTED = {
+    "twin": ["d1_mm = 40.6", "d2_mm = 29.6"],
+    "twin.encoding_slm": ["wavefront_waves = [0, 0, 0, 0.3, 0.15, -0.1, 0.05, 0, 0, 0, 0.04]",
+                          "wavefront_radius_mm = 0.6", "unmodulated_fraction = 0.03"],
+    "twin.decoding_slm": ["wavefront_waves = [0, 0, 0, -0.2, 0.0, 0.12, 0, -0.05]", "wavefront_radius_mm = 0.6",
+                          "unmodulated_fraction = 0.04"],
+}
+
+
+def planted_bench_text() -> str:
+    text = edit_bench_text(small_bench_text(), {("twin.laser", "beam"): '"gaussian"', ("twin.laser", "waist_mm"): "0.9"})
+    return add_to_bench_text(text, PLANTED)
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wavefront")
+    cfg = parse_bench(planted_bench_text(), "planted")
+    with build_bench(cfg, folder) as bench:
+        report = calibrate(bench, "all", CalibrationStore(folder), truths=bench.truths)
+        errors = truth_errors(report, bench.truths, cfg.light_path)
+        assert bench.world.laser_emission is False
+    return cfg, folder, report, errors
+
+
+def test_calibrate_all_takes_most_of_each_planted_wavefront_out(calibrated):
+    _, _, report, errors = calibrated
+    for role in (ENCODING, DECODING):
+        assert errors[f"{role}_wavefront_planted_rms_waves"] > 0.1
+        assert errors[f"{role}_wavefront_left_rms_waves"] <= 0.06, errors      # lambda/20 on the full-size bench
+        assert report.measurements[f"{role}.wavefront"].misfit < 0.1
+
+
+def test_d2_comes_from_the_gratings_to_a_tenth_of_a_millimetre(calibrated):
+    _, _, report, errors = calibrated
+    assert abs(errors["d2_error_mm"]) <= 0.1, errors
+    assert abs(errors["d1_error_mm"]) <= 1.0, errors          # SLM2's left-over defocus bends d1 + d2 (see notes)
+    d = report.measurements["distances"]
+    assert d.nominal_d1_m == pytest.approx(0.040) and d.nominal_d2_m == pytest.approx(0.030)
+
+
+def test_a_bench_opened_on_the_store_corrects_slm1_and_leaves_the_decoder_as_trained_unless_asked(calibrated):
+    cfg, folder, report, _ = calibrated
+    for correct_decoder in (False, True):
+        text = edit_bench_text(planted_bench_text(),
+                               {("calibration", "correct_decoder_wavefront"): str(correct_decoder).lower()})
+        config = parse_bench(text, "planted")
+        assert config.calibration.correct_decoder_wavefront is correct_decoder
+        with build_bench(config, folder) as bench:
+            ids = bench.calibration_ids()
+            for role, slm in ((ENCODING, bench.encoding_slm), (DECODING, bench.decoding_slm)):
+                assert ids[f"{role}.wavefront"].startswith(f"wavefront:{role}")
+                if role == DECODING and not correct_decoder:
+                    assert slm.measured_correction_rad is None          # the decoder's 2 pi wraps as trained
+                    continue
+                expected = wavefront_correction_rad(report.measurements[f"{role}.wavefront"], slm.shape,
+                                                    cfg.light_path.pitch_m)
+                np.testing.assert_allclose(slm.measured_correction_rad, expected, atol=1e-5)
+                flat = slm.phase_to_gray(np.zeros(slm.shape, np.float32))
+                assert np.ptp(flat.astype(int)) > 0            # a flat phase is no longer one gray level
+            assert ids["distances"].startswith("distances:bench")
+    for path in folder.glob("*.h5"):
+        assert path.with_suffix(".png").is_file()
+
+
+def test_an_aberration_beyond_the_range_stops_with_the_previous_correction_in_force_and_the_laser_off(tmp_path):
+    text = add_to_bench_text(small_bench_text(), {"twin.encoding_slm": ["wavefront_waves = [0, 0, 0, 6.0, 4.0]",
+                                                                        "wavefront_radius_mm = 0.4"]})
+    cfg = parse_bench(text, "too much")
+    with build_bench(cfg, tmp_path) as bench:
+        before = {slm.name: np.full(slm.shape, 0.25, np.float32) for slm in (bench.encoding_slm, bench.decoding_slm)}
+        for slm in (bench.encoding_slm, bench.decoding_slm):
+            slm.set_wavefront_correction(before[slm.name])
+        with pytest.raises(CalibrationError, match="wavefront_correction.*previous calibration stays in force"):
+            calibrate(bench, "wavefront", CalibrationStore(tmp_path))
+        assert bench.world.laser_emission is False
+        for slm in (bench.encoding_slm, bench.decoding_slm):
+            np.testing.assert_array_equal(slm.measured_correction_rad, before[slm.name])
+    assert not list(tmp_path.glob("wavefront-*.h5")) and not list(tmp_path.glob("distances-*.h5"))
