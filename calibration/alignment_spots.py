@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from optgen.calibration.session import CalibrationError
+from optgen.calibration.session import CalibrationError, peak_level
 from optgen.drivers.common.roles import DECODING, ENCODING
 
 SPOT_CONTRAST = 5.0        # a focal spot's peak over the light around it (a flat beam: ~1.5; a focus: ~1000)
@@ -39,7 +39,8 @@ def find_spot(frame: np.ndarray, scale_px: float, label: str) -> Spot:
     frame = np.asarray(frame, dtype=np.float32)
     h, w = frame.shape
     sigma_w = max(1.0, 0.5 * float(scale_px))            # centroid weight
-    smooth = cv2.GaussianBlur(frame, (0, 0), max(0.7, 0.5 * sigma_w))
+    # a 3 x 3 median first: a hot pixel (one bright pixel) must not pass for a focus (several)
+    smooth = cv2.GaussianBlur(cv2.medianBlur(frame, 3), (0, 0), max(0.7, 0.5 * sigma_w))
     step = max(1, int(math.sqrt(h * w / 250_000)))
     sub = (frame - smooth)[::step, ::step]
     noise = 1.4826 * float(np.median(np.abs(sub - np.median(sub)))) + 1e-6
@@ -113,7 +114,7 @@ def measure_spots(session, label: str, key: str, patterns: list[np.ndarray], sca
         acc = None
         for _ in range(frames):
             frame = session.capture(1)
-            if float((frame + session.dark).max()) >= 0.98 * saturation:
+            if peak_level(frame + session.dark) >= 0.98 * saturation:
                 raise SpotsSaturated(i)
             acc = frame.astype(np.float64) if acc is None else acc + frame
         return (acc / frames).astype(np.float32)
@@ -142,7 +143,7 @@ def measure_spots_one_by_one(session, label: str, key: str, patterns: list[np.nd
             acc, saturated = None, False
             for _ in range(frames):
                 frame = session.capture(1)
-                if float((frame + session.dark).max()) >= 0.98 * saturation:
+                if peak_level(frame + session.dark) >= 0.98 * saturation:
                     saturated = True
                     break
                 acc = frame.astype(np.float64) if acc is None else acc + frame

@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, TypeVar
 
+import cv2
 import numpy as np
 
 from optgen.drivers.errors import OptgenError
 
-__all__ = ["CalibrationError", "CalibrationSession", "SessionCounters"]
+__all__ = ["CalibrationError", "CalibrationSession", "SessionCounters", "peak_level"]
 
 T = TypeVar("T")
 
@@ -206,7 +207,7 @@ class CalibrationSession:
         exposure = camera.timing.exposure_s
         offset = self._offset_guess()
         for _ in range(12):
-            peak = float(self._raw().max()) - offset
+            peak = peak_level(self._raw()) - offset
             top = saturation - offset
             if peak >= 0.98 * top:
                 if exposure <= lo * 1.0001:
@@ -281,3 +282,11 @@ class CalibrationSession:
                 if not laser.set_emission(True):
                     raise CalibrationError(f"{laser.name}: emission did not come back on after a dark frame")
                 self._lit = True
+
+
+def peak_level(frame: np.ndarray) -> float:
+    """The frame's brightest level that is not a lone hot pixel (the largest 3 x 3 median)."""
+    frame = np.asarray(frame)
+    if frame.dtype not in (np.uint8, np.uint16, np.float32):
+        frame = frame.astype(np.float32)
+    return float(cv2.medianBlur(frame, 3).max())

@@ -186,7 +186,8 @@ def test_saturation_lowers_the_spot_power_or_stops_with_a_message(monkeypatch):
 
 def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mocker):
     """The spot patterns go out as one pipelined sweep; a spot that saturates (brighter than the
-    first, which set the exposure) has them measured again one at a time, re-exposing on it."""
+    first, which set the exposure) has them measured again one at a time, re-exposing on it. A lone
+    saturated pixel is a hot pixel, not a spot: it sends nothing round again."""
     bench = build_bench(parse_bench(small_bench_text(PLANT), "sweep"))
     try:
         session = CalibrationSession(bench)
@@ -196,14 +197,18 @@ def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mo
         assert sweeps.call_count == 1 and one_by_one.call_count == 0
         real_capture, calls = session.capture, {"n": 0}
 
-        def saturates_once(frames=1):
+        def saturates_once(frames=1, size=3):
             frame = real_capture(frames)
             calls["n"] += 1
             if calls["n"] == 3:                       # the third spot frame of the sweep: a bright one
                 frame = frame.copy()
-                frame[0, 0] = float(bench.camera.saturation_dn)
+                frame[0:size, 0:size] = float(bench.camera.saturation_dn)
             return frame
 
+        mocker.patch.object(session, "capture", side_effect=lambda frames=1: saturates_once(frames, size=1))
+        measure_sensor_registration(session)
+        assert one_by_one.call_count == 0                  # one hot pixel
+        calls["n"] = 0
         mocker.patch.object(session, "capture", side_effect=saturates_once)
         again = measure_sensor_registration(session)
         assert one_by_one.call_count == 1
@@ -239,3 +244,13 @@ def test_spots_that_would_fall_off_the_sensor_are_refused_before_the_laser_goes_
     with pytest.raises(CalibrationError, match="off the 320x256 sensor"):
         measure_decoder_placement(session, measured["sensor"], span_fraction=3.0)
     assert session.counters.patterns_shown == shown and not measured["bench"].laser.emission
+
+
+def test_a_hot_pixel_brighter_than_the_focus_is_not_taken_for_it():
+    from optgen.calibration.alignment_spots import find_spot
+
+    y, x = np.mgrid[0:80, 0:100]
+    frame = (500.0 * np.exp(-((x - 40.3) ** 2 + (y - 30.6) ** 2) / (2 * 3.0**2))).astype(np.float32)
+    frame[10, 70] = 3000.0                                 # one stuck-bright pixel
+    spot = find_spot(frame, 4.0, "hot pixel")
+    assert spot.x == pytest.approx(40.3, abs=0.05) and spot.y == pytest.approx(30.6, abs=0.05)
