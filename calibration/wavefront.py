@@ -5,9 +5,10 @@ focus a few waves of defocus before and behind the sensor; then SLM2, with SLM1'
 in force (so the light arriving on SLM2 is flat), shows lenses focusing around the sensor. The
 pictures are fitted by :mod:`optgen.calibration.wavefront_fit`: the Zernike terms of the panel's
 wavefront over the used area (Noll 2..15), the light SLM1 receives (a Gaussian: centre and waist)
-and the unmodulated fraction. The correction, minus the wavefront from Noll 4 on, is added to every
-phase that SLM shows (slmsuite's source phase, on top of a vendor correction file the bench file
-names); piston and tilt stay uncorrected: a tilt only moves the light, which the alignment measures.
+and the unmodulated fraction. The correction (minus the wavefront from Noll 4 on) is added to every
+phase SLM1 shows, and SLM2's where the bench file asks for it (decision 0013), as slmsuite's source
+phase on top of a vendor correction file the bench file names; piston and tilt stay uncorrected: a
+tilt only moves the light, which the alignment measures.
 
 The pictures are read in the output plane through the sensor's measured offset and rotation (the
 alignment, if any, else the bench file's placement) at the camera's own pitch: the alignment's fitted
