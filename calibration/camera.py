@@ -1,13 +1,16 @@
 """Camera calibration: dark frame at the run's exposure, read noise, hot pixels, saturation, linearity.
 
 - Dark: ``frames`` frames with the laser off at the exposure the run uses; their mean is the
-  dark frame, their temporal spread the read noise, pixels far above the median are hot.
+  dark frame (subtracted pixel by pixel from every frame of a run), their temporal spread the
+  read noise. Hot pixels: far above their neighbours in it or in dark frames at a long exposure
+  (calibration.camera_pixels); runs replace them by their neighbours' median.
 - Saturation and linearity: SLM1 shows a lens that focuses the beam onto the sensor (SLM2
   uniform), the exposure is stepped up; the spot's summed counts must grow in proportion to
   the exposure while no pixel clips (the linearity residual), and the peak stops growing at
   the sensor's real saturation level (full well or ADC), which may lie below the ADC's top.
-- Flat field: this light path cannot light the sensor uniformly (coherent light through two
-  SLMs); the photo-response non-uniformity is left uncorrected and the record says so.
+- Flat field: this light path cannot light the sensor uniformly, not even at the pixel scale
+  (coherent light through two SLMs; calibration.camera_pixels says what was tried); the
+  photo-response non-uniformity is left uncorrected and the record says so.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optgen.calibration.camera_pixels import PixelCorrection, find_hot_pixels
 from optgen.calibration.record import CalibrationRecord
-from optgen.calibration.session import CalibrationError, CalibrationSession
+from optgen.calibration.session import CalibrationError, CalibrationSession, peak_level
 from optgen.drivers.common.patterns import lens_phase
 
 __all__ = ["CameraCalibration", "measure_camera"]
@@ -37,10 +41,36 @@ class CameraCalibration:
     spot_counts: np.ndarray
     peak_counts: np.ndarray
     laser_power_w: float = float("nan")   # during the saturation steps (dimmed if the focus saturated)
+    hot_map: np.ndarray | None = None     # bool per pixel (None: an older record that kept only the count)
+    hot_threshold_dn: float = float("nan")
 
     def results(self) -> dict:
-        return {"dark_frame": self.dark_frame, "dark_level_dn": self.dark_level_dn,
-                "saturation_dn": self.saturation_dn, "exposure_s": self.exposure_s}
+        out = {"dark_frame": self.dark_frame, "dark_level_dn": self.dark_level_dn,
+               "saturation_dn": self.saturation_dn, "exposure_s": self.exposure_s}
+        if self.hot_map is not None:
+            out["hot_pixel_map"] = self.hot_map.astype(np.float32)
+        return out
+
+    def correction(self) -> PixelCorrection:
+        """The per-pixel correction of frames at this calibration's exposure."""
+        return PixelCorrection(self.dark_frame, self.hot_map)
+
+    def correction_for(self, dark: np.ndarray, exposure_s: float) -> tuple[PixelCorrection, str]:
+        """(The correction of a run's frames, what it subtracts in words) given the run's own dark
+        frame at ``exposure_s``: at the calibration's exposure its (less noisy) mean dark frame moved
+        to the run's dark level; at another exposure the run's dark frame (dark current scales with
+        the exposure). The hot pixels found hold at any exposure."""
+        dark = np.asarray(dark, dtype=np.float32)
+        if dark.shape != self.dark_frame.shape:
+            raise ValueError(f"the run's dark frame is {dark.shape}; the camera calibration is for "
+                             f"{self.dark_frame.shape}")
+        if abs(exposure_s - self.exposure_s) <= 0.01 * self.exposure_s:
+            drift = float(np.median(dark)) - self.dark_level_dn
+            return self.correction().shifted(drift), (f"the calibrated dark frame (moved by {drift:+.2f} DN to "
+                                                      f"this run's dark level)")
+        return PixelCorrection(dark, self.hot_map), (
+            f"this run's dark frame (the calibration's is for {self.exposure_s * 1e3:.4g} ms, "
+            f"the run exposes {exposure_s * 1e3:.4g} ms)")
 
     def to_record(self, base: dict) -> CalibrationRecord:
         """The calibration file's record (``base``: kind, device, wavelength, path, bench, identity)."""
@@ -61,13 +91,16 @@ class CameraCalibration:
                    exposures_s=np.asarray(record.raw.get("exposures_s", ())),
                    spot_counts=np.asarray(record.raw.get("spot_counts", ())),
                    peak_counts=np.asarray(record.raw.get("peak_counts", ())),
-                   laser_power_w=float(info.get("laser_power_w", np.nan)))
+                   laser_power_w=float(info.get("laser_power_w", np.nan)),
+                   hot_map=np.asarray(r["hot_pixel_map"]) > 0.5 if "hot_pixel_map" in r else None,
+                   hot_threshold_dn=float(info.get("hot_threshold_dn", np.nan)))
 
     def info(self) -> dict:
         return {"exposure_s": self.exposure_s, "dark_level_dn": self.dark_level_dn,
                 "read_noise_dn": self.read_noise_dn, "hot_pixels": self.hot_pixels,
                 "saturation_dn": self.saturation_dn, "driver_saturation_dn": self.driver_saturation_dn,
                 "linearity_rms": self.linearity_rms, "laser_power_w": self.laser_power_w,
+                "hot_threshold_dn": self.hot_threshold_dn,
                 "flat_field": "not measured: this light path cannot light the sensor uniformly"}
 
 
@@ -79,21 +112,31 @@ def _focus_on_sensor(session: CalibrationSession) -> np.ndarray:
                       cfg.geometry.d1_m + cfg.geometry.d2_m).astype(np.float32)
 
 
+LONG_DARK_S = 0.02                 # hot pixels are looked for at this exposure too (at least 20 x the run's)
+
+
+def _dark_stack(session: CalibrationSession, frames: int) -> np.ndarray:
+    return np.stack([session.capture_raw().astype(np.float32) for _ in range(frames)])
+
+
 def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6) -> CameraCalibration:
     """Measure the camera at the run's exposure; the laser is on only for the saturation steps."""
     cfg = session.config
     camera = session.bench.camera
     run_exposure = session.set_exposure(cfg.camera.exposure_s)
     session.bench.laser.set_emission(False)
-    stack = np.stack([session.capture_raw().astype(np.float32) for _ in range(frames)])
+    stack = _dark_stack(session, frames)
     dark = stack.mean(axis=0)
     level = float(np.median(dark))
     read_noise = float(np.median(stack.std(axis=0, ddof=1))) if frames > 1 else float("nan")
-    spread = max(read_noise, 0.5) * 8.0
-    hot = int(np.count_nonzero(dark > level + spread + 10.0))
     if level >= camera.saturation_dn * 0.9:
         raise CalibrationError(f"{camera.name}: the dark frame sits at {level:.0f} counts, near saturation "
                                f"({camera.saturation_dn}); is the lens cap off with the room lights on?")
+    hot_map, threshold = find_hot_pixels(dark)
+    long_exposure = session.set_exposure(min(camera.exposure_bounds_s[1], max(LONG_DARK_S, 20 * run_exposure)))
+    if long_exposure > 2 * run_exposure:
+        hot_map |= find_hot_pixels(_dark_stack(session, max(2, frames // 2)).mean(axis=0))[0]
+    session.set_exposure(run_exposure)
 
     session.show(encoding=_focus_on_sensor(session), decoding=session.uniform("decoding_slm"))
     exposures, sums, peaks = [], [], []
@@ -107,7 +150,7 @@ def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6)
                 session.capture_dark(frames=2)
             raw = session.capture_raw().astype(np.float32)
             img = raw - session.dark
-            raw_peak = float(raw.max())
+            raw_peak = peak_level(raw)              # not a lone hot pixel
             if window is None:
                 r, c = np.unravel_index(int(np.argmax(img)), img.shape)
                 window = (slice(max(r - 40, 0), r + 41), slice(max(c - 40, 0), c + 41))
@@ -127,6 +170,8 @@ def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6)
     session.set_exposure(run_exposure)
     return CameraCalibration(
         exposure_s=run_exposure, dark_frame=dark.astype(np.float32), dark_level_dn=level,
-        read_noise_dn=read_noise, hot_pixels=hot, saturation_dn=saturation,
+        read_noise_dn=read_noise, hot_pixels=int(hot_map.sum()), saturation_dn=saturation,
         driver_saturation_dn=int(camera.saturation_dn), linearity_rms=linearity,
-        exposures_s=exposures_a, spot_counts=sums_a, peak_counts=peaks_a, laser_power_w=power)
+        exposures_s=exposures_a, spot_counts=sums_a, peak_counts=peaks_a, laser_power_w=power,
+        hot_map=hot_map, hot_threshold_dn=threshold)
+

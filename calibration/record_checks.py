@@ -57,6 +57,9 @@ _RESULTS = {
     "distances": {"d1_m": (), "d2_m": ()},
 }
 
+# result arrays a kind may hold (newer measurements; older files lack them)
+_OPTIONAL_RESULTS = {"camera": {"hot_pixel_map": None}}
+
 
 MAX_WAVEFRONT_WAVES = 10.0       # per Zernike term: the measurement refuses a fit beyond 4
 MAX_NOLL = 36
@@ -111,11 +114,14 @@ def check_content(record: CalibrationRecord) -> None:
     m = _PATH_KEY.match(record.optical_path)
     if m is None or not all(float(x) > 0 for x in m.groups()):
         raise _bad(record, "optical_path", repr(record.optical_path[:60]), "'d1=<mm>mm;d2=<mm>mm'")
-    expected = _RESULTS[kind]
-    for name in sorted(set(record.results) - set(expected)):
-        raise _bad(record, f"result/{name}", "not a result of this kind", f"only {sorted(expected)}")
+    expected, optional = _RESULTS[kind], _OPTIONAL_RESULTS.get(kind, {})
+    for name in sorted(set(record.results) - set(expected) - set(optional)):
+        raise _bad(record, f"result/{name}", "not a result of this kind", f"only {sorted({*expected, *optional})}")
     for name, shape in expected.items():
         _array(record, "result", name, shape)
+    for name, shape in optional.items():
+        if name in record.results:
+            _array(record, "result", name, shape)
     for name, value in record.raw.items():
         a = np.asarray(value)
         if not isinstance(name, str) or not RAW_NAME.match(name):
@@ -199,6 +205,12 @@ def _check_camera(record: CalibrationRecord) -> None:
     _scalar(record, "saturation_dn", level, math.inf, f"a saturation level above the dark level ({level:g})",
             lo_open=True)
     _scalar(record, "exposure_s", 0.0, MAX_EXPOSURE_S, f"an exposure within 0..{MAX_EXPOSURE_S:g} s", lo_open=True)
+    if "hot_pixel_map" in record.results:
+        hot = np.asarray(record.results["hot_pixel_map"])
+        if hot.shape != dark.shape:
+            raise _bad(record, "result/hot_pixel_map", f"shape {hot.shape}", f"the dark frame's {dark.shape}")
+        if not np.isin(hot, (0.0, 1.0)).all():
+            raise _bad(record, "result/hot_pixel_map", "values other than 0 and 1", "1 for a hot pixel, 0 elsewhere")
 
 
 def _check_wavefront(record: CalibrationRecord) -> None:

@@ -13,7 +13,7 @@ from optgen.calibration.compare import affine_distance_px, response_error_rad
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import ENCODING, SLM_ROLES
 
-__all__ = ["planted_error_waves", "sensor_registration_error_px", "truth_errors"]
+__all__ = ["camera_pixel_errors", "planted_error_waves", "sensor_registration_error_px", "truth_errors"]
 
 
 def sensor_registration_error_px(output_to_sensor: np.ndarray, truths, window_m: float) -> float:
@@ -44,6 +44,9 @@ def truth_errors(report, truths, light_path) -> dict:
         out["beam_centre_error_px"] = [round((a - b) / light_path.pitch_m, 3)
                                        for a, b in zip(cal.beam_centre_m, truths.beam["centre_m"])]
         out["beam_waist_error"] = round(cal.beam_waist_m / truths.beam["waist_m"] - 1.0, 4)
+    camera = report.measurements.get("camera")
+    if camera is not None:
+        out.update(camera_pixel_errors(camera, truths))
     if "alignment" in report.measurements:
         sensor, placement = report.measurements["alignment"]
         pitch = light_path.pitch_m
@@ -52,6 +55,18 @@ def truth_errors(report, truths, light_path) -> dict:
         out["decoder_rotation_error_deg"] = float(placement.rotation_deg - truths.decoder_rotation_deg)
         out["sensor_registration_error_px"] = sensor_registration_error_px(sensor.output_to_sensor, truths,
                                                                            light_path.window_m)
+    return out
+
+
+def camera_pixel_errors(camera, truths) -> dict:
+    """Hot pixels found and mistaken."""
+    out: dict = {}
+    hot = getattr(truths, "hot_pixels", None)
+    if hot is not None and camera.hot_map is not None:
+        planted = int(hot.sum())
+        out["hot_pixels_planted"] = planted
+        out["hot_pixels_found_share"] = round(float((camera.hot_map & hot).sum()) / max(planted, 1), 4)
+        out["hot_pixels_false"] = int((camera.hot_map & ~hot).sum())
     return out
 
 

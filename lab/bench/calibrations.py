@@ -84,9 +84,18 @@ class BenchCalibrations:
         return SensorRegistration.from_record(self.alignment).output_to_sensor if self.alignment is not None else None
 
     def saturation_dn(self) -> float | None:
+        cal = self.camera_calibration()
+        return cal.saturation_dn if cal is not None else None
+
+    def camera_calibration(self):
+        """The camera calibration in force (``calibration.camera.CameraCalibration``), or None."""
         from optgen.calibration.camera import CameraCalibration
 
-        return CameraCalibration.from_record(self.camera).saturation_dn if self.camera is not None else None
+        if self.camera is None:
+            return None
+        if getattr(self, "_camera_cal", None) is None:
+            self._camera_cal = CameraCalibration.from_record(self.camera)
+        return self._camera_cal
 
     def check_devices(self, bench) -> None:
         """Refuse, once the devices are open, a calibration made on another device: CalibrationFileError

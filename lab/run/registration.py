@@ -19,6 +19,10 @@ class OutputRegistration:
     ``output_to_sensor`` is the 2x3 affine output-plane metres (x, y, origin on the axis) -> sensor
     pixel (x, y) that ``calibration.alignment.measure_sensor_registration`` measures
     (``SensorRegistration.output_to_sensor``); it replaces the camera pitch, offset and rotation.
+
+    With a camera calibration (:meth:`use_correction`) the window's part of each frame is
+    corrected pixel by pixel first (dark frame, hot pixels replaced; the dark level
+    is then not subtracted again).
     """
 
     def __init__(self, config: BenchConfig, dark_level_dn: float = 0.0,
@@ -53,9 +57,32 @@ class OutputRegistration:
         lin = self.output_to_sensor[:, :2] * grid_pitch
         shift = self.output_to_sensor[:, 2] - lin @ np.array([centre_window, centre_window])
         self.window_to_sensor = np.hstack([lin, shift[:, None]])
+        self.correction = None
+        self._crop: tuple[slice, slice] | None = None
+        self._window_to_crop: np.ndarray | None = None
+
+    def use_correction(self, correction) -> None:
+        """Correct every frame with ``correction`` (a ``calibration.camera_pixels.PixelCorrection``
+        of the whole sensor) before registering it; only the pixels the window reads are corrected."""
+        rows, cols = correction.shape
+        corners = np.array([[0, 0, 1], [self.window_px, 0, 1], [0, self.window_px, 1],
+                            [self.window_px, self.window_px, 1]], dtype=np.float64)
+        xy = corners @ self.window_to_sensor.T
+        x0, y0 = (int(np.clip(np.floor(v) - 3, 0, n)) for v, n in zip(xy.min(axis=0), (cols, rows)))
+        x1, y1 = (int(np.clip(np.ceil(v) + 4, 0, n)) for v, n in zip(xy.max(axis=0), (cols, rows)))
+        if x1 - x0 < 2 or y1 - y0 < 2:          # the window misses the sensor: correct it all
+            x0, y0, x1, y1 = 0, 0, cols, rows
+        self._crop = (slice(y0, y1), slice(x0, x1))
+        self.correction = correction.crop(*self._crop)
+        self._window_to_crop = self.window_to_sensor - np.array([[0, 0, x0], [0, 0, y0]], dtype=np.float64)
 
     def window(self, frame: np.ndarray) -> np.ndarray:
         """The output window of ``frame`` in counts above dark, float32 (window_px, window_px)."""
+        if self.correction is not None:
+            return cv2.warpAffine(self.correction.apply(np.asarray(frame)[self._crop]), self._window_to_crop,
+                                  (self.window_px, self.window_px),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                  borderValue=0.0)
         img = cv2.warpAffine(np.asarray(frame, dtype=np.float32), self.window_to_sensor,
                              (self.window_px, self.window_px),
                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,

@@ -39,3 +39,22 @@ def test_registration_subtracts_the_dark_level():
     frame = np.full(cfg.camera.resolution[::-1], 130, dtype=np.uint16)
     image = OutputRegistration(cfg, dark_level_dn=100.0).image(frame)
     np.testing.assert_allclose(image, 30.0)
+
+
+def test_a_camera_correction_registers_as_if_the_whole_frame_were_corrected_first(rng):
+    from optgen.calibration.camera_pixels import PixelCorrection
+
+    cfg = parse_bench(small_bench_text({("geometry", "sensor_offset_um"): "[30.0, -18.0]",
+                                        ("geometry", "sensor_rotation_deg"): "1.5"}), "t")
+    shape = cfg.camera.resolution[::-1]
+    dark = (100.0 + 2.0 * rng.standard_normal(shape)).astype(np.float32)
+    hot = rng.random(shape) < 0.002
+    frame = (dark + 40.0 + 20.0 * rng.random(shape)).astype(np.float32)
+    frame[hot] = 4095.0
+    correction = PixelCorrection(dark, hot)
+    corrected = OutputRegistration(cfg)
+    corrected.use_correction(correction)
+    whole = OutputRegistration(cfg).window(correction.apply(frame))
+    np.testing.assert_allclose(corrected.window(frame), whole, atol=1e-3)
+    assert corrected.window(frame).max() < 61.0                   # no hot pixel left in the window
+    assert OutputRegistration(cfg, dark_level_dn=100.0).window(frame).max() > 1000.0   # without: they show

@@ -1,0 +1,77 @@
+"""Hot pixels and the per-pixel dark frame: found against planted truths, applied to frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optgen.calibration.camera import measure_camera
+from optgen.calibration.camera_pixels import PixelCorrection, find_hot_pixels
+from optgen.calibration.session import CalibrationSession
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.examples import add_to_bench_text
+from optgen.lab.bench.parse import parse_bench
+from tests.conftest import small_bench_text
+
+
+def _dark_with_defects(rng, shape=(200, 300), dsnu=2.0, hot_share=0.002, hot_dn=(12.0, 400.0)):
+    dark = 100.0 + dsnu * rng.standard_normal(shape) + 0.3 * rng.standard_normal(shape)
+    hot = rng.random(shape) < hot_share
+    dark[hot] += rng.uniform(*hot_dn, size=int(hot.sum()))
+    return dark.astype(np.float32), hot
+
+
+def test_hot_pixels_stand_out_of_the_pixel_to_pixel_spread(rng):
+    dark, hot = _dark_with_defects(rng, hot_dn=(20.0, 400.0))      # 20 DN: 10 x the DSNU
+    found, threshold = find_hot_pixels(dark)
+    assert 12.0 < threshold < 20.0                                  # 8 robust sigma of ~2 DN
+    assert (found & hot).sum() >= 0.99 * hot.sum()
+    assert (found & ~hot).sum() <= 2
+
+
+def test_a_uniform_slope_or_a_smooth_shading_is_not_hot(rng):
+    y, x = np.mgrid[0:200, 0:300]
+    dark = (100.0 + 0.2 * x + 30.0 * np.exp(-((x - 150) ** 2 + (y - 100) ** 2) / 4000.0)).astype(np.float32)
+    found, _ = find_hot_pixels(dark + 0.5 * rng.standard_normal(dark.shape).astype(np.float32))
+    assert found.sum() == 0
+
+
+def test_the_correction_subtracts_the_dark_frame_and_replaces_each_hot_pixel_by_its_neighbours(rng):
+    dark = (100.0 + 3.0 * rng.standard_normal((20, 30))).astype(np.float32)
+    hot = np.zeros((20, 30), bool)
+    hot[5, 7] = hot[0, 0] = hot[19, 29] = True                        # corners too
+    light = np.full((20, 30), 50.0, np.float32)
+    light[5, 8] = 60.0
+    frame = (dark + light).astype(np.float32)
+    frame[hot] = 4095.0                                               # saturated hot pixels
+    out = PixelCorrection(dark, hot).apply(frame)
+    expected = light.copy()
+    expected[5, 7] = 50.0                                             # median of its eight neighbours
+    expected[0, 0] = expected[19, 29] = 50.0
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    assert PixelCorrection(dark, hot).hot_count == 3
+    shifted = PixelCorrection(dark, hot).shifted(2.0).apply(frame)
+    np.testing.assert_allclose(shifted[~hot], (light - 2.0)[~hot], atol=1e-4)
+    window = PixelCorrection(dark, hot).crop(slice(2, 10), slice(4, 12))
+    np.testing.assert_allclose(window.apply(frame[2:10, 4:12]), expected[2:10, 4:12], atol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        PixelCorrection(dark, hot).apply(frame[:10])
+
+
+def _hot_bench(e_per_s: float, fraction: float = 0.003):
+    text = add_to_bench_text(small_bench_text(), {"twin.camera": [
+        f"hot_pixel_fraction = {fraction}", f"hot_pixel_e_per_s = {e_per_s}", "dsnu_dn_rms = 2.0"]})
+    return build_bench(parse_bench(text, "hot-pixel bench"))
+
+
+@pytest.mark.parametrize("e_per_s", [3.0e5, 3.0e7])     # warm (found only at the long exposure) and saturating
+def test_the_camera_calibration_finds_the_planted_hot_pixels(e_per_s):
+    with _hot_bench(e_per_s) as bench:
+        planted = bench.truths.hot_pixels
+        cal = measure_camera(CalibrationSession(bench))
+        assert planted.sum() > 100
+        assert (cal.hot_map & planted).sum() >= 0.99 * planted.sum()
+        assert (cal.hot_map & ~planted).sum() <= 0.01 * planted.sum()
+        assert cal.hot_pixels == int(cal.hot_map.sum())
+        assert np.isfinite(cal.linearity_rms)                       # hot pixels do not pose as the spot's peak
+        assert bench.world.laser_emission is False
