@@ -1,8 +1,11 @@
 """``optgen calibrate check``: re-measure a few points and report the drift against the stored calibrations.
 
 Quicker than a calibration: a LUT is re-measured at 16 gray levels per reference, the sensor
-and SLM2 with a 2 x 2 spot grid, the camera's dark level from four frames. Nothing is stored;
-the result says, per item, the drift and whether it is within tolerance.
+and SLM2 with a 2 x 2 spot grid, the camera's dark level and new hot pixels from four frames, d1
+and d2 with their eight gratings, each SLM's wavefront with its four diversity lenses (with the
+correction in force: what it leaves; without: how far it moved from the stored one). Nothing is
+stored; the result says, per item, the drift and whether it is within tolerance, and how old
+each calibration is.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from optgen.drivers.common.roles import SLM_ROLES
 
 __all__ = ["DriftCheck", "TOLERANCES", "check_drift", "affine_distance_px"]
 
-TOLERANCES = {"lut_rad": 0.05, "sensor_px": 0.3, "decoder_px": 0.5, "decoder_deg": 0.05, "dark_dn": 2.0}
+TOLERANCES = {"lut_rad": 0.05, "sensor_px": 0.3, "decoder_px": 0.5, "decoder_deg": 0.05, "dark_dn": 2.0,
+              "new_hot_pixels": 10, "distance_mm": 0.2, "wavefront_waves": 0.05}
 
 
 @dataclass
@@ -25,6 +29,7 @@ class DriftCheck:
     items: dict[str, dict] = field(default_factory=dict)   # name -> {drift, tolerance, unit, ok}
     missing: list[str] = field(default_factory=list)
     counters: dict = field(default_factory=dict)
+    ages_h: dict[str, float] = field(default_factory=dict)  # calibration -> hours since it was made
 
     @property
     def ok(self) -> bool:
@@ -38,15 +43,20 @@ class DriftCheck:
         out = [f"  {name:<28} drift {v['drift']:+.4g} {v['unit']} (tolerance {v['tolerance']:g}) "
                f"{'ok' if v['ok'] else 'RE-CALIBRATE'}" for name, v in self.items.items()]
         out += [f"  {name:<28} no stored calibration to check against" for name in self.missing]
+        if self.ages_h:
+            out.append("  ages: " + ", ".join(f"{name} {age:.1f} h" for name, age in self.ages_h.items()))
         verdict = "within tolerance" if self.ok else "drifted: run optgen calibrate for the items marked"
         return [f"optgen calibrate check: {verdict}"] + out
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "items": self.items, "missing": self.missing, "counters": self.counters}
+        return {"ok": self.ok, "items": self.items, "missing": self.missing, "counters": self.counters,
+                "ages_h": self.ages_h}
 
 
 def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
-    """Compare quick re-measurements with the calibrations ``bench`` opened with."""
+    """Compare quick re-measurements with the calibrations ``bench`` opened with.
+
+    Order: camera, LUTs, distances, wavefronts, alignment (what each later check needs first)."""
     from optgen.calibration.alignment import (
         measure_decoder_placement,
         measure_sensor_registration,
@@ -55,14 +65,19 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
 
     session = session or CalibrationSession(bench)
     cals = bench.calibrations
-    result = DriftCheck()
+    result = DriftCheck(ages_h=cals.ages_h())
     try:
         if cals.camera is not None:
-            session.set_exposure(float(cals.camera.results["exposure_s"]))
+            camera = cals.camera_calibration()
+            session.set_exposure(camera.exposure_s)
             bench.laser.set_emission(False)
-            level = float(np.median(np.mean([session.capture_raw() for _ in range(4)], axis=0)))
-            result.add("camera dark level", level - float(cals.camera.results["dark_level_dn"]),
-                       TOLERANCES["dark_dn"], "DN")
+            dark = np.mean([session.capture_raw() for _ in range(4)], axis=0).astype(np.float32)
+            result.add("camera dark level", float(np.median(dark)) - camera.dark_level_dn, TOLERANCES["dark_dn"], "DN")
+            if camera.hot_map is not None:
+                from optgen.calibration.camera_pixels import find_hot_pixels
+
+                new = int(np.count_nonzero(find_hot_pixels(dark)[0] & ~camera.hot_map))
+                result.add("camera new hot pixels", new, TOLERANCES["new_hot_pixels"], "px")
             session.set_exposure(bench.config.camera.exposure_s)
         else:
             result.missing.append("camera")
@@ -74,6 +89,7 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
             m = measure_response(session, key, levels=16)
             stored = np.asarray(record.results["phase_rad"], dtype=float)
             result.add(f"{key} response", response_error_rad(m.phase_rad, stored), TOLERANCES["lut_rad"], "rad RMS")
+        _check_distances_and_wavefronts(bench, session, result)
         if cals.alignment is not None:
             sensor = measure_sensor_registration(session, grid=2)
             window_m = bench.config.light_path.window_m
@@ -92,3 +108,56 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
         bench.laser.safe_off()
         result.counters = session.counters.as_dict()
     return result
+
+
+def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: DriftCheck) -> None:
+    """d1 and d2 against the stored ones; each SLM's wavefront: what its correction leaves, or how
+    far it moved from the stored one where no correction is in force (SLM2, by default)."""
+    from optgen.calibration.distances import Distances, measure_distances
+    from optgen.calibration.wavefront import WavefrontCalibration, measure_wavefront, wavefront_correction_rad
+
+    cals = bench.calibrations
+    output_to_sensor = cals.output_to_sensor()
+    stored_d = Distances.from_record(cals.distances) if cals.distances is not None else None
+    if stored_d is not None:
+        # measured as the calibration measured them: SLM2's correction in force (its defocus bends
+        # the light SLM1's gratings turn), also where runs leave SLM2 uncorrected
+        slm2, record = bench.decoding_slm, cals.wavefronts.get(bench.decoding_slm.name)
+        in_force = slm2.measured_correction_rad
+        try:
+            if in_force is None and record is not None:
+                slm2.set_wavefront_correction(wavefront_correction_rad(WavefrontCalibration.from_record(record),
+                                                                       slm2.shape, bench.config.light_path.pitch_m))
+            now = measure_distances(session, output_to_sensor)
+        finally:
+            slm2.set_wavefront_correction(in_force)
+        result.add("d1", (now.d1_m - stored_d.d1_m) * 1e3, TOLERANCES["distance_mm"], "mm")
+        result.add("d2", (now.d2_m - stored_d.d2_m) * 1e3, TOLERANCES["distance_mm"], "mm")
+    else:
+        result.missing.append("distances")
+    placement = cals.decoder_placement()
+    shift = tuple(float(v) for v in placement.shift_m) if placement is not None else (0.0, 0.0)
+    distances = (stored_d.d1_m, stored_d.d2_m) if stored_d is not None else None
+    beam = None
+    for key in SLM_ROLES:
+        record = cals.wavefronts.get(key)
+        if record is None:
+            result.missing.append(f"{key} wavefront")
+            continue
+        stored = WavefrontCalibration.from_record(record)
+        sigma = float(cals.lut_records[key].results["crosstalk_sigma_px"]) if key in cals.lut_records else 0.0
+        now = measure_wavefront(session, key, output_to_sensor, sigma, beam=beam, decoder_shift_m=shift,
+                                distances_m=distances)
+        beam = beam or stored
+        slm = bench.encoding_slm if key == bench.encoding_slm.name else bench.decoding_slm
+        if slm.measured_correction_rad is not None:            # what is left after the correction
+            left = now.corrected_waves()
+        else:                                                  # how far it moved
+            left = now.corrected_waves() - _same_terms(stored, now)
+        result.add(f"{key} wavefront", float(np.sqrt(np.sum(left**2))), TOLERANCES["wavefront_waves"], "waves RMS")
+
+
+def _same_terms(stored, now) -> np.ndarray:
+    """``stored``'s corrected coefficients on ``now``'s Noll indices (0 where it has none)."""
+    table = dict(zip(stored.noll, stored.corrected_waves()))
+    return np.array([table.get(j, 0.0) for j in now.noll])

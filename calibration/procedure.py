@@ -7,7 +7,9 @@ Order for ``all``:
              SLM2's measured lens), see calibration.response;
 3. wavefront - each SLM's wavefront error by phase diversity (calibration.wavefront): SLM1 first,
              its correction in force before SLM2 is measured; with the LUTs in force the lenses
-             it shows are the lenses it means. Piston and tilt are left to the alignment;
+             it shows are the lenses it means. Piston and tilt are left to the alignment. Then
+             d1 and d2 (calibration.distances) and each SLM's unmodulated fraction
+             (calibration.unmodulated), both with the corrections in force;
 4. alignment - with both LUTs and both corrections in force, the lenses and gratings focus well:
              the sensor's placement in the output plane first (spots from SLM1 alone), then SLM2's
              shift and rotation in SLM1's beam (spots from lenses on SLM2, read through the sensor
@@ -171,6 +173,21 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
     b = bench.config.light_path
     output_to_sensor = bench.calibrations.output_to_sensor() if bench.calibrations is not None else None
     placement = bench.calibrations.decoder_placement() if bench.calibrations is not None else None
+    if placement is None:
+        # where SLM2 sits in the beam decides where its lenses sit on the light: a quick 2 x 2
+        # alignment first (the full one follows, with the corrections in force)
+        from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
+
+        from optgen.calibration.session import CalibrationError
+
+        try:
+            sensor = measure_sensor_registration(session, grid=2)
+            placement = measure_decoder_placement(session, sensor, grid=2)
+        except CalibrationError as exc:
+            raise CalibrationError(f"{exc}; a panel aberration of several waves also blurs the foci away: load the "
+                                   f"vendor's correction files ([encoding_slm] and [decoding_slm] "
+                                   f"wavefront_correction) first. The previous calibration stays in force") from None
+        output_to_sensor = sensor.output_to_sensor
     slms = {ENCODING: bench.encoding_slm, DECODING: bench.decoding_slm}
     previous = {key: slm.measured_correction_rad for key, slm in slms.items()}
     measured = {}
@@ -183,7 +200,7 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         distances = measure_distances(session, output_to_sensor)
         for key, slm in slms.items():
             slm.set_wavefront_correction(None)           # measured from scratch (a vendor file stays)
-            shift = tuple(float(v) for v in placement.shift_m) if placement is not None else (0.0, 0.0)
+            shift = tuple(float(v) for v in placement.shift_m)
             measured[key] = measure_wavefront(session, key, output_to_sensor, _crosstalk_sigma_px(bench, report, key),
                                               beam=measured.get(ENCODING), decoder_shift_m=shift,
                                               distances_m=(distances.d1_m, distances.d2_m))
@@ -196,6 +213,7 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
             measured[ENCODING] = measured[ENCODING].refocused(-curvature, b.wavelength_m)
             measured[DECODING] = measured[DECODING].refocused(curvature, b.wavelength_m)
             apply()
+        _measure_unmodulated(session, measured, (distances.d1_m, distances.d2_m), report)
     except BaseException:
         for key, slm in slms.items():                    # the previous corrections stay in force
             slm.set_wavefront_correction(previous[key])
@@ -204,6 +222,27 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
     _store_distances(bench, store, report, distances)
     _store_wavefronts(bench, store, report, measured, truths)
+
+
+def _measure_unmodulated(session, measured: dict, distances_m: tuple[float, float], report) -> None:
+    """Each SLM's unmodulated fraction into its wavefront calibration (where the geometry leaves room)."""
+    from optgen.calibration.unmodulated import PERIODS_PX, measure_unmodulated, unmodulated_room
+
+    why_not = unmodulated_room(session.config.light_path, distances_m)
+    if why_not is not None:
+        for key, cal in measured.items():
+            measured[key] = cal.with_unmodulated(cal.unmodulated_fraction, f"the phase-diversity fit ({why_not})",
+                                                 float("nan"))
+        report.figures["unmodulated_measured"] = why_not
+        return
+    u = measure_unmodulated(session, distances_m)
+    how = "measured: the focus with diagonal gratings of " + " and ".join(f"{p} px" for p in PERIODS_PX) + \
+          " on the SLM against without"
+    for key, cal in measured.items():
+        measured[key] = cal.with_unmodulated(u.fraction[key], how, u.blur_px[key])
+        report.figures[f"{key}_unmodulated_fraction"] = round(u.fraction[key], 5)
+        report.figures[f"{key}_wrap_blur_px"] = round(u.blur_px[key], 4)
+    report.measurements["unmodulated"] = u
 
 
 def _store_distances(bench, store, report, d) -> None:

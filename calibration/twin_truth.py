@@ -34,7 +34,10 @@ def truth_errors(report, truths, light_path) -> dict:
             planted, left = planted_error_waves(cal, truths.wavefront_rad[role], light_path.pitch_m, light_path.seed_m)
             out[f"{role}_wavefront_planted_rms_waves"] = round(planted, 4)
             out[f"{role}_wavefront_left_rms_waves"] = round(left, 4)
-            out[f"{role}_unmodulated_fit_error"] = round(cal.unmodulated_fraction - truths.unmodulated_fraction[role], 4)
+            planted_u = truths.unmodulated_fraction[role]
+            out[f"{role}_unmodulated_error"] = round(cal.unmodulated_fraction - planted_u, 4)
+            if np.isfinite(cal.unmodulated_fit):
+                out[f"{role}_unmodulated_fit_error"] = round(cal.unmodulated_fit - planted_u, 4)
     d = report.measurements.get("distances")
     if d is not None:
         out["d1_error_mm"] = round((d.d1_m - truths.d1_m) * 1e3, 4)

@@ -52,7 +52,7 @@ class WavefrontCalibration:
     coefficients_waves: np.ndarray
     radius_m: float
     misfit: float                         # share of the pictures the fit leaves unexplained
-    unmodulated_fraction: float           # as the fit sees it
+    unmodulated_fraction: float           # measured (calibration.unmodulated), else as the fit sees it
     beam_centre_m: tuple[float, float]    # the Gaussian the fit found on this SLM
     beam_waist_m: float
     diversity_waves: tuple[float, ...] = DIVERSITY_WAVES
@@ -62,6 +62,16 @@ class WavefrontCalibration:
     sensor_cell_m: float = 0.0            # the pictures' cell in the sensor plane
     distance_m: float = 0.0               # SLM -> sensor the fit assumed
     extent_m: float = 0.0                 # half side of the square the correction covers (0: all)
+    unmodulated_from: str = "the phase-diversity fit"   # or how it was measured
+    unmodulated_fit: float = float("nan")               # the fit's own figure, when measured otherwise
+    wrap_blur_px: float = float("nan")                  # the blur of 2 pi wraps the measurement found
+
+    def with_unmodulated(self, fraction: float, how: str, wrap_blur_px: float) -> "WavefrontCalibration":
+        """This calibration with the unmodulated fraction measured by ``how`` (the fit's kept aside)."""
+        from dataclasses import replace
+
+        return replace(self, unmodulated_fraction=float(fraction), unmodulated_from=how,
+                       unmodulated_fit=self.unmodulated_fraction, wrap_blur_px=float(wrap_blur_px))
 
     def refocused(self, curvature_per_m: float, wavelength_m: float) -> "WavefrontCalibration":
         """This calibration with ``x^2 / (2 lambda) * curvature`` waves added (a defocus: what a
@@ -100,7 +110,8 @@ class WavefrontCalibration:
             raw["model"] = self.model.astype(np.float32)
         return CalibrationRecord(**base, results=results, raw=raw, residuals={"misfit": float(self.misfit)},
                                  info={"iterations": self.iterations, "sensor_cell_m": self.sensor_cell_m,
-                                       "distance_m": self.distance_m,
+                                       "distance_m": self.distance_m, "unmodulated_from": self.unmodulated_from,
+                                       "unmodulated_fit": self.unmodulated_fit, "wrap_blur_px": self.wrap_blur_px,
                                        "method": "phase diversity, lenses of " + ", ".join(
                                            f"{d:+g}" for d in self.diversity_waves) + " waves of defocus"})
 
@@ -118,7 +129,15 @@ class WavefrontCalibration:
                    iterations=int(record.info.get("iterations", 0)),
                    pictures=record.raw.get("pictures"), model=record.raw.get("model"),
                    sensor_cell_m=float(record.info.get("sensor_cell_m", 0.0)),
-                   distance_m=float(record.info.get("distance_m", 0.0)))
+                   distance_m=float(record.info.get("distance_m", 0.0)),
+                   unmodulated_from=str(record.info.get("unmodulated_from", "the phase-diversity fit")),
+                   unmodulated_fit=_number(record.info.get("unmodulated_fit")),
+                   wrap_blur_px=_number(record.info.get("wrap_blur_px")))
+
+
+def _number(value) -> float:
+    """A figure from a record's info (NaN where absent or not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
 def wavefront_correction_rad(cal: WavefrontCalibration | None, shape: tuple[int, int], pitch_m: float) -> np.ndarray | None:

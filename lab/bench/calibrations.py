@@ -71,6 +71,23 @@ class BenchCalibrations:
         ids["camera"] = self.camera.id if self.camera is not None else "none (driver defaults)"
         return ids
 
+    def in_force(self) -> dict[str, CalibrationRecord]:
+        """Every calibration file in force, by what it calibrates (the names of :meth:`ids`)."""
+        out = {f"{key}.lut": record for key, record in self.lut_records.items()}
+        out.update({f"{key}.wavefront": record for key, record in self.wavefronts.items()})
+        for name, record in (("distances", self.distances), ("alignment", self.alignment), ("camera", self.camera)):
+            if record is not None:
+                out[name] = record
+        return out
+
+    def ages_h(self, now=None) -> dict[str, float]:
+        """Hours since each calibration in force was made (``now``: a UTC datetime, default the clock's)."""
+        from datetime import datetime, timezone
+
+        now = now or datetime.now(timezone.utc)
+        return {name: round((now - datetime.fromisoformat(record.created)).total_seconds() / 3600.0, 3)
+                for name, record in self.in_force().items() if record.created}
+
     def decoder_placement(self):
         """The measured placement of SLM2 in the beam, or None."""
         from optgen.calibration.alignment import DecoderPlacement

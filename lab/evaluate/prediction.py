@@ -11,8 +11,10 @@ registered frames measures how well the calibrated bench matches its model; on t
 the figure that calibration has to raise.
 
 ``optics`` (:class:`CalibratedOptics`, from the calibration store) adds what the wavefront
-calibration measured: the true distances, the Gaussian beam on SLM1 and SLM2's wavefront where the
-run leaves it uncorrected (SLM1's is corrected on the SLM: the prediction takes it as flat).
+calibration measured: the true distances, the Gaussian beam on SLM1, SLM2's wavefront where the
+run leaves it uncorrected (SLM1's is corrected on the SLM: the prediction takes it as flat), and
+each SLM's measured unmodulated fraction: that light adds as its own picture (incoherently), SLM1's
+carrying SLM1's uncorrected wavefront through the decoder, SLM2's leaving the decoder's phase out.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class CalibratedOptics:
     beam_centre_m: tuple[float, float] = (0.0, 0.0)
     beam_waist_m: float = 0.0            # 0: the flat-top beam the bench file assumes
     decoder_wavefront: object = None     # SLM2's WavefrontCalibration where runs leave it uncorrected
+    unmodulated: tuple[float, float] = (0.0, 0.0)   # measured unmodulated fraction of SLM1, SLM2
+    encoder_wavefront: object = None     # SLM1's WavefrontCalibration (its unmodulated light is not corrected)
 
 
 def calibrated_optics(calibrations, config: BenchConfig | None = None) -> CalibratedOptics:
@@ -51,16 +55,16 @@ def calibrated_optics(calibrations, config: BenchConfig | None = None) -> Calibr
     if calibrations.distances is not None:
         d = Distances.from_record(calibrations.distances)
         d1, d2 = d.d1_m, d.d2_m
-    decoder = calibrations.wavefronts.get("decoding_slm")
-    if decoder is not None and (config is None or not config.calibration.correct_decoder_wavefront):
-        decoder = WavefrontCalibration.from_record(decoder)
-    else:
+    cals = {key: WavefrontCalibration.from_record(record) for key, record in calibrations.wavefronts.items()}
+    unmodulated = tuple(cals[key].unmodulated_fraction if key in cals and cals[key].unmodulated_from.startswith("measured")
+                        else 0.0 for key in ("encoding_slm", "decoding_slm"))
+    decoder = cals.get("decoding_slm")
+    if config is not None and config.calibration.correct_decoder_wavefront:
         decoder = None
-    record = calibrations.wavefronts.get("encoding_slm")
-    if record is None:
-        return CalibratedOptics(d1, d2, decoder_wavefront=decoder)
-    cal = WavefrontCalibration.from_record(record)
-    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder)
+    cal = cals.get("encoding_slm")
+    if cal is None:
+        return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated)
+    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal)
 
 
 def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
@@ -119,20 +123,38 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     beam = _beam(config, shape, pitch, optics)
     d1 = optics.d1_m if optics is not None and optics.d1_m else g.d1_m
     d2 = optics.d2_m if optics is not None and optics.d2_m else g.d2_m
+    decoder_wavefront = optics.decoder_wavefront if optics is not None else None
     decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
-                                                    optics.decoder_wavefront if optics is not None else None))
+                                                    decoder_wavefront))
+    u1, u2 = optics.unmodulated if optics is not None else (0.0, 0.0)
     rows, cols = shape
     w = g.output_window_px
     r0, c0 = (rows - w) // 2, (cols - w) // 2
     pool = w // g.output_pixels
+    # SLM2's unmodulated part: its panel error (as the beam sees it), not the decoder
+    panel2 = phase_to_field(_decoder_in_beam(config, np.zeros_like(decoder_phase), shape, 0.0, placement,
+                                             decoder_wavefront)) if u2 > 0 else None
+
+    def through_slm2(incident: np.ndarray) -> np.ndarray:
+        """Irradiance in the window of light arriving at SLM2 (its modulated and unmodulated parts)."""
+        out = np.abs(propagate(incident * decoder_field, wavelength, d2, pitch)[r0:r0 + w, c0:c0 + w]) ** 2
+        out = out.astype(np.float64) * (1.0 - u2)
+        if panel2 is not None:
+            out += u2 * np.abs(propagate(incident * panel2, wavelength, d2, pitch)[r0:r0 + w, c0:c0 + w]) ** 2
+        return out
+
+    from_unmodulated_slm1 = 0.0
+    if u1 > 0:                                       # SLM1's unmodulated light: its uncorrected panel error
+        panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch)).astype(np.float32) \
+            if optics.encoder_wavefront is not None else np.zeros(shape, np.float32)
+        from_unmodulated_slm1 = u1 * through_slm2(propagate(phase_to_field(panel1, beam), wavelength, d1, pitch))
     out = []
     for seed in np.asarray(seed_phases, dtype=np.float32):
         phase = np.mod(seed_to_slm_phase(seed, g.superpixel_px, shape), np.float32(2 * np.pi))
         if crosstalk_sigma_px[0] > 0:
             phase = gaussian_blur(phase, crosstalk_sigma_px[0])
         field = propagate(phase_to_field(phase, beam), wavelength, d1, pitch)
-        field = propagate(field * decoder_field, wavelength, d2, pitch)
-        window = (np.abs(field[r0:r0 + w, c0:c0 + w]) ** 2).astype(np.float64)
+        window = (1.0 - u1) * through_slm2(field) + from_unmodulated_slm1
         n = w // pool
         out.append(window.reshape(n, pool, n, pool).mean(axis=(1, 3)))
     return np.stack(out)

@@ -109,7 +109,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     registration = OutputRegistration(cfg, output_to_sensor=cals.output_to_sensor() if cals else None)
     placement = cals.decoder_placement() if cals else None
     attrs = {"bench_file": cfg.text, "bench_source": cfg.source, "bench_name": cfg.name,
-             "calibrations": bench.calibration_ids(), "devices": bench.describe(),
+             "calibrations": bench.calibration_ids(), "calibration_ages_h": cals.ages_h() if cals else {},
+             "devices": bench.describe(),
              "seed_source": seeds.describe(), "decoder_phase": decoder_id, "software": software_versions(),
              "count": int(count), "run_args": run_args or {}}
     writer = _open_writer(folder, resume, count, bench, g, seeds.shape, attrs)
@@ -120,6 +121,9 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                            f"sync {sync}, bench {cfg.name!r}")
     for line in getattr(cals, "skipped", None) or []:
         run_log.event("calibration", f"not used: {line}")
+    if cals is not None and cals.in_force():
+        run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({age:.1f} h old)" for (name, record), age
+                                                              in zip(cals.in_force().items(), cals.ages_h().values())))
     end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
     with stop.signals():
         graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight

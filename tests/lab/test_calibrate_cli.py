@@ -87,14 +87,22 @@ def test_the_run_file_names_the_calibrations_it_used(calibrated):
     ids = {load_record(p).id for p in store.records()}
     with h5py.File(folder / "after" / "run.h5", "r") as f:
         used = json.loads(f.attrs["calibrations"])
+        ages = json.loads(f.attrs["calibration_ages_h"])
     assert set(used.values()) <= ids and len(set(used.values()) & ids) == 7
+    assert set(ages) == set(used) and all(0 <= age < 1 for age in ages.values())    # made minutes ago
+    log = (folder / "after" / "run.log").read_text(encoding="utf-8")
+    assert "in force: " in log and log.count(" h old)") == 7
     with h5py.File(folder / "before" / "run.h5", "r") as f:
         assert "no LUT calibration" in f.attrs["calibrations"]
 
 
 def test_check_passes_on_the_bench_it_was_made_on_and_flags_a_moved_slm(calibrated, capsys):
     folder, bench, _ = calibrated
+    capsys.readouterr()
     assert main(["calibrate", "check", "--bench", str(bench)]) == 0
+    out = capsys.readouterr().out
+    for item in ("camera new hot pixels", "d1", "d2", "encoding_slm wavefront", "decoding_slm wavefront", "ages: "):
+        assert item in out, out
     moved = folder / "moved"
     moved.mkdir()
     moved_bench = write_bench(moved, {("twin.decoding_slm", "shift_um"): "[40.0, -16.0]"})
