@@ -103,14 +103,19 @@ class ShowCaptureSchedule:
         return t_up + self.slm.frame_s + self.guard_s <= self.capture_plan(now)[0]
 
     def clean(self, shown: Shown, start_s: float, next_call_s: float | None,
-              next_shown_s: float | None = None) -> bool:
+              next_shown_s: float | None = None, last_exposure_end_s: float | None = None) -> bool:
         """Whether frames whose capture was called at ``start_s`` show only ``shown``.
 
         The next pattern starts to move at ``next_shown_s`` where the SLM reports when it showed
-        it (a frame-shown output), else never before ``next_call_s + latency``.
+        it (a frame-shown output), else never before ``next_call_s + latency``. Several frames of
+        one pattern are taken one after the other, each started when the last came back: where
+        that came late (slow work on a frame), ``last_exposure_end_s`` (the last frame's return
+        less the readout) is later than the plan's ``start_s + exposing_s`` and counts instead.
         """
         settled = start_s >= self.due_s(shown) - 1e-9
         exposure_end = start_s + self.exposing_s
+        if last_exposure_end_s is not None:
+            exposure_end = max(exposure_end, last_exposure_end_s)
         # the planning margin (guard_s) is not asked of the check: a capture that started a little
         # late but still ended before the next pattern could move is clean
         if next_call_s is None:
@@ -193,6 +198,7 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
     results: list = [None] * count
     shown: list[Shown] = []
     starts: list[float] = []
+    ends: list[float | None] = []                # the last frame's exposure end, where several are taken
     while len(shown) < count or schedule.pending:
         now = clock.now()
         if len(shown) < count and schedule.upload_first(now):
@@ -205,12 +211,16 @@ def pipelined_frames(clock, upload: Callable[[int], None], grab: Callable[[int],
         oldest = schedule.pending[0]
         clock.sleep(schedule.capture_plan(now)[0] - now)
         t0 = clock.now()
-        results[oldest.index] = process(oldest.index, grab(oldest.index))
+        frames = grab(oldest.index)
+        grabbed = clock.now()
+        results[oldest.index] = process(oldest.index, frames)
         t1 = clock.now()
         schedule.pending.popleft()
         schedule.camera_free_s = t1
         schedule.observe(t1 - t0)
         starts.append(t0)                        # captures run in upload order
+        ends.append(grabbed - schedule.camera.readout_s if schedule.frames_per_pattern > 1 else None)
     retake = [i for i in range(count)
-              if not schedule.clean(shown[i], starts[i], shown[i + 1].call_s if i + 1 < count else None)]
+              if not schedule.clean(shown[i], starts[i], shown[i + 1].call_s if i + 1 < count else None,
+                                    last_exposure_end_s=ends[i])]
     return results, retake

@@ -72,6 +72,32 @@ def test_a_sweep_taking_two_frames_per_pattern_keeps_the_next_pattern_out_of_bot
     assert agreement(taken[False][0][1], taken[False][4][1]) < 0.9      # distinct patterns, distinct frames
 
 
+def test_slow_work_between_a_patterns_frames_has_its_pattern_retaken_clean(small_bench, monkeypatch):
+    """The second of two frames starts when the first comes back: where the first took long (a
+    slow computer, a slow camera link), the second may catch the next pattern moving. Found on the
+    hardware-timed realistic twin, whose frames took longer to draw than the plan allowed."""
+    slm, clock = small_bench.encoding_slm, small_bench.clock
+    patterns = [binary_grating(slm.shape, 16, 0, g, slm.dtype) for g in range(0, 256, 32)]
+    taken = {}
+    for pipelined in (False, True):
+        session = CalibrationSession(small_bench, pipelined=pipelined)
+        session.show(encoding=patterns[0])
+        with session.light():
+            session.auto_exposure()
+
+            def grab(i):
+                first = session.capture()
+                if pipelined:
+                    clock.sleep(0.03)                    # 30 ms of work on the first frame
+                return np.stack([first, session.capture()])
+
+            taken[pipelined] = session.sweep("encoding_slm", patterns, grab, lambda i, f: f, frames_per_pattern=2)
+        if pipelined:
+            assert session.counters.retakes >= 1
+    for ahead, plain in zip(taken[True], taken[False]):
+        assert agreement(ahead[1], plain[1]) > 0.995
+
+
 def test_a_late_capture_is_retaken_alone_and_its_frame_is_clean(small_bench):
     plain, _, _ = sweep_frames(small_bench, pipelined=False)
     ahead, _, counters = sweep_frames(small_bench, pipelined=True, stall_at=8)   # an upload made ahead of a capture returns late
@@ -101,6 +127,9 @@ def test_the_next_upload_waits_until_the_pending_frames_are_safe():
     assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1)
     assert schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0015)
     assert not schedule.clean(schedule.pending[0], late, next_call_s=call_1, next_shown_s=late + 0.0005)
+    # a last frame that ended later than planned (it started late) counts, not the plan
+    assert not schedule.clean(schedule.pending[0], due, next_call_s=due + 0.001 - slm.latency_s,
+                              last_exposure_end_s=due + 0.002)
     schedule.pending.append(Shown(1, call_s=0.02, edge_s=0.0267))
     assert schedule.next_upload_s(0.03) == np.inf                  # max_ahead = 2 in flight
 
