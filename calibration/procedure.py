@@ -177,7 +177,6 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         # where SLM2 sits in the beam decides where its lenses sit on the light: a quick 2 x 2
         # alignment first (the full one follows, with the corrections in force)
         from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
-
         from optgen.calibration.session import CalibrationError
 
         try:

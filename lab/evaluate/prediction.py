@@ -98,7 +98,10 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
     if sigma_px > 0:
         dec = gaussian_blur(dec, sigma_px)
     if wavefront is not None:                        # the panel's own error, in its pixel frame
-        dec = dec + (2 * np.pi * wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6)).astype(np.float32)
+        # from defocus on: its tilt moved SLM2's lens foci in the alignment too, so the measured
+        # placement holds it already
+        waves = wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6, corrected_only=True)
+        dec = dec + (2 * np.pi * waves).astype(np.float32)
     if placement is not None:
         pitch = config.encoding_slm.pitch_um * 1e-6
         m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
@@ -145,7 +148,7 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
 
     from_unmodulated_slm1 = 0.0
     if u1 > 0:                                       # SLM1's unmodulated light: its uncorrected panel error
-        panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch)).astype(np.float32) \
+        panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
             if optics.encoder_wavefront is not None else np.zeros(shape, np.float32)
         from_unmodulated_slm1 = u1 * through_slm2(propagate(phase_to_field(panel1, beam), wavelength, d1, pitch))
     out = []
