@@ -165,28 +165,20 @@ def _crosstalk_sigma_px(bench, report, key: str) -> float:
 def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
     """Distances, both wavefronts, then the distances again with SLM2 corrected (SLM2's own defocus
     bent the light SLM1's gratings turned) and the defocus that the first d1 + d2 put into both
-    fits taken out; twice (0.02 mm on the ideal twin; 0.7 mm on the realistic one, decision 0013)."""
+    fits taken out; twice (0.02 mm on the ideal twin; 0.7 mm on the realistic one, decision 0013).
+
+    Each SLM's fit runs on a second thread while the bench measures what does not need it: SLM1's
+    while SLM2's placement is found (a quick 2 x 2 alignment where none is stored: where SLM2 sits
+    decides where its lenses sit on the light), SLM2's while the unmodulated light is measured."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from optgen.calibration.distances import measure_distances
-    from optgen.calibration.wavefront import measure_wavefront, wavefront_correction_rad
+    from optgen.calibration.wavefront import capture_wavefront, fit_wavefront, wavefront_correction_rad
     from optgen.drivers.common.roles import DECODING, ENCODING
 
     b = bench.config.light_path
     output_to_sensor = bench.calibrations.output_to_sensor() if bench.calibrations is not None else None
     placement = bench.calibrations.decoder_placement() if bench.calibrations is not None else None
-    if placement is None:
-        # where SLM2 sits in the beam decides where its lenses sit on the light: a quick 2 x 2
-        # alignment first (the full one follows, with the corrections in force)
-        from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
-        from optgen.calibration.session import CalibrationError
-
-        try:
-            sensor = measure_sensor_registration(session, grid=2)
-            placement = measure_decoder_placement(session, sensor, grid=2)
-        except CalibrationError as exc:
-            raise CalibrationError(f"{exc}; a panel aberration of several waves also blurs the foci away: load the "
-                                   f"vendor's correction files ([encoding_slm] and [decoding_slm] "
-                                   f"wavefront_correction) first. The previous calibration stays in force") from None
-        output_to_sensor = sensor.output_to_sensor
     slms = {ENCODING: bench.encoding_slm, DECODING: bench.decoding_slm}
     previous = {key: slm.measured_correction_rad for key, slm in slms.items()}
     measured = {}
@@ -195,15 +187,24 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         for key, cal in measured.items():
             slms[key].set_wavefront_correction(wavefront_correction_rad(cal, slms[key].shape, b.pitch_m))
 
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-wavefront-fit")
     try:
         distances = measure_distances(session, output_to_sensor)
-        for key, slm in slms.items():
+        first = (distances.d1_m, distances.d2_m)
+        for slm in slms.values():
             slm.set_wavefront_correction(None)           # measured from scratch (a vendor file stays)
-            shift = tuple(float(v) for v in placement.shift_m)
-            measured[key] = measure_wavefront(session, key, output_to_sensor, _crosstalk_sigma_px(bench, report, key),
-                                              beam=measured.get(ENCODING), decoder_shift_m=shift,
-                                              distances_m=(distances.d1_m, distances.d2_m))
-            apply()
+        taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first)
+        fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING))
+        if placement is None:
+            placement, output_to_sensor = _quick_alignment(session)
+        measured[ENCODING] = _result(fitting)
+        apply()
+        taken = capture_wavefront(session, DECODING, output_to_sensor, distances_m=first)
+        fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, DECODING),
+                              beam=measured[ENCODING], decoder_shift_m=tuple(float(v) for v in placement.shift_m))
+        unmodulated = _measure_unmodulated(session, first)
+        measured[DECODING] = _result(fitting)
+        apply()
         assumed = distances.d1_m + distances.d2_m
         for _ in range(2):
             distances = measure_distances(session, output_to_sensor)
@@ -212,36 +213,71 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
             measured[ENCODING] = measured[ENCODING].refocused(-curvature, b.wavelength_m)
             measured[DECODING] = measured[DECODING].refocused(curvature, b.wavelength_m)
             apply()
-        _measure_unmodulated(session, measured, (distances.d1_m, distances.d2_m), report)
     except BaseException:
         for key, slm in slms.items():                    # the previous corrections stay in force
             slm.set_wavefront_correction(previous[key])
         raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    _with_unmodulated(measured, unmodulated, report)
     if not bench.config.calibration.correct_decoder_wavefront:
         slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
     _store_distances(bench, store, report, distances)
     _store_wavefronts(bench, store, report, measured, truths)
 
 
-def _measure_unmodulated(session, measured: dict, distances_m: tuple[float, float], report) -> None:
-    """Each SLM's unmodulated fraction into its wavefront calibration (where the geometry leaves room)."""
-    from optgen.calibration.unmodulated import PERIODS_PX, measure_unmodulated, unmodulated_room
+def _result(future):
+    """A background job's result, waited for in bounded slices (a stop request is seen at each)."""
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from optgen.drivers import stop
+
+    while True:
+        try:
+            return future.result(timeout=stop.SLICE_S)
+        except FutureTimeout:
+            stop.check()
+
+
+def _quick_alignment(session):
+    """(SLM2's placement, the sensor's registration) from 2 x 2 spot grids."""
+    from optgen.calibration.alignment import measure_decoder_placement, measure_sensor_registration
+    from optgen.calibration.session import CalibrationError
+
+    try:
+        sensor = measure_sensor_registration(session, grid=2)
+        return measure_decoder_placement(session, sensor, grid=2), sensor.output_to_sensor
+    except CalibrationError as exc:
+        raise CalibrationError(f"{exc}; a panel aberration of several waves also blurs the foci away: load the "
+                               f"vendor's correction files ([encoding_slm] and [decoding_slm] wavefront_correction) "
+                               f"first. The previous calibration stays in force") from None
+
+
+def _measure_unmodulated(session, distances_m: tuple[float, float]):
+    """Both SLMs' unmodulated fractions (``calibration.unmodulated``), or why this geometry cannot have them."""
+    from optgen.calibration.unmodulated import measure_unmodulated, unmodulated_room
 
     why_not = unmodulated_room(session.config.light_path, distances_m)
-    if why_not is not None:
+    return why_not if why_not is not None else measure_unmodulated(session, distances_m)
+
+
+def _with_unmodulated(measured: dict, unmodulated, report) -> None:
+    """Each wavefront calibration with its SLM's measured unmodulated fraction (or the fit's, and why)."""
+    from optgen.calibration.unmodulated import PERIODS_PX
+
+    if isinstance(unmodulated, str):
         for key, cal in measured.items():
-            measured[key] = cal.with_unmodulated(cal.unmodulated_fraction, f"the phase-diversity fit ({why_not})",
+            measured[key] = cal.with_unmodulated(cal.unmodulated_fraction, f"the phase-diversity fit ({unmodulated})",
                                                  float("nan"))
-        report.figures["unmodulated_measured"] = why_not
+        report.figures["unmodulated_measured"] = unmodulated
         return
-    u = measure_unmodulated(session, distances_m)
     how = "measured: the focus with diagonal gratings of " + " and ".join(f"{p} px" for p in PERIODS_PX) + \
           " on the SLM against without"
     for key, cal in measured.items():
-        measured[key] = cal.with_unmodulated(u.fraction[key], how, u.blur_px[key])
-        report.figures[f"{key}_unmodulated_fraction"] = round(u.fraction[key], 5)
-        report.figures[f"{key}_wrap_blur_px"] = round(u.blur_px[key], 4)
-    report.measurements["unmodulated"] = u
+        measured[key] = cal.with_unmodulated(unmodulated.fraction[key], how, unmodulated.blur_px[key])
+        report.figures[f"{key}_unmodulated_fraction"] = round(unmodulated.fraction[key], 5)
+        report.figures[f"{key}_wrap_blur_px"] = round(unmodulated.blur_px[key], 4)
+    report.measurements["unmodulated"] = unmodulated
 
 
 def _store_distances(bench, store, report, d) -> None:

@@ -38,11 +38,12 @@ class SessionCounters:
     frames_captured: int = 0
     wait_s: float = 0.0           # time spent waiting for SLMs to settle (bench clock)
     retakes: int = 0              # sweep patterns shown again alone (their frames might have held the next one)
+    darks_modelled: int = 0       # dark frames drawn from two measured ones instead of captured
     started_s: float = field(default_factory=time.perf_counter)
 
     def as_dict(self) -> dict:
         return {"patterns_shown": self.patterns_shown, "frames_captured": self.frames_captured,
-                "slm_wait_s": round(self.wait_s, 6), "retakes": self.retakes,
+                "slm_wait_s": round(self.wait_s, 6), "retakes": self.retakes, "darks_modelled": self.darks_modelled,
                 "wall_time_s": round(time.perf_counter() - self.started_s, 4)}
 
 
@@ -58,6 +59,7 @@ class CalibrationSession:
         self.counters = SessionCounters()
         self.dark: np.ndarray | None = None          # dark frame at the current exposure (float32)
         self._dark_exposure_s: float | None = None
+        self._measured_darks: dict[float, np.ndarray] = {}   # exposure -> a whole-sensor dark frame taken
         self._lit = False
 
     # --- SLMs ---------------------------------------------------------------------------
@@ -144,7 +146,41 @@ class CalibrationSession:
         stack = [self._raw() for _ in range(frames)]
         self.dark = np.mean(stack, axis=0, dtype=np.float64).astype(np.float32)
         self._dark_exposure_s = self.bench.camera.timing.exposure_s
+        if self._whole_sensor():
+            self._measured_darks[self._dark_exposure_s] = self.dark
         return self.dark
+
+    def _whole_sensor(self) -> bool:
+        """Whether the camera reads its whole sensor now (no window of interest)."""
+        width, height = self.config.camera.resolution
+        return tuple(self.bench.camera.shape) == (int(height), int(width))
+
+    def modelled_dark(self, exposure_s: float) -> np.ndarray | None:
+        """The dark frame at ``exposure_s`` from two measured at other exposures, or None.
+
+        A dark frame is an offset plus what grows with the exposure (dark current, stray light):
+        linear in it, so two frames measured at exposures at least 2x apart give any exposure
+        between half the shorter and twice the longer (read noise adds no more than one frame's).
+        Saves a laser off / on and the frames of a dark at each exposure an auto-exposure lands on."""
+        if len(self._measured_darks) < 2:
+            return None
+        short, long = min(self._measured_darks), max(self._measured_darks)
+        if long < 2.0 * short or not 0.5 * short <= exposure_s <= 2.0 * long:
+            return None
+        d_short, d_long = self._measured_darks[short], self._measured_darks[long]
+        return (d_short + (d_long - d_short) * np.float32((exposure_s - short) / (long - short))).astype(np.float32)
+
+    def dark_for_exposure(self) -> np.ndarray:
+        """A dark frame at the current exposure: modelled where it can be (:meth:`modelled_dark`),
+        else captured with the laser off for the moment (inside ``light()`` it comes back on)."""
+        exposure = self.bench.camera.timing.exposure_s
+        modelled = self.modelled_dark(exposure) if self._whole_sensor() else None
+        if modelled is not None:
+            self.dark, self._dark_exposure_s = modelled, exposure
+            self.counters.darks_modelled += 1
+            return modelled
+        with self._dark_interval():
+            return self.capture_dark()
 
     def _raw(self) -> np.ndarray:
         frame = self.bench.camera.capture()
@@ -230,8 +266,7 @@ class CalibrationSession:
         else:
             raise CalibrationError(f"{camera.name}: could not find an exposure that avoids saturation "
                                    f"and shows light; check the beam power and the camera gain")
-        with self._dark_interval():
-            self.capture_dark()
+        self.dark_for_exposure()
         return exposure
 
     def auto_exposure_dimming(self, target_fraction: float = 0.6, max_dimming_steps: int = 6) -> float:

@@ -175,9 +175,13 @@ def measure_unmodulated(session: CalibrationSession, distances_m: tuple[float, f
             if peak_level(reference) <= 0:
                 raise CalibrationError(f"unmodulated light of the {key.replace('_', ' ')}: no focus on the sensor")
             ratios = {}
-            for period in PERIODS_PX:
-                show(diagonal_grating(shape, period))
-                ratios[period] = _focus_power(session.capture(2 * frames), int(x), int(y), radius, ring)
+            reach = int(math.ceil(ring[1])) + 2                         # only the focus and its ring are read out
+            with session.window(slice(int(y) - reach, int(y) + reach + 1),
+                                slice(int(x) - reach, int(x) + reach + 1)) as (row0, col0):
+                for period in PERIODS_PX:
+                    show(diagonal_grating(shape, period))
+                    ratios[period] = _focus_power(session.capture(2 * frames), int(x) - col0, int(y) - row0,
+                                                  radius, ring)
             p_ref = _focus_power(reference, int(x), int(y), radius, ring)
             if not p_ref > 0:
                 raise CalibrationError(f"unmodulated light of the {key.replace('_', ' ')}: no light in the focus "

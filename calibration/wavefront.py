@@ -31,7 +31,8 @@ from optgen.drivers.common.patterns import lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 from optgen.drivers.common.zernike import wavefront
 
-__all__ = ["CORRECTED_FROM", "DIVERSITY_WAVES", "NOLL", "WavefrontCalibration", "measure_wavefront",
+__all__ = ["CORRECTED_FROM", "DIVERSITY_WAVES", "NOLL", "WavefrontCalibration", "WavefrontPictures", "capture_wavefront",
+           "fit_wavefront", "measure_wavefront",
            "nominal_output_to_sensor", "wavefront_correction_rad"]
 
 NOLL = tuple(range(2, 16))          # fitted: tilt to spherical and the 4th-order terms
@@ -190,16 +191,28 @@ def _geometry(b: LightPath, key: str, d1_m: float, d2_m: float) -> tuple[float, 
     return d2_m, b.seed_m, side / math.sqrt(2.0), b.decoding_shape
 
 
-def measure_wavefront(session, key: str, output_to_sensor: np.ndarray | None, crosstalk_sigma_px: float,
-                      *, frames: int = 2, beam: WavefrontCalibration | None = None,
-                      decoder_shift_m: tuple[float, float] = (0.0, 0.0),
-                      distances_m: tuple[float, float] | None = None) -> WavefrontCalibration:
-    """Show the diversity lenses on SLM ``key`` (the other SLM flat, corrections in force), capture,
-    fit. ``output_to_sensor``: the alignment's map (its offset and rotation are used), else None
-    for the bench file's placement. For SLM2, ``beam`` is SLM1's calibration: the Gaussian it found,
-    carried over d1 to SLM2 (which sits ``decoder_shift_m`` off the beam), is the light SLM2 gets.
-    ``distances_m``: the measured (d1, d2), else the bench file's: a distance that is off reads as
-    defocus. CalibrationError where the fit cannot explain the pictures."""
+@dataclass
+class WavefrontPictures:
+    """What :func:`capture_wavefront` took of one SLM: the pictures on the model grid and how."""
+
+    key: str
+    grid: PupilGrid
+    patterns: list
+    pictures: list
+    weights: list
+    half_m: float            # half side of the light's square
+    radius_m: float          # the Zernike radius
+    distance_m: float        # SLM -> sensor
+    d1_m: float
+
+
+def capture_wavefront(session, key: str, output_to_sensor: np.ndarray | None, *, frames: int = 2,
+                      distances_m: tuple[float, float] | None = None) -> WavefrontPictures:
+    """Show the diversity lenses on SLM ``key`` (the other SLM flat, corrections in force) and take
+    their pictures. ``output_to_sensor``: the alignment's map (its offset and rotation are used),
+    else None for the bench file's placement. ``distances_m``: the measured (d1, d2), else the
+    bench file's: a distance that is off reads as defocus. CalibrationError where a spot falls
+    mostly off the sensor."""
     b = session.config.light_path
     d1, d2 = distances_m if distances_m is not None else (b.d1_m, b.d2_m)
     distance, side, radius, shape = _geometry(b, key, d1, d2)
@@ -220,34 +233,54 @@ def measure_wavefront(session, key: str, output_to_sensor: np.ndarray | None, cr
             picture, weight = _on_model_grid(session.capture(frames), m, grid, b.camera_pitch_m)
             pictures.append(picture)
             weights.append(weight)
-    label = f"wavefront of the {_LABEL[key]} SLM"
     for i, (picture, weight) in enumerate(zip(pictures, weights)):
         if weight.mean() < 0.2 or float((picture * weight).sum()) <= 0:
-            raise CalibrationError(f"{label}: the defocused spot of lens {i + 1} falls mostly off the sensor; centre "
-                                   f"the camera on the optical axis, or check [geometry] d1_mm, d2_mm")
-    terms = [pattern_terms(p, grid, crosstalk_sigma_px) for p in patterns]
+            raise CalibrationError(f"wavefront of the {_LABEL[key]} SLM: the defocused spot of lens {i + 1} falls mostly "
+                                   f"off the sensor; centre the camera on the optical axis, or check [geometry] d1_mm, "
+                                   f"d2_mm")
+    return WavefrontPictures(key, grid, patterns, pictures, weights, half, radius, distance, d1)
+
+
+def fit_wavefront(taken: WavefrontPictures, crosstalk_sigma_px: float, *, beam: WavefrontCalibration | None = None,
+                  decoder_shift_m: tuple[float, float] = (0.0, 0.0)) -> WavefrontCalibration:
+    """Fit the pupil model to the pictures (no device is touched: it may run while the bench measures
+    something else). For SLM2, ``beam`` is SLM1's calibration: the Gaussian it found, carried over
+    d1 to SLM2 (which sits ``decoder_shift_m`` off the beam), is the light SLM2 gets.
+    CalibrationError where the fit cannot explain the pictures."""
+    key, grid, half = taken.key, taken.grid, taken.half_m
+    terms = [pattern_terms(p, grid, crosstalk_sigma_px) for p in taken.patterns]
     light = None
     if key == DECODING and beam is not None and beam.beam_waist_m > 0:
         shift = (-decoder_shift_m[0], -decoder_shift_m[1])          # the beam's axis in SLM2's frame
         light = gaussian_light(grid, (beam.beam_centre_m[0] + shift[0], beam.beam_centre_m[1] + shift[1]),
-                               beam.beam_waist_m, half, shift, d1)
+                               beam.beam_waist_m, half, shift, taken.d1_m)
+    pictures, weights = taken.pictures, taken.weights
     fit = fit_pupil(grid, terms, pictures, weights, light=light, aperture_half_m=half)
     if not np.isfinite(fit.coefficients_waves).all() or fit.residual > MAX_MISFIT \
             or float(np.abs(fit.coefficients_waves).max()) > MAX_COEFFICIENT_WAVES:
         raise CalibrationError(
-            f"{label}: the fit explains the defocused spots only to {fit.residual:.0%} misfit (largest term "
-            f"{float(np.abs(fit.coefficients_waves).max()):.2f} waves): an aberration beyond this method's range "
-            f"(about {MAX_COEFFICIENT_WAVES:g} waves) or pictures that are not spots. Check that the beam reaches "
-            f"the sensor through both SLMs, [geometry] d1_mm and d2_mm, and load the vendor's correction file "
-            f"([{key}] wavefront_correction) as a starting point; the previous calibration stays in force")
+            f"wavefront of the {_LABEL[key]} SLM: the fit explains the defocused spots only to {fit.residual:.0%} "
+            f"misfit (largest term {float(np.abs(fit.coefficients_waves).max()):.2f} waves): an aberration beyond this "
+            f"method's range (about {MAX_COEFFICIENT_WAVES:g} waves) or pictures that are not spots. Check that the "
+            f"beam reaches the sensor through both SLMs, [geometry] d1_mm and d2_mm, and load the vendor's correction "
+            f"file ([{key}] wavefront_correction) as a starting point; the previous calibration stays in force")
     model = model_pictures(grid, terms, fit, light=light, aperture_half_m=half)
     norm = [max(float(p.max()), 1e-30) for p in pictures]
     centre = fit.beam_centre_m if fit.beam_centre_m is not None else (0.0, 0.0)
     return WavefrontCalibration(
-        key=key, noll=NOLL, coefficients_waves=fit.coefficients_waves, radius_m=radius, misfit=fit.residual,
+        key=key, noll=NOLL, coefficients_waves=fit.coefficients_waves, radius_m=taken.radius_m, misfit=fit.residual,
         unmodulated_fraction=fit.unmodulated_fraction,
         beam_centre_m=(float(centre[0]), float(centre[1])),
         beam_waist_m=float(fit.beam_waist_m or 0.0), iterations=fit.iterations,
         pictures=np.stack([p / s for p, s in zip(pictures, norm)]),
         model=np.stack([mp / max(float(mp.max()), 1e-30) for mp in model]), sensor_cell_m=grid.du_m,
-        distance_m=distance, extent_m=radius / math.sqrt(2.0))
+        distance_m=taken.distance_m, extent_m=taken.radius_m / math.sqrt(2.0))
+
+
+def measure_wavefront(session, key: str, output_to_sensor: np.ndarray | None, crosstalk_sigma_px: float,
+                      *, frames: int = 2, beam: WavefrontCalibration | None = None,
+                      decoder_shift_m: tuple[float, float] = (0.0, 0.0),
+                      distances_m: tuple[float, float] | None = None) -> WavefrontCalibration:
+    """:func:`capture_wavefront`, then :func:`fit_wavefront`."""
+    taken = capture_wavefront(session, key, output_to_sensor, frames=frames, distances_m=distances_m)
+    return fit_wavefront(taken, crosstalk_sigma_px, beam=beam, decoder_shift_m=decoder_shift_m)
