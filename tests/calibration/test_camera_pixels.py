@@ -75,3 +75,35 @@ def test_the_camera_calibration_finds_the_planted_hot_pixels(e_per_s):
         assert cal.hot_pixels == int(cal.hot_map.sum())
         assert np.isfinite(cal.linearity_rms)                       # hot pixels do not pose as the spot's peak
         assert bench.world.laser_emission is False
+
+
+def test_a_dark_frame_between_two_measured_ones_is_drawn_from_them_and_matches_a_measured_one():
+    """Offset, DSNU, hot pixels' dark current and stray light: all linear in the exposure."""
+    text = add_to_bench_text(small_bench_text(), {"twin.camera": [
+        "hot_pixel_fraction = 0.01", "hot_pixel_e_per_s = 2.0e6", "dsnu_dn_rms = 2.0", "background_w_per_m2 = 0.05"]})
+    with build_bench(parse_bench(text, "dark bench")) as bench:
+        session = CalibrationSession(bench)
+        assert session.modelled_dark(1e-3) is None                    # nothing measured yet
+        for exposure in (0.5e-3, 2e-3):
+            session.set_exposure(exposure)
+            session.capture_dark(frames=8)
+        assert session.modelled_dark(1e-3 / 0.9) is not None
+        assert session.modelled_dark(5e-3) is None                    # beyond twice the longer one
+        session.set_exposure(1e-3)
+        modelled = session.modelled_dark(1e-3)
+        measured = session.capture_dark(frames=8)
+        again = session.capture_dark(frames=8).copy()
+        hot = bench.truths.hot_pixels
+        assert measured[hot].mean() > measured[~hot].mean() + 100       # hot pixels well above the rest
+        assert abs(float(np.mean(modelled - measured))) < 0.3           # no bias: the level is right
+        assert float(np.mean(modelled[hot] - measured[hot])) == pytest.approx(0.0, abs=0.02 * float(measured[hot].mean()))
+        # pixel by pixel as close as two dark frames measured one after the other (shot and read noise)
+        noise = float(np.sqrt(np.mean((again - measured) ** 2)))
+        assert float(np.sqrt(np.mean((modelled - measured) ** 2))) < 1.5 * noise
+        with session.light():
+            before = session.counters.frames_captured
+            session.dark_for_exposure()                                 # modelled: no frames, laser stays on
+            assert session.counters.frames_captured == before and session.counters.darks_modelled == 1
+            assert bench.world.laser_emission is True
+        with session.window(slice(10, 60), slice(20, 90)):
+            assert not session._whole_sensor()
