@@ -7,9 +7,11 @@ Order for ``all``:
              SLM2's measured lens), see calibration.response;
 3. wavefront - each SLM's wavefront error by phase diversity (calibration.wavefront): SLM1 first,
              its correction in force before SLM2 is measured; with the LUTs in force the lenses
-             it shows are the lenses it means. Piston and tilt are left to the alignment. Then
-             d1 and d2 (calibration.distances) and each SLM's unmodulated fraction
-             (calibration.unmodulated), both with the corrections in force;
+             it shows are the lenses it means. Piston and tilt are left to the alignment. Around
+             them: d1 and d2 (calibration.distances; again with both corrections in force), a
+             quick 2 x 2 alignment where none is stored (SLM2's fit needs where SLM2 sits), and
+             each SLM's unmodulated fraction (calibration.unmodulated: ratios of one focus, so
+             SLM2's correction need not be in force yet);
 4. alignment - with both LUTs and both corrections in force, the lenses and gratings focus well:
              the sensor's placement in the output plane first (spots from SLM1 alone), then SLM2's
              shift and rotation in SLM1's beam (spots from lenses on SLM2, read through the sensor

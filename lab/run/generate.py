@@ -122,8 +122,9 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     for line in getattr(cals, "skipped", None) or []:
         run_log.event("calibration", f"not used: {line}")
     if cals is not None and cals.in_force():
-        run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({age:.1f} h old)" for (name, record), age
-                                                              in zip(cals.in_force().items(), cals.ages_h().values())))
+        ages = cals.ages_h()
+        run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
+                                                              for name, record in cals.in_force().items()))
     end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
     with stop.signals():
         graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
