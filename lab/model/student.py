@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from optgen.drivers.common.patterns import grid_coordinates
+from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.simulators.optics import transfer_function
 
@@ -91,13 +92,17 @@ class OpticalStudent(nn.Module):
 
     ``wavelengths_nm``: the colours (default: the geometry's one wavelength). Each colour has its
     own seed, scale, decoder phase and transfer functions; the same noise drives all colours.
+    ``optics``: what calibration measured of one bench (:class:`lab.model.bench_optics.BenchOptics`:
+    true distances, beam, wavefronts, unmodulated light), else the bench file's nominal optics.
     """
 
     def __init__(self, geom: OpticalGeometry, noise_dim: int, hidden: int = 512, levels: int = 256,
                  crosstalk_sigma_px: float = 0.6, wavelengths_nm: tuple[float, ...] | None = None,
-                 hidden_layers: int = 2):
+                 hidden_layers: int = 2, optics: BenchOptics | None = None):
         super().__init__()
         self.geom = geom
+        self.optics = optics or BenchOptics()
+        self.optics.check_grid(geom.grid_px)
         self.wavelengths_nm = tuple(wavelengths_nm or (geom.wavelength_nm,))
         colours = len(self.wavelengths_nm)
         n = geom.seed_superpixels
@@ -114,12 +119,16 @@ class OpticalStudent(nn.Module):
         self.levels = levels
         pitch = geom.pitch_um * 1e-6
         shape = (geom.grid_px, geom.grid_px)
-        for name, distance in (("h1", geom.d1_mm * 1e-3), ("h2", geom.d2_mm * 1e-3)):
+        o = self.optics
+        for name, distance in (("h1", o.d1_m or geom.d1_mm * 1e-3), ("h2", o.d2_m or geom.d2_mm * 1e-3)):
             h = np.stack([np.array(transfer_function(shape, wl * 1e-9, distance, pitch)) for wl in self.wavelengths_nm])
             self.register_buffer(name, torch.from_numpy(h))
-        beam = beam_amplitude(geom)
+        light = beam_amplitude(geom) if o.beam is None else np.asarray(o.beam)
+        beam = light if o.slm1_residual_rad is None else light * np.exp(1j * o.slm1_residual_rad)   # a fixed phase on SLM1
+        beam = beam.astype(np.complex64 if np.iscomplexobj(beam) else np.float32)
         self.register_buffer("beam", torch.from_numpy(beam))
-        lit = np.flatnonzero(beam.any(axis=0))
+        self._measured_optics(light)
+        lit = np.flatnonzero(np.abs(beam).any(axis=0))
         seed_px = geom.seed_superpixels * geom.superpixel_px
         lo = min(int(lit[0]), (geom.grid_px - seed_px) // 2)
         self._lit = (lo, geom.grid_px - lo)  # square block holding the beam and the seed
@@ -197,13 +206,51 @@ class OpticalStudent(nn.Module):
         b0, b1 = self._lit
         n = g.grid_px
         pad = ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2
-        field = torch.polar(self.beam[b0:b1, b0:b1].expand(seed.shape[0], -1, -1), F.pad(seed, pad))
+        block = self.beam[b0:b1, b0:b1]
+        if block.is_complex():
+            field = block * torch.polar(torch.ones_like(seed[:1]), F.pad(seed, pad))
+        else:
+            field = torch.polar(block.expand(seed.shape[0], -1, -1), F.pad(seed, pad))
         spectrum = torch.fft.fft2(field, s=(n, n))
         field = torch.fft.ifft2(spectrum * self.h1_block[colour])
-        spectrum = torch.fft.fft2(field * self.decoder_mask(dec, shift, rotation_deg)) * self.h2[colour]
-        w, w0 = g.output_window_px, (n - g.output_window_px) // 2
-        window = torch.fft.ifft2(spectrum)[:, w0:w0 + w, w0:w0 + w]
+        mask = self.decoder_mask(dec, shift, rotation_deg)
+        if self.panel2 is not None:
+            mask = mask * self.panel2
+        u1, u2 = self.optics.unmodulated
+        out = self._through_slm2(field, mask, colour)
+        if u2 > 0:
+            out = (1.0 - u2) * out + u2 * self._through_slm2(field, self.panel2_or_one, colour)
+        if u1 > 0:                                      # SLM1's unmodulated light, through SLM2's both parts
+            incident = self.unmodulated1[colour][None]
+            other = self._through_slm2(incident, mask, colour)
+            if u2 > 0:
+                other = (1.0 - u2) * other + u2 * self._through_slm2(incident, self.panel2_or_one, colour)
+            out = (1.0 - u1) * out + u1 * other
+        return out
+
+    def _through_slm2(self, field: torch.Tensor, mask: torch.Tensor, colour: int) -> torch.Tensor:
+        """Irradiance in the output window of ``field`` arriving at SLM2, through ``mask``, over d2."""
+        g = self.geom
+        w, w0 = g.output_window_px, (g.grid_px - g.output_window_px) // 2
+        window = torch.fft.ifft2(torch.fft.fft2(field * mask) * self.h2[colour])[:, w0:w0 + w, w0:w0 + w]
         return window.real**2 + window.imag**2
+
+    def _measured_optics(self, light: np.ndarray) -> None:
+        """Buffers for SLM2's wavefront and SLM1's unmodulated light (None where nominal); ``light``:
+        the beam arriving on SLM1."""
+        o = self.optics
+        panel2 = unmodulated1 = None
+        if o.slm2_panel_rad is not None:
+            panel2 = torch.polar(torch.ones(o.slm2_panel_rad.shape),
+                                 torch.from_numpy(np.asarray(o.slm2_panel_rad, np.float32)))
+        if o.unmodulated[0] > 0:
+            panel1 = np.asarray(o.slm1_panel_rad if o.slm1_panel_rad is not None else 0.0, np.float32)
+            leaving = torch.from_numpy((light * np.exp(1j * panel1)).astype(np.complex64))
+            unmodulated1 = torch.stack([propagate_torch(leaving, h) for h in self.h1])
+        self.register_buffer("panel2", panel2, persistent=False)
+        self.register_buffer("panel2_or_one", panel2 if panel2 is not None else torch.ones((), dtype=torch.complex64),
+                             persistent=False)
+        self.register_buffer("unmodulated1", unmodulated1, persistent=False)
 
     def output_image(self, window: torch.Tensor) -> torch.Tensor:
         """The output window averaged to (B, output_pixels, output_pixels)."""

@@ -563,3 +563,92 @@ def test_the_peak_loss_charges_only_pixels_above_the_targets_brightest():
     predicted.requires_grad_(True)
     _peak_excess(predicted, target).backward()
     assert torch.count_nonzero(predicted.grad) == 1 and predicted.grad[1, 0, 0, 0] > 0
+
+
+def test_the_training_optics_with_a_benchs_measured_optics_match_the_realistic_twin():
+    """True distances, a tilted off-centre Gaussian beam, both SLMs' wavefronts and unmodulated light:
+    the student given them (lab.model.bench_optics) draws what the twin draws."""
+    torch = pytest.importorskip("torch")
+    from optgen.drivers.common.roles import DECODING, ENCODING
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.model.bench_optics import BenchOptics
+    from optgen.lab.model.student import OpticalStudent
+
+    text = add_to_bench_text(small_bench_text({**IDEAL_TWIN, ("twin.laser", "beam"): '"gaussian"',
+                                               ("twin.laser", "waist_mm"): "0.9"}), {
+        "twin": ["d1_mm = 41.0", "d2_mm = 29.2"],
+        "twin.laser": ["centre_um = [40.0, -25.0]", "tilt_urad = [150.0, -80.0]"],
+        "twin.encoding_slm": ["wavefront_waves = [0, 0.05, -0.03, 0.4, 0.19, -0.16, 0.08]", "wavefront_radius_mm = 0.6",
+                              "unmodulated_fraction = 0.03"],
+        "twin.decoding_slm": ["wavefront_waves = [0, -0.02, 0.04, -0.2, -0.08, 0.14]", "wavefront_radius_mm = 0.6",
+                              "unmodulated_fraction = 0.05"]})
+    cfg = parse_bench(text, "measured optics")
+    geom = OpticalGeometry.from_bench(cfg)
+    rng = np.random.default_rng(21)
+    n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
+    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
+    dec = (rng.integers(0, 256, (d, d)) * step).astype(np.float32)
+    with build_bench(cfg) as bench:
+        world, truths = bench.world, bench.truths
+        t = bench.clock.now() + 1.0
+        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
+        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
+        twin = world.output_irradiance(t, 1.0)
+        beam = world.beam_field(t)
+    w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
+    twin = twin[w0:w0 + w, w0:w0 + w]
+    w1, w2 = truths.wavefront_rad[ENCODING], truths.wavefront_rad[DECODING]
+    optics = BenchOptics(d1_m=truths.d1_m, d2_m=truths.d2_m, beam=beam, slm1_residual_rad=w1, slm1_panel_rad=w1,
+                         slm2_panel_rad=w2, unmodulated=(0.03, 0.05))
+    measured = OpticalStudent(geom, noise_dim=16, crosstalk_sigma_px=0.0, optics=optics)
+    nominal = OpticalStudent(geom, noise_dim=16, crosstalk_sigma_px=0.0)
+    with torch.no_grad():
+        args = (torch.from_numpy(seed)[None], torch.from_numpy(dec))
+        ours = measured.intensity(*args, realistic=False)[0].numpy()
+        flat = nominal.intensity(*args, realistic=False)[0].numpy()
+        no_unmodulated = OpticalStudent(geom, 16, crosstalk_sigma_px=0.0, optics=BenchOptics(
+            d1_m=truths.d1_m, d2_m=truths.d2_m, beam=beam, slm1_residual_rad=w1, slm2_panel_rad=w2)).intensity(
+            *args, realistic=False)[0].numpy()
+    assert twin.max() > 0
+    np.testing.assert_allclose(ours, twin, rtol=0, atol=1e-4 * twin.max())
+    assert np.abs(flat - twin).max() > 0.05 * twin.max()                 # the nominal optics do not
+    assert np.abs(no_unmodulated - twin).max() > 1e-3 * twin.max()       # nor without the unmodulated light
+
+
+def test_bench_optics_are_checked_against_the_training_grid():
+    from optgen.lab.model.bench_optics import BenchOptics
+
+    with pytest.raises(ValueError, match="unmodulated fractions"):
+        BenchOptics(unmodulated=(1.2, 0.0))
+    with pytest.raises(ValueError, match="d1_m"):
+        BenchOptics(d1_m=-0.1)
+    with pytest.raises(ValueError, match="training grid is 64 x 64"):
+        BenchOptics(slm2_panel_rad=np.zeros((32, 32), np.float32)).check_grid(64)
+
+
+def test_bench_optics_take_what_the_calibrations_measured(ideal_config):
+    from optgen.calibration.wavefront import WavefrontCalibration
+    from optgen.drivers.common.roles import DECODING, ENCODING
+    from optgen.lab.evaluate.prediction import CalibratedOptics
+    from optgen.lab.model.bench_optics import bench_optics
+
+    def cal(key, coefficients):
+        return WavefrontCalibration(key, tuple(range(2, 8)), np.array(coefficients), 0.6e-3, 0.01, 0.02, (0.0, 0.0),
+                                    0.0)
+
+    w1, w2 = cal(ENCODING, [0.1, -0.1, 0.3, 0.0, 0.05, 0.0]), cal(DECODING, [0.2, 0.0, -0.2, 0.1, 0.0, 0.0])
+    measured = CalibratedOptics(d1_m=0.0406, d2_m=0.0296, beam_centre_m=(20e-6, -10e-6), beam_waist_m=0.9e-3,
+                                decoder_wavefront=w2, unmodulated=(0.03, 0.04), encoder_wavefront=w1)
+    grid = 256
+    optics = bench_optics(measured, ideal_config, grid)
+    pitch = ideal_config.encoding_slm.pitch_um * 1e-6
+    assert (optics.d1_m, optics.d2_m, optics.unmodulated) == (0.0406, 0.0296, (0.03, 0.04))
+    assert float(np.sum(optics.beam**2) * pitch**2) == pytest.approx(1.0, rel=1e-5)       # unit power
+    rows, cols = np.nonzero(optics.beam == optics.beam.max())
+    assert abs(cols.mean() - (grid - 1) / 2 - 20e-6 / pitch) <= 1 and abs(rows.mean() - (grid - 1) / 2 + 10e-6 / pitch) <= 1
+    # tilt stays with the alignment: only Noll 4 on reaches the panels
+    np.testing.assert_allclose(optics.slm2_panel_rad, 2 * np.pi * w2.wavefront_waves((grid, grid), pitch, corrected_only=True),
+                               atol=1e-5)
+    assert optics.slm1_residual_rad is None and optics.slm1_panel_rad is not None
+    nominal = bench_optics(CalibratedOptics(), ideal_config, grid)
+    assert nominal.beam is None and nominal.slm2_panel_rad is None and nominal.d1_m is None
