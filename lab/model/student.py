@@ -206,11 +206,11 @@ class OpticalStudent(nn.Module):
         b0, b1 = self._lit
         n = g.grid_px
         pad = ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2
-        block = self.beam[b0:b1, b0:b1]
-        if block.is_complex():
-            field = block * torch.polar(torch.ones_like(seed[:1]), F.pad(seed, pad))
+        block, shown = self.beam[b0:b1, b0:b1], F.pad(seed, pad)
+        if block.is_complex():                          # a tilted beam, or SLM1's residual wavefront on it
+            field = block * torch.polar(torch.ones_like(shown), shown)
         else:
-            field = torch.polar(block.expand(seed.shape[0], -1, -1), F.pad(seed, pad))
+            field = torch.polar(block.expand(seed.shape[0], -1, -1), shown)
         spectrum = torch.fft.fft2(field, s=(n, n))
         field = torch.fft.ifft2(spectrum * self.h1_block[colour])
         mask = self.decoder_mask(dec, shift, rotation_deg)

@@ -652,3 +652,25 @@ def test_bench_optics_take_what_the_calibrations_measured(ideal_config):
     assert optics.slm1_residual_rad is None and optics.slm1_panel_rad is not None
     nominal = bench_optics(CalibratedOptics(), ideal_config, grid)
     assert nominal.beam is None and nominal.slm2_panel_rad is None and nominal.d1_m is None
+
+
+def test_a_measured_beam_wider_than_the_seed_gives_the_nominal_path_s_light_when_it_is_the_same_beam(ideal_config):
+    """The complex-beam path (a tilted beam, a residual wavefront) pads the seed as the plain one does."""
+    torch = pytest.importorskip("torch")
+    import dataclasses
+
+    from optgen.lab.model.bench_optics import BenchOptics
+    from optgen.lab.model.student import OpticalStudent, beam_amplitude
+
+    geom = dataclasses.replace(OpticalGeometry.from_bench(ideal_config), aperture_mm=1.2)   # 150 px > the 96-px seed
+    plain = OpticalStudent(geom, 16, crosstalk_sigma_px=0.0)
+    as_measured = OpticalStudent(geom, 16, crosstalk_sigma_px=0.0,
+                                 optics=BenchOptics(beam=beam_amplitude(geom).astype(np.complex64)))
+    assert plain._lit[1] - plain._lit[0] > geom.seed_superpixels * geom.superpixel_px
+    rng = np.random.default_rng(2)
+    seed = torch.from_numpy(rng.uniform(0, 2 * np.pi, (2, geom.seed_superpixels, geom.seed_superpixels)).astype(np.float32))
+    dec = torch.from_numpy(rng.uniform(0, 2 * np.pi, (geom.decoder_px,) * 2).astype(np.float32))
+    with torch.no_grad():
+        a, b = plain.intensity(seed, dec, realistic=False), as_measured.intensity(seed, dec, realistic=False)
+    assert float(a.max()) > 0
+    np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-6 * float(a.max()))
