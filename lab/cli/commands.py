@@ -129,6 +129,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measured_optics(cfg, grid_px: int):
+    """(BenchOptics, where they come from) of the calibrations in ``cfg``'s store; OptgenError when
+    they measured none of it (no distances, no wavefront)."""
+    from optgen.lab.bench.calibrations import load_bench_calibrations
+    from optgen.lab.evaluate.prediction import calibrated_optics
+    from optgen.lab.model.bench_optics import bench_optics
+
+    cals = load_bench_calibrations(cfg)
+    if cals.distances is None and not cals.wavefronts:
+        raise OptgenError(f"{cals.store}: no distances or wavefront calibration for this bench; run optgen "
+                          f"calibrate all (or wavefront) first, or train without --measured-optics")
+    optics = calibrated_optics(cals, cfg)
+    ids = {name: cals.ids()[name] for name in cals.ids() if name.endswith(".wavefront") or name == "distances"}
+    record = {"bench": cfg.name, "store": str(cals.store), "calibrations": ids,
+              "d1_mm": round(optics.d1_m * 1e3, 4) if optics.d1_m else None,
+              "d2_mm": round(optics.d2_m * 1e3, 4) if optics.d2_m else None,
+              "beam_waist_mm": round(optics.beam_waist_m * 1e3, 4),
+              "unmodulated": [round(float(u), 5) for u in optics.unmodulated]}
+    return bench_optics(optics, cfg, grid_px), record
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
@@ -175,7 +196,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"table with three colours (RGB order)")
         settings.colours_nm = cfg.colours.order_nm
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
-    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True))
+    optics, record = _measured_optics(cfg, geometry.grid_px) if getattr(args, "measured_optics", False) else (None, None)
+    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True),
+                       optics=optics, optics_record=record)
     if path is None:
         print(f"training paused; run the same command again to resume ({args.out})")
     else:

@@ -97,6 +97,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="decoder rotations drawn in +-DEG (default 0.1)")
     train.add_argument("--name", default=None, help=f"the model's name (default {SHIPPED_MODEL}; digits-rgb-v2 with --colours)")
     train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    train.add_argument("--measured-optics", action="store_true",
+                       help="train through what the bench's calibrations measured (true d1/d2, the Gaussian beam, "
+                            "SLM2's wavefront, unmodulated light; optgen calibrate all first) instead of the bench "
+                            "file's nominal optics")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
                             "per colour, on colour digits)")

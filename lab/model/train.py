@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.data import load_colour_digits, load_digits_images, resize_images
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.lab.model.memory import heap_kept
@@ -143,11 +144,11 @@ def _plain(value):
 
 
 def _save_checkpoint(path: Path, student: OpticalStudent, opt: torch.optim.Optimizer, step: int,
-                     losses: list[float], elapsed_s: float, s: TrainSettings) -> None:
+                     losses: list[float], elapsed_s: float, s: TrainSettings, optics_record: dict | None = None) -> None:
     """The student checkpoint: tensors, dicts, lists, tuples, numbers and strings only (no other objects)."""
     torch.save({"model": student.state_dict(), "optimizer": _plain(opt.state_dict()), "step": int(step),
-                "losses": [float(v) for v in losses], "elapsed_s": float(elapsed_s), "settings": _plain(asdict(s))},
-               path)
+                "losses": [float(v) for v in losses], "elapsed_s": float(elapsed_s), "settings": _plain(asdict(s)),
+                "optics": _plain(optics_record or {})}, path)
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -192,14 +193,19 @@ def _plot_losses(path: Path, losses: list[float]) -> None:
 
 
 def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
-                max_minutes: float | None = None, log=print) -> Path | None:
-    """Run (or resume) training in ``out_dir``; returns the model file once the student is done."""
+                max_minutes: float | None = None, log=print, optics: BenchOptics | None = None,
+                optics_record: dict | None = None) -> Path | None:
+    """Run (or resume) training in ``out_dir``; returns the model file once the student is done.
+
+    ``optics``: a bench's measured optics (:mod:`lab.model.bench_optics`) instead of the bench
+    file's; ``optics_record`` says where they come from (bench, calibration ids, figures): it goes
+    into the checkpoint (a resume with other optics is refused) and the model file's info."""
     with heap_kept():  # about 2x faster student steps on Linux: see lab/model/memory.py
-        return _train_model(out_dir, geometry, settings, max_minutes, log)
+        return _train_model(out_dir, geometry, settings, max_minutes, log, optics, optics_record or {})
 
 
 def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None,
-                 max_minutes: float | None, log) -> Path | None:
+                 max_minutes: float | None, log, optics: BenchOptics | None, optics_record: dict) -> Path | None:
     s = settings or TrainSettings()
     if s.colours_nm and len(s.colours_nm) != 3:
         raise ValueError(f"colours_nm = {s.colours_nm}: a multi-colour model is trained on RGB digits; "
@@ -211,7 +217,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     teacher = _teacher(out, s, log)
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
     student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
-                             wavelengths_nm=s.colours_nm or None)
+                             wavelengths_nm=s.colours_nm or None, optics=optics)
     student.straight_through = s.straight_through
     if targets.shape[1] != len(student.wavelengths_nm):
         raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
@@ -223,6 +229,10 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     step, losses, elapsed_before = 0, [], 0.0
     if ckpt.exists():
         state = _load_checkpoint(ckpt)
+        if state.get("optics", {}) != _plain(optics_record):
+            raise ValueError(f"{ckpt}: trained so far with the optics {state.get('optics') or 'of the bench file'}; "
+                             f"asked now for {optics_record or 'those of the bench file'}. Resume with the same "
+                             f"optics, or train in a new folder")
         for key in ("decoder_logits", "h1", "h2"):   # one-colour checkpoints from before colours: no colour axis
             if state["model"][key].ndim == 2:
                 state["model"][key] = state["model"][key][None]
@@ -269,23 +279,25 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         step += 1
         elapsed = elapsed_before + time.monotonic() - started
         if step % s.checkpoint_every == 0 or step == s.student_steps:
-            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s)
+            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
             log(f"student step {step}/{s.student_steps} loss {np.mean(losses[-s.checkpoint_every:]):.5f} "
                 f"({elapsed / 60:.1f} min)")
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60 and step < s.student_steps:
-            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s)
+            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
             log(f"stopping after {max_minutes} min at step {step}; run again to resume")
             return None
     _plot_losses(out / "loss_curve.png", losses)
-    return _export(out, student, geometry, s, losses, elapsed_before + time.monotonic() - started)
+    return _export(out, student, geometry, s, losses, elapsed_before + time.monotonic() - started, optics_record)
 
 
 def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: TrainSettings,
-            losses: list[float], elapsed_s: float) -> Path:
+            losses: list[float], elapsed_s: float, optics_record: dict | None = None) -> Path:
     layers = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
     weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers]
     info = {"settings": asdict(s), "final_loss": float(np.mean(losses[-100:])), "steps": len(losses),
             "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__}
+    if optics_record:
+        info["measured_optics"] = optics_record
     colours = student.wavelengths_nm
     noise_shape = (s.teacher_size,) * 2 if len(colours) == 1 else (3, s.teacher_size, s.teacher_size)
     phases = student.decoder_phase().detach().numpy()

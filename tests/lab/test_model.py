@@ -674,3 +674,36 @@ def test_a_measured_beam_wider_than_the_seed_gives_the_nominal_path_s_light_when
         a, b = plain.intensity(seed, dec, realistic=False), as_measured.intensity(seed, dec, realistic=False)
     assert float(a.max()) > 0
     np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-6 * float(a.max()))
+
+
+def test_training_through_measured_optics_records_them_and_refuses_to_resume_with_others(tmp_path, ideal_config):
+    pytest.importorskip("torch")
+    from optgen.lab.model.bench_optics import BenchOptics
+    from optgen.lab.model.train import TrainSettings, train_model
+
+    geom = OpticalGeometry.from_bench(ideal_config)
+    y, x = np.mgrid[0:geom.grid_px, 0:geom.grid_px] / geom.grid_px
+    optics = BenchOptics(d1_m=0.0406, d2_m=0.0296, slm2_panel_rad=(1.5 * (x - 0.5) ** 2).astype(np.float32),
+                         unmodulated=(0.03, 0.04))
+    record = {"bench": "ideal", "calibrations": {"distances": "distances-bench-1", "decoding_slm.wavefront": "w-2"},
+              "d1_mm": 40.6, "unmodulated": [0.03, 0.04]}
+    settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=4, batch=2, checkpoint_every=2,
+                             encoder_hidden=24, encoder_layers=2, name="measured")
+    assert train_model(tmp_path, geom, settings, max_minutes=0.0, log=lambda m: None, optics=optics,
+                       optics_record=record) is None
+    with pytest.raises(ValueError, match="asked now for those of the bench file"):
+        train_model(tmp_path, geom, settings, log=lambda m: None)
+    model = load_model(train_model(tmp_path, geom, settings, log=lambda m: None, optics=optics, optics_record=record))
+    assert model.info["measured_optics"] == record and model.info["steps"] == 4
+
+
+def test_train_with_measured_optics_needs_them_measured(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from optgen.lab.cli import main
+
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text(), encoding="utf-8")
+    assert main(["train", "--out", str(tmp_path / "t"), "--bench", str(bench), "--measured-optics",
+                 "--steps", "2"]) != 0
+    assert "no distances or wavefront calibration for this bench; run optgen calibrate all" in capsys.readouterr().err
+    assert not (tmp_path / "t" / "teacher.pt").exists()
