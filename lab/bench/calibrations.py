@@ -60,6 +60,8 @@ class BenchCalibrations:
     skipped: list[str] = field(default_factory=list)   # files of the store passed over: "path: reason" each
     wavefronts: dict[str, CalibrationRecord] = field(default_factory=dict)   # SLM key -> its newest wavefront
     distances: CalibrationRecord | None = None
+    flat_field: np.ndarray | None = None       # [camera] flat_field: the relative gain of each pixel
+    flat_field_source: str = ""
 
     def ids(self) -> dict[str, str]:
         ids = {f"{key}.lut": lut.id for key, lut in self.luts.items()}
@@ -103,6 +105,24 @@ class BenchCalibrations:
     def saturation_dn(self) -> float | None:
         cal = self.camera_calibration()
         return cal.saturation_dn if cal is not None else None
+
+    def pixel_correction(self, dark: np.ndarray, exposure_s: float):
+        """(``calibration.camera_pixels.PixelCorrection`` of a run's frames, what it does in words)
+        given the run's own dark frame, or (None, "") with neither a camera calibration nor a
+        flat field (runs then subtract the dark level only)."""
+        from optgen.calibration.camera_pixels import PixelCorrection
+
+        cal = self.camera_calibration()
+        if cal is None and self.flat_field is None:
+            return None, ""
+        if cal is None:
+            correction, words = PixelCorrection(np.asarray(dark, np.float32)), "this run's dark frame"
+        else:
+            correction, words = cal.correction_for(dark, exposure_s)
+        if self.flat_field is not None:
+            correction = PixelCorrection(correction.dark, correction.hot, self.flat_field)
+            words += f"; flat field {self.flat_field_source}"
+        return correction, words
 
     def camera_calibration(self):
         """The camera calibration in force (``calibration.camera.CameraCalibration``), or None."""
@@ -175,5 +195,15 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
     camera = selection.records.get(("camera", "camera"))
     wavefronts = {cfg.key: selection.records[("wavefront", cfg.key)] for cfg in slms
                   if selection.records.get(("wavefront", cfg.key)) is not None}
+    flat = None
+    if config.camera.flat_field:
+        from optgen.calibration.camera_pixels import load_flat_field
+
+        path = Path(config.camera.flat_field)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        width, height = config.camera.resolution
+        flat = load_flat_field(path, (int(height), int(width)))
     return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped), wavefronts,
-                             selection.records.get(("distances", "bench")))
+                             selection.records.get(("distances", "bench")), flat,
+                             str(path) if flat is not None else "")

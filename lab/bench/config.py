@@ -79,6 +79,7 @@ class CameraConfig:
     wall_plug_w: float = 0.0
     qe: float = 0.7
     gain_dn_per_e: float = 1.0
+    flat_field: str = ""               # relative pixel gains (.npy, the sensor's shape), relative to the bench file
 
 
 @dataclass(frozen=True)

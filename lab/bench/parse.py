@@ -314,6 +314,7 @@ def _camera(s: _Section) -> CameraConfig:
         wall_plug_w=_wall_plug(s),
         qe=s.number("qe", 0.7, low=0.0, low_open=True, high=1.0),
         gain_dn_per_e=s.number("gain_dn_per_e", 1.0, low=0.0, low_open=True, high=MAX_GAIN_DN_PER_E),
+        flat_field=s.string("flat_field", ""),
     )
     s.done()
     return cfg

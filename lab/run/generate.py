@@ -136,9 +136,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             writer.write_dark(dark)                       # a resumed session's dark goes to /dark_1, ...
             writer.write_decoder_phase(decoder_phase)     # on resume: checks it is the run's decoder
             registration.dark_level_dn = end.dark_level
-            camera_cal = cals.camera_calibration() if cals else None
-            if camera_cal is not None:                    # dark and hot pixels pixel by pixel
-                correction, dark_used = camera_cal.correction_for(dark, bench.camera.timing.exposure_s)
+            correction, dark_used = cals.pixel_correction(dark, bench.camera.timing.exposure_s) if cals else (None, "")
+            if correction is not None:                    # dark, flat field and hot pixels pixel by pixel
                 registration.use_correction(correction)
                 run_log.event("camera", f"frames corrected pixel by pixel: {dark_used}; "
                                         f"{correction.hot_count} hot pixels replaced")

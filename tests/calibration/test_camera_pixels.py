@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,68 @@ def test_a_dark_frame_between_two_measured_ones_is_drawn_from_them_and_matches_a
             assert bench.world.laser_emission is True
         with session.window(slice(10, 60), slice(20, 90)):
             assert not session._whole_sensor()
+
+
+def test_a_flat_field_file_is_read_normalised_and_divides_each_frame(tmp_path, rng):
+    from optgen.calibration.camera_pixels import load_flat_field
+
+    gain = (1.0 + 0.05 * rng.standard_normal((20, 30))).astype(np.float32)
+    np.save(tmp_path / "flat.npy", 2.0 * gain)                      # any scale: normalised to median 1
+    loaded = load_flat_field(tmp_path / "flat.npy", (20, 30))
+    np.testing.assert_allclose(loaded, gain / np.median(gain), rtol=1e-6)
+    dark = np.full((20, 30), 100.0, np.float32)
+    light = (50.0 + 10.0 * rng.random((20, 30))).astype(np.float32)
+    frame = dark + light * loaded
+    np.testing.assert_allclose(PixelCorrection(dark, None, loaded).apply(frame), light, rtol=1e-5)
+    window = PixelCorrection(dark, None, loaded).crop(slice(3, 9), slice(5, 15))
+    np.testing.assert_allclose(window.apply(frame[3:9, 5:15]), light[3:9, 5:15], rtol=1e-5)
+
+
+@pytest.mark.parametrize("content, name, fragment", [
+    (np.ones((20, 31), np.float32), "flat.npy", "shape (20, 31)"),
+    (np.ones((20, 30), np.int32), "flat.npy", "dtype int32"),
+    (np.full((20, 30), np.nan, np.float32), "flat.npy", "NaN or infinite"),
+    (np.r_[np.zeros((1, 30)), np.ones((19, 30))].astype(np.float32), "flat.npy", "relative gains from 0 to 1"),
+    (np.ones((20, 30), np.float32), "flat.txt", "a .npy array"),
+    (None, "flat.npy", "cannot read the flat field"),
+    (np.array([{"a": 1}], dtype=object), "flat.npy", "cannot read the flat field"),
+])
+def test_a_flat_field_that_cannot_be_this_cameras_is_refused_naming_the_file(tmp_path, content, name, fragment):
+    from optgen.calibration.camera_pixels import FlatFieldError, load_flat_field
+
+    path = tmp_path / name
+    if content is not None:
+        with open(path, "wb") as fh:
+            np.save(fh, content, allow_pickle=True)
+    with pytest.raises(FlatFieldError, match=re.escape(fragment)) as info:
+        load_flat_field(path, (20, 30))
+    assert str(path) in str(info.value)
+
+
+def test_a_bench_naming_a_broken_flat_field_stops_before_any_device_opens_and_a_good_one_reaches_the_run(tmp_path):
+    from optgen.calibration.camera_pixels import FlatFieldError
+    from optgen.lab.bench import assemble
+    from optgen.lab.run.decoder import load_decoder_phase
+    from optgen.lab.run.generate import run_generation
+    from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
+
+    bench_file = tmp_path / "bench.toml"
+    bench_file.write_text(small_bench_text({("camera", "flat_field"): '"flat.npy"'}), encoding="utf-8")
+    cfg = parse_bench(bench_file.read_text(encoding="utf-8"), str(bench_file))
+    np.save(tmp_path / "flat.npy", np.ones((10, 10), np.float32))
+    opened = []
+    real_make_world = assemble.make_world
+    assemble.make_world = lambda *a, **k: opened.append(1) or real_make_world(*a, **k)
+    try:
+        with pytest.raises(FlatFieldError, match="expected floating-point gains of the \\[camera\\] sensor's 256 x 320"):
+            build_bench(cfg)
+        assert opened == []
+    finally:
+        assemble.make_world = real_make_world
+    np.save(tmp_path / "flat.npy", np.ones((256, 320), np.float32))
+    with build_bench(cfg) as bench:
+        n = cfg.geometry.seed_superpixels
+        result = run_generation(bench, EncoderSeedSource(PlaceholderEncoder(n * n), n, 0),
+                                *load_decoder_phase("flat", cfg.geometry.decoder_px), tmp_path / "run", 2)
+    assert result.status == "complete"
+    assert f"this run's dark frame; flat field {tmp_path / 'flat.npy'}" in (tmp_path / "run" / "run.log").read_text()
