@@ -3,8 +3,8 @@
 Quicker than a calibration: a LUT is re-measured at 16 gray levels per reference, the sensor
 and SLM2 with a 2 x 2 spot grid, the camera's dark level and new hot pixels from four frames, d1
 and d2 with their eight gratings, each SLM's wavefront with its four diversity lenses (with the
-correction in force: what it leaves; without: how far it moved from the stored one). Nothing is
-stored; the result says, per item, the drift and whether it is within tolerance, and how old
+correction in force: what it leaves; without: how far it moved from the stored one), each SLM's
+unmodulated fraction where it was measured (not fitted). Nothing is stored; the result says, per item, the drift and whether it is within tolerance, and how old
 each calibration is.
 """
 
@@ -21,7 +21,7 @@ from optgen.drivers.common.roles import SLM_ROLES
 __all__ = ["DriftCheck", "TOLERANCES", "check_drift", "affine_distance_px"]
 
 TOLERANCES = {"lut_rad": 0.05, "sensor_px": 0.3, "decoder_px": 0.5, "decoder_deg": 0.05, "dark_dn": 2.0,
-              "new_hot_pixels": 10, "distance_mm": 0.2, "wavefront_waves": 0.05}
+              "new_hot_pixels": 10, "distance_mm": 0.2, "wavefront_waves": 0.05, "unmodulated": 0.01}
 
 
 @dataclass
@@ -155,6 +155,25 @@ def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: 
         else:                                                  # how far it moved
             left = now.corrected_waves() - _same_terms(stored, now)
         result.add(f"{key} wavefront", float(np.sqrt(np.sum(left**2))), TOLERANCES["wavefront_waves"], "waves RMS")
+    _check_unmodulated(bench, session, result, distances)
+
+
+def _check_unmodulated(bench, session: CalibrationSession, result: DriftCheck, distances) -> None:
+    """Each SLM's unmodulated fraction against the stored one, where it was measured."""
+    from optgen.calibration.unmodulated import measure_unmodulated, unmodulated_room
+    from optgen.calibration.wavefront import WavefrontCalibration
+
+    cals = bench.calibrations
+    stored = {key: WavefrontCalibration.from_record(record) for key, record in cals.wavefronts.items()}
+    stored = {key: cal for key, cal in stored.items() if cal.unmodulated_from.startswith("measured")}
+    b = bench.config.light_path
+    distances = distances or (b.d1_m, b.d2_m)
+    if not stored or unmodulated_room(b, distances) is not None:
+        return
+    now = measure_unmodulated(session, distances)
+    for key, cal in stored.items():
+        result.add(f"{key} unmodulated", now.fraction[key] - cal.unmodulated_fraction, TOLERANCES["unmodulated"],
+                   "of the light")
 
 
 def _same_terms(stored, now) -> np.ndarray:

@@ -80,3 +80,25 @@ def test_no_focus_light_stops_with_the_reason_and_the_laser_off(monkeypatch):
         with pytest.raises(CalibrationError, match="unmodulated light of the encoding slm"):
             measure_unmodulated(session, (g.d1_m, g.d2_m))
         assert bench.world.laser_emission is False
+
+
+def test_calibrate_check_compares_the_unmodulated_light_with_what_was_measured():
+    from optgen.calibration.check import DriftCheck, _check_unmodulated
+    from optgen.calibration.wavefront import WavefrontCalibration
+
+    text = edit_bench_text(default_bench_text(), PLANTED)
+    text = text.replace("crosstalk_sigma_px = 0.8", "crosstalk_sigma_px = 0.8\nunmodulated_fraction = 0.05", 1)
+    text = text.replace("crosstalk_sigma_px = 0.4", "crosstalk_sigma_px = 0.4\nunmodulated_fraction = 0.02", 1)
+    with build_bench(parse_bench(text, "unmodulated")) as bench:
+        base = dict(kind="wavefront", wavelength_nm=520.0, optical_path="d1=120.1mm;d2=96.4mm", bench_name="t",
+                    bench_text="", device_identity={})
+        for key, stored_u in ((ENCODING, 0.05), (DECODING, 0.05)):       # SLM2's light changed since: 5 -> 2 %
+            cal = WavefrontCalibration(key, (2, 3, 4), np.zeros(3), 1e-3, 0.01, 0.1, (0.0, 0.0), 0.0)
+            cal = cal.with_unmodulated(stored_u, "measured: the focus with diagonal gratings", 0.6)
+            bench.calibrations.wavefronts[key] = cal.to_record({**base, "device": key})
+        result = DriftCheck()
+        _check_unmodulated(bench, CalibrationSession(bench), result, None)
+        assert bench.world.laser_emission is False
+    assert result.items[f"{ENCODING} unmodulated"]["ok"]
+    assert result.items[f"{DECODING} unmodulated"]["drift"] == pytest.approx(-0.03, abs=0.01)
+    assert not result.items[f"{DECODING} unmodulated"]["ok"] and not result.ok
