@@ -63,11 +63,13 @@ def load_flat_field(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     if mapped.shape != tuple(shape) or mapped.dtype.kind != "f":
         raise FlatFieldError(f"{path}: a flat field of shape {mapped.shape}, dtype {mapped.dtype}; expected "
                              f"floating-point gains of the [camera] sensor's {shape[0]} x {shape[1]} pixels")
-    gain = np.array(mapped)
-    gain = np.asarray(gain, dtype=np.float64)
+    gain = np.array(mapped, dtype=np.float64)
     if not np.isfinite(gain).all():
         raise FlatFieldError(f"{path}: NaN or infinite gains; expected finite numbers")
-    gain = gain / float(np.median(gain))
+    median = float(np.median(gain))
+    if not median > 0:
+        raise FlatFieldError(f"{path}: a median gain of {median:g}; expected positive relative gains")
+    gain = gain / median
     lo, hi = float(gain.min()), float(gain.max())
     if lo < FLAT_FIELD_RANGE[0] or hi > FLAT_FIELD_RANGE[1]:
         raise FlatFieldError(f"{path}: relative gains from {lo:.3g} to {hi:.3g}; expected "

@@ -131,6 +131,7 @@ def test_a_flat_field_file_is_read_normalised_and_divides_each_frame(tmp_path, r
     (np.ones((20, 30), np.int32), "flat.npy", "dtype int32"),
     (np.full((20, 30), np.nan, np.float32), "flat.npy", "NaN or infinite"),
     (np.r_[np.zeros((1, 30)), np.ones((19, 30))].astype(np.float32), "flat.npy", "relative gains from 0 to 1"),
+    (np.zeros((20, 30), np.float32), "flat.npy", "a median gain of 0"),
     (np.ones((20, 30), np.float32), "flat.txt", "a .npy array"),
     (None, "flat.npy", "cannot read the flat field"),
     (np.array([{"a": 1}], dtype=object), "flat.npy", "cannot read the flat field"),
