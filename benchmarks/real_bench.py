@@ -13,7 +13,7 @@ For ``after`` each calibration's error against the planted truth is printed, and
 the time of calibrate all on the hardware-timed realistic twin against its patterns x (latency +
 settle).
 
-Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall]
+Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
 """
 
 from __future__ import annotations
@@ -96,19 +96,37 @@ def wall_clock_calibration() -> None:
           f"ratio {wall / c['pattern_time_s']:.2f}")
 
 
+def wall_clock_steps() -> None:
+    """Each step of calibrate all on its own, on the hardware-timed realistic twin: where the time goes."""
+    text = realistic_bench_text().replace('timing = "virtual"', 'timing = "wall"')
+    cfg = parse_bench(text, "realistic, hardware-timed")
+    with tempfile.TemporaryDirectory() as tmp:
+        for step in ("camera", "lut", "wavefront", "alignment"):
+            with build_bench(cfg, Path(tmp)) as bench:
+                t0 = time.perf_counter()
+                c = calibrate(bench, step, CalibrationStore(Path(tmp))).counters
+                wall = time.perf_counter() - t0
+            print(f"  {step:<10} {wall:5.1f} s, {c['patterns_shown']} patterns, {c['frames_captured']} frames, "
+                  f"latency + settle {c['pattern_time_s']:.1f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
-    parser.add_argument("--only", choices=COLUMNS, default=None)
+    parser.add_argument("--only", choices=(*COLUMNS, "none"), default=None, help="one column, or none")
     parser.add_argument("--wall", action="store_true", help="also time calibrate all on the hardware-timed twin")
+    parser.add_argument("--wall-steps", action="store_true", help="also time each step alone on the hardware-timed twin")
     args = parser.parse_args()
     for name in COLUMNS:
         if args.only in (None, name):
             report(column(name, args.frames))
     if args.wall:
         wall_clock_calibration()
+    if args.wall_steps:
+        wall_clock_steps()
     print(f"\ncommand: python benchmarks/real_bench.py --frames {args.frames}"
-          + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else ""))
+          + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else "")
+          + (" --wall-steps" if args.wall_steps else ""))
 
 
 if __name__ == "__main__":

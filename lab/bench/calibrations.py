@@ -62,6 +62,7 @@ class BenchCalibrations:
     distances: CalibrationRecord | None = None
     flat_field: np.ndarray | None = None       # [camera] flat_field: the relative gain of each pixel
     flat_field_source: str = ""
+    _camera_cal: object = field(default=None, init=False, repr=False, compare=False)   # read once
 
     def ids(self) -> dict[str, str]:
         ids = {f"{key}.lut": lut.id for key, lut in self.luts.items()}
@@ -130,7 +131,7 @@ class BenchCalibrations:
 
         if self.camera is None:
             return None
-        if getattr(self, "_camera_cal", None) is None:
+        if self._camera_cal is None:
             self._camera_cal = CameraCalibration.from_record(self.camera)
         return self._camera_cal
 

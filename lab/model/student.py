@@ -219,12 +219,12 @@ class OpticalStudent(nn.Module):
         u1, u2 = self.optics.unmodulated
         out = self._through_slm2(field, mask, colour)
         if u2 > 0:
-            out = (1.0 - u2) * out + u2 * self._through_slm2(field, self.panel2_or_one, colour)
+            out = (1.0 - u2) * out + u2 * self._through_slm2(field, self._slm2_panel(), colour)
         if u1 > 0:                                      # SLM1's unmodulated light, through SLM2's both parts
             incident = self.unmodulated1[colour][None]
             other = self._through_slm2(incident, mask, colour)
             if u2 > 0:
-                other = (1.0 - u2) * other + u2 * self._through_slm2(incident, self.panel2_or_one, colour)
+                other = (1.0 - u2) * other + u2 * self._through_slm2(incident, self._slm2_panel(), colour)
             out = (1.0 - u1) * out + u1 * other
         return out
 
@@ -248,9 +248,11 @@ class OpticalStudent(nn.Module):
             leaving = torch.from_numpy((light * np.exp(1j * panel1)).astype(np.complex64))
             unmodulated1 = torch.stack([propagate_torch(leaving, h) for h in self.h1])
         self.register_buffer("panel2", panel2, persistent=False)
-        self.register_buffer("panel2_or_one", panel2 if panel2 is not None else torch.ones((), dtype=torch.complex64),
-                             persistent=False)
         self.register_buffer("unmodulated1", unmodulated1, persistent=False)
+
+    def _slm2_panel(self) -> torch.Tensor:
+        """What SLM2's unmodulated part does to the light: its wavefront, or nothing."""
+        return self.panel2 if self.panel2 is not None else torch.ones((), dtype=torch.complex64)
 
     def output_image(self, window: torch.Tensor) -> torch.Tensor:
         """The output window averaged to (B, output_pixels, output_pixels)."""

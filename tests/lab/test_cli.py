@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,15 +86,22 @@ def test_sigterm_stops_the_run_cleanly_with_the_laser_verified_off(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", "run", "--count", "2000", "--out", str(out),
-                             "--bench", str(bench), "--no-progress"], env=env, cwd=Path(__file__).parents[2],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    run_file = out / "run.h5"
-    while not run_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # let a few frames go by
+                             "--bench", str(bench)], env=env, cwd=Path(__file__).parents[2],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stored = threading.Event()          # the progress bar (stderr) has counted a few stored frames
+
+    def watch() -> None:
+        seen = b""
+        for chunk in iter(lambda: proc.stderr.read1(4096), b""):
+            seen = (seen + chunk)[-4096:]
+            counts = re.findall(rb"(\d+)/2000", seen)
+            if counts and int(counts[-1]) >= 3:
+                stored.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert stored.wait(timeout=120), "the run stored no frames"
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    proc.wait(timeout=60)
     assert proc.returncode != 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "stopped" and "terminated" in summary["stop_reason"]
