@@ -10,6 +10,7 @@ each calibration is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,26 +112,26 @@ def check_drift(bench, session: CalibrationSession | None = None) -> DriftCheck:
 
 
 def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: DriftCheck) -> None:
-    """d1 and d2 against the stored ones; each SLM's wavefront: what its correction leaves, or how
-    far it moved from the stored one where no correction is in force (SLM2, by default)."""
+    """d1 and d2 against the stored ones; each SLM's wavefront: how far it moved from the stored one,
+    each measured as the calibration measured it."""
     from optgen.calibration.distances import Distances, measure_distances
-    from optgen.calibration.wavefront import WavefrontCalibration, measure_wavefront, wavefront_correction_rad
+    from optgen.calibration.wavefront import WavefrontCalibration, measure_wavefront
 
     cals = bench.calibrations
     output_to_sensor = cals.output_to_sensor()
     stored_d = Distances.from_record(cals.distances) if cals.distances is not None else None
     if stored_d is not None:
-        # measured as the calibration measured them: SLM2's correction in force (its defocus bends
-        # the light SLM1's gratings turn), also where runs leave SLM2 uncorrected
-        slm2, record = bench.decoding_slm, cals.wavefronts.get(bench.decoding_slm.name)
-        in_force = slm2.measured_correction_rad
+        # measured as the calibration measured them: no measured wavefront correction in force (a
+        # vendor's file stays), whatever runs leave in force
+        slms = (bench.encoding_slm, bench.decoding_slm)
+        in_force = [slm.measured_correction_rad for slm in slms]
         try:
-            if in_force is None and record is not None:
-                slm2.set_wavefront_correction(wavefront_correction_rad(WavefrontCalibration.from_record(record),
-                                                                       slm2.shape, bench.config.light_path.pitch_m))
+            for slm in slms:
+                slm.set_wavefront_correction(None)
             now = measure_distances(session, output_to_sensor)
         finally:
-            slm2.set_wavefront_correction(in_force)
+            for slm, correction in zip(slms, in_force):
+                slm.set_wavefront_correction(correction)
         result.add("d1", (now.d1_m - stored_d.d1_m) * 1e3, TOLERANCES["distance_mm"], "mm")
         result.add("d2", (now.d2_m - stored_d.d2_m) * 1e3, TOLERANCES["distance_mm"], "mm")
     else:
@@ -146,14 +147,22 @@ def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: 
             continue
         stored = WavefrontCalibration.from_record(record)
         sigma = float(cals.lut_records[key].results["crosstalk_sigma_px"]) if key in cals.lut_records else 0.0
-        now = measure_wavefront(session, key, output_to_sensor, sigma, beam=beam, decoder_shift_m=shift,
-                                distances_m=distances)
+        power = stored_d.slm2_power_per_m if stored_d is not None else 0.0
+        # measured as calibrated (the SLM's own correction off; SLM2's too while SLM1's is measured,
+        # its own power then accounted for) and compared with the stored one: the method's own bias
+        # on a bench drops out
+        slms = [bench.encoding_slm, bench.decoding_slm] if key == bench.encoding_slm.name else [bench.decoding_slm]
+        in_force = [slm.measured_correction_rad for slm in slms]
+        try:
+            for slm in slms:
+                slm.set_wavefront_correction(None)
+            now = measure_wavefront(session, key, output_to_sensor, sigma, beam=beam, decoder_shift_m=shift,
+                                    distances_m=distances, slm2_power_per_m=power if math.isfinite(power) else 0.0)
+        finally:
+            for slm, correction in zip(slms, in_force):
+                slm.set_wavefront_correction(correction)
         beam = beam or stored
-        slm = bench.encoding_slm if key == bench.encoding_slm.name else bench.decoding_slm
-        if slm.measured_correction_rad is not None:            # what is left after the correction
-            left = now.corrected_waves()
-        else:                                                  # how far it moved
-            left = now.corrected_waves() - _same_terms(stored, now)
+        left = now.corrected_waves() - _same_terms(stored, now)
         result.add(f"{key} wavefront", float(np.sqrt(np.sum(left**2))), TOLERANCES["wavefront_waves"], "waves RMS")
     _check_unmodulated(bench, session, result, distances)
 

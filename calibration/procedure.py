@@ -8,8 +8,8 @@ Order for ``all``:
 3. wavefront - each SLM's wavefront error by phase diversity (calibration.wavefront): SLM1 first,
              its correction in force before SLM2 is measured; with the LUTs in force the lenses
              it shows are the lenses it means. Piston and tilt are left to the alignment. Around
-             them: d1 and d2 (calibration.distances; again with both corrections in force), a
-             quick 2 x 2 alignment where none is stored (SLM2's fit needs where SLM2 sits), and
+             them: d1 and d2 first (calibration.distances: a pair of lenses on SLM2 takes SLM2's
+             own power out of d1 and measures it for SLM1's fit), a quick 2 x 2 alignment where none is stored (SLM2's fit needs where SLM2 sits), and
              each SLM's unmodulated fraction (calibration.unmodulated: ratios of one focus, so
              SLM2's correction need not be in force yet);
 4. alignment - with both LUTs and both corrections in force, the lenses and gratings focus well:
@@ -22,6 +22,7 @@ calibration of that kind in force and the laser off. Every file gets a PNG next 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,9 +166,9 @@ def _crosstalk_sigma_px(bench, report, key: str) -> float:
 
 
 def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
-    """Distances, both wavefronts, then the distances again with SLM2 corrected (SLM2's own defocus
-    bent the light SLM1's gratings turned) and the defocus that the first d1 + d2 put into both
-    fits taken out; twice (0.02 mm on the ideal twin; 0.7 mm on the realistic one, decision 0013).
+    """Distances, then both wavefronts fitted at those distances (SLM2's own defocus drops out of d1:
+    :mod:`calibration.distances` measures it with a pair of lenses on SLM2, so the distances need
+    no second measurement once the corrections are in force).
 
     Each SLM's fit runs on a second thread while the bench measures what does not need it: SLM1's
     while SLM2's placement is found (a quick 2 x 2 alignment where none is stored: where SLM2 sits
@@ -191,11 +192,12 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-wavefront-fit")
     try:
-        distances = measure_distances(session, output_to_sensor)
-        first = (distances.d1_m, distances.d2_m)
         for slm in slms.values():
             slm.set_wavefront_correction(None)           # measured from scratch (a vendor file stays)
-        taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first)
+        distances = measure_distances(session, output_to_sensor)
+        first = (distances.d1_m, distances.d2_m)
+        taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first,
+                                  slm2_power_per_m=_finite_or_zero(distances.slm2_power_per_m))
         fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING))
         if placement is None:
             placement, output_to_sensor = _quick_alignment(session)
@@ -207,14 +209,6 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         unmodulated = _measure_unmodulated(session, first)
         measured[DECODING] = _result(fitting)
         apply()
-        assumed = distances.d1_m + distances.d2_m
-        for _ in range(2):
-            distances = measure_distances(session, output_to_sensor)
-            curvature = 1.0 / (distances.d1_m + distances.d2_m) - 1.0 / assumed
-            assumed = distances.d1_m + distances.d2_m
-            measured[ENCODING] = measured[ENCODING].refocused(-curvature, b.wavelength_m)
-            measured[DECODING] = measured[DECODING].refocused(curvature, b.wavelength_m)
-            apply()
     except BaseException:
         for key, slm in slms.items():                    # the previous corrections stay in force
             slm.set_wavefront_correction(previous[key])
@@ -226,6 +220,10 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
     _store_distances(bench, store, report, distances)
     _store_wavefronts(bench, store, report, measured, truths)
+
+
+def _finite_or_zero(value: float) -> float:
+    return float(value) if math.isfinite(value) else 0.0
 
 
 def _result(future):

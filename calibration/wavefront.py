@@ -74,16 +74,6 @@ class WavefrontCalibration:
         return replace(self, unmodulated_fraction=float(fraction), unmodulated_from=how,
                        unmodulated_fit=self.unmodulated_fraction, wrap_blur_px=float(wrap_blur_px))
 
-    def refocused(self, curvature_per_m: float, wavelength_m: float) -> "WavefrontCalibration":
-        """This calibration with ``x^2 / (2 lambda) * curvature`` waves added (a defocus: what a
-        distance that was off, or light arriving curved, put into the fit)."""
-        from dataclasses import replace
-
-        coefficients = np.array(self.coefficients_waves, dtype=np.float64)
-        if 4 in self.noll:
-            coefficients[self.noll.index(4)] += curvature_per_m * self.radius_m**2 / (4 * math.sqrt(3) * wavelength_m)
-        return replace(self, coefficients_waves=coefficients)
-
     def corrected_waves(self) -> np.ndarray:
         """The coefficients the correction takes out (Noll >= CORRECTED_FROM), zeros elsewhere."""
         return np.array([c if j >= CORRECTED_FROM else 0.0 for j, c in zip(self.noll, self.coefficients_waves)])
@@ -166,9 +156,10 @@ def at_camera_pitch(output_to_sensor: np.ndarray, camera_pitch_m: float) -> np.n
 
 
 def _on_model_grid(frame: np.ndarray, output_to_sensor: np.ndarray, grid: PupilGrid,
-                   camera_pitch_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """A frame (counts) resampled onto the model's sensor-plane grid, and its weights (1 on the sensor)."""
-    n, du = grid.n, grid.du_m
+                   camera_pitch_m: float, magnification: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A frame (counts) resampled onto the model's sensor-plane grid, and its weights (1 on the sensor).
+    ``magnification``: the sensor sees the model's plane this much larger (a lens on the way)."""
+    n, du = grid.n, grid.du_m * magnification
     box = max(1, int(round(du / camera_pitch_m)))
     smooth = cv2.blur(np.asarray(frame, dtype=np.float32), (box, box))
     lin = output_to_sensor[:, :2] * du
@@ -207,15 +198,26 @@ class WavefrontPictures:
 
 
 def capture_wavefront(session, key: str, output_to_sensor: np.ndarray | None, *, frames: int = 2,
-                      distances_m: tuple[float, float] | None = None) -> WavefrontPictures:
+                      distances_m: tuple[float, float] | None = None,
+                      slm2_power_per_m: float = 0.0) -> WavefrontPictures:
     """Show the diversity lenses on SLM ``key`` (the other SLM flat, corrections in force) and take
     their pictures. ``output_to_sensor``: the alignment's map (its offset and rotation are used),
     else None for the bench file's placement. ``distances_m``: the measured (d1, d2), else the
     bench file's: a distance that is off reads as defocus. CalibrationError where a spot falls
-    mostly off the sensor."""
+    mostly off the sensor.
+
+    ``slm2_power_per_m``: for SLM1, the power SLM2 adds on its own (its panel's defocus, measured
+    with the distances). SLM1 -> SLM2 (that lens) -> sensor has the ray matrix [[A, B], [C, D]]
+    with A = 1 - d2 p, B = d1 + d2 - d1 d2 p, and its pictures are free space over B / A seen
+    magnified A times; so the pictures are fitted as that, and SLM2's defocus does not pass for
+    SLM1's (nor bend the beam's size)."""
     b = session.config.light_path
     d1, d2 = distances_m if distances_m is not None else (b.d1_m, b.d2_m)
     distance, side, radius, shape = _geometry(b, key, d1, d2)
+    magnification = 1.0
+    if key == ENCODING and slm2_power_per_m:
+        magnification = 1.0 - d2 * slm2_power_per_m
+        distance = (d1 + d2 - d1 * d2 * slm2_power_per_m) / magnification
     grid = PupilGrid.for_path(b.pitch_m, b.wavelength_m, distance, side, radius, NOLL, shape)
     half = side / 2.0
     m = at_camera_pitch(output_to_sensor if output_to_sensor is not None else nominal_output_to_sensor(b),
@@ -230,7 +232,7 @@ def capture_wavefront(session, key: str, output_to_sensor: np.ndarray | None, *,
         for pattern in patterns:
             session.show(**{_LABEL[key]: pattern})
             session.auto_exposure_dimming(target_fraction=0.6)
-            picture, weight = _on_model_grid(session.capture(frames), m, grid, b.camera_pitch_m)
+            picture, weight = _on_model_grid(session.capture(frames), m, grid, b.camera_pitch_m, magnification)
             pictures.append(picture)
             weights.append(weight)
     for i, (picture, weight) in enumerate(zip(pictures, weights)):
@@ -280,7 +282,9 @@ def fit_wavefront(taken: WavefrontPictures, crosstalk_sigma_px: float, *, beam: 
 def measure_wavefront(session, key: str, output_to_sensor: np.ndarray | None, crosstalk_sigma_px: float,
                       *, frames: int = 2, beam: WavefrontCalibration | None = None,
                       decoder_shift_m: tuple[float, float] = (0.0, 0.0),
-                      distances_m: tuple[float, float] | None = None) -> WavefrontCalibration:
+                      distances_m: tuple[float, float] | None = None,
+                      slm2_power_per_m: float = 0.0) -> WavefrontCalibration:
     """:func:`capture_wavefront`, then :func:`fit_wavefront`."""
-    taken = capture_wavefront(session, key, output_to_sensor, frames=frames, distances_m=distances_m)
+    taken = capture_wavefront(session, key, output_to_sensor, frames=frames, distances_m=distances_m,
+                              slm2_power_per_m=slm2_power_per_m)
     return fit_wavefront(taken, crosstalk_sigma_px, beam=beam, decoder_shift_m=decoder_shift_m)
