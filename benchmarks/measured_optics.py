@@ -36,48 +36,10 @@ from optgen.lab.evaluate.prediction import calibrated_optics
 from optgen.lab.evaluate.run import evaluate_run
 from optgen.lab.model import SHIPPED_MODEL, load_model
 from optgen.lab.model.bench_optics import bench_optics
+from optgen.lab.model.fine_tune import fine_tune_decoder, student_from
 from optgen.lab.model.shipped import save_model
-from optgen.lab.model.student import OpticalStudent
-from optgen.lab.model.train import TrainSettings, _decoder_misplacement
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.sources import run_sources
-
-
-def student_from(model, optics, sigma: float) -> OpticalStudent:
-    """A student holding ``model``'s encoder, decoder and scale, seeing ``optics``."""
-    layers = len(model.weights) - 2
-    student = OpticalStudent(model.geometry, model.weights[0][0].shape[0], hidden=model.weights[0][0].shape[1],
-                             hidden_layers=layers + 1, crosstalk_sigma_px=sigma, optics=optics)
-    linear = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
-    with torch.no_grad():
-        for m, (w, b) in zip(linear, model.weights):
-            m.weight.copy_(torch.from_numpy(np.asarray(w, np.float32).T))
-            m.bias.copy_(torch.from_numpy(np.asarray(b, np.float32)))
-        phase = np.clip(model.decoder_phase[model.geometry.wavelength_nm] / (2 * np.pi), 1e-4, 1 - 1e-4)
-        student.decoder_logits.copy_(torch.from_numpy(np.log(phase / (1 - phase)).astype(np.float32))[None])
-        student.log_scale_offset.fill_(float(model.log_scale_offset))
-    student.straight_through = True
-    return student
-
-
-def fine_tune(student: OpticalStudent, noise: np.ndarray, targets: np.ndarray, steps: int, lr: float) -> list[float]:
-    """Decoder-only steps (cosine learning rate), with training's decoder misplacements."""
-    for p in student.encoder.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.Adam([student.decoder_logits], lr=lr, betas=(0.5, 0.999))
-    rng, settings, losses = np.random.default_rng(7), TrainSettings(), []
-    for step in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-        idx = rng.integers(0, len(noise), 16)
-        shift, rotation = _decoder_misplacement(rng, settings)
-        predicted = student(torch.from_numpy(noise[idx]), shift=shift, rotation_deg=rotation)[:, 0]
-        loss = torch.mean((predicted - torch.from_numpy(targets[idx])) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    return losses
 
 
 def judged(cfg, store: Path, out: Path, frames: int, model) -> dict:
@@ -117,7 +79,7 @@ def main() -> None:
         judge.teacher_samples = model.teacher_samples[half:]
         judge.teacher_noise = model.teacher_noise[half:]
         t0 = time.perf_counter()
-        losses = fine_tune(student, noise, targets, args.steps, args.lr)
+        losses = fine_tune_decoder(student, noise, targets, args.steps, args.lr)
         minutes = (time.perf_counter() - t0) / 60
         phase = student.decoder_phase().detach().numpy()[0]
         tuned = dataclasses.replace(model, name="digits-v6-measured-optics",

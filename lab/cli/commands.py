@@ -150,6 +150,35 @@ def _measured_optics(cfg, grid_px: int):
     return bench_optics(optics, cfg, grid_px), record
 
 
+def _fine_tune(args: argparse.Namespace, cfg) -> int:
+    """``optgen train --from MODEL --measured-optics``: the model's decoder fine-tuned through the
+    bench's measured optics (lab.model.fine_tune)."""
+    from optgen.lab.bench.calibrations import load_bench_calibrations
+    from optgen.lab.model import OpticalGeometry, load_model
+    from optgen.lab.model.fine_tune import FINE_TUNE_STEPS, fine_tune_model
+
+    if not args.measured_optics:
+        raise OptgenError("--from fine-tunes a model through the bench's measured optics: add --measured-optics")
+    other = [flag for flag, value in (("--colours", args.colours), ("--pairs", args.pairs), ("--batch", args.batch),
+                                      ("--encoder-hidden", args.encoder_hidden), ("--encoder-layers", args.encoder_layers),
+                                      ("--minutes", args.minutes)) if value]
+    if other:
+        raise OptgenError(f"--from fine-tunes an existing model's decoder: {', '.join(other)} do not apply")
+    model = load_model(args.base_model)
+    model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
+    optics, record = _measured_optics(cfg, model.geometry.grid_px)
+    luts = load_bench_calibrations(cfg).lut_records
+    sigma = float(luts["decoding_slm"].results["crosstalk_sigma_px"]) if "decoding_slm" in luts else 0.0
+    try:
+        path = fine_tune_model(model, optics, record, args.out, sigma, steps=args.steps or FINE_TUNE_STEPS,
+                               name=args.name, log=lambda m: print(m, flush=True))
+    except (ValueError, FileExistsError) as exc:
+        raise OptgenError(str(exc)) from None
+    print(f"model written to {path} (fine-tuned from {model.id} through the measured optics of {cfg.name!r}); "
+          f"run it with [run] model = \"{path}\"")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
@@ -160,6 +189,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
 
     cfg = load_bench(args.bench)
+    if getattr(args, "base_model", None) is not None:
+        return _fine_tune(args, cfg)
     settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
     if args.steps is not None:
         settings.student_steps = args.steps

@@ -101,6 +101,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="train through what the bench's calibrations measured (true d1/d2, the Gaussian beam, "
                             "SLM2's wavefront, unmodulated light; optgen calibrate all first) instead of the bench "
                             "file's nominal optics")
+    train.add_argument("--from", dest="base_model", default=None, metavar="MODEL",
+                       help="with --measured-optics: fine-tune this model's decoder (a model file, or the shipped "
+                            "model's name) through the bench's measured optics instead of training from scratch "
+                            "(--steps default 600, about 2.5 min); writes a new model file in --out")
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
                             "per colour, on colour digits)")
