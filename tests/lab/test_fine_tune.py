@@ -105,3 +105,24 @@ def test_train_from_needs_measured_optics_and_measured_calibrations(tmp_path, ca
                  "--measured-optics"]) != 0
     assert "no distances or wavefront calibration for this bench" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_train_from_on_a_calibrated_bench_writes_a_model_that_records_the_calibrations(tmp_path, capsys, geom):
+    from optgen.lab.cli import main
+
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text(), encoding="utf-8")
+    save_model(tmp_path / "tiny.npz", model_with_targets(geom, measured_optics(geom)))
+    assert main(["calibrate", "all", "--bench", str(bench)]) == 0
+    args = ["train", "--out", str(tmp_path / "tuned"), "--bench", str(bench), "--from", str(tmp_path / "tiny.npz"),
+            "--measured-optics", "--steps", "3"]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "fine-tuned from tiny:" in capsys.readouterr().out
+    tuned = load_model(tmp_path / "tuned" / "tiny-measured-optics.npz")
+    record = tuned.info["fine_tuned"]["measured_optics"]
+    assert record["calibrations"]["distances"].startswith("distances:bench")
+    assert set(record["calibrations"]) == {"distances", "encoding_slm.wavefront", "decoding_slm.wavefront"}
+    assert tuned.info["fine_tuned"]["steps"] == 3
+    assert main(args) != 0
+    assert "never overwrites" in capsys.readouterr().err
