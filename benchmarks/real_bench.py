@@ -7,13 +7,19 @@ prediction from what the calibrations measured (Pearson r of each registered fra
 - ideal:        the default twin (nothing new planted) after ``optgen calibrate all``;
 - uncalibrated: the realistic twin, no calibration;
 - before:       the realistic twin after the calibrations of the last round (camera, LUTs, alignment);
-- after:        the realistic twin after ``optgen calibrate all`` (wavefronts and distances too).
+- after:        the realistic twin after ``optgen calibrate all`` (wavefronts and distances too);
+- refined:      as after, then ``optgen refine`` (decoder fine-tuned through the calibrated optics,
+                then camera-in-the-loop rounds; ``--refine-frames`` captured frames), its model run.
+
+Each column also shows the teacher's held-out noise (``--paired`` of the 250 pairs no refinement
+saw) and reports the paired per-frame r of the captured images against the teacher's.
 
 For ``after`` each calibration's error against the planted truth is printed, and with ``--wall``
 the time of calibrate all on the hardware-timed realistic twin against its patterns x (latency +
 settle).
 
 Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
+        [--refine-frames N] [--paired N] [--second-twin]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from optgen.calibration.store import CalibrationStore
 from optgen.calibration.twin_truth import truth_errors
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
-from optgen.lab.bench.examples import realistic_bench_text
+from optgen.lab.bench.examples import edit_bench_text, realistic_bench_text, second_realistic_bench_text
 from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.evaluate.prediction import calibrated_optics, run_agreement
 from optgen.lab.evaluate.run import evaluate_run
@@ -38,22 +44,26 @@ from optgen.lab.model import SHIPPED_MODEL, load_model
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.sources import run_sources
 
-COLUMNS = ("ideal", "uncalibrated", "before", "after")
-STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",)}
+COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined")
+STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",),
+         "refined": ("all",)}
 
 
-def column(name: str, frames: int) -> dict:
-    """One column: calibrate as the column says, run ``frames`` frames, judge them."""
-    cfg = parse_bench(default_bench_text() if name == "ideal" else realistic_bench_text(), name)
+def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, realistic_text=None) -> dict:
+    """One column: calibrate as the column says (and refine), run ``frames`` frames, judge them."""
+    cfg = parse_bench(default_bench_text() if name == "ideal" else (realistic_text or realistic_bench_text()), name)
     with tempfile.TemporaryDirectory() as tmp:
         store, out = Path(tmp) / "calibrations", Path(tmp) / "run"
-        truth, calibrate_s = {}, 0.0
+        truth, calibrate_s, refine = {}, 0.0, {}
         for step in STEPS[name]:
             with build_bench(cfg, store) as bench:
                 t0 = time.perf_counter()
                 report = calibrate(bench, step, CalibrationStore(store), truths=bench.truths)
                 calibrate_s += time.perf_counter() - t0
                 truth.update(truth_errors(report, bench.truths, bench.config.light_path))
+        model = load_model(SHIPPED_MODEL)
+        if name == "refined":
+            cfg, model, refine = refined(cfg, store, Path(tmp) / "refine", refine_frames)
         seeds, decoder, decoder_id = run_sources(cfg, None, random_seed=20261205)
         t0 = time.perf_counter()
         with build_bench(cfg, store) as bench:
@@ -64,8 +74,47 @@ def column(name: str, frames: int) -> dict:
                       if k in calibrations.lut_records else 0.0 for k in ("encoding_slm", "decoding_slm"))
         r = run_agreement(out, cfg, sigma, calibrations.decoder_placement(), calibrated_optics(calibrations, cfg))
         ev = evaluate_run(out, model=load_model(SHIPPED_MODEL))
+        pr = paired_r(cfg, store, model, Path(tmp) / "paired", paired)
     return {"name": name, "frames_per_s": frames / wall, "calibrate_s": calibrate_s, "truth": truth,
-            "agreement": (float(np.mean(r)), float(np.min(r))), **ev}
+            "agreement": (float(np.mean(r)), float(np.min(r))), "paired_r": pr, "refine": refine, **ev}
+
+
+def refined(cfg, store: Path, folder: Path, refine_frames: int):
+    """``optgen refine`` of the shipped model on the calibrated bench: (bench config running the refined
+    model, the refined model, what it took)."""
+    from optgen.lab.refine.loop import RefineSettings, refine_model
+    from optgen.lab.refine.optics import measured_optics
+
+    model = load_model(SHIPPED_MODEL)
+    optics, record, sigma = measured_optics(cfg, model.geometry.grid_px, store)
+    t0 = time.perf_counter()
+    with build_bench(cfg, store) as bench:
+        path = refine_model(bench, model, folder, optics, record, sigma, RefineSettings(frames=refine_frames),
+                            log=lambda m: None)
+    minutes = (time.perf_counter() - t0) / 60
+    tuned = load_model(path)
+    text = edit_bench_text(cfg.text, {("run", "model"): f'"{path}"'})
+    info = tuned.info["refined"]
+    return parse_bench(text, cfg.name), tuned, {"minutes": minutes, "frames": info["frames_captured"],
+                                                "eval_before": info["eval_before"], "eval_after": info["eval_after"]}
+
+
+def paired_r(cfg, store: Path, model, folder: Path, count: int) -> float:
+    """Mean per-frame r of the captured images of ``count`` held-out teacher noises (the second half
+    of the pairs the model file keeps) against the teacher's images for the same noise."""
+    from optgen.lab.refine.noise_seeds import NoiseSeedSource
+    from optgen.lab.runfile.reader import RunFile
+
+    half = len(model.teacher_noise) // 2
+    labels = list(range(half, half + count))
+    seeds = NoiseSeedSource(model, model.teacher_noise[labels], labels, name="paired")
+    decoder = model.decoder_phase[model.wavelengths_nm[0]]
+    with build_bench(cfg, store) as bench:
+        run_generation(bench, seeds, decoder, f"model:{model.id}", folder, count)
+    with RunFile(folder / "run.h5") as f:
+        images = f.images()[np.argsort(f.indices)]
+    targets = model.teacher_samples[labels]
+    return float(np.mean([np.corrcoef(i.ravel(), t.ravel())[0, 1] for i, t in zip(images, targets)]))
 
 
 def report(col: dict) -> None:
@@ -77,7 +126,11 @@ def report(col: dict) -> None:
           + (f" (teacher {t['frechet_distance']:.2f}, ratio {g['frechet_distance'] / t['frechet_distance']:.2f})"
              if t else ""))
     print(f"  frames vs the prediction from the calibrations: Pearson r mean {col['agreement'][0]:.3f}, "
-          f"min {col['agreement'][1]:.3f}")
+          f"min {col['agreement'][1]:.3f}; paired r against the teacher (held-out noise) {col['paired_r']:.3f}")
+    if col["refine"]:
+        f = col["refine"]
+        print(f"  refine: {f['minutes']:.1f} min, {f['frames']} frames captured; held-out paired r on the bench "
+              f"{f['eval_before']['paired_r_mean']:.3f} -> {f['eval_after']['paired_r_mean']:.3f}")
     for key, value in col["truth"].items():
         print(f"    {key:<44} {value}")
 
@@ -116,17 +169,23 @@ def main() -> None:
     parser.add_argument("--only", choices=(*COLUMNS, "none"), default=None, help="one column, or none")
     parser.add_argument("--wall", action="store_true", help="also time calibrate all on the hardware-timed twin")
     parser.add_argument("--wall-steps", action="store_true", help="also time each step alone on the hardware-timed twin")
+    parser.add_argument("--refine-frames", type=int, default=1536, help="frames the refined column captures")
+    parser.add_argument("--paired", type=int, default=50, help="held-out teacher noises shown per column")
+    parser.add_argument("--second-twin", action="store_true",
+                        help="the realistic columns on a second realistic twin with other planted values")
     args = parser.parse_args()
+    text = second_realistic_bench_text() if args.second_twin else None
     for name in COLUMNS:
         if args.only in (None, name):
-            report(column(name, args.frames))
+            report(column(name, args.frames, args.refine_frames, args.paired, text))
     if args.wall:
         wall_clock_calibration()
     if args.wall_steps:
         wall_clock_steps()
     print(f"\ncommand: python benchmarks/real_bench.py --frames {args.frames}"
           + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else "")
-          + (" --wall-steps" if args.wall_steps else ""))
+          + (" --wall-steps" if args.wall_steps else "") + (" --second-twin" if args.second_twin else "")
+          + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else ""))
 
 
 if __name__ == "__main__":

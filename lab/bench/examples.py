@@ -8,7 +8,7 @@ import re
 from optgen.lab.bench.parse import default_bench_text
 
 __all__ = ["REALISTIC", "RGB_COLOURS", "SMALL", "add_to_bench_text", "edit_bench_text", "external_laser_bench_text",
-           "realistic_bench_text", "rgb_bench_text", "small_bench_text"]
+           "realistic_bench_text", "rgb_bench_text", "second_realistic_bench_text", "small_bench_text"]
 
 
 def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
@@ -78,6 +78,32 @@ REALISTIC = {
                     "background_w_per_m2 = 0.002      # stray light"],
 }
 REALISTIC_TWIN = {("twin.laser", "beam"): '"gaussian"', ("twin.laser", "waist_mm"): "3.0"}
+
+# A second realistic bench with other values of the same sizes, for figures no one tuned on.
+REALISTIC_2 = {
+    "twin": ["d1_mm = 118.8                 # the true distances: [geometry] says 120.1 and 96.4",
+             "d2_mm = 97.5"],
+    "twin.laser": ["centre_um = [-35.0, 50.0]", "tilt_urad = [-120.0, 90.0]", "pointing_drift_urad_per_h = [-15.0, 25.0]"],
+    "twin.encoding_slm": [
+        "wavefront_waves = [0.0, -0.04, 0.06, -0.32, 0.12, 0.21, -0.05, 0.07, -0.04, 0.03, -0.04]",
+        "wavefront_radius_mm = 2.5",
+        "unmodulated_fraction = 0.05",
+        "response_drift_per_h = -0.012"],
+    "twin.decoding_slm": [
+        "wavefront_waves = [0.0, 0.03, -0.02, 0.26, 0.10, -0.09, 0.05, -0.04, 0.03, 0.02, -0.05]",
+        "wavefront_radius_mm = 2.5",
+        "unmodulated_fraction = 0.025",
+        "response_drift_per_h = 0.009"],
+    "twin.camera": ["hot_pixel_fraction = 0.0003", "hot_pixel_e_per_s = 1.5e6", "prnu_rms = 0.015",
+                    "dsnu_dn_rms = 1.5", "background_w_per_m2 = 0.003"],
+}
+REALISTIC_2_TWIN = {("twin.laser", "beam"): '"gaussian"', ("twin.laser", "waist_mm"): "2.6"}
+
+
+def second_realistic_bench_text() -> str:
+    """A second realistic bench: the same effects as :func:`realistic_bench_text` at other values."""
+    text = edit_bench_text(default_bench_text(), REALISTIC_2_TWIN)
+    return add_to_bench_text(text, REALISTIC_2)
 
 
 def realistic_bench_text() -> str:

@@ -130,32 +130,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _measured_optics(cfg, grid_px: int):
-    """(BenchOptics, where they come from) of the calibrations in ``cfg``'s store; OptgenError when
-    they measured none of it (no distances, no wavefront)."""
-    from optgen.lab.bench.calibrations import load_bench_calibrations
-    from optgen.lab.evaluate.prediction import calibrated_optics
-    from optgen.lab.model.bench_optics import bench_optics
+    """(BenchOptics, where they come from) of the calibrations in ``cfg``'s store (lab.refine.optics)."""
+    from optgen.lab.refine.optics import measured_optics
 
-    cals = load_bench_calibrations(cfg)
-    if cals.distances is None and not cals.wavefronts:
-        raise OptgenError(f"{cals.store}: no distances or wavefront calibration for this bench; run optgen "
-                          f"calibrate all (or wavefront) first, or train without --measured-optics")
-    optics = calibrated_optics(cals, cfg)
-    ids = {name: cals.ids()[name] for name in cals.ids() if name.endswith(".wavefront") or name == "distances"}
-    record = {"bench": cfg.name, "store": str(cals.store), "calibrations": ids,
-              "d1_mm": round(optics.d1_m * 1e3, 4) if optics.d1_m else None,
-              "d2_mm": round(optics.d2_m * 1e3, 4) if optics.d2_m else None,
-              "beam_waist_mm": round(optics.beam_waist_m * 1e3, 4),
-              "unmodulated": [round(float(u), 5) for u in optics.unmodulated]}
-    return bench_optics(optics, cfg, grid_px), record
+    optics, record, _ = measured_optics(cfg, grid_px)
+    return optics, record
 
 
 def _fine_tune(args: argparse.Namespace, cfg) -> int:
     """``optgen train --from MODEL --measured-optics``: the model's decoder fine-tuned through the
     bench's measured optics (lab.model.fine_tune)."""
-    from optgen.lab.bench.calibrations import load_bench_calibrations
     from optgen.lab.model import OpticalGeometry, load_model
     from optgen.lab.model.fine_tune import FINE_TUNE_STEPS, fine_tune_model
+    from optgen.lab.refine.optics import measured_optics
 
     if not args.measured_optics:
         raise OptgenError("--from fine-tunes a model through the bench's measured optics: add --measured-optics")
@@ -166,9 +153,7 @@ def _fine_tune(args: argparse.Namespace, cfg) -> int:
         raise OptgenError(f"--from fine-tunes an existing model's decoder: {', '.join(other)} do not apply")
     model = load_model(args.base_model)
     model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
-    optics, record = _measured_optics(cfg, model.geometry.grid_px)
-    luts = load_bench_calibrations(cfg).lut_records
-    sigma = float(luts["decoding_slm"].results["crosstalk_sigma_px"]) if "decoding_slm" in luts else 0.0
+    optics, record, sigma = measured_optics(cfg, model.geometry.grid_px)
     try:
         path = fine_tune_model(model, optics, record, args.out, sigma, steps=args.steps or FINE_TUNE_STEPS,
                                name=args.name, log=lambda m: print(m, flush=True))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
 from optgen.lab.cli.commands import cmd_config, cmd_devices, cmd_evaluate, cmd_train
+from optgen.lab.cli.refine import add_refine_parser
 from optgen.lab.cli.run import cmd_run, cmd_status
 
 __all__ = ["main"]
@@ -109,6 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
                             "per colour, on colour digits)")
     train.set_defaults(func=cmd_train)
+    add_refine_parser(sub)
 
     devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
                              description="Open every device of the bench file and print its identity and state "

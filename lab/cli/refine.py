@@ -1,0 +1,80 @@
+"""``optgen refine``: a model's decoder refined on the bench, camera in the loop (lab.refine)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from optgen.drivers.errors import OptgenError
+
+__all__ = ["add_refine_parser", "cmd_refine"]
+
+
+def add_refine_parser(sub) -> None:
+    refine = sub.add_parser(
+        "refine", help="refine a model's decoder on the bench, camera in the loop (needs the train extra)",
+        description="Fine-tune the model's decoder through the bench's calibrated optics, then show batches of "
+                    "its seeds on the bench and move the decoder so the captured images approach the teacher's "
+                    "(physics-aware training: the bench's images forward, the calibrated model's gradient). "
+                    "Needs optgen calibrate all first. Every capture is a run in --out/rounds; run the same "
+                    "command again to resume. Writes a new model file in --out.")
+    refine.add_argument("--out", type=Path, required=True, help="refinement folder (checkpoint, runs, model, pictures)")
+    refine.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
+    refine.add_argument("--model", default=None, help="model to refine (default: the bench file's [run] model)")
+    refine.add_argument("--frames", type=int, default=None, help="frames captured for the rounds (default 1536)")
+    refine.add_argument("--batch", type=int, default=None, help="frames per round (default 32)")
+    refine.add_argument("--pretune-steps", type=int, default=None, metavar="N",
+                        help="decoder steps through the calibrated model first (default 600; 0: none)")
+    refine.add_argument("--name", default=None, help="the refined model's name (default <model>-refined)")
+    refine.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    refine.set_defaults(func=cmd_refine)
+
+
+def cmd_refine(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise OptgenError("refine needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
+    from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.parse import load_bench
+    from optgen.lab.model import OpticalGeometry
+    from optgen.lab.refine.loop import RefineSettings, refine_model
+    from optgen.lab.refine.optics import measured_optics
+    from optgen.lab.run.sources import bench_model
+
+    cfg = load_bench(args.bench)
+    base_dir = args.bench.parent if args.bench is not None else None
+    if args.model is not None:
+        from optgen.lab.model import load_model
+
+        model = load_model(args.model)
+    else:
+        model = bench_model(cfg, base_dir)
+    model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
+    if len(model.wavelengths_nm) != 1:
+        raise OptgenError(f"{model.name}: refine is for one-colour models (this one has {len(model.wavelengths_nm)})")
+    try:
+        optics, record, sigma = measured_optics(cfg, model.geometry.grid_px)
+    except OptgenError as exc:
+        raise OptgenError(f"refine needs a calibrated bench (its gradient comes from the calibrated model): "
+                          f"{str(exc).split(';')[0]}; run optgen calibrate all first") from None
+    settings = RefineSettings(name=args.name)
+    for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps)):
+        if value is not None:
+            setattr(settings, key, value)
+    settings.check(len(model.teacher_noise) if model.teacher_noise is not None else 0)
+    with build_bench(cfg) as bench:
+        cals = bench.calibrations
+        missing = [f"{key} LUT" for key in ("encoding_slm", "decoding_slm") if key not in cals.lut_records]
+        missing += ["alignment"] if cals.alignment is None else []
+        if missing:
+            raise OptgenError(f"refine needs a calibrated bench: no {', '.join(missing)} calibration in force; "
+                              f"run optgen calibrate all first")
+        path = refine_model(bench, model, args.out, optics, record, sigma, settings, minutes=args.minutes,
+                            log=lambda m: print(m, flush=True))
+    if path is None:
+        print(f"refine paused; run the same command again to resume ({args.out})")
+        return 0
+    print(f"refined model written to {path}; pictures {args.out / 'sheet_before.png'}, "
+          f"{args.out / 'sheet_after.png'}, {args.out / 'rounds.png'}")
+    return 0

@@ -1,0 +1,144 @@
+"""optgen refine (lab.refine): physics-aware steps, the rounds as runs, resume, and what it refuses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optgen.drivers.errors import OptgenError
+from optgen.lab.bench.assemble import build_bench
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.model import OpticalGeometry, load_model, save_model
+from optgen.lab.runfile.reader import RunFile
+from tests.conftest import small_bench_text
+from tests.lab.test_fine_tune import measured_optics, model_with_targets
+from tests.lab.test_model import IDEAL_TWIN
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """A small twin bench file with `calibrate all` done, and a tiny model with teacher pairs."""
+    from optgen.lab.cli import main
+
+    folder = tmp_path_factory.mktemp("refine")
+    bench = folder / "bench.toml"
+    bench.write_text(small_bench_text(), encoding="utf-8")
+    geom = OpticalGeometry.from_bench(parse_bench(small_bench_text(IDEAL_TWIN), "ideal"))
+    save_model(folder / "tiny.npz", model_with_targets(geom, measured_optics(geom)))
+    assert main(["calibrate", "all", "--bench", str(bench)]) == 0
+    return folder, bench
+
+
+def settings(**kw):
+    from optgen.lab.refine.loop import RefineSettings
+
+    return RefineSettings(**{"frames": 32, "batch": 8, "pretune_steps": 3, "eval_frames": 6, **kw})
+
+
+def refine(folder, bench_path, out, s, **kw):
+    from optgen.lab.refine.loop import refine_model
+    from optgen.lab.refine.optics import measured_optics as bench_measured_optics
+
+    cfg = parse_bench(bench_path.read_text(encoding="utf-8"), str(bench_path))
+    model = load_model(folder / "tiny.npz")
+    optics, record, sigma = bench_measured_optics(cfg, model.geometry.grid_px, folder / "calibrations")
+    with build_bench(cfg, folder / "calibrations") as bench:
+        path = refine_model(bench, model, out, optics, record, sigma, s, log=lambda m: None, **kw)
+        assert bench.world.laser_emission is False
+    return path, model
+
+
+def test_a_physics_aware_step_is_the_models_step_when_the_bench_agrees_and_follows_the_bench_when_not(calibrated):
+    from optgen.lab.model.fine_tune import student_from
+    from optgen.lab.refine.loop import _step
+
+    folder, _ = calibrated
+    model = load_model(folder / "tiny.npz")
+    geom = model.geometry
+    optics = measured_optics(geom)
+    noise, targets = model.teacher_noise[:8], model.teacher_samples[:8]
+    a, b = student_from(model, optics, 0.0), student_from(model, optics, 0.0)
+    with torch.no_grad():
+        _, log_scale = a.encode(torch.from_numpy(noise))
+        counts = (a(torch.from_numpy(noise))[:, 0] / torch.exp(log_scale[:, 0])[:, None, None]).numpy() * 1234.0
+    opt_a = torch.optim.Adam([a.decoder_logits], lr=0.01)
+    opt_b = torch.optim.Adam([b.decoder_logits], lr=0.01)
+    step = _step(a, opt_a, noise, counts, targets)            # the bench saw what the model predicts
+    loss = torch.mean((b(torch.from_numpy(noise))[:, 0] - torch.from_numpy(targets)) ** 2)
+    opt_b.zero_grad()
+    loss.backward()
+    opt_b.step()
+    start = student_from(model, optics, 0.0).decoder_logits.detach().numpy()
+    moved = a.decoder_logits.detach().numpy() - start
+    assert np.abs(moved).max() > 5e-3                         # Adam's first step: about the learning rate
+    np.testing.assert_allclose(moved, b.decoder_logits.detach().numpy() - start, atol=1e-4)
+    assert step["bench_loss"] == pytest.approx(step["model_loss"], rel=1e-4)
+    assert step["bench_vs_model_r"] == pytest.approx(1.0, abs=1e-6)
+    # a bench that shows something else: the loss is the bench's, not the model's
+    other = counts[::-1].copy()
+    step = _step(a, opt_a, noise, other, targets)
+    assert step["bench_vs_model_r"] < 0.99 and step["bench_loss"] != pytest.approx(step["model_loss"], rel=1e-3)
+
+
+def test_refine_captures_every_round_as_a_run_and_writes_a_new_model_that_records_what_it_used(calibrated):
+    folder, bench = calibrated
+    out = folder / "out"
+    path, model = refine(folder, bench, out, settings())
+    assert path == out / "tiny-refined.npz"
+    tuned = load_model(path)
+    info = tuned.info["refined"]
+    assert info["base_model"] == model.id and info["rounds"] == 4 and info["frames_captured"] == 2 * 6 + 4 * 8
+    assert info["calibrations"]["alignment"].startswith("alignment:bench")
+    assert set(info["eval_after"]) == {"paired_r_mean", "paired_r_min", "frames"}
+    assert not np.allclose(tuned.decoder_phase[520.0], model.decoder_phase[520.0])
+    for (w0, _), (w1, _) in zip(model.weights, tuned.weights):
+        np.testing.assert_array_equal(w0, w1)
+    for name, count in (("before", 6), ("r0000", 8), ("r0003", 8), ("after", 6)):
+        with RunFile(out / "rounds" / name / "run.h5") as f:
+            assert f.status()["status"] == "complete" and len(f.indices) == count
+            ids = f.seed_id()
+            assert all("/pair" in i for i in ids)
+    with RunFile(out / "rounds" / "before" / "run.h5") as f:
+        assert [int(i.rsplit("pair", 1)[1]) for i in f.seed_id()] == list(range(32, 38))   # held out
+    for picture in ("sheet_before.png", "sheet_after.png", "rounds.png", "refine.json"):
+        assert (out / picture).is_file()
+    with pytest.raises(OptgenError, match="never overwrites"):
+        refine(folder, bench, out, settings())
+
+
+def test_a_stopped_refine_resumes_at_the_next_round_without_retaking_frames(calibrated):
+    folder, bench = calibrated
+    out = folder / "resumed"
+    assert refine(folder, bench, out, settings(), minutes=0.0)[0] is None        # stops after round 1
+    first = (out / "rounds" / "r0000" / "run.h5").stat().st_mtime_ns
+    assert not (out / "rounds" / "r0001").exists()
+    (out / "rounds" / "r0001").mkdir()                       # a round killed before its run file existed
+    path, _ = refine(folder, bench, out, settings())
+    assert (out / "rounds" / "r0000" / "run.h5").stat().st_mtime_ns == first
+    info = load_model(path).info["refined"]
+    assert info["rounds"] == 4
+    with pytest.raises(OptgenError, match="another settings"):
+        refine(folder, bench, folder / "resumed-other", settings(), minutes=0.0)
+        refine(folder, bench, folder / "resumed-other", settings(batch=4))
+
+
+def test_refine_refuses_an_uncalibrated_bench_a_model_for_another_geometry_and_a_dark_camera(calibrated, tmp_path,
+                                                                                             capsys, mocker):
+    from optgen.lab.cli import main
+    from optgen.simulators.world import OpticalWorld
+
+    folder, bench = calibrated
+    bare = tmp_path / "bench.toml"
+    bare.write_text(small_bench_text(), encoding="utf-8")
+    assert main(["refine", "--out", str(tmp_path / "r"), "--bench", str(bare), "--model",
+                 str(folder / "tiny.npz")]) != 0
+    assert "refine needs a calibrated bench" in capsys.readouterr().err
+    assert main(["refine", "--out", str(tmp_path / "r"), "--bench", str(bench)]) != 0     # the shipped model
+    assert "d1_mm: model 120.1, bench 40" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    mocker.patch.object(OpticalWorld, "delivered_power_w", return_value=0.0)
+    with pytest.raises(OptgenError, match="show no light"):
+        refine(folder, bench, tmp_path / "dark", settings())
+    assert not list((tmp_path / "dark").glob("*.npz"))
