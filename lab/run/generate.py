@@ -31,6 +31,7 @@ from optgen.drivers.errors import DeviceError
 from optgen.drivers.stop import StopControl
 from optgen.drivers.stop import active as active_stop
 from optgen.lab.bench.assemble import Bench
+from optgen.lab.model.provenance import adapted_elsewhere
 from optgen.lab.run.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
 from optgen.lab.run.energy import energy_per_image
 from optgen.lab.run.folder import check_resumable, prepare_run_folder
@@ -121,6 +122,10 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
                            f"sync {sync}, bench {cfg.name!r}")
     for line in getattr(cals, "skipped", None) or []:
         run_log.event("calibration", f"not used: {line}")
+    model = getattr(seeds, "model", None)
+    warning = adapted_elsewhere(model, bench.calibration_ids()) if model is not None else None
+    if warning:
+        run_log.event("warning", warning)
     if cals is not None and cals.in_force():
         ages = cals.ages_h()
         run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
@@ -350,7 +355,7 @@ class RunLog:
 
     def event(self, kind: str, text: str) -> None:
         level = logging.CRITICAL if kind == "laser" else (
-            logging.WARNING if kind in ("retry", "link", "store", "calibration") else logging.INFO)
+            logging.WARNING if kind in ("retry", "link", "store", "calibration", "warning") else logging.INFO)
         self.logger.log(level, "%s: %s", kind, text)
         if self.storage_hung:
             return

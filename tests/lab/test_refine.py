@@ -142,3 +142,23 @@ def test_refine_refuses_an_uncalibrated_bench_a_model_for_another_geometry_and_a
     with pytest.raises(OptgenError, match="show no light"):
         refine(folder, bench, tmp_path / "dark", settings())
     assert not list((tmp_path / "dark").glob("*.npz"))
+
+
+def test_a_refined_model_run_on_other_calibrations_warns_in_the_run_log(calibrated, tmp_path):
+    from optgen.lab.model.provenance import adapted_elsewhere
+    from optgen.lab.run.generate import run_generation
+    from optgen.lab.run.model_seeds import ModelSeedSource
+
+    folder, bench = calibrated
+    path, _ = refine(folder, bench, tmp_path / "ref", settings(frames=8, pretune_steps=0))
+    tuned = load_model(path)
+    cfg = parse_bench(bench.read_text(encoding="utf-8"), str(bench))
+    with build_bench(cfg, folder / "calibrations") as same:
+        assert adapted_elsewhere(tuned, same.calibration_ids()) is None
+        run_generation(same, ModelSeedSource(tuned, 520.0), tuned.decoder_phase[520.0], "t", tmp_path / "here", 2)
+    with build_bench(cfg, tmp_path / "no-calibrations") as other:
+        warning = adapted_elsewhere(tuned, other.calibration_ids())
+        assert "was refined on bench" in warning and "alignment" in warning and "distances" in warning
+        run_generation(other, ModelSeedSource(tuned, 520.0), tuned.decoder_phase[520.0], "t", tmp_path / "there", 2)
+    assert "was refined on bench" not in (tmp_path / "here" / "run.log").read_text()
+    assert "was refined on bench" in (tmp_path / "there" / "run.log").read_text()

@@ -1,0 +1,24 @@
+"""Which bench a model was adapted to, and whether the bench it runs on now is that one."""
+
+from __future__ import annotations
+
+from optgen.lab.model.shipped import OpticalModel
+
+__all__ = ["adapted_elsewhere"]
+
+
+def adapted_elsewhere(model: OpticalModel, calibration_ids: dict[str, str]) -> str | None:
+    """A warning when ``model`` was refined (``optgen refine``) or fine-tuned (``optgen train --from``)
+    on calibrations other than those in force now (``calibration_ids``: the bench's), else None."""
+    info = model.info or {}
+    for how, entry in (("refined", info.get("refined")),
+                       ("fine-tuned", (info.get("fine_tuned") or {}).get("measured_optics"))):
+        if not isinstance(entry, dict) or not isinstance(entry.get("calibrations"), dict):
+            continue
+        then = entry["calibrations"]
+        differ = sorted(name for name, cal in then.items() if name != "camera" and calibration_ids.get(name) != cal)
+        if differ:
+            return (f"model {model.name} was {how} on bench {entry.get('bench', '?')!r} with other calibrations "
+                    f"({', '.join(differ)} differ from those in force): its decoder suits that bench; "
+                    f"refine it on this one (optgen refine)")
+    return None
