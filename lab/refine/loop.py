@@ -40,7 +40,7 @@ __all__ = ["RefineSettings", "refine_model"]
 
 CHECKPOINT = "refine.pt"
 SATURATED_SHARE = 0.25      # more frames than this with saturated pixels: the camera is overdriven
-DARK_SNR = 5.0              # a round whose brightest pixels stand less than this above the noise saw no light
+DARK_SNR = 5.0              # frames whose brightest pixels stand less than this x the dark frame's noise saw no light
 
 
 @dataclass
@@ -170,11 +170,14 @@ def _capture(bench, model: OpticalModel, folder: Path, noise: np.ndarray, labels
         order = np.argsort(f.indices)
         images = f.images()[order].astype(np.float32)
         saturated = f.meta("saturated_pixels")
+        dark = f.dark
     if np.mean(saturated > 0) > SATURATED_SHARE:
         raise OptgenError(f"{folder}: {int(np.sum(saturated > 0))} of {len(saturated)} frames have saturated pixels: "
                           f"the camera is overdriven; lower [laser] power_mw or [camera] exposure_ms in the bench file")
     peaks = images.reshape(len(images), -1).max(axis=1)
-    noise_level = 1.4826 * float(np.median(np.abs(images - np.median(images)))) + 1e-6
+    # a camera pixel's noise in the dark frame (a registered pixel averages several: less noise)
+    dark = np.asarray(dark if dark is not None else np.zeros(1), np.float64)
+    noise_level = 1.4826 * float(np.median(np.abs(dark - np.median(dark)))) + 1.0
     if float(np.median(peaks)) < DARK_SNR * noise_level or float(np.median(peaks)) <= 0:
         raise OptgenError(f"{folder}: the frames show no light (brightest pixels {float(np.median(peaks)):.3g} counts "
                           f"above dark); check the laser, the shutter and that the beam reaches the camera")
