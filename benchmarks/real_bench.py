@@ -9,7 +9,8 @@ prediction from what the calibrations measured (Pearson r of each registered fra
 - before:       the realistic twin after the calibrations of the last round (camera, LUTs, alignment);
 - after:        the realistic twin after ``optgen calibrate all`` (wavefronts and distances too);
 - refined:      as after, then ``optgen refine`` (decoder fine-tuned through the calibrated optics,
-                then camera-in-the-loop rounds; ``--refine-frames`` captured frames), its model run.
+                then camera-in-the-loop rounds; ``--refine-frames`` captured frames), its model run;
+- ideal_refined: the ideal twin after ``calibrate all`` and ``optgen refine`` (nothing to gain: no loss?).
 
 Each column also shows the teacher's held-out noise (``--paired`` of the 250 pairs no refinement
 saw) and reports the paired per-frame r of the captured images against the teacher's.
@@ -44,14 +45,15 @@ from optgen.lab.model import SHIPPED_MODEL, load_model
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.sources import run_sources
 
-COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined")
+COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined", "ideal_refined")
 STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",),
-         "refined": ("all",)}
+         "refined": ("all",), "ideal_refined": ("all",)}
 
 
 def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, realistic_text=None) -> dict:
     """One column: calibrate as the column says (and refine), run ``frames`` frames, judge them."""
-    cfg = parse_bench(default_bench_text() if name == "ideal" else (realistic_text or realistic_bench_text()), name)
+    ideal = name.startswith("ideal")
+    cfg = parse_bench(default_bench_text() if ideal else (realistic_text or realistic_bench_text()), name)
     with tempfile.TemporaryDirectory() as tmp:
         store, out = Path(tmp) / "calibrations", Path(tmp) / "run"
         truth, calibrate_s, refine = {}, 0.0, {}
@@ -62,7 +64,7 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
                 calibrate_s += time.perf_counter() - t0
                 truth.update(truth_errors(report, bench.truths, bench.config.light_path))
         model = load_model(SHIPPED_MODEL)
-        if name == "refined":
+        if name.endswith("refined"):
             cfg, model, refine = refined(cfg, store, Path(tmp) / "refine", refine_frames)
         seeds, decoder, decoder_id = run_sources(cfg, None, random_seed=20261205)
         t0 = time.perf_counter()
