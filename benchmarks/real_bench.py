@@ -20,7 +20,7 @@ the time of calibrate all on the hardware-timed realistic twin against its patte
 settle).
 
 Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
-        [--refine-frames N] [--paired N] [--second-twin]
+        [--refine-frames N] [--paired N] [--second-twin] [--wall-refine]
 """
 
 from __future__ import annotations
@@ -151,6 +151,22 @@ def wall_clock_calibration() -> None:
           f"ratio {wall / c['pattern_time_s']:.2f}")
 
 
+def wall_clock_refine(refine_frames: int) -> None:
+    """calibrate all, then optgen refine, on the hardware-timed realistic twin: the wall time of each."""
+    text = realistic_bench_text().replace('timing = "virtual"', 'timing = "wall"')
+    cfg = parse_bench(text, "realistic, hardware-timed")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "calibrations"
+        t0 = time.perf_counter()
+        with build_bench(cfg, store) as bench:
+            calibrate(bench, "all", CalibrationStore(store))
+        calibrate_s = time.perf_counter() - t0
+        _, _, done = refined(cfg, store, Path(tmp) / "refine", refine_frames)
+    print(f"hardware-timed realistic twin: calibrate all {calibrate_s:.0f} s, then refine {done['minutes']:.1f} min "
+          f"for {done['frames']} frames; held-out paired r {done['eval_before']['paired_r_mean']:.3f} -> "
+          f"{done['eval_after']['paired_r_mean']:.3f}")
+
+
 def wall_clock_steps() -> None:
     """Each step of calibrate all on its own, on the hardware-timed realistic twin: where the time goes."""
     text = realistic_bench_text().replace('timing = "virtual"', 'timing = "wall"')
@@ -172,6 +188,7 @@ def main() -> None:
     parser.add_argument("--wall", action="store_true", help="also time calibrate all on the hardware-timed twin")
     parser.add_argument("--wall-steps", action="store_true", help="also time each step alone on the hardware-timed twin")
     parser.add_argument("--refine-frames", type=int, default=1536, help="frames the refined column captures")
+    parser.add_argument("--wall-refine", action="store_true", help="also time refine on the hardware-timed twin")
     parser.add_argument("--paired", type=int, default=50, help="held-out teacher noises shown per column")
     parser.add_argument("--second-twin", action="store_true",
                         help="the realistic columns on a second realistic twin with other planted values")
@@ -184,9 +201,12 @@ def main() -> None:
         wall_clock_calibration()
     if args.wall_steps:
         wall_clock_steps()
+    if args.wall_refine:
+        wall_clock_refine(args.refine_frames)
     print(f"\ncommand: python benchmarks/real_bench.py --frames {args.frames}"
           + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else "")
           + (" --wall-steps" if args.wall_steps else "") + (" --second-twin" if args.second_twin else "")
+          + (" --wall-refine" if args.wall_refine else "")
           + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else ""))
 
 
