@@ -98,11 +98,12 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
     noise = np.asarray(model.teacher_noise, np.float32)
     targets = np.asarray(model.teacher_samples, np.float32)
     held = list(range(half, half + s.eval_frames))
+    judge = _Judge()
 
     if state["stage"] == "before":
         images = _capture(bench, model, out / "rounds" / "before", noise[held], held,
                           model.decoder_phase[model.wavelengths_nm[0]], f"model:{model.id}", log)
-        state["eval_before"] = _scores(images, targets[held])
+        state["eval_before"] = {**_scores(images, targets[held]), **_judged(judge, images)}
         state["stage"] = "pretune"
         _save(out / CHECKPOINT, identity, student, opt, state)
     if state["stage"] == "pretune":
@@ -120,7 +121,8 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
         phase = student.decoder_phase().detach().numpy()[0]
         images = _capture(bench, model, out / "rounds" / f"r{r:04d}", noise[idx], [int(i) for i in idx], phase,
                           f"refine:{model.id}:round{r}", log)
-        state["history"].append({"round": r, **_step(student, opt, noise[idx], images, targets[idx])})
+        state["history"].append({"round": r, **_step(student, opt, noise[idx], images, targets[idx]),
+                                 **_judged(judge, images)})
         state["round"] = r + 1
         _save(out / CHECKPOINT, identity, student, opt, state)
         h = state["history"][-1]
@@ -133,7 +135,7 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
         _save(out / CHECKPOINT, identity, student, opt, state)
     phase = student.decoder_phase().detach().numpy()[0]
     images = _capture(bench, model, out / "rounds" / "after", noise[held], held, phase, f"refined:{model.id}", log)
-    state["eval_after"] = _scores(images, targets[held])
+    state["eval_after"] = {**_scores(images, targets[held]), **_judged(judge, images)}
     _pictures(out, state, targets[held], RunFile(out / "rounds" / "before" / "run.h5"), images)
     frames = s.eval_frames * 2 + s.batch * len(state["history"])
     info = {**(model.info or {}), "refined": {
@@ -216,6 +218,26 @@ def _scores(images: np.ndarray, targets: np.ndarray) -> dict:
     return {"paired_r_mean": float(np.mean(r)), "paired_r_min": float(np.min(r)), "frames": len(r)}
 
 
+class _Judge:
+    """The digits judge (lab.model.evaluate), made on first use for the frames' size."""
+
+    def __init__(self):
+        self.judge = None
+
+    def scores(self, images: np.ndarray) -> dict:
+        if self.judge is None:
+            from optgen.lab.model.evaluate import DigitsJudge
+
+            self.judge = DigitsJudge(image_size=images.shape[-1])
+        return self.judge.scores(images)
+
+
+def _judged(judge: _Judge, images: np.ndarray) -> dict:
+    """The judge's confident share and inception score of the captured frames."""
+    scores = judge.scores(images)
+    return {"confident": scores["confident_fraction"], "inception": scores["inception_score"]}
+
+
 # --- checkpoint ----------------------------------------------------------------------------------
 def _save(path: Path, identity: dict, student, opt, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
@@ -240,7 +262,8 @@ def _load(path: Path, identity: dict, student, opt) -> dict:
 
 # --- pictures -------------------------------------------------------------------------------------
 def _pictures(out: Path, state: dict, targets: np.ndarray, before: RunFile, after: np.ndarray) -> None:
-    """Contact sheets (teacher row, captured row) before and after, and the rounds' losses and r."""
+    """Contact sheets (teacher and captured side by side) before and after, and per round the losses,
+    r and the judge's scores of the captured frames."""
     from optgen.lab.runfile.contact_sheet import write_contact_sheet
 
     with before:
@@ -255,7 +278,7 @@ def _pictures(out: Path, state: dict, targets: np.ndarray, before: RunFile, afte
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
         rounds = [h["round"] + 1 for h in history]
         axes[0].plot(rounds, [h["bench_loss"] for h in history], label="bench (captured)")
         axes[0].plot(rounds, [h["model_loss"] for h in history], label="calibrated model")
@@ -265,6 +288,10 @@ def _pictures(out: Path, state: dict, targets: np.ndarray, before: RunFile, afte
         axes[1].plot(rounds, [h["bench_vs_model_r"] for h in history], label="captured vs model")
         axes[1].set(xlabel="round", ylabel="Pearson r")
         axes[1].legend()
+        axes[2].plot(rounds, [h["confident"] for h in history], label="confident share")
+        axes[2].plot(rounds, [h["inception"] / 10 for h in history], label="inception score / 10")
+        axes[2].set(xlabel="round", ylabel="judge (captured frames)", ylim=(0, 1.05))
+        axes[2].legend()
         fig.tight_layout()
         fig.savefig(out / "rounds.png", dpi=100)
         plt.close(fig)

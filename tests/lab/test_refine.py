@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -91,7 +93,8 @@ def test_refine_captures_every_round_as_a_run_and_writes_a_new_model_that_record
     info = tuned.info["refined"]
     assert info["base_model"] == model.id and info["rounds"] == 4 and info["frames_captured"] == 2 * 6 + 4 * 8
     assert info["calibrations"]["alignment"].startswith("alignment:bench")
-    assert set(info["eval_after"]) == {"paired_r_mean", "paired_r_min", "frames"}
+    assert set(info["eval_after"]) == {"paired_r_mean", "paired_r_min", "frames", "confident", "inception"}
+    assert 1.0 <= info["eval_after"]["inception"] <= 10.0
     assert not np.allclose(tuned.decoder_phase[520.0], model.decoder_phase[520.0])
     for (w0, _), (w1, _) in zip(model.weights, tuned.weights):
         np.testing.assert_array_equal(w0, w1)
@@ -104,6 +107,9 @@ def test_refine_captures_every_round_as_a_run_and_writes_a_new_model_that_record
         assert [int(i.rsplit("pair", 1)[1]) for i in f.seed_id()] == list(range(32, 38))   # held out
     for picture in ("sheet_before.png", "sheet_after.png", "rounds.png", "refine.json"):
         assert (out / picture).is_file()
+    history = json.loads((out / "refine.json").read_text())["history"]
+    assert [h["round"] for h in history] == [0, 1, 2, 3]
+    assert all(0.0 <= h["confident"] <= 1.0 and h["bench_loss"] > 0 for h in history)
     with pytest.raises(OptgenError, match="never overwrites"):
         refine(folder, bench, out, settings())
 
