@@ -292,6 +292,10 @@ def _pictures(out: Path, state: dict, targets: np.ndarray, before: RunFile, afte
         axes[2].plot(rounds, [h["inception"] / 10 for h in history], label="inception score / 10")
         axes[2].set(xlabel="round", ylabel="judge (captured frames)", ylim=(0, 1.05))
         axes[2].legend()
+        from matplotlib.ticker import MaxNLocator
+
+        for ax in axes:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         fig.savefig(out / "rounds.png", dpi=100)
         plt.close(fig)
