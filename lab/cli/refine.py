@@ -36,6 +36,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     except ImportError:
         raise OptgenError("refine needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
     from optgen.lab.bench.assemble import build_bench
+    from optgen.lab.bench.calibrations import load_bench_calibrations
     from optgen.lab.bench.parse import load_bench
     from optgen.lab.model import OpticalGeometry
     from optgen.lab.refine.loop import RefineSettings, refine_model
@@ -62,14 +63,16 @@ def cmd_refine(args: argparse.Namespace) -> int:
     for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps)):
         if value is not None:
             setattr(settings, key, value)
-    settings.check(len(model.teacher_noise) if model.teacher_noise is not None else 0)
+    if model.teacher_noise is None or model.teacher_samples is None:
+        raise OptgenError(f"{model.name}: the model file keeps no teacher pairs to refine toward")
+    settings.check(len(model.teacher_noise))
+    cals = load_bench_calibrations(cfg)                  # checked before any device opens
+    missing = [f"{key} LUT" for key in ("encoding_slm", "decoding_slm") if key not in cals.lut_records]
+    missing += ["alignment"] if cals.alignment is None else []
+    if missing:
+        raise OptgenError(f"refine needs a calibrated bench: no {', '.join(missing)} calibration in force; "
+                          f"run optgen calibrate all first")
     with build_bench(cfg) as bench:
-        cals = bench.calibrations
-        missing = [f"{key} LUT" for key in ("encoding_slm", "decoding_slm") if key not in cals.lut_records]
-        missing += ["alignment"] if cals.alignment is None else []
-        if missing:
-            raise OptgenError(f"refine needs a calibrated bench: no {', '.join(missing)} calibration in force; "
-                              f"run optgen calibrate all first")
         path = refine_model(bench, model, args.out, optics, record, sigma, settings, minutes=args.minutes,
                             log=lambda m: print(m, flush=True))
     if path is None:

@@ -168,3 +168,20 @@ def test_a_refined_model_run_on_other_calibrations_warns_in_the_run_log(calibrat
         run_generation(other, ModelSeedSource(tuned, 520.0), tuned.decoder_phase[520.0], "t", tmp_path / "there", 2)
     assert "was refined on bench" not in (tmp_path / "here" / "run.log").read_text()
     assert "was refined on bench" in (tmp_path / "there" / "run.log").read_text()
+
+
+def test_refine_refuses_a_bench_without_an_alignment_before_any_device_opens(calibrated, tmp_path, capsys, mocker):
+    from optgen.lab.bench import assemble
+    from optgen.lab.cli import main
+
+    folder, _ = calibrated
+    bench = tmp_path / "bench.toml"
+    bench.write_text(small_bench_text(), encoding="utf-8")
+    assert main(["calibrate", "lut", "--bench", str(bench)]) == 0
+    assert main(["calibrate", "distances", "--bench", str(bench)]) == 0
+    opened = mocker.spy(assemble, "build_bench")
+    capsys.readouterr()
+    assert main(["refine", "--out", str(tmp_path / "r"), "--bench", str(bench), "--model",
+                 str(folder / "tiny.npz")]) != 0
+    assert "no alignment calibration in force" in capsys.readouterr().err
+    assert opened.call_count == 0 and not (tmp_path / "r").exists()
