@@ -185,3 +185,35 @@ def test_refine_refuses_a_bench_without_an_alignment_before_any_device_opens(cal
                  str(folder / "tiny.npz")]) != 0
     assert "no alignment calibration in force" in capsys.readouterr().err
     assert opened.call_count == 0 and not (tmp_path / "r").exists()
+
+
+def test_a_capture_stopped_midway_is_resumed_with_only_its_missing_frames_taken(calibrated, mocker):
+    from optgen.drivers.stop import StopControl
+    from optgen.lab.refine import loop
+
+    folder, bench = calibrated
+    out = folder / "stopped-midway"
+    real = loop.run_generation
+
+    def stopping(bench_, seeds, decoder, decoder_id, where, count, **kw):
+        if where.name != "r0000" or kw.get("resume"):
+            return real(bench_, seeds, decoder, decoder_id, where, count, **kw)
+        stop = StopControl()
+
+        def progress(done, total):
+            if done >= 3:
+                stop.request("test: stop after three frames")
+        return real(bench_, seeds, decoder, decoder_id, where, count, progress=progress, stop=stop, **kw)
+
+    mocker.patch.object(loop, "run_generation", side_effect=stopping)
+    with pytest.raises(OptgenError, match="the capture stopped.*run the same command again"):
+        refine(folder, bench, out, settings())
+    with RunFile(out / "rounds" / "r0000" / "run.h5") as f:
+        kept = dict(zip(f.indices.tolist(), f.meta("stored_s").tolist()))
+    assert 3 <= len(kept) < 8
+    mocker.stopall()
+    refine(folder, bench, out, settings())
+    with RunFile(out / "rounds" / "r0000" / "run.h5") as f:
+        stored = dict(zip(f.indices.tolist(), f.meta("stored_s").tolist()))
+        assert f.status()["status"] == "complete"
+    assert len(stored) == 8 and all(stored[i] == t for i, t in kept.items())     # nothing retaken
