@@ -39,7 +39,7 @@ from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.calibrations import load_bench_calibrations
 from optgen.lab.bench.examples import edit_bench_text, realistic_bench_text, second_realistic_bench_text
 from optgen.lab.bench.parse import default_bench_text, parse_bench
-from optgen.lab.evaluate.prediction import calibrated_optics, run_agreement
+from optgen.lab.evaluate.prediction import calibrated_optics, pearson_r, run_agreement
 from optgen.lab.evaluate.run import evaluate_run
 from optgen.lab.model import SHIPPED_MODEL, load_model
 from optgen.lab.run.generate import run_generation
@@ -116,7 +116,7 @@ def paired_r(cfg, store: Path, model, folder: Path, count: int) -> float:
     with RunFile(folder / "run.h5") as f:
         images = f.images()[np.argsort(f.indices)]
     targets = model.teacher_samples[labels]
-    return float(np.mean([np.corrcoef(i.ravel(), t.ravel())[0, 1] for i, t in zip(images, targets)]))
+    return float(np.mean([pearson_r(i, t) for i, t in zip(images, targets)]))
 
 
 def report(col: dict) -> None:

@@ -10,7 +10,7 @@ each calibration is.
 
 from __future__ import annotations
 
-import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,15 +123,8 @@ def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: 
     if stored_d is not None:
         # measured as the calibration measured them: no measured wavefront correction in force (a
         # vendor's file stays), whatever runs leave in force
-        slms = (bench.encoding_slm, bench.decoding_slm)
-        in_force = [slm.measured_correction_rad for slm in slms]
-        try:
-            for slm in slms:
-                slm.set_wavefront_correction(None)
+        with _corrections_off(bench.encoding_slm, bench.decoding_slm):
             now = measure_distances(session, output_to_sensor)
-        finally:
-            for slm, correction in zip(slms, in_force):
-                slm.set_wavefront_correction(correction)
         result.add("d1", (now.d1_m - stored_d.d1_m) * 1e3, TOLERANCES["distance_mm"], "mm")
         result.add("d2", (now.d2_m - stored_d.d2_m) * 1e3, TOLERANCES["distance_mm"], "mm")
     else:
@@ -152,19 +145,26 @@ def _check_distances_and_wavefronts(bench, session: CalibrationSession, result: 
         # its own power then accounted for) and compared with the stored one: the method's own bias
         # on a bench drops out
         slms = [bench.encoding_slm, bench.decoding_slm] if key == bench.encoding_slm.name else [bench.decoding_slm]
-        in_force = [slm.measured_correction_rad for slm in slms]
-        try:
-            for slm in slms:
-                slm.set_wavefront_correction(None)
+        with _corrections_off(*slms):
             now = measure_wavefront(session, key, output_to_sensor, sigma, beam=beam, decoder_shift_m=shift,
-                                    distances_m=distances, slm2_power_per_m=power if math.isfinite(power) else 0.0)
-        finally:
-            for slm, correction in zip(slms, in_force):
-                slm.set_wavefront_correction(correction)
+                                    distances_m=distances, slm2_power_per_m=power)
         beam = beam or stored
         left = now.corrected_waves() - _same_terms(stored, now)
         result.add(f"{key} wavefront", float(np.sqrt(np.sum(left**2))), TOLERANCES["wavefront_waves"], "waves RMS")
     _check_unmodulated(bench, session, result, distances)
+
+
+@contextmanager
+def _corrections_off(*slms):
+    """The SLMs' measured wavefront corrections off (a vendor's file stays), put back however it ends."""
+    in_force = [slm.measured_correction_rad for slm in slms]
+    try:
+        for slm in slms:
+            slm.set_wavefront_correction(None)
+        yield
+    finally:
+        for slm, correction in zip(slms, in_force):
+            slm.set_wavefront_correction(correction)
 
 
 def _check_unmodulated(bench, session: CalibrationSession, result: DriftCheck, distances) -> None:

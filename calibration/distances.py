@@ -54,8 +54,10 @@ class Distances:
 
     @property
     def slm2_power_per_m(self) -> float:
-        """The power SLM2 adds on its own (1 / focal length), the mean of x and y."""
-        return float(np.mean(self.slm2_power_xy_per_m))
+        """The power SLM2 adds on its own (1 / focal length), the mean of x and y; 0 where a record
+        from before it was measured has none."""
+        power = float(np.mean(self.slm2_power_xy_per_m))
+        return power if math.isfinite(power) else 0.0
 
     def to_record(self, base: dict) -> CalibrationRecord:
         return CalibrationRecord(

@@ -22,7 +22,6 @@ calibration of that kind in force and the laser off. Every file gets a PNG next 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +196,7 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         distances = measure_distances(session, output_to_sensor)
         first = (distances.d1_m, distances.d2_m)
         taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first,
-                                  slm2_power_per_m=_finite_or_zero(distances.slm2_power_per_m))
+                                  slm2_power_per_m=distances.slm2_power_per_m)
         fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING))
         if placement is None:
             placement, output_to_sensor = _quick_alignment(session)
@@ -220,10 +219,6 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
     _store_distances(bench, store, report, distances)
     _store_wavefronts(bench, store, report, measured, truths)
-
-
-def _finite_or_zero(value: float) -> float:
-    return float(value) if math.isfinite(value) else 0.0
 
 
 def _result(future):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -171,6 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise OptgenError("training needs torch: pip install -e '.[train]' (torch 2.13.0, CPU)") from None
     from optgen.lab.bench.parse import load_bench
     from optgen.lab.model.geometry import OpticalGeometry
+    from optgen.lab.model.shipped import check_model_name
     from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
 
     cfg = load_bench(args.bench)
@@ -202,9 +202,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.whole_pixel_shifts:
         settings.subpixel_shifts, settings.max_rotation_deg = False, 0.0
     if args.name is not None:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.name):
-            raise OptgenError(f"--name {args.name!r}: expected letters, digits, '.', '_' or '-' (it names the "
-                              f"model file)")
+        try:
+            check_model_name(args.name)
+        except ValueError as exc:
+            raise OptgenError(f"--{exc}") from None
         settings.name = args.name
     if args.colours:
         if cfg.colours is None or len(cfg.colours.order_nm) != 3:

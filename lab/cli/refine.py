@@ -54,11 +54,9 @@ def cmd_refine(args: argparse.Namespace) -> int:
     model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
     if len(model.wavelengths_nm) != 1:
         raise OptgenError(f"{model.name}: refine is for one-colour models (this one has {len(model.wavelengths_nm)})")
-    try:
-        optics, record, sigma = measured_optics(cfg, model.geometry.grid_px)
-    except OptgenError as exc:
-        raise OptgenError(f"refine needs a calibrated bench (its gradient comes from the calibrated model): "
-                          f"{str(exc).split(';')[0]}; run optgen calibrate all first") from None
+    optics, record, sigma = measured_optics(cfg, model.geometry.grid_px,
+                                            why="refine needs a calibrated bench: its gradient comes from the "
+                                                "calibrated model")
     settings = RefineSettings(name=args.name)
     for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps)):
         if value is not None:

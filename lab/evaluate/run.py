@@ -20,6 +20,7 @@ from optgen.drivers.errors import OptgenError
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.config import colour_bench
 from optgen.lab.bench.parse import parse_bench
+from optgen.lab.evaluate.prediction import pearson_r
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.lab.run.placement import place_decoder
 from optgen.lab.run.registration import OutputRegistration
@@ -75,12 +76,6 @@ def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, pow
     return np.stack(out)
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else 0.0
-
-
 def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     """Score a run folder and write the result into its summary.json; returns the evaluation."""
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
@@ -100,7 +95,7 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
             store = Path(args["calibrations"]) if args.get("calibrations") else None
             predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
                                          run["exposure_s"], store)
-            r = [_pearson(p, c) for p, c in zip(predicted, run["images"])]
+            r = [pearson_r(p, c) for p, c in zip(predicted, run["images"])]
             evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

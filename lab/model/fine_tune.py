@@ -12,7 +12,6 @@ kept, so the decoder stays tolerant of where SLM2 sits.
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from optgen.lab.model.bench_optics import BenchOptics
-from optgen.lab.model.shipped import OpticalModel, save_model
+from optgen.lab.model.shipped import OpticalModel, check_model_name, save_model
 from optgen.lab.model.student import OpticalStudent
 from optgen.lab.model.train import TrainSettings, _decoder_misplacement
 
@@ -89,8 +88,7 @@ def fine_tune_model(model: OpticalModel, optics: BenchOptics, optics_record: dic
     if not isinstance(steps, int) or not 1 <= steps <= 100_000:
         raise ValueError(f"steps = {steps!r}: expected a whole number from 1 to 100000")
     name = name or f"{model.name}-measured-optics"
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise ValueError(f"name {name!r}: expected letters, digits, '.', '_' or '-' (it names the model file)")
+    check_model_name(name)
     out = Path(out_dir)
     path = out / f"{name}.npz"
     if path.exists():

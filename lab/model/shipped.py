@@ -11,6 +11,7 @@ what is missing or differs (:mod:`.model_file`: a damaged or hostile file is ref
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +22,8 @@ from optgen.lab.model.errors import ModelError, ModelFileError
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.lab.model.model_file import READABLE_VERSIONS, WEIGHT_FORMATS, read_model_file, shown_path  # noqa: F401 - READABLE_VERSIONS: as before
 
-__all__ = ["ModelError", "ModelFileError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION", "shipped_models"]
+__all__ = ["ModelError", "ModelFileError", "OpticalModel", "load_model", "save_model", "SHIPPED_MODEL", "FORMAT_VERSION",
+           "check_model_name", "shipped_models"]
 
 FORMAT_VERSION = 2           # 2: encoder weights may be int8 with a scale per column (``w{i}_scale``)
 SHIPPED_MODEL = "digits-v6"
@@ -78,6 +80,12 @@ class OpticalModel:
                 return i
         have = ", ".join(f"{w:g} nm" for w in self.wavelengths_nm)
         raise ModelError(f"model {self.name!r} has no colour at {wavelength_nm:g} nm (it has {have})")
+
+
+def check_model_name(name: str) -> None:
+    """ValueError unless ``name`` can name a model file: letters, digits, '.', '_' or '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(name)):
+        raise ValueError(f"name {name!r}: expected letters, digits, '.', '_' or '-' (it names the model file)")
 
 
 def save_model(path: Path, model: OpticalModel, weights: str = "float32") -> Path:

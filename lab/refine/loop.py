@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ import numpy as np
 import torch
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.evaluate.prediction import pearson_r
 from optgen.lab.model.fine_tune import fine_tune_decoder, student_from
-from optgen.lab.model.shipped import OpticalModel, save_model
+from optgen.lab.model.shipped import OpticalModel, check_model_name, save_model
 from optgen.lab.refine.noise_seeds import NoiseSeedSource
 from optgen.lab.run.generate import run_generation
 from optgen.lab.runfile.reader import RunFile
@@ -63,8 +63,11 @@ class RefineSettings:
         if self.batch > pairs // 2 or self.eval_frames > pairs - pairs // 2:
             raise OptgenError(f"refine: the model file keeps {pairs} teacher pairs: at most {pairs // 2} per round "
                               f"and {pairs - pairs // 2} held out (batch {self.batch}, eval frames {self.eval_frames})")
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise OptgenError(f"refine: name {self.name!r}: expected letters, digits, '.', '_' or '-'")
+        if self.name is not None:
+            try:
+                check_model_name(self.name)
+            except ValueError as exc:
+                raise OptgenError(f"refine: {exc}") from None
 
     @property
     def rounds(self) -> int:
@@ -203,18 +206,13 @@ def _step(student, opt, noise: np.ndarray, captured: np.ndarray, targets: np.nda
     loss.backward()
     opt.step()
     return {"bench_loss": float(loss.detach()), "model_loss": float(torch.mean((y_model.detach() - target) ** 2)),
-            "bench_vs_model_r": _pearson(y_bench.numpy(), y_model.detach().numpy()),
-            "bench_vs_target_r": _pearson(y_bench.numpy(), targets)}
-
-
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a) - np.mean(a), np.ravel(b) - np.mean(b)
-    return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30))
+            "bench_vs_model_r": pearson_r(y_bench.numpy(), y_model.detach().numpy()),
+            "bench_vs_target_r": pearson_r(y_bench.numpy(), targets)}
 
 
 def _scores(images: np.ndarray, targets: np.ndarray) -> dict:
     """Captured against the teacher's images for the same noise: mean per-frame Pearson r."""
-    r = [_pearson(i, t) for i, t in zip(images, targets)]
+    r = [pearson_r(i, t) for i, t in zip(images, targets)]
     return {"paired_r_mean": float(np.mean(r)), "paired_r_min": float(np.min(r)), "frames": len(r)}
 
 

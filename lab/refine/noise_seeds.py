@@ -5,34 +5,35 @@ from __future__ import annotations
 import numpy as np
 
 from optgen.lab.model.shipped import OpticalModel
-from optgen.lab.run.seeds import Seed, SeedSource, values_to_phase
+from optgen.lab.run.model_seeds import ModelSeedSource
+from optgen.lab.run.seeds import Seed
 
 __all__ = ["NoiseSeedSource"]
 
 
-class NoiseSeedSource(SeedSource):
-    """Frame ``i`` shows the encoder's seed for ``noise[i]``; ``labels[i]`` names that noise (its
-    teacher pair's index), so every stored frame says which target it is compared with."""
+class NoiseSeedSource(ModelSeedSource):
+    """Frame ``i`` shows the encoder's seed for ``noise[i]`` instead of noise drawn from a random seed;
+    ``labels[i]`` names that noise (its teacher pair's index), so every stored frame says which
+    target it is compared with."""
 
     def __init__(self, model: OpticalModel, noise: np.ndarray, labels: list[int], name: str = "refine"):
-        super().__init__(model.geometry.seed_superpixels)
+        super().__init__(model, model.wavelengths_nm[0])
         if len(noise) != len(labels):
             raise ValueError(f"{len(noise)} noise vectors but {len(labels)} labels")
-        values, _ = model.encode(np.asarray(noise, np.float32))
-        self._phases = values_to_phase(values[:, 0])
+        self._noise = np.asarray(noise, np.float32)
         self._labels = [int(v) for v in labels]
-        self.model_id = model.id
         self.name = f"{name}:{model.name}"
 
     def __len__(self) -> int:
         return len(self._labels)
 
-    @property
-    def flops_per_seed(self) -> float:
-        return 0.0            # computed once for the round, before the light comes on
+    def noise(self, index: int) -> np.ndarray:
+        return self._noise[index]
 
     def seed(self, index: int) -> Seed:
-        return Seed(index, f"{self.name}/pair{self._labels[index]}", self._phases[index])
+        seed = super().seed(index)
+        return Seed(index, f"{self.name}/pair{self._labels[index]}", seed.phase)
 
     def describe(self) -> dict:
-        return {**super().describe(), "model": self.model_id, "teacher_pairs": self._labels}
+        described = {k: v for k, v in super().describe().items() if k != "random_seed"}
+        return {**described, "teacher_pairs": self._labels}

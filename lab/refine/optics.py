@@ -9,9 +9,11 @@ from optgen.drivers.errors import OptgenError
 __all__ = ["measured_optics"]
 
 
-def measured_optics(cfg, grid_px: int, store: str | Path | None = None):
+def measured_optics(cfg, grid_px: int, store: str | Path | None = None, *,
+                    why: str = "training with --measured-optics needs them"):
     """(BenchOptics, where they come from, SLM2's fringing blur in pixels) of the calibrations in the
-    store of ``cfg`` (or ``store``); OptgenError when they measured none of it (no distances, no wavefront)."""
+    store of ``cfg`` (or ``store``); OptgenError, ending with ``why``, when they measured none of it
+    (no distances, no wavefront)."""
     from optgen.lab.bench.calibrations import load_bench_calibrations
     from optgen.lab.evaluate.prediction import calibrated_optics
     from optgen.lab.model.bench_optics import bench_optics
@@ -19,7 +21,7 @@ def measured_optics(cfg, grid_px: int, store: str | Path | None = None):
     cals = load_bench_calibrations(cfg, store)
     if cals.distances is None and not cals.wavefronts:
         raise OptgenError(f"{cals.store}: no distances or wavefront calibration for this bench; run optgen "
-                          f"calibrate all (or wavefront) first, or train without --measured-optics")
+                          f"calibrate all (or wavefront) first; {why}")
     optics = calibrated_optics(cals, cfg)
     ids = {name: cals.ids()[name] for name in cals.ids() if name.endswith(".wavefront") or name == "distances"}
     record = {"bench": cfg.name, "store": str(cals.store), "calibrations": ids,
