@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from optgen.simulators.truth import SensorDefects, SensorTruth
@@ -32,10 +37,14 @@ def poisson_small(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     transform instead: one uniform and one exponential per pixel, then a short search only for
     the few pixels whose draw exceeds zero (2-3x faster on a mostly dark calibration frame).
     Above it the search would take about ``mean`` passes over the pixels, so numpy draws them
-    (a run frame with many pixels at 1-50 electrons: 84 -> 40 ms per million pixels).
+    (a run frame with many pixels at 1-50 electrons: 84 -> 40 ms per million pixels). Where most
+    pixels are that bright, numpy draws them all (the split costs more than it saves there).
     """
     lam = np.ravel(mean).astype(np.float32, copy=False)
     brighter = np.flatnonzero(lam >= INVERSE_BELOW_E)
+    if brighter.size > lam.size // 2:
+        # mostly lit (a run frame): numpy's sampler on every pixel, without the split
+        return rng.poisson(lam).astype(np.float32).reshape(np.shape(mean))
     if brighter.size:
         bright_lam = lam[brighter]
         lam = lam.copy()
@@ -76,7 +85,61 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
     clips photo-electrons plus read noise together (read noise is a few electrons against a
     well of thousands, so the difference is below one count). ``defects`` (the window's): stray
     light, gain and offset per pixel, hot pixels' dark current.
+
+    A large frame is drawn in bands of rows on the sensor's threads (numpy's draws and array
+    passes release the GIL), each band from its own generator spawned from ``rng``: the same
+    ``rng`` gives the same frame, whatever the machine.
     """
+    power_w = np.asarray(power_w)
+    bands = _band_count(power_w)
+    if bands == 1:
+        return _expose_band(power_w, exposure_s, wavelength_m, sensor, rng, defects)
+    edges = np.linspace(0, power_w.shape[0], bands + 1).astype(int)
+    jobs = [(slice(lo, hi), generator) for lo, hi, generator in zip(edges[:-1], edges[1:], rng.spawn(bands))]
+    pool = _sensor_pool()
+    futures = [pool.submit(_expose_band, power_w[rows], exposure_s, wavelength_m, sensor, generator,
+                           _defects_rows(defects, rows)) for rows, generator in jobs[1:]]
+    first = _expose_band(power_w[jobs[0][0]], exposure_s, wavelength_m, sensor, jobs[0][1],
+                         _defects_rows(defects, jobs[0][0]))
+    parts = [first] + [future.result() for future in futures]
+    return np.concatenate([frame for frame, _ in parts]), sum(saturated for _, saturated in parts)
+
+
+# Frames of more pixels than this are drawn in bands on threads (one band per core, at most 4).
+BAND_PIXELS = 128 * 1024
+_SENSOR_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                             else (os.cpu_count() or 1)))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _band_count(power_w: np.ndarray) -> int:
+    if power_w.ndim != 2 or power_w.size < 2 * BAND_PIXELS:
+        return 1
+    return max(1, min(_SENSOR_THREADS, power_w.size // BAND_PIXELS, power_w.shape[0]))
+
+
+def _sensor_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_SENSOR_THREADS - 1, thread_name_prefix="optgen-sensor")
+        return _pool
+
+
+def _defects_rows(defects: SensorDefects | None, rows: slice) -> SensorDefects | None:
+    """The defects of a band of rows (each map sliced, the stray light as it is)."""
+    if defects is None:
+        return None
+    cut = {name: None if value is None else value[rows]
+           for name, value in (("gain", defects.gain), ("offset_dn", defects.offset_dn),
+                               ("dark_e_per_s", defects.dark_e_per_s))}
+    return dataclasses.replace(defects, **cut)
+
+
+def _expose_band(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
+                 rng: np.random.Generator, defects: SensorDefects | None) -> tuple[np.ndarray, int]:
+    """``expose`` on one band of rows, on the calling thread."""
     if defects is not None and defects.background_w:
         power_w = power_w + np.float32(defects.background_w)
     mean_e = np.multiply(power_w, np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m)),
@@ -89,20 +152,20 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
     read_e = np.float32(sensor.read_noise_e)
     z = rng.standard_normal(mean_e.shape, dtype=np.float32)
     low = mean_e < POISSON_EXACT_BELOW_E
-    n_low = int(np.count_nonzero(low))
-    if n_low == low.size:
+    if low.all():
         # all dim (a calibration spot or a dark frame): exact Poisson shot noise + read noise
         electrons = poisson_small(mean_e, rng)
         electrons += read_e * z
     else:
-        # bright pixels: shot and read noise in one normal draw
+        # dim pixels: exact Poisson shot noise plus read noise; bright pixels: shot and read noise in
+        # one normal draw (the same independent normals serve either, one per pixel)
+        shot = poisson_small(np.where(low, mean_e, np.float32(0)), rng)
+        shot += read_e * z
         electrons = mean_e + read_e * read_e
         np.sqrt(electrons, out=electrons)
         electrons *= z
         electrons += mean_e
-        if n_low:
-            # dim pixels: exact Poisson shot noise, plus read noise from the same (independent) normals
-            electrons[low] = poisson_small(mean_e[low], rng) + read_e * z[low]
+        np.copyto(electrons, shot, where=low)
     saturated_well = electrons >= sensor.full_well_e
     np.clip(electrons, None, sensor.full_well_e, out=electrons)
     counts = electrons * np.float32(sensor.gain_dn_per_e) + np.float32(sensor.dark_offset_dn)

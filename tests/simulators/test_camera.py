@@ -124,3 +124,51 @@ def test_camera_reports_timing_and_a_finite_default_timeout():
     t0 = world.clock.now()
     assert camera.capture().shape == (48, 64)
     assert world.clock.now() - t0 == pytest.approx(0.014)  # exposure + readout
+
+
+def banded_sensor():
+    return SensorTruth(resolution=(640, 480), pitch_m=5e-6, qe=1.0, gain_dn_per_e=1.0, read_noise_e=1.5,
+                       dark_offset_dn=20.0, full_well_e=1e6, bitdepth=16)
+
+
+def test_a_large_frame_drawn_in_bands_is_the_same_for_the_same_seed_and_its_bands_are_independent(monkeypatch):
+    from optgen.simulators import noise
+    monkeypatch.setattr(noise, "_SENSOR_THREADS", 3)
+    monkeypatch.setattr(noise, "BAND_PIXELS", 32 * 1024)
+    sensor = banded_sensor()
+    power = power_for_electrons(20.0, sensor, 1e-3, shape=(480, 640))
+    assert noise._band_count(power) == 3
+    first, _ = expose(power, 1e-3, WL, sensor, np.random.default_rng(7))
+    again, _ = expose(power, 1e-3, WL, sensor, np.random.default_rng(7))
+    other, _ = expose(power, 1e-3, WL, sensor, np.random.default_rng(8))
+    assert first.shape == (480, 640)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    top, bottom = first[:160].astype(float), first[320:].astype(float)   # the first and the last band
+    assert abs(np.corrcoef(top.ravel(), bottom.ravel())[0, 1]) < 0.02
+    for band in (top, first[160:320].astype(float), bottom):            # each band: Poisson + read noise
+        assert band.mean() - 20.0 == pytest.approx(20.0, abs=0.1)
+        assert band.var() == pytest.approx(20.0 + 1.5**2 + 1 / 12, rel=0.05)
+
+
+def test_a_frame_drawn_in_bands_keeps_each_defect_on_its_own_pixel(monkeypatch):
+    from optgen.simulators import noise
+    from optgen.simulators.truth import SensorDefects
+    monkeypatch.setattr(noise, "_SENSOR_THREADS", 4)
+    monkeypatch.setattr(noise, "BAND_PIXELS", 32 * 1024)
+    sensor = banded_sensor()
+    power = power_for_electrons(5.0, sensor, 1e-3, shape=(480, 640))
+    hot = np.zeros((480, 640), np.float32)
+    hot[[3, 170, 250, 477], [600, 2, 320, 639]] = 2e6          # 2,000 electrons in 1 ms, one per band
+    offset = np.zeros((480, 640), np.float32)
+    offset[::2] = 100.0                                        # every other row 100 counts up
+    gain = np.ones((480, 640), np.float32)
+    gain[:, :320] = 3.0                                        # left half three times as sensitive
+    defects = SensorDefects(gain=gain, offset_dn=offset, dark_e_per_s=hot)
+    assert noise._band_count(power) == 4
+    frame, _ = expose(power, 1e-3, WL, sensor, np.random.default_rng(1), defects)
+    counts = frame.astype(float) - sensor.dark_offset_dn - offset
+    assert set(zip(*np.nonzero(counts > 1000))) == {(3, 600), (170, 2), (250, 320), (477, 639)}
+    quiet = counts < 1000
+    assert counts[:, :320][quiet[:, :320]].mean() == pytest.approx(15.0, abs=0.2)
+    assert counts[:, 320:][quiet[:, 320:]].mean() == pytest.approx(5.0, abs=0.1)
