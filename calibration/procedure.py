@@ -11,7 +11,9 @@ Order for ``all``:
              them: d1 and d2 first (calibration.distances: a pair of lenses on SLM2 takes SLM2's
              own power out of d1 and measures it for SLM1's fit), a quick 2 x 2 alignment where none is stored (SLM2's fit needs where SLM2 sits), and
              each SLM's unmodulated fraction (calibration.unmodulated: ratios of one focus, so
-             SLM2's correction need not be in force yet);
+             SLM2's correction need not be in force yet). Where runs leave SLM2 uncorrected
+             (decision 0013) SLM2's fit is still running when the step returns: it overlaps
+             the alignment and is stored after it (dropped if the alignment fails);
 4. alignment - with both LUTs and both corrections in force, the lenses and gratings focus well:
              the sensor's placement in the output plane first (spots from SLM1 alone), then SLM2's
              shift and rotation in SLM1's beam (spots from lenses on SLM2, read through the sensor
@@ -22,6 +24,7 @@ calibration of that kind in force and the laser off. Every file gets a PNG next 
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,11 +104,20 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
     session = session or CalibrationSession(bench)
     report = CalibrationReport()
     started = time.perf_counter()
+    pending: list[_PendingFit] = []
     try:
         for step in steps:
-            {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step, "wavefront": _wavefront_step,
-             "alignment": _alignment_step}[step](bench, session, store, report, rounds, truths)
+            later = {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step,
+                     "wavefront": _wavefront_step, "alignment": _alignment_step}[step](
+                bench, session, store, report, rounds, truths)
+            if later is not None:
+                pending.append(later)
+        bench.laser.safe_off()                 # what is left is computation
+        while pending:
+            pending.pop(0).finish()
     finally:
+        for later in pending:                  # a step failed or a stop came: the fits are dropped
+            later.abandon()
         bench.laser.safe_off()
         report.counters = session.counters.as_dict()
         report.counters["wall_time_s"] = round(time.perf_counter() - started, 4)
@@ -164,14 +176,17 @@ def _crosstalk_sigma_px(bench, report, key: str) -> float:
     return float(record.results["crosstalk_sigma_px"]) if record is not None else 0.0
 
 
-def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
+def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingFit | None":
     """Distances, then both wavefronts fitted at those distances (SLM2's own defocus drops out of d1:
     :mod:`calibration.distances` measures it with a pair of lenses on SLM2, so the distances need
     no second measurement once the corrections are in force).
 
     Each SLM's fit runs on a second thread while the bench measures what does not need it: SLM1's
     while SLM2's placement is found (a quick 2 x 2 alignment where none is stored: where SLM2 sits
-    decides where its lenses sit on the light), SLM2's while the unmodulated light is measured."""
+    decides where its lenses sit on the light), SLM2's while the unmodulated light is measured. Where
+    runs leave SLM2 uncorrected (``correct_decoder_wavefront`` false, decision 0013), nothing the
+    bench measures next needs SLM2's fit: it is returned unfinished (a :class:`_PendingFit`) and
+    ``calibrate`` stores it after the remaining steps, which it overlaps."""
     from concurrent.futures import ThreadPoolExecutor
 
     from optgen.calibration.distances import measure_distances
@@ -183,11 +198,17 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
     placement = bench.calibrations.decoder_placement() if bench.calibrations is not None else None
     slms = {ENCODING: bench.encoding_slm, DECODING: bench.decoding_slm}
     previous = {key: slm.measured_correction_rad for key, slm in slms.items()}
+    corrected_in_runs = bench.config.calibration.correct_decoder_wavefront
     measured = {}
+    cancel = threading.Event()
 
     def apply() -> None:
         for key, cal in measured.items():
             slms[key].set_wavefront_correction(wavefront_correction_rad(cal, slms[key].shape, b.pitch_m))
+
+    def restore(keys) -> None:
+        for key in keys:                                 # the previous corrections stay in force
+            slms[key].set_wavefront_correction(previous[key])
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-wavefront-fit")
     try:
@@ -197,28 +218,59 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> None:
         first = (distances.d1_m, distances.d2_m)
         taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first,
                                   slm2_power_per_m=distances.slm2_power_per_m)
-        fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING))
+        fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING), cancel=cancel)
         if placement is None:
             placement, output_to_sensor = _quick_alignment(session)
         measured[ENCODING] = _result(fitting)
         apply()
         taken = capture_wavefront(session, DECODING, output_to_sensor, distances_m=first)
         fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, DECODING),
-                              beam=measured[ENCODING], decoder_shift_m=tuple(float(v) for v in placement.shift_m))
+                              beam=measured[ENCODING], decoder_shift_m=tuple(float(v) for v in placement.shift_m),
+                              cancel=cancel)
         unmodulated = _measure_unmodulated(session, first)
-        measured[DECODING] = _result(fitting)
-        apply()
+        if corrected_in_runs:
+            measured[DECODING] = _result(fitting)
+            apply()
     except BaseException:
-        for key, slm in slms.items():                    # the previous corrections stay in force
-            slm.set_wavefront_correction(previous[key])
-        raise
-    finally:
+        cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
-    _with_unmodulated(measured, unmodulated, report)
-    if not bench.config.calibration.correct_decoder_wavefront:
+        restore(slms)
+        raise
+    if not corrected_in_runs:
         slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
+    _with_unmodulated(measured, unmodulated, report)
     _store_distances(bench, store, report, distances)
     _store_wavefronts(bench, store, report, measured, truths)
+    if corrected_in_runs:
+        pool.shutdown(wait=False)
+        return None
+
+    def store_decoder() -> None:
+        done = {DECODING: _result(fitting)}
+        _with_unmodulated(done, unmodulated, report)
+        _store_wavefronts(bench, store, report, done, truths)
+
+    return _PendingFit(store_decoder, cancel, pool)
+
+
+@dataclass
+class _PendingFit:
+    """A fit still running when its step returned: ``finish`` waits for it (in bounded slices) and
+    stores it; ``abandon`` stops it at its next evaluation and stores nothing."""
+
+    store: object
+    cancel: threading.Event
+    pool: object
+
+    def finish(self) -> None:
+        try:
+            self.store()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        self.cancel.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _result(future):
@@ -303,7 +355,9 @@ def _store_wavefronts(bench, store, report, measured: dict, truths) -> None:
         report.measurements[f"{key}.wavefront"] = cal
         report.figures[f"{key}_wavefront_misfit"] = round(float(cal.misfit), 5)
         report.figures[f"{key}_wavefront_corrected_waves"] = [round(float(c), 4) for c in cal.corrected_waves()]
-    enc = measured[ENCODING]
+    enc = measured.get(ENCODING)
+    if enc is None:
+        return
     report.figures.update({"beam_waist_mm": round(enc.beam_waist_m * 1e3, 4),
                            "beam_centre_um": [round(v * 1e6, 2) for v in enc.beam_centre_m]})
 

@@ -18,6 +18,7 @@ scale holds the very defocus this measures.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 
 import cv2
@@ -244,11 +245,12 @@ def capture_wavefront(session, key: str, output_to_sensor: np.ndarray | None, *,
 
 
 def fit_wavefront(taken: WavefrontPictures, crosstalk_sigma_px: float, *, beam: WavefrontCalibration | None = None,
-                  decoder_shift_m: tuple[float, float] = (0.0, 0.0)) -> WavefrontCalibration:
+                  decoder_shift_m: tuple[float, float] = (0.0, 0.0),
+                  cancel: threading.Event | None = None) -> WavefrontCalibration:
     """Fit the pupil model to the pictures (no device is touched: it may run while the bench measures
     something else). For SLM2, ``beam`` is SLM1's calibration: the Gaussian it found, carried over
     d1 to SLM2 (which sits ``decoder_shift_m`` off the beam), is the light SLM2 gets.
-    CalibrationError where the fit cannot explain the pictures."""
+    CalibrationError where the fit cannot explain the pictures; ``cancel``: see ``fit_pupil``."""
     key, grid, half = taken.key, taken.grid, taken.half_m
     terms = [pattern_terms(p, grid, crosstalk_sigma_px) for p in taken.patterns]
     light = None
@@ -257,7 +259,7 @@ def fit_wavefront(taken: WavefrontPictures, crosstalk_sigma_px: float, *, beam: 
         light = gaussian_light(grid, (beam.beam_centre_m[0] + shift[0], beam.beam_centre_m[1] + shift[1]),
                                beam.beam_waist_m, half, shift, taken.d1_m)
     pictures, weights = taken.pictures, taken.weights
-    fit = fit_pupil(grid, terms, pictures, weights, light=light, aperture_half_m=half)
+    fit = fit_pupil(grid, terms, pictures, weights, light=light, aperture_half_m=half, cancel=cancel)
     if not np.isfinite(fit.coefficients_waves).all() or fit.residual > MAX_MISFIT \
             or float(np.abs(fit.coefficients_waves).max()) > MAX_COEFFICIENT_WAVES:
         raise CalibrationError(

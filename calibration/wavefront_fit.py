@@ -19,6 +19,7 @@ scale and background are solved in closed form. Several defocus values make the 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,11 @@ import scipy.optimize
 
 from optgen.drivers.common.zernike import zernike
 
-__all__ = ["PupilFit", "PupilGrid", "fit_pupil", "gaussian_light", "pattern_terms", "model_pictures"]
+__all__ = ["FitCancelled", "PupilFit", "PupilGrid", "fit_pupil", "gaussian_light", "pattern_terms", "model_pictures"]
+
+
+class FitCancelled(Exception):
+    """A fit stopped because its result is no longer wanted."""
 
 
 @dataclass(frozen=True)
@@ -241,10 +246,12 @@ def _scale_and_background(model: np.ndarray, data: np.ndarray, weight: np.ndarra
 
 def fit_pupil(grid: PupilGrid, terms, pictures, weights, *, light: np.ndarray | None = None,
               aperture_half_m: float | None = None, aperture_centre_m: tuple[float, float] = (0.0, 0.0),
-              waist_guess_m: float = 4e-3, max_iterations: int = 200) -> PupilFit:
+              waist_guess_m: float = 4e-3, max_iterations: int = 200,
+              cancel: threading.Event | None = None) -> PupilFit:
     """Fit the wavefront (and, without ``light``, a Gaussian beam clipped by a square aperture of
     half side ``aperture_half_m`` about ``aperture_centre_m``) to ``pictures`` (each on the
-    sensor-plane model grid, any units, with per-cell ``weights``: 0 where off the sensor)."""
+    sensor-plane model grid, any units, with per-cell ``weights``: 0 where off the sensor).
+    ``cancel``: set from another thread, the fit stops at its next evaluation (FitCancelled)."""
     nz = len(grid.noll)
     norm = [float(np.sqrt(np.sum(w * d * d))) or 1.0 for d, w in zip(pictures, weights)]
     pictures = [d / s for d, s in zip(pictures, norm)]
@@ -262,6 +269,8 @@ def fit_pupil(grid: PupilGrid, terms, pictures, weights, *, light: np.ndarray | 
     p0, s = np.concatenate(start), np.concatenate(scales)
 
     def scaled(q: np.ndarray) -> tuple[float, np.ndarray]:
+        if cancel is not None and cancel.is_set():
+            raise FitCancelled("the wavefront fit was cancelled")
         value, grad = problem(p0 + q * s)
         return value, grad * s
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from optgen.calibration.session import CalibrationError
 from optgen.calibration.store import CalibrationStore
 from optgen.calibration.twin_truth import truth_errors
 from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
-from optgen.calibration.wavefront_fit import PupilFit, PupilGrid, fit_pupil, model_pictures, pattern_terms
+from optgen.calibration.wavefront_fit import FitCancelled, PupilFit, PupilGrid, fit_pupil, model_pictures, pattern_terms
 from optgen.drivers.common.patterns import lens_phase
 from optgen.drivers.common.roles import DECODING, ENCODING
 from optgen.lab.bench.assemble import build_bench
@@ -38,6 +39,19 @@ def test_phase_diversity_recovers_the_zernike_terms_the_beam_and_the_unmodulated
     assert fit.beam_waist_m == pytest.approx(2.5e-3, rel=0.01)
     assert fit.beam_centre_m == (pytest.approx(30e-6, abs=1e-6), pytest.approx(-20e-6, abs=1e-6))
     assert fit.residual < 1e-6
+
+
+def test_a_cancelled_fit_stops_at_its_next_evaluation():
+    distance, half = 0.2, 1.0e-3
+    grid = PupilGrid.for_path(PITCH, WL, distance, 2 * half, 1.4e-3, tuple(range(2, 8)), (300, 300))
+    terms = [pattern_terms(lens_phase((300, 300), PITCH, WL, 1 / (1 / distance + 2 * WL * d / half**2), wrapped=True),
+                           grid, 0.5) for d in (-3, 3)]
+    truth = PupilFit(np.full(6, 0.05), 0.02, 0j, (0.0, 0.0), 2.5e-3, 0.0, 0)
+    pictures = model_pictures(grid, terms, truth, aperture_half_m=half)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(FitCancelled):
+        fit_pupil(grid, terms, pictures, [np.ones_like(p) for p in pictures], aperture_half_m=half, cancel=cancel)
 
 
 def test_the_correction_is_minus_the_wavefront_from_defocus_on():
@@ -121,6 +135,40 @@ def test_a_bench_opened_on_the_store_corrects_slm1_and_leaves_the_decoder_as_tra
             assert ids["distances"].startswith("distances:bench")
     for path in folder.glob("*.h5"):
         assert path.with_suffix(".png").is_file()
+
+
+def test_slm2s_wavefront_fit_overlaps_the_alignment_and_is_stored_after_it(calibrated):
+    _, folder, report, _ = calibrated
+    assert not parse_bench(planted_bench_text(), "planted").calibration.correct_decoder_wavefront
+    slm2 = report.files[f"{DECODING}.wavefront"]
+    assert report.files["alignment"].stat().st_mtime_ns <= slm2.stat().st_mtime_ns
+    assert report.files[f"{ENCODING}.wavefront"].stat().st_mtime_ns <= report.files["alignment"].stat().st_mtime_ns
+    assert report.measurements[f"{DECODING}.wavefront"].unmodulated_from       # the unmodulated light joined it
+
+
+def test_a_step_failing_after_the_wavefront_drops_slm2s_running_fit_and_keeps_slm1s(tmp_path, monkeypatch):
+    import optgen.calibration.alignment as alignment
+
+    measure = alignment.measure_sensor_registration
+
+    def full_grid_fails(session, *args, **kwargs):
+        if kwargs.get("grid") is None:                  # the alignment step's, not the wavefront step's quick one
+            raise CalibrationError("no spots (planted by the test)")
+        return measure(session, *args, **kwargs)
+
+    monkeypatch.setattr(alignment, "measure_sensor_registration", full_grid_fails)
+    cfg = parse_bench(planted_bench_text(), "planted")
+    with build_bench(cfg, tmp_path) as bench:
+        with pytest.raises(CalibrationError, match="planted by the test"):
+            calibrate(bench, "all", CalibrationStore(tmp_path))
+        assert bench.world.laser_emission is False
+    assert len(list(tmp_path.glob(f"wavefront-{ENCODING}-*.h5"))) == 1
+    assert not list(tmp_path.glob(f"wavefront-{DECODING}-*.h5"))
+    assert not list(tmp_path.glob("alignment-*.h5"))
+    for thread in threading.enumerate():               # the dropped fit stopped at its next evaluation
+        if thread.name.startswith("optgen-wavefront-fit"):
+            thread.join(timeout=10.0)
+            assert not thread.is_alive()
 
 
 def test_an_aberration_beyond_the_range_stops_with_the_previous_correction_in_force_and_the_laser_off(tmp_path):
