@@ -162,6 +162,7 @@ def main() -> None:
         tmp = Path(tmp)
         here = os.getcwd()
         os.chdir(tmp)
+        os.environ["OPTGEN_DATA_DIR"] = str(tmp)  # nor a store in the user data folder
         try:
             cfg = parse_bench(small_bench_text(TWIN), "reference")
             _run(cfg, tmp / "reference", args.frames)

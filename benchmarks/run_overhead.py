@@ -44,6 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         here = os.getcwd()
         os.chdir(tmp)
+        os.environ["OPTGEN_DATA_DIR"] = str(tmp)  # nor a store in the user data folder
         try:
             with build_bench(cfg) as bench:
                 prep = PatternPreparer(bench.encoding_slm, seeds, cfg.geometry.superpixel_px, range(20), ahead=1)

@@ -91,6 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         here = os.getcwd()
         os.chdir(tmp)  # an empty calibration store: nominal LUTs (timing does not depend on them)
+        os.environ["OPTGEN_DATA_DIR"] = str(tmp)  # nor a store in the user data folder
         try:
             for refresh_hz in (60.0, 500.0):
                 for sync in ("wait", "trigger"):

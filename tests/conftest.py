@@ -12,9 +12,11 @@ from optgen.lab.bench.parse import parse_bench
 
 @pytest.fixture(autouse=True)
 def _isolated_working_folder(tmp_path, monkeypatch):
-    """Each test runs in its own empty folder: the default calibration store ("calibrations",
-    relative to the working folder for the embedded bench) is then empty unless the test fills it."""
+    """Each test runs in its own empty folder, with its own user data folder (where the embedded
+    bench keeps its calibrations): that store is empty unless the test fills it, and no test
+    writes into the user's real data folder."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPTGEN_DATA_DIR", str(tmp_path / "user-data"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,11 @@
 """Which calibrations a bench runs with: the newest matching files of its calibration store.
 
-A bench file's ``[calibration] store`` names the folder (relative to the bench file; for the
-embedded bench, to the working folder). ``lut = "calibrated"`` takes each SLM's newest LUT for
-the bench wavelength, falling back to the nominal linear response when none was measured yet;
+A bench file's ``[calibration] store`` names the folder, relative to the bench file: the
+calibrations belong to the bench, wherever a command runs. An embedded bench (no file) keeps them
+in the user's data folder (platformdirs; ``OPTGEN_DATA_DIR`` moves it), in a folder of its own
+named by the bench's identity (a hash of its bench text), never in the working folder.
+``lut = "calibrated"`` takes each SLM's newest LUT for the bench wavelength, falling back to the
+nominal linear response when none was measured yet;
 the alignment (decoder placement on SLM2, sensor registration) and the camera calibration are
 used when present and enabled. Every run records the ids of what it used.
 
@@ -18,7 +21,10 @@ A calibration made on another device (serial) is refused once the devices are op
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,15 +43,39 @@ log = logging.getLogger("optgen")
 UNCALIBRATED = PhaseResponse("linear-nominal (no LUT calibration in the store)")
 
 
+DATA_DIR_ENV = "OPTGEN_DATA_DIR"
+
+
+def user_data_folder() -> Path:
+    """optgen's folder in the user's data folder (``OPTGEN_DATA_DIR`` wins)."""
+    given = os.environ.get(DATA_DIR_ENV, "").strip()
+    if given:
+        return Path(given).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("optgen", appauthor=False)
+
+
+def bench_identity(config: BenchConfig) -> str:
+    """A short name for a bench that has no file: its name and a hash of its bench text (what the
+    calibrations depend on: the devices, the geometry, the wavelengths)."""
+    digest = hashlib.sha256(config.text.encode("utf-8")).hexdigest()[:12]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-") or "bench"
+    return f"{name}-{digest}"
+
+
 def store_folder(config: BenchConfig, override: str | Path | None = None) -> Path:
-    """The calibration store of ``config`` (``override`` wins)."""
+    """The calibration store of ``config`` (``override`` wins): ``[calibration] store`` beside the
+    bench file, or for an embedded bench in the user's data folder under the bench's identity."""
     if override is not None:
         return Path(override)
-    folder = Path(config.calibration.store)
+    folder = Path(config.calibration.store).expanduser()
+    if folder.is_absolute():
+        return folder
     source = Path(config.source)
-    if not folder.is_absolute() and source.is_file():
-        folder = source.parent / folder
-    return folder
+    if source.is_file():
+        return source.parent / folder
+    return user_data_folder() / "benches" / bench_identity(config) / folder
 
 
 @dataclass
@@ -90,6 +120,19 @@ class BenchCalibrations:
         now = now or datetime.now(timezone.utc)
         return {name: round((now - datetime.fromisoformat(record.created)).total_seconds() / 3600.0, 3)
                 for name, record in self.in_force().items() if record.created}
+
+    def describe(self, now=None) -> list[str]:
+        """Console lines: the store, then each calibration in force with its age, or UNCALIBRATED."""
+        in_force = self.in_force()
+        if not in_force:
+            return [f"UNCALIBRATED: no calibration for this bench in {self.store}; the nominal LUTs, placement and "
+                    f"distances are used (measure them with: optgen calibrate all)"]
+        ages = self.ages_h(now)
+        lines = [f"calibrations from {self.store}:"]
+        for name, ident in self.ids().items():
+            age = ages.get(name)
+            lines.append(f"  {name:<22} {ident}" + (f"  ({_age_words(age)} old)" if age is not None else ""))
+        return lines
 
     def decoder_placement(self):
         """The measured placement of SLM2 in the beam, or None."""
@@ -155,6 +198,14 @@ class BenchCalibrations:
                 raise CalibrationFileError(
                     f"{record.path}: device_identity: {record.kind} measured on {what} serial {made_on!r}; "
                     f"[{key}] is serial {now!r}. Calibrate this device (optgen calibrate {record.kind})")
+
+
+def _age_words(hours: float) -> str:
+    if hours < 1.0:
+        return f"{hours * 60:.0f} min"
+    if hours < 48.0:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.0f} days"
 
 
 def load_bench_calibrations(config: BenchConfig, override: str | Path | None = None) -> BenchCalibrations:

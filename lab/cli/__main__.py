@@ -2,6 +2,6 @@
 
 import sys
 
-from optgen.lab.cli.main import main
+from optgen.lab.cli import main
 
 sys.exit(main())

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.cli.checks import check_file_to_write, check_folder_to_make
 
 __all__ = ["run_calibrate"]
 
@@ -24,6 +25,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if args.rounds < 1:
         raise OptgenError(f"--rounds {args.rounds}: expected at least 1")
+    if args.json is not None:                 # before anything is measured: a report that cannot be written is lost
+        check_file_to_write(args.json, "--json")
+    if args.store is not None:
+        check_folder_to_make(args.store, "--store")
     cfg = load_bench(args.bench)
     if getattr(args, "colour", None) is not None:   # one colour of a multi-colour bench: its laser, its LUTs
         cfg = colour_bench(cfg, args.colour)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.cli.checks import check_file_to_read, check_file_to_write, check_folder_to_make
 from optgen.lab.run.sources import bench_model
 
 __all__ = ["cmd_config", "cmd_devices", "cmd_evaluate", "cmd_train"]
@@ -24,11 +25,11 @@ def cmd_config(args: argparse.Namespace) -> int:
                                             f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
         return 0
     if args.dump is None:
-        print("optgen config: say --dump [FILE] or --check FILE", file=sys.stderr)
-        return 2
+        raise OptgenError("say --dump [FILE] or --check FILE")
     if args.colours and args.realistic:
-        print("optgen config: --colours and --realistic: choose one", file=sys.stderr)
-        return 2
+        raise OptgenError("--colours and --realistic: choose one")
+    if args.dump != "-":
+        check_file_to_write(Path(args.dump), "--dump", overwrite=False)
     if args.colours:
         from optgen.lab.bench.examples import rgb_bench_text
 
@@ -43,10 +44,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     target = Path(args.dump)
-    if target.exists():
-        print(f"optgen config: {target} already exists; not overwriting it", file=sys.stderr)
-        return 1
-    target.write_text(text, encoding="utf-8")
+    with open(target, "x", encoding="utf-8") as out:         # "x": never over a file made meanwhile
+        out.write(text)
     print(f"wrote {target}")
     return 0
 
@@ -55,6 +54,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from optgen.lab.bench.devices import describe_bench, probe
 
     if args.probe:
+        for cti in args.cti:
+            check_gentl_producer(cti)
         print("\n".join(probe(args.cti)))
         return 0
     from optgen.lab.bench.assemble import build_bench
@@ -65,6 +66,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"{cfg.source}: {cfg.name}")
         print("\n".join(describe_bench(bench)))
     return 0
+
+
+def check_gentl_producer(path: Path) -> None:
+    """A --cti file exists and loads as a shared library (harvesters would log a traceback instead)."""
+    import ctypes
+
+    check_file_to_read(path, "--cti")
+    try:
+        ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise OptgenError(f"--cti {path}: not a GenTL producer (a .cti shared library): {exc}") from None
 
 
 def evaluate_colour_run_cmd(args: argparse.Namespace) -> int:
@@ -121,6 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         t = evaluation["teacher"]
         print(f"  teacher, {t['count']} samples: {t['confident_fraction']:.0%} confident, inception score "
               f"{t['inception_score']:.2f}, Frechet distance {t['frechet_distance']:.2f}")
+    for line in evaluation.get("calibrations_changed", []):
+        print(f"  note: calibration changed since the run ({line}); the prediction uses today's")
     if "twin_agreement" in evaluation:
         a = evaluation["twin_agreement"]
         print(f"  frames vs the twin's noiseless prediction: Pearson r mean {a['mean']:.3f}, min {a['min']:.3f}")
@@ -173,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from optgen.lab.model.shipped import check_model_name
     from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
 
+    check_folder_to_make(args.out, "--out")
     cfg = load_bench(args.bench)
     if getattr(args, "base_model", None) is not None:
         return _fine_tune(args, cfg)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.cli.checks import positive_number, whole_number
 from optgen.lab.cli.commands import cmd_config, cmd_devices, cmd_evaluate, cmd_train
 from optgen.lab.cli.refine import add_refine_parser
 from optgen.lab.cli.run import cmd_run, cmd_status
@@ -18,12 +19,22 @@ __all__ = ["main"]
 log = logging.getLogger("optgen")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optgen")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from optgen.lab.model.shipped import SHIPPED_MODEL
 
     parser = argparse.ArgumentParser(
         prog="optgen",
         description="Run an optical generative model bench (real or simulated).")
+    parser.add_argument("--version", action="version", version=f"optgen {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -38,7 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sync", choices=("pipelined", "wait", "trigger"), default="pipelined",
                      help="pipelined: upload the next pattern while the last settles (default); wait: upload, wait "
                           "latency + settle, capture; trigger: the SLM's frame-shown output triggers the camera")
-    run.add_argument("--retries", type=int, default=3, help="attempts beyond the first for a missed frame (default 3)")
+    run.add_argument("--retries", type=whole_number(0), default=3, help="attempts beyond the first for a missed frame (default 3)")
     run.add_argument("--bench", type=Path, default=None, help="bench file (TOML); default: the simulated bench")
     run.add_argument("--seed", type=int, default=None,
                      help="random seed of the encoder's noise, a whole number >= 0 (default 0; a resumed run "
@@ -72,7 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--colour", type=float, default=None, metavar="NM",
                            help="calibrate at this colour of the bench's [colours] table (default: [bench] "
                                 "wavelength_nm); LUTs and alignment are stored per wavelength")
-    calibrate.add_argument("--rounds", type=int, default=2, help="alternating LUT rounds over the two SLMs (>= 1)")
+    calibrate.add_argument("--rounds", type=whole_number(1), default=2, help="alternating LUT rounds over the two SLMs (>= 1)")
     calibrate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
     calibrate.set_defaults(func=_cmd_calibrate)
 
@@ -82,10 +93,10 @@ def _build_parser() -> argparse.ArgumentParser:
                                        "--out to continue. Needs torch: pip install -e '.[train]'.")
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
-    train.add_argument("--grid", type=int, default=512, help="simulation grid for training (pixels, default 512)")
-    train.add_argument("--steps", type=int, default=None, help="student steps (default 15000; 5500 with --colours)")
-    train.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
-    train.add_argument("--pairs", type=int, default=None, help="teacher (noise, image) pairs (default 60000)")
+    train.add_argument("--grid", type=whole_number(32), default=512, help="simulation grid for training (pixels, default 512)")
+    train.add_argument("--steps", type=whole_number(1), default=None, help="student steps (default 15000; 5500 with --colours)")
+    train.add_argument("--batch", type=whole_number(1), default=None, help="batch size (default 16)")
+    train.add_argument("--pairs", type=whole_number(1), default=None, help="teacher (noise, image) pairs (default 60000)")
     train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",
                        help="width of the encoder's hidden layers (default 1024)")
     train.add_argument("--encoder-layers", type=int, default=None, metavar="N",
@@ -97,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
     train.add_argument("--name", default=None, help=f"the model's name (default {SHIPPED_MODEL}; digits-rgb-v2 with --colours)")
-    train.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    train.add_argument("--minutes", type=positive_number, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--measured-optics", action="store_true",
                        help="train through what the bench's calibrations measured (true d1/d2, the Gaussian beam, "
                             "SLM2's wavefront, unmodulated light; optgen calibrate all first) instead of the bench "
@@ -160,11 +171,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:    # the console says warnings; run.log gets everything
         handler.setLevel(logging.WARNING)
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    code = _run_command(args)
+    try:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        code = _run_command(args)
+    except KeyboardInterrupt:                       # Ctrl-C while starting, before any device opened
+        print("optgen: interrupted while starting; nothing was started", file=sys.stderr)
+        return 130
+    except BrokenPipeError:                         # optgen ... | head: the reader left
+        return _reader_left()
     _exit_past_hung_storage(code)
     return code
+
+
+def _reader_left() -> int:
+    """The console's reader closed the pipe: stop writing quietly (no second error at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 1
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -176,8 +203,14 @@ def _run_command(args: argparse.Namespace) -> int:
             return args.func(args)
         with control.signals():
             return args.func(args)
+    except BrokenPipeError:
+        raise
     except (OptgenError, ValueError, NotImplementedError) as exc:
         print(f"optgen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:                          # a path the checks could not foresee (permissions, a full disk)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"optgen {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"optgen {args.command}: interrupted; {_laser_words(args.command)}", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
+from optgen.lab.cli.checks import check_folder_to_make, positive_number, whole_number
 
 __all__ = ["add_refine_parser", "cmd_refine"]
 
@@ -21,12 +22,12 @@ def add_refine_parser(sub) -> None:
     refine.add_argument("--out", type=Path, required=True, help="refinement folder (checkpoint, runs, model, pictures)")
     refine.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
     refine.add_argument("--model", default=None, help="model to refine (default: the bench file's [run] model)")
-    refine.add_argument("--frames", type=int, default=None, help="frames captured for the rounds (default 1536)")
-    refine.add_argument("--batch", type=int, default=None, help="frames per round (default 32)")
-    refine.add_argument("--pretune-steps", type=int, default=None, metavar="N",
+    refine.add_argument("--frames", type=whole_number(1), default=None, help="frames captured for the rounds (default 1536)")
+    refine.add_argument("--batch", type=whole_number(1), default=None, help="frames per round (default 32)")
+    refine.add_argument("--pretune-steps", type=whole_number(0), default=None, metavar="N",
                         help="decoder steps through the calibrated model first (default 600; 0: none)")
     refine.add_argument("--name", default=None, help="the refined model's name (default <model>-refined)")
-    refine.add_argument("--minutes", type=float, default=None, help="stop (resumably) after this many minutes")
+    refine.add_argument("--minutes", type=positive_number, default=None, help="stop (resumably) after this many minutes")
     refine.set_defaults(func=cmd_refine)
 
 
@@ -43,6 +44,14 @@ def cmd_refine(args: argparse.Namespace) -> int:
     from optgen.lab.refine.optics import measured_optics
     from optgen.lab.run.sources import bench_model
 
+    check_folder_to_make(args.out, "--out")
+    if args.name is not None:
+        from optgen.lab.model.shipped import check_model_name
+
+        try:
+            check_model_name(args.name)
+        except ValueError as exc:
+            raise OptgenError(f"--{exc}") from None
     cfg = load_bench(args.bench)
     base_dir = args.bench.parent if args.bench is not None else None
     if args.model is not None:

@@ -8,7 +8,15 @@ import sys
 from optgen.drivers.errors import OptgenError
 from optgen.lab.run.sources import bench_model
 
-__all__ = ["cmd_run", "cmd_status"]
+__all__ = ["cmd_run", "cmd_status", "say_calibrations"]
+
+
+def say_calibrations(calibrations) -> None:
+    """Which calibrations a command uses and how old they are, or UNCALIBRATED (on stderr, beside
+    the progress bar)."""
+    lines = calibrations.describe() if calibrations is not None else ["UNCALIBRATED: no calibration store"]
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def _run_settings(args: argparse.Namespace):
@@ -112,8 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     resume = args.resume is not None
     if not resume:
         prepare_run_folder(out)
-    bar = None if args.no_progress else tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr,
-                                             smoothing=0.1)
+    bar = None
 
     def progress(done: int, total: int) -> None:
         if bar is not None:
@@ -121,6 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     with Bench.open(cfg, sources, calibrations) as bench:
+        say_calibrations(bench.devices.calibrations)
+        if not args.no_progress:                # drawn once the bench is open (an error stays the last line)
+            bar = tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr, smoothing=0.1)
         try:
             if resume:
                 run = bench.resume(out, sync=args.sync, retries=args.retries, progress=progress)

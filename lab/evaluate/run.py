@@ -46,7 +46,23 @@ def _read_run(folder: Path) -> dict:
             "bench_text": run.attrs["bench_file"],
             "run_args": run.attrs.get("run_args") or {},
             "decoder_id": run.attrs.get("decoder_phase", ""),
+            "calibration_ids": run.attrs.get("calibrations") or {},
+            "calibration_store": run.attrs.get("calibration_store") or "",
         }
+
+
+def run_calibration_store(run: dict) -> Path | None:
+    """The calibration store a run used: as it recorded it (runs since session 14), else the
+    --calibrations it was given, else the store beside the bench file it was started from."""
+    if run.get("calibration_store"):
+        return Path(run["calibration_store"])
+    args = run.get("run_args") or {}
+    if args.get("calibrations"):
+        return Path(args["calibrations"])
+    if args.get("bench_dir"):
+        store = Path(parse_bench(run["bench_text"], "run bench file").calibration.store).expanduser()
+        return store if store.is_absolute() else Path(args["bench_dir"]) / store
+    return None
 
 
 def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
@@ -76,6 +92,18 @@ def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, pow
     return np.stack(out)
 
 
+def _calibrations_changed(cfg, store: Path | None, recorded: dict) -> list[str]:
+    """What the store holds now that differs from the calibrations the run recorded (the
+    prediction then uses today's)."""
+    from optgen.lab.bench.calibrations import load_bench_calibrations
+
+    if not recorded:
+        return []
+    now = load_bench_calibrations(cfg, store).ids()
+    return [f"{name}: run used {recorded[name]}, the store now gives {now.get(name, 'none')}"
+            for name in sorted(recorded) if now.get(name) != recorded[name]]
+
+
 def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     """Score a run folder and write the result into its summary.json; returns the evaluation."""
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
@@ -92,7 +120,10 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
         if args.get("colour_nm") is not None:    # one colour pass of a multi-colour run: that colour's optics
             cfg = colour_bench(cfg, float(args["colour_nm"]))
         if cfg.twin is not None:
-            store = Path(args["calibrations"]) if args.get("calibrations") else None
+            store = run_calibration_store(run)
+            changed = _calibrations_changed(cfg, store, run["calibration_ids"])
+            if changed:
+                evaluation["calibrations_changed"] = changed
             predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
                                          run["exposure_s"], store)
             r = [pearson_r(p, c) for p, c in zip(predicted, run["images"])]

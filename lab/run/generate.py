@@ -111,6 +111,7 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     placement = cals.decoder_placement() if cals else None
     attrs = {"bench_file": cfg.text, "bench_source": cfg.source, "bench_name": cfg.name,
              "calibrations": bench.calibration_ids(), "calibration_ages_h": cals.ages_h() if cals else {},
+             "calibration_store": str(Path(cals.store).resolve()) if cals else "",
              "devices": bench.describe(),
              "seed_source": seeds.describe(), "decoder_phase": decoder_id, "software": software_versions(),
              "count": int(count), "run_args": run_args or {}}

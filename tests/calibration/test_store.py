@@ -23,7 +23,7 @@ from optgen.calibration.record import FORMAT_VERSION, CalibrationFileError
 from optgen.calibration.record_checks import BenchSpec, check_for_bench
 from optgen.calibration.store import CalibrationStore, load_record
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.calibrations import load_bench_calibrations
+from optgen.lab.bench.calibrations import load_bench_calibrations, store_folder
 from optgen.lab.bench.parse import parse_bench
 from optgen.simulators import planted_response
 
@@ -45,6 +45,12 @@ OTHER_PATH = "d1=45.000mm;d2=30.000mm"
 @pytest.fixture
 def config():
     return parse_bench(small_bench_text(), "small")
+
+
+def default_store() -> Path:
+    """Where the small bench (no bench file) keeps its calibrations: the user data folder, which
+    tests/conftest.py makes a fresh one per test."""
+    return store_folder(parse_bench(small_bench_text(), "small"))
 
 
 @pytest.fixture
@@ -114,7 +120,7 @@ def test_a_mismatched_wavelength_or_device_is_refused():
 
 
 def test_the_bench_opens_with_the_newest_lut_and_records_its_id(tmp_path, config):
-    store = CalibrationStore("calibrations")   # the working folder's default store
+    store = CalibrationStore(default_store())   # the bench's default store (user data folder)
     path = store.save(lut_record(np.linspace(0.0, 6.3, 256)))
     with build_bench(config) as bench:
         ids = bench.calibration_ids()
@@ -126,7 +132,7 @@ def test_the_bench_opens_with_the_newest_lut_and_records_its_id(tmp_path, config
 
 
 def test_a_lut_from_another_slm_serial_is_refused_and_the_bench_closes(tmp_path, config):
-    CalibrationStore("calibrations").save(lut_record(np.linspace(0, 6.3, 256), serial="SN-OTHER"))
+    CalibrationStore(default_store()).save(lut_record(np.linspace(0, 6.3, 256), serial="SN-OTHER"))
     with pytest.raises(CalibrationFileError, match="measured on SLM serial 'SN-OTHER'"):
         build_bench(config)
 
@@ -139,7 +145,7 @@ def test_a_lut_from_another_slm_serial_is_refused_and_the_bench_closes(tmp_path,
 ])
 def test_an_alignment_or_camera_calibration_from_another_device_is_refused_once_it_is_open(tmp_path, config,
                                                                                           record, fragment):
-    path = CalibrationStore("calibrations").save(record)
+    path = CalibrationStore(default_store()).save(record)
     cals = load_bench_calibrations(config)          # the serial is only known once the device is open
     with build_bench(config, tmp_path / "empty") as bench, pytest.raises(CalibrationFileError) as info:
         cals.check_devices(bench)
@@ -149,7 +155,7 @@ def test_an_alignment_or_camera_calibration_from_another_device_is_refused_once_
 def test_a_corrupt_newest_file_stops_the_bench_before_any_device_opens(tmp_path, config, mocker):
     from optgen.lab.bench import assemble
 
-    folder = Path("calibrations")
+    folder = default_store()
     CalibrationStore(folder).save(lut_record(np.linspace(0, 6.3, 256)))
     (folder / "lut-encoding_slm-520nm-29990101T000000000000Z.h5").write_bytes(b"garbage")
     with pytest.raises(CalibrationFileError, match="29990101"):
@@ -295,7 +301,7 @@ def test_content_that_does_not_fit_this_bench_is_refused(tmp_path, spec, record,
 
 
 def test_a_bad_file_is_refused_by_the_bench_loader(tmp_path, config):
-    store = CalibrationStore("calibrations")
+    store = CalibrationStore(default_store())
     path = store.save(camera_record())
     edit(path, set_dataset("result/saturation_dn", np.nan))
     with pytest.raises(CalibrationFileError, match="saturation_dn"):
@@ -304,7 +310,7 @@ def test_a_bad_file_is_refused_by_the_bench_loader(tmp_path, config):
 
 # --- 3. files for another wavelength or light path are passed over, and named -----------------------
 def test_a_lut_for_another_wavelength_is_skipped_and_named(tmp_path, config, caplog):
-    store = CalibrationStore("calibrations")
+    store = CalibrationStore(default_store())
     used = store.save(lut_record())
     other = store.save(lut_record(wavelength_nm=638.0))
     with caplog.at_level(logging.WARNING, logger="optgen"):
@@ -317,7 +323,7 @@ def test_a_lut_for_another_wavelength_is_skipped_and_named(tmp_path, config, cap
 
 
 def test_only_the_newest_file_of_another_wavelength_is_named(tmp_path, config):
-    store = CalibrationStore("calibrations")
+    store = CalibrationStore(default_store())
     store.save(camera_record(wavelength_nm=638.0))
     newest = store.save(camera_record(wavelength_nm=638.0))
     store.save(lut_record(wavelength_nm=450.0, device="decoding_slm"))
@@ -331,7 +337,7 @@ def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
     from optgen.lab.bench.examples import rgb_bench_text
 
     config = colour_bench(parse_bench(rgb_bench_text(small=True), "rgb"), 450.0)
-    store = CalibrationStore("calibrations")
+    store = CalibrationStore(store_folder(config))     # each colour of the bench: one store
     red = store.save(lut_record(wavelength_nm=638.0))
     stray = store.save(lut_record(wavelength_nm=700.0, device="decoding_slm"))
     blue = store.save(lut_record(wavelength_nm=450.0))
@@ -343,7 +349,7 @@ def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
 
 
 def test_an_alignment_for_another_light_path_is_skipped_and_named(tmp_path, config):
-    store = CalibrationStore("calibrations")
+    store = CalibrationStore(default_store())
     matching = store.save(alignment_record())
     other = store.save(alignment_record(path_key=OTHER_PATH))
     cals = load_bench_calibrations(config)
@@ -358,7 +364,7 @@ def test_an_alignment_for_another_light_path_is_skipped_and_named(tmp_path, conf
 
 
 def test_an_odd_h5_and_a_calibration_of_an_unknown_device_are_named(tmp_path, config):
-    folder = Path("calibrations")
+    folder = default_store()
     path = CalibrationStore(folder).save(lut_record())
     (folder / "notes.h5").write_bytes(b"x")
     (folder / "lut-third_slm-520nm-20261201T120000000000Z.h5").write_bytes(b"x")
@@ -377,7 +383,7 @@ def test_an_odd_h5_and_a_calibration_of_an_unknown_device_are_named(tmp_path, co
     (set_attr("created", "2020-01-01T00:00:00.000000+00:00"), "the file name says"),
 ])
 def test_a_file_whose_name_contradicts_its_content_is_refused(tmp_path, config, change, fragment):
-    path = CalibrationStore("calibrations").save(lut_record())
+    path = CalibrationStore(default_store()).save(lut_record())
     edit(path, change)
     with pytest.raises(CalibrationFileError) as info:
         load_bench_calibrations(config)
@@ -414,7 +420,7 @@ def test_a_folder_a_fifo_an_empty_or_a_truncated_file_is_refused(tmp_path):
 
 
 def test_an_unreadable_file_or_store_is_refused(tmp_path, config, monkeypatch):
-    path = CalibrationStore("calibrations").save(lut_record())
+    path = CalibrationStore(default_store()).save(lut_record())
     real_open = os.open
 
     def denied(p, *args, **kwargs):
@@ -467,7 +473,7 @@ def test_a_file_larger_than_the_cap_is_refused_unread(tmp_path, monkeypatch):
     (lambda f: f["result/phase_rad"].attrs.__setitem__("unit", "rad"), "unexpected attributes ['unit']"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_whatever_a_resealed_file_holds_only_calibration_file_error_comes_out(tmp_path, config, change, fragment):
-    path = CalibrationStore("calibrations").save(lut_record())
+    path = CalibrationStore(default_store()).save(lut_record())
     edit(path, change)
     refused(path, fragment)
     with pytest.raises(CalibrationFileError, match=path.name):

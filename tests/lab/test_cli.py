@@ -28,7 +28,7 @@ def test_config_dump_to_a_file_never_overwrites(tmp_path, capsys):
     assert main(["config", "--dump", str(target)]) == 0
     assert target.read_text() == default_bench_text()
     target.write_text("mine")
-    assert main(["config", "--dump", str(target)]) == 1
+    assert main(["config", "--dump", str(target)]) == 2                  # a refusal, like every user error
     assert target.read_text() == "mine"
     assert "not overwriting" in capsys.readouterr().err
 
