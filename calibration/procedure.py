@@ -92,27 +92,41 @@ def _png_path(path: Path) -> Path:
 
 
 def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
-              session: CalibrationSession | None = None, truths=None) -> CalibrationReport:
+              session: CalibrationSession | None = None, truths=None,
+              show_progress=None) -> CalibrationReport:
     """Run ``what`` (one of STEPS or "all") on ``bench`` and store the results.
 
     ``truths``: a twin's planted truths (``OpticalWorld.planted_truths()``), drawn in the pictures
-    beside what was measured; None on a real bench."""
+    beside what was measured; None on a real bench. ``show_progress``: called with a line of
+    progress (the step, the pattern, the time left: ``calibration.progress``) about once a second."""
+    from optgen.calibration.progress import CalibrationProgress, StepHistory
+
     steps = ALL_STEPS if what == "all" else (what,)
     unknown = set(steps) - set(STEPS)
     if unknown:
         raise ValueError(f"calibration {what!r}: expected one of {', '.join(STEPS)} or all")
     session = session or CalibrationSession(bench)
+    progress = CalibrationProgress(steps, StepHistory(store.folder), show_progress)
+    session.progress = progress
     report = CalibrationReport()
     started = time.perf_counter()
     pending: list[_PendingFit] = []
     try:
         for step in steps:
-            later = {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step,
-                     "wavefront": _wavefront_step, "alignment": _alignment_step}[step](
-                bench, session, store, report, rounds, truths)
+            progress.start_step(step)
+            ok = False
+            try:
+                later = {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step,
+                         "wavefront": _wavefront_step, "alignment": _alignment_step}[step](
+                    bench, session, store, report, rounds, truths)
+                ok = True
+            finally:
+                progress.end_step(ok)
             if later is not None:
                 pending.append(later)
         bench.laser.safe_off()                 # what is left is computation
+        if pending and show_progress is not None:
+            show_progress("calibrate: finishing SLM2's wavefront fit (no light needed)")
         while pending:
             pending.pop(0).finish()
     finally:

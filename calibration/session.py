@@ -61,6 +61,7 @@ class CalibrationSession:
         self._dark_exposure_s: float | None = None
         self._measured_darks: dict[float, np.ndarray] = {}   # exposure -> a whole-sensor dark frame taken
         self._lit = False
+        self.progress = None                         # a calibration.progress.CalibrationProgress, told of each pattern
 
     # --- SLMs ---------------------------------------------------------------------------
     @property
@@ -76,11 +77,16 @@ class CalibrationSession:
                 continue
             slm = self.slms[key]
             slm.set_phase(pattern)
-            self.counters.patterns_shown += 1
+            self._shown()
             waits.append(slm.timing.wait_s)
         if waits:
             self.bench.clock.sleep(max(waits))
             self.counters.wait_s += max(waits)
+
+    def _shown(self) -> None:
+        self.counters.patterns_shown += 1
+        if self.progress is not None:
+            self.progress.pattern()
 
     def sweep(self, key: str, patterns: Sequence[np.ndarray], grab: Callable[[int], np.ndarray],
               process: Callable[[int, np.ndarray], T], frames_per_pattern: int = 1) -> list[T]:
@@ -100,7 +106,7 @@ class CalibrationSession:
 
         def upload(i: int) -> None:
             slm.set_phase(patterns[i])
-            self.counters.patterns_shown += 1
+            self._shown()
 
         if not self.pipelined:
             results = []

@@ -287,7 +287,7 @@ class Bench:
                               count, progress, resume=resume, sync=sync, max_retries=retries, run_args=run_args)
 
     # --- calibrating --------------------------------------------------------------------
-    def calibrate(self, what: str = "all", *, rounds: int = 2):
+    def calibrate(self, what: str = "all", *, rounds: int = 2, progress=None):
         """Calibrate the bench and use the result from now on.
 
         Parameters
@@ -297,6 +297,8 @@ class Bench:
             wavefronts, alignment).
         rounds : int, default 2
             Alternating LUT rounds over the two SLMs.
+        progress : callable, optional
+            Called with a line of progress (step, pattern, time left) about once a second.
 
         Returns
         -------
@@ -319,7 +321,8 @@ class Bench:
         folder = store_folder(self.config, self._store)
         bench = self._devices
         with self._watchdog_reports_to(folder):
-            report = calibrate(bench, what, CalibrationStore(folder), rounds=rounds, truths=bench.truths)
+            report = calibrate(bench, what, CalibrationStore(folder), rounds=rounds, truths=bench.truths,
+                               show_progress=progress)
         bench.reload_calibrations(load_bench_calibrations(self.config, folder))
         return report
 

@@ -13,7 +13,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the ``optgen`` command (``argv``: the arguments, default the process's)."""
     try:
-        from optgen.lab.cli.main import main as run_command_line
+        from optgen.lab.cli.command_line import main as run_command_line
     except KeyboardInterrupt:
         print("optgen: interrupted while starting; nothing was started", file=sys.stderr)
         return 130

@@ -40,7 +40,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
                 print(line)
             _write_json(args.json, result.as_dict())
             return 0 if result.ok else 3
-        report = bench.calibrate(args.what, rounds=args.rounds)
+        report = bench.calibrate(args.what, rounds=args.rounds,
+                                 progress=None if getattr(args, "quiet", False) else console_progress())
         out = report.as_dict()
         devices = bench.devices
         if devices.world is not None:
@@ -61,6 +62,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
             print(f"    {key:<30} {_fmt(value)}")
     _write_json(args.json, out)
     return 0
+
+
+def console_progress():
+    """A progress printer for stderr: one line redrawn in place on a terminal; elsewhere (a log
+    file, CI) a line every 10 s and at each step's start and end."""
+    import sys
+    import time
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(line: str) -> None:
+        in_step = " (step " in line and ": pattern " in line
+        if tty:
+            sys.stderr.write("\r\x1b[K" + line + ("" if in_step else "\n"))
+        elif not in_step or time.monotonic() - last[0] >= 10.0 or ": pattern 0" in line:
+            last[0] = time.monotonic()
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def _write_json(path, data: dict) -> None:

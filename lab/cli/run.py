@@ -128,8 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     with Bench.open(cfg, sources, calibrations) as bench:
-        say_calibrations(bench.devices.calibrations)
-        if not args.no_progress:                # drawn once the bench is open (an error stays the last line)
+        if not args.quiet:
+            say_calibrations(bench.devices.calibrations)
+        if not (args.no_progress or args.quiet):                # drawn once the bench is open (an error stays the last line)
             bar = tqdm(total=count, unit="frame", desc="optgen run", file=sys.stderr, smoothing=0.1)
         try:
             if resume:

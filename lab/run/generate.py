@@ -130,7 +130,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
     if cals is not None and cals.in_force():
         ages = cals.ages_h()
         run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
-                                                              for name, record in cals.in_force().items()))
+                                                              for name, record in cals.in_force().items()),
+                      level=logging.INFO)          # news, not a warning: optgen run prints it on its own
     end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
     with stop.signals():
         graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
@@ -354,9 +355,10 @@ class RunLog:
             except Exception:   # noqa: BLE001 - a log line must never stop the run
                 pass
 
-    def event(self, kind: str, text: str) -> None:
-        level = logging.CRITICAL if kind == "laser" else (
-            logging.WARNING if kind in ("retry", "link", "store", "calibration", "warning") else logging.INFO)
+    def event(self, kind: str, text: str, level: int | None = None) -> None:
+        if level is None:
+            level = logging.CRITICAL if kind == "laser" else (
+                logging.WARNING if kind in ("retry", "link", "store", "calibration", "warning") else logging.INFO)
         self.logger.log(level, "%s: %s", kind, text)
         if self.storage_hung:
             return

@@ -1,4 +1,4 @@
-"""The ``optgen`` command line: run (and --resume), status, calibrate, train, evaluate, devices, config."""
+"""The ``optgen`` command line: run (and --resume), status, calibrate, train, refine, evaluate, devices, config."""
 
 from __future__ import annotations
 
@@ -37,6 +37,17 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"optgen {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true",
+                        help="print only results and errors (no progress, no calibration summary)")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="warning",
+                        help="what the console shows of optgen's log (default warning; run.log keeps everything)")
+    add_parser = sub.add_parser
+
+    def add_with_common(*a, **k):
+        return add_parser(*a, parents=[common], **k)
+
+    sub.add_parser = add_with_common
 
     run = sub.add_parser("run", help="generate N frames on the bench into a new run folder",
                          description="Generate frames: encoder seeds on the encoding SLM, the decoder phase "
@@ -174,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = _build_parser()
         args = parser.parse_args(argv)
+        _console_log_level(args.log_level)
         code = _run_command(args)
     except KeyboardInterrupt:                       # Ctrl-C while starting, before any device opened
         print("optgen: interrupted while starting; nothing was started", file=sys.stderr)
@@ -182,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         return _reader_left()
     _exit_past_hung_storage(code)
     return code
+
+
+def _console_log_level(level: str) -> None:
+    """The console handler shows ``level`` and above (run.log's handler is its own)."""
+    value = getattr(logging, level.upper())
+    logging.getLogger().setLevel(min(value, logging.WARNING))
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(value)
 
 
 def _reader_left() -> int:
