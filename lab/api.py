@@ -203,7 +203,8 @@ class Bench:
 
     # --- generating ---------------------------------------------------------------------
     def generate(self, count: int, seed: int = 0, out: str | Path | None = None, *, sync: str = "pipelined",
-                 retries: int = 3, progress: Callable[[int, int], None] | None = None) -> "Run":
+                 retries: int = 3, progress: Callable[[int, int], None] | None = None,
+                 label: int | None = None) -> "Run":
         """Generate ``count`` images with the bench file's model (its ``[run]`` table).
 
         Parameters
@@ -221,6 +222,9 @@ class Bench:
             Attempts beyond the first for a frame that came late or timed out.
         progress : callable, optional
             Called as ``progress(done, total)`` while frames are stored.
+        label : int, optional
+            Generate only this class (a digit for the digits models): a model trained on labelled
+            images reads the class from its noise, so the noise is drawn for that class.
 
         Returns
         -------
@@ -238,11 +242,14 @@ class Bench:
 
         self._check_open()
         count, seed = _whole("count", count, 1), _whole("seed", seed, 0)
-        seeds = self._sources.seeds(seed)
+        if label is not None:
+            label = _whole("label", label, 0)
+        seeds = self._sources.seeds(seed, label)
         if count > len(seeds):
             raise OptgenError(f"count = {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
         run_args = {"seed": seed, "bench_dir": str(self._base_dir.resolve()) if self._base_dir else None,
-                    "calibrations": str(self._store.resolve()) if self._store is not None else None}
+                    "calibrations": str(self._store.resolve()) if self._store is not None else None,
+                    "class": label}
         if out is not None:
             folder = prepare_run_folder(out)
             self._run(seeds, folder, count, progress, sync, retries, run_args, resume=False)
@@ -272,8 +279,9 @@ class Bench:
         if rec.bench_text != self.config.text:
             raise RunFolderError(f"{out}: made on another bench file ({rec.bench_source}); resume it on its own bench")
         run_args = {"seed": rec.seed, "bench_dir": str(rec.bench_dir) if rec.bench_dir else None,
-                    "calibrations": str(rec.calibrations) if rec.calibrations else None}
-        self._run(self._sources.seeds(rec.seed), Path(out), rec.count, progress, sync, retries, run_args, resume=True)
+                    "calibrations": str(rec.calibrations) if rec.calibrations else None, "class": rec.class_index}
+        self._run(self._sources.seeds(rec.seed, rec.class_index), Path(out), rec.count, progress, sync, retries,
+                  run_args, resume=True)
         return open_run(out)
 
     def _run(self, seeds, folder: Path, count: int, progress, sync: str, retries: int, run_args: dict,

@@ -133,6 +133,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         t = evaluation["teacher"]
         print(f"  teacher, {t['count']} samples: {t['confident_fraction']:.0%} confident, inception score "
               f"{t['inception_score']:.2f}, Frechet distance {t['frechet_distance']:.2f}")
+    if "requested_class" in evaluation:
+        req = evaluation["requested_class"]
+        print(f"  class {req['class']} requested: {req['as_requested']:.0%} judged as it")
     for line in evaluation.get("calibrations_changed", []):
         print(f"  note: calibration changed since the run ({line}); the prediction uses today's")
     if "twin_agreement" in evaluation:

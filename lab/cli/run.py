@@ -58,6 +58,8 @@ def _seed(args: argparse.Namespace) -> int:
 
 def cmd_run_colours(args: argparse.Namespace) -> int:
     """``optgen run --colours``: every colour of the bench's [colours] table, one at a time, then RGB."""
+    if getattr(args, "class_index", None) is not None:
+        raise OptgenError("--class: not with a multi-colour run yet (one-colour models only)")
 
     from tqdm import tqdm
 
@@ -114,7 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # files, the frame count, the run folder.
     cfg, base_dir, random_seed, count, calibrations, out = _run_settings(args)
     sources = RunSources(cfg, base_dir)
-    seeds = sources.seeds(random_seed)
+    if args.resume is not None and args.class_index is not None:
+        raise OptgenError("--resume DIR continues that run with the class it recorded: leave out --class")
+    seeds = sources.seeds(random_seed, args.class_index)
     if count > len(seeds):
         raise OptgenError(f"--count {count}: the seed source {seeds.name} holds only {len(seeds)} seeds")
     resume = args.resume is not None
@@ -136,7 +140,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if resume:
                 run = bench.resume(out, sync=args.sync, retries=args.retries, progress=progress)
             else:
-                run = bench.generate(count, random_seed, out, sync=args.sync, retries=args.retries, progress=progress)
+                run = bench.generate(count, random_seed, out, sync=args.sync, retries=args.retries, progress=progress,
+                                     label=args.class_index)
         finally:
             if bar is not None:
                 bar.close()

@@ -112,6 +112,11 @@ def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
     run = _read_run(folder)
     judge = judge or DigitsJudge(image_size=run["images"].shape[-1])
     evaluation: dict = {"generated": judge.scores(run["images"])}
+    requested = (run["run_args"] or {}).get("class")
+    if requested is not None:                    # optgen run --class K: how many came out as K
+        labels, _ = judge.classify(run["images"])
+        evaluation["requested_class"] = {"class": int(requested), "as_requested": float(np.mean(labels == requested)),
+                                         "judged_classes": np.bincount(labels, minlength=10).tolist()}
     if model is not None and model.teacher_samples is not None:
         evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(run["images"]))
     if run["decoder_phase"] is not None:

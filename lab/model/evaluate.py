@@ -71,6 +71,12 @@ class DigitsJudge:
         x = (images if normalized else normalize_images(images)).reshape(len(images), -1)
         return np.maximum(x @ self.clf.coefs_[0] + self.clf.intercepts_[0], 0.0)
 
+    def classify(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the class each image is judged to be, the judge's probability for it)."""
+        x = normalize_images(np.asarray(images))
+        probs = self.clf.predict_proba(x.reshape(len(x), -1))
+        return probs.argmax(axis=1), probs.max(axis=1)
+
     def scores(self, images: np.ndarray) -> dict:
         images = np.asarray(images)
         if self.image_size is not None and images.shape[-2:] != (self.image_size, self.image_size):

@@ -51,6 +51,17 @@ class OpticalModel:
         n = self.geometry.seed_superpixels
         return (n, n)
 
+    @property
+    def classes(self) -> int:
+        """How many classes the model generates on request (0: none). A class-conditional teacher
+        reads a sample's class from its noise, the quantile of its first component (decision 0004),
+        so the student learned the same: every model optgen trained on labelled images (the digits
+        models: 10) records ``info["classes"]``; models from before that record their settings."""
+        info = self.info or {}
+        if "classes" in info:
+            return int(info["classes"])
+        return 10 if isinstance(info.get("settings"), dict) and "guidance" in info["settings"] else 0
+
     def encode(self, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Noise (B, noise_dim) -> (seed values (B, colours, n, n) in [-1, 1] after clipping, scale (B, colours))."""
         x = np.asarray(noise, dtype=np.float32)

@@ -59,6 +59,7 @@ class Recorded:
     calibrations: Path | None
     colour_nm: float | None = None      # one colour's pass of a multi-colour run
     colour_run: bool = False            # the folder of a multi-colour run
+    class_index: int | None = None      # the class the run generated (optgen run --class)
 
 
 def recorded(folder: str | Path) -> Recorded:
@@ -76,7 +77,8 @@ def recorded(folder: str | Path) -> Recorded:
     args = attrs.get("run_args") or {}
     return Recorded(folder, attrs["bench_file"], str(attrs.get("bench_source", folder / "run.h5")),
                     _path(args.get("bench_dir")), int(args.get("seed", 0)), int(attrs["count"]),
-                    _path(args.get("calibrations")), colour_nm=args.get("colour_nm"))
+                    _path(args.get("calibrations")), colour_nm=args.get("colour_nm"),
+                    class_index=None if args.get("class") is None else int(args["class"]))
 
 
 def resume_settings(folder: str | Path, *, bench: Path | None = None, seed: int | None = None,

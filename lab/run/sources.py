@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from optgen.drivers.errors import OptgenError
+
 __all__ = ["RunSources", "bench_model", "run_sources"]
 
 
@@ -46,16 +48,21 @@ class RunSources:
         else:
             self.decoder_phase, self.decoder_id = load_decoder_phase(cfg.run.decoder_phase, g.decoder_px, base_dir)
 
-    def seeds(self, random_seed: int):
-        """The seed source for ``random_seed`` (a seed file ignores it)."""
+    def seeds(self, random_seed: int, class_index: int | None = None):
+        """The seed source for ``random_seed`` (a seed file ignores it); ``class_index``: seeds of
+        that class only (a model trained on labelled images)."""
         from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 
+        model_seeds = self.model is not None and self.cfg.run.seed_source == "model" and self._file_seeds is None
+        if class_index is not None and not model_seeds:
+            raise OptgenError(f"class {class_index}: only a model's encoder generates a class on request; this bench "
+                              f"file's [run] shows {'a seed file' if self._file_seeds is not None else 'no model'}")
         if self._file_seeds is not None:
             return self._file_seeds
-        if self.model is not None and self.cfg.run.seed_source == "model":
+        if model_seeds:
             from optgen.lab.run.model_seeds import ModelSeedSource
 
-            return ModelSeedSource(self.model, self.cfg.wavelength_nm, random_seed)
+            return ModelSeedSource(self.model, self.cfg.wavelength_nm, random_seed, class_index)
         n = self.cfg.geometry.seed_superpixels
         return EncoderSeedSource(PlaceholderEncoder(n * n), n, random_seed)
 
