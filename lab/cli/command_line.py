@@ -108,6 +108,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
     train.add_argument("--grid", type=whole_number(32), default=512, help="simulation grid for training (pixels, default 512)")
+    train.add_argument("--data", type=Path, default=None, metavar="PATH",
+                       help="train on these images instead of scikit-learn's digits: a folder of PNG/JPEG images "
+                            "(one sub-folder per class for a class-conditional model), a .npy/.npz array (with "
+                            "'labels' for classes) or MNIST-format IDX files; resized to the teacher's size")
+    train.add_argument("--teacher-size", type=whole_number(4), default=None, metavar="N",
+                       help="the teacher's image size, N x N (default 8; the model's output grid is the bench's)")
     train.add_argument("--steps", type=whole_number(1), default=None, help="student steps (default 15000; 5500 with --colours)")
     train.add_argument("--batch", type=whole_number(1), default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=whole_number(1), default=None, help="teacher (noise, image) pairs (default 60000)")

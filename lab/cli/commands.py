@@ -163,6 +163,7 @@ def _fine_tune(args: argparse.Namespace, cfg) -> int:
     if not args.measured_optics:
         raise OptgenError("--from fine-tunes a model through the bench's measured optics: add --measured-optics")
     other = [flag for flag, value in (("--colours", args.colours), ("--pairs", args.pairs), ("--batch", args.batch),
+                                      ("--data", args.data), ("--teacher-size", args.teacher_size),
                                       ("--encoder-hidden", args.encoder_hidden), ("--encoder-layers", args.encoder_layers),
                                       ("--minutes", args.minutes)) if value]
     if other:
@@ -195,6 +196,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if getattr(args, "base_model", None) is not None:
         return _fine_tune(args, cfg)
     settings = TrainSettings(**(RGB_RECIPE if args.colours else {}))
+    if args.data is not None:
+        from optgen.lab.model.datasets import load_image_data
+
+        data = load_image_data(args.data)             # checked whole before any training
+        settings.data = str(args.data.resolve())
+        print(f"data: {args.data}: {len(data.images)} images of {data.images.shape[3]} x {data.images.shape[2]}, "
+              f"{'colour' if data.channels == 3 else 'grey'}, "
+              + (f"{data.classes} classes ({', '.join(data.class_names[:10])}{', ...' if data.classes > 10 else ''})"
+                 if data.classes else "no labels"), flush=True)
+    if args.teacher_size is not None:
+        settings.teacher_size = args.teacher_size
     if args.steps is not None:
         settings.student_steps = args.steps
     if args.batch is not None:

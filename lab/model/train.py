@@ -67,16 +67,51 @@ class TrainSettings:
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
     name: str = SHIPPED_MODEL   # the defaults reproduce the shipped model
+    data: str = ""              # a lab's own images (lab.model.datasets); "" = scikit-learn's digits
+
+
+DIGITS_DATA = {"name": "scikit-learn digits (load_digits)", "count": 1797, "size": [8, 8], "channels": 1,
+               "classes": 10, "class_names": [str(k) for k in range(10)]}
+
+
+def _training_data(s: TrainSettings) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """(images at the teacher's size, (N, t, t) grey or (N, 3, t, t) colour; labels or None; what the
+    model file records of them)."""
+    if not s.data:
+        images, labels = load_colour_digits(s.teacher_size) if s.colours_nm else load_digits_images(s.teacher_size)
+        return images, labels, dict(DIGITS_DATA)
+    from optgen.lab.model.datasets import DataError, load_image_data
+
+    data = load_image_data(s.data)
+    if s.colours_nm:
+        if data.channels != 3:
+            raise DataError(f"--data {s.data}: grey images; a multi-colour model (--colours) learns colour images")
+        n, c, h, w = data.images.shape
+        images = resize_images(data.images.reshape(n * c, h, w), s.teacher_size).reshape(n, c, s.teacher_size,
+                                                                                         s.teacher_size)
+    else:
+        images = resize_images(data.grey(), s.teacher_size)
+    return images, data.labels, data.record()
 
 
 def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
-    path = out / "teacher.pt"
+    path, recorded = out / "teacher.pt", out / "data.json"
     if path.exists():
         model = DiffusionTeacher.from_state(torch.load(path, weights_only=True), s.teacher_size)
+        if s.data and recorded.exists():
+            from optgen.lab.model.datasets import DataError, load_image_data
+
+            then = json.loads(recorded.read_text())
+            if load_image_data(s.data).sha256() != then.get("sha256"):
+                raise DataError(f"--data {s.data}: not the data the teacher in {out} learned ({then.get('name')}, "
+                                f"{then.get('count')} images); train in a new folder")
         log(f"teacher: loaded {path}")
         return model
-    images, labels = load_colour_digits(s.teacher_size) if s.colours_nm else load_digits_images(s.teacher_size)
-    model = train_teacher(images, labels, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log)
+    images, labels, record = _training_data(s)
+    log(f"data: {record['name']}, {record['count']} images, {record['classes'] or 'no'} classes")
+    model = train_teacher(images, labels, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log,
+                          classes=record["classes"] or None)
+    recorded.write_text(json.dumps(record, indent=1) + "\n")
     torch.save(model.state_dict(), path)
     return model
 
@@ -294,8 +329,10 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
             losses: list[float], elapsed_s: float, optics_record: dict | None = None) -> Path:
     layers = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
     weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers]
+    data = json.loads((out / "data.json").read_text()) if (out / "data.json").exists() else dict(DIGITS_DATA)
     info = {"settings": asdict(s), "final_loss": float(np.mean(losses[-100:])), "steps": len(losses),
-            "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__}
+            "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__, "data": data,
+            "classes": int(data.get("classes") or 0)}
     if optics_record:
         info["measured_optics"] = optics_record
     colours = student.wavelengths_nm
