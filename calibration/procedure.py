@@ -220,10 +220,6 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingF
         for key, cal in measured.items():
             slms[key].set_wavefront_correction(wavefront_correction_rad(cal, slms[key].shape, b.pitch_m))
 
-    def restore(keys) -> None:
-        for key in keys:                                 # the previous corrections stay in force
-            slms[key].set_wavefront_correction(previous[key])
-
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-wavefront-fit")
     try:
         for slm in slms.values():
@@ -248,23 +244,28 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingF
     except BaseException:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        restore(slms)
+        for key, slm in slms.items():                    # the previous corrections stay in force
+            slm.set_wavefront_correction(previous[key])
         raise
-    if not corrected_in_runs:
-        slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
-    _with_unmodulated(measured, unmodulated, report)
-    _store_distances(bench, store, report, distances)
-    _store_wavefronts(bench, store, report, measured, truths)
-    if corrected_in_runs:
-        pool.shutdown(wait=False)
-        return None
-
     def store_decoder() -> None:
         done = {DECODING: _result(fitting)}
         _with_unmodulated(done, unmodulated, report)
         _store_wavefronts(bench, store, report, done, truths)
 
-    return _PendingFit(store_decoder, cancel, pool)
+    pending = None if corrected_in_runs else _PendingFit(store_decoder, cancel, pool)
+    if pending is not None:
+        slms[DECODING].set_wavefront_correction(None)     # as runs show SLM2 (decision 0013)
+    try:
+        _with_unmodulated(measured, unmodulated, report)
+        _store_distances(bench, store, report, distances)
+        _store_wavefronts(bench, store, report, measured, truths)
+    except BaseException:
+        if pending is not None:
+            pending.abandon()
+        raise
+    if pending is None:
+        pool.shutdown(wait=False)
+    return pending
 
 
 @dataclass
