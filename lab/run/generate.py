@@ -43,7 +43,7 @@ from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.run.seeds import SeedSource
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
 from optgen.lab.runfile.reader import RunFile
-from optgen.lab.runfile.storage import RunWriter
+from optgen.lab.runfile.storage import RunFileBusy, RunWriter
 
 __all__ = ["RunLog", "RunResult", "run_generation", "run_summary", "write_json_atomic", "write_run_outputs"]
 
@@ -331,6 +331,7 @@ class RunLog:
     """
 
     CLOSE_WAIT_S = 5.0
+    EVENT_WAIT_S = 5.0      # the longest the run loop waits to put an event into the run file (a hung write holds it)
 
     def __init__(self, path: Path, writer):
         self.writer = writer
@@ -363,7 +364,10 @@ class RunLog:
         if self.storage_hung:
             return
         try:
-            self.writer.record_event(kind, text)
+            self.writer.record_event(kind, text, timeout_s=self.EVENT_WAIT_S)
+        except RunFileBusy as exc:                # a write holds the file: this and later events go to run.log only
+            self.storage_hung = True
+            self.logger.error("could not record the event in the run file: %s", exc)
         except Exception as exc:   # noqa: BLE001 - the log file still has it
             self.logger.error("could not record the event in the run file: %s", exc)
 
@@ -427,7 +431,8 @@ def write_run_outputs(folder: Path, summary: dict, pictures: bool = True, timeou
     def sheet() -> None:
         with RunFile(folder / "run.h5") as run:
             images = run.images(limit=64)
-        write_contact_sheet(folder / "contact_sheet.png", images)
+            numbers = [f"#{i}" for i in run.indices[:len(images)]]
+        write_contact_sheet(folder / "contact_sheet.png", images, labels=numbers)
         summary["contact_sheet"] = "contact_sheet.png"
         write_json_atomic(folder / "summary.json", summary)
 

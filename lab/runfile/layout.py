@@ -26,6 +26,37 @@ PER_FRAME_FIELDS = {
     "saturated_pixels": np.int64,
 }
 SEED_ID_BYTES = 128
+
+#: Every dataset's units and a one-line description, written as its "units" and "description"
+#: attributes (a reader of run.h5 need not know optgen to know what a number means).
+DATASET_DOCS = {
+    "frames": ("camera counts (DN)", "raw camera frame of each seed, as the camera delivered it"),
+    "images": ("camera counts above dark (DN) per camera pixel, mean over each output pixel",
+               "the output window registered onto the model's output grid, one image per frame"),
+    "seed/phase": ("rad", "the seed phase shown on the encoding SLM, one value per superpixel"),
+    "seed/gray": ("gray level", "the encoding SLM's gray levels for each superpixel, after its LUT"),
+    "seed/index": ("1", "the seed's index in its seed source (the noise drawn from (random seed, index))"),
+    "seed/id": ("text", "the seed's identity: source, random seed and index"),
+    "meta/timestamp_s": ("s", "when the frame was captured (seconds since the epoch, UTC)"),
+    "meta/exposure_s": ("s", "the camera's exposure as read back for the frame"),
+    "meta/laser_power_w": ("W", "the laser's power read-back for the frame"),
+    "meta/saturated_pixels": ("pixels", "pixels at the saturation level in the frame"),
+    "meta/stored_s": ("s", "when the frame was stored (seconds since the epoch, UTC)"),
+    "meta/written": ("bool", "whether the frame's row holds a stored frame (a stopped run has gaps)"),
+    "log/events": ("s; text; text", "the run's events: time_s (seconds since the epoch, UTC), kind, text"),
+    "log/written": ("bool", "whether the event's row holds an event"),
+    "dark": ("camera counts (DN)", "dark frame (laser off) at the run's exposure; dark_1, ... for each resume"),
+    "decoder_phase": ("rad", "the decoder phase shown on the decoding SLM for the whole run"),
+}
+
+
+def document_dataset(dataset, name: str | None = None) -> None:
+    """Write ``dataset``'s units and description (DATASET_DOCS; a resumed run's dark_k as dark)."""
+    key = name or dataset.name.lstrip("/")
+    key = "dark" if key.startswith("dark_") else key
+    units, description = DATASET_DOCS[key]
+    dataset.attrs["units"] = units
+    dataset.attrs["description"] = description
 EVENT_DTYPE = np.dtype([("time_s", "<f8"), ("kind", "S24"), ("text", "S480")])  # 512-byte rows
 PART_SUFFIX = ".part"             # the name a run file has until it is fully created
 DISK_MARGIN_BYTES = 64 * 2**20     # left free beyond the run: run.log, summary, the final attributes

@@ -50,6 +50,7 @@ from optgen.lab.runfile.layout import (
     RunEvent,
     RunFileError,
     decoded_attrs,
+    document_dataset,
     encode_attrs,
     fixed_text,
     open_run_file,
@@ -57,14 +58,20 @@ from optgen.lab.runfile.layout import (
     utc_text,
 )
 
-__all__ = ["RunWriter"]
+__all__ = ["RunFileBusy", "RunWriter"]
+
+
+class RunFileBusy(RunFileError):
+    """The run file stayed held (by a write that does not return) longer than a caller would wait."""
 
 
 def _reserved(group: h5py.Group, name: str, shape: tuple, dtype, chunks: tuple | None = None) -> h5py.Dataset:
     """A dataset whose file space is allocated now (no metadata changes when it is written)."""
     dcpl = h5p.create(h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5d.ALLOC_TIME_EARLY)
-    return group.create_dataset(name, shape, dtype=dtype, chunks=chunks, dcpl=dcpl, fill_time="never")
+    dataset = group.create_dataset(name, shape, dtype=dtype, chunks=chunks, dcpl=dcpl, fill_time="never")
+    document_dataset(dataset)
+    return dataset
 
 
 class _Rows:
@@ -294,23 +301,35 @@ class RunWriter:
             self._marks[index] = True
             self.n_written += 1
 
-    def record_event(self, kind: str, text: str) -> bool:
-        """Append ``kind: text`` to the run log in the file, durably; False once the log is full."""
-        with self._lock:
-            rows = len(self._log)
-            if self._n_events >= rows:
-                return False
-            full = self._n_events == rows - 1
-            if full:
-                kind, text = "log", f"the run log is full ({rows} events); later events are not stored"
-            k = self._n_events
-            self._rows["log/events"].put(k, np.array((time.time(), fixed_text(kind, 24), fixed_text(text, 480)),
-                                                     dtype=EVENT_DTYPE))
-            self._flush()
-            self._rows["log/written"].put(k, True)
-            self._flush()
-            self._n_events += 1
-            return not full
+    def record_event(self, kind: str, text: str, timeout_s: float | None = None) -> bool:
+        """Append ``kind: text`` to the run log in the file, durably; False once the log is full.
+
+        ``timeout_s``: wait at most this long for the file (a write that hangs holds it); then
+        RunFileBusy, and the event is not in the file."""
+        if not self._lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            raise RunFileBusy(f"{self.path}: the run file stayed busy for {timeout_s:g} s (a write that does not "
+                               f"return?); event not stored in it: {kind}: {text}")
+        try:
+            return self._record_event(kind, text)
+        finally:
+            self._lock.release()
+
+    def _record_event(self, kind: str, text: str) -> bool:
+        """record_event with the file held."""
+        rows = len(self._log)
+        if self._n_events >= rows:
+            return False
+        full = self._n_events == rows - 1
+        if full:
+            kind, text = "log", f"the run log is full ({rows} events); later events are not stored"
+        k = self._n_events
+        self._rows["log/events"].put(k, np.array((time.time(), fixed_text(kind, 24), fixed_text(text, 480)),
+                                                 dtype=EVENT_DTYPE))
+        self._flush()
+        self._rows["log/written"].put(k, True)
+        self._flush()
+        self._n_events += 1
+        return not full
 
     def events(self) -> list[RunEvent]:
         """The run log stored so far, oldest first."""
@@ -331,7 +350,7 @@ class RunWriter:
             while name in self.file:
                 k += 1
                 name = f"dark_{k}"
-            self.file.create_dataset(name, data=np.asarray(dark, dtype=np.uint16))
+            document_dataset(self.file.create_dataset(name, data=np.asarray(dark, dtype=np.uint16)))
             self._flush()
 
     def write_decoder_phase(self, phase: np.ndarray) -> None:
@@ -342,7 +361,7 @@ class RunWriter:
                 if not np.array_equal(self.file["decoder_phase"][...], phase):
                     raise ValueError(f"{self.path}: the decoder phase differs from the one the run was made with")
                 return
-            self.file.create_dataset("decoder_phase", data=phase)
+            document_dataset(self.file.create_dataset("decoder_phase", data=phase))
             self._flush()
 
     def close(self, status: str, reason: str = "", extra_attrs: dict | None = None) -> None:

@@ -78,6 +78,25 @@ def test_a_run_file_round_trips_through_plain_h5py(tmp_path):
     assert attrs["bench_file"] == "[laser]\n" and attrs["count"] == 4
 
 
+def test_every_dataset_of_a_run_file_says_its_units_and_what_it_holds(tmp_path):
+    path = tmp_path / "run.h5"
+    writer = new_writer(path, 2, (8, 6))
+    writer.write_dark(np.full((8, 6), 3))
+    writer.write_dark(np.full((8, 6), 4))                     # a resumed run's second dark: dark_1
+    writer.write_decoder_phase(np.ones((5, 5)))
+    put(writer, 0, (8, 6))
+    writer.close("stopped", "test")
+    datasets = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: datasets.append(name) if isinstance(item, h5py.Dataset) else None)
+        for name in datasets:
+            units, description = f[name].attrs.get("units"), f[name].attrs.get("description")
+            assert isinstance(units, str) and units and isinstance(description, str) and len(description) > 10, name
+        assert f["seed/phase"].attrs["units"] == "rad" and f["meta/laser_power_w"].attrs["units"] == "W"
+        assert f["dark_1"].attrs["description"] == f["dark"].attrs["description"]
+    assert {"frames", "images", "dark", "dark_1", "decoder_phase", "meta/exposure_s", "log/events"} <= set(datasets)
+
+
 def test_storing_a_frame_changes_no_hdf5_metadata(tmp_path):
     """The basis of the kill -9 safety: after creation only preallocated raw bytes change."""
     path = tmp_path / "run.h5"
@@ -376,3 +395,30 @@ def test_events_are_stored_durably_and_a_full_log_says_so(tmp_path, mocker):
     assert str(events[1]).endswith("retry: camera timeout on frame 0") and events[1].time_s > 0
     writer.close("stopped", "test")
     assert [str(e) for e in read_run_status(writer.path)["events"]] == [str(e) for e in events]
+
+
+def test_an_event_waits_a_bounded_time_for_a_file_a_hung_write_holds(tmp_path):
+    import threading
+
+    from optgen.lab.runfile.storage import RunFileBusy
+
+    writer = new_writer(tmp_path / "run.h5", 2, (8, 6))
+    held, release = threading.Event(), threading.Event()
+
+    def hung_write():
+        with writer._lock:                       # as a write stuck in the kernel holds the file
+            held.set()
+            release.wait(30.0)
+
+    thread = threading.Thread(target=hung_write)
+    thread.start()
+    try:
+        assert held.wait(10.0)
+        with pytest.raises(RunFileBusy, match="stayed busy for 0.2 s.*retry: frame 3"):
+            writer.record_event("retry", "frame 3", timeout_s=0.2)
+    finally:
+        release.set()
+        thread.join(10.0)
+    assert writer.record_event("retry", "frame 3", timeout_s=0.2) is True     # free again: stored
+    assert [e.kind for e in writer.events()][-1] == "retry"
+    writer.close("complete")
