@@ -165,9 +165,39 @@ def _say_run(run) -> None:
         print(f"  continue with: optgen run --resume {folder}")
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status_colours(folder) -> int:
+    """``optgen status`` of a multi-colour run: each colour's run, then whether the RGB images exist."""
+    from optgen.lab.run.colour_run import colour_folder
+    from optgen.lab.run.folder import _colour_settings
     from optgen.lab.runfile.reader import read_run_status
 
+    stored = _colour_settings(folder)
+    colours = [float(wl) for wl in stored.get("colours_nm") or []]
+    done = 0
+    print(f"{folder}: a multi-colour run of {len(colours)} colours, {stored.get('count', '?')} frames each")
+    for wl in colours:
+        path = colour_folder(folder, wl) / "run.h5"
+        if not path.is_file():
+            print(f"  {wl:g} nm: not started")
+            continue
+        st = read_run_status(path)
+        done += st["status"] == "complete"
+        print(f"  {wl:g} nm: {st['status']}{' (' + st['stop_reason'] + ')' if st.get('stop_reason') else ''}, "
+              f"frames stored {st['frames_written']} of {st['frames_requested']}")
+    rgb = (folder / "rgb.npy").is_file()
+    complete = done == len(colours) and rgb
+    print(f"  RGB images: {'rgb.npy' if rgb else 'not yet combined'}")
+    if not complete:
+        print(f"  continue with: optgen run --resume {folder}")
+    return 0 if complete else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from optgen.lab.run.colour_run import is_colour_run
+    from optgen.lab.runfile.reader import read_run_status
+
+    if is_colour_run(args.run):
+        return cmd_status_colours(args.run)
     path = args.run / "run.h5"
     if not path.is_file():
         raise OptgenError(f"{args.run}: no run.h5 here; not a run folder")

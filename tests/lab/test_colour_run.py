@@ -166,7 +166,13 @@ def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path, capsys
 
     shutil.rmtree(out / "450nm")
     (out / "rgb.npy").unlink()
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 1                             # optgen status reads a colour run
+    said = capsys.readouterr().out
+    assert "638 nm: complete, frames stored 3 of 3" in said and "450 nm: not started" in said
+    assert "RGB images: not yet combined" in said and f"continue with: optgen run --resume {out}" in said
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    assert main(["status", str(out)]) == 0 and "RGB images: rgb.npy" in capsys.readouterr().out
     assert red_file.stat().st_mtime_ns == red_mtime                    # finished colours are not redone
     np.testing.assert_allclose(np.load(out / "rgb.npy")[..., :2], first[..., :2])
     model = rgb_model(cfg)
