@@ -1,6 +1,9 @@
 """Protocol twins: simulated lasers that answer the real byte protocol, for the real drivers.
 
-- :class:`ObisTwin` and :class:`CoboltTwin` listen on a pseudo-terminal (``twin.port``);
+- :class:`ObisTwin`, :class:`CoboltTwin`, :class:`IBeamSmartTwin` (TOPTICA iBeam smart) and
+  :class:`LuxxTwin` (Omicron LuxX / LuxX+) listen on a pseudo-terminal (``twin.port``);
+- :data:`TABLE_TWINS` names the twin of each shipped laser command table; each is built as
+  ``TABLE_TWINS[name](world, max_power_w=..., wavelength_nm=...)``;
 - ``ldc.yaml`` is a pyvisa-sim description of a SCPI laser-diode controller
   (:func:`ldc_visa_library`, :data:`LDC_RESOURCE`).
 
@@ -15,11 +18,17 @@ from pathlib import Path
 
 from optgen.simulators.protocol._pty import FAULT_KINDS, PtySerialTwin
 from optgen.simulators.protocol.cobolt import CoboltTwin
+from optgen.simulators.protocol.ibeam_smart import IBeamSmartTwin
 from optgen.simulators.protocol.obis import ObisTwin
+from optgen.simulators.protocol.omicron_luxx import LuxxTwin
 
-__all__ = ["CoboltTwin", "FAULT_KINDS", "LDC_RESOURCE", "ObisTwin", "PtySerialTwin", "ldc_visa_library"]
+__all__ = ["CoboltTwin", "FAULT_KINDS", "IBeamSmartTwin", "LDC_RESOURCE", "LuxxTwin", "ObisTwin", "PtySerialTwin",
+           "TABLE_TWINS", "ldc_visa_library"]
 
 LDC_RESOURCE = "USB0::0x1313::0x804F::M00000001::INSTR"
+
+#: the protocol twin of each shipped command table, by the table's name
+TABLE_TWINS: dict[str, type[PtySerialTwin]] = {"toptica-ibeam-smart": IBeamSmartTwin, "omicron-luxx": LuxxTwin}
 
 
 def ldc_visa_library(directory: str | os.PathLike | None = None) -> str:

@@ -1,7 +1,8 @@
 """A simulated serial device on a pseudo-terminal: the real driver opens ``twin.port`` with pyserial.
 
-A daemon thread reads the pty's master side, splits commands at CR or LF, lets the subclass
-answer, and writes the reply lines (each ending in CR LF). Faults can be injected for the
+A daemon thread reads the pty's master side, splits commands at CR or LF (a CR LF pair ends one
+command), lets the subclass answer, and writes the reply lines (each ending in CR LF, unless the
+subclass frames them otherwise in :meth:`PtySerialTwin.encode_reply`). Faults can be injected for the
 next commands: ``no_reply`` (the command is lost), ``mute`` (the command is carried out but
 its reply is lost: a laser that still hears commands whose replies never arrive), ``garbled``
 (the reply is mangled), ``error`` (the device refuses it) and ``drop`` (the link goes away, as
@@ -54,6 +55,9 @@ class PtySerialTwin:
     command, so the physics twin sees the protocol-level laser.
     """
 
+    #: whether an empty command (a bare terminator) is passed to :meth:`handle`; else it is skipped
+    answers_empty_commands = False
+
     def __init__(self, world: OpticalWorld | None = None, *, max_power_w: float = 0.1):
         self.world = world
         self.max_power_w = float(max_power_w)
@@ -83,6 +87,15 @@ class PtySerialTwin:
     def error_reply(self, command: str) -> str:
         """The device's refusal line for an injected ``error`` fault."""
         raise NotImplementedError
+
+    def encode_reply(self, command: str, replies: list[str], fault: str | None = None) -> bytes:
+        """The bytes written for one command's reply lines (empty: nothing is written).
+
+        ``fault`` is the injection that shaped ``replies`` (``'garbled'`` or ``'error'``; the lines
+        are already garbled or replaced), for a subclass whose framing should show it too. The
+        default: each line in ASCII, ending in CR LF.
+        """
+        return b"".join(line.encode("ascii") + b"\r\n" for line in replies)
 
     def active_faults(self) -> list[str]:
         """Faults as words, for the world model (empty if none)."""
@@ -161,6 +174,7 @@ class PtySerialTwin:
 
     def _serve(self) -> None:
         buffer = b""
+        after_cr = False  # the last command ended in CR: a LF right after it belongs to that CR
         while not self._stop.is_set():
             master = self._master
             if master is None:
@@ -176,12 +190,19 @@ class PtySerialTwin:
                 continue
             buffer += data
             while True:
+                if after_cr and buffer:
+                    after_cr = False
+                    if buffer.startswith(b"\n"):
+                        buffer = buffer[1:]
+                        continue
                 ends = [i for i in (buffer.find(b"\r"), buffer.find(b"\n")) if i >= 0]
                 if not ends:
                     break
-                raw, buffer = buffer[:min(ends)], buffer[min(ends) + 1:]
+                end = min(ends)
+                after_cr = buffer[end:end + 1] == b"\r"
+                raw, buffer = buffer[:end], buffer[end + 1:]
                 command = raw.decode("ascii", errors="replace").strip()
-                if command and not self._respond(command):
+                if (command or self.answers_empty_commands) and not self._respond(command):
                     return
 
     def _respond(self, command: str) -> bool:
@@ -200,13 +221,12 @@ class PtySerialTwin:
                 replies = self.handle(command)
                 if fault == "garbled":
                     replies = [garble(line) for line in replies]
-                elif fault == "mute":
-                    replies = []
+            data = b"" if fault == "mute" else self.encode_reply(command, replies, fault)
             self._mirror()
             master = self._master
-        if replies and master is not None:
+        if data and master is not None:
             try:
-                os.write(master, b"".join(line.encode("ascii") + b"\r\n" for line in replies))
+                os.write(master, data)
             except OSError:
                 pass
         return True
