@@ -42,8 +42,10 @@ class SerialTransport:
         import serial  # pyserial
 
         self.spec = spec
+        flow = spec.get("flow_control", "none")
         self.port = serial.serial_for_url(spec["port"], baudrate=int(spec["baudrate"]), bytesize=8, parity="N",
-                                          stopbits=1, timeout=0.2, write_timeout=1.0, exclusive=False)
+                                          stopbits=1, timeout=0.2, write_timeout=1.0, exclusive=False,
+                                          rtscts=flow == "rtscts", dsrdtr=flow == "dsrdtr", xonxoff=flow == "xonxoff")
         self.term = spec["write_terminator"].encode("ascii")
 
     def send(self, command: str) -> None:
@@ -60,7 +62,7 @@ class SerialTransport:
                 buf += chunk
                 *done, buf = buf.replace(b"\r", b"\n").split(b"\n")
                 out += [d.decode("ascii", "replace").strip() for d in done if d.strip()]
-                if any(_word(line) in self.spec["off_replies"] + self.spec["on_replies"] for line in out):
+                if any(emission_in(self.spec, line) is not None for line in out):
                     break
         return out
 
@@ -80,21 +82,28 @@ class VisaTransport:
         self.spec = spec
         self.rm = pyvisa.ResourceManager(spec.get("visa_library") or "@py")
         self.res = self.rm.open_resource(spec["resource"], read_termination=spec["read_terminator"],
-                                         write_termination=spec["write_terminator"], timeout=1000)
-        self._reply: list[str] = []
+                                         write_termination=spec["write_terminator"], timeout=500)
 
     def send(self, command: str) -> None:
-        if command.endswith("?"):
-            self._reply = [str(self.res.query(command)).strip()]
-        else:
-            self.res.write(command)
+        self.res.write(command)
 
     def lines(self, wait_s: float) -> list[str]:
-        reply, self._reply = self._reply, []
-        return reply
+        """Reply lines up to the first that answers the emission query (replies to the commands
+        before it, an empty line, an acknowledgement, are read past), within ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        out: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                line = str(self.res.read()).strip()
+            except Exception:  # noqa: BLE001 - a timeout: nothing more is coming
+                break
+            out.append(line)
+            if emission_in(self.spec, line) is not None:
+                break
+        return out
 
     def drain(self) -> None:
-        self._reply = []
+        pass
 
     def close(self) -> None:
         try:
@@ -105,6 +114,34 @@ class VisaTransport:
 
 def _word(line: str) -> str:
     return line.strip().upper()
+
+
+def emission_in(spec: dict, line: str) -> bool | None:
+    """What one reply line says of the emission: True (on), False (off) or None (not an answer).
+
+    The spec's optional ``reply_pattern`` (a regular expression with a ``value`` group) finds the
+    value in the line; ``on_bit`` reads it as a hexadecimal status word with that bit meaning on;
+    otherwise the value is compared with ``off_replies`` / ``on_replies`` (upper case).
+    """
+    value = line.strip().strip("\x00").strip()
+    if spec.get("reply_pattern"):
+        import re
+
+        match = re.search(spec["reply_pattern"], value)
+        if match is None:
+            return None
+        value = match.group("value").strip()
+    if spec.get("on_bit") is not None:
+        try:
+            return bool(int(value, 16) >> int(spec["on_bit"]) & 1)
+        except ValueError:
+            return None
+    word = _word(value)
+    if word in spec["off_replies"]:
+        return False
+    if word in spec["on_replies"]:
+        return True
+    return None
 
 
 def _open(spec: dict):
@@ -126,8 +163,7 @@ def turn_off(spec: dict) -> tuple[bool, int, str]:
             transport.drain()
             transport.send(spec["query"])
             replies = transport.lines(1.0)
-            words = [_word(r) for r in replies]
-            if any(w in spec["off_replies"] for w in words):
+            if any(emission_in(spec, r) is False for r in replies):
                 return True, attempts, ""
             last_error = f"asked {spec['query']!r}, got {replies!r}"
         except Exception as exc:  # noqa: BLE001 - keep trying until the deadline

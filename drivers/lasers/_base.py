@@ -85,6 +85,12 @@ class ConnectedLaser(Laser):
                                          f"instead of {previous}: refusing to drive a different laser")
         self._identity = identity
 
+    def _covered_once_free_text(self) -> str:
+        """What the watchdog covers for a laser on a VISA resource, which only one process may hold."""
+        return (f"covered if optgen dies (the watchdog opens the VISA resource once it is free); a stalled "
+                f"optgen still holds the resource, so a stall of over {self.watchdog_s:g} s is covered only "
+                f"where the bench has a hardware interlock")
+
     def _close_hw(self) -> None:
         self._close_transport()
 

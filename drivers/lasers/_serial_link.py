@@ -15,7 +15,7 @@ from typing import Protocol
 
 from optgen.drivers.errors import DeviceError, LinkLost
 
-__all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort"]
+__all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort", "read_reply"]
 
 
 class SerialPort(Protocol):
@@ -40,11 +40,41 @@ class DeviceRefused(DeviceError):
         super().__init__(device, f"the device refused {command!r}: it answered {reply!r}{detail}")
 
 
+_ENDS = {b"\n": "LF", b"\r": "CR"}
+
+
 class LinkTimeout(LinkLost, TimeoutError):
     """No complete reply line arrived within the link's timeout."""
 
 
-def _open_pyserial(port: str, baudrate: int, timeout_s: float) -> SerialPort:
+def read_reply(read_line: Callable[[], str], device: str, command: str, *, lines: int,
+               until: Callable[[str], bool] | None, skip: Callable[[str], bool],
+               is_error: Callable[[str], bool], max_lines: int) -> list[str]:
+    """The reply to ``command``, read with ``read_line``: ``lines`` lines, or every line before the
+    one ``until`` accepts. Empty lines, ``skip`` lines and an echo of the command are dropped; an
+    ``is_error`` line raises :class:`DeviceRefused`."""
+    replies: list[str] = []
+    for _ in range(max_lines):
+        if until is None and len(replies) >= lines:
+            return replies
+        line = read_line()
+        if not line or skip(line) or line == command:
+            continue
+        if is_error(line):
+            raise DeviceRefused(device, command, line)
+        if until is not None and until(line):
+            return replies
+        replies.append(line)
+    if until is None and len(replies) >= lines:
+        return replies
+    raise DeviceError(device, f"garbled reply to {command!r}: {max_lines} lines without the end of the reply "
+                              f"(last {replies[-3:]!r})")
+
+
+FLOW_CONTROL = ("none", "rtscts", "dsrdtr", "xonxoff")
+
+
+def _open_pyserial(port: str, baudrate: int, timeout_s: float, flow_control: str = "none") -> SerialPort:
     try:
         import serial  # pyserial
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -52,19 +82,22 @@ def _open_pyserial(port: str, baudrate: int, timeout_s: float) -> SerialPort:
                           "(or pip install 'optgen[hardware]')") from exc
     # serial_for_url takes plain device paths as well as socket://, spy://, loop:// URLs
     return serial.serial_for_url(port, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
-                                 timeout=timeout_s, write_timeout=timeout_s, exclusive=True)
+                                 timeout=timeout_s, write_timeout=timeout_s, exclusive=True,
+                                 rtscts=flow_control == "rtscts", dsrdtr=flow_control == "dsrdtr",
+                                 xonxoff=flow_control == "xonxoff")
 
 
 class SerialLink:
     """One serial connection: write a command, read its reply lines, each read time-limited.
 
-    ``write_terminator`` ends every command; replies are read up to ``b"\\n"`` and stripped,
+    ``write_terminator`` ends every command; replies are read up to ``read_terminator`` (LF by
+    default) and stripped (of spaces, CR and stray NUL bytes),
     which accepts both CR LF and LF line ends. ``opener`` replaces pyserial (tests pass a fake).
     """
 
     def __init__(self, port: str, *, device: str, baudrate: int, write_terminator: bytes,
-                 timeout_s: float, encoding: str = "ascii",
-                 opener: Callable[[], SerialPort] | None = None):
+                 timeout_s: float, encoding: str = "ascii", read_terminator: bytes = b"\n",
+                 flow_control: str = "none", opener: Callable[[], SerialPort] | None = None):
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
             raise DeviceError(device, f"timeout {timeout_s!r} s: expected a finite number > 0")
         self.port_name = str(port)
@@ -73,6 +106,10 @@ class SerialLink:
         self.write_terminator = write_terminator
         self.timeout_s = float(timeout_s)
         self.encoding = encoding
+        self.read_terminator = read_terminator
+        if flow_control not in FLOW_CONTROL:
+            raise DeviceError(device, f"flow control {flow_control!r}: expected one of {', '.join(FLOW_CONTROL)}")
+        self.flow_control = flow_control
         self._opener = opener
         self._port: SerialPort | None = None
         self._lock = threading.RLock()
@@ -86,7 +123,7 @@ class SerialLink:
             return None
         return {"transport": "serial", "port": self.port_name, "baudrate": self.baudrate,
                 "write_terminator": self.write_terminator.decode("ascii"), "off": off, "query": query,
-                "off_replies": list(off_replies), "on_replies": list(on_replies)}
+                "off_replies": list(off_replies), "on_replies": list(on_replies), "flow_control": self.flow_control}
 
     @property
     def is_open(self) -> bool:
@@ -101,7 +138,7 @@ class SerialLink:
                 if self._opener is not None:
                     self._port = self._opener()
                 else:
-                    self._port = _open_pyserial(self.port_name, self.baudrate, self.timeout_s)
+                    self._port = _open_pyserial(self.port_name, self.baudrate, self.timeout_s, self.flow_control)
             except ImportError:
                 raise
             except Exception as exc:
@@ -146,12 +183,7 @@ class SerialLink:
         Stale input is discarded before the command is written.
         """
         with self._lock:
-            port = self._require_port(command)
-            try:
-                port.reset_input_buffer()
-                port.write(command.encode(self.encoding) + self.write_terminator)
-            except Exception as exc:
-                raise self._link_failed(command, exc) from exc
+            port = self._write_fresh(command)
             replies = []
             for _ in range(lines):
                 line = self._read_line(port, command, lines)
@@ -160,22 +192,57 @@ class SerialLink:
                 replies.append(line)
             return replies
 
-    def _read_line(self, port: SerialPort, command: str, lines: int) -> str:
+    def converse(self, command: str, *, lines: int = 1, until: Callable[[str], bool] | None = None,
+                 skip: Callable[[str], bool] = lambda line: False,
+                 is_error: Callable[[str], bool] = lambda line: False, max_lines: int = 64) -> list[str]:
+        """Send ``command`` and read its reply: ``lines`` lines, or, with ``until``, every line up to
+        the one for which ``until`` is true (that line is not returned; at most ``max_lines``).
+
+        Lines for which ``skip`` is true (prompts) and a line repeating the command (an echo) are
+        dropped; an ``is_error`` line raises :class:`DeviceRefused` at once.
+        """
+        with self._lock:
+            port = self._write_fresh(command)
+            expected = lines if until is None else max_lines
+            return read_reply(lambda: self._read_line(port, command, expected), self.device, command,
+                              lines=lines, until=until, skip=skip, is_error=is_error, max_lines=max_lines)
+
+    def read_more(self, command: str, *, skip: Callable[[str], bool] = lambda line: False,
+                  is_error: Callable[[str], bool] = lambda line: False) -> list[str]:
+        """One more reply line to ``command`` without sending anything (after a late reply to an
+        earlier command was read in its place)."""
+        with self._lock:
+            port = self._require_port(command)
+            return read_reply(lambda: self._read_line(port, command, 1), self.device, command, lines=1,
+                              until=None, skip=skip, is_error=is_error, max_lines=8)
+
+    def _write_fresh(self, command: str) -> SerialPort:
+        """Discard stale input, then write ``command`` and its terminator; the port."""
+        port = self._require_port(command)
         try:
-            raw = port.read_until(b"\n")
+            port.reset_input_buffer()
+            port.write(command.encode(self.encoding) + self.write_terminator)
         except Exception as exc:
             raise self._link_failed(command, exc) from exc
-        if not raw.endswith(b"\n"):
+        return port
+
+    def _read_line(self, port: SerialPort, command: str, lines: int) -> str:
+        try:
+            raw = port.read_until(self.read_terminator)
+        except Exception as exc:
+            raise self._link_failed(command, exc) from exc
+        if not raw.endswith(self.read_terminator):
             got = f"; it received only {raw!r}" if raw else ""
             raise LinkTimeout(
                 self.device,
                 f"no complete reply to {command!r} on {self.port_name} within {self.timeout_s:g} s "
-                f"(expected {lines} line(s) ending in LF{got}). Usual causes: wrong baud rate "
+                f"(expected {lines} line(s) ending in {_ENDS.get(self.read_terminator, 'LF')}{got}). Usual "
+                f"causes: wrong baud rate "
                 f"(this link uses {self.baudrate}) or wrong line terminator "
                 f"(commands end in {self.write_terminator!r}), the device is off or still starting, "
                 f"or this is the wrong port")
         try:
-            return raw.decode(self.encoding).strip()
+            return raw.decode(self.encoding).strip().strip("\x00").strip()
         except UnicodeDecodeError:
             raise DeviceError(
                 self.device,

@@ -126,9 +126,7 @@ class ScpiLaserDiodeController(ConnectedLaser):
                 "off": "OUTP OFF", "query": "OUTP?", "off_replies": ["0", "OFF"], "on_replies": ["1", "ON"]}
 
     def _covered_text(self) -> str:
-        return (f"covered if optgen dies (the watchdog opens the VISA resource once it is free); a stalled "
-                f"optgen still holds the resource, so a stall of over {self.watchdog_s:g} s is covered only "
-                f"where the bench has a hardware interlock")
+        return self._covered_once_free_text()
 
     def _send_off_blind(self) -> None:
         if self._res is None:

@@ -259,6 +259,7 @@ _LASER_OPTIONS = {
     "cobolt": {"port", "baudrate", "timeout_s", "expected_model"},
     "scpi-ldc": {"resource", "timeout_s", "slope_w_per_a", "threshold_a", "expected_model", "visa_library",
                  "power_query"},
+    "table": {"table", "port", "resource", "baudrate", "timeout_s", "visa_library"},
 }
 
 
@@ -282,17 +283,15 @@ def open_laser(config: BenchConfig, world: OpticalWorld | None):
         raise ValueError(f"{config.source}: [laser.connection] has unknown key(s) {sorted(unknown)} for driver "
                          f"{cfg.driver!r}; allowed: {sorted(_LASER_OPTIONS[cfg.driver])}")
     twin = None
-    address_key = "resource" if cfg.driver == "scpi-ldc" else "port"
+    address_key = "resource" if cfg.driver == "scpi-ldc" or "resource" in options else "port"
     if address_key not in options:
         raise ValueError(f"{config.source}: [laser.connection] needs '{address_key}' for driver {cfg.driver!r}")
     if options.get("port") == "twin":
-        from optgen.simulators.protocol import CoboltTwin, ObisTwin
-
-        twin_cls = {"obis": ObisTwin, "cobolt": CoboltTwin}[cfg.driver]
-        max_w = world.laser.device_max_power_w if world is not None else 0.1
-        twin = twin_cls(world, max_power_w=max_w)
+        twin = _protocol_twin(config, world)
         options["port"] = twin.port
     address = options.pop(address_key)
+    if cfg.driver == "table" and Path(config.source).is_file():
+        options["base_dir"] = Path(config.source).parent
     try:
         laser = LASER_DRIVERS[cfg.driver](address, "laser", cfg.wavelength_nm, cfg.max_power_w, **options)
     except Exception:
@@ -300,3 +299,20 @@ def open_laser(config: BenchConfig, world: OpticalWorld | None):
             twin.close()
         raise
     return laser, twin
+
+
+def _protocol_twin(config: BenchConfig, world: OpticalWorld | None):
+    """The protocol twin for ``port = "twin"``: OBIS, Cobolt, or the laser family of a shipped table."""
+    from optgen.simulators.protocol import TABLE_TWINS, CoboltTwin, ObisTwin
+
+    cfg = config.laser
+    if cfg.driver == "table":
+        name = cfg.connection["table"]
+        if name not in TABLE_TWINS:
+            raise ValueError(f"{config.source}: [laser.connection] port = \"twin\": there is no protocol twin for "
+                             f"table {name!r} (twins exist for {', '.join(sorted(TABLE_TWINS))})")
+        max_w = world.laser.device_max_power_w if world is not None else 0.1
+        return TABLE_TWINS[name](world, max_power_w=max_w, wavelength_nm=cfg.wavelength_nm)
+    twin_cls = {"obis": ObisTwin, "cobolt": CoboltTwin}[cfg.driver]
+    max_w = world.laser.device_max_power_w if world is not None else 0.1
+    return twin_cls(world, max_power_w=max_w)

@@ -17,7 +17,7 @@ __all__ = [
 DEFAULT_NAME = "<embedded default bench>"
 
 KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
-    "laser": ("simulated", "obis", "cobolt", "scpi-ldc"),
+    "laser": ("simulated", "obis", "cobolt", "scpi-ldc", "table"),
     "encoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
     "decoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
     "camera": ("simulated", "genicam", "opencv"),

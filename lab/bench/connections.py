@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optgen.lab.bench.limits import MAX_TIMEOUT_S, SERIAL_BAUDRATES
+from optgen.lab.bench.reader import BenchFileError
 from optgen.lab.bench.reader import Section as _Section
 
 __all__ = ["CAMERA_CONNECTION", "CONNECTION_KEYS", "LASER_CONNECTION", "SLM_CONNECTION", "read_connection"]
@@ -23,6 +24,7 @@ class _Options:
     readers: Mapping[str, _Reader]
     required: tuple[str, ...] = ()
     sdk_keys: bool = False
+    check: Callable[[_Section, dict], None] | None = None    # the keys together (after each is read)
 
 
 def _text(s: _Section, key: str) -> str:
@@ -91,6 +93,36 @@ def _device_selector(s: _Section, key: str) -> int | dict:
 
 _SERIAL_LASER = _Options({"port": _name, "baudrate": _baudrate, "timeout_s": _timeout, "expected_model": _text},
                          required=("port",))
+def _command_table(s: _Section, key: str) -> str:
+    """A laser command table, read and checked now (before any device opens): a shipped table's
+    name, kept as it is, or a .toml path relative to the bench file, kept as an absolute path."""
+    from pathlib import Path
+
+    from optgen.drivers.lasers.command_table import SHIPPED_TABLES, CommandTableError, load_table
+
+    name = s.string(key, nonempty=True)
+    base = Path(s.source).parent if Path(s.source).is_file() else None
+    try:
+        table = load_table(name, base)
+    except CommandTableError as exc:
+        raise BenchFileError(f"{s.source}: [{s.name}] {key} = {name!r}: {exc}") from None
+    return name if name in SHIPPED_TABLES else table.source
+
+
+def _table_address(s: _Section, options: dict) -> None:
+    """A serial table needs a port, a VISA table a resource (and not the other)."""
+    from optgen.drivers.lasers.command_table import load_table
+
+    transport = load_table(options["table"]).transport
+    need, other = ("port", "resource") if transport == "serial" else ("resource", "port")
+    if other in options:
+        raise s.fail(other, options[other], f"no {other!r}: table {options['table']!r} talks over {transport}; "
+                                            f"give {need!r}")
+    if need not in options:
+        raise BenchFileError(f"{s.source}: [{s.name}] is missing the required key '{need}' (table "
+                             f"{options['table']!r} talks over {transport})")
+
+
 _VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
                         "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True)
 # keys optgen itself gives a vendor SLM's SDK class (from the bench file or fixed)
@@ -103,6 +135,9 @@ LASER_CONNECTION: dict[str, _Options] = {
     "scpi-ldc": _Options({"resource": _name, "timeout_s": _timeout, "slope_w_per_a": _bounded(0.0, 100.0, True),
                           "threshold_a": _bounded(0.0, 100.0), "expected_model": _text, "visa_library": _name,
                           "power_query": _name}, required=("resource", "slope_w_per_a")),
+    # any laser a command table describes; port = "twin" starts the protocol twin of a shipped table
+    "table": _Options({"table": _command_table, "port": _name, "resource": _name, "baudrate": _baudrate,
+                       "timeout_s": _timeout, "visa_library": _name}, required=("table",), check=_table_address),
 }
 SLM_CONNECTION: dict[str, _Options] = {
     "simulated": _Options({}),
@@ -135,6 +170,8 @@ def read_connection(s: _Section, driver: str, drivers: Mapping[str, _Options]) -
     if spec.sdk_keys:
         options.update((key, _sdk_option(table, key)) for key in sorted(set(table.table) - set(options)))
     table.done(f"driver {driver!r} takes no connection keys" if not spec.readers else f"driver {driver!r}")
+    if spec.check is not None:
+        spec.check(table, options)
     return options
 
 

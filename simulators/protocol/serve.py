@@ -1,6 +1,6 @@
 """A protocol-twin laser in a process of its own, for tests that kill the optgen process.
 
-    python -m simulators.protocol.serve obis|cobolt --state FILE [--max-power-mw P]
+    python -m simulators.protocol.serve obis|cobolt|toptica-ibeam-smart|omicron-luxx --state FILE [--max-power-mw P]
 
 prints the pseudo-terminal's path on its first line (the bench file's ``[laser.connection]
 port``), then answers the laser's byte protocol there until its standard input closes or it is
@@ -20,11 +20,14 @@ import threading
 import time
 
 from optgen.simulators.protocol.cobolt import CoboltTwin
+from optgen.simulators.protocol.ibeam_smart import IBeamSmartTwin
 from optgen.simulators.protocol.obis import ObisTwin
+from optgen.simulators.protocol.omicron_luxx import LuxxTwin
 
 __all__ = ["ExternalTwinLaser", "main", "state_twin"]
 
-TWINS = {"obis": ObisTwin, "cobolt": CoboltTwin}
+# the OBIS and Cobolt drivers' twins, and those of the shipped command tables (by table name)
+TWINS = {"obis": ObisTwin, "cobolt": CoboltTwin, "toptica-ibeam-smart": IBeamSmartTwin, "omicron-luxx": LuxxTwin}
 
 
 def state_twin(kind: str, state_path: str, max_power_w: float):
@@ -52,12 +55,14 @@ def state_twin(kind: str, state_path: str, max_power_w: float):
 class ExternalTwinLaser:
     """Start ``python -m simulators.protocol.serve KIND`` and read its state from outside."""
 
-    def __init__(self, kind: str, state: str | os.PathLike, cwd: str | os.PathLike | None = None):
+    def __init__(self, kind: str, state: str | os.PathLike, cwd: str | os.PathLike | None = None,
+                 max_power_mw: float = 100.0):
         import subprocess
 
         self.state_path = os.fspath(state)
         self.proc = subprocess.Popen([sys.executable, "-m", "optgen.simulators.protocol.serve", kind, "--state",
-                                      self.state_path], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      self.state_path, "--max-power-mw", f"{max_power_mw:g}"], cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         self.port = self.proc.stdout.readline().strip()
         if not self.port.startswith("/dev/"):

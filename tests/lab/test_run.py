@@ -195,7 +195,7 @@ def test_a_bad_decoder_phase_is_refused_before_the_run_starts(small_bench, tmp_p
     assert small_bench.world.laser_setpoint_w == 0.0
 
 
-@pytest.mark.parametrize("driver", ["obis", "cobolt"])
+@pytest.mark.parametrize("driver", ["obis", "cobolt", "table:toptica-ibeam-smart", "table:omicron-luxx"])
 def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(driver, tmp_path):
     pytest.importorskip("serial")
     from optgen.lab.bench.assemble import build_bench
@@ -203,12 +203,13 @@ def test_a_run_through_a_real_laser_driver_on_its_protocol_twin_makes_images(dri
     from tests.conftest import small_bench_text
 
     # real lasers set power in coarse steps (Cobolt reports 0.1 mW): use 0.5 mW and a 1 us exposure
+    driver, _, table = driver.partition(":")
     text = small_bench_text({("laser", "driver"): f'"{driver}"', ("laser", "power_mw"): "0.5",
                              ("camera", "exposure_ms"): "0.001"}).replace(
-        "[laser.connection]", '[laser.connection]\nport = "twin"')
+        "[laser.connection]", '[laser.connection]\nport = "twin"' + (f'\ntable = "{table}"' if table else ""))
     cfg = parse_bench(text, "protocol-twin bench")
     with build_bench(cfg) as bench:
-        assert bench.laser.identity.vendor.lower().startswith(("coherent", "cobolt"))
+        assert bench.laser.identity.vendor.lower().startswith(("coherent", "cobolt", "toptica", "omicron"))
         phase, decoder_id = decoder_for(cfg)
         result = run_generation(bench, seeds_for(cfg), phase, decoder_id, tmp_path / "run", 3)
         assert result.status == "complete"

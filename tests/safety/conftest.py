@@ -19,8 +19,8 @@ ROOT = Path(__file__).parents[2]
 
 
 class ExternalLaser(ExternalTwinLaser):
-    def __init__(self, kind: str, state: Path):
-        super().__init__(kind, state, cwd=ROOT)
+    def __init__(self, kind: str, state: Path, max_power_mw: float = 100.0):
+        super().__init__(kind, state, cwd=ROOT, max_power_mw=max_power_mw)
 
 
 @pytest.fixture

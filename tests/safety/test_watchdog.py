@@ -46,6 +46,31 @@ def test_sigkill_during_a_run_leaves_the_laser_off_and_the_watchdog_says_so_in_t
     assert main(["run", "--resume", str(out), "--no-progress"]) in (0, 1)   # the frames stored stay usable
 
 
+@pytest.mark.parametrize("table", ["toptica-ibeam-smart", "omicron-luxx"])
+def test_sigkill_during_a_run_with_a_command_table_laser_leaves_it_off(tmp_path, table):
+    """The watchdog reaches a table-driven laser with the table's off command and reads the
+    table's emission query (iBeam's ON/OFF words; LuxX's status word, bit 1)."""
+    from .conftest import ExternalLaser
+
+    laser = ExternalLaser(table, tmp_path / "laser-state.json", max_power_mw=1.0)
+    try:
+        bench = tmp_path / "bench.toml"
+        text = external_bench_text(laser.port, {("laser", "driver"): '"table"'})
+        bench.write_text(text.replace("[laser.connection]", f'[laser.connection]\ntable = "{table}"', 1))
+        out = tmp_path / "run"
+        proc = optgen(["run", "--count", "400", "--out", str(out), "--bench", str(bench), "--no-progress"])
+        kill_while_emitting(proc, laser, random.Random(3))
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        assert laser.wait_for(False, 10.0)
+        record = wait_for_file(out / "watchdog.json")
+        assert record["cause"] == "died" and record["verified_off"] is True
+        query = {"toptica-ibeam-smart": "sta la", "omicron-luxx": "?GAS"}[table]
+        assert laser.state()["last_command"] == [query]       # the watchdog's verifying query came last
+    finally:
+        laser.close()
+
+
 def test_sigkill_during_calibrate_leaves_the_laser_off(external_laser, tmp_path):
     bench = tmp_path / "bench.toml"
     bench.write_text(external_bench_text(external_laser.port))
