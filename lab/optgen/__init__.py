@@ -11,12 +11,6 @@ stays light.
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("optgen")
-except PackageNotFoundError:     # pragma: no cover - running from a tree that was never installed
-    __version__ = "0+unknown"
 
 # public name -> the module that defines it
 _API = {
@@ -33,7 +27,21 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
+def _version() -> str:
+    """The installed version. Read on first use: importlib.metadata takes a tenth of a second to
+    import, and a Ctrl-C while ``optgen`` itself loads would end in a traceback."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("optgen")
+    except PackageNotFoundError:     # pragma: no cover - running from a tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'optgen' has no attribute {name!r}")
