@@ -5,6 +5,7 @@ paths, bad files, a broken pipe, Ctrl-C while starting."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,11 +202,17 @@ def test_a_broken_pipe_ends_quietly(tmp_path):
 def test_ctrl_c_while_starting_exits_130_without_a_traceback(tmp_path, delay_s):
     bench = tmp_path / "bench.toml"
     bench.write_text(small_bench_text(), encoding="utf-8")
-    proc = optgen_process("run", "--count", "400", "--out", "run", "--bench", str(bench), "--no-progress",
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
-    time.sleep(delay_s)                                 # importing, parsing, opening the bench, or running
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    for _ in range(3):
+        proc = optgen_process("run", "--count", "400", "--out", "run", "--bench", str(bench), "--no-progress",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+        time.sleep(delay_s)                             # importing, parsing, opening the bench, or running
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        # on a loaded machine 50 ms may still be Python's own start-up, before optgen's first line
+        # could act (the traceback then has no frame of the command line): that trial says nothing
+        if not (b"Traceback" in err and b"command_line.py" not in err):
+            break
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
     assert b"Traceback" not in err, err
     assert proc.returncode == 130, (proc.returncode, err)
     assert b"interrupted" in err
