@@ -20,7 +20,7 @@ KNOWN_DRIVERS: dict[str, tuple[str, ...]] = {
     "laser": ("simulated", "obis", "cobolt", "scpi-ldc", "table"),
     "encoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
     "decoding_slm": ("simulated", "screen", "meadowlark", "holoeye", "santec", "hamamatsu"),
-    "camera": ("simulated", "genicam", "opencv"),
+    "camera": ("simulated", "genicam", "opencv", "slmsuite"),
 }
 
 

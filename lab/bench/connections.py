@@ -25,6 +25,7 @@ class _Options:
     required: tuple[str, ...] = ()
     sdk_keys: bool = False
     check: Callable[[_Section, dict], None] | None = None    # the keys together (after each is read)
+    reserved: tuple[str, ...] = ()                           # SDK keys optgen sets itself
 
 
 def _text(s: _Section, key: str) -> str:
@@ -123,10 +124,34 @@ def _table_address(s: _Section, options: dict) -> None:
                              f"{options['table']!r} talks over {transport})")
 
 
-_VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
-                        "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True)
 # keys optgen itself gives a vendor SLM's SDK class (from the bench file or fixed)
 _SDK_RESERVED = ("bitdepth", "gpu", "name", "pitch_um", "resolution", "timing", "vendor", "wav_um")
+_VENDOR_SLM = _Options({"serial": _text, "slm_number": _index(64), "display_number": _index(64), "sdk_path": _name,
+                        "lut_path": _name, "preselect": _name, "serial_number": _index_or_name}, sdk_keys=True,
+                       reserved=_SDK_RESERVED)
+
+
+def _slmsuite_camera_class(s: _Section, key: str) -> str:
+    """One of slmsuite's camera classes whose vendor SDK is installed here (checked before any device opens)."""
+    from optgen.drivers.cameras.slmsuite_camera import SLMSUITE_CAMERAS
+
+    name = s.string(key, choices=tuple(sorted(SLMSUITE_CAMERAS)))
+    spec = SLMSUITE_CAMERAS[name]
+    if not spec.sdk_available():
+        raise s.fail(key, name, f"a class whose SDK is installed: slmsuite's {name} needs the {spec.vendor} SDK "
+                                f"(Python module {spec.sdk!r}): {spec.install}")
+    return name
+
+
+def _woi(s: _Section, key: str) -> tuple[int, int, int, int]:
+    """A window of interest [x, width, y, height] in sensor pixels."""
+    value = s.value(key)
+    what = "a window of interest [x, width, y, height]: integers, x and y >= 0, width and height > 0"
+    if (not isinstance(value, list) or len(value) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1_000_000 for v in value)
+            or value[1] <= 0 or value[3] <= 0):
+        raise s.fail(key, value, what)
+    return tuple(value)
 
 LASER_CONNECTION: dict[str, _Options] = {
     "simulated": _Options({}),
@@ -153,6 +178,9 @@ CAMERA_CONNECTION: dict[str, _Options] = {
                         required=("cti",)),
     "opencv": _Options({"source": _index_or_name,
                         "api": _choice("any", "v4l2", "dshow", "msmf", "avfoundation", "gstreamer", "ffmpeg")}),
+    # any slmsuite camera class; its other keys go to the class (serial = "...", config = "...", ...)
+    "slmsuite": _Options({"class": _slmsuite_camera_class, "woi": _woi}, required=("class",), sdk_keys=True,
+                         reserved=("name", "pitch_um", "exposure_s")),
 }
 # The keys each driver takes (a vendor SLM's SDK takes others too).
 CONNECTION_KEYS: dict[str, dict[str, frozenset[str]]] = {
@@ -168,16 +196,16 @@ def read_connection(s: _Section, driver: str, drivers: Mapping[str, _Options]) -
     options = {key: read(table, key) for key, read in spec.readers.items()
                if table.has(key) or key in spec.required}
     if spec.sdk_keys:
-        options.update((key, _sdk_option(table, key)) for key in sorted(set(table.table) - set(options)))
+        options.update((key, _sdk_option(table, key, spec.reserved)) for key in sorted(set(table.table) - set(options)))
     table.done(f"driver {driver!r} takes no connection keys" if not spec.readers else f"driver {driver!r}")
     if spec.check is not None:
         spec.check(table, options)
     return options
 
 
-def _sdk_option(s: _Section, key: str) -> str | bool | int | float:
-    """An option for a vendor SLM's SDK class: a keyword name optgen does not set itself, a scalar value."""
-    if key in _SDK_RESERVED:
+def _sdk_option(s: _Section, key: str, reserved: tuple[str, ...]) -> str | bool | int | float:
+    """An option for a vendor SDK class: a keyword name optgen does not set itself, a scalar value."""
+    if key in reserved:
         known = ", ".join(sorted(s.used))
         raise s.fail(key, s.table[key], f"no {key!r} here: optgen sets it itself (allowed: {known} and the "
                                         f"SDK's own options)")

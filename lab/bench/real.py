@@ -16,6 +16,7 @@ SLM_OPTIONS = {
 CAMERA_OPTIONS = {
     "genicam": {"cti", "device", "pixel_format", "gain", "trigger", "trigger_source", "num_buffers"},
     "opencv": {"source", "api"},
+    "slmsuite": None,           # options go to slmsuite's class
 }
 
 
@@ -44,7 +45,7 @@ def open_slm(config, slm_cfg, wav_um: float):
 
 def open_camera(config):
     """The camera the bench file's [camera] table names."""
-    from optgen.drivers.cameras import GenICamCamera, OpenCVCamera
+    from optgen.drivers.cameras import GenICamCamera, OpenCVCamera, SlmsuiteCamera
 
     cam = config.camera
     options = dict(cam.connection)
@@ -55,6 +56,8 @@ def open_camera(config):
         if "cti" not in options:
             raise ValueError(f"{config.source}: [camera.connection] needs 'cti' (the GenTL producer file)")
         return GenICamCamera(options.pop("cti"), **common, **options)
+    if cam.driver == "slmsuite":
+        return SlmsuiteCamera(options.pop("class"), woi=options.pop("woi", None), options=options, **common)
     return OpenCVCamera(options.pop("source", 0), **common, **options)
 
 
