@@ -8,6 +8,7 @@ drivers needs no hardware back end.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -15,7 +16,11 @@ from typing import Protocol
 
 from optgen.drivers.errors import DeviceError, LinkLost
 
-__all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort", "read_reply"]
+# every command and reply line at DEBUG (optgen --log-level debug): what a lab writing a command
+# table, or reporting a laser that misbehaves, needs to see
+wire_log = logging.getLogger("optgen.drivers.lasers.wire")
+
+__all__ = ["DeviceRefused", "LinkTimeout", "SerialLink", "SerialPort", "read_reply", "wire_log"]
 
 
 class SerialPort(Protocol):
@@ -170,6 +175,7 @@ class SerialLink:
             if self._port is None:
                 self.open()
             try:
+                wire_log.debug("%s %s > %r (blind)", self.device, self.port_name, command)
                 self._port.write(command.encode(self.encoding) + self.write_terminator)
             except Exception as exc:
                 raise self._link_failed(command, exc) from exc
@@ -221,6 +227,7 @@ class SerialLink:
         port = self._require_port(command)
         try:
             port.reset_input_buffer()
+            wire_log.debug("%s %s > %r", self.device, self.port_name, command)
             port.write(command.encode(self.encoding) + self.write_terminator)
         except Exception as exc:
             raise self._link_failed(command, exc) from exc
@@ -242,7 +249,9 @@ class SerialLink:
                 f"(commands end in {self.write_terminator!r}), the device is off or still starting, "
                 f"or this is the wrong port")
         try:
-            return raw.decode(self.encoding).strip().strip("\x00").strip()
+            line = raw.decode(self.encoding).strip().strip("\x00").strip()
+            wire_log.debug("%s %s < %r", self.device, self.port_name, line)
+            return line
         except UnicodeDecodeError:
             raise DeviceError(
                 self.device,

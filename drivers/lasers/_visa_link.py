@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optgen.drivers.errors import DeviceError, LinkLost
-from optgen.drivers.lasers._serial_link import LinkTimeout, read_reply
+from optgen.drivers.lasers._serial_link import LinkTimeout, read_reply, wire_log
 
 __all__ = ["VisaLineLink"]
 
@@ -96,6 +96,7 @@ class VisaLineLink:
             if self._res is None:
                 self.open()
             try:
+                wire_log.debug("%s %s > %r (blind)", self.device, self.port_name, command)
                 self._res.write(command)
             except Exception as exc:
                 raise self._failed(command, exc) from exc
@@ -115,6 +116,7 @@ class VisaLineLink:
                     from pyvisa import constants
 
                     clear(constants.BufferOperation.discard_read_buffer)
+                wire_log.debug("%s %s > %r", self.device, self.port_name, command)
                 res.write(command)
             except Exception as exc:
                 raise self._failed(command, exc) from exc
@@ -134,7 +136,9 @@ class VisaLineLink:
 
     def _read_line(self, res: Any, command: str) -> str:
         try:
-            return str(res.read()).strip().strip("\x00").strip()
+            line = str(res.read()).strip().strip("\x00").strip()
+            wire_log.debug("%s %s < %r", self.device, self.port_name, line)
+            return line
         except Exception as exc:
             if "VI_ERROR_TMO" in str(exc) or isinstance(exc, TimeoutError):
                 raise LinkTimeout(self.device, f"no complete reply to {command!r} from {self.port_name} within "

@@ -378,3 +378,16 @@ def test_garbled_setpoints_raise():
     with expected_protocol(ibeam(), ibeam_connect() + [(b"sh level pow\r\n", ibeam_reply(b"CH2, PWR: 1.2.3 mW"))]) as laser:
         with pytest.raises(DeviceError, match=r"garbled reply to 'sh level pow': '1.2.3' is not a number"):
             laser.power_setpoint()
+
+
+def test_every_command_and_reply_line_is_logged_at_debug(caplog):
+    """optgen --log-level debug shows the conversation: what a lab writing a table needs to see."""
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="optgen.drivers.lasers.wire"):
+        with expected_protocol(luxx(), luxx_connect()):
+            pass
+    wire = [r.getMessage() for r in caplog.records if r.name == "optgen.drivers.lasers.wire"]
+    assert wire[:4] == ["luxx /dev/ttyFAKE2 > '?GFw'", "luxx /dev/ttyFAKE2 < '!GFwLuxX 520-100\u00a74\u00a7V1.2'",
+                        "luxx /dev/ttyFAKE2 > '?GSI'", "luxx /dev/ttyFAKE2 < '!GSI520\u00a7100'"]
+    assert len(wire) == 2 * len(luxx_connect())
