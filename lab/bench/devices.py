@@ -87,4 +87,20 @@ def probe(cti_files: list[Path] | None = None) -> list[str]:
             lines += [f"  {s}" for s in screens()] or ["  none"]
         except Exception as exc:
             lines.append(f"  ({exc})")
+    return lines + _what_optgen_can_drive()
+
+
+def _what_optgen_can_drive() -> list[str]:
+    """The shipped laser command tables, and the slmsuite camera classes whose SDK is installed here."""
+    from optgen.drivers.cameras.slmsuite_camera import SLMSUITE_CAMERAS
+    from optgen.drivers.lasers.command_table import SHIPPED_TABLES, load_table
+
+    lines = ["laser command tables shipped ([laser] driver = \"table\"):"]
+    lines += [f"  {name}: {load_table(name).family}" for name in SHIPPED_TABLES]
+    lines.append("slmsuite camera classes ([camera] driver = \"slmsuite\"):")
+    for name, spec in sorted(SLMSUITE_CAMERAS.items()):
+        if not spec.sdk:
+            lines.append(f"  {name}: no Python SDK to check ({spec.install})")
+        else:
+            lines.append(f"  {name}: " + ("SDK installed" if spec.sdk_available() else f"SDK missing: {spec.install}"))
     return lines

@@ -183,6 +183,16 @@ def test_devices_probe_lists_each_kind_of_attachment(capsys, monkeypatch):
     assert "(no DISPLAY)" in out
 
 
+def test_devices_probe_lists_the_laser_tables_and_the_slmsuite_cameras_this_machine_can_open(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pypylon", None)          # absent, whatever the test machine has
+    assert main(["devices", "--probe"]) == 0
+    out = capsys.readouterr().out
+    assert "  toptica-ibeam-smart: TOPTICA iBeam smart" in out and "  omicron-luxx: Omicron LuxX" in out
+    assert "  Basler: SDK missing: pip install pypylon" in out and "  Webcam: SDK installed" in out
+
+
 def test_a_real_bench_that_cannot_open_a_device_says_which_and_leaves_nothing_on(tmp_path, capsys, monkeypatch):
     pytest.importorskip("serial")
     monkeypatch.delenv("DISPLAY", raising=False)
