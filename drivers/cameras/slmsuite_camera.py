@@ -73,7 +73,7 @@ SLMSUITE_CAMERAS: dict[str, SlmsuiteCameraClass] = {
     "Webcam": SlmsuiteCameraClass("webcam", "webcam (OpenCV)", "cv2", "pip install opencv-python"),
     "Cheetah640": SlmsuiteCameraClass("xenics", "Xenics", "", "install the Xenics Xeneth SDK (its DLL)"),
     "RemoteCamera": SlmsuiteCameraClass("remote", "slmsuite remote", "", "run slmsuite's server next to the camera"),
-    "SimulatedCamera": SlmsuiteCameraClass("simulated", "slmsuite simulated", "", "(built into slmsuite)"),
+    "SimulatedCamera": SlmsuiteCameraClass("simulated", "slmsuite simulated", "", "built into slmsuite"),
 }
 
 
