@@ -244,6 +244,13 @@ def _build_twin(config: BenchConfig, luts: dict[str, PhaseResponse]) -> Bench:
                                 pitch_um=cfg.pitch_um, wav_um=wav_um, name=cfg.key)
         apply_response(slm, luts[cfg.key])
         slms[key] = slm
+    if config.panel is not None:          # one panel: the two planes are its regions, written together
+        from optgen.lab.bench.one_panel import twin_panel_slms
+
+        regions = twin_panel_slms(config, world, {"encoding_slm": slms[ENCODING], "decoding_slm": slms[DECODING]})
+        for cfg in (config.encoding_slm, config.decoding_slm):
+            apply_response(regions[cfg.key], luts[cfg.key])
+        slms = {ENCODING: regions["encoding_slm"], DECODING: regions["decoding_slm"]}
     camera = SimulatedCamera(world, exposure_s=config.camera.exposure_s, trigger_overlap=config.twin.trigger_overlap)
     laser, twin = open_laser(config, world)
     if twin is None and not isinstance(laser, SimulatedLaser):

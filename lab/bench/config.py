@@ -11,7 +11,7 @@ from optgen.lab.model.shipped import SHIPPED_MODEL
 
 __all__ = [
     "BenchConfig", "CalibrationConfig", "CameraConfig", "ColourConfig", "DEFAULT_NAME", "Geometry", "KNOWN_DRIVERS",
-    "LaserConfig", "RunConfig", "SLMConfig", "SafetyConfig", "TwinConfig", "TwinSLM", "colour_bench",
+    "LaserConfig", "PanelConfig", "RunConfig", "SLMConfig", "SafetyConfig", "TwinConfig", "TwinSLM", "colour_bench",
 ]
 
 DEFAULT_NAME = "<embedded default bench>"
@@ -80,6 +80,16 @@ class CameraConfig:
     qe: float = 0.7
     gain_dn_per_e: float = 1.0
     flat_field: str = ""               # relative pixel gains (.npy, the sensor's shape), relative to the bench file
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """[panel]: one SLM panel shows both: the encoding and decoding SLMs are regions of it (a folded
+    path). Regions are (x, y, width, height) in panel pixels; the panel is [encoding_slm]'s device."""
+
+    resolution: tuple[int, int]                  # (width, height) of the whole panel
+    encoding_region: tuple[int, int, int, int]
+    decoding_region: tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,7 @@ class BenchConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     source: str = DEFAULT_NAME
     text: str = field(default="", repr=False)
+    panel: PanelConfig | None = None       # one panel for both SLMs ([panel]); None: two panels
 
     @property
     def wavelength_m(self) -> float:

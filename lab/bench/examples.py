@@ -8,7 +8,8 @@ import re
 from optgen.lab.bench.parse import default_bench_text
 
 __all__ = ["REALISTIC", "RGB_COLOURS", "SMALL", "add_to_bench_text", "edit_bench_text", "external_laser_bench_text",
-           "realistic_bench_text", "rgb_bench_text", "second_realistic_bench_text", "small_bench_text"]
+           "one_panel_bench_text", "realistic_bench_text",
+           "rgb_bench_text", "second_realistic_bench_text", "small_bench_text"]
 
 
 def edit_bench_text(text: str, changes: dict[tuple[str, str], str]) -> str:
@@ -175,3 +176,43 @@ def rgb_bench_text(extra: dict[tuple[str, str], str] | None = None, small: bool 
     base = edit_bench_text(default_bench_text(), {**(SMALL if small else {}), **RGB_TWIN, **(extra or {})})
     red_mw, blue_mw = ("0.00012", "0.00008") if small else ("0.0015", "0.0008")
     return base + RGB_COLOURS + _colour_laser(638, red_mw, 6.0) + _colour_laser(450, blue_mw, 5.0)
+
+
+# the keys of a twin SLM that one panel has once (its liquid crystal and electronics)
+_ONE_LC = ("response_max_rad", "response_exponent", "response_wobble_rad", "crosstalk_sigma_px", "latency_frames",
+           "settle_ms", "response_drift_per_h")
+
+ONE_PANEL = """
+# One SLM panel shows both patterns (a folded path: the encoding region -> a mirror -> the decoding
+# region -> the camera; d1 is the path between the two regions, via the mirror). [encoding_slm]
+# names the panel's device; each SLM table is its region (same pitch, bit depth, refresh, latency
+# and settle, LUT; [decoding_slm.connection] empty). Regions are [x, y, width, height] in panel pixels.
+[panel]
+resolution = [{width}, {height}]
+encoding_region = [0, 0, {half}, {height}]
+decoding_region = [{half}, 0, {half}, {height}]
+"""
+
+
+def one_panel_bench_text(text: str | None = None) -> str:
+    """``text`` (default: the embedded bench) with its two SLMs made the two halves of the encoding
+    SLM's panel (``optgen config --dump --one-panel``): the twin's decoding region gets the encoding
+    region's liquid crystal (response, crosstalk, timing, drift); its placement and wavefront stay its own."""
+    import tomllib
+
+    from optgen.lab.bench.parse import parse_bench
+
+    text = text if text is not None else default_bench_text()
+    cfg = parse_bench(text, "one-panel bench")
+    width, height = cfg.encoding_slm.resolution
+    half = width // 2
+    text = edit_bench_text(text, {("encoding_slm", "resolution"): f"[{half}, {height}]",
+                                  ("decoding_slm", "resolution"): f"[{half}, {height}]"})
+    twin = tomllib.loads(text).get("twin", {})
+    encoding, decoding = twin.get("encoding_slm", {}), twin.get("decoding_slm", {})
+    shared = {key: value for key, value in encoding.items() if key in _ONE_LC}
+    text = edit_bench_text(text, {("twin.decoding_slm", key): repr(value) for key, value in shared.items()
+                                  if key in decoding})
+    text = add_to_bench_text(text, {"twin.decoding_slm": [f"{key} = {value!r}" for key, value in shared.items()
+                                                          if key not in decoding]})
+    return text.rstrip("\n") + "\n" + ONE_PANEL.format(width=width, height=height, half=half)

@@ -23,6 +23,7 @@ from optgen.lab.bench.config import (
     ColourConfig,
     Geometry,
     LaserConfig,
+    PanelConfig,
     RunConfig,
     SafetyConfig,
     SLMConfig,
@@ -159,6 +160,8 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
     colour_section = root.sub("colours", required=False)
     colours = _colours(colour_section, laser, camera) if colour_section is not None else None
     twin_section = root.sub("twin", required=False)
+    panel_section = root.sub("panel", required=False)
+    panel = _panel(panel_section) if panel_section is not None else None
     root.done()
     lasers = list(colours.lasers.values()) if colours is not None else [laser]
     uses_twin = (any(d == "simulated" for d in [slms[0].driver, slms[1].driver, camera.driver]
@@ -167,9 +170,74 @@ def parse_bench(text: str, source: str = DEFAULT_NAME) -> BenchConfig:
         raise BenchFileError(f"{source}: simulated devices need the [twin] table (the planted truths)")
     twin = _twin(twin_section, slms) if twin_section is not None else None
     config = BenchConfig(name, wavelength_nm, geometry, laser, slms[0], slms[1], camera, run, twin,
-                         calibration=calibration, colours=colours, safety=safety, source=source, text=text)
+                         calibration=calibration, colours=colours, safety=safety, source=source, text=text,
+                         panel=panel)
     _check_consistency(config)
+    if panel is not None:
+        _check_one_panel(config)
     return config
+
+
+def _panel(s: _Section) -> PanelConfig:
+    panel = PanelConfig(resolution=_resolution(s, "resolution"), encoding_region=_region(s, "encoding_region"),
+                        decoding_region=_region(s, "decoding_region"))
+    s.done()
+    return panel
+
+
+def _region(s: _Section, key: str) -> tuple[int, int, int, int]:
+    """[x, y, width, height] in panel pixels."""
+    value = s.value(key)
+    what = (f"a region [x, y, width, height] of panel pixels: integers, x and y >= 0, width and height "
+            f">= 1 and <= {MAX_SIDE_PX}")
+    if (not isinstance(value, list) or len(value) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_SIDE_PX for v in value)
+            or value[2] < 1 or value[3] < 1):
+        raise s.fail(key, value, what)
+    return tuple(value)
+
+
+# what the two regions of one panel share: the device, its electronics and its liquid crystal
+_PANEL_SHARED = ("driver", "bitdepth", "refresh_hz", "latency_frames", "settle_s", "lut")
+_PANEL_TWIN_SHARED = ("response_max_rad", "response_exponent", "response_wobble_rad", "crosstalk_sigma_px",
+                      "latency_frames", "settle_s", "response_drift_per_h")
+
+
+def _check_one_panel(c: BenchConfig) -> None:
+    """[panel]: the regions fit the panel and do not overlap, each SLM table is its region, and what
+    one panel has once is the same in both tables."""
+    from optgen.drivers.slms.panel import PanelRegion, check_regions
+
+    p = c.panel
+    regions = {"encoding": PanelRegion(*p.encoding_region), "decoding": PanelRegion(*p.decoding_region)}
+    try:
+        check_regions(p.resolution, regions)
+    except ValueError as exc:
+        raise BenchFileError(f"{c.source}: [panel] {exc}") from None
+    for slm, region in ((c.encoding_slm, p.encoding_region), (c.decoding_slm, p.decoding_region)):
+        if tuple(slm.resolution) != tuple(region[2:]):
+            raise BenchFileError(f"{c.source}: [{slm.key}] resolution = {list(slm.resolution)}: expected the size of "
+                                 f"its panel region {list(region[2:])} ([panel] {slm.key.split('_')[0]}_region)")
+        if slm.wavefront_correction:
+            raise BenchFileError(f"{c.source}: [{slm.key}] wavefront_correction = {slm.wavefront_correction!r}: not "
+                                 f"yet with [panel] (the vendor's file covers the whole panel); leave it \"\"")
+    for key in _PANEL_SHARED:
+        mine, panel = getattr(c.decoding_slm, key), getattr(c.encoding_slm, key)
+        if mine != panel:
+            text = (f"settle_ms = {mine * 1e3:g}: expected the panel's {panel * 1e3:g}" if key == "settle_s" else
+                    f"{key} = {mine!r}: expected the panel's {panel!r}")
+            raise BenchFileError(f"{c.source}: [decoding_slm] {text} ([encoding_slm]): one panel, one device")
+    if c.decoding_slm.connection:
+        raise BenchFileError(f"{c.source}: [decoding_slm.connection] has keys {sorted(c.decoding_slm.connection)}: "
+                             f"expected none with [panel] (the panel is opened through [encoding_slm.connection])")
+    if c.twin is not None:
+        for key in _PANEL_TWIN_SHARED:
+            mine, panel = getattr(c.twin.decoding, key), getattr(c.twin.encoding, key)
+            if mine != panel:
+                name = key.replace("_s", "_ms") if key == "settle_s" else key
+                value = (mine * 1e3, panel * 1e3) if key == "settle_s" else (mine, panel)
+                raise BenchFileError(f"{c.source}: [twin.decoding_slm] {name} = {value[0]:g}: expected the "
+                                     f"encoding region's {value[1]:g} (one panel: one liquid crystal)")
 
 
 def _geometry(s: _Section) -> Geometry:

@@ -70,11 +70,17 @@ def open_real_bench(config, luts, open_laser, apply_response, bench_cls):
             stack.callback(twin.close)  # closed after the laser (callbacks run last-in, first-out)
         stack.callback(laser.close)
         slms = {}
+        if config.panel is not None:      # one panel: the two SLMs are its regions
+            from optgen.lab.bench.one_panel import real_panel_slms
+
+            slms = real_panel_slms(config, open_slm, wav_um)
+            for slm in slms.values():
+                stack.callback(slm.close)
         for slm_cfg in (config.encoding_slm, config.decoding_slm):
-            slm = open_slm(config, slm_cfg, wav_um)
-            stack.callback(slm.close)
-            apply_response(slm, luts[slm_cfg.key])
-            slms[slm_cfg.key] = slm
+            if slm_cfg.key not in slms:
+                slms[slm_cfg.key] = open_slm(config, slm_cfg, wav_um)
+                stack.callback(slms[slm_cfg.key].close)
+            apply_response(slms[slm_cfg.key], luts[slm_cfg.key])
         camera = open_camera(config)
         stack.callback(camera.close)
         bench = bench_cls(config=config, laser=laser, encoding_slm=slms["encoding_slm"],

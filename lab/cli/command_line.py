@@ -173,6 +173,9 @@ def _build_parser() -> argparse.ArgumentParser:
     config.add_argument("--realistic", action="store_true",
                         help="with --dump: the embedded realistic twin (wavefront errors, unmodulated light, a tilted "
                              "Gaussian beam, distances off, drift, camera defects; decision 0012)")
+    config.add_argument("--one-panel", action="store_true",
+                        help="with --dump: one SLM panel for both patterns, each SLM a half of it ([panel]; "
+                             "combines with --colours or --realistic)")
     config.set_defaults(func=cmd_config)
     return parser
 

@@ -20,6 +20,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         cfg = load_bench(args.check)
         print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
               f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
+        if cfg.panel is not None:
+            p = cfg.panel
+            print(f"  one panel: {p.resolution[0]} x {p.resolution[1]}, encoding region {list(p.encoding_region)}, "
+                  f"decoding region {list(p.decoding_region)} ([x, y, width, height])")
         if cfg.colours is not None:
             print("  colours: " + ", ".join(f"{wl:g} nm (laser {cfg.colours.lasers[wl].driver}, "
                                             f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
@@ -40,6 +44,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         text = realistic_bench_text()
     else:
         text = default_bench_text()
+    if args.one_panel:
+        from optgen.lab.bench.examples import one_panel_bench_text
+
+        text = one_panel_bench_text(text)
     if args.dump == "-":
         sys.stdout.write(text)
         return 0
