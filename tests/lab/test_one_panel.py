@@ -123,3 +123,44 @@ def test_a_run_on_the_one_panel_twin_makes_the_same_images_as_on_two_panels(tmp_
             frames[name] = f["frames"][:].astype(float)
     r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(frames["one"], frames["two"])]
     assert min(r) > 0.9, r
+
+
+def test_on_a_real_bench_the_panel_device_is_opened_once_at_the_panel_resolution():
+    from optgen.drivers.identity import DeviceIdentity
+    from optgen.drivers.slm import PhaseSLM
+    from optgen.lab.bench.one_panel import real_panel_slms
+
+    class Panel(PhaseSLM):
+        sent: list = []
+        closed = 0
+
+        @property
+        def identity(self):
+            return DeviceIdentity("Acme", "LCOS-1080", "P7")
+
+        def _set_phase_hw(self, display):
+            self.sent.append(display.copy())
+
+        def close(self):
+            type(self).closed += 1
+
+    opened = []
+
+    def open_slm(config, slm_cfg, wav_um):
+        from optgen.drivers.identity import SLMTiming
+
+        opened.append((slm_cfg.key, slm_cfg.resolution))
+        return Panel(slm_cfg.resolution, timing=SLMTiming(slm_cfg.refresh_hz, slm_cfg.latency_frames,
+                                                          slm_cfg.settle_s), name="panel")
+
+    cfg = parse_bench(one_panel_bench_text(), "b.toml")
+    slms = real_panel_slms(cfg, open_slm, 0.52)
+    assert opened == [("encoding_slm", (1920, 1080))]
+    slms["decoding_slm"].set_phase(np.full((1080, 960), 3, dtype=np.uint8))
+    slms["encoding_slm"].set_phase(np.full((1080, 960), 250, dtype=np.uint8))
+    assert [s.shape for s in Panel.sent] == [(1080, 1920), (1080, 1920)]
+    assert (Panel.sent[-1][:, :960] == 250).all() and (Panel.sent[-1][:, 960:] == 3).all()
+    assert "region [960, 0, 960, 1080]" in str(slms["decoding_slm"].identity)
+    for slm in slms.values():
+        slm.close()
+    assert Panel.closed == 1
