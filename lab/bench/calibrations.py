@@ -208,6 +208,20 @@ def _age_words(hours: float) -> str:
     return f"{hours / 24:.0f} days"
 
 
+def _one_panel_luts(luts: dict[str, PhaseResponse], records: dict) -> dict[str, PhaseResponse]:
+    """One panel has one liquid crystal: one LUT for both regions. Where both regions' responses
+    were measured, their mean (two measurements of one response); where one was, that one."""
+    measured = [key for key in ("encoding_slm", "decoding_slm") if key in records]
+    if not measured:
+        return luts
+    if len(measured) == 1:
+        shared = luts[measured[0]]
+    else:
+        a, b = luts["encoding_slm"], luts["decoding_slm"]
+        shared = PhaseResponse(f"{a.id}+{b.id}", a.levels, (np.asarray(a.phase_rad) + np.asarray(b.phase_rad)) / 2)
+    return {**luts, "encoding_slm": shared, "decoding_slm": shared}
+
+
 def load_bench_calibrations(config: BenchConfig, override: str | Path | None = None) -> BenchCalibrations:
     """Load (and check) every calibration ``config`` asks for; CalibrationFileError/LUTError on a bad file.
 
@@ -243,6 +257,8 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
             luts[cfg.key] = LINEAR
         else:
             luts[cfg.key] = load_response(cfg.lut, cfg.bitdepth, base_dir)
+    if config.panel is not None:
+        luts = _one_panel_luts(luts, records)
     alignment = selection.records.get(("alignment", "bench"))
     camera = selection.records.get(("camera", "camera"))
     wavefronts = {cfg.key: selection.records[("wavefront", cfg.key)] for cfg in slms

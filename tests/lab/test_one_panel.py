@@ -164,3 +164,28 @@ def test_on_a_real_bench_the_panel_device_is_opened_once_at_the_panel_resolution
     for slm in slms.values():
         slm.close()
     assert Panel.closed == 1
+
+
+def test_one_panel_runs_with_one_lut_for_both_regions_the_mean_of_both_measurements(tmp_path):
+    """One liquid crystal, one LUT: each region's response is measured (calibrate lut), and a run
+    uses their mean on both regions; it is as close to the planted response as either measurement."""
+    from optgen import open_bench
+    from optgen.calibration.compare import response_error_rad
+    from optgen.lab.bench.calibrations import load_bench_calibrations
+
+    cfg = parse_bench(small_one_panel_text(), "one panel")
+    store = tmp_path / "store"
+    with open_bench(cfg, calibrations=store) as bench:
+        bench.calibrate("lut")
+        planted = bench.devices.truths.response_rad["encoding_slm"]
+    with open_bench(cfg, calibrations=store) as bench:
+        used = {key: lut.id for key, lut in bench.devices.luts.items()}
+    cals = load_bench_calibrations(cfg, store)
+    enc, dec = cals.luts["encoding_slm"], cals.luts["decoding_slm"]
+    assert enc is dec and "+" in enc.id
+    measured = [np.asarray(cals.lut_records[k].results["phase_rad"], dtype=float) for k in ("encoding_slm",
+                                                                                             "decoding_slm")]
+    assert np.allclose(enc.phase_rad, (measured[0] + measured[1]) / 2)
+    errors = [response_error_rad(m, planted) for m in measured]
+    assert response_error_rad(enc.phase_rad, planted) <= max(errors) + 1e-9
+    assert used == {"encoding_slm": enc.id, "decoding_slm": enc.id}
