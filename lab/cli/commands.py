@@ -18,6 +18,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     if args.check is not None:
         cfg = load_bench(args.check)
+        named = _check_what_the_bench_names(cfg, Path(args.check).parent)
         print(f"{cfg.source}: OK: {cfg.name!r} at {cfg.wavelength_nm:g} nm, laser {cfg.laser.driver}, "
               f"SLMs {cfg.encoding_slm.driver}/{cfg.decoding_slm.driver}, camera {cfg.camera.driver}")
         if cfg.panel is not None:
@@ -27,6 +28,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         if cfg.colours is not None:
             print("  colours: " + ", ".join(f"{wl:g} nm (laser {cfg.colours.lasers[wl].driver}, "
                                             f"QE {cfg.colours.camera_qe[wl]:g})" for wl in cfg.colours.order_nm))
+        for line in named:
+            print(f"  {line}")
         return 0
     if args.dump is None:
         raise OptgenError("say --dump [FILE] or --check FILE")
@@ -56,6 +59,19 @@ def cmd_config(args: argparse.Namespace) -> int:
         out.write(text)
     print(f"wrote {target}")
     return 0
+
+
+def _check_what_the_bench_names(cfg, base_dir: Path) -> list[str]:
+    """What ``optgen run`` reads before any device opens, read now (an error stops the check): the
+    model (against the bench's geometry and colour), the decoder phase and seed file of [run], and the
+    calibration store's files. Lines saying what was found."""
+    from optgen.lab.bench.calibrations import load_bench_calibrations
+    from optgen.lab.run.sources import RunSources
+
+    sources = RunSources(cfg, base_dir)
+    model = f"model {sources.model.id} fits the geometry" if sources.model is not None else "no model"
+    return [f"run: {model}; seeds {cfg.run.seed_source}, decoder {sources.decoder_id}",
+            *load_bench_calibrations(cfg).describe()]
 
 
 def cmd_devices(args: argparse.Namespace) -> int:

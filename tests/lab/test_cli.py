@@ -227,3 +227,20 @@ def test_config_dump_realistic_writes_the_bench_that_plants_what_real_benches_ge
     assert target.read_text() == realistic_bench_text()
     twin = load_bench(target).twin
     assert twin.beam == "gaussian" and twin.encoding.unmodulated_fraction > 0 and twin.d1_m is not None
+
+
+@pytest.mark.parametrize("change, message", [
+    ((("geometry", "decoder_px"), "320"), "model 'digits-v6' was trained for another geometry: decoder_px: model 400, "
+                                          "bench 320"),
+    ((("run", "model"), '"no-such-model.npz"'), "no-such-model.npz: model file not found"),
+])
+def test_config_check_reads_the_model_and_the_geometry_it_needs(tmp_path, capsys, change, message):
+    """config --check also reads what a run reads before any device opens (issue 22): a model for
+    another geometry, or no model file, fails the check and nothing says OK."""
+    from optgen.lab.bench.examples import edit_bench_text, one_panel_bench_text
+
+    bench = tmp_path / "bench.toml"
+    bench.write_text(edit_bench_text(one_panel_bench_text(), {change[0]: change[1]}), encoding="utf-8")
+    assert main(["config", "--check", str(bench)]) == 2
+    out, err = capsys.readouterr()
+    assert message in err and "OK" not in out

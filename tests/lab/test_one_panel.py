@@ -189,3 +189,4 @@ def test_one_panel_runs_with_one_lut_for_both_regions_the_mean_of_both_measureme
     errors = [response_error_rad(m, planted) for m in measured]
     assert response_error_rad(enc.phase_rad, planted) <= max(errors) + 1e-9
     assert used == {"encoding_slm": enc.id, "decoding_slm": enc.id}
+
