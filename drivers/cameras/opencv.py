@@ -13,13 +13,13 @@ backend refuses, the exposure is the nominal one given at open (``exposure_contr
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from optgen.drivers.camera import BenchCamera
-from optgen.drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.cameras._bounded import BoundedReads
+from optgen.drivers.errors import DeviceError
 from optgen.drivers.identity import DeviceIdentity
 
 __all__ = ["OpenCVCamera"]
@@ -32,24 +32,6 @@ _EXPOSURE_UNITS = {
 }
 _APIS = {"any": "CAP_ANY", "v4l2": "CAP_V4L2", "dshow": "CAP_DSHOW", "msmf": "CAP_MSMF",
          "avfoundation": "CAP_AVFOUNDATION", "gstreamer": "CAP_GSTREAMER", "ffmpeg": "CAP_FFMPEG"}
-
-
-class _Read:
-    """One ``VideoCapture.read()`` running on a daemon thread."""
-
-    def __init__(self, capture):
-        self.done = threading.Event()
-        self.result: tuple[bool, np.ndarray | None] = (False, None)
-        self.error: BaseException | None = None
-        threading.Thread(target=self._run, args=(capture,), daemon=True, name="opencv-read").start()
-
-    def _run(self, capture) -> None:
-        try:
-            self.result = capture.read()
-        except BaseException as error:   # handed to the caller
-            self.error = error
-        finally:
-            self.done.set()
 
 
 class OpenCVCamera(BenchCamera):
@@ -68,7 +50,8 @@ class OpenCVCamera(BenchCamera):
         if api not in _APIS:
             raise DeviceError(name, f"api = {api!r}: expected one of {sorted(_APIS)}")
         self._source = source
-        self._pending: _Read | None = None
+        self._reads = BoundedReads(name, "opencv-read", no_frame="no frame",
+                                   blocked="the previous read is still blocked")
         self._cap = cv2.VideoCapture(source, getattr(cv2, _APIS[api]))
         try:
             if not self._cap.isOpened():
@@ -118,8 +101,7 @@ class OpenCVCamera(BenchCamera):
     def close(self) -> None:
         """Release the capture device. Safe to call twice."""
         cap, self._cap = self._cap, None
-        if self._pending is not None:        # never release under a read in progress
-            self._pending.done.wait(1.0)
+        self._reads.settle()                 # never release under a read in progress
         if cap is not None:
             cap.release()
 
@@ -131,13 +113,7 @@ class OpenCVCamera(BenchCamera):
     def _get_image_hw(self, timeout_s: float) -> np.ndarray:
         if self._cap is None:
             raise DeviceError(self.name, "camera is closed")
-        stale = self._pending
-        if stale is not None and not stale.done.wait(timeout_s):
-            raise CaptureTimeout(self.name, f"the previous read is still blocked after {timeout_s:.3g} s more")
-        self._pending = read = _Read(self._cap)
-        if not read.done.wait(timeout_s):
-            raise CaptureTimeout(self.name, f"no frame within {timeout_s:.3g} s")
-        self._pending = None
+        read = self._reads.read(self._cap.read, timeout_s)
         if read.error is not None:
             raise DeviceError(self.name, f"read failed: {read.error}") from read.error
         ok, frame = read.result

@@ -18,15 +18,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from optgen.drivers.camera import BenchCamera
-from optgen.drivers.errors import CaptureTimeout, DeviceError
+from optgen.drivers.cameras._bounded import BoundedReads
+from optgen.drivers.errors import DeviceError
 from optgen.drivers.identity import DeviceIdentity
 
 __all__ = ["SLMSUITE_CAMERAS", "SlmsuiteCamera", "SlmsuiteCameraClass", "slmsuite_camera_class"]
@@ -90,24 +89,6 @@ def slmsuite_camera_class(name: str, device: str = "camera") -> type:
     return getattr(module, name)
 
 
-class _Call:
-    """One vendor call running on a daemon thread, so that the caller can stop waiting for it."""
-
-    def __init__(self, fn: Callable[[], Any], name: str):
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        threading.Thread(target=self._run, args=(fn,), daemon=True, name=name).start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        try:
-            self.result = fn()
-        except BaseException as error:   # handed to the caller
-            self.error = error
-        finally:
-            self.done.set()
-
-
 class SlmsuiteCamera(BenchCamera):
     """An slmsuite camera (``camera_class`` by name with its ``options``, or an open ``camera``).
 
@@ -132,7 +113,9 @@ class SlmsuiteCamera(BenchCamera):
                                         f"{type(exc).__name__}: {exc}") from exc
         self.camera_class = camera_class or type(camera).__name__
         self._cam = camera
-        self._pending: _Call | None = None
+        who = f"slmsuite's {self.camera_class}"
+        self._reads = BoundedReads(name, "slmsuite-capture", no_frame=f"no frame from {who}",
+                                   blocked=f"{who} is still blocked in the previous capture")
         try:
             self._cam.capture_attempts = 1           # optgen retries itself, within its own bounds
             if woi is not None:
@@ -190,18 +173,11 @@ class SlmsuiteCamera(BenchCamera):
     def _get_image_hw(self, timeout_s: float) -> np.ndarray:
         if self._cam is None:
             raise DeviceError(self.name, "camera is closed")
-        stale = self._pending
-        if stale is not None and not stale.done.wait(timeout_s):
-            raise CaptureTimeout(self.name, f"slmsuite's {self.camera_class} is still blocked in the previous "
-                                            f"capture after {timeout_s:.3g} s more")
         cam = self._cam
         # slmsuite adds the exposure to the timeout it is given, and so did optgen's own get_image
         inner_timeout_s = max(timeout_s - float(cam.exposure_s), 0.01)
-        self._pending = call = _Call(lambda: cam.get_image(timeout_s=inner_timeout_s, transform=False),
-                                     "slmsuite-capture")
-        if not call.done.wait(timeout_s + 0.5):
-            raise CaptureTimeout(self.name, f"no frame from slmsuite's {self.camera_class} within {timeout_s:.3g} s")
-        self._pending = None
+        call = self._reads.read(lambda: cam.get_image(timeout_s=inner_timeout_s, transform=False), timeout_s,
+                                wait_s=timeout_s + 0.5)            # slmsuite's own wait ends first
         if call.error is not None:
             raise DeviceError(self.name, f"slmsuite's {self.camera_class} capture failed: "
                                          f"{type(call.error).__name__}: {call.error}") from call.error
@@ -221,8 +197,8 @@ class SlmsuiteCamera(BenchCamera):
     # --- life cycle ---------------------------------------------------------------------
     def close(self) -> None:
         """Close the slmsuite camera (after a capture in progress ends, within a second). Safe twice."""
-        if self._pending is not None:
-            self._pending.done.wait(1.0)
+        if hasattr(self, "_reads"):
+            self._reads.settle()
         self._close_inner()
 
     def _close_inner(self) -> None:

@@ -323,7 +323,8 @@ def test_pylablib_open_capture_exposure_close(fake_sdk, opened):
     frame = cam.capture(timeout_s=2.0)
     assert np.array_equal(frame, PLL_FRAME)
     assert len(log) == 1 and log[0][0] == "snap"
-    assert 2.0 <= log[0][2]["timeout"] < 3.0                           # the bound reaches pylablib, in s
+    # the bound reaches pylablib, in s: the capture timeout plus one exposure (not two)
+    assert log[0][2]["timeout"] == pytest.approx(2.0 + cam.exposure_s, abs=1e-9)
 
     log.clear()
     realised = cam.set_exposure(0.02)
@@ -778,7 +779,7 @@ def test_cheetah640_open_capture_exposure_close(fake_sdk, mocker, opened):
     assert open_calls(log) == [call.XC_GetFrame(XC_HANDLE, 0, 1, (BUFFER, 640 * 512 * 2), 640 * 512 * 2)]
     (timeout,) = property_writes(log)                                 # the bound, in ms, before the grab
     assert timeout[0] == "XC_SetPropertyValueL" and timeout[1][1] == b"_API_GETFRAME_TIMEOUT"
-    assert 2000 <= timeout[1][2] < 3000
+    assert abs(timeout[1][2] - 1e3 * (2.0 + cam.exposure_s)) <= 1     # the capture timeout plus one exposure, ms
 
     log.clear()
     realised = cam.set_exposure(0.02)
@@ -939,7 +940,7 @@ def test_remote_camera_open_capture_exposure_close(remote_server, opened, mocker
     frame = cam.capture(timeout_s=2.0)
     assert frame.dtype == np.uint8 and np.array_equal(frame, server.camera._get_image_hw())
     assert [command for command, _ in server.requests] == ["_get_image_hw"]
-    assert 2.0 <= server.requests[0][1]["timeout_s"] < 3.0
+    assert server.requests[0][1]["timeout_s"] == pytest.approx(2.0 + 0.01, abs=1e-9)   # plus one exposure
 
     server.requests.clear()
     realised = cam.set_exposure(0.02)
