@@ -41,6 +41,7 @@ class TableLaser(ConnectedLaser):
                  base_dir: str | Path | None = None, opener: Callable[[], SerialPort] | None = None,
                  open_resource: Callable[..., Any] | None = None):
         self.table = table if isinstance(table, CommandTable) else load_table(table, base_dir)
+        self._asked: dict[str, list[str]] | None = None      # replies already read, during a fault read-out
         super().__init__(name, wavelength_nm, max_power_w, address)
         self.wavelength_tolerance_nm = wavelength_tolerance_nm
         t = self.table
@@ -95,6 +96,8 @@ class TableLaser(ConnectedLaser):
     def _send(self, command: TableCommand, value: str | None = None) -> None:
         """A command; its reply (the ack, or the table's command reply line) checked."""
         text = command.send if value is None else command.send.replace("{value}", value)
+        if self._asked is not None:
+            self._asked.clear()               # a command may change what the queries answer
         lines = 0 if self.table.ack is not None else self.table.command_lines
         replies, match = self._reply(text, lines, command.reply)
         if command.reply is not None and match is None:
@@ -102,8 +105,20 @@ class TableLaser(ConnectedLaser):
                                          f"expected a line matching {command.reply.pattern!r} "
                                          f"(table {self.table.source})")
 
-    def _match(self, reading: Reading) -> re.Match:
+    def _ask(self, reading: Reading) -> tuple[list[str], re.Match | None]:
+        """The reply to ``reading``'s query and its match. During a read-out (the connect handshake,
+        the faults) a query asked already is not sent again: checks of one status word share a reply."""
+        asked = self._asked
+        if asked is not None and reading.query in asked:
+            replies = asked[reading.query]
+            return replies, next((m for m in map(reading.pattern.search, replies) if m is not None), None)
         replies, match = self._reply(reading.query, 1, reading.pattern)
+        if asked is not None:
+            asked[reading.query] = replies
+        return replies, match
+
+    def _match(self, reading: Reading) -> re.Match:
+        replies, match = self._ask(reading)
         if match is not None:
             return match
         raise DeviceError(self.name, f"garbled reply to {reading.query!r}: {replies!r} has no match for "
@@ -188,6 +203,9 @@ class TableLaser(ConnectedLaser):
                 pass
 
     def _handshake(self, previous: DeviceIdentity | None) -> LaserReadback:
+        return self._reading_out(lambda: self._identify_and_read_back(previous))
+
+    def _identify_and_read_back(self, previous: DeviceIdentity | None) -> LaserReadback:
         t = self.table
         self._run_setup()
         model = self._model()
@@ -210,7 +228,7 @@ class TableLaser(ConnectedLaser):
     def _model(self) -> str:
         """The model from the identity query; a reply without one is a wrong device, said so."""
         t = self.table
-        replies, match = self._reply(t.model.query, 1, t.model.pattern)
+        replies, match = self._ask(t.model)
         if match is not None:
             return match.group("value").strip()
         raise DeviceError(self.name, f"unexpected identity: {t.model.query!r} answered {replies!r}, not a "
@@ -247,6 +265,20 @@ class TableLaser(ConnectedLaser):
         return self._flag(self.table.emission)
 
     def _get_faults_hw(self) -> list[str]:
+        return self._reading_out(self._faults_from_checks)
+
+    def _reading_out(self, read: Callable[[], Any]) -> Any:
+        """``read()`` with each query sent at most once (see :meth:`_ask`)."""
+        outer = self._asked is None
+        if outer:
+            self._asked = {}
+        try:
+            return read()
+        finally:
+            if outer:
+                self._asked = None
+
+    def _faults_from_checks(self) -> list[str]:
         faults: list[str] = []
         for check in self.table.faults:
             if check.format == "hex-bits":

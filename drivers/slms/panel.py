@@ -94,9 +94,6 @@ class SharedPanel:
             self.uploads += 1
             self._upload(self.display)
 
-    def region_display(self, name: str) -> np.ndarray:
-        return self.display[self.regions[name].slices]
-
     @property
     def last_frame_shown_s(self) -> float | None:
         return self._shown()
