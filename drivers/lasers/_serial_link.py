@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -46,6 +47,7 @@ class DeviceRefused(DeviceError):
 
 
 _ENDS = {b"\n": "LF", b"\r": "CR"}
+LATE_REPLY_S = 0.1       # how long a reply to a command sent blind is waited for, to be discarded
 
 
 class LinkTimeout(LinkLost, TimeoutError):
@@ -170,13 +172,17 @@ class SerialLink:
     # --- exchange ---------------------------------------------------------------------
     def write_blind(self, command: str) -> None:
         """Send ``command`` and read nothing (reopening the port if it is closed): for the
-        emission-off of a laser whose replies are lost."""
+        emission-off of a laser whose replies are lost. A reply that does come is discarded
+        (:data:`LATE_REPLY_S`), so that it is never read as the answer to a later command (a late
+        ``OK`` taken for the serial number made a reconnect refuse the same laser)."""
         with self._lock:
             if self._port is None:
                 self.open()
             try:
                 wire_log.debug("%s %s > %r (blind)", self.device, self.port_name, command)
                 self._port.write(command.encode(self.encoding) + self.write_terminator)
+                time.sleep(LATE_REPLY_S)
+                self._port.reset_input_buffer()
             except Exception as exc:
                 raise self._link_failed(command, exc) from exc
 

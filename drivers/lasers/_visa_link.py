@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from optgen.drivers.errors import DeviceError, LinkLost
-from optgen.drivers.lasers._serial_link import LinkTimeout, read_reply, wire_log
+from optgen.drivers.lasers._serial_link import LATE_REPLY_S, LinkTimeout, read_reply, wire_log
 
 __all__ = ["VisaLineLink"]
 
@@ -98,6 +99,8 @@ class VisaLineLink:
             try:
                 wire_log.debug("%s %s > %r (blind)", self.device, self.port_name, command)
                 self._res.write(command)
+                time.sleep(LATE_REPLY_S)              # a reply that does come is discarded (SerialLink's reason)
+                self._discard_input(self._res)
             except Exception as exc:
                 raise self._failed(command, exc) from exc
 
@@ -111,11 +114,7 @@ class VisaLineLink:
                                                f"call reconnect()")
             res = self._res
             try:
-                clear = getattr(res, "flush", None)
-                if clear is not None and self.port_name.upper().startswith("ASRL"):
-                    from pyvisa import constants
-
-                    clear(constants.BufferOperation.discard_read_buffer)
+                self._discard_input(res)
                 wire_log.debug("%s %s > %r", self.device, self.port_name, command)
                 res.write(command)
             except Exception as exc:
@@ -133,6 +132,14 @@ class VisaLineLink:
             res = self._res
             return read_reply(lambda: self._read_line(res, command), self.device, command, lines=1, until=None,
                               skip=skip, is_error=is_error, max_lines=8)
+
+    def _discard_input(self, res: Any) -> None:
+        """Drop what is waiting to be read (a serial resource only: elsewhere VISA has no such buffer)."""
+        clear = getattr(res, "flush", None)
+        if clear is not None and self.port_name.upper().startswith("ASRL"):
+            from pyvisa import constants
+
+            clear(constants.BufferOperation.discard_read_buffer)
 
     def _read_line(self, res: Any, command: str) -> str:
         try:

@@ -198,3 +198,22 @@ def test_a_dropped_link_fails_loudly_and_safe_off_says_it_could_not_verify(twin)
 def test_a_port_that_does_not_exist_is_named():
     with pytest.raises(DeviceError, match=r"cobolt: cannot open serial port '/dev/optgen-no-such-port'"):
         open_cobolt("/dev/optgen-no-such-port")
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_on_the_twin_a_laser_whose_replies_are_lost_is_verified_off_without_taking_a_late_ok_for_its_serial(trial):
+    """Three offs are carried out but their replies lost; safe-off sends l0 blind and reconnects. The
+    blind command's own late OK must not be read as the reply to sn? (it was, about 1 try in 3:
+    'answers as ... serial OK ... refusing to drive a different laser', with the laser already off)."""
+    pytest.importorskip("serial")
+    with CoboltTwin(None, max_power_w=0.1) as twin:
+        laser = CoboltLaser(twin.port, "cobolt", 520.0, 0.05, timeout_s=0.3)
+        try:
+            laser.light_ends_with_process = True
+            laser.set_power(0.01)
+            assert laser.set_emission(True) and twin.emission
+            twin.inject("mute", times=3)
+            laser.safe_off()
+            assert laser.verified_off and not twin.emission and laser.identity.serial == "21345"
+        finally:
+            laser.close()
