@@ -8,54 +8,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from optgen.calibration.plot_axes import draw_axes, polyline
 from optgen.calibration.response import ResponseMeasurement
 from optgen.drivers.common.patterns import TWO_PI
 
 __all__ = ["write_response_png"]
 
-_WHITE, _BLACK, _GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
+_BLACK = (0, 0, 0)
 _BLUE, _RED, _GREEN = (200, 80, 0), (0, 0, 220), (0, 150, 0)   # BGR
-
-
-def _panel(img, origin, size, xlim, ylim, xlabel, ylabel, title, xticks, yticks, yfmt="{:g}"):
-    """Axes box with ticks and labels; returns a function mapping data (x, y) to pixel coordinates."""
-    ox, oy = origin
-    w, h = size
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.rectangle(img, (ox, oy), (ox + w, oy + h), _BLACK, 1)
-
-    def to_px(x, y):
-        px = ox + (np.asarray(x, float) - xlim[0]) / (xlim[1] - xlim[0]) * w
-        py = oy + h - (np.asarray(y, float) - ylim[0]) / (ylim[1] - ylim[0]) * h
-        return px, py
-
-    for xt in xticks:
-        px, _ = to_px(xt, ylim[0])
-        cv2.line(img, (int(px), oy), (int(px), oy + h), _GREY, 1)
-        label = f"{xt:g}"
-        cv2.putText(img, label, (int(px) - 4 * len(label), oy + h + 18), font, 0.45, _BLACK, 1, cv2.LINE_AA)
-    for yt in yticks:
-        _, py = to_px(xlim[0], yt)
-        cv2.line(img, (ox, int(py)), (ox + w, int(py)), _GREY, 1)
-        label = yfmt.format(yt)
-        cv2.putText(img, label, (ox - 10 - 9 * len(label), int(py) + 5), font, 0.45, _BLACK, 1, cv2.LINE_AA)
-    cv2.rectangle(img, (ox, oy), (ox + w, oy + h), _BLACK, 1)
-    cv2.putText(img, xlabel, (ox + w // 2 - 4 * len(xlabel), oy + h + 42), font, 0.55, _BLACK, 1, cv2.LINE_AA)
-    ylab = np.full((24, 9 * len(ylabel) + 10, 3), 255, np.uint8)
-    cv2.putText(ylab, ylabel, (4, 17), font, 0.55, _BLACK, 1, cv2.LINE_AA)
-    ylab = cv2.rotate(ylab, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    y0 = max(0, oy + h // 2 - ylab.shape[0] // 2)
-    x0 = max(0, ox - 75)
-    hh = min(ylab.shape[0], img.shape[0] - y0)
-    img[y0:y0 + hh, x0:x0 + ylab.shape[1]] = ylab[:hh]
-    cv2.putText(img, title, (ox, oy - 10), font, 0.6, _BLACK, 1, cv2.LINE_AA)
-    return to_px
-
-
-def _polyline(img, to_px, x, y, color, thickness=2):
-    px, py = to_px(x, y)
-    pts = np.round(np.stack([px, py], axis=1)).astype(np.int32).reshape(-1, 1, 2)
-    cv2.polylines(img, [pts], False, color, thickness, cv2.LINE_AA)
 
 
 def write_response_png(path, measurement: ResponseMeasurement, planted: np.ndarray | None = None) -> None:
@@ -77,15 +37,15 @@ def write_response_png(path, measurement: ResponseMeasurement, planted: np.ndarr
     box = (420, 380)
 
     # 1: response
-    to_px = _panel(img, (100, 60), box, (0, n - 1), (0, ymax), "gray level", "phase delay (rad)",
+    to_px = draw_axes(img, (100, 60), box, (0, n - 1), (0, ymax), "gray level", "phase delay (rad)",
                    f"{m.slm_key} response at {m.wavelength_nm:g} nm", xt, list(range(0, int(ymax) + 1)))
     x0, y2pi = to_px(0, TWO_PI)
     x1, _ = to_px(n - 1, TWO_PI)
     cv2.line(img, (int(x0), int(y2pi)), (int(x1), int(y2pi)), (120, 120, 120), 1, cv2.LINE_AA)
     cv2.putText(img, "2 pi", (int(x0) + 4, int(y2pi) - 5), font, 0.45, (120, 120, 120), 1, cv2.LINE_AA)
     if planted is not None:
-        _polyline(img, to_px, grays, planted, _GREEN, 5)
-    _polyline(img, to_px, grays, phase, _BLUE, 2)
+        polyline(img, to_px, grays, planted, _GREEN, 5)
+    polyline(img, to_px, grays, phase, _BLUE, 2)
     pg = m.raw.get("phase_points_grays")
     pp = m.raw.get("phase_points_rad")
     if pg is not None and pp is not None:
@@ -101,7 +61,7 @@ def write_response_png(path, measurement: ResponseMeasurement, planted: np.ndarr
         dev["curve - planted"] = (grays, 1e3 * (phase - planted), _GREEN)
     lim = max([50.0] + [float(np.max(np.abs(v[1]))) * 1.1 for v in dev.values()])
     lim = float(np.ceil(lim / 25.0) * 25.0)
-    to_px2 = _panel(img, (620, 60), box, (0, n - 1), (-lim, lim), "gray level", "deviation (mrad)",
+    to_px2 = draw_axes(img, (620, 60), box, (0, n - 1), (-lim, lim), "gray level", "deviation (mrad)",
                     "measured points and truth vs fitted curve", xt, [-lim, -lim / 2, 0, lim / 2, lim], "{:.0f}")
     for label, (x, y, color) in dev.items():
         if label == "points - curve":
@@ -109,15 +69,15 @@ def write_response_png(path, measurement: ResponseMeasurement, planted: np.ndarr
             for u, v in zip(px, py):
                 cv2.circle(img, (int(round(u)), int(round(v))), 3, color, -1, cv2.LINE_AA)
         else:
-            _polyline(img, to_px2, x, y, color, 2)
+            polyline(img, to_px2, x, y, color, 2)
 
     # 3: LUT: gray shown for each desired phase 0..2pi
     desired = np.linspace(0.0, TWO_PI, 256)
     lut = np.interp(desired, phase, grays, right=np.nan)
-    to_px3 = _panel(img, (1140, 60), box, (0, TWO_PI), (0, n - 1), "desired phase (rad)",
+    to_px3 = draw_axes(img, (1140, 60), box, (0, TWO_PI), (0, n - 1), "desired phase (rad)",
                     "gray level", "LUT (inverse response)", [0, 1, 2, 3, 4, 5, 6], xt)
     ok = np.isfinite(lut)
-    _polyline(img, to_px3, desired[ok], lut[ok], _BLUE, 2)
+    polyline(img, to_px3, desired[ok], lut[ok], _BLUE, 2)
 
     lines = [f"fitted crosstalk sigma {m.crosstalk_sigma_px:.3f} px, sub-pixel resampling {m.resample_shift_px:.3f} px, "
              f"order balance k {m.order_balance:.3f}, fit residual {m.residual_rms:.4f} (zero-order fraction), "
