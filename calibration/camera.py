@@ -24,7 +24,7 @@ from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationError, CalibrationSession, peak_level
 from optgen.drivers.common.patterns import lens_phase
 
-__all__ = ["CameraCalibration", "measure_camera"]
+__all__ = ["CameraCalibration", "LinearityFit", "fit_linearity", "measure_camera"]
 
 
 @dataclass
@@ -104,6 +104,27 @@ class CameraCalibration:
                 "flat_field": "not measured: this light path cannot light the sensor uniformly"}
 
 
+@dataclass(frozen=True)
+class LinearityFit:
+    """Spot counts proportional to the exposure, fitted (least squares, through zero) to the steps
+    whose peak stayed below 0.9 x the driver's saturation."""
+    gain_dn_per_s: float            # summed spot counts per second of exposure (NaN: no unclipped step)
+    unclipped: np.ndarray           # bool per step
+    rms: float                      # relative RMS deviation of the unclipped steps (NaN: fewer than 2)
+
+
+def fit_linearity(exposures_s, spot_counts, peak_counts, saturation_dn: float) -> LinearityFit:
+    """The linearity fit of the saturation steps (what :func:`measure_camera` and the picture use)."""
+    e, s, p = (np.asarray(a, dtype=float) for a in (exposures_s, spot_counts, peak_counts))
+    unclipped = p < 0.9 * saturation_dn
+    gain, rms = float("nan"), float("nan")
+    if unclipped.any() and np.sum(e[unclipped] ** 2) > 0:
+        gain = float(np.sum(s[unclipped] * e[unclipped]) / np.sum(e[unclipped] ** 2))
+        if unclipped.sum() >= 2:
+            rms = float(np.sqrt(np.mean((s[unclipped] / (gain * e[unclipped]) - 1.0) ** 2)))
+    return LinearityFit(gain, unclipped, rms)
+
+
 def _focus_on_sensor(session: CalibrationSession) -> np.ndarray:
     """SLM1 pattern (radians): a lens of focal length d1 + d2, centred."""
     cfg = session.config
@@ -158,12 +179,7 @@ def measure_camera(session: CalibrationSession, frames: int = 8, steps: int = 6)
             sums.append(float(img[window].sum(dtype=np.float64)))
             peaks.append(raw_peak)
     exposures_a, sums_a, peaks_a = map(np.asarray, (exposures, sums, peaks))
-    unclipped = peaks_a < 0.9 * camera.saturation_dn
-    if unclipped.sum() >= 2:
-        gain = float(np.sum(sums_a[unclipped] * exposures_a[unclipped]) / np.sum(exposures_a[unclipped] ** 2))
-        linearity = float(np.sqrt(np.mean((sums_a[unclipped] / (gain * exposures_a[unclipped]) - 1.0) ** 2)))
-    else:
-        linearity = float("nan")
+    linearity = fit_linearity(exposures_a, sums_a, peaks_a, camera.saturation_dn).rms
     saturation = float(peaks_a.max())
     if peaks_a[-1] < 0.9 * camera.saturation_dn:
         saturation = float(camera.saturation_dn)   # never reached: keep the driver's figure

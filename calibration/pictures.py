@@ -1,49 +1,103 @@
-"""The camera calibration's picture: the dark frame and the linearity of the spot counts (PNG, OpenCV)."""
+"""The camera calibration's picture: the dark frame and the linearity of the spot counts (PNG, OpenCV).
+
+Right panel: the dark-subtracted counts summed over the focused spot at each exposure step
+against the exposure, the steps whose peak stayed clear of saturation (the fitted ones) apart
+from the saturated ones, and the fitted line through zero (:func:`~optgen.calibration.camera.fit_linearity`)
+drawn over the whole exposure axis, clipped to the panel.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-__all__ = ["write_camera_png"]
+from optgen.calibration.camera import CameraCalibration, LinearityFit, fit_linearity
+from optgen.calibration.plot_axes import draw_axes, line_in_box, nice_ticks
 
-_WHITE, _BLACK, _BLUE, _RED = (255, 255, 255), (0, 0, 0), (200, 90, 20), (40, 40, 220)
+__all__ = ["LINEARITY_BOX", "linearity_legend", "write_camera_png"]
+
+_BLACK, _BLUE, _RED, _GREEN = (0, 0, 0), (200, 90, 20), (40, 40, 220), (0, 150, 0)   # BGR
+SIZE = (960, 540)                                  # (width, height) of the PNG
+LINEARITY_BOX = ((520, 60), (400, 330))            # the linearity axes: top-left corner, (width, height)
+_UNIT_WORDS = {0: "", 3: "x 1000 ", 6: "x 1e6 ", 9: "x 1e9 "}   # the counts axis' unit (OpenCV's font has no ^)
 
 
 def _text(img: np.ndarray, text: str, xy: tuple[int, int], scale: float = 0.45, color=_BLACK) -> None:
     cv2.putText(img, text, xy, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
 
 
-def write_camera_png(path: str | Path, cal) -> None:
-    """Left: the dark frame stretched to +-5 read-noise sigma; right: spot counts vs exposure."""
-    panel = 360
-    img = np.full((panel + 70, 2 * panel + 60, 3), 255, np.uint8)
+def _counts_power(top: float) -> int:
+    """The power of ten (a multiple of 3) the counts axis is labelled in."""
+    return 3 * math.floor(math.log10(top) / 3) if top >= 1000 else 0
+
+
+def linearity_legend(fit: LinearityFit) -> str:
+    """The line under the linearity panel: the fitted slope and how many steps it fits."""
+    if not math.isfinite(fit.gain_dn_per_s):
+        return "no fit: every step saturated (or none recorded)"
+    slope = fit.gain_dn_per_s * 1e-3
+    words = f"{slope:,.0f}" if abs(slope) >= 100 else f"{slope:.4g}"
+    return f"fit through 0: slope {words} DN/ms, {int(fit.unclipped.sum())} of {fit.unclipped.size} steps"
+
+
+def _dark_panel(img: np.ndarray, cal: CameraCalibration) -> None:
     dark = cal.dark_frame.astype(np.float32)
-    sigma = max(float(cal.read_noise_dn), 0.5)
+    sigma = max(float(cal.read_noise_dn), 0.5) if math.isfinite(cal.read_noise_dn) else 0.5
     scaled = np.clip((dark - cal.dark_level_dn) / (10 * sigma) + 0.5, 0, 1)
     h, w = scaled.shape
-    k = panel / max(h, w)
-    view = cv2.resize((scaled * 255).astype(np.uint8), (int(w * k), int(h * k)), interpolation=cv2.INTER_AREA)
-    img[40:40 + view.shape[0], 20:20 + view.shape[1]] = view[..., None]
-    _text(img, f"dark frame at {cal.exposure_s * 1e3:.3g} ms: level {cal.dark_level_dn:.1f} DN, "
-               f"read noise {cal.read_noise_dn:.2f} DN, {cal.hot_pixels} hot px", (20, 25), 0.4)
-    # linearity plot
-    x0, y0, size = panel + 50, 40 + panel - 20, panel - 40
-    cv2.rectangle(img, (x0, y0 - size), (x0 + size, y0), _BLACK, 1)
-    e, s, p = cal.exposures_s, cal.spot_counts, cal.peak_counts
-    if len(e) and np.max(s) > 0:
-        ex, sx = e / e.max(), s / s.max()
-        unclipped = p < 0.9 * cal.driver_saturation_dn
-        if unclipped.sum() >= 1:
-            slope = np.sum(sx[unclipped] * ex[unclipped]) / np.sum(ex[unclipped] ** 2)
-            cv2.line(img, (x0, y0), (x0 + size, int(y0 - size * min(slope, 1.0))), _BLUE, 1, cv2.LINE_AA)
-        for xi, yi, ok in zip(ex, sx, unclipped):
-            cv2.circle(img, (int(x0 + xi * size), int(y0 - yi * size)), 4, _BLUE if ok else _RED, -1, cv2.LINE_AA)
-    _text(img, "spot counts vs exposure (blue: unclipped, red: saturated)", (x0 - 10, y0 - size - 10), 0.4)
-    _text(img, f"exposure (max {e.max() * 1e3:.3g} ms)" if len(e) else "exposure", (x0 + 60, y0 + 20), 0.4)
-    _text(img, f"saturation {cal.saturation_dn:.0f} DN (driver {cal.driver_saturation_dn}), "
-               f"linearity RMS {cal.linearity_rms * 100:.2f} %", (20, panel + 60), 0.45)
+    k = 360 / max(h, w)
+    view = cv2.resize((scaled * 255).astype(np.uint8), (max(1, int(w * k)), max(1, int(h * k))),
+                      interpolation=cv2.INTER_AREA)
+    img[50:50 + view.shape[0], 20:20 + view.shape[1]] = view[..., None]
+    _text(img, f"dark frame at {cal.exposure_s * 1e3:.3g} ms ({w} x {h} px)", (20, 25), 0.45)
+    _text(img, f"level {cal.dark_level_dn:.1f} DN, read noise {cal.read_noise_dn:.2f} DN, {cal.hot_pixels} hot px",
+          (20, 42), 0.4)
+    _text(img, "black..white: -5..+5 read-noise sigma about the level", (20, 50 + view.shape[0] + 18), 0.4)
+
+
+def _linearity_panel(img: np.ndarray, cal: CameraCalibration) -> None:
+    origin, size = LINEARITY_BOX
+    e_ms = np.asarray(cal.exposures_s, dtype=float) * 1e3
+    s = np.asarray(cal.spot_counts, dtype=float)
+    fit = fit_linearity(cal.exposures_s, s, cal.peak_counts, cal.driver_saturation_dn)
+    gain_ms = fit.gain_dn_per_s * 1e-3                     # DN per ms of exposure
+    x_top = float(e_ms.max()) if e_ms.size else 1.0
+    y_top = float(s.max()) if s.size else 1.0
+    if math.isfinite(gain_ms):
+        y_top = max(y_top, gain_ms * x_top)
+    power = _counts_power(y_top)
+    unit = 10.0 ** power
+    xticks = nice_ticks(0.0, x_top * 1.02 if x_top > 0 else 1.0)
+    y_low = min(0.0, float(s.min()) / unit) if s.size else 0.0      # dark-subtracted sums may dip below 0
+    yticks = nice_ticks(y_low, y_top / unit * 1.02 if y_top > 0 else 1.0)
+    ylabel = f"spot counts ({_UNIT_WORDS.get(power, f'x 1e{power} ')}DN)"
+    to_px = draw_axes(img, origin, size, (0.0, xticks[-1]), (yticks[0], yticks[-1]), "exposure (ms)", ylabel,
+                      "summed spot counts vs exposure", xticks, yticks)
+    if math.isfinite(gain_ms):
+        line_in_box(img, to_px, origin, size, (0.0, 0.0), (xticks[-1], gain_ms * xticks[-1] / unit), _GREEN, 2)
+    px, py = to_px(e_ms, s / unit)
+    for x, y, ok in zip(px, py, fit.unclipped):
+        cv2.circle(img, (int(round(x)), int(round(y))), 4, _BLUE if ok else _RED, -1, cv2.LINE_AA)
+    ox, below = origin[0] - 70, origin[1] + size[1] + 68
+    _text(img, linearity_legend(fit), (ox, below), 0.42)
+    cv2.circle(img, (ox + 5, below + 18), 4, _BLUE, -1, cv2.LINE_AA)
+    _text(img, "fitted step", (ox + 14, below + 23), 0.42)
+    cv2.circle(img, (ox + 115, below + 18), 4, _RED, -1, cv2.LINE_AA)
+    _text(img, "saturated step (not fitted)", (ox + 124, below + 23), 0.42)
+    cv2.line(img, (ox + 330, below + 18), (ox + 350, below + 18), _GREEN, 2, cv2.LINE_AA)
+    _text(img, "fit", (ox + 356, below + 23), 0.42)
+
+
+def write_camera_png(path: str | Path, cal: CameraCalibration) -> None:
+    """Left: the dark frame stretched to +-5 read-noise sigma; right: the spot's summed counts
+    against the exposure with the fitted line; at the bottom the saturation and the linearity."""
+    img = np.full((SIZE[1], SIZE[0], 3), 255, np.uint8)
+    _dark_panel(img, cal)
+    _linearity_panel(img, cal)
+    _text(img, f"saturation {cal.saturation_dn:.0f} DN (driver {cal.driver_saturation_dn} DN), "
+               f"linearity RMS {cal.linearity_rms * 100:.2f} %", (20, SIZE[1] - 20), 0.45)
     if not cv2.imwrite(str(path), img):
         raise OSError(f"{path}: could not write the PNG")
