@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 
 import numpy as np
 
 from optgen.drivers._slmsuite import SlmsuiteCamera
 from optgen.drivers.identity import CameraTiming, DeviceIdentity
+from optgen.drivers.io_log import camera_debug, log_capture, log_capture_failed
 
 __all__ = ["BenchCamera"]
 
@@ -46,10 +48,20 @@ class BenchCamera(SlmsuiteCamera):
         return 1.0 + 2.0 * self.timing.frame_s
 
     def capture(self, timeout_s: float | None = None) -> np.ndarray:
-        """One frame (raw counts, untransformed dtype), or CaptureTimeout after ``timeout_s``."""
+        """One frame (raw counts, untransformed dtype), or CaptureTimeout after ``timeout_s``.
+        Each capture is logged at DEBUG (:mod:`optgen.drivers.io_log`), a timeout with its bound."""
         if timeout_s is None:
             timeout_s = self.default_timeout_s()
-        return self.get_image(timeout_s=timeout_s)
+        if not camera_debug():
+            return self.get_image(timeout_s=timeout_s)
+        t0 = time.perf_counter()
+        try:
+            frame = self.get_image(timeout_s=timeout_s)
+        except Exception as exc:
+            log_capture_failed(self.name, float(self.exposure_s), timeout_s, exc, time.perf_counter() - t0)
+            raise
+        log_capture(self.name, float(self.exposure_s), frame, time.perf_counter() - t0)
+        return frame
 
     def describe(self) -> dict:
         """Settings snapshot for run metadata."""

@@ -8,6 +8,7 @@ device, then lets slmsuite apply the phase->gray LUT (``set_gamma``) and call th
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 
 import cv2
@@ -16,6 +17,7 @@ import numpy as np
 from optgen.drivers._slmsuite import SlmsuiteSLM
 from optgen.drivers.errors import PhaseInputError
 from optgen.drivers.identity import DeviceIdentity, SLMTiming
+from optgen.drivers.io_log import log_upload, log_upload_failed, slm_debug
 
 __all__ = ["PhaseSLM", "check_phase"]
 
@@ -114,8 +116,21 @@ class PhaseSLM(SlmsuiteSLM):
     def set_phase(self, phase, phase_correct=None, settle=None, execute=None, block=None, **kwargs):
         """Validate ``phase`` (radians, or gray levels of the SLM's dtype), then show it.
 
-        ``None`` shows zero phase. Returns the gray levels sent to the device.
+        ``None`` shows zero phase. Returns the gray levels sent to the device. Each upload is
+        logged at DEBUG (:mod:`optgen.drivers.io_log`), a failed one with its error.
         """
+        if not slm_debug():
+            return self._set_phase(phase, phase_correct, settle, execute, block, **kwargs)
+        t0 = time.perf_counter()
+        try:
+            gray = self._set_phase(phase, phase_correct, settle, execute, block, **kwargs)
+        except Exception as exc:
+            log_upload_failed(self.name, exc, time.perf_counter() - t0)
+            raise
+        log_upload(self.name, gray, time.perf_counter() - t0)
+        return gray
+
+    def _set_phase(self, phase, phase_correct, settle, execute, block, **kwargs):
         if phase is not None:
             phase = check_phase(self.name, phase, self.shape, self.dtype, self.bitresolution)
             plain = execute is None and block is None and not kwargs and self.viewer is None
