@@ -33,6 +33,7 @@ from optgen.drivers.stop import active as active_stop
 from optgen.lab.bench.assemble import Bench
 from optgen.lab.model.provenance import adapted_elsewhere
 from optgen.lab.run.capture_loop import SYNC_MODES, CaptureLoopStats, PatternPreparer, capture_frames
+from optgen.lab.run.device_log import DeviceLogTap
 from optgen.lab.run.energy import energy_per_image
 from optgen.lab.run.folder import check_resumable, prepare_run_folder
 from optgen.lab.run.frame_store import StorageStalled, StoreWorker
@@ -132,6 +133,10 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
                                                               for name, record in cals.in_force().items()),
                       level=logging.INFO)          # news, not a warning: optgen run prints it on its own
+    else:
+        run_log.event("calibration", "UNCALIBRATED: " + ("no calibration store" if cals is None else
+                                                         f"no calibration for this bench in {cals.store}"),
+                      level=logging.INFO)
     end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
     with stop.signals():
         graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
@@ -323,7 +328,8 @@ class _Progress:
 
 
 class RunLog:
-    """run.log in the run folder (appended to on resume), and the same events in the run file.
+    """run.log in the run folder (appended to on resume), and the same events in the run file;
+    run.log also gets the drivers' log, each SLM upload, capture and laser command at DEBUG.
 
     The log file is written on a thread of its own, so a hung disk never blocks the run loop,
     and :meth:`close` waits for it a bounded time. Once the run's storage has stalled
@@ -341,6 +347,7 @@ class RunLog:
         self.handler = logging.handlers.QueueHandler(self._queue)
         self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
+        self._devices = DeviceLogTap(self.handler)        # each device operation at DEBUG (lab.run.device_log)
         self._file = logging.FileHandler(path, encoding="utf-8", delay=True)
         self._file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         self._thread = threading.Thread(target=self._write, name="optgen-run-log", daemon=True)
@@ -372,6 +379,7 @@ class RunLog:
             self.logger.error("could not record the event in the run file: %s", exc)
 
     def close(self) -> None:
+        self._devices.close()
         self.logger.removeHandler(self.handler)
         self._queue.put(None)
         self._thread.join(self.CLOSE_WAIT_S)
