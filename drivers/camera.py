@@ -70,6 +70,7 @@ class BenchCamera(SlmsuiteCamera):
             "identity": self.identity.as_dict(),
             "resolution": [int(self.shape[1]), int(self.shape[0])],
             "bitdepth": int(self.bitdepth),
+            "saturation_dn": int(self.saturation_dn),
             "pitch_um": float(self.pitch_um[0]) if self.pitch_um is not None else None,
             "timing": self.timing.as_dict(),
         }

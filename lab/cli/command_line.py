@@ -1,4 +1,5 @@
-"""The ``optgen`` command line: run (and --resume), status, calibrate, train, refine, evaluate, devices, config."""
+"""The ``optgen`` command line: run (and --resume), status, calibrate, train, refine, evaluate, devices, config,
+live and show."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from optgen.drivers.errors import OptgenError
 from optgen.lab.cli.checks import positive_number, whole_number
 from optgen.lab.cli.commands import cmd_config, cmd_devices, cmd_evaluate, cmd_train
+from optgen.lab.cli.live import add_live_parsers
 from optgen.lab.cli.refine import add_refine_parser
 from optgen.lab.cli.run import cmd_run, cmd_status
 
@@ -142,6 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "per colour, on colour digits)")
     train.set_defaults(func=cmd_train)
     add_refine_parser(sub)
+    add_live_parsers(sub)
 
     devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
                              description="Open every device of the bench file and print its identity and state "
@@ -187,7 +190,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 # Commands that can turn light on: their signal handlers only record a stop (drivers.stop)
-LIGHT_COMMANDS = ("run", "calibrate", "devices")
+LIGHT_COMMANDS = ("run", "calibrate", "devices", "live")
 
 
 def main(argv: list[str] | None = None) -> int:
