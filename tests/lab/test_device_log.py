@@ -1,11 +1,14 @@
 """run.log keeps each device operation of a run at DEBUG (lab.run.device_log): a line per SLM upload
 and per capture with the device's name, the timeout and its retry, the link's reconnect, the
-calibrations used; the drivers' log level is back where it was after the run."""
+calibrations used, a serial laser's commands and replies; the drivers' log level is back where it was
+after the run."""
 
 from __future__ import annotations
 
 import logging
 import re
+
+import pytest
 
 from optgen.drivers.io_log import checksum
 from optgen.lab.bench.assemble import build_bench
@@ -92,3 +95,16 @@ def test_taps_nest_and_the_last_to_close_restores_the_level():
     assert logger.level == before
     logging.getLogger("optgen.drivers.slms.io").debug("slm: upload")
     assert len(records) == 3
+
+
+def test_a_serial_lasers_commands_and_replies_reach_run_log_too(tmp_path):
+    pytest.importorskip("serial")
+    text = small_bench_text({("laser", "driver"): '"cobolt"', ("laser", "power_mw"): "0.5",
+                             ("camera", "exposure_ms"): "0.001"}).replace(
+        "[laser.connection]", '[laser.connection]\nport = "twin"')
+    with build_bench(parse_bench(text, "cobolt twin")) as bench:
+        assert run(bench, tmp_path / "run", 2, sync="wait").status == "complete"
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert debug_lines(log, r"DEBUG laser \S+ > 'l0'")             # emission off, as sent
+    assert debug_lines(log, r"DEBUG laser \S+ < 'OK'")             # and its reply
+    assert len(debug_lines(log, r"DEBUG camera: capture at ")) == 3
