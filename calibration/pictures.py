@@ -17,7 +17,7 @@ import numpy as np
 from optgen.calibration.camera import CameraCalibration, LinearityFit, fit_linearity
 from optgen.calibration.plot_axes import draw_axes, line_in_box, nice_ticks
 
-__all__ = ["LINEARITY_BOX", "linearity_legend", "write_camera_png"]
+__all__ = ["LINEARITY_BOX", "exposure_unit", "linearity_legend", "write_camera_png"]
 
 _BLACK, _BLUE, _RED, _GREEN = (0, 0, 0), (200, 90, 20), (40, 40, 220), (0, 150, 0)   # BGR
 SIZE = (960, 540)                                  # (width, height) of the PNG
@@ -34,13 +34,20 @@ def _counts_power(top: float) -> int:
     return 3 * math.floor(math.log10(top) / 3) if top >= 1000 else 0
 
 
-def linearity_legend(fit: LinearityFit) -> str:
-    """The line under the linearity panel: the fitted slope and how many steps it fits."""
+def exposure_unit(exposures_s) -> tuple[str, float]:
+    """(name, seconds) of the exposure axis' unit: ms, or us where every step is shorter than 1 ms."""
+    e = np.asarray(exposures_s, dtype=float)
+    return ("us", 1e-6) if e.size and float(e.max()) < 1e-3 else ("ms", 1e-3)
+
+
+def linearity_legend(fit: LinearityFit, unit: tuple[str, float] = ("ms", 1e-3)) -> str:
+    """The line under the linearity panel: the fitted slope (DN per ``unit`` of exposure) and how
+    many steps it fits."""
     if not math.isfinite(fit.gain_dn_per_s):
         return "no fit: every step saturated (or none recorded)"
-    slope = fit.gain_dn_per_s * 1e-3
+    slope = fit.gain_dn_per_s * unit[1]
     words = f"{slope:,.0f}" if abs(slope) >= 100 else f"{slope:.4g}"
-    return f"fit through 0: slope {words} DN/ms, {int(fit.unclipped.sum())} of {fit.unclipped.size} steps"
+    return f"fit through 0: slope {words} DN/{unit[0]}, {int(fit.unclipped.sum())} of {fit.unclipped.size} steps"
 
 
 def _dark_panel(img: np.ndarray, cal: CameraCalibration) -> None:
@@ -60,29 +67,30 @@ def _dark_panel(img: np.ndarray, cal: CameraCalibration) -> None:
 
 def _linearity_panel(img: np.ndarray, cal: CameraCalibration) -> None:
     origin, size = LINEARITY_BOX
-    e_ms = np.asarray(cal.exposures_s, dtype=float) * 1e3
+    unit = exposure_unit(cal.exposures_s)
+    e_x = np.asarray(cal.exposures_s, dtype=float) / unit[1]
     s = np.asarray(cal.spot_counts, dtype=float)
     fit = fit_linearity(cal.exposures_s, s, cal.peak_counts, cal.driver_saturation_dn)
-    gain_ms = fit.gain_dn_per_s * 1e-3                     # DN per ms of exposure
-    x_top = float(e_ms.max()) if e_ms.size else 1.0
+    gain_x = fit.gain_dn_per_s * unit[1]                   # DN per unit of exposure
+    x_top = float(e_x.max()) if e_x.size else 1.0
     y_top = float(s.max()) if s.size else 1.0
-    if math.isfinite(gain_ms):
-        y_top = max(y_top, gain_ms * x_top)
+    if math.isfinite(gain_x):
+        y_top = max(y_top, gain_x * x_top)
     power = _counts_power(y_top)
-    unit = 10.0 ** power
+    counts = 10.0 ** power
     xticks = nice_ticks(0.0, x_top * 1.02 if x_top > 0 else 1.0)
-    y_low = min(0.0, float(s.min()) / unit) if s.size else 0.0      # dark-subtracted sums may dip below 0
-    yticks = nice_ticks(y_low, y_top / unit * 1.02 if y_top > 0 else 1.0)
+    y_low = min(0.0, float(s.min()) / counts) if s.size else 0.0    # dark-subtracted sums may dip below 0
+    yticks = nice_ticks(y_low, y_top / counts * 1.02 if y_top > 0 else 1.0)
     ylabel = f"spot counts ({_UNIT_WORDS.get(power, f'x 1e{power} ')}DN)"
-    to_px = draw_axes(img, origin, size, (0.0, xticks[-1]), (yticks[0], yticks[-1]), "exposure (ms)", ylabel,
+    to_px = draw_axes(img, origin, size, (0.0, xticks[-1]), (yticks[0], yticks[-1]), f"exposure ({unit[0]})", ylabel,
                       "summed spot counts vs exposure", xticks, yticks)
-    if math.isfinite(gain_ms):
-        line_in_box(img, to_px, origin, size, (0.0, 0.0), (xticks[-1], gain_ms * xticks[-1] / unit), _GREEN, 2)
-    px, py = to_px(e_ms, s / unit)
+    if math.isfinite(gain_x):
+        line_in_box(img, to_px, origin, size, (0.0, 0.0), (xticks[-1], gain_x * xticks[-1] / counts), _GREEN, 2)
+    px, py = to_px(e_x, s / counts)
     for x, y, ok in zip(px, py, fit.unclipped):
         cv2.circle(img, (int(round(x)), int(round(y))), 4, _BLUE if ok else _RED, -1, cv2.LINE_AA)
     ox, below = origin[0] - 70, origin[1] + size[1] + 68
-    _text(img, linearity_legend(fit), (ox, below), 0.42)
+    _text(img, linearity_legend(fit, unit), (ox, below), 0.42)
     cv2.circle(img, (ox + 5, below + 18), 4, _BLUE, -1, cv2.LINE_AA)
     _text(img, "fitted step", (ox + 14, below + 23), 0.42)
     cv2.circle(img, (ox + 115, below + 18), 4, _RED, -1, cv2.LINE_AA)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from optgen.calibration.camera import CameraCalibration, fit_linearity
-from optgen.calibration.pictures import SIZE, linearity_legend, write_camera_png
+from optgen.calibration.pictures import SIZE, exposure_unit, linearity_legend, write_camera_png
 
 GAIN_DN_PER_S = 3.7e7
 EXPOSURES_S = 1e-4 * 2.0 ** np.arange(6)
@@ -111,7 +111,10 @@ def test_the_legend_gives_the_fitted_slope_and_the_steps_it_fits(rng):
     cal = calibration(0.8, rng)
     fit = fit_linearity(cal.exposures_s, cal.spot_counts, cal.peak_counts, cal.driver_saturation_dn)
     assert fit.gain_dn_per_s == pytest.approx(GAIN_DN_PER_S)          # the saturated step is left out
-    assert linearity_legend(fit) == "fit through 0: slope 37,000 DN/ms, 5 of 6 steps"
+    assert exposure_unit(cal.exposures_s) == ("ms", 1e-3)
+    assert linearity_legend(fit, ("ms", 1e-3)) == "fit through 0: slope 37,000 DN/ms, 5 of 6 steps"
+    assert exposure_unit(cal.exposures_s / 100) == ("us", 1e-6)      # steps under 1 ms: in microseconds
+    assert linearity_legend(fit, ("us", 1e-6)) == "fit through 0: slope 37 DN/us, 5 of 6 steps"
 
 
 def test_every_step_saturated_draws_the_steps_without_a_line(rng, tmp_path):
