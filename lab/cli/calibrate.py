@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
 from optgen.drivers.errors import OptgenError
 from optgen.lab.cli.checks import check_file_to_write, check_folder_to_make
 
-__all__ = ["run_calibrate"]
+__all__ = ["ConsoleProgress", "console_progress", "run_calibrate"]
 
 
 def _fmt(value) -> str:
@@ -41,7 +43,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             _write_json(args.json, result.as_dict())
             return 0 if result.ok else 3
         report = bench.calibrate(args.what, rounds=args.rounds,
-                                 progress=None if getattr(args, "quiet", False) else console_progress())
+                                 progress=console_progress(getattr(args, "quiet", False)))
         out = report.as_dict()
         devices = bench.devices
         if devices.world is not None:
@@ -64,25 +66,42 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def console_progress():
-    """A progress printer for stderr: one line redrawn in place on a terminal; elsewhere (a log
-    file, CI) a line every 10 s and at each step's start and end."""
-    import sys
-    import time
+class ConsoleProgress:
+    """A progress printer for stderr (``stream``): on a terminal one line redrawn in place; elsewhere (a
+    log file, CI) each stage's start and end and a count every ``every_s`` seconds. Lines are
+    ``calibration.progress.ProgressLine``; any other line is printed as it is."""
 
-    tty = sys.stderr.isatty()
-    last = [0.0]
+    def __init__(self, stream=None, tty: bool | None = None, every_s: float = 10.0, clock=time.monotonic):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.every_s = every_s
+        self.clock = clock
+        self._last = 0.0
+        self._drawn = False          # a redrawn line is on the terminal, without its newline
 
-    def show(line: str) -> None:
-        in_step = " (step " in line and ": pattern " in line
-        if tty:
-            sys.stderr.write("\r\x1b[K" + line + ("" if in_step else "\n"))
-        elif not in_step or time.monotonic() - last[0] >= 10.0 or ": pattern 0" in line:
-            last[0] = time.monotonic()
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+    def __call__(self, line: str) -> None:
+        kind = getattr(line, "kind", "note")
+        redrawn = kind in ("start", "count")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line + ("" if redrawn else "\n"))
+            self._drawn = redrawn
+        elif kind != "count" or self.clock() - self._last >= self.every_s:
+            self._last = self.clock()
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
-    return show
+    def clear(self) -> None:
+        """Before other output on the terminal: take the line being redrawn away (the next count
+        draws it again)."""
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._drawn = False
+
+
+def console_progress(quiet: bool = False) -> ConsoleProgress | None:
+    """The progress printer of a command: None with ``--quiet``."""
+    return None if quiet else ConsoleProgress()
 
 
 def _write_json(path, data: dict) -> None:

@@ -93,3 +93,64 @@ def test_log_level_decides_what_the_console_shows(tmp_path, capsys):
     assert "calibration: in force" in (tmp_path / "a" / "run.log").read_text()
     err = optgen("run", "--count", "1", "--out", "b", "--bench", str(bench), "--quiet", "--log-level", "info")
     assert "calibration: in force" in err and "calibrations from" not in err
+
+
+def test_a_stage_counts_its_items_and_says_the_time_left_from_its_rate_or_the_budget():
+    from optgen.calibration.progress import StageProgress
+
+    clock, lines = Clock(), []
+    progress = StageProgress("train", ("pairs", "student"), lines.append, interval_s=10.0, clock=clock)
+    with progress.stage_of("student", 100, "step", done=40):       # resumed at step 40
+        for _ in range(30):                                          # 2 s a step
+            clock.t += 2.0
+            progress.advance()
+        progress.budget(30.0)                                        # stops in 30 s: sooner than the 60 s the rate says
+        assert progress.line() == "train student (stage 2 of 2): step 70 of 100, 60 s, 30 s left of the 30 s budget"
+    head = "train student (stage 2 of 2): step"
+    assert lines == [f"{head} 40 of 100, 0 s",
+                     f"{head} 45 of 100, 10 s, about 1.8 min left",          # 55 steps at 2 s: 110 s
+                     f"{head} 50 of 100, 20 s, about 1.7 min left",
+                     f"{head} 55 of 100, 30 s, about 1.5 min left",
+                     f"{head} 60 of 100, 40 s, about 80 s left",
+                     f"{head} 65 of 100, 50 s, about 70 s left",
+                     f"{head} 70 of 100, 60 s, about 60 s left",
+                     "train student: done after 70 steps, 60 s"]
+    assert [line.kind for line in lines] == ["start"] + ["count"] * 6 + ["end"]
+    with pytest.raises(KeyError):
+        with progress.stage_of("pairs", None, "pair"):               # no total: counts and elapsed time only
+            progress.advance(3)
+            assert progress.line() == "train pairs (stage 1 of 2): pair 3, 0 s, 30 s left of the 30 s budget"
+            raise KeyError("a failure inside the stage")
+    assert lines[-1] == "train pairs: stopped after 3 pairs, 0 s"
+    progress.end(True)                                               # said once only
+    assert lines[-1] == "train pairs: stopped after 3 pairs, 0 s"
+
+
+def test_the_console_redraws_counts_on_a_terminal_and_prints_one_every_10_s_elsewhere():
+    import io
+
+    from optgen.calibration.progress import ProgressLine
+    from optgen.lab.cli.calibrate import ConsoleProgress, console_progress
+
+    terminal = io.StringIO()
+    console = ConsoleProgress(terminal, tty=True)
+    console(ProgressLine("evaluate predict (stage 2 of 2): frame 0 of 9, 0 s", "start"))
+    console(ProgressLine("evaluate predict (stage 2 of 2): frame 4 of 9, 1 s, about 1 s left", "count"))
+    console.clear()                                                  # before a line of its own on stdout
+    console.clear()
+    console(ProgressLine("evaluate predict: done after 9 frames, 2 s", "end"))
+    console("a note")
+    assert terminal.getvalue() == ("\r\x1b[Kevaluate predict (stage 2 of 2): frame 0 of 9, 0 s"
+                                   "\r\x1b[Kevaluate predict (stage 2 of 2): frame 4 of 9, 1 s, about 1 s left"
+                                   "\r\x1b[K"
+                                   "\r\x1b[Kevaluate predict: done after 9 frames, 2 s\n\r\x1b[Ka note\n")
+    clock, log = Clock(), io.StringIO()
+    console = ConsoleProgress(log, tty=False, clock=clock)
+    console(ProgressLine("start", "start"))
+    for t in range(1, 25):
+        clock.t = float(t)
+        console(ProgressLine(f"count at {t} s", "count"))
+    console.clear()                                                  # nothing to take away in a log
+    console(ProgressLine("end", "end"))
+    assert log.getvalue().splitlines() == ["start", "count at 10 s", "count at 20 s", "end"]
+    assert console_progress(quiet=True) is None
