@@ -103,6 +103,14 @@ def check_gentl_producer(path: Path) -> None:
         raise OptgenError(f"--cti {path}: not a GenTL producer (a .cti shared library): {exc}") from None
 
 
+def _evaluate_progress(args: argparse.Namespace):
+    """The progress of ``optgen evaluate``, drawn on stderr (none with --quiet)."""
+    from optgen.calibration.progress import StageProgress
+    from optgen.lab.cli.calibrate import console_progress
+
+    return StageProgress("evaluate", show=console_progress(getattr(args, "quiet", False)))
+
+
 def evaluate_colour_run_cmd(args: argparse.Namespace) -> int:
     import json
 
@@ -117,7 +125,7 @@ def evaluate_colour_run_cmd(args: argparse.Namespace) -> int:
         stored = json.loads((args.run / COLOUR_RUN_FILE).read_text())
         cfg = parse_bench(stored["bench_file"], str(args.run / COLOUR_RUN_FILE))
         model = bench_model(cfg, Path(stored["bench_dir"]) if stored.get("bench_dir") else None)
-    evaluation = evaluate_colour_run(args.run, model=model)
+    evaluation = evaluate_colour_run(args.run, model=model, progress=_evaluate_progress(args))
     gen = evaluation["generated_rgb"]
     print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
           f"confidently classified, inception score {gen['inception_score']:.2f}, "
@@ -148,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from optgen.lab.model import load_model
 
         model = load_model(spec)
-    evaluation = evaluate_run(args.run, model=model)
+    evaluation = evaluate_run(args.run, model=model, progress=_evaluate_progress(args))
     gen = evaluation["generated"]
     print(f"{args.run}: {gen['count']} images: {gen['confident_fraction']:.0%} confidently classified, "
           f"inception score {gen['inception_score']:.2f}, Frechet distance {gen['frechet_distance']:.2f} "
@@ -195,14 +203,30 @@ def _fine_tune(args: argparse.Namespace, cfg) -> int:
     model = load_model(args.base_model)
     model.check_bench(OpticalGeometry.from_bench(cfg), wavelength_nm=cfg.wavelength_nm)
     optics, record, sigma = measured_optics(cfg, model.geometry.grid_px)
+    progress, log = _train_console(args)
     try:
         path = fine_tune_model(model, optics, record, args.out, sigma, steps=args.steps or FINE_TUNE_STEPS,
-                               name=args.name, log=lambda m: print(m, flush=True))
+                               name=args.name, log=log, progress=progress)
     except (ValueError, FileExistsError) as exc:
         raise OptgenError(str(exc)) from None
     print(f"model written to {path} (fine-tuned from {model.id} through the measured optics of {cfg.name!r}); "
           f"run it with [run] model = \"{path}\"")
     return 0
+
+
+def _train_console(args: argparse.Namespace):
+    """(the progress of ``optgen train``, drawn on stderr; its log of losses, on stdout): neither with --quiet."""
+    from optgen.calibration.progress import StageProgress
+    from optgen.lab.cli.calibrate import console_progress
+
+    printer = console_progress(getattr(args, "quiet", False))
+
+    def log(message: str) -> None:
+        if printer is not None:
+            printer.clear()                  # not after the progress line being redrawn
+            print(message, flush=True)
+
+    return StageProgress("train", show=printer), log
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -268,8 +292,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings.colours_nm = cfg.colours.order_nm
     geometry = OpticalGeometry.from_bench(cfg, args.grid)
     optics, record = _measured_optics(cfg, geometry.grid_px) if getattr(args, "measured_optics", False) else (None, None)
-    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=lambda m: print(m, flush=True),
-                       optics=optics, optics_record=record)
+    progress, log = _train_console(args)
+    path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=log, optics=optics,
+                       optics_record=record, progress=progress)
     if path is None:
         print(f"training paused; run the same command again to resume ({args.out})")
     else:

@@ -7,17 +7,32 @@ from pathlib import Path
 
 import numpy as np
 
+from optgen.calibration.progress import StageProgress
 from optgen.drivers.errors import OptgenError
 from optgen.lab.model import OpticalModel
 from optgen.lab.run.colour_run import colour_folder
 from optgen.lab.run.folder import COLOUR_RUN_FILE
 
-__all__ = ["evaluate_colour_run"]
+__all__ = ["colour_stages", "evaluate_colour_run"]
 
 
-def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> dict:
+def colour_stages(settings: dict) -> tuple[str, ...]:
+    """The stages of evaluating a colour run (``settings``: its colour_run.json): the RGB images
+    judged, then each colour's frames judged and (on a twin) predicted."""
+    from optgen.lab.bench.parse import parse_bench
+
+    twin = parse_bench(settings["bench_file"], COLOUR_RUN_FILE).twin is not None
+    stages = ["judge RGB"]
+    for wl in settings["colours_nm"]:
+        stages += [f"judge {wl:g} nm"] + ([f"predict {wl:g} nm"] if twin else [])
+    return tuple(stages)
+
+
+def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None,
+                        progress: StageProgress | None = None) -> dict:
     """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
-    own evaluation (scores and agreement with the twin); written into its summary.json."""
+    own evaluation (scores and agreement with the twin); written into its summary.json.
+    ``progress``: told of each stage (:func:`colour_stages`) and the frames it has done."""
     from optgen.lab.evaluate.run import evaluate_run
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
@@ -25,12 +40,17 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None) -> d
     if not (out / "rgb.npy").is_file():
         raise OptgenError(f"{out}: no rgb.npy; finish the run first (optgen run --resume {out})")
     rgb = np.load(out / "rgb.npy")
-    judge = DigitsJudge(image_size=rgb.shape[1])
-    evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
-    if model is not None and model.teacher_samples is not None:
-        evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
     settings = json.loads((out / COLOUR_RUN_FILE).read_text())
-    evaluation["per_colour"] = {f"{wl:g}nm": evaluate_run(colour_folder(out, wl), judge=judge)
+    progress = progress or StageProgress("evaluate")
+    progress.plan(colour_stages(settings))
+    with progress.stage_of("judge RGB", len(rgb), "image"):
+        judge = DigitsJudge(image_size=rgb.shape[1])
+        evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
+        if model is not None and model.teacher_samples is not None:
+            evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
+        progress.advance(len(rgb))
+    evaluation["per_colour"] = {f"{wl:g}nm": evaluate_run(colour_folder(out, wl), judge=judge, progress=progress,
+                                                          colour=f"{wl:g} nm")
                                 for wl in settings["colours_nm"]}
     summary_path = out / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

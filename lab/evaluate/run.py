@@ -7,15 +7,20 @@ Writes an ``evaluation`` section into the run's summary.json:
 - ``twin_agreement``: per frame, the Pearson correlation between the captured output image and
   the twin's noiseless prediction for the same seed and decoder phase (when the bench file
   describes a twin), with its mean and minimum.
+
+Both stages, "judge" (fitting the judge, then judging the frames) and "predict" (the twin's
+prediction, frame by frame), report to a ``calibration.progress.StageProgress``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from optgen.calibration.progress import StageProgress
 from optgen.drivers.errors import OptgenError
 from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.config import colour_bench
@@ -27,7 +32,7 @@ from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.runfile.reader import RunFile
 from optgen.simulators.noise import photon_energy_j
 
-__all__ = ["evaluate_run", "twin_predictions"]
+__all__ = ["evaluate_run", "prediction_config", "twin_predictions"]
 
 
 def _read_run(folder: Path) -> dict:
@@ -66,9 +71,11 @@ def run_calibration_store(run: dict) -> Path | None:
 
 
 def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, power_w: np.ndarray,
-                     exposure_s: np.ndarray, calibrations: Path | None = None) -> np.ndarray:
+                     exposure_s: np.ndarray, calibrations: Path | None = None,
+                     on_frame: Callable[[], None] | None = None) -> np.ndarray:
     """The twin's noiseless output images (counts above dark) for each stored seed of a run on ``cfg``,
-    shown and registered as the run did: with the calibrations of ``calibrations`` (the run's store)."""
+    shown and registered as the run did: with the calibrations of ``calibrations`` (the run's store).
+    ``on_frame``: called after each frame is predicted (progress)."""
     if cfg.twin is None:
         raise OptgenError("the run's bench file has no [twin] table to predict frames with")
     out = []
@@ -89,6 +96,8 @@ def twin_predictions(cfg, seed_phase: np.ndarray, decoder_phase: np.ndarray, pow
             counts = pixel_power * np.float32(sensor.qe * exposure / photon_energy_j(world.wavelength_m)
                                               * sensor.gain_dn_per_e)
             out.append(registration.image(counts))
+            if on_frame is not None:
+                on_frame()
     return np.stack(out)
 
 
@@ -104,35 +113,56 @@ def _calibrations_changed(cfg, store: Path | None, recorded: dict) -> list[str]:
             for name in sorted(recorded) if now.get(name) != recorded[name]]
 
 
-def evaluate_run(folder: str | Path, judge=None, model=None) -> dict:
-    """Score a run folder and write the result into its summary.json; returns the evaluation."""
+def prediction_config(run: dict):
+    """The bench the twin predicts a run's frames with (a colour pass: at its colour), or None when
+    there is nothing to predict (no decoder phase stored, or no [twin] table)."""
+    if run["decoder_phase"] is None:
+        return None
+    cfg = parse_bench(run["bench_text"], "run bench file")
+    args = run["run_args"]
+    if args.get("colour_nm") is not None:        # one colour pass of a multi-colour run: that colour's optics
+        cfg = colour_bench(cfg, float(args["colour_nm"]))
+    return cfg if cfg.twin is not None else None
+
+
+def evaluate_run(folder: str | Path, judge=None, model=None, progress: StageProgress | None = None,
+                 colour: str = "") -> dict:
+    """Score a run folder and write the result into its summary.json; returns the evaluation.
+
+    ``progress``: told of the stages "judge" and "predict" (planned here unless the caller planned
+    them), with ``colour`` (a colour pass of a colour run, "638 nm") after their names."""
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
     folder = Path(folder)
     run = _read_run(folder)
-    judge = judge or DigitsJudge(image_size=run["images"].shape[-1])
-    evaluation: dict = {"generated": judge.scores(run["images"])}
-    requested = (run["run_args"] or {}).get("class")
-    if requested is not None:                    # optgen run --class K: how many came out as K
-        labels, _ = judge.classify(run["images"])
-        evaluation["requested_class"] = {"class": int(requested), "as_requested": float(np.mean(labels == requested)),
-                                         "judged_classes": np.bincount(labels, minlength=10).tolist()}
-    if model is not None and model.teacher_samples is not None:
-        evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(run["images"]))
-    if run["decoder_phase"] is not None:
-        cfg = parse_bench(run["bench_text"], "run bench file")
-        args = run["run_args"]
-        if args.get("colour_nm") is not None:    # one colour pass of a multi-colour run: that colour's optics
-            cfg = colour_bench(cfg, float(args["colour_nm"]))
-        if cfg.twin is not None:
-            store = run_calibration_store(run)
-            changed = _calibrations_changed(cfg, store, run["calibration_ids"])
-            if changed:
-                evaluation["calibrations_changed"] = changed
+    cfg = prediction_config(run)
+    stages = tuple(f"{stage} {colour}".strip() for stage in ("judge", "predict")[:2 if cfg is not None else 1])
+    progress = progress or StageProgress("evaluate")
+    if not progress.stages:
+        progress.plan(stages)
+    count = len(run["images"])
+    with progress.stage_of(stages[0], count, "frame"):
+        judge = judge or DigitsJudge(image_size=run["images"].shape[-1])
+        evaluation: dict = {"generated": judge.scores(run["images"])}
+        requested = (run["run_args"] or {}).get("class")
+        if requested is not None:                # optgen run --class K: how many came out as K
+            labels, _ = judge.classify(run["images"])
+            evaluation["requested_class"] = {"class": int(requested),
+                                             "as_requested": float(np.mean(labels == requested)),
+                                             "judged_classes": np.bincount(labels, minlength=10).tolist()}
+        if model is not None and model.teacher_samples is not None:
+            evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, count)
+        progress.advance(count)
+    if cfg is not None:
+        store = run_calibration_store(run)
+        changed = _calibrations_changed(cfg, store, run["calibration_ids"])
+        if changed:
+            evaluation["calibrations_changed"] = changed
+        with progress.stage_of(stages[1], count, "frame"):
             predicted = twin_predictions(cfg, run["seed_phase"], run["decoder_phase"], run["power_w"],
-                                         run["exposure_s"], store)
-            r = [pearson_r(p, c) for p, c in zip(predicted, run["images"])]
-            evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
+                                         run["exposure_s"], store, on_frame=progress.advance)
+        r = [pearson_r(p, c) for p, c in zip(predicted, run["images"])]
+        evaluation["twin_agreement"] = {"pearson_r": r, "mean": float(np.mean(r)), "min": float(np.min(r))}
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary["evaluation"] = evaluation

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
+from optgen.calibration.progress import StageProgress
 from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.shipped import OpticalModel, check_model_name, save_model
 from optgen.lab.model.student import OpticalStudent
@@ -51,9 +53,10 @@ def student_from(model: OpticalModel, optics: BenchOptics | None, crosstalk_sigm
 
 
 def fine_tune_decoder(student: OpticalStudent, noise: np.ndarray, targets: np.ndarray, steps: int,
-                      lr: float = FINE_TUNE_LR, seed: int = 7, log=None, misplaced: bool = True) -> list[float]:
+                      lr: float = FINE_TUNE_LR, seed: int = 7, log=None, misplaced: bool = True,
+                      on_step: Callable[[], None] | None = None) -> list[float]:
     """Decoder-only Adam steps (cosine learning rate), with training's decoder misplacements unless
-    ``misplaced`` is False; the losses."""
+    ``misplaced`` is False; the losses. ``on_step``: called after each step (progress)."""
     for p in student.encoder.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam([student.decoder_logits], lr=lr, betas=(0.5, 0.999))
@@ -72,6 +75,8 @@ def fine_tune_decoder(student: OpticalStudent, noise: np.ndarray, targets: np.nd
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        if on_step is not None:
+            on_step()
         if log is not None and (step + 1) % 100 == 0:
             log(f"fine-tune step {step + 1}/{steps} loss {np.mean(losses[-100:]):.5g}")
     return losses
@@ -79,10 +84,12 @@ def fine_tune_decoder(student: OpticalStudent, noise: np.ndarray, targets: np.nd
 
 def fine_tune_model(model: OpticalModel, optics: BenchOptics, optics_record: dict, out_dir: str | Path,
                     crosstalk_sigma_px: float, *, steps: int = FINE_TUNE_STEPS, lr: float = FINE_TUNE_LR,
-                    name: str | None = None, log=print, misplaced: bool = True) -> Path:
+                    name: str | None = None, log=print, misplaced: bool = True,
+                    progress: StageProgress | None = None) -> Path:
     """Fine-tune ``model``'s decoder through ``optics`` on the first half of the teacher pairs its file
     keeps (the second half stays unseen, for judging) and write a new model file in ``out_dir``
-    (never over an existing one); returns its path."""
+    (never over an existing one); returns its path. ``progress``: told of the steps (stage
+    "fine-tune")."""
     if model.teacher_noise is None or model.teacher_samples is None or len(model.teacher_noise) < 2 * BATCH:
         raise ValueError(f"{model.name}: the model file keeps no teacher pairs (noise and images) to fine-tune on")
     if not isinstance(steps, int) or not 1 <= steps <= 100_000:
@@ -101,7 +108,11 @@ def fine_tune_model(model: OpticalModel, optics: BenchOptics, optics_record: dic
     targets = np.asarray(model.teacher_samples[:half], np.float32)
     student = student_from(model, optics, crosstalk_sigma_px)
     t0 = time.perf_counter()
-    losses = fine_tune_decoder(student, noise, targets, steps, lr, log=log, misplaced=misplaced)
+    progress = progress or StageProgress("train")
+    progress.plan(("fine-tune",))
+    with progress.stage_of("fine-tune", steps, "step"):
+        losses = fine_tune_decoder(student, noise, targets, steps, lr, log=log, misplaced=misplaced,
+                                   on_step=progress.advance)
     phase = student.decoder_phase().detach().numpy()[0]
     info = {**(model.info or {}), "fine_tuned": {
         "base_model": model.id, "steps": steps, "lr": lr, "misplaced": misplaced, "teacher_pairs_used": [0, half],

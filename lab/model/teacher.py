@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -118,12 +119,13 @@ class DiffusionTeacher(nn.Module):
 
 def train_teacher(images: np.ndarray, labels: np.ndarray | None = None, steps: int = 6000, batch: int = 256,
                   lr: float = 1e-3, hidden: int = 512, seed: int = 0, ema_decay: float = 0.999,
-                  log=print, classes: int | None = None) -> DiffusionTeacher:
+                  log=print, classes: int | None = None, on_step: Callable[[], None] | None = None) -> DiffusionTeacher:
     """Train the teacher on images (N, size, size) or (N, channels, size, size) in [0, 1] (conditional
     when ``labels`` are given: ``classes`` of them, default the ten digits).
 
     Returns the exponential moving average of the weights (``ema_decay``), which samples
     cleaner digits than the last weights (Frechet distance 0.89 against 1.23 at 10,000 steps).
+    ``on_step``: called after each step (progress).
     """
     torch.manual_seed(seed)
     size = images.shape[-1]
@@ -146,6 +148,8 @@ def train_teacher(images: np.ndarray, labels: np.ndarray | None = None, steps: i
             decay = min(ema_decay, (1 + step) / (10 + step))
             for averaged, current in zip(ema.parameters(), model.parameters()):
                 averaged.mul_(decay).add_(current, alpha=1 - decay)
+        if on_step is not None:
+            on_step()
         if step % 1000 == 0 or step == steps - 1:
             log(f"teacher step {step}/{steps} loss {loss.item():.4f}")
     return ema.eval()

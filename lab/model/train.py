@@ -10,6 +10,8 @@
    ``checkpoint_every`` steps (``student.pt``);
 4. export: the model file (numpy only), ``loss_curve.png`` and ``training.json``.
 
+Stages 1 to 3 report their steps (or pairs) to a ``calibration.progress.StageProgress``.
+
 Needs the ``train`` extra (torch, CPU). Interrupt at any time: the next call resumes.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from optgen.calibration.progress import StageProgress
 from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.data import load_colour_digits, load_digits_images, resize_images
 from optgen.lab.model.geometry import OpticalGeometry
@@ -94,7 +97,7 @@ def _training_data(s: TrainSettings) -> tuple[np.ndarray, np.ndarray | None, dic
     return images, data.labels, data.record()
 
 
-def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
+def _teacher(out: Path, s: TrainSettings, log, progress: StageProgress) -> DiffusionTeacher:
     path, recorded = out / "teacher.pt", out / "data.json"
     if path.exists():
         model = DiffusionTeacher.from_state(torch.load(path, weights_only=True), s.teacher_size)
@@ -109,14 +112,16 @@ def _teacher(out: Path, s: TrainSettings, log) -> DiffusionTeacher:
         return model
     images, labels, record = _training_data(s)
     log(f"data: {record['name']}, {record['count']} images, {record['classes'] or 'no'} classes")
-    model = train_teacher(images, labels, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log,
-                          classes=record["classes"] or None)
+    with progress.stage_of("teacher", s.teacher_steps, "step"):
+        model = train_teacher(images, labels, steps=s.teacher_steps, hidden=s.teacher_hidden, seed=s.seed, log=log,
+                              classes=record["classes"] or None, on_step=progress.advance)
     recorded.write_text(json.dumps(record, indent=1) + "\n")
     torch.save(model.state_dict(), path)
     return model
 
 
-def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels: int, log) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels: int, log,
+           progress: StageProgress) -> tuple[np.ndarray, np.ndarray]:
     path = out / "pairs.npz"
     if path.exists():
         with np.load(path) as data:
@@ -126,9 +131,11 @@ def _pairs(out: Path, teacher: DiffusionTeacher, s: TrainSettings, output_pixels
     channels = 3 if s.colours_nm else 1
     noise = torch.randn(s.pairs, channels * s.teacher_size**2, generator=gen)
     images = []
-    for start in range(0, s.pairs, 1000):
-        images.append(teacher.ddim_sample(noise[start:start + 1000], guidance=s.guidance).numpy())
-        log(f"pairs: {start + len(images[-1])}/{s.pairs}")
+    with progress.stage_of("pairs", s.pairs, "pair"):
+        for start in range(0, s.pairs, 1000):
+            images.append(teacher.ddim_sample(noise[start:start + 1000], guidance=s.guidance).numpy())
+            progress.advance(len(images[-1]))
+            log(f"pairs: {start + len(images[-1])}/{s.pairs}")
     images = np.concatenate(images)
     targets = resize_images(images.reshape(-1, s.teacher_size, s.teacher_size), output_pixels)
     targets = targets.reshape(len(images), channels, output_pixels, output_pixels)  # (N, colours, n, n)
@@ -229,18 +236,22 @@ def _plot_losses(path: Path, losses: list[float]) -> None:
 
 def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
                 max_minutes: float | None = None, log=print, optics: BenchOptics | None = None,
-                optics_record: dict | None = None) -> Path | None:
+                optics_record: dict | None = None, progress: StageProgress | None = None) -> Path | None:
     """Run (or resume) training in ``out_dir``; returns the model file once the student is done.
 
     ``optics``: a bench's measured optics (:mod:`lab.model.bench_optics`) instead of the bench
     file's; ``optics_record`` says where they come from (bench, calibration ids, figures): it goes
-    into the checkpoint (a resume with other optics is refused) and the model file's info."""
+    into the checkpoint (a resume with other optics is refused) and the model file's info.
+    ``progress``: told of the stages still to do (teacher, pairs, student), their steps, and the
+    ``max_minutes`` budget of the student."""
     with heap_kept():  # about 2x faster student steps on Linux: see lab/model/memory.py
-        return _train_model(out_dir, geometry, settings, max_minutes, log, optics, optics_record or {})
+        return _train_model(out_dir, geometry, settings, max_minutes, log, optics, optics_record or {},
+                            progress or StageProgress("train"))
 
 
 def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None,
-                 max_minutes: float | None, log, optics: BenchOptics | None, optics_record: dict) -> Path | None:
+                 max_minutes: float | None, log, optics: BenchOptics | None, optics_record: dict,
+                 progress: StageProgress) -> Path | None:
     s = settings or TrainSettings()
     if s.colours_nm and len(s.colours_nm) != 3:
         raise ValueError(f"colours_nm = {s.colours_nm}: a multi-colour model is trained on RGB digits; "
@@ -249,8 +260,11 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     torch.manual_seed(s.seed)
-    teacher = _teacher(out, s, log)
-    noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log)
+    progress.plan(tuple(stage for stage, done in (("teacher", (out / "teacher.pt").exists()),
+                                                  ("pairs", (out / "pairs.npz").exists()), ("student", False))
+                        if not done))
+    teacher = _teacher(out, s, log, progress)
+    noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log, progress)
     student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
                              wavelengths_nm=s.colours_nm or None, optics=optics)
     student.straight_through = s.straight_through
@@ -286,41 +300,46 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     rng = np.random.default_rng(s.seed + step)
     lr0 = [g["lr"] for g in groups]
     skipped = 0
-    while step < s.student_steps:
-        frac = step / s.student_steps
-        for g, base in zip(opt.param_groups, lr0):
-            g["lr"] = float(base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100))
-        idx = rng.integers(0, len(noise), s.batch)
-        shift, rotation = _decoder_misplacement(rng, s)
-        x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
-        predicted, target = student(x, shift=shift, rotation_deg=rotation), torch.from_numpy(targets[idx])
-        loss = torch.mean((predicted - target) ** 2)
-        total = loss + s.range_weight * student.out_of_range if s.range_weight else loss
-        if s.peak_weight and step >= s.peak_from * s.student_steps:
-            total = total + s.peak_weight * _peak_excess(predicted, target)
-        opt.zero_grad()
-        total.backward()
-        norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        if not (torch.isfinite(loss) and torch.isfinite(norm)):
-            # a step that overflowed would write NaN into every weight: skip it (and count it)
-            skipped += 1
-            if skipped > MAX_SKIPPED_STEPS:
-                raise FloatingPointError(f"training diverged: {skipped} steps with a non-finite loss or "
-                                         f"gradient by step {step}; resume from the checkpoint with a lower "
-                                         f"learning rate")
-            continue
-        opt.step()
-        losses.append(float(loss.item()))
-        step += 1
-        elapsed = elapsed_before + time.monotonic() - started
-        if step % s.checkpoint_every == 0 or step == s.student_steps:
-            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
-            log(f"student step {step}/{s.student_steps} loss {np.mean(losses[-s.checkpoint_every:]):.5f} "
-                f"({elapsed / 60:.1f} min)")
-        if max_minutes is not None and time.monotonic() - started > max_minutes * 60 and step < s.student_steps:
-            _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
-            log(f"stopping after {max_minutes} min at step {step}; run again to resume")
-            return None
+    if max_minutes is not None:                # the budget stops the student's steps (only them)
+        progress.budget(max(max_minutes * 60 - (time.monotonic() - started), 0.0))
+    with progress.stage_of("student", s.student_steps, "step", done=step):
+        while step < s.student_steps:
+            frac = step / s.student_steps
+            for g, base in zip(opt.param_groups, lr0):
+                g["lr"] = float(base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100))
+            idx = rng.integers(0, len(noise), s.batch)
+            shift, rotation = _decoder_misplacement(rng, s)
+            x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
+            predicted, target = student(x, shift=shift, rotation_deg=rotation), torch.from_numpy(targets[idx])
+            loss = torch.mean((predicted - target) ** 2)
+            total = loss + s.range_weight * student.out_of_range if s.range_weight else loss
+            if s.peak_weight and step >= s.peak_from * s.student_steps:
+                total = total + s.peak_weight * _peak_excess(predicted, target)
+            opt.zero_grad()
+            total.backward()
+            norm = torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            if not (torch.isfinite(loss) and torch.isfinite(norm)):
+                # a step that overflowed would write NaN into every weight: skip it (and count it)
+                skipped += 1
+                if skipped > MAX_SKIPPED_STEPS:
+                    raise FloatingPointError(f"training diverged: {skipped} steps with a non-finite loss or "
+                                             f"gradient by step {step}; resume from the checkpoint with a lower "
+                                             f"learning rate")
+                continue
+            opt.step()
+            losses.append(float(loss.item()))
+            step += 1
+            progress.advance()
+            elapsed = elapsed_before + time.monotonic() - started
+            if step % s.checkpoint_every == 0 or step == s.student_steps:
+                _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
+                log(f"student step {step}/{s.student_steps} loss {np.mean(losses[-s.checkpoint_every:]):.5f} "
+                    f"({elapsed / 60:.1f} min)")
+            if max_minutes is not None and time.monotonic() - started > max_minutes * 60 and step < s.student_steps:
+                _save_checkpoint(ckpt, student, opt, step, losses, elapsed, s, optics_record)
+                progress.end(False)
+                log(f"stopping after {max_minutes} min at step {step}; run again to resume")
+                return None
     _plot_losses(out / "loss_curve.png", losses)
     return _export(out, student, geometry, s, losses, elapsed_before + time.monotonic() - started, optics_record)
 
