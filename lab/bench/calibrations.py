@@ -121,12 +121,13 @@ class BenchCalibrations:
         return {name: round((now - datetime.fromisoformat(record.created)).total_seconds() / 3600.0, 3)
                 for name, record in self.in_force().items() if record.created}
 
-    def describe(self, now=None) -> list[str]:
-        """Console lines: the store, then each calibration in force with its age, or UNCALIBRATED."""
+    def describe(self, now=None, measure_with: str = "optgen calibrate all") -> list[str]:
+        """Console lines: the store, then each calibration in force with its age, or UNCALIBRATED
+        (saying the command that measures them: ``measure_with``)."""
         in_force = self.in_force()
         if not in_force:
             return [f"UNCALIBRATED: no calibration for this bench in {self.store}; the nominal LUTs, placement and "
-                    f"distances are used (measure them with: optgen calibrate all)"]
+                    f"distances are used (measure them with: {measure_with})"]
         ages = self.ages_h(now)
         lines = [f"calibrations from {self.store}:"]
         for name, ident in self.ids().items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from optgen.lab.bench.parse import default_bench_text
+from optgen.lab.bench.parse import default_bench_text, parse_bench
 
-__all__ = ["REALISTIC", "RGB_COLOURS", "SMALL", "add_to_bench_text", "edit_bench_text", "external_laser_bench_text",
-           "one_panel_bench_text", "realistic_bench_text",
+__all__ = ["EMBEDDED_COLOURS", "REALISTIC", "RGB_COLOURS", "SMALL", "add_to_bench_text", "edit_bench_text",
+           "embedded_colour_bench", "external_laser_bench_text", "one_panel_bench_text", "realistic_bench_text",
            "rgb_bench_text", "second_realistic_bench_text", "small_bench_text"]
 
 
@@ -176,6 +176,15 @@ def rgb_bench_text(extra: dict[tuple[str, str], str] | None = None, small: bool 
     base = edit_bench_text(default_bench_text(), {**(SMALL if small else {}), **RGB_TWIN, **(extra or {})})
     red_mw, blue_mw = ("0.00012", "0.00008") if small else ("0.0015", "0.0008")
     return base + RGB_COLOURS + _colour_laser(638, red_mw, 6.0) + _colour_laser(450, blue_mw, 5.0)
+
+
+EMBEDDED_COLOURS = "<embedded three-colour bench>"
+
+
+def embedded_colour_bench():
+    """The embedded three-colour twin: the bench of ``optgen run --colours`` and ``optgen calibrate
+    --colour NM`` without --bench (its calibrations in the user data folder, under its identity)."""
+    return parse_bench(rgb_bench_text(), EMBEDDED_COLOURS)
 
 
 # the keys of a twin SLM that one panel has once (its liquid crystal and electronics)

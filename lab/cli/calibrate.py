@@ -31,9 +31,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
         check_file_to_write(args.json, "--json")
     if args.store is not None:
         check_folder_to_make(args.store, "--store")
-    cfg = load_bench(args.bench)
-    if getattr(args, "colour", None) is not None:   # one colour of a multi-colour bench: its laser, its LUTs
-        cfg = colour_bench(cfg, args.colour)
+    colour = getattr(args, "colour", None)
+    if colour is not None and args.bench is None:   # the embedded three-colour twin, as optgen run --colours
+        from optgen.lab.bench.examples import embedded_colour_bench
+
+        cfg = embedded_colour_bench()
+    else:
+        cfg = load_bench(args.bench)
+    if colour is not None:                           # one colour of a multi-colour bench: its laser, its LUTs
+        cfg = colour_bench(cfg, colour)
     folder = store_folder(cfg, args.store)
     with Bench.open(cfg, store=folder) as bench:
         if args.what == "check":

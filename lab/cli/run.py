@@ -63,21 +63,23 @@ def cmd_run_colours(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from optgen.lab.bench.parse import parse_bench
     from optgen.lab.run.colour_run import run_colours
 
     if args.resume is None and args.bench is None:   # the embedded three-colour twin and its shipped model
-        from optgen.lab.bench.examples import rgb_bench_text
+        from optgen.lab.bench.examples import embedded_colour_bench
 
         _new_run_checks(args)
-        cfg = parse_bench(rgb_bench_text(), "<embedded three-colour bench>")
+        cfg = embedded_colour_bench()
         base_dir, seed, count, calibrations, out = None, _seed(args), args.count, args.calibrations, args.out
     else:
         cfg, base_dir, seed, count, calibrations, out = _run_settings(args)
     model = bench_model(cfg, base_dir)
-    bar = None if args.no_progress else tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
+    bar = None
 
     def progress(colour_nm: float, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and not (args.no_progress or args.quiet):   # after each colour's calibrations are said
+            bar = tqdm(total=count, unit="frame", file=sys.stderr, smoothing=0.1)
         if bar is not None:
             bar.set_description(f"optgen run {colour_nm:g} nm")
             bar.n = done
@@ -86,7 +88,8 @@ def cmd_run_colours(args: argparse.Namespace) -> int:
     try:
         result = run_colours(cfg, model, out, count, random_seed=seed, calibrations=calibrations,
                              resume=args.resume is not None, sync=args.sync, max_retries=args.retries,
-                             bench_dir=base_dir, progress=progress)
+                             bench_dir=base_dir, progress=progress,
+                             report=None if args.quiet else lambda line: print(line, file=sys.stderr))
     finally:
         if bar is not None:
             bar.close()

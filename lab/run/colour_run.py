@@ -19,8 +19,10 @@ a bench with other than three colours gets a grey sheet of the channel sum).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -28,9 +30,10 @@ import numpy as np
 
 from optgen.drivers.errors import OptgenError
 from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.calibrations import load_bench_calibrations
+from optgen.lab.bench.calibrations import BenchCalibrations, load_bench_calibrations
 from optgen.lab.bench.config import BenchConfig, colour_bench
 from optgen.lab.model import OpticalGeometry, OpticalModel
+from optgen.lab.run.colour_calibrations import colour_calibration_lines, colour_calibration_record
 from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.model_seeds import ModelSeedSource
@@ -70,24 +73,49 @@ def _check(config: BenchConfig, model: OpticalModel) -> list[BenchConfig]:
     return configs
 
 
-def _check_calibrations(configs: list[BenchConfig], calibrations: Path | None) -> None:
+def _check_calibrations(configs: list[BenchConfig], calibrations: Path | None) -> dict[float, BenchCalibrations]:
     """Load every colour's calibrations now: a bad file for the last colour stops the run before the first."""
+    return {cfg.wavelength_nm: load_bench_calibrations(cfg, calibrations) for cfg in configs}
+
+
+def _pass_done(sub: Path) -> bool:
+    """Every frame of a colour's pass is stored (also if the process died just after the last one)."""
+    return (sub / "run.h5").is_file() and read_run_status(sub / "run.h5")["first_missing"] is None
+
+
+def _say_calibrations(record: Path, config: BenchConfig, configs: list[BenchConfig],
+                      cals: dict[float, BenchCalibrations], store: Path | None,
+                      report: Callable[[str], None] | None) -> None:
+    """Say (``report``, a line at a time) and record in colour_run.json which calibrations each colour
+    of ``configs`` runs with, or that it is UNCALIBRATED (lab.run.colour_calibrations)."""
+    now = datetime.now(timezone.utc)
+    stored = json.loads(record.read_text())
+    entries = stored.setdefault("colour_calibrations", {})
     for cfg in configs:
-        load_bench_calibrations(cfg, calibrations)
+        wl = cfg.wavelength_nm
+        entries[f"{wl:g}nm"] = colour_calibration_record(cals[wl], now)
+        for line in colour_calibration_lines(config, wl, cals[wl], store, now) if report is not None else ():
+            report(line)
+    partial = record.with_name(record.name + ".partial")      # the run's record is never left half written
+    partial.write_text(json.dumps(stored, indent=2) + "\n")
+    os.replace(partial, record)
 
 
 def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count: int, *, random_seed: int = 0,
                 calibrations: Path | None = None, resume: bool = False, sync: str = "pipelined",
                 max_retries: int = 3, bench_dir: Path | None = None,
-                progress: Callable[[float, int, int], None] | None = None) -> ColourRunResult:
+                progress: Callable[[float, int, int], None] | None = None,
+                report: Callable[[str], None] | None = None) -> ColourRunResult:
     """Run every colour of ``config`` into ``out`` (or, with ``resume``, finish what is missing).
 
     Everything is checked before any device opens: the model's colours and geometry, and every
-    colour's calibration files. ``progress(colour_nm, done, total)``.
+    colour's calibration files. ``progress(colour_nm, done, total)``. ``report``: called, before
+    any device opens, with each line saying which calibrations each colour still to run uses and
+    their age, or that it is UNCALIBRATED (recorded in colour_run.json too).
     """
     out = Path(out)
     configs = _check(config, model)
-    _check_calibrations(configs, calibrations)
+    cals = _check_calibrations(configs, calibrations)
     settings = {"colours_nm": list(config.colours.order_nm), "count": int(count), "seed": int(random_seed),
                 "model": model.id, "bench_file": config.text,
                 "bench_dir": str(bench_dir.resolve()) if bench_dir is not None else None,
@@ -98,14 +126,16 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
     else:
         prepare_run_folder(out)
         record.write_text(json.dumps(settings, indent=2) + "\n")
+    _say_calibrations(record, config, [cfg for cfg in configs if not _pass_done(colour_folder(out, cfg.wavelength_nm))],
+                      cals, calibrations, report)
     done: list[float] = []
     started = time.monotonic()
     for cfg in configs:
         wl = cfg.wavelength_nm
         sub = colour_folder(out, wl)
         sub_resume = (sub / "run.h5").is_file()
-        if sub_resume and read_run_status(sub / "run.h5")["first_missing"] is None:
-            done.append(wl)        # every frame stored (also if the process died just after the last one)
+        if _pass_done(sub):
+            done.append(wl)
             continue
         if not sub_resume:
             if resume and sub.exists() and any(sub.iterdir()):

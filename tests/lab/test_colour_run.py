@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -218,3 +219,51 @@ def test_the_shipped_rgb_model_runs_on_the_embedded_three_colour_twin(tmp_path):
         assert summary["frames_with_saturation"] == 0 and summary["laser_verified_off"] is True
     # each channel carries light of its own colour: no channel is empty
     assert min(rgb[..., c].sum() for c in range(3)) > 0.05 * rgb.sum()
+
+
+def test_a_colour_run_says_and_records_each_colours_calibrations_or_uncalibrated(tmp_path, capsys):
+    """The embedded three-colour twin with its red calibrated (optgen calibrate --colour without
+    --bench calibrates that twin, in its own store) and green and blue not."""
+    from optgen.lab.bench.calibrations import store_folder
+    from optgen.lab.bench.examples import embedded_colour_bench
+    from optgen.lab.bench.parse import load_bench
+
+    store = store_folder(embedded_colour_bench())
+    assert store != store_folder(load_bench(None))                   # not the one-colour twin's calibrations
+    assert main(["calibrate", "camera", "--colour", "638", "--quiet"]) == 0
+    assert [p.name.split("-2")[0] for p in store.glob("*.h5")] == ["camera-camera-638nm"]
+    capsys.readouterr()
+    out = tmp_path / "run"
+    assert main(["run", "--colours", "--count", "2", "--out", str(out), "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    red = err.index(f"638 nm: calibrations from {store}:")
+    assert re.fullmatch(r"  camera +camera:camera:638nm:camera-camera-638nm-\S+\.h5  \(\d+ min old\)", err[red + 7])
+    for nm in (520, 450):
+        assert (f"{nm} nm: UNCALIBRATED: no calibration for this bench in {store}; the nominal LUTs, placement and "
+                f"distances are used (measure them with: optgen calibrate all --colour {nm})") in err
+    said = [line.split(":")[0] for line in err if re.match(r"\d+ nm: ", line)]
+    assert said == ["638 nm", "520 nm", "450 nm"]                    # in the run's order, before its frames
+    recorded = json.loads((out / "colour_run.json").read_text())["colour_calibrations"]
+    assert [recorded[c]["calibrated"] for c in ("638nm", "520nm", "450nm")] == [True, False, False]
+    assert recorded["638nm"]["calibrations"]["camera"].startswith("camera:camera:638nm")
+    assert set(recorded["638nm"]["calibration_ages_h"]) == {"camera"} and recorded["520nm"]["calibration_ages_h"] == {}
+    assert {r["calibration_store"] for r in recorded.values()} == {str(store.resolve())}
+    assert "calibration: in force: camera camera:camera:638nm" in (out / "638nm" / "run.log").read_text()
+    assert "calibration: UNCALIBRATED" in (out / "450nm" / "run.log").read_text()
+    assert main(["run", "--colours", "--count", "1", "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""                             # --quiet: none said, all recorded
+    assert json.loads((tmp_path / "quiet" / "colour_run.json").read_text())["colour_calibrations"].keys() == recorded.keys()
+    # blue is calibrated and its pass taken again: the resume says and records blue's only
+    import shutil
+
+    shutil.rmtree(out / "450nm")
+    (out / "rgb.npy").unlink()
+    assert main(["calibrate", "camera", "--colour", "450", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if re.match(r"\d+ nm: ", line)]
+    assert said == [f"450 nm: calibrations from {store}:"]
+    recorded = json.loads((out / "colour_run.json").read_text())["colour_calibrations"]
+    assert [recorded[c]["calibrated"] for c in ("638nm", "520nm", "450nm")] == [True, False, True]
+    assert main(["run", "--resume", str(out), "--no-progress"]) == 0                 # every colour done: none said
+    assert not [line for line in capsys.readouterr().err.splitlines() if re.match(r"\d+ nm: ", line)]
