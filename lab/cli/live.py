@@ -11,13 +11,24 @@ import time
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
-from optgen.lab.cli.checks import positive_number, whole_number
+from optgen.lab.cli.checks import positive_number
 
 __all__ = ["add_live_parsers", "cmd_live", "cmd_show"]
 
 log = logging.getLogger("optgen.live")
 
 DEFAULT_PORT = 8750
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number from 0 to 65535") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port}: expected a port number from 0 to 65535 (0: any free port)")
+    return port
 
 
 def add_live_parsers(sub) -> None:
@@ -32,7 +43,7 @@ def add_live_parsers(sub) -> None:
     live.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
     live.add_argument("--calibrations", type=Path, default=None,
                       help="calibration store (default: the bench file's [calibration] store)")
-    live.add_argument("--port", type=whole_number(0), default=DEFAULT_PORT,
+    live.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                       help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)")
     live.add_argument("--lease", type=positive_number, default=15.0, metavar="S",
                       help="switch the laser off when no page has looked for S seconds (default 15)")
@@ -46,7 +57,7 @@ def add_live_parsers(sub) -> None:
                     "window and grid the run's alignment gives, saturated pixels in red, a histogram) beside "
                     "each generated image. No device is opened.")
     show.add_argument("run", type=Path, help="run folder (from optgen run)")
-    show.add_argument("--port", type=whole_number(0), default=DEFAULT_PORT,
+    show.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                       help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)")
     show.add_argument("--minutes", type=positive_number, default=None, help="stop serving after M minutes")
     show.add_argument("--browser", action="store_true", help="also open the page in the default web browser")

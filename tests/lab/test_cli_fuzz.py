@@ -143,6 +143,23 @@ def invocations(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["config", "--dump", "x.toml", "--colours", "--realistic"], "--colours"),
         (["config"], "--dump"),
     ]
+    # live and show
+    cases += [
+        (["live", "--port", "-1"], "--port"),
+        (["live", "--port", "x"], "--port"),
+        (["live", "--port", "70000"], "--port"),
+        (["live", "--lease", "0"], "--lease"),
+        (["live", "--minutes", "-1"], "--minutes"),
+        (["live", "--bench", missing], "optgen-fuzz"),
+        (["live", "--bench", str(f["garbage"])], "garbage.toml"),
+        (["live", "--bench", str(f["bad_value"])], "power_mw"),
+        (["live", "--bench", bench, "--calibrations", str(f["plain_file"])], "plain.txt"),
+        (["show"], "run"),
+        (["show", missing], "optgen-fuzz"),
+        (["show", str(f["plain_file"])], "plain.txt"),
+        (["show", str(f["not_a_run"].parent)], "not_a_run"),
+        (["show", str(f["folder"]), "--port", "65536"], "--port"),
+    ]
     # devices
     cases += [
         (["devices", "--bench", missing], "optgen-fuzz"),

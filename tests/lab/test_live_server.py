@@ -239,3 +239,17 @@ def test_optgen_show_refuses_a_folder_without_a_run(tmp_path):
     result = subprocess.run([sys.executable, "-m", "optgen.lab.cli", "show", str(tmp_path)], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2 and "no run.h5 here" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_optgen_live_on_a_port_in_use_says_so_in_one_line_and_leaves_the_laser_off(small_bench_file, capsys):
+    from optgen.drivers.laser import all_lasers_safe
+    from optgen.lab.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = main(["live", "--bench", str(small_bench_file), "--port", str(port), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--port {port}" in err and "already in use" in err and "Traceback" not in err
+    assert all_lasers_safe()
