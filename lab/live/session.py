@@ -37,6 +37,7 @@ log = logging.getLogger("optgen.live")
 LASER_CHECK_S = 0.5        # how often the laser is asked for faults and emission while it is on
 LEASE_S = 15.0             # the laser goes off when no page has looked for this long
 COMMAND_WAIT_S = 10.0      # the longest a page's request waits for its command to be carried out
+MAX_EXPOSURE_S = 2.0       # a longer exposure would leave the page's commands (laser off) waiting that long
 SLMS = ("encoding_slm", "decoding_slm")
 
 
@@ -73,6 +74,7 @@ class LiveSession:
         self.overlay = self._overlay()
         self.captured = 0
         self.timeouts = 0
+        self._description = self._describe()      # read here, on the main thread: the page asks from others
 
     # --- what the page sees ---------------------------------------------------------------
     def _overlay(self) -> Overlay:
@@ -93,16 +95,19 @@ class LiveSession:
 
     def describe(self) -> dict:
         """What the page needs once: the bench, the sensor, the overlay, the limits of each control."""
+        return self._description
+
+    def _describe(self) -> dict:
         dev = self.devices
         cam = dev.camera
-        bounds = cam.exposure_bounds_s
+        low, high = self._exposure_bounds_s()
         return {"mode": "live", "bench": self.config.name, "source": str(self.config.source),
                 "sensor": {"width": int(cam.shape[1]), "height": int(cam.shape[0]), "bitdepth": int(cam.bitdepth),
                            "saturation_dn": self.saturation_dn},
                 "overlay": self.overlay.as_dict(),
                 "laser": {"name": dev.laser.name, "wavelength_nm": float(dev.laser.wavelength_nm),
                           "ceiling_mw": dev.laser.ceiling_w * 1e3},
-                "exposure_bounds_ms": [bounds[0] * 1e3, bounds[1] * 1e3] if bounds is not None else None,
+                "exposure_bounds_ms": [low * 1e3, high * 1e3],
                 "patterns": list(PATTERNS), "slms": list(SLMS),
                 "seeds": len(self._seeds) if self._seeds is not None else 0,
                 "calibrations": dev.calibrations.describe() if dev.calibrations is not None
@@ -245,12 +250,18 @@ class LiveSession:
         camera = self.devices.camera
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
             raise LiveCommandError(f"{camera.name}: exposure ms = {ms!r}; expected a positive number of milliseconds")
-        bounds = camera.exposure_bounds_s
-        if bounds is not None and not bounds[0] <= ms * 1e-3 <= bounds[1]:
-            raise LiveCommandError(f"{camera.name}: exposure {ms:g} ms is outside the camera's "
-                                   f"{bounds[0] * 1e3:g} .. {bounds[1] * 1e3:g} ms")
+        low, high = self._exposure_bounds_s()
+        if not low <= ms * 1e-3 <= high:
+            raise LiveCommandError(f"{camera.name}: exposure {ms:g} ms is outside {low * 1e3:g} .. {high * 1e3:g} ms "
+                                   f"(the camera's bounds; the live view takes at most {MAX_EXPOSURE_S:g} s)")
         camera.set_exposure(ms * 1e-3)
         return f"{camera.name}: exposure {float(camera.exposure_s) * 1e3:.4g} ms (read back)"
+
+    def _exposure_bounds_s(self) -> tuple[float, float]:
+        """The exposures the live view sets: the camera's bounds, at most :data:`MAX_EXPOSURE_S`."""
+        bounds = self.devices.camera.exposure_bounds_s
+        low, high = (float(bounds[0]), float(bounds[1])) if bounds is not None else (0.0, math.inf)
+        return low, min(high, MAX_EXPOSURE_S)
 
     def _show_pattern(self, params: dict) -> str:
         role = params.get("slm")
