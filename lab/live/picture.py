@@ -110,13 +110,13 @@ def render_frame(frame: np.ndarray, seq: int, *, bitdepth: int, saturation_dn: f
     saturated = frame >= saturation_dn
     count = int(np.count_nonzero(saturated))
     cells: list[list[int]] = []
-    if count:
-        h, w = frame.shape
-        c = SATURATION_CELL_PX
-        hc, wc = h // c, w // c
-        coarse = saturated[:hc * c, :wc * c].reshape(hc, c, wc, c).any(axis=(1, 3))
-        ys, xs = np.nonzero(coarse)
-        if len(xs) <= MAX_SATURATED_CELLS:
+    c = SATURATION_CELL_PX
+    if 0 < count <= MAX_SATURATED_CELLS * c * c:      # more saturated pixels than that fill too many cells
+        w = frame.shape[1]
+        flat = np.flatnonzero(saturated)
+        cell = np.unique((flat // w // c) * (w // c + 1) + (flat % w) // c)
+        if cell.size <= MAX_SATURATED_CELLS:
+            ys, xs = np.divmod(cell, w // c + 1)
             cells = np.stack([xs * c, ys * c], axis=1).tolist()
     return RenderedFrame(seq=seq, jpeg=jpeg.tobytes(), width=int(frame.shape[1]), height=int(frame.shape[0]),
                          max_dn=max_dn, mean_dn=float(sample.mean()) if sample.size else 0.0, saturated_px=count,
