@@ -1,0 +1,113 @@
+"""Pattern ids: what an SLM device shows, named by a short string a plan sets and an event records.
+
+    flat                                   zero phase
+    seed:seed=S,index=I                    seed I of the bench's seed source for random seed S,
+                                           shown exactly as a run shows it (same LUT path)
+    decoder                                the decoder phase, placed as a run places it
+    lens:focal_mm=F                        a lens (either sign, 1 mm .. 100 m), centred
+    grating:period_px=P[,angle_deg=A]      a blazed grating
+
+The SLM device's ``pattern`` signal holds the id of the pattern it shows; setting it resolves the id
+here (:meth:`PatternLibrary.resolve`), uploads and waits for the liquid crystal to settle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optgen.drivers.errors import OptgenError
+from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.placement import place_decoder
+
+__all__ = ["KINDS", "PatternError", "PatternLibrary", "Upload", "parse_pattern_id", "seed_pattern_id"]
+
+KINDS = ("flat", "seed", "decoder", "lens", "grating")
+
+
+class PatternError(OptgenError):
+    """A pattern id that names no pattern this bench can show."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What to hand ``set_phase``: gray levels (a seed, as the run loop sends them) or radians."""
+
+    data: np.ndarray
+    pattern_id: str
+
+
+def seed_pattern_id(random_seed: int, index: int) -> str:
+    """The id of seed ``index`` for ``random_seed``."""
+    return f"seed:seed={int(random_seed)},index={int(index)}"
+
+
+def parse_pattern_id(pattern_id: str) -> tuple[str, dict[str, str]]:
+    """``"kind:key=value,..."`` -> (kind, {key: value}); PatternError if it is not of that form."""
+    if not isinstance(pattern_id, str) or not pattern_id:
+        raise PatternError(f"pattern {pattern_id!r}: expected a pattern id such as 'flat' or 'lens:focal_mm=200'")
+    kind, _, rest = pattern_id.partition(":")
+    if kind not in KINDS:
+        raise PatternError(f"pattern {pattern_id!r}: kind {kind!r} is not known; expected one of {', '.join(KINDS)}")
+    params: dict[str, str] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise PatternError(f"pattern {pattern_id!r}: {part!r} is not key=value")
+        params[key.strip()] = value.strip()
+    return kind, params
+
+
+def _whole(pattern_id: str, params: dict[str, str], key: str) -> int:
+    value = params.get(key)
+    if value is None or not value.isdigit():
+        raise PatternError(f"pattern {pattern_id!r}: {key} = {value!r}; expected a whole number >= 0")
+    return int(value)
+
+
+class PatternLibrary:
+    """Resolves pattern ids for the SLMs of one open bench (``optgen.Bench``)."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self._seed_sources: dict[int, object] = {}
+
+    @property
+    def _sources(self):
+        # what the bench's runs show (lab.run.sources.RunSources), loaded and checked when the bench opened
+        return self.bench._sources
+
+    def seeds(self, random_seed: int):
+        """The bench's seed source for ``random_seed`` (the one ``Bench.generate`` uses)."""
+        if random_seed not in self._seed_sources:
+            self._seed_sources[random_seed] = self._sources.seeds(random_seed)
+        return self._seed_sources[random_seed]
+
+    def resolve(self, slm, pattern_id: str) -> Upload:
+        """What ``slm`` (a PhaseSLM) is given for ``pattern_id``. Runs on the device thread: a seed's
+        gray levels go through the SLM's LUT (``phase_to_gray``), as the run loop prepares them."""
+        kind, params = parse_pattern_id(pattern_id)
+        cfg = self.bench.config
+        if kind == "seed":
+            random_seed, index = _whole(pattern_id, params, "seed"), _whole(pattern_id, params, "index")
+            if set(params) - {"seed", "index"}:
+                raise PatternError(f"pattern {pattern_id!r}: a seed takes seed= and index= only")
+            seeds = self.seeds(random_seed)
+            if index >= len(seeds):
+                raise PatternError(f"pattern {pattern_id!r}: the seed source {seeds.name} holds {len(seeds)} seeds")
+            phase = seed_to_slm_phase(seeds.seed(index).phase, cfg.geometry.superpixel_px, slm.shape)
+            return Upload(slm.phase_to_gray(phase), seed_pattern_id(random_seed, index))
+        if kind == "decoder":
+            if params:
+                raise PatternError(f"pattern {pattern_id!r}: the decoder takes no parameters")
+            cals = self.bench.devices.calibrations
+            placement = cals.decoder_placement() if cals else None
+            phase = place_decoder(self._sources.decoder_phase, slm.shape, placement, cfg.decoding_slm.pitch_um * 1e-6)
+            return Upload(phase, "decoder")
+        from optgen.lab.live.patterns import make_pattern
+
+        phase = make_pattern(kind, params, slm_name=slm.name, shape=tuple(slm.shape), pitch_m=float(slm.pitch_um[0]) * 1e-6,
+                             wavelength_m=cfg.laser.wavelength_nm * 1e-9, superpixel_px=cfg.geometry.superpixel_px,
+                             seed_phase=None, seed_count=0, decoder=None)
+        return Upload(phase, pattern_id)

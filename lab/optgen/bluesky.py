@@ -1,0 +1,38 @@
+"""optgen under bluesky: ophyd-async devices for an open bench and plans for the RunEngine.
+
+Needs the extra ``bluesky`` (``pip install -e '.[bluesky]'``)::
+
+    from bluesky import RunEngine
+    import optgen, optgen.bluesky
+
+    RE = RunEngine()
+    with optgen.open_bench() as bench:
+        devices = optgen.bluesky.devices(bench)             # laser, encoding_slm, decoding_slm, camera
+        optgen.bluesky.suspend_on_laser_fault(RE, devices)  # a fault or open interlock suspends
+        RE(optgen.bluesky.plans.generate(devices, 20, seed=1))
+        devices.close()
+
+See docs/api.md and decision 0023 (threads, safety).
+"""
+
+from __future__ import annotations
+
+from optgen.drivers.errors import OptgenError
+
+__all__ = ["LaserFaultSuspender", "MissingExtraError", "OptgenBench", "devices", "plans", "suspend_on_laser_fault"]
+
+
+class MissingExtraError(OptgenError, ImportError):
+    """optgen.bluesky was imported without the packages of its extra."""
+
+
+try:
+    import bluesky  # noqa: F401 - checked here so the message names the extra
+    import ophyd_async  # noqa: F401
+except ImportError as exc:
+    raise MissingExtraError(f"optgen.bluesky needs bluesky and ophyd-async ({exc}); install the extra: "
+                            f"pip install -e '.[bluesky]'") from None
+
+from optgen.lab.bluesky import plans  # noqa: E402 - after the check above
+from optgen.lab.bluesky.bench import OptgenBench, devices  # noqa: E402
+from optgen.lab.bluesky.suspenders import LaserFaultSuspender, suspend_on_laser_fault  # noqa: E402
