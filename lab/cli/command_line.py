@@ -13,6 +13,7 @@ from optgen.drivers.errors import OptgenError
 from optgen.lab.cli.checks import positive_number, whole_number
 from optgen.lab.cli.commands import cmd_config, cmd_devices, cmd_evaluate, cmd_train
 from optgen.lab.cli.live import add_live_parsers
+from optgen.lab.cli.queue_server import add_queue_server_parser
 from optgen.lab.cli.refine import add_refine_parser
 from optgen.lab.cli.run import cmd_run, cmd_status
 
@@ -145,6 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     add_refine_parser(sub)
     add_live_parsers(sub)
+    add_queue_server_parser(sub)
 
     devices = sub.add_parser("devices", help="identify each device of the bench file, or probe what is attached",
                              description="Open every device of the bench file and print its identity and state "

@@ -160,6 +160,14 @@ def invocations(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["show", str(f["not_a_run"].parent)], "not_a_run"),
         (["show", str(f["folder"]), "--port", "65536"], "--port"),
     ]
+    # queue-server (checked before the manager starts)
+    cases += [
+        (["queue-server", "--bench", missing], "optgen-fuzz"),
+        (["queue-server", "--bench", str(f["garbage"])], "garbage.toml"),
+        (["queue-server", "--bench", bench, "--redis", "localhost"], "--redis"),
+        (["queue-server", "--bench", bench, "--control-port", "6000", "--info-port", "6000"], "--info-port"),
+        (["queue-server", "--bench", bench, "--control-port", "99999"], "--control-port"),
+    ]
     # devices
     cases += [
         (["devices", "--bench", missing], "optgen-fuzz"),

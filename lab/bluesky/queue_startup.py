@@ -1,0 +1,60 @@
+"""The RE Manager worker's environment for optgen: the bench, its devices, a RunEngine and the plans
+a queue server offers (``start-re-manager --startup-module optgen.lab.bluesky.queue_startup``;
+``optgen queue-server`` starts it so).
+
+Read from the environment the launcher sets:
+
+- ``OPTGEN_BENCH``: the bench file ("" or unset: the embedded simulated bench);
+- ``OPTGEN_CALIBRATIONS``: the calibration store (default: the bench file's);
+- ``OPTGEN_FRAMES_DIR``: where the camera writes its HDF5 frame files (default ``bluesky-frames``).
+
+Names starting with ``_`` are hidden from the queue server's clients; ``bench`` is the device,
+``generate``, ``scan_exposure`` and ``dark`` the plans. When the environment closes (or the worker
+ends) the devices and the bench close: the laser off, verified.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from bluesky import RunEngine
+
+import optgen
+from optgen.lab.bluesky import plans as _plans
+from optgen.lab.bluesky.bench import devices as _devices
+from optgen.lab.bluesky.suspenders import suspend_on_laser_fault as _suspend_on_laser_fault
+
+RE = RunEngine({})
+_bench = optgen.open_bench(os.environ.get("OPTGEN_BENCH") or None,
+                           calibrations=os.environ.get("OPTGEN_CALIBRATIONS") or None)
+bench = _devices(_bench, frames_dir=os.environ.get("OPTGEN_FRAMES_DIR") or "bluesky-frames")
+_suspend_on_laser_fault(RE, bench)
+
+
+def generate(count: int = 1, seed: int = 0):
+    """Generate ``count`` images with the bench file's model (as ``optgen run --count N --seed S``)."""
+    yield from _plans.generate(bench, count, seed)
+
+
+def scan_exposure(exposures_ms: list, frames_per_point: int = 1):
+    """One frame per exposure (milliseconds), the laser lit throughout."""
+    yield from _plans.scan(bench, bench.camera.exposure, [float(v) * 1e-3 for v in exposures_ms],
+                           frames_per_point=frames_per_point)
+
+
+def dark():
+    """One frame with the laser off."""
+    from bluesky import preprocessors as _bpp
+
+    yield from _bpp.run_wrapper(_plans.dark_frame(bench), md={"plan_name": "dark"})
+
+
+def _close() -> None:
+    try:
+        bench.close()
+    finally:
+        _bench.close()
+
+
+atexit.register(_close)

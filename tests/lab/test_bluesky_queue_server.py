@@ -1,0 +1,187 @@
+"""optgen behind bluesky-queueserver: a real Redis and a real RE Manager on 127.0.0.1 (``optgen
+queue-server``), a generate plan submitted through the queue server's API, its frames bit for bit
+those of ``Bench.generate`` on the twin, and the bench closed when the manager stops."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("bluesky_queueserver", reason="the bluesky extra is not installed (pip install -e '.[bluesky]')")
+pytest.importorskip("ophyd_async", reason="the bluesky extra is not installed")
+REDIS = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(REDIS is None, reason="Debian's redis-server is not installed (.ci/run installs it)")
+
+START_S = 60.0
+PLAN_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{what} within {timeout_s:g} s")
+
+
+@pytest.fixture
+def redis_port(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, 20.0, "redis-server did not answer")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def small_bench_file(tmp_path) -> Path:
+    from optgen.lab.bench.examples import small_bench_text
+
+    path = tmp_path / "small-queue.toml"
+    # the twin's laser power noise off: Bench.generate's own frames are reproducible only so (decision 0023)
+    path.write_text(small_bench_text({("twin.laser", "power_noise_rms"): "0.0"}))
+    return path
+
+
+def test_a_generate_plan_through_the_queue_server_gives_the_frames_of_bench_generate(tmp_path, redis_port,
+                                                                                   small_bench_file):
+    from bluesky_queueserver_api import BPlan
+
+    import optgen
+
+    manager, api = start_queue_server(tmp_path, small_bench_file, redis_port)
+    try:
+        api.environment_open()
+        api.wait_for_idle(timeout=START_S)
+        assert api.status()["worker_environment_exists"]
+        allowed = api.plans_allowed()["plans_allowed"]
+        assert {"generate", "scan_exposure", "dark"} <= set(allowed)
+        assert not any(name.startswith("_") for name in allowed)
+        assert "bench" in api.devices_allowed()["devices_allowed"]
+
+        api.item_add(BPlan("generate", count=3, seed=1))
+        api.queue_start()
+        api.wait_for_idle(timeout=PLAN_S)
+        result = api.history_get()["items"][-1]["result"]
+        assert result["exit_status"] == "completed", result
+        assert len(result["run_uids"]) == 1
+
+        api.environment_close()
+        api.wait_for_idle(timeout=START_S)
+        assert api.send_request(method="manager_stop")["success"]
+        assert manager.wait(30) == 0
+    finally:
+        if manager.poll() is None:
+            manager.send_signal(signal.SIGINT)
+            manager.wait(30)
+        api.close()
+
+    stacks = []
+    for path in sorted((tmp_path / "frames").glob("*.h5")):
+        with h5py.File(path, "r") as f:
+            stacks += [d[...] for _, d in _datasets(f) if d.ndim == 3 and d.shape == (3, 256, 320)]
+    assert len(stacks) == 1, f"expected one file of 3 frames, found {len(stacks)}"
+    with optgen.open_bench(small_bench_file) as bench:
+        run = bench.generate(3, seed=1, out=tmp_path / "reference")
+        reference = np.stack([run.frame(i) for i in range(3)])
+    assert np.array_equal(stacks[0], reference)
+
+
+def start_queue_server(tmp_path: Path, bench_file: Path, redis_port: int, **popen) -> tuple:
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    control, info = free_port(), free_port()
+    manager = subprocess.Popen(
+        [sys.executable, "-m", "optgen.lab.cli", "queue-server", "--bench", str(bench_file),
+         "--redis", f"127.0.0.1:{redis_port}", "--control-port", str(control), "--info-port", str(info),
+         "--frames-dir", str(tmp_path / "frames"), "--state-dir", str(tmp_path / "state")],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    api = REManagerAPI(zmq_control_addr=f"tcp://127.0.0.1:{control}", zmq_info_addr=f"tcp://127.0.0.1:{info}",
+                       timeout_recv=5.0, timeout_send=5.0)
+
+    def manager_answers() -> bool:
+        try:
+            return api.status()["manager_state"] == "idle"
+        except Exception:
+            return manager.poll() is not None
+
+    wait_for(manager_answers, START_S, "the RE Manager did not answer")
+    assert manager.poll() is None, "the queue server ended at start"
+    return manager, api
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_killing_the_queue_server_mid_plan_leaves_the_laser_off(tmp_path, redis_port, trial):
+    """The manager and its worker killed (SIGKILL to the process group, as a service manager
+    stops a unit) while a plan emits: the laser watchdog, a process of its own, turns the laser off."""
+    import os
+    import random
+
+    from bluesky_queueserver_api import BPlan
+
+    from optgen.lab.bench.examples import external_laser_bench_text
+    from tests.safety.conftest import ExternalLaser
+
+    laser = ExternalLaser("obis", tmp_path / "laser-state.json")
+    manager = api = None
+    try:
+        bench_file = tmp_path / "external.toml"
+        bench_file.write_text(external_laser_bench_text(laser.port))
+        manager, api = start_queue_server(tmp_path, bench_file, redis_port, start_new_session=True)
+        api.environment_open()
+        api.wait_for_idle(timeout=START_S)
+        api.item_add(BPlan("generate", count=400, seed=trial))
+        api.queue_start()
+        assert laser.wait_for(True, 60.0), "the laser never came on"
+        time.sleep(random.Random(trial).uniform(0.0, 0.3))
+        os.killpg(manager.pid, signal.SIGKILL)
+        manager.wait(30)
+        assert laser.wait_for(False, 10.0), "the laser stayed on after the queue server was killed"
+    finally:
+        if manager is not None and manager.poll() is None:
+            os.killpg(manager.pid, signal.SIGKILL)
+            manager.wait(30)
+        if api is not None:
+            api.close()
+        laser.close()
+
+
+def _datasets(group, prefix=""):
+    for name, item in group.items():
+        if isinstance(item, h5py.Dataset):
+            yield prefix + name, item
+        else:
+            yield from _datasets(item, prefix + name + "/")
