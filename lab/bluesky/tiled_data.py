@@ -1,0 +1,361 @@
+"""optgen's bluesky runs into a Tiled server (issue 23, data; decision 0023, "Runs into Tiled").
+
+    client = tiled_client("http://tiled.lab:8000", api_key=...)     # refused here: wrong key, no server
+    link = send_runs_to_tiled(RE, devices, client, documents_dir="runs")
+    RE(plans.generate(devices, 20))
+    link.last.summary()        # "run 3f2a...: 21 of 21 frames in Tiled at http://..."
+
+bluesky's ``TiledWriter`` writes each run into the server: the start document (with the bench
+file, calibration ids and device snapshot of ``optgen.lab.bluesky.metadata.bench_metadata``), the
+events' readings as a table, and the camera's frames as *external* HDF5 resources - the server
+reads the frame files where the camera wrote them (it must be allowed to: ``tiled serve ... -r
+FRAMES_DIR``), nothing is copied. Each frame is registered as its StreamDatum arrives
+(``batch_size=1``), so what reached the server is known frame by frame.
+
+A Tiled server is a place the data goes *after* the bench: it never stops a run.
+
+- Before a plan runs (each ``RE(...)`` call), the server is asked once, bounded: a wrong API key
+  (:class:`TiledRefused`) or no server (:class:`TiledUnreachable`) is raised there, before the
+  plan's first message, so no light is spent on a run the server would not take.
+- A write that fails during a run (the server went away, refused a document) is caught here, not
+  raised into the RunEngine (where it would abort the run): the frames stay in the camera's HDF5
+  files, every document of the run is in a local JSON-lines file (``documents_dir``), nothing more is
+  sent for that run, and the operator gets one WARNING naming the error at the failure and one
+  ERROR at the run's end saying how many frames did not reach the server, where they are and how
+  to send them later (:func:`send_documents`). :attr:`TiledRuns.deliveries` keeps the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optgen.drivers.errors import OptgenError
+
+__all__ = ["Delivery", "TiledRefused", "TiledRuns", "TiledUnreachable", "send_documents", "send_runs_to_tiled",
+           "tiled_client"]
+
+log = logging.getLogger("optgen.bluesky")
+
+CHECK_TIMEOUT_S = 10.0       # one bounded request before each RE(...) call
+
+
+class TiledUnreachable(OptgenError):
+    """No Tiled server answers at the address (or it answered with an error that is not about the key)."""
+
+
+class TiledRefused(OptgenError):
+    """The Tiled server refused the API key (HTTP 401 / 403)."""
+
+
+def _require_tiled():
+    try:
+        import tiled.client  # noqa: F401
+        from bluesky.callbacks.tiled_writer import TiledWriter  # noqa: F401
+    except ImportError as exc:
+        raise OptgenError(f"runs into Tiled need the Tiled client ({exc}); install it: "
+                          f"pip install 'tiled[client]>=0.2'") from None
+
+
+def _refusal(uri: str, status: int, detail: str) -> TiledRefused:
+    return TiledRefused(f"the Tiled server at {uri} refused the API key (HTTP {status}: {detail}); give the key "
+                        f"its operator set (tiled serve --api-key, or TILED_SINGLE_USER_API_KEY on the server) "
+                        f"as api_key= or in the environment variable TILED_API_KEY")
+
+
+def tiled_client(uri: str, api_key: str | None = None, *, timeout_s: float = CHECK_TIMEOUT_S):
+    """A Tiled client for the server at ``uri``, its API key checked.
+
+    Parameters
+    ----------
+    uri : str
+        The server, e.g. ``"http://tiled.lab:8000"`` (a path below it, e.g. ``.../api/v1/metadata/lab``,
+        writes the runs into that container).
+    api_key : str, optional
+        The server's API key; None: the environment variable ``TILED_API_KEY``.
+    timeout_s : float, default 10
+        How long the first request waits for the server (the check is one bounded request,
+        without the client's retries).
+
+    Raises
+    ------
+    TiledRefused
+        The server refused the key.
+    TiledUnreachable
+        No server answers at ``uri`` within ``timeout_s``, or it answered with another error.
+    """
+    _require_tiled()
+    import os
+
+    from tiled.client import from_uri
+
+    if api_key is None:
+        api_key = os.environ.get("TILED_API_KEY") or None
+    _probe(uri, api_key, timeout_s)                 # bounded, no retries: a clear error fast
+    try:
+        return from_uri(uri, api_key=api_key)
+    except Exception as exc:                        # the server changed its mind since the probe
+        raise _classify(uri, exc) from None
+
+
+def _probe(uri: str, api_key: str | None, timeout_s: float) -> None:
+    """One GET of the server's metadata root at ``uri``: TiledRefused / TiledUnreachable, or None."""
+    import httpx
+
+    target = _metadata_uri(uri)
+    headers = {"Authorization": f"Apikey {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(target, headers=headers, timeout=timeout_s, follow_redirects=True)
+    except httpx.HTTPError as exc:
+        raise TiledUnreachable(f"no Tiled server answers at {uri} ({type(exc).__name__}: {exc or 'no answer'} "
+                               f"within {timeout_s:g} s); is `tiled serve` running there?") from None
+    if response.status_code in (401, 403):
+        raise _refusal(uri, response.status_code, _detail(response))
+    if response.status_code >= 400:
+        raise TiledUnreachable(f"the Tiled server at {uri} answered HTTP {response.status_code} "
+                               f"({_detail(response)}) to {target}")
+
+
+def _metadata_uri(uri: str) -> str:
+    base = uri.rstrip("/")
+    if "/api/v1/" in base + "/":
+        return base
+    return base + "/api/v1/metadata/"
+
+
+def _detail(response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))[:200]
+    except Exception:
+        return response.text[:200]
+
+
+def _classify(uri: str, exc: Exception) -> OptgenError:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        return _refusal(uri, status, str(exc).splitlines()[0])
+    return TiledUnreachable(f"the Tiled server at {uri}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+
+@dataclass
+class Delivery:
+    """What of one run reached the Tiled server."""
+
+    run_uid: str
+    uri: str
+    documents_file: Path | None = None
+    frames: int = 0                 # frames the run's StreamDatum documents point to
+    frames_sent: int = 0            # of them, registered in Tiled
+    frame_files: list[str] = field(default_factory=list)
+    error: str | None = None        # the first write that failed (None: all reached the server)
+    failed_at: str | None = None    # the document it failed at ("stream_datum", "stop", ...)
+    ended: bool = False             # the run's stop document was seen
+
+    @property
+    def complete(self) -> bool:
+        """Every document of a finished run reached the server."""
+        return self.ended and self.error is None
+
+    def summary(self) -> str:
+        if self.error is None:
+            return f"run {self.run_uid}: {self.frames_sent} of {self.frames} frames in Tiled at {self.uri}"
+        missing = self.frames - self.frames_sent
+        files = ", ".join(self.frame_files) or "none written"
+        where = (f"; every document of the run is in {self.documents_file}: send it when the server is back "
+                 f"with optgen.lab.bluesky.tiled_data.send_documents(path, client)" if self.documents_file else "")
+        return (f"run {self.run_uid}: {missing} of {self.frames} frames did not reach the Tiled server at {self.uri} "
+                f"(failed at the {self.failed_at} document: {self.error}); the frames stay on local disk in "
+                f"{files}{where}")
+
+
+class TiledRuns:
+    """A RunEngine subscription that writes every run into a Tiled server (:func:`send_runs_to_tiled`)."""
+
+    def __init__(self, client, *, uri: str | None = None, devices=None, documents_dir: str | Path | None = None,
+                 check_timeout_s: float = CHECK_TIMEOUT_S):
+        _require_tiled()
+        self.client = client
+        self.uri = uri or str(getattr(client, "uri", "the Tiled server"))
+        self.devices = devices
+        self.documents_dir = Path(documents_dir).resolve() if documents_dir is not None else None
+        self.check_timeout_s = float(check_timeout_s)
+        self.deliveries: dict[str, Delivery] = {}
+        self._writer = None          # the TiledWriter of the run in progress
+        self._current: Delivery | None = None
+        self._file = None
+        self._RE = None
+        self._token = None
+
+    # --- the RunEngine ----------------------------------------------------------------------
+    def attach(self, RE) -> "TiledRuns":
+        """Subscribe to ``RE`` and check the server before each of its plans."""
+        self._RE = RE
+        self._token = RE.subscribe(self)
+        RE.preprocessors.append(self._before_plan)
+        return self
+
+    def detach(self) -> None:
+        """Unsubscribe (the run in progress, if any, is no longer written)."""
+        if self._RE is not None:
+            self._RE.unsubscribe(self._token)
+            if self._before_plan in self._RE.preprocessors:
+                self._RE.preprocessors.remove(self._before_plan)
+            self._RE = None
+
+    @property
+    def last(self) -> Delivery | None:
+        """The latest run's delivery (None before the first run)."""
+        return next(reversed(self.deliveries.values()), None)
+
+    def _before_plan(self, plan):
+        """A RunEngine preprocessor: runs when ``RE(plan)`` is called, before the plan's first message.
+        Checks the server (TiledRefused / TiledUnreachable) and adds the bench facts to a start
+        document that has none (plans other than optgen's own)."""
+        _probe(self.uri, self._api_key(), self.check_timeout_s)
+        if self.devices is None:
+            return plan
+        return self._with_bench_metadata(plan)
+
+    def _with_bench_metadata(self, plan):
+        from bluesky.preprocessors import msg_mutator
+
+        from optgen.lab.bluesky.metadata import bench_metadata
+
+        def add(msg):
+            if msg.command == "open_run" and "optgen" not in msg.kwargs:
+                msg = msg._replace(kwargs={**bench_metadata(self.devices), **msg.kwargs})
+            return msg
+
+        return msg_mutator(plan, add)
+
+    def _api_key(self) -> str | None:
+        return getattr(self.client.context, "api_key", None)
+
+    # --- the documents -------------------------------------------------------------------------
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self._begin(doc)
+        delivery = self._current
+        if delivery is None:             # a document of a run that began before this subscription
+            return
+        self._keep_locally(name, doc)
+        self._count(name, doc, delivery)
+        if delivery.error is None:
+            try:
+                if self._writer is None:     # one per run: a failed run leaves nothing behind in the next
+                    from bluesky.callbacks.tiled_writer import TiledWriter
+
+                    self._writer = TiledWriter(self.client, batch_size=1)
+                self._writer(name, doc)
+            except Exception as exc:     # never into the RunEngine: the run goes on, its data on disk
+                delivery.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+                delivery.failed_at = name
+                log.warning("run %s: the Tiled server at %s took no more of this run (at its %s document: %s); "
+                            "the run goes on, its frames and documents stay on local disk",
+                            delivery.run_uid, self.uri, name, delivery.error)
+            else:
+                if name == "stream_datum":
+                    delivery.frames_sent += _rows(doc)
+        if name == "stop":
+            self._end(delivery)
+
+    def _begin(self, doc: dict) -> None:
+        if self._file is not None:
+            self._file.close()
+        delivery = Delivery(run_uid=doc["uid"], uri=self.uri)
+        if self.documents_dir is not None:
+            self.documents_dir.mkdir(parents=True, exist_ok=True)
+            delivery.documents_file = self.documents_dir / f"{doc['uid']}.jsonl"
+            self._file = open(delivery.documents_file, "w", encoding="utf-8")
+        self.deliveries[delivery.run_uid] = self._current = delivery
+        self._writer = None
+
+    def _keep_locally(self, name: str, doc: dict) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps([name, doc], default=_plain) + "\n")
+            self._file.flush()
+
+    def _count(self, name: str, doc: dict, delivery: Delivery) -> None:
+        if name == "stream_resource":
+            path = str(doc.get("uri", "")).removeprefix("file://localhost").removeprefix("file://")
+            if path and path not in delivery.frame_files:
+                delivery.frame_files.append(path)
+        elif name == "stream_datum":
+            delivery.frames += _rows(doc)
+
+    def _end(self, delivery: Delivery) -> None:
+        delivery.ended = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._current, self._writer = None, None
+        if delivery.error is None:
+            log.info("%s", delivery.summary())
+        else:
+            log.error("%s", delivery.summary())
+
+
+def _rows(stream_datum: dict) -> int:
+    indices = stream_datum.get("indices", {})
+    return int(indices.get("stop", 0)) - int(indices.get("start", 0))
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None, api_key: str | None = None,
+                       documents_dir: str | Path | None = "bluesky-documents") -> TiledRuns:
+    """Write every run of ``RE`` into a Tiled server from now on.
+
+    Parameters
+    ----------
+    RE : bluesky.RunEngine
+    devices : OptgenBench, optional
+        From ``optgen.bluesky.devices(bench)``: a plan whose start document lacks the bench facts
+        (not one of optgen's plans, e.g. ``bluesky.plans.count``) gets them added.
+    client : tiled client, optional
+        From :func:`tiled_client`; or give ``uri`` (and ``api_key``) and it is made here.
+    documents_dir : str or Path or None, default "bluesky-documents"
+        Where every run's documents are also kept, one JSON-lines file per run (what to send later
+        when the server was away); None: nowhere.
+
+    Raises
+    ------
+    TiledRefused, TiledUnreachable
+        From :func:`tiled_client`, before anything is subscribed.
+    """
+    if client is None:
+        if uri is None:
+            raise OptgenError("send_runs_to_tiled: give a client (tiled_client(uri, api_key)) or uri=")
+        client = tiled_client(uri, api_key)
+    return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir).attach(RE)
+
+
+def send_documents(documents_file: str | Path, client) -> Delivery:
+    """Send a run kept in a JSON-lines file (``documents_dir``) into Tiled, e.g. after the server was
+    away during the run. A part of the run that reached the server before is replaced.
+
+    The frame files the documents point to must still be where the camera wrote them."""
+    _require_tiled()
+    lines = Path(documents_file).read_text(encoding="utf-8").splitlines()
+    documents = [json.loads(line) for line in lines if line.strip()]
+    if not documents or documents[0][0] != "start":
+        raise OptgenError(f"{documents_file}: not a run's documents (the first line is not its start document)")
+    uid = documents[0][1]["uid"]
+    if uid in client:      # the part that reached the server: its event table goes, the frame files stay
+        client.delete_contents(uid, recursive=True, external_only=False)
+    runs = TiledRuns(client, documents_dir=None)
+    started = time.monotonic()
+    for name, doc in documents:
+        runs(name, doc)
+    delivery = runs.deliveries[uid]
+    log.debug("sent %s in %.1f s", documents_file, time.monotonic() - started)
+    return delivery

@@ -1,0 +1,180 @@
+"""optgen's bluesky runs into a real Tiled server (`tiled serve` on 127.0.0.1 with an API key):
+the start document carries the bench, the frames read through Tiled are the frames the camera wrote,
+a wrong key is refused before any light, a server that goes away mid-run loses no frame."""
+# ruff: noqa: F811 - the fixtures RE, docs and twin come from tests.lab.bluesky_twin
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bluesky", reason="the extra 'bluesky' is not installed (pip install -e '.[bluesky]')")
+pytest.importorskip("ophyd_async", reason="the extra 'bluesky' is not installed (pip install -e '.[bluesky]')")
+pytest.importorskip("tiled.client", reason="tiled is not installed (pip install 'tiled[server,client]>=0.2')")
+pytest.importorskip("tiled.server", reason="the Tiled server is not installed (pip install 'tiled[server,client]>=0.2')")
+
+import tiled.client.utils  # noqa: E402
+
+from optgen.lab.bluesky import plans  # noqa: E402
+from optgen.lab.bluesky.tiled_data import (  # noqa: E402
+    TiledRefused,
+    TiledRuns,
+    TiledUnreachable,
+    send_documents,
+    send_runs_to_tiled,
+    tiled_client,
+)
+from tests.lab.bluesky_twin import RE, Documents, docs, twin  # noqa: E402,F401
+from tests.lab.tiled_server import TiledServer, free_port  # noqa: E402
+
+CAMERA = "bench-camera"
+
+
+@pytest.fixture(scope="module")
+def tiled_server(tmp_path_factory):
+    """One server for the module; it may read every test's folder (the camera's frame files)."""
+    base = tmp_path_factory.getbasetemp()
+    server = TiledServer(tmp_path_factory.mktemp("tiled"), readable=[base]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bounded_retries(monkeypatch):
+    """The Tiled client retries a refused connection for up to 45 s per request; 2 s here."""
+    monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_TIMEOUT", 2.0)
+    monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_ATTEMPTS", 3)
+
+
+def camera_frames(run, stream: str = "primary") -> np.ndarray:
+    return run[stream][CAMERA].read()
+
+
+def test_a_generate_run_reaches_tiled_with_the_bench_and_the_frames_bit_for_bit(RE, twin, docs, tiled_server):
+    bench, devices = twin
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    link = send_runs_to_tiled(RE, devices, client, documents_dir="documents")
+    try:
+        RE(plans.generate(devices, 4, seed=3))
+    finally:
+        link.detach()
+    assert docs.exit_status() == "success"
+    uid = docs.of("start")[0]["uid"]
+    run = client[uid]                                         # a fresh read, through the server
+    start = run.metadata["start"]
+    assert start["optgen"]["bench_file"] == bench.config.text
+    ids = bench.devices.calibration_ids()
+    assert ids and {k.replace(".", ":"): v for k, v in ids.items()} == start["optgen"]["calibrations"]
+    assert start["optgen"]["devices"]["camera"]["resolution"] == [320, 256]
+    assert run.metadata["stop"]["exit_status"] == "success"
+
+    written = docs.frames()                                   # what the camera wrote to its HDF5 file
+    through_tiled = camera_frames(run)
+    assert written.shape[0] == 4 and written.std() > 0
+    assert through_tiled.dtype == written.dtype and np.array_equal(through_tiled, written)
+    assert np.array_equal(camera_frames(run, "dark"), docs.frames("dark"))
+    assert list(run["primary"]["seq_num"].read()) == [1, 2, 3, 4]
+
+    delivery = link.deliveries[uid]
+    assert delivery.complete and delivery.frames == delivery.frames_sent == 5      # 4 lit + 1 dark
+    assert "5 of 5 frames in Tiled" in delivery.summary()
+    assert [name for name, _ in docs.all] == [line.split('"')[1] for line in
+                                              delivery.documents_file.read_text().splitlines()]
+
+
+def test_a_plan_without_the_bench_facts_gets_them(RE, twin, docs, tiled_server):
+    """bluesky's own count plan over the camera: its start document gets the bench file too."""
+    import bluesky.plans as bp
+
+    bench, devices = twin
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    link = send_runs_to_tiled(RE, devices, client, documents_dir=None)
+    try:
+        RE(bp.count([devices.camera], 2))
+    finally:
+        link.detach()
+    run = client[docs.of("start")[0]["uid"]]
+    assert run.metadata["start"]["plan_name"] == "count"
+    assert run.metadata["start"]["optgen"]["bench_file"] == bench.config.text
+    assert np.array_equal(camera_frames(run), docs.frames())
+    assert link.last.complete and link.last.documents_file is None
+
+
+def test_a_wrong_api_key_is_refused_before_any_light(RE, twin, docs, tiled_server):
+    bench, devices = twin
+    with pytest.raises(TiledRefused, match="refused the API key.*TILED_API_KEY"):
+        tiled_client(tiled_server.uri, "wrongkey0")
+    with pytest.raises(TiledRefused, match="refused the API key"):
+        send_runs_to_tiled(RE, devices, uri=tiled_server.uri, api_key="wrongkey0")
+    with pytest.raises(TiledUnreachable, match="no Tiled server answers"):
+        tiled_client(f"http://127.0.0.1:{free_port()}", tiled_server.api_key, timeout_s=5)
+
+    # a key that was good when subscribed and is not any more (revoked, changed): the check before
+    # the plan refuses it, before the plan's first message
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    link = send_runs_to_tiled(RE, devices, client)
+    lit: list[bool] = []
+    bench.devices.laser.observers.append(lambda emission=None, setpoint_w=None: emission and lit.append(emission))
+    client.context.api_key = "wrongkey0"
+    try:
+        with pytest.raises(TiledRefused, match="refused the API key"):
+            RE(plans.generate(devices, 2, seed=0))
+    finally:
+        link.detach()
+    assert docs.all == [] and lit == [] and link.deliveries == {}
+    assert bench.devices.laser.emission is False
+
+
+def test_a_server_that_goes_away_mid_run_loses_no_frame(RE, twin, docs, tmp_path, bounded_retries, caplog):
+    """The run goes on (its frames stay on disk), the operator is told what did not reach the server,
+    and the kept documents send the whole run once the server is back."""
+    bench, devices = twin
+    server = TiledServer(tmp_path / "tiled", readable=[tmp_path]).start()
+    try:
+        client = tiled_client(server.uri, server.api_key)
+        link = TiledRuns(client, uri=server.uri, devices=devices, documents_dir="documents").attach(RE)
+        seen = Documents()
+
+        def stop_server_after_two_frames(name, doc):
+            seen(name, doc)
+            if name == "stream_datum" and len(seen.of("stream_datum")) == 3:      # the dark frame, then two lit
+                server.stop()
+
+        token = RE.subscribe(stop_server_after_two_frames)     # after the link: frame 3 reached the server first
+        try:
+            with caplog.at_level(logging.WARNING, logger="optgen.bluesky"):
+                RE(plans.generate(devices, 6, seed=1))
+        finally:
+            RE.unsubscribe(token)
+            link.detach()
+
+        assert docs.exit_status() == "success"                # the run was not aborted for the server
+        written = docs.frames()
+        assert written.shape[0] == 6 and written.std() > 0    # every frame on local disk
+        delivery = link.last
+        assert not delivery.complete and delivery.ended
+        assert delivery.frames == 7 and delivery.frames_sent == 3 and delivery.failed_at != "start"
+        summary = delivery.summary()
+        assert "4 of 7 frames did not reach the Tiled server" in summary
+        assert all(path in summary for path in delivery.frame_files) and delivery.frame_files
+        assert str(delivery.documents_file) in summary and delivery.documents_file.exists()
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1 and "did not reach" in errors[0].getMessage()
+        assert bench.devices.laser.emission is False
+
+        # the server is back (same catalog): the kept documents send the whole run, replacing its part
+        server.start()
+        client = tiled_client(server.uri, server.api_key)
+        uid = docs.of("start")[0]["uid"]
+        assert uid in client                                  # the part that reached it before
+        resent = send_documents(delivery.documents_file, client)
+        assert resent.complete and resent.frames_sent == 7
+        assert np.array_equal(camera_frames(client[uid]), written)
+        assert all(Path(path).exists() for path in delivery.frame_files)     # registered, never deleted
+        assert list(client[uid]["primary"]["seq_num"].read()) == [1, 2, 3, 4, 5, 6]
+        assert client[uid].metadata["start"]["optgen"]["bench_file"] == bench.config.text
+    finally:
+        server.stop()
