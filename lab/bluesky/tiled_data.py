@@ -36,11 +36,16 @@ from pathlib import Path
 from optgen.drivers.errors import OptgenError
 
 __all__ = ["Delivery", "TiledRefused", "TiledRuns", "TiledUnreachable", "send_documents", "send_runs_to_tiled",
-           "tiled_client"]
+           "send_runs_to_tiled_from_environment", "tiled_client"]
 
 log = logging.getLogger("optgen.bluesky")
 
 CHECK_TIMEOUT_S = 10.0       # one bounded request before each RE(...) call
+
+# how a lab points optgen at its server without code (a queue server's worker, a startup script)
+URI_VARIABLE = "OPTGEN_TILED_URI"               # e.g. http://tiled.lab:8000
+DOCUMENTS_VARIABLE = "OPTGEN_TILED_DOCUMENTS"   # the local copy of each run's documents (default bluesky-documents)
+# the API key: Tiled's own TILED_API_KEY
 
 
 class TiledUnreachable(OptgenError):
@@ -337,6 +342,23 @@ def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None,
             raise OptgenError("send_runs_to_tiled: give a client (tiled_client(uri, api_key)) or uri=")
         client = tiled_client(uri, api_key)
     return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir).attach(RE)
+
+
+def send_runs_to_tiled_from_environment(RE, devices=None) -> TiledRuns | None:
+    """:func:`send_runs_to_tiled` to the server the environment names, or None where it names none.
+
+    ``OPTGEN_TILED_URI`` the server, ``TILED_API_KEY`` its key, ``OPTGEN_TILED_DOCUMENTS`` where the
+    runs' documents are kept as well (default ``bluesky-documents``; empty: nowhere). A server named
+    but refusing the key or not answering raises here (TiledRefused / TiledUnreachable), before any run.
+    """
+    import os
+
+    uri = os.environ.get(URI_VARIABLE, "").strip()
+    if not uri:
+        return None
+    documents = os.environ.get(DOCUMENTS_VARIABLE, "bluesky-documents").strip() or None
+    return send_runs_to_tiled(RE, devices, uri=uri, api_key=os.environ.get("TILED_API_KEY") or None,
+                              documents_dir=documents)
 
 
 def send_documents(documents_file: str | Path, client) -> Delivery:

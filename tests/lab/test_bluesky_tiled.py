@@ -25,6 +25,7 @@ from optgen.lab.bluesky.tiled_data import (  # noqa: E402
     TiledUnreachable,
     send_documents,
     send_runs_to_tiled,
+    send_runs_to_tiled_from_environment,
     tiled_client,
 )
 from tests.lab.bluesky_twin import RE, Documents, docs, twin  # noqa: E402,F401
@@ -101,6 +102,27 @@ def test_a_plan_without_the_bench_facts_gets_them(RE, twin, docs, tiled_server):
     assert run.metadata["start"]["optgen"]["bench_file"] == bench.config.text
     assert np.array_equal(camera_frames(run), docs.frames())
     assert link.last.complete and link.last.documents_file is None
+
+
+def test_the_environment_points_optgen_at_its_server(RE, twin, docs, tiled_server, monkeypatch):
+    bench, devices = twin
+    monkeypatch.delenv("OPTGEN_TILED_URI", raising=False)
+    assert send_runs_to_tiled_from_environment(RE, devices) is None
+    monkeypatch.setenv("OPTGEN_TILED_URI", tiled_server.uri)
+    monkeypatch.setenv("TILED_API_KEY", "wrongkey0")
+    with pytest.raises(TiledRefused, match="refused the API key"):
+        send_runs_to_tiled_from_environment(RE, devices)
+    monkeypatch.setenv("TILED_API_KEY", tiled_server.api_key)
+    monkeypatch.setenv("OPTGEN_TILED_DOCUMENTS", "kept")
+    link = send_runs_to_tiled_from_environment(RE, devices)
+    try:
+        RE(plans.generate(devices, 2, seed=0))
+    finally:
+        link.detach()
+    uid = docs.of("start")[0]["uid"]
+    assert link.last.complete and link.last.documents_file == Path("kept").resolve() / f"{uid}.jsonl"
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    assert np.array_equal(camera_frames(client[uid]), docs.frames())
 
 
 def test_a_wrong_api_key_is_refused_before_any_light(RE, twin, docs, tiled_server):
