@@ -9,8 +9,10 @@ bluesky's ``TiledWriter`` writes each run into the server: the start document (w
 file, calibration ids and device snapshot of ``optgen.lab.bluesky.metadata.bench_metadata``), the
 events' readings as a table, and the camera's frames as *external* HDF5 resources - the server
 reads the frame files where the camera wrote them (it must be allowed to: ``tiled serve ... -r
-FRAMES_DIR``), nothing is copied. Each frame is registered as its StreamDatum arrives
-(``batch_size=1``), so what reached the server is known frame by frame.
+FRAMES_DIR``), nothing is copied. Frames and readings are sent ``batch_size`` frames at a time
+(default 20: two requests per frame cost the plan most of its speed; a batch costs about what one
+frame did) and the rest at the run's end; ``batch_size=1`` sends each as it comes. What reached
+the server is counted batch by batch (:class:`Delivery`).
 
 A Tiled server is a place the data goes *after* the bench: it never stops a run.
 
@@ -41,6 +43,7 @@ __all__ = ["Delivery", "TiledRefused", "TiledRuns", "TiledUnreachable", "send_do
 log = logging.getLogger("optgen.bluesky")
 
 CHECK_TIMEOUT_S = 10.0       # one bounded request before each RE(...) call
+BATCH_SIZE = 20              # frames (and event rows) per write to the server
 
 # how a lab points optgen at its server without code (a queue server's worker, a startup script)
 URI_VARIABLE = "OPTGEN_TILED_URI"               # e.g. http://tiled.lab:8000
@@ -180,13 +183,17 @@ class TiledRuns:
     """A RunEngine subscription that writes every run into a Tiled server (:func:`send_runs_to_tiled`)."""
 
     def __init__(self, client, *, uri: str | None = None, devices=None, documents_dir: str | Path | None = None,
-                 check_timeout_s: float = CHECK_TIMEOUT_S):
+                 batch_size: int = BATCH_SIZE, check_timeout_s: float = CHECK_TIMEOUT_S):
         _require_tiled()
         self.client = client
         self.uri = uri or str(getattr(client, "uri", "the Tiled server"))
         self.devices = devices
         self.documents_dir = Path(documents_dir).resolve() if documents_dir is not None else None
         self.check_timeout_s = float(check_timeout_s)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise OptgenError(f"batch_size = {batch_size!r}: expected a whole number >= 1")
+        self.batch_size = batch_size
+        self._pending: dict[str, list[int]] = {}   # per stream resource: [frames held back by the writer, next index]
         self.deliveries: dict[str, Delivery] = {}
         self._writer = None          # the TiledWriter of the run in progress
         self._current: Delivery | None = None
@@ -253,7 +260,7 @@ class TiledRuns:
                 if self._writer is None:     # one per run: a failed run leaves nothing behind in the next
                     from bluesky.callbacks.tiled_writer import TiledWriter
 
-                    self._writer = TiledWriter(self.client, batch_size=1)
+                    self._writer = TiledWriter(self.client, batch_size=self.batch_size)
                 self._writer(name, doc)
             except Exception as exc:     # never into the RunEngine: the run goes on, its data on disk
                 delivery.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"
@@ -262,8 +269,7 @@ class TiledRuns:
                             "the run goes on, its frames and documents stay on local disk",
                             delivery.run_uid, self.uri, name, delivery.error)
             else:
-                if name == "stream_datum":
-                    delivery.frames_sent += _rows(doc)
+                self._count_sent(name, doc, delivery)
         if name == "stop":
             self._end(delivery)
 
@@ -276,6 +282,7 @@ class TiledRuns:
             delivery.documents_file = self.documents_dir / f"{doc['uid']}.jsonl"
             self._file = open(delivery.documents_file, "w", encoding="utf-8")
         self.deliveries[delivery.run_uid] = self._current = delivery
+        self._pending = {}
         self._writer = None
 
     def _keep_locally(self, name: str, doc: dict) -> None:
@@ -290,6 +297,31 @@ class TiledRuns:
                 delivery.frame_files.append(path)
         elif name == "stream_datum":
             delivery.frames += _rows(doc)
+
+    def _count_sent(self, name: str, doc: dict, delivery: Delivery) -> None:
+        """After the writer took ``doc``: the frames it has sent to the server by now. bluesky's
+        TiledWriter holds a resource's StreamDatums back until ``batch_size`` consecutive frames are
+        there (or the run ends) and writes at once a pair that is not consecutive; the same rule here."""
+        if name == "stop":
+            delivery.frames_sent = delivery.frames
+            return
+        if name != "stream_datum":
+            return
+        rows, start, stop = _rows(doc), doc["indices"]["start"], doc["indices"]["stop"]
+        if self.batch_size <= 1:
+            delivery.frames_sent += rows
+            return
+        held = self._pending.get(doc["stream_resource"])
+        if held is None or held[0] == 0:
+            self._pending[doc["stream_resource"]] = [rows, stop]
+        elif held[1] != start:                       # not consecutive: both written now
+            delivery.frames_sent += held[0] + rows
+            self._pending[doc["stream_resource"]] = [0, stop]
+        elif held[0] + rows >= self.batch_size:
+            delivery.frames_sent += held[0] + rows
+            self._pending[doc["stream_resource"]] = [0, stop]
+        else:
+            self._pending[doc["stream_resource"]] = [held[0] + rows, stop]
 
     def _end(self, delivery: Delivery) -> None:
         delivery.ended = True
@@ -317,7 +349,8 @@ def _plain(value):
 
 
 def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None, api_key: str | None = None,
-                       documents_dir: str | Path | None = "bluesky-documents") -> TiledRuns:
+                       documents_dir: str | Path | None = "bluesky-documents",
+                       batch_size: int = BATCH_SIZE) -> TiledRuns:
     """Write every run of ``RE`` into a Tiled server from now on.
 
     Parameters
@@ -331,6 +364,8 @@ def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None,
     documents_dir : str or Path or None, default "bluesky-documents"
         Where every run's documents are also kept, one JSON-lines file per run (what to send later
         when the server was away); None: nowhere.
+    batch_size : int, default 20
+        Frames (and event rows) per write; 1: each frame as it comes, at a cost in frames/s.
 
     Raises
     ------
@@ -341,7 +376,7 @@ def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None,
         if uri is None:
             raise OptgenError("send_runs_to_tiled: give a client (tiled_client(uri, api_key)) or uri=")
         client = tiled_client(uri, api_key)
-    return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir).attach(RE)
+    return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir, batch_size=batch_size).attach(RE)
 
 
 def send_runs_to_tiled_from_environment(RE, devices=None) -> TiledRuns | None:
