@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from ophyd_async.core import (
+    AsyncStatus,
     DetectorAcquireLogic,
     DetectorDataLogic,
     DetectorTriggerLogic,
@@ -156,6 +157,13 @@ class OptgenCamera(StandardDetector):
         if self.file is None:
             raise DeviceError(self.driver.name, "no frame file is open (the detector was not prepared)")
         return self.file.append(self.driver.capture())
+
+    @AsyncStatus.wrap
+    async def unstage(self) -> None:
+        """Stop, close the frame file and forget the preparation: a trigger after this prepares a
+        new file instead of writing into the closed one."""
+        await super().unstage()
+        self._prepare_ctx = None
 
     # --- the RunEngine's pause hooks ---------------------------------------------------------------
     async def pause(self) -> None:

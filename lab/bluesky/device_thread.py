@@ -56,6 +56,15 @@ class DeviceThread:
         """Whether the caller is the device thread itself."""
         return threading.get_ident() == self._ident
 
+    @staticmethod
+    def _guarded(fn: Callable[..., T], *args) -> T:
+        """Run ``fn``; a KeyboardInterrupt or SystemExit raised in a driver call on this thread comes
+        back as a DeviceError (raised inside the RunEngine's loop it would end the loop's thread)."""
+        try:
+            return fn(*args)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise DeviceError(getattr(fn, "__qualname__", str(fn)), f"interrupted ({type(exc).__name__})") from None
+
     async def call(self, fn: Callable[..., T], *args) -> T:
         """Run ``fn(*args)`` on the device thread and await its result (from an asyncio loop).
 
@@ -63,14 +72,14 @@ class DeviceThread:
         already running finishes on the thread (a driver call cannot be interrupted)."""
         if self.on_thread():
             return fn(*args)
-        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        return await asyncio.wrap_future(self._executor.submit(self._guarded, fn, *args))
 
     def call_now(self, fn: Callable[..., T], *args, timeout_s: float = CALL_NOW_TIMEOUT_S) -> T:
         """Run ``fn(*args)`` on the device thread and wait for it here, at most ``timeout_s``
         (DeviceThreadBusy after that; the call still runs when its turn comes)."""
         if self.on_thread():
             return fn(*args)
-        future = self._executor.submit(fn, *args)
+        future = self._executor.submit(self._guarded, fn, *args)
         try:
             return future.result(timeout_s)
         except FutureTimeout:

@@ -65,7 +65,10 @@ def staged(device, plan: Iterable[Msg]) -> Plan:
         yield from bps.stage(device, wait=True)
         return (yield from plan)
 
-    return (yield from bpp.finalize_wrapper(inner(), bps.unstage(device, wait=True)))
+    def unstaged() -> Plan:          # a plain generator: a halt never iterates it, and bluesky would warn
+        yield from bps.unstage(device, wait=True)
+
+    return (yield from bpp.finalize_wrapper(inner(), unstaged()))
 
 
 def dark_frame(devices, stream: str = "dark") -> Plan:
@@ -75,7 +78,7 @@ def dark_frame(devices, stream: str = "dark") -> Plan:
 
 
 def lit_frame(devices, readers: Iterable = (), *, move: tuple | None = None, stream: str = "primary",
-              fault_wait_s: float = FAULT_WAIT_S) -> Plan:
+              fault_wait_s: float | None = None) -> Plan:
     """One event of a lit frame: ``move`` (a ``(setting, value)`` to set first), capture, then read
     the laser, the camera and ``readers``.
 
@@ -83,9 +86,11 @@ def lit_frame(devices, readers: Iterable = (), *, move: tuple | None = None, str
     (the run loop's rule: keep only frames the laser was confirmed on for). Otherwise it is dropped,
     its frame rolled back, and the plan waits, at most ``fault_wait_s``, for the laser to report no
     fault (a :class:`~optgen.lab.bluesky.suspenders.LaserFaultSuspender` suspends the RunEngine
-    meanwhile: laser off, verified); it is lit again and the frame taken again; LaserFaulted after that.
+    meanwhile: laser off, verified); it is lit again and the frame taken again; LaserFaulted after that
+    (``fault_wait_s`` None: ``FAULT_WAIT_S``).
     """
     camera, laser = devices.camera, devices.laser
+    fault_wait_s = FAULT_WAIT_S if fault_wait_s is None else float(fault_wait_s)
     while True:
         yield from bps.checkpoint()
         if move is not None:
