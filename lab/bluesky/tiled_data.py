@@ -12,7 +12,9 @@ reads the frame files where the camera wrote them (it must be allowed to: ``tile
 FRAMES_DIR``), nothing is copied. Frames and readings are sent ``batch_size`` frames at a time
 (default 20: two requests per frame cost the plan most of its speed; a batch costs about what one
 frame did) and the rest at the run's end; ``batch_size=1`` sends each as it comes. What reached
-the server is counted batch by batch (:class:`Delivery`).
+the server is counted batch by batch (:class:`Delivery`). The writes run on a thread of their own:
+the RunEngine hands each document over and goes on, so a slow or vanished server never holds the
+plan (and the laser) up; :meth:`TiledRuns.wait` / :meth:`TiledRuns.detach` wait, bounded, for it.
 
 A Tiled server is a place the data goes *after* the bench: it never stops a run.
 
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +164,7 @@ class Delivery:
     frame_files: list[str] = field(default_factory=list)
     error: str | None = None        # the first write that failed (None: all reached the server)
     failed_at: str | None = None    # the document it failed at ("stream_datum", "stop", ...)
-    ended: bool = False             # the run's stop document was seen
+    ended: bool = False             # the run's stop document was written (or given up on)
 
     @property
     def complete(self) -> bool:
@@ -180,10 +184,14 @@ class Delivery:
 
 
 class TiledRuns:
-    """A RunEngine subscription that writes every run into a Tiled server (:func:`send_runs_to_tiled`)."""
+    """A RunEngine subscription that writes every run into a Tiled server (:func:`send_runs_to_tiled`).
+
+    ``background`` (default True): the writes run on a thread of the subscription's own, started by
+    :meth:`attach`; False: on the RunEngine's thread, as any bluesky callback (the plan waits for
+    every write)."""
 
     def __init__(self, client, *, uri: str | None = None, devices=None, documents_dir: str | Path | None = None,
-                 batch_size: int = BATCH_SIZE, check_timeout_s: float = CHECK_TIMEOUT_S):
+                 batch_size: int = BATCH_SIZE, check_timeout_s: float = CHECK_TIMEOUT_S, background: bool = True):
         _require_tiled()
         self.client = client
         self.uri = uri or str(getattr(client, "uri", "the Tiled server"))
@@ -195,27 +203,48 @@ class TiledRuns:
         self.batch_size = batch_size
         self._pending: dict[str, list[int]] = {}   # per stream resource: [frames held back by the writer, next index]
         self.deliveries: dict[str, Delivery] = {}
-        self._writer = None          # the TiledWriter of the run in progress
-        self._current: Delivery | None = None
+        self._writer = None          # the TiledWriter of the run being written (writer thread)
+        self._current: Delivery | None = None      # the run the RunEngine is in (its thread)
         self._file = None
         self._RE = None
         self._token = None
+        self.background = bool(background)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._unfinished = 0
 
     # --- the RunEngine ----------------------------------------------------------------------
     def attach(self, RE) -> "TiledRuns":
         """Subscribe to ``RE`` and check the server before each of its plans."""
+        if self.background and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="optgen-tiled", daemon=True)
+            self._thread.start()
         self._RE = RE
         self._token = RE.subscribe(self)
         RE.preprocessors.append(self._before_plan)
         return self
 
-    def detach(self) -> None:
-        """Unsubscribe (the run in progress, if any, is no longer written)."""
+    def wait(self, timeout_s: float = 60.0) -> bool:
+        """Wait, at most ``timeout_s``, until every document so far is written (or given up on);
+        True when it is."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unfinished == 0, timeout_s)
+
+    def detach(self, timeout_s: float = 60.0) -> bool:
+        """Unsubscribe, let the writer finish what it has (at most ``timeout_s``) and end its thread;
+        True when everything was written or given up on in time."""
         if self._RE is not None:
             self._RE.unsubscribe(self._token)
             if self._before_plan in self._RE.preprocessors:
                 self._RE.preprocessors.remove(self._before_plan)
             self._RE = None
+        done = self.wait(timeout_s)
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_s if done else 0.1)
+            self._thread = None
+        return done
 
     @property
     def last(self) -> Delivery | None:
@@ -246,8 +275,9 @@ class TiledRuns:
     def _api_key(self) -> str | None:
         return getattr(self.client.context, "api_key", None)
 
-    # --- the documents -------------------------------------------------------------------------
+    # --- the documents: the RunEngine's side ---------------------------------------------------
     def __call__(self, name: str, doc: dict) -> None:
+        """On the RunEngine's thread: keep the document locally, count its frames, hand it to the writer."""
         if name == "start":
             self._begin(doc)
         delivery = self._current
@@ -255,6 +285,36 @@ class TiledRuns:
             return
         self._keep_locally(name, doc)
         self._count(name, doc, delivery)
+        if name == "stop":
+            self._current = None
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        if self._thread is None:
+            self._write(name, doc, delivery)
+            return
+        with self._idle:
+            self._unfinished += 1
+        self._queue.put((name, doc, delivery))
+
+    # --- the documents: the writer's side (its own thread, or the caller's) ---------------------
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._write(*item)
+            except Exception:            # pragma: no cover - _write catches the writer's errors itself
+                log.exception("the Tiled writer thread")
+            finally:
+                with self._idle:
+                    self._unfinished -= 1
+                    self._idle.notify_all()
+
+    def _write(self, name: str, doc: dict, delivery: Delivery) -> None:
+        if name == "start":
+            self._writer, self._pending = None, {}
         if delivery.error is None:
             try:
                 if self._writer is None:     # one per run: a failed run leaves nothing behind in the next
@@ -276,14 +336,13 @@ class TiledRuns:
     def _begin(self, doc: dict) -> None:
         if self._file is not None:
             self._file.close()
+            self._file = None
         delivery = Delivery(run_uid=doc["uid"], uri=self.uri)
         if self.documents_dir is not None:
             self.documents_dir.mkdir(parents=True, exist_ok=True)
             delivery.documents_file = self.documents_dir / f"{doc['uid']}.jsonl"
             self._file = open(delivery.documents_file, "w", encoding="utf-8")
         self.deliveries[delivery.run_uid] = self._current = delivery
-        self._pending = {}
-        self._writer = None
 
     def _keep_locally(self, name: str, doc: dict) -> None:
         if self._file is not None:
@@ -325,10 +384,7 @@ class TiledRuns:
 
     def _end(self, delivery: Delivery) -> None:
         delivery.ended = True
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._current, self._writer = None, None
+        self._writer = None
         if delivery.error is None:
             log.info("%s", delivery.summary())
         else:

@@ -6,6 +6,7 @@ a wrong key is refused before any light, a server that goes away mid-run loses n
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,33 @@ def test_the_environment_points_optgen_at_its_server(RE, twin, docs, tiled_serve
     assert np.array_equal(camera_frames(client[uid]), docs.frames())
 
 
+def test_the_plan_never_waits_for_the_server(RE, twin, docs, tiled_server, monkeypatch):
+    """The writer runs on its own thread: the run ends while the server has not taken its start yet."""
+    from bluesky.callbacks.tiled_writer import TiledWriter
+
+    bench, devices = twin
+    gate, released = threading.Event(), []
+    write = TiledWriter.__call__
+
+    def held_back(self, name, doc):
+        if name == "start":
+            released.append(gate.wait(20))            # bounded: a writer on the RunEngine's thread waits here
+        return write(self, name, doc)
+
+    monkeypatch.setattr(TiledWriter, "__call__", held_back)
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    link = send_runs_to_tiled(RE, devices, client, documents_dir=None)
+    try:
+        RE(plans.generate(devices, 3, seed=0))
+        assert docs.exit_status() == "success" and link.last.frames == 4 and not link.last.ended
+        gate.set()
+    finally:
+        gate.set()
+        assert link.detach(60)
+    assert released == [True] and link.last.complete and link.last.frames_sent == 4
+    assert np.array_equal(camera_frames(client[docs.of("start")[0]["uid"]]), docs.frames())
+
+
 def test_a_wrong_api_key_is_refused_before_any_light(RE, twin, docs, tiled_server):
     bench, devices = twin
     with pytest.raises(TiledRefused, match="refused the API key.*TILED_API_KEY"):
@@ -167,9 +195,10 @@ def test_a_server_that_goes_away_mid_run_loses_no_frame(RE, twin, docs, tmp_path
         def stop_server_after_two_frames(name, doc):
             seen(name, doc)
             if name == "stream_datum" and len(seen.of("stream_datum")) == 3:      # the dark frame, then two lit
+                assert link.wait(30)                          # the writer thread has written what it had
                 server.stop()
 
-        token = RE.subscribe(stop_server_after_two_frames)     # after the link: frame 3 reached the server first
+        token = RE.subscribe(stop_server_after_two_frames)     # after the link: frame 3 went to the writer first
         try:
             with caplog.at_level(logging.WARNING, logger="optgen.bluesky"):
                 RE(plans.generate(devices, 6, seed=1))
