@@ -1,4 +1,4 @@
-"""optgen's bluesky runs into a Tiled server (issue 23, data; decision 0023, "Runs into Tiled").
+"""optgen's bluesky runs into a Tiled server (issue 23, item 3; decision 0025).
 
     client = tiled_client("http://tiled.lab:8000", api_key=...)     # refused here: wrong key, no server
     link = send_runs_to_tiled(RE, devices, client, documents_dir="runs")
