@@ -29,9 +29,12 @@ class QueueServerSettings:
     calibrations: Path | None = None
     frames_dir: Path = Path("bluesky-frames")
     redis: str = "localhost:6379"
+    redis_prefix: str = "qs_default"         # one per bench sharing a Redis
     control_port: int = 60615                # ZeroMQ control address tcp://127.0.0.1:PORT
     info_port: int = 60625                   # ZeroMQ console/info publishing
     state_dir: Path = Path("queue-server")   # the manager's list of plans and devices
+    tiled_uri: str | None = None             # every run also into this Tiled server
+    tiled_api_key: str | None = None
 
     @property
     def control_address(self) -> str:
@@ -55,7 +58,7 @@ def manager_command(settings: QueueServerSettings) -> list[str]:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     permissions = resources.files("optgen.lab.bluesky").joinpath("queue_permissions.yaml")
     return [_manager_executable(), "--startup-module", STARTUP_MODULE,
-            "--redis-addr", settings.redis,
+            "--redis-addr", settings.redis, "--redis-name-prefix", settings.redis_prefix,
             "--zmq-control-addr", f"tcp://127.0.0.1:{settings.control_port}",
             "--zmq-info-addr", f"tcp://127.0.0.1:{settings.info_port}",
             "--zmq-publish-console", "ON",
@@ -71,4 +74,9 @@ def manager_environment(settings: QueueServerSettings) -> dict[str, str]:
     env["OPTGEN_BENCH"] = str(settings.bench.resolve()) if settings.bench is not None else ""
     env["OPTGEN_CALIBRATIONS"] = str(settings.calibrations.resolve()) if settings.calibrations is not None else ""
     env["OPTGEN_FRAMES_DIR"] = str(settings.frames_dir.resolve())
+    if settings.tiled_uri:
+        env["OPTGEN_TILED_URI"] = settings.tiled_uri
+        env["OPTGEN_TILED_DOCUMENTS"] = str((settings.state_dir / "documents").resolve())
+    if settings.tiled_api_key:
+        env["TILED_API_KEY"] = settings.tiled_api_key
     return env

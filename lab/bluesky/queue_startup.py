@@ -6,7 +6,9 @@ Read from the environment the launcher sets:
 
 - ``OPTGEN_BENCH``: the bench file ("" or unset: the embedded simulated bench);
 - ``OPTGEN_CALIBRATIONS``: the calibration store (default: the bench file's);
-- ``OPTGEN_FRAMES_DIR``: where the camera writes its HDF5 frame files (default ``bluesky-frames``).
+- ``OPTGEN_FRAMES_DIR``: where the camera writes its HDF5 frame files (default ``bluesky-frames``);
+- ``OPTGEN_TILED_URI`` and ``TILED_API_KEY``: a Tiled server every run is written into
+  (``OPTGEN_TILED_DOCUMENTS``: where the runs' documents are kept too; decision 0025).
 
 Names starting with ``_`` are hidden from the queue server's clients; ``bench`` is the device,
 ``generate``, ``scan_exposure`` and ``dark`` the plans. When the environment closes (or the worker
@@ -24,12 +26,14 @@ import optgen
 from optgen.lab.bluesky import plans as _plans
 from optgen.lab.bluesky.bench import devices as _devices
 from optgen.lab.bluesky.suspenders import suspend_on_laser_fault as _suspend_on_laser_fault
+from optgen.lab.bluesky.tiled_data import send_runs_to_tiled_from_environment as _send_runs_to_tiled_from_environment
 
 RE = RunEngine({})
 _bench = optgen.open_bench(os.environ.get("OPTGEN_BENCH") or None,
                            calibrations=os.environ.get("OPTGEN_CALIBRATIONS") or None)
 bench = _devices(_bench, frames_dir=os.environ.get("OPTGEN_FRAMES_DIR") or "bluesky-frames")
 _suspend_on_laser_fault(RE, bench)
+_tiled = _send_runs_to_tiled_from_environment(RE, bench)     # OPTGEN_TILED_URI and TILED_API_KEY, if set
 
 
 def generate(count: int = 1, seed: int = 0):

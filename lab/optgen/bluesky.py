@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from optgen.drivers.errors import OptgenError
 
-__all__ = ["LaserFaultSuspender", "MissingExtraError", "OptgenBench", "devices", "plans", "suspend_on_laser_fault"]
+__all__ = ["LaserFaultSuspender", "MissingExtraError", "OptgenBench", "TiledRefused", "TiledUnreachable", "devices",
+           "plans", "send_documents", "send_runs_to_tiled", "send_runs_to_tiled_from_environment",
+           "suspend_on_laser_fault", "tiled_client"]
 
 
 class MissingExtraError(OptgenError, ImportError):
@@ -36,3 +38,11 @@ except ImportError as exc:
 from optgen.lab.bluesky import plans  # noqa: E402 - after the check above
 from optgen.lab.bluesky.bench import OptgenBench, devices  # noqa: E402
 from optgen.lab.bluesky.suspenders import LaserFaultSuspender, suspend_on_laser_fault  # noqa: E402
+from optgen.lab.bluesky.tiled_data import (  # noqa: E402
+    TiledRefused,
+    TiledUnreachable,
+    send_documents,
+    send_runs_to_tiled,
+    send_runs_to_tiled_from_environment,
+    tiled_client,
+)

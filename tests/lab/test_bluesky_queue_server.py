@@ -120,14 +120,14 @@ def test_a_generate_plan_through_the_queue_server_gives_the_frames_of_bench_gene
     assert np.array_equal(stacks[0], reference)
 
 
-def start_queue_server(tmp_path: Path, bench_file: Path, redis_port: int, **popen) -> tuple:
+def start_queue_server(tmp_path: Path, bench_file: Path, redis_port: int, *options: str, **popen) -> tuple:
     from bluesky_queueserver_api.zmq import REManagerAPI
 
     control, info = free_port(), free_port()
     manager = subprocess.Popen(
         [sys.executable, "-m", "optgen.lab.cli", "queue-server", "--bench", str(bench_file),
          "--redis", f"127.0.0.1:{redis_port}", "--control-port", str(control), "--info-port", str(info),
-         "--frames-dir", str(tmp_path / "frames"), "--state-dir", str(tmp_path / "state")],
+         "--frames-dir", str(tmp_path / "frames"), "--state-dir", str(tmp_path / "state"), *options],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
     api = REManagerAPI(zmq_control_addr=f"tcp://127.0.0.1:{control}", zmq_info_addr=f"tcp://127.0.0.1:{info}",
                        timeout_recv=5.0, timeout_send=5.0)
@@ -177,6 +177,77 @@ def test_killing_the_queue_server_mid_plan_leaves_the_laser_off(tmp_path, redis_
         if api is not None:
             api.close()
         laser.close()
+
+
+def test_three_benches_queue_runs_into_one_tiled_server_and_every_frame_arrives_once(tmp_path, redis_port):
+    """Issue 23, items 4 and 5: three twin benches, each its own RE Manager (one Redis, a prefix each),
+    run generate(200) at once into one Tiled server; each run is found there with its 200 frames,
+    equal to the frames its camera wrote, in order, each once, and every event row."""
+    pytest.importorskip("tiled.server", reason="tiled[server] is not installed (the dev extra has it)")
+    from bluesky_queueserver_api import BPlan
+
+    from optgen.lab.bench.examples import small_bench_text
+    from optgen.lab.bluesky.tiled_data import tiled_client
+    from tests.lab.postgres_server import PostgresServer, postgres_bin
+    from tests.lab.tiled_server import TiledServer
+
+    count = 200
+    if postgres_bin() is None:
+        pytest.skip("Debian's postgresql is not installed (.ci/run installs it): the Tiled server's event tables "
+                    "need it for three writers at once")
+    database = PostgresServer().start()
+    server = TiledServer(tmp_path / "tiled", readable=[tmp_path], tables=database.uri).start()
+    benches = []
+    try:
+        for k in range(3):
+            folder = tmp_path / f"bench{k}"
+            folder.mkdir()
+            bench_file = folder / "bench.toml"
+            bench_file.write_text(small_bench_text({("bench", "name"): f'"twin bench {k}"'}))
+            manager, api = start_queue_server(folder, bench_file, redis_port, "--redis-prefix", f"bench{k}",
+                                              "--tiled-uri", server.uri, "--tiled-api-key", server.api_key)
+            benches.append((folder, manager, api))
+        for _, _, api in benches:
+            api.environment_open()
+        for _, _, api in benches:
+            api.wait_for_idle(timeout=START_S)
+            api.item_add(BPlan("generate", count=count, seed=3))
+        for _, _, api in benches:
+            api.queue_start()
+        uids = []
+        for _, _, api in benches:
+            api.wait_for_idle(timeout=4 * PLAN_S)
+            result = api.history_get()["items"][-1]["result"]
+            assert result["exit_status"] == "completed", result
+            uids += result["run_uids"]
+        for _, _, api in benches:
+            api.environment_close()           # the worker's Tiled writer sends what it holds, then closes
+            api.wait_for_idle(timeout=START_S)
+        client = tiled_client(server.uri, server.api_key)
+        assert len(set(uids)) == 3
+        for (folder, _, _), uid in zip(benches, uids):
+            run = client[uid]
+            assert run.metadata["start"]["optgen"]["bench_name"] == f"twin bench {uids.index(uid)}"
+            # each event row once (a SQL table reads back in storage order, not seq_num order)
+            assert sorted(run["primary"]["seq_num"].read()) == list(range(1, count + 1))
+            frames = run["primary"]["bench-camera"].read()
+            stacks = []
+            for path in sorted((folder / "frames").glob("*.h5")):
+                with h5py.File(path, "r") as f:
+                    stacks += [d[...] for _, d in _datasets(f) if d.ndim == 3 and d.shape[0] == count]
+            assert len(stacks) == 1 and np.array_equal(frames, stacks[0])
+        assert sum(1 for _ in client) >= 3
+    finally:
+        for _, manager, api in benches:
+            try:
+                api.send_request(method="manager_stop")
+                manager.wait(60)
+            except Exception:
+                manager.kill()
+                manager.wait(30)
+            api.close()
+        server.stop()
+        database.stop()
 
 
 def _datasets(group, prefix=""):

@@ -39,13 +39,16 @@ def tiled_command() -> str:
 
 class TiledServer:
     def __init__(self, folder: Path, readable: list[Path] = (), port: int | None = None,
-                 api_key: str | None = None):
+                 api_key: str | None = None, tables: str | None = None):
         self.folder = Path(folder)
         self.readable = [Path(p).resolve() for p in readable]
         self.port = port or free_port()
         self.api_key = api_key or secrets.token_hex(16)     # the server takes letters and digits only
         self.process: subprocess.Popen | None = None
         self.log_path = self.folder / "server.log"
+        # where the event tables go: a DuckDB file (the default), or a database URI (PostgreSQL for
+        # several writers at once: Tiled 0.2.20's DuckDB store lost or doubled rows then)
+        self.tables = tables or f"duckdb:///{self.folder / 'tables.duckdb'}"
 
     @property
     def uri(self) -> str:
@@ -55,7 +58,7 @@ class TiledServer:
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         command = [tiled_command(), "serve", "catalog", str(self.folder / "catalog.db"), "--init",
-                   "-w", str(data), "-w", f"duckdb:///{self.folder / 'tables.duckdb'}",   # arrays, event tables
+                   "-w", str(data), "-w", self.tables,   # arrays, event tables
                    "--api-key", self.api_key, "--host", "127.0.0.1", "--port", str(self.port)]
         for path in self.readable:
             path.mkdir(parents=True, exist_ok=True)
