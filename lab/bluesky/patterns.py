@@ -6,6 +6,8 @@
     decoder                                the decoder phase, placed as a run places it
     lens:focal_mm=F                        a lens (either sign, 1 mm .. 100 m), centred
     grating:period_px=P[,angle_deg=A]      a blazed grating
+    array:sha=H[,key=value...]             an array a calibration plan registered (``register``);
+                                           the other keys describe it (e.g. ref, test, period_px)
 
 The SLM device's ``pattern`` signal holds the id of the pattern it shows; setting it resolves the id
 here (:meth:`PatternLibrary.resolve`), uploads and waits for the liquid crystal to settle.
@@ -13,6 +15,7 @@ here (:meth:`PatternLibrary.resolve`), uploads and waits for the liquid crystal 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +26,7 @@ from optgen.lab.run.placement import place_decoder
 
 __all__ = ["KINDS", "PatternError", "PatternLibrary", "Upload", "parse_pattern_id", "seed_pattern_id"]
 
-KINDS = ("flat", "seed", "decoder", "lens", "grating")
+KINDS = ("flat", "seed", "decoder", "lens", "grating", "array")
 
 
 class PatternError(OptgenError):
@@ -72,6 +75,19 @@ class PatternLibrary:
     def __init__(self, bench):
         self.bench = bench
         self._seed_sources: dict[int, object] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def register(self, array: np.ndarray, description: str = "") -> str:
+        """An id for ``array`` (gray levels or radians, as ``set_phase`` takes them), shown by that id
+        until :meth:`forget`; ``description`` (``key=value,...``) is appended to the id."""
+        array = np.ascontiguousarray(array)
+        sha = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode() + array.tobytes()).hexdigest()[:12]
+        self._arrays[sha] = array
+        return f"array:sha={sha}" + (f",{description}" if description else "")
+
+    def forget(self) -> None:
+        """Drop every registered array."""
+        self._arrays.clear()
 
     @property
     def _sources(self):
@@ -105,6 +121,12 @@ class PatternLibrary:
             placement = cals.decoder_placement() if cals else None
             phase = place_decoder(self._sources.decoder_phase, slm.shape, placement, cfg.decoding_slm.pitch_um * 1e-6)
             return Upload(phase, "decoder")
+        if kind == "array":
+            array = self._arrays.get(params.get("sha", ""))
+            if array is None:
+                raise PatternError(f"pattern {pattern_id!r}: no such array is registered (a calibration plan "
+                                   f"registers the arrays it shows, for its own run)")
+            return Upload(array, pattern_id)
         from optgen.lab.live.patterns import make_pattern
 
         phase = make_pattern(kind, params, slm_name=slm.name, shape=tuple(slm.shape), pitch_m=float(slm.pitch_um[0]) * 1e-6,

@@ -10,6 +10,7 @@ Needs the extra ``bluesky`` (``pip install -e '.[bluesky]'``)::
         devices = optgen.bluesky.devices(bench)             # laser, encoding_slm, decoding_slm, camera
         optgen.bluesky.suspend_on_laser_fault(RE, devices)  # a fault or open interlock suspends
         RE(optgen.bluesky.plans.generate(devices, 20, seed=1))
+        RE(optgen.bluesky.calibration_plans.lut_sweep(devices, "encoding_slm"))   # also: alignment(devices)
         devices.close()
 
 See docs/api.md and decision 0023 (threads, safety).
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 from optgen.drivers.errors import OptgenError
 
-__all__ = ["LaserFaultSuspender", "MissingExtraError", "OptgenBench", "TiledRefused", "TiledUnreachable", "devices",
-           "plans", "send_documents", "send_runs_to_tiled", "send_runs_to_tiled_from_environment",
+__all__ = ["LaserFaultSuspender", "MissingExtraError", "OptgenBench", "TiledRefused", "TiledUnreachable",
+           "calibration_plans", "devices", "plans", "send_documents", "send_runs_to_tiled", "send_runs_to_tiled_from_environment",
            "suspend_on_laser_fault", "tiled_client"]
 
 
@@ -35,7 +36,7 @@ except ImportError as exc:
     raise MissingExtraError(f"optgen.bluesky needs bluesky and ophyd-async ({exc}); install the extra: "
                             f"pip install -e '.[bluesky]'") from None
 
-from optgen.lab.bluesky import plans  # noqa: E402 - after the check above
+from optgen.lab.bluesky import calibration_plans, plans  # noqa: E402 - after the check above
 from optgen.lab.bluesky.bench import OptgenBench, devices  # noqa: E402
 from optgen.lab.bluesky.suspenders import LaserFaultSuspender, suspend_on_laser_fault  # noqa: E402
 from optgen.lab.bluesky.tiled_data import (  # noqa: E402
