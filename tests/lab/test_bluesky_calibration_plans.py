@@ -202,3 +202,64 @@ def test_a_camera_that_fails_mid_sweep_fails_the_run_and_ends_the_calibration(RE
         RE(lut_sweep(devices, "encoding_slm"))
     assert docs.exit_status() == "fail" and 20 < len(docs.events()) <= 40
     assert laser_off(bench) and no_worker_left()
+
+
+class PauseAt:
+    """Asks the RunEngine to pause (from a thread of its own) while the camera's ``at``-th capture is
+    in flight; the capture is held until the request was made (bounded)."""
+
+    def __init__(self, RE, camera, monkeypatch, at: int):
+        self.captures, self.requested = 0, threading.Event()
+        real = camera.capture
+
+        def capture(*args, **kwargs):
+            self.captures += 1
+            if self.captures == at:
+                threading.Thread(target=self._pause, args=(RE,), daemon=True).start()
+                self.requested.wait(10.0)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(camera, "capture", capture)
+
+    def _pause(self, RE) -> None:
+        RE.request_pause()
+        self.requested.set()
+
+
+def test_a_pause_mid_sweep_then_resume_retakes_the_frame_and_the_fit_still_holds(RE, noisy_twin, docs, monkeypatch):
+    from bluesky.utils import RunEngineInterrupted
+
+    bench, devices = noisy_twin
+    pause = PauseAt(RE, bench.devices.camera, monkeypatch, at=60)
+    out = {}
+
+    def keep():
+        out["m"] = yield from lut_sweep(devices, "encoding_slm")
+
+    with pytest.raises(RunEngineInterrupted):
+        RE(keep())
+    assert pause.requested.is_set() and RE.state == "paused"
+    assert laser_off(bench)
+    RE.resume()
+    assert docs.exit_status() == "success"
+    m = out["m"]
+    assert rms_error_0_2pi(m.phase_rad, bench.devices.truths.response_rad["encoding_slm"]) < 0.03
+    events = docs.events()
+    assert len(events) == m.counters["frames_captured"] == len(docs.frames())   # rows of the file = events
+    assert pause.captures == len(events) + 1                                      # the interrupted one taken again
+    assert laser_off(bench) and no_worker_left()
+
+
+def test_a_pause_mid_sweep_then_abort_leaves_the_laser_off_and_ends_the_calibration(RE, noisy_twin, docs,
+                                                                                    monkeypatch):
+    from bluesky.utils import RunEngineInterrupted
+
+    bench, devices = noisy_twin
+    PauseAt(RE, bench.devices.camera, monkeypatch, at=30)
+    with pytest.raises(RunEngineInterrupted):
+        RE(lut_sweep(devices, "decoding_slm"))
+    assert RE.state == "paused" and laser_off(bench)
+    RE.abort()
+    assert RE.state == "idle" and docs.exit_status() == "abort"
+    assert docs.events("fit") == [] and 20 < len(docs.events()) < 30
+    assert laser_off(bench) and no_worker_left()
