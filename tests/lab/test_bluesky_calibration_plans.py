@@ -263,3 +263,25 @@ def test_a_pause_mid_sweep_then_abort_leaves_the_laser_off_and_ends_the_calibrat
     assert RE.state == "idle" and docs.exit_status() == "abort"
     assert docs.events("fit") == [] and 20 < len(docs.events()) < 30
     assert laser_off(bench) and no_worker_left()
+
+
+def test_every_driver_call_of_a_calibration_plan_runs_on_the_device_thread(RE, planted_twin, docs):
+    """The calibration computes on a worker thread of its own; the devices are driven from the plan only."""
+    bench, devices = planted_twin
+    seen: list[tuple[str, int]] = []
+    drivers = bench.devices
+    methods = ((drivers.laser, "_set_emission_hw"), (drivers.laser, "_get_emission_hw"),
+               (drivers.laser, "_set_power_hw"), (drivers.camera, "_get_image_hw"),
+               (drivers.camera, "_set_exposure_hw"), (drivers.encoding_slm, "_set_phase_hw"),
+               (drivers.decoding_slm, "_set_phase_hw"))
+    for obj, method in methods:
+        real = getattr(obj, method)
+
+        def wrapper(*args, _real=real, _method=method, **kwargs):
+            seen.append((_method, threading.get_ident()))
+            return _real(*args, **kwargs)
+        setattr(obj, method, wrapper)
+    run(RE, alignment(devices))
+    assert docs.exit_status() == "success"
+    assert {m for m, _ in seen} == {m for _, m in methods}
+    assert {ident for _, ident in seen} == {devices.thread.ident}
