@@ -13,7 +13,8 @@ camera frame (StreamDatum into HDF5), both SLMs' pattern ids (``array:sha=...``,
 ``test``, ``period_px`` for the gray gratings and ``gray`` for uniform patterns), the laser's
 read-backs (``emission`` False for the dark frames) - and stream ``fit`` one event of what the
 calibration fitted from those frames. The plan returns the measurement
-(``calibration.response.ResponseMeasurement``; ``(SensorRegistration, DecoderPlacement)``).
+(``calibration.response.ResponseMeasurement``; ``(SensorRegistration, DecoderPlacement)``): ``yield from``
+it in a larger plan, or ``RunEngine(call_returns_result=True)`` and ``RE(plan).plan_result``.
 
 The result is recorded, not put in force: the plan neither loads the LUT into the SLM nor writes
 the calibration store. To keep it as ``optgen calibrate`` does::
