@@ -36,8 +36,18 @@ class LaserGuard:
 
     def stand_down(self) -> None:
         """The run is about to switch the laser off itself: frames exposed before now stay
-        good if the laser reports no fault (its emission going off is then ours)."""
+        good if the laser reports no fault (its emission going off is then ours).
+
+        If no frame was confirmed yet (the storage worker lags behind the captures), the power is
+        measured now, while the laser still emits: the frames confirmed after the laser went off
+        then record it, not NaN (a colour run divides each frame by it)."""
         self.stood_down_s = self.clock.now()
+        if math.isnan(self.power_w):
+            try:
+                if self.laser.emission:
+                    self.power_w = float(self.laser.measured_power())
+            except DeviceError:
+                pass                           # the off that follows says what is wrong with the link
 
     def confirm(self, t_s: float) -> float:
         """Make sure the laser was fine until ``t_s`` (bench clock); returns the power it measured."""
