@@ -11,7 +11,7 @@ Read from the environment the launcher sets:
   (``OPTGEN_TILED_DOCUMENTS``: where the runs' documents are kept too; decision 0025).
 
 Names starting with ``_`` are hidden from the queue server's clients; ``bench`` is the device,
-``generate``, ``scan_exposure`` and ``dark`` the plans. When the environment closes (or the worker
+``generate``, ``scan_exposure``, ``dark``, ``lut_sweep`` and ``alignment`` the plans. When the environment closes (or the worker
 ends) the devices and the bench close: the laser off, verified.
 """
 
@@ -52,6 +52,20 @@ def dark():
     from bluesky import preprocessors as _bpp
 
     yield from _bpp.run_wrapper(_plans.dark_frame(bench), md={"plan_name": "dark"})
+
+
+def lut_sweep(slm: str = "encoding_slm", levels: int = 32):
+    """Measure ``slm``'s phase-vs-gray response (as ``optgen calibrate lut``); the fit in stream ``fit``."""
+    from optgen.lab.bluesky import calibration_plans as _calibration_plans
+
+    return (yield from _calibration_plans.lut_sweep(bench, slm, levels=levels))
+
+
+def alignment(grid: int = 3):
+    """Measure the sensor's registration and SLM2's placement (as ``optgen calibrate alignment``)."""
+    from optgen.lab.bluesky import calibration_plans as _calibration_plans
+
+    return (yield from _calibration_plans.alignment(bench, grid=grid))
 
 
 def _close() -> None:

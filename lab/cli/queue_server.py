@@ -21,7 +21,8 @@ def add_queue_server_parser(sub) -> None:
     qs = sub.add_parser(
         "queue-server", help="serve the bench's bluesky plans through a queue (bluesky-queueserver; extra bluesky)",
         description="Start bluesky-queueserver's RE Manager whose worker opens the bench and offers the plans "
-                    "generate(count, seed), scan_exposure(exposures_ms) and dark() and the device 'bench'. Clients "
+                    "generate(count, seed), scan_exposure(exposures_ms), dark(), lut_sweep(slm) and alignment() and the "
+                    "device 'bench'. Clients "
                     "(qserver, bluesky-queueserver-api, bluesky-widgets) open the environment, queue plans and "
                     "start the queue. The queue lives in Redis (redis-server must run). With --tiled-uri (or "
                     "$OPTGEN_TILED_URI) every run is also written into that Tiled server. Ctrl-C stops the manager: the worker closes the "

@@ -88,7 +88,7 @@ def test_a_generate_plan_through_the_queue_server_gives_the_frames_of_bench_gene
         api.wait_for_idle(timeout=START_S)
         assert api.status()["worker_environment_exists"]
         allowed = api.plans_allowed()["plans_allowed"]
-        assert {"generate", "scan_exposure", "dark"} <= set(allowed)
+        assert {"generate", "scan_exposure", "dark", "lut_sweep", "alignment"} <= set(allowed)
         assert not any(name.startswith("_") for name in allowed)
         assert "bench" in api.devices_allowed()["devices_allowed"]
 
