@@ -9,7 +9,7 @@ own frames/s and the frames/s until every frame is in Tiled. Prints the medians 
 A Tiled server is started on 127.0.0.1 (tests/lab/tiled_server.py), or give ``--uri`` and
 ``--api-key`` of one that may read this script's temporary folder.
 
-Usage:  python benchmarks/bluesky_tiled.py [--frames N] [--rounds R] [--uri URI --api-key KEY]
+Usage:  python benchmarks/bluesky_tiled.py [--frames N] [--rounds R] [--batch B ...] [--uri URI --api-key KEY]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bluesky import RunEngine
 import optgen
 import optgen.bluesky
 from optgen.lab.bench.examples import small_bench_text
-from optgen.lab.bench.parse import parse_bench
+from optgen.lab.bench.parse import default_bench_text, parse_bench
 from optgen.lab.bluesky import plans
 from optgen.lab.bluesky.tiled_data import send_runs_to_tiled, tiled_client
 
@@ -39,6 +39,11 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--uri")
     parser.add_argument("--api-key")
+    parser.add_argument("--twin", choices=("small", "embedded"), default="small",
+                        help="the small twin (320 x 256, ~100 frames/s) or the embedded one (1280 x 1024, what "
+                             "optgen run uses without --bench)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[20],
+                        help="frames per write to the server; several: each measured in the same rounds")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="optgen-tiled-bench-") as tmp:
         tmp = Path(tmp)
@@ -52,18 +57,20 @@ def main(argv=None) -> int:
         else:
             uri, key = args.uri, args.api_key
         try:
-            return run(tmp, uri, key, args.frames, args.rounds)
+            return run(tmp, uri, key, args.frames, args.rounds, args.batch, args.twin)
         finally:
             if server is not None:
                 server.stop()
 
 
-def run(tmp: Path, uri: str, key: str, frames: int, rounds: int) -> int:
-    config = parse_bench(small_bench_text(), "x.toml")
+def run(tmp: Path, uri: str, key: str, frames: int, rounds: int, batches: list[int], twin: str = "small") -> int:
+    config = parse_bench(small_bench_text() if twin == "small" else default_bench_text(), "x.toml")
     RE = RunEngine()
     client = tiled_client(uri, key)
-    rates: dict[str, list[float]] = {"optgen run": [], "bluesky": [], "bluesky+Tiled (plan)": [],
-                                     "bluesky+Tiled (all in Tiled)": []}
+    rates: dict[str, list[float]] = {"optgen run": [], "bluesky": []}
+    for b in batches:
+        rates[f"bluesky+Tiled (plan, batch {b})"] = []
+        rates[f"bluesky+Tiled (all in Tiled, batch {b})"] = []
     with optgen.open_bench(config) as bench:
         devices = optgen.bluesky.devices(bench, tmp / "frames")
         try:
@@ -78,24 +85,25 @@ def run(tmp: Path, uri: str, key: str, frames: int, rounds: int) -> int:
                 RE(plans.generate(devices, frames, seed=r))
                 rates["bluesky"].append(frames / (time.perf_counter() - t))
 
-                link = send_runs_to_tiled(RE, devices, client, documents_dir=tmp / "documents")
-                t = time.perf_counter()
-                RE(plans.generate(devices, frames, seed=r))
-                rates["bluesky+Tiled (plan)"].append(frames / (time.perf_counter() - t))
-                if not link.detach(WAIT_S):
-                    print(f"round {r}: the writer did not finish within {WAIT_S:g} s")
-                    return 1
-                rates["bluesky+Tiled (all in Tiled)"].append(frames / (time.perf_counter() - t))
-                if not link.last.complete:
-                    print(f"round {r}: {link.last.summary()}")
-                    return 1
+                for b in batches:
+                    link = send_runs_to_tiled(RE, devices, client, documents_dir=tmp / "documents", batch_size=b)
+                    t = time.perf_counter()
+                    RE(plans.generate(devices, frames, seed=r))
+                    rates[f"bluesky+Tiled (plan, batch {b})"].append(frames / (time.perf_counter() - t))
+                    if not link.detach(WAIT_S):
+                        print(f"round {r}: the writer did not finish within {WAIT_S:g} s")
+                        return 1
+                    rates[f"bluesky+Tiled (all in Tiled, batch {b})"].append(frames / (time.perf_counter() - t))
+                    if not link.last.complete:
+                        print(f"round {r}: {link.last.summary()}")
+                        return 1
         finally:
             devices.close()
     base = statistics.median(rates["optgen run"])
-    print(f"{frames} frames, {rounds} rounds, small twin, Tiled at {uri}")
+    print(f"{frames} frames, {rounds} rounds, {twin} twin, Tiled at {uri}")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"  {name:30s} {median:7.1f} frames/s   {median / base:6.0%} of optgen run")
+        print(f"  {name:42s} {median:7.1f} frames/s   {median / base:6.0%} of optgen run")
     return 0
 
 
