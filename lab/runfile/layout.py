@@ -118,11 +118,27 @@ def decoded_attrs(f: h5py.File) -> dict:
     return out
 
 
+_PERMISSION_DENIED = "errno = 13"
+
+
+def hdf5_reason(exc: OSError) -> str:
+    """What an HDF5 error says in words ("Permission denied", "No space left on device"), not its
+    whole message of file names, flags and error stack."""
+    import re
+
+    found = re.search(r"error message = '([^']+)'", str(exc))
+    if found:
+        return found.group(1)
+    if exc.strerror:
+        return exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def open_run_file(path: Path, mode: str, **kwargs) -> h5py.File:
     """Open a run file (the only place run.h5 is opened): ``"w"`` creates an empty one (the writer
     lays it out); otherwise a missing, corrupt, locked or foreign file raises RunFileError."""
     if mode == "w":
-        return h5py.File(path, "w")
+        return h5py.File(path, "w")       # the writer says what a refusal means (storage.RunWriter)
     if not path.is_file():
         part = path.with_name(path.name + PART_SUFFIX)
         if part.exists():
@@ -139,6 +155,10 @@ def open_run_file(path: Path, mode: str, **kwargs) -> h5py.File:
     except OSError as exc:
         if "unable to lock" in str(exc):
             raise RunFileError(f"{path}: open for writing in another process (a run still going?): {exc}") from None
+        if _PERMISSION_DENIED in str(exc):
+            where = "for writing " if mode != "r" else ""
+            raise RunFileError(f"{path}: cannot open the run file {where}(permission denied: the file or its "
+                               f"folder is read-only)") from None
         raise RunFileError(f"{path}: not a readable HDF5 run file (truncated or corrupt?): {exc}") from None
     try:
         version = f.attrs.get("format_version")

@@ -53,6 +53,7 @@ from optgen.lab.runfile.layout import (
     document_dataset,
     encode_attrs,
     fixed_text,
+    hdf5_reason,
     open_run_file,
     read_events,
     utc_text,
@@ -169,7 +170,8 @@ class RunWriter:
         try:
             f = open_run_file(part, "w")   # a .part file is a leftover of a killed creation, never a run
         except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot create the run file ({exc})") from None
+            raise RunFileError(f"{self.path}: cannot create the run file ({hdf5_reason(exc)}); check that the "
+                               f"folder is writable and the disk has room") from None
         try:
             encoded, as_json = encode_attrs(attrs)
             for key, value in encoded.items():

@@ -422,3 +422,42 @@ def test_an_event_waits_a_bounded_time_for_a_file_a_hung_write_holds(tmp_path):
     assert writer.record_event("retry", "frame 3", timeout_s=0.2) is True     # free again: stored
     assert [e.kind for e in writer.events()][-1] == "retry"
     writer.close("complete")
+
+
+HDF5_DENIED = ("Unable to synchronously create file (unable to open file: name = '{name}', errno = 13, "
+               "error message = 'Permission denied', flags = 13, o_flags = 242)")
+
+
+def test_a_run_file_that_cannot_be_created_says_why_in_words_not_hdf5s(tmp_path, monkeypatch, capsys):
+    """A read-only output folder (as root every folder is writable, so HDF5's refusal is planted):
+    the one-line error names the file and the reason, not HDF5's name/flags/o_flags text."""
+    from optgen.lab.cli import main
+    from optgen.lab.runfile import layout
+
+    real = h5py.File
+
+    def refuse(name, mode="r", *args, **kwargs):
+        if mode == "w":
+            raise OSError(HDF5_DENIED.format(name=name))
+        return real(name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(layout.h5py, "File", refuse)
+    code = main(["run", "--count", "2", "--out", str(tmp_path / "ro"), "--no-progress", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "error" in line]
+    assert "cannot create the run file (Permission denied)" in line and str(tmp_path / "ro") in line
+    assert "o_flags" not in line and "errno" not in line
+
+
+def test_a_run_file_that_cannot_be_opened_for_writing_says_permission_denied(tmp_path, monkeypatch):
+    from optgen.lab.runfile import layout
+
+    def refuse(name, mode="r", *args, **kwargs):
+        raise OSError(HDF5_DENIED.format(name=name).replace("create", "open"))
+
+    path = tmp_path / "run.h5"
+    path.write_bytes(b"")
+    monkeypatch.setattr(layout.h5py, "File", refuse)
+    with pytest.raises(RunFileError, match="cannot open the run file for writing \\(permission denied"):
+        layout.open_run_file(path, "r+")
