@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,72 +27,23 @@ from optgen.lab.bench.examples import external_laser_bench_text
 from optgen.simulators.protocol.serve import ExternalTwinLaser
 
 ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.lab.queue_servers import START_S, RedisServer, start_queue_server  # noqa: E402
+
 OFF_WITHIN_S = 10.0
-START_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def redis(folder: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def answers() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    if not wait_for(answers, 20.0):
-        proc.kill()
-        raise RuntimeError("redis-server did not answer")
-    return proc, port
 
 
 def trial(folder: Path, redis_port: int, rng: random.Random) -> float | None:
     """Seconds from the kill to the laser off; None if it stayed on."""
     from bluesky_queueserver_api import BPlan
-    from bluesky_queueserver_api.zmq import REManagerAPI
 
     laser = ExternalTwinLaser("obis", folder / "laser-state.json", cwd=ROOT)
     manager = api = None
     try:
         bench = folder / "bench.toml"
         bench.write_text(external_laser_bench_text(laser.port))
-        control, info = free_port(), free_port()
-        manager = subprocess.Popen(
-            [sys.executable, "-m", "optgen.lab.cli", "queue-server", "--bench", str(bench), "--redis",
-             f"127.0.0.1:{redis_port}", "--redis-prefix", folder.name, "--control-port", str(control),
-             "--info-port", str(info), "--frames-dir", str(folder / "frames"), "--state-dir", str(folder / "state")],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        api = REManagerAPI(zmq_control_addr=f"tcp://127.0.0.1:{control}", zmq_info_addr=f"tcp://127.0.0.1:{info}",
-                           timeout_recv=5.0, timeout_send=5.0)
-
-        def idle() -> bool:
-            try:
-                return api.status()["manager_state"] == "idle"
-            except Exception:
-                return False
-
-        if not wait_for(idle, START_S):
-            raise RuntimeError("the RE Manager did not answer")
+        manager, api = start_queue_server(folder, bench, redis_port, "--redis-prefix", folder.name,
+                                          start_new_session=True)
         api.environment_open()
         api.wait_for_idle(timeout=START_S)
         api.item_add(BPlan("generate", count=400, seed=rng.randrange(1000)))
@@ -127,7 +75,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     left_on, times = 0, []
     with tempfile.TemporaryDirectory(prefix="optgen-qs-kill-") as tmp:
-        server, port = redis(Path(tmp))
+        server = RedisServer(Path(tmp)).start()
+        port = server.port
         try:
             for k in range(args.trials):
                 folder = Path(tmp) / f"trial{k}"
@@ -140,8 +89,7 @@ def main() -> int:
                 print(f"trial {k + 1}: " + ("LASER LEFT ON" if took is None else f"off {took:.2f} s after the kill"),
                       flush=True)
         finally:
-            server.kill()
-            server.wait(10)
+            server.stop()
     print(f"SIGKILL to the queue server's process group mid-plan: the laser left on in {left_on} of "
           f"{args.trials} trials; off after the kill: median {statistics.median(times):.2f} s, "
           f"max {max(times):.2f} s" if times else f"left on in {left_on} of {args.trials}")

@@ -121,10 +121,12 @@ def cmd_live(args: argparse.Namespace) -> int:
             _announce(f"live view of {cfg.name!r}", server.url, args.browser)
             session.run(args.minutes)
         finally:
-            if server is not None:
-                server.close()
-            renderer.stop()
-            session.close()
+            try:
+                session.close()                  # the laser off (verified) before anything else
+            finally:
+                if server is not None:
+                    server.close()
+                renderer.stop()
     print(f"live view closed after {session.captured} frames; the laser is off")
     return 0
 

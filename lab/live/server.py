@@ -130,8 +130,14 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
 
         # --- routes ----------------------------------------------------------------------
         def do_GET(self) -> None:        # noqa: N802 (http.server's name)
+            self._answer(self._get)
+
+        def do_POST(self) -> None:       # noqa: N802
+            self._answer(self._post)
+
+        def _answer(self, route) -> None:
             try:
-                self._get()
+                route()
             except (BrokenPipeError, ConnectionResetError):
                 pass                      # the page went away mid-reply
 
@@ -173,12 +179,6 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
                     self._send(HTTPStatus.OK, png, "image/png")
             else:
                 self._refuse(HTTPStatus.NOT_FOUND, f"{parts.path}: no such page")
-
-        def do_POST(self) -> None:       # noqa: N802
-            try:
-                self._post()
-            except (BrokenPipeError, ConnectionResetError):
-                pass
 
         def _post(self) -> None:
             if not self._allowed(api=True):

@@ -4,11 +4,7 @@ those of ``Bench.generate`` on the twin, and the bench closed when the manager s
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,52 +14,18 @@ import pytest
 
 pytest.importorskip("bluesky_queueserver", reason="the bluesky extra is not installed (pip install -e '.[bluesky]')")
 pytest.importorskip("ophyd_async", reason="the bluesky extra is not installed")
-REDIS = shutil.which("redis-server")
+from tests.lab.queue_servers import REDIS, START_S, RedisServer, start_queue_server  # noqa: E402
+
 pytestmark = pytest.mark.skipif(REDIS is None, reason="Debian's redis-server is not installed (.ci/run installs it)")
 
-START_S = 60.0
 PLAN_S = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{what} within {timeout_s:g} s")
 
 
 @pytest.fixture
 def redis_port(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([REDIS, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def answers() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    try:
-        wait_for(answers, 20.0, "redis-server did not answer")
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    server = RedisServer(tmp_path).start()
+    yield server.port
+    server.stop()
 
 
 @pytest.fixture
@@ -118,29 +80,6 @@ def test_a_generate_plan_through_the_queue_server_gives_the_frames_of_bench_gene
         run = bench.generate(3, seed=1, out=tmp_path / "reference")
         reference = np.stack([run.frame(i) for i in range(3)])
     assert np.array_equal(stacks[0], reference)
-
-
-def start_queue_server(tmp_path: Path, bench_file: Path, redis_port: int, *options: str, **popen) -> tuple:
-    from bluesky_queueserver_api.zmq import REManagerAPI
-
-    control, info = free_port(), free_port()
-    manager = subprocess.Popen(
-        [sys.executable, "-m", "optgen.lab.cli", "queue-server", "--bench", str(bench_file),
-         "--redis", f"127.0.0.1:{redis_port}", "--control-port", str(control), "--info-port", str(info),
-         "--frames-dir", str(tmp_path / "frames"), "--state-dir", str(tmp_path / "state"), *options],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
-    api = REManagerAPI(zmq_control_addr=f"tcp://127.0.0.1:{control}", zmq_info_addr=f"tcp://127.0.0.1:{info}",
-                       timeout_recv=5.0, timeout_send=5.0)
-
-    def manager_answers() -> bool:
-        try:
-            return api.status()["manager_state"] == "idle"
-        except Exception:
-            return manager.poll() is not None
-
-    wait_for(manager_answers, START_S, "the RE Manager did not answer")
-    assert manager.poll() is None, "the queue server ended at start"
-    return manager, api
 
 
 @pytest.mark.parametrize("trial", range(2))
