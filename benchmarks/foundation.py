@@ -11,29 +11,32 @@ so ratios are the figures to compare across machines):
 - run: frames/s of the run loop on the embedded simulated bench (virtual clock), against
   the twin-frame rate alone.
 
-Usage:  python benchmarks/foundation.py [--repeats N] [--frames N]
+Then the same optgen figures of the last release (benchmarks/last_release.toml), or of the
+commit given by --against, measured in the same run by this same script on that commit's source
+(benchmarks/_release.py), beside today's with the ratio: a regression of the project against
+itself shows there.
+
+Usage:  python benchmarks/foundation.py [--repeats N] [--frames N] [--against REV | --no-release]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
+from _figures import PITCH, WL, propagation_step, run_rate, twin_frame
 from _timing import median_ms
 
-from optgen.lab.bench.assemble import build_bench
-from optgen.lab.bench.parse import default_bench_text, parse_bench
-from optgen.lab.run.decoder import load_decoder_phase
-from optgen.lab.run.generate import run_generation
-from optgen.lab.run.patterns import seed_to_slm_phase
-from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
-from optgen.simulators.noise import photon_energy_j
-from optgen.simulators.optics import propagate, transfer_function
-
-WL, PITCH = 520e-9, 8e-6
+# (key, unit, lower is better)
+FIGURES = {
+    "propagation_ms": ("propagation step 1080x1920 complex64", "ms", True),
+    "frame_800_ms": ("twin frame, grid 800x800", "ms", True),
+    "frame_1080x1920_ms": ("twin frame, grid 1080x1920", "ms", True),
+    "run_fps": ("optgen run on the twin (800x800)", "frames/s", False),
+}
 
 
 def numpy_step(field: np.ndarray, z: float) -> np.ndarray:
@@ -45,20 +48,26 @@ def numpy_step(field: np.ndarray, z: float) -> np.ndarray:
     return np.fft.ifft2(np.fft.fft2(field) * h)
 
 
-def bench_propagation(repeats: int) -> None:
-    rng = np.random.default_rng(0)
-    field = np.exp(1j * rng.uniform(0, 2 * np.pi, (1080, 1920))).astype(np.complex64)
-    h = transfer_function(field.shape, WL, 0.1201, PITCH, True)
-    ours = median_ms(lambda: propagate(field, WL, 0.1201, PITCH), repeats)
-    plain = median_ms(lambda: np.fft.ifft2(np.fft.fft2(field) * h), repeats)
-    rebuilt = median_ms(lambda: numpy_step(field, 0.1201), repeats)
-    print(f"propagation step 1080x1920 complex64: optgen {ours:.1f} ms | plain numpy.fft step (same cached H) "
-          f"{plain:.1f} ms, ratio {plain / ours:.1f}x | numpy.fft with H rebuilt {rebuilt:.1f} ms, "
-          f"ratio {rebuilt / ours:.1f}x")
+def bench_propagation(repeats: int, baselines: bool = True) -> float:
+    ours = median_ms(propagation_step((1080, 1920)), repeats)
+    if baselines:
+        from optgen.simulators.optics import transfer_function
+
+        rng = np.random.default_rng(0)
+        field = np.exp(1j * rng.uniform(0, 2 * np.pi, (1080, 1920))).astype(np.complex64)
+        h = transfer_function(field.shape, WL, 0.1201, PITCH, True)
+        plain = median_ms(lambda: np.fft.ifft2(np.fft.fft2(field) * h), repeats)
+        rebuilt = median_ms(lambda: numpy_step(field, 0.1201), repeats)
+        print(f"propagation step 1080x1920 complex64: optgen {ours:.1f} ms | plain numpy.fft step (same cached H) "
+              f"{plain:.1f} ms, ratio {plain / ours:.1f}x | numpy.fft with H rebuilt {rebuilt:.1f} ms, "
+              f"ratio {rebuilt / ours:.1f}x", flush=True)
+    return ours
 
 
 def naive_frame(bench, display1: np.ndarray, display2: np.ndarray) -> np.ndarray:
     """What a straightforward twin frame costs: exp(1j*phi), numpy.fft, H rebuilt, exact Poisson."""
+    from optgen.simulators.noise import photon_energy_j
+
     world = bench.world
     rows, cols = world.grid_shape
     r0, c0 = (display1.shape[0] - rows) // 2, (display1.shape[1] - cols) // 2
@@ -75,58 +84,89 @@ def naive_frame(bench, display1: np.ndarray, display2: np.ndarray) -> np.ndarray
     return np.clip(np.rint(electrons * s.gain_dn_per_e + s.dark_offset_dn), 0, 4095).astype(np.uint16)
 
 
-def bench_twin_frame(grid: tuple[int, int], repeats: int) -> float:
-    text = default_bench_text().replace("grid_px = [800, 800]", f"grid_px = [{grid[1]}, {grid[0]}]")
-    cfg = parse_bench(text, f"benchmark grid {grid}")
-    with build_bench(cfg) as bench:
-        n = cfg.geometry.seed_superpixels
-        seeds = EncoderSeedSource(PlaceholderEncoder(n * n), n)
-        pattern = np.zeros(bench.encoding_slm.shape, dtype=np.float32)
-        bench.laser.set_power(cfg.laser.power_w)
-        bench.laser.set_emission(True)
-        bench.decoding_slm.set_phase(np.zeros(bench.decoding_slm.shape, np.float32))
-        bench.clock.sleep(1.0)
-        k = iter(range(10**6))
-
-        def frame():
-            seed_to_slm_phase(seeds.seed(next(k)).phase, cfg.geometry.superpixel_px, pattern.shape, out=pattern)
-            bench.encoding_slm.set_phase(pattern)
-            bench.clock.sleep(bench.encoding_slm.timing.wait_s)
-            return bench.camera.capture()
-
+def bench_twin_frame(grid: tuple[int, int], repeats: int, baselines: bool = True) -> float:
+    with twin_frame(grid) as (frame, bench, cfg):
         ours = median_ms(frame, repeats)
-        d1 = bench.encoding_slm.display.copy()
-        d2 = bench.decoding_slm.display.copy()
-        base = median_ms(lambda: naive_frame(bench, d1, d2), max(3, repeats // 3))
-    print(f"twin frame, grid {grid[0]}x{grid[1]} (camera {cfg.camera.resolution[0]}x{cfg.camera.resolution[1]}): "
-          f"optgen {ours:.1f} ms ({1e3 / ours:.1f} frames/s) | naive baseline {base:.1f} ms | "
-          f"speed-up {base / ours:.1f}x")
+        if baselines:
+            d1 = bench.encoding_slm.display.copy()
+            d2 = bench.decoding_slm.display.copy()
+            base = median_ms(lambda: naive_frame(bench, d1, d2), max(3, repeats // 3))
+            print(f"twin frame, grid {grid[0]}x{grid[1]} (camera {cfg.camera.resolution[0]}x"
+                  f"{cfg.camera.resolution[1]}): optgen {ours:.1f} ms ({1e3 / ours:.1f} frames/s) | naive baseline "
+                  f"{base:.1f} ms | speed-up {base / ours:.1f}x", flush=True)
     return ours
 
 
-def bench_run(frames: int, frame_ms: float) -> None:
-    cfg = parse_bench(default_bench_text(), "embedded default bench")
-    n = cfg.geometry.seed_superpixels
-    with tempfile.TemporaryDirectory() as tmp, build_bench(cfg) as bench:
-        decoder, decoder_id = load_decoder_phase("flat", cfg.geometry.decoder_px)
-        t0 = time.perf_counter()
-        result = run_generation(bench, EncoderSeedSource(PlaceholderEncoder(n * n), n), decoder, decoder_id,
-                                Path(tmp) / "run", frames)
-        wall = time.perf_counter() - t0
-    fps = result.frames_written / wall
-    print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s | "
-          f"twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame rate {fps * frame_ms / 1e3:.2f}")
+def bench_run(frames: int, frame_ms: float, baselines: bool = True) -> float:
+    fps = run_rate(frames)["frames_per_s"]
+    if baselines:
+        print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s | "
+              f"twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame rate {fps * frame_ms / 1e3:.2f}",
+              flush=True)
+    return fps
+
+
+def measure(repeats: int, frames: int, baselines: bool = True) -> dict:
+    """optgen's figures (FIGURES), with the baselines printed beside them when ``baselines``."""
+    figures = {"propagation_ms": bench_propagation(repeats, baselines)}
+    figures["frame_800_ms"] = bench_twin_frame((800, 800), repeats, baselines)
+    figures["frame_1080x1920_ms"] = bench_twin_frame((1080, 1920), max(5, repeats // 2), baselines)
+    figures["run_fps"] = bench_run(frames, figures["frame_800_ms"], baselines)
+    return figures
+
+
+def print_comparison(today: dict, other: dict, label: str) -> None:
+    """Today's figures beside ``other``'s, with the ratio and which way it went (noise on this
+    2-core machine is some 10 %: a change within that says nothing)."""
+    print(f"\ntoday against {label}, both measured in this run:")
+    print(f"  {'figure':<42}{'today':>12}{'then':>12}   today/then")
+    for key, (name, unit, lower_better) in FIGURES.items():
+        now, then = today.get(key), other.get(key)
+        if now is None or then is None:
+            print(f"  {name + ' (' + unit + ')':<42}{now if now is not None else '-':>12}"
+                  f"{then if then is not None else '-':>12}   not measured")
+            continue
+        ratio = now / then
+        worse = ratio > 1 if lower_better else ratio < 1
+        verdict = "about the same" if abs(ratio - 1) < 0.10 else ("WORSE" if worse else "better")
+        print(f"  {name + ' (' + unit + ')':<42}{now:>12.1f}{then:>12.1f}   {ratio:.2f} ({verdict})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--frames", type=int, default=100)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--against", metavar="REV", help="compare with this commit instead of the last release")
+    group.add_argument("--no-release", action="store_true", help="today's figures only")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the other commit's side
     args = parser.parse_args()
-    bench_propagation(args.repeats)
-    frame_ms = bench_twin_frame((800, 800), args.repeats)
-    bench_twin_frame((1080, 1920), max(5, args.repeats // 2))
-    bench_run(args.frames, frame_ms)
+    if args.json:
+        import optgen
+
+        figures = measure(args.repeats, args.frames, baselines=False)
+        print(json.dumps({"figures": figures, "optgen": str(Path(optgen.__file__).parent)}))
+        return
+
+    import _release
+
+    _release.exit_cleanly_on_sigterm()
+    if args.against:
+        rev, label = args.against, f"commit {args.against}"
+    elif not args.no_release:
+        release = _release.last_release()
+        rev, label = release.commit, f"the last release {release.version} ({release.commit[:7]})"
+    today = measure(args.repeats, args.frames)
+    if args.no_release:
+        return
+    print(f"\nmeasuring {label} (its source, this script) ...", flush=True)
+    try:
+        other = _release.measure(rev, [sys.executable, str(Path(__file__).resolve()), "--json",
+                                       "--repeats", str(args.repeats), "--frames", str(args.frames)])
+    except _release.ReleaseUnavailable as exc:
+        print(f"{label} not measured: {exc}")
+        return
+    print_comparison(today, other["figures"], label)
 
 
 if __name__ == "__main__":
