@@ -55,7 +55,10 @@ class OptgenBench(Device):
             if not self.bench.closed:
                 self.laser.safe_off_now()
         finally:
-            self.thread.close()
+            try:
+                self.thread.close()
+            finally:
+                self.patterns.close()
 
 
 def devices(bench, frames_dir: str | Path = "bluesky-frames", *, name: str = "bench",
@@ -93,5 +96,6 @@ def devices(bench, frames_dir: str | Path = "bluesky-frames", *, name: str = "be
         call_in_bluesky_event_loop(device.connect(timeout=CONNECT_TIMEOUT_S), timeout=CONNECT_TIMEOUT_S + 5.0)
     except BaseException:
         device.thread.close()
+        device.patterns.close()
         raise
     return device

@@ -10,7 +10,9 @@
                                            the other keys describe it (e.g. ref, test, period_px)
 
 The SLM device's ``pattern`` signal holds the id of the pattern it shows; setting it resolves the id
-here (:meth:`PatternLibrary.resolve`), uploads and waits for the liquid crystal to settle.
+here (:meth:`PatternLibrary.resolve`), uploads and waits for the liquid crystal to settle. A seed's
+followers are prepared ahead on a thread of their own (:mod:`optgen.lab.bluesky.seeds_ahead`), as
+``optgen run`` prepares them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optgen.drivers.errors import OptgenError
-from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.bluesky.seeds_ahead import SeedsAhead
 from optgen.lab.run.placement import place_decoder
 
 __all__ = ["KINDS", "PatternError", "PatternLibrary", "Upload", "parse_pattern_id", "seed_pattern_id"]
@@ -72,10 +74,11 @@ def _whole(pattern_id: str, params: dict[str, str], key: str) -> int:
 class PatternLibrary:
     """Resolves pattern ids for the SLMs of one open bench (``optgen.Bench``)."""
 
-    def __init__(self, bench):
+    def __init__(self, bench, ahead: SeedsAhead | None = None):
         self.bench = bench
         self._seed_sources: dict[int, object] = {}
         self._arrays: dict[str, np.ndarray] = {}
+        self.ahead = ahead if ahead is not None else SeedsAhead()
 
     def register(self, array: np.ndarray, description: str = "") -> str:
         """An id for ``array`` (gray levels or radians, as ``set_phase`` takes them), shown by that id
@@ -88,6 +91,10 @@ class PatternLibrary:
     def forget(self) -> None:
         """Drop every registered array."""
         self._arrays.clear()
+
+    def close(self) -> None:
+        """End the thread that prepares seeds ahead."""
+        self.ahead.close()
 
     @property
     def _sources(self):
@@ -112,8 +119,8 @@ class PatternLibrary:
             seeds = self.seeds(random_seed)
             if index >= len(seeds):
                 raise PatternError(f"pattern {pattern_id!r}: the seed source {seeds.name} holds {len(seeds)} seeds")
-            phase = seed_to_slm_phase(seeds.seed(index).phase, cfg.geometry.superpixel_px, slm.shape)
-            return Upload(slm.phase_to_gray(phase), seed_pattern_id(random_seed, index))
+            gray = self.ahead.gray(slm, seeds, index, cfg.geometry.superpixel_px)
+            return Upload(gray, seed_pattern_id(random_seed, index))
         if kind == "decoder":
             if params:
                 raise PatternError(f"pattern {pattern_id!r}: the decoder takes no parameters")
