@@ -68,7 +68,7 @@ class SimulatedLaser(Laser):
 
     def _get_measured_power_hw(self) -> float:
         self._link()
-        return self.world.delivered_power_w()
+        return self.world.measured_power_w()
 
     def _set_emission_hw(self, on: bool) -> None:
         self._link()

@@ -51,6 +51,19 @@ __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
 _SETTLED = 0.99 - 1e-9  # (the slack absorbs rounding exactly at settle_s)
 
 
+READBACK_STREAM = 0x6C61736572   # "laser": the spawn key of the read-back generator
+
+
+def side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator of its own beside ``rng``: derived from ``rng``'s seed (reproducible when it is)
+    without drawing from it or spawning a child of it (so ``rng``'s own draws and children are
+    those they were without it); a fresh one where ``rng`` has no seed sequence."""
+    seq = getattr(rng.bit_generator, "seed_seq", None)
+    if not isinstance(seq, np.random.SeedSequence):
+        return np.random.default_rng()
+    return np.random.default_rng(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, READBACK_STREAM)))
+
+
 @dataclass(frozen=True)
 class _Transition:
     """The liquid crystal relaxing from ``start`` towards ``target`` (upload number ``upload``)
@@ -109,6 +122,7 @@ class OpticalWorld:
         self.laser = laser
         self.clock = clock
         self.rng = rng if rng is not None else np.random.default_rng()
+        self.readback_rng = side_stream(self.rng)
         self.band_limit = band_limit
         self._slms = {ENCODING: _SLMState(encoding, self.grid_shape),
                       DECODING: _SLMState(decoding, self.grid_shape)}
@@ -181,11 +195,20 @@ class OpticalWorld:
                                                         self.laser.power_noise_rms)
         return self.last_delivered_power_w
 
-    def draw_power_w(self, emission: bool, setpoint_w: float, noise_rms: float) -> float:
-        """Beam power for one exposure of a laser in the given state (draws the power noise)."""
+    def measured_power_w(self) -> float:
+        """What the laser's power monitor reads now: the setpoint with the planted noise, drawn from a
+        generator of its own (:attr:`readback_rng`), so reading the laser, from any thread and as
+        often as a caller likes, never changes the frames the camera draws from :attr:`rng`."""
+        return self.draw_power_w(self.laser_emission, self.laser_setpoint_w, self.laser.power_noise_rms,
+                                 self.readback_rng)
+
+    def draw_power_w(self, emission: bool, setpoint_w: float, noise_rms: float,
+                     rng: np.random.Generator | None = None) -> float:
+        """Beam power for one exposure of a laser in the given state (draws the power noise from
+        ``rng``, default the world's)."""
         if not emission:
             return 0.0
-        noise = noise_rms * self.rng.standard_normal() if noise_rms else 0.0
+        noise = noise_rms * (rng or self.rng).standard_normal() if noise_rms else 0.0
         return max(0.0, setpoint_w * (1.0 + noise))
 
     # --- SLMs -----------------------------------------------------------------------

@@ -104,7 +104,7 @@ class PtySerialTwin:
     def measured_power_w(self) -> float:
         """What the laser's own monitor reads: the world's delivered power, else the setpoint."""
         if self.world is not None:
-            return self.world.delivered_power_w()
+            return self.world.measured_power_w()
         return self.setpoint_w if self.emission else 0.0
 
     # --- test controls ----------------------------------------------------------------

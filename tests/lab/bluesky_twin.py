@@ -17,11 +17,6 @@ import optgen.bluesky
 from optgen.lab.bench.examples import small_bench_text
 from optgen.lab.bench.parse import parse_bench
 
-# the twin without frame-to-frame laser power noise: Bench.generate's own frames are reproducible
-# only then (its storage worker draws the measured power from the world's generator on another
-# thread, at a time that varies against the camera's draws)
-QUIET_LASER = {("twin.laser", "power_noise_rms"): "0.0"}
-
 
 def bench_config(extra: dict | None = None):
     return parse_bench(small_bench_text(extra), "x.toml")
@@ -81,8 +76,8 @@ def docs(RE):
 
 @pytest.fixture
 def twin(RE):
-    """(bench, devices) on the small twin without laser power noise."""
-    bench = optgen.open_bench(bench_config(QUIET_LASER))
+    """(bench, devices) on the small twin (its laser's power noise on, as the bench file plants it)."""
+    bench = optgen.open_bench(bench_config())
     devices = optgen.bluesky.devices(bench, "frames")
     yield bench, devices
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 
@@ -39,6 +40,26 @@ def test_generate_without_a_folder_gives_the_same_seeds_and_keeps_no_frames(benc
     assert in_memory.folder is None and len(in_memory) == 3
     with pytest.raises(optgen.OptgenError, match="raw frames are kept only in a run folder"):
         in_memory.frame(0)
+
+
+def test_generate_is_reproducible_however_often_the_laser_is_read(bench_file, tmp_path, mocker):
+    """The storage worker reads the laser's measured power on its own thread while the camera draws
+    its noise; the twin's power monitor draws from a generator of its own, so neither when nor how
+    often the laser is read changes the frames (the power noise is on)."""
+    frames, powers = [], []
+    for k, reads in enumerate((1, 1, 3)):
+        with optgen.open_bench(bench_file) as bench:
+            assert bench.config.twin.power_noise_rms > 0
+            laser = bench.devices.laser
+            read_once = laser._get_measured_power_hw
+            mocker.patch.object(laser, "_get_measured_power_hw", side_effect=lambda: [read_once() for _ in range(reads)][-1])
+            bench.generate(6, seed=7, out=tmp_path / f"run{k}")
+        run = optgen.open_run(tmp_path / f"run{k}")
+        frames.append(np.stack([run.frame(i) for i in range(6)]))
+        with h5py.File(tmp_path / f"run{k}" / "run.h5", "r") as f:
+            powers.append(f["meta/laser_power_w"][:])
+    assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[2])
+    assert np.array_equal(powers[0], powers[1]) and len(set(powers[0].round(12))) > 1   # the noise is there
 
 
 def test_bad_arguments_and_a_closed_bench_are_refused_with_the_reason(bench_file, tmp_path):

@@ -13,12 +13,12 @@ import optgen  # noqa: E402
 import optgen.bluesky  # noqa: E402
 from optgen.drivers.errors import OptgenError, PowerCeilingError  # noqa: E402
 from optgen.lab.bluesky import plans  # noqa: E402
-from tests.lab.bluesky_twin import QUIET_LASER, RE, Documents, bench_config, docs, twin  # noqa: E402,F401
+from tests.lab.bluesky_twin import RE, Documents, bench_config, docs, twin  # noqa: E402,F401
 
 
 def test_generate_gives_the_frames_of_bench_generate_bit_for_bit(RE, twin, docs):
     bench, devices = twin
-    with optgen.open_bench(bench_config(QUIET_LASER)) as reference:
+    with optgen.open_bench(bench_config()) as reference:
         run = reference.generate(5, seed=2, out="reference")
     expected = np.stack([optgen.open_run("reference").frame(i) for i in range(5)])
     assert run.status["status"] == "complete" and expected.std() > 0
@@ -43,8 +43,8 @@ def test_generate_gives_the_frames_of_bench_generate_bit_for_bit(RE, twin, docs)
 
 
 def test_generate_is_reproducible_with_laser_power_noise(RE):
-    """With the twin's power noise on, Bench.generate is not reproducible (its storage worker draws
-    the measured power on another thread); the plan, one thread for every driver call, is."""
+    """With the twin's power noise on, the plan gives the same frames twice, and the laser's
+    read-backs carry the noise."""
     frames = []
     for _ in range(2):
         log = Documents()

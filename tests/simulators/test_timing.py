@@ -18,6 +18,7 @@ from optgen.simulators import (
     OpticalWorld,
     SensorTruth,
     SimulatedCamera,
+    SimulatedLaser,
     SimulatedPhaseSLM,
     SLMTruth,
     VirtualClock,
@@ -480,3 +481,28 @@ def test_an_slm_fed_every_refresh_frame_shows_each_upload_in_turn():
         np.testing.assert_array_equal(world.retardance(ENCODING, t), target)
         assert world.settled_render_key(t)[0] == first_upload + k
     assert world.settled_render_key(moves[0] + 1e-3) is None   # still moving
+
+
+# --- the laser's read-back beside the camera's draws -------------------------------------------------
+
+def _frames_with_laser_reads(reads_per_frame: int, frames: int = 3) -> tuple[np.ndarray, list[float]]:
+    world, slm, _, camera = make_bench(seed=5, power_noise_rms=0.05)
+    laser = SimulatedLaser(world, wavelength_nm=520.0, max_power_w=1e-3)
+    readings, out = [], []
+    for i in range(frames):
+        slm.set_phase(pattern(i))
+        world.clock.sleep(TIMING_60.wait_s)
+        out.append(camera.capture())
+        readings += [laser.measured_power() for _ in range(reads_per_frame)]
+    return np.stack(out), readings
+
+
+def test_reading_the_lasers_power_never_changes_the_frames_the_camera_draws():
+    """The power monitor draws its noise from a generator of its own: a run whose storage thread
+    reads the laser (any number of times, at any moment) gets the frames of a run that never does."""
+    never, _ = _frames_with_laser_reads(0)
+    often, readings = _frames_with_laser_reads(4)
+    assert np.array_equal(never, often)
+    assert len(set(readings)) == len(readings) and all(abs(r / 1e-5 - 1) < 0.3 for r in readings)
+    again, readings_again = _frames_with_laser_reads(4)
+    assert np.array_equal(again, often) and readings_again == readings     # reproducible from the seed
