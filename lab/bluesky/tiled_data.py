@@ -48,6 +48,9 @@ log = logging.getLogger("optgen.bluesky")
 
 CHECK_TIMEOUT_S = 10.0       # one bounded request before each RE(...) call
 BATCH_SIZE = 20              # frames (and event rows) per write to the server
+# documents waiting for the writer thread before a run stops sending (a slow or hung server): about
+# 1 kB each, so the backlog stays in the tens of MB however long the run
+MAX_BACKLOG = 20_000
 
 # how a lab points optgen at its server without code (a queue server's worker, a startup script)
 URI_VARIABLE = "OPTGEN_TILED_URI"               # e.g. http://tiled.lab:8000
@@ -188,10 +191,13 @@ class TiledRuns:
 
     ``background`` (default True): the writes run on a thread of the subscription's own, started by
     :meth:`attach`; False: on the RunEngine's thread, as any bluesky callback (the plan waits for
-    every write)."""
+    every write). A server that falls ``max_backlog`` documents behind the run (slow or hung) gets
+    no more of that run: the run goes on, its documents and frames stay on local disk, and its
+    :class:`Delivery` says what did not reach the server."""
 
     def __init__(self, client, *, uri: str | None = None, devices=None, documents_dir: str | Path | None = None,
-                 batch_size: int = BATCH_SIZE, check_timeout_s: float = CHECK_TIMEOUT_S, background: bool = True):
+                 batch_size: int = BATCH_SIZE, check_timeout_s: float = CHECK_TIMEOUT_S, background: bool = True,
+                 max_backlog: int = MAX_BACKLOG):
         _require_tiled()
         self.client = client
         self.uri = uri or str(getattr(client, "uri", "the Tiled server"))
@@ -201,6 +207,9 @@ class TiledRuns:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise OptgenError(f"batch_size = {batch_size!r}: expected a whole number >= 1")
         self.batch_size = batch_size
+        if isinstance(max_backlog, bool) or not isinstance(max_backlog, int) or max_backlog < 1:
+            raise OptgenError(f"max_backlog = {max_backlog!r}: expected a whole number >= 1")
+        self.max_backlog = max_backlog
         self._pending: dict[str, list[int]] = {}   # per stream resource: [frames held back by the writer, next index]
         self.deliveries: dict[str, Delivery] = {}
         self._writer = None          # the TiledWriter of the run being written (writer thread)
@@ -294,6 +303,15 @@ class TiledRuns:
             self._write(name, doc, delivery)
             return
         with self._idle:
+            if delivery.error is None and self._unfinished >= self.max_backlog:
+                delivery.error = (f"the server fell {self._unfinished} documents behind the run (slow or hung); "
+                                  f"the rest of the run was not sent")
+                delivery.failed_at = name
+                log.warning("run %s: the Tiled server at %s fell %d documents behind; the rest of the run is not "
+                            "sent, its frames and documents stay on local disk", delivery.run_uid, self.uri,
+                            self._unfinished)
+            if delivery.error is not None and name != "stop":
+                return                   # given up on: kept locally, nothing more of it held in memory
             self._unfinished += 1
         self._queue.put((name, doc, delivery))
 
@@ -406,7 +424,7 @@ def _plain(value):
 
 def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None, api_key: str | None = None,
                        documents_dir: str | Path | None = "bluesky-documents",
-                       batch_size: int = BATCH_SIZE) -> TiledRuns:
+                       batch_size: int = BATCH_SIZE, max_backlog: int = MAX_BACKLOG) -> TiledRuns:
     """Write every run of ``RE`` into a Tiled server from now on.
 
     Parameters
@@ -422,6 +440,9 @@ def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None,
         when the server was away); None: nowhere.
     batch_size : int, default 20
         Frames (and event rows) per write; 1: each frame as it comes, at a cost in frames/s.
+    max_backlog : int, default 20000
+        Documents a slow or hung server may fall behind a run before the rest of that run is not
+        sent (it stays on local disk; the run's delivery says so).
 
     Raises
     ------
@@ -432,7 +453,8 @@ def send_runs_to_tiled(RE, devices=None, client=None, *, uri: str | None = None,
         if uri is None:
             raise OptgenError("send_runs_to_tiled: give a client (tiled_client(uri, api_key)) or uri=")
         client = tiled_client(uri, api_key)
-    return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir, batch_size=batch_size).attach(RE)
+    return TiledRuns(client, uri=uri, devices=devices, documents_dir=documents_dir, batch_size=batch_size,
+                     max_backlog=max_backlog).attach(RE)
 
 
 def send_runs_to_tiled_from_environment(RE, devices=None) -> TiledRuns | None:

@@ -19,6 +19,7 @@ pytest.importorskip("tiled.server", reason="the Tiled server is not installed (p
 
 import tiled.client.utils  # noqa: E402
 
+from optgen.drivers.errors import OptgenError  # noqa: E402
 from optgen.lab.bluesky import plans  # noqa: E402
 from optgen.lab.bluesky.tiled_data import (  # noqa: E402
     TiledRefused,
@@ -151,6 +152,45 @@ def test_the_plan_never_waits_for_the_server(RE, twin, docs, tiled_server, monke
         assert link.detach(60)
     assert released == [True] and link.last.complete and link.last.frames_sent == 4
     assert np.array_equal(camera_frames(client[docs.of("start")[0]["uid"]]), docs.frames())
+
+
+def test_a_server_that_falls_too_far_behind_gets_no_more_of_the_run(RE, twin, docs, tiled_server, tmp_path,
+                                                                   monkeypatch, caplog):
+    """A hung server holds the writer at the run's start document: past ``max_backlog`` documents
+    waiting, the run stops queuing them (memory stays bounded), goes on to the end, keeps every
+    document on local disk, and its delivery says what did not reach the server."""
+    from bluesky.callbacks.tiled_writer import TiledWriter
+
+    bench, devices = twin
+    gate, released = threading.Event(), []
+    write = TiledWriter.__call__
+
+    def hung(self, name, doc):
+        if name == "start":
+            released.append(gate.wait(30))
+        return write(self, name, doc)
+
+    monkeypatch.setattr(TiledWriter, "__call__", hung)
+    client = tiled_client(tiled_server.uri, tiled_server.api_key)
+    link = send_runs_to_tiled(RE, devices, client, documents_dir=tmp_path / "documents", max_backlog=8)
+    try:
+        with caplog.at_level(logging.WARNING, logger="optgen.bluesky"):
+            RE(plans.generate(devices, 12, seed=1))
+        delivery = link.last
+        assert docs.exit_status() == "success" and len(docs.frames()) == 12
+        assert "fell 8 documents behind" in delivery.error and delivery.frames == 13 and not delivery.ended
+        assert link._unfinished <= 9                      # 8 waiting + the stop document
+        assert any("fell 8 documents behind" in r.getMessage() for r in caplog.records)
+        kept = (tmp_path / "documents" / f"{delivery.run_uid}.jsonl").read_text().splitlines()
+        assert len(kept) == len(docs.all)                 # every document on local disk
+    finally:
+        gate.set()
+        assert link.detach(60)
+    assert released == [True] and link.last.ended and not link.last.complete
+    assert link.last.frames_sent < link.last.frames
+    assert "did not reach the Tiled server" in link.last.summary() and "send_documents" in link.last.summary()
+    with pytest.raises(OptgenError, match="max_backlog = 0"):
+        TiledRuns(client, max_backlog=0)
 
 
 def test_a_wrong_api_key_is_refused_before_any_light(RE, twin, docs, tiled_server):
