@@ -19,8 +19,10 @@ Setting ``emission`` to False is ``safe_off()`` too: off, and verified off, or L
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
+from bluesky.protocols import Reading
 from ophyd_async.core import AsyncStatus, StandardReadable, StandardReadableFormat, completed_status, soft_signal_rw
 from ophyd_async.core import soft_signal_r_and_setter as soft_signal_r
 
@@ -69,6 +71,21 @@ class OptgenLaser(StandardReadable):
             self.ceiling, _ = soft_signal_r(float, laser.ceiling_w, units="W")
             self.wavelength_nm, _ = soft_signal_r(float, laser.wavelength_nm, units="nm")
         super().__init__(name=name)
+
+    async def read(self) -> dict[str, Reading]:
+        """Every read-back in one device-thread call, in the order the signals' own getters would be
+        queued (faults, setpoint, emission, measured power): one hop to the device thread per event
+        instead of four (about a millisecond a frame of the RunEngine's time on the twin)."""
+        values = await self._thread.call(self._read_backs)
+        now = time.time()
+        signals = (self.faults, self.power, self.emission, self.measured_power)
+        return {signal.name: {"value": value, "timestamp": now, "alarm_severity": 0}
+                for signal, value in zip(signals, values, strict=True)}
+
+    def _read_backs(self) -> tuple[list[str], float, bool, float]:
+        """Device thread: (faults, setpoint, emission, measured power), read now."""
+        d = self.driver
+        return list(d.faults()), float(d.power_setpoint()), bool(d.emission), float(d.measured_power())
 
     # --- getters and setters (awaited on the RunEngine's loop, run on the device thread) ---------
     async def _get_power(self) -> float:

@@ -40,6 +40,24 @@ def test_laser_signals_read_the_driver_and_power_reads_back(RE, twin):
     assert list(get(laser.faults)) == ["interlock open"]
 
 
+def test_a_laser_read_takes_every_read_back_in_one_device_thread_call(RE, twin, mocker):
+    bench, devices = twin
+    laser, driver = devices.laser, bench.devices.laser
+    RE(bps.mv(laser.power, driver.ceiling_w / 4))
+    driver.trip("interlock open")
+    calls = mocker.spy(devices.thread, "call")
+    reading = call_in_bluesky_event_loop(laser.read(), timeout=10)
+    assert calls.call_count == 1
+    assert reading[laser.faults.name]["value"] == ["interlock open"]
+    assert reading[laser.power.name]["value"] == pytest.approx(driver.ceiling_w / 4)
+    assert reading[laser.emission.name]["value"] is False and reading[laser.measured_power.name]["value"] == 0.0
+    described = call_in_bluesky_event_loop(laser.describe(), timeout=10)
+    assert set(reading) == set(described)                  # the keys the event descriptor announces
+    for name, value in reading.items():                    # each as the signal's own getter reads it
+        own = call_in_bluesky_event_loop(getattr(laser, name.removeprefix(laser.name + "-")).read(), timeout=10)
+        assert list(np.atleast_1d(own[name]["value"])) == list(np.atleast_1d(value["value"]))
+
+
 def test_power_above_the_ceiling_is_refused_before_any_byte_reaches_the_laser(RE, twin, mocker):
     bench, devices = twin
     spy = mocker.spy(bench.devices.laser, "_set_power_hw")
