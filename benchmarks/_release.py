@@ -6,11 +6,12 @@ folder), and an import tree is built for it without installing anything: the pac
 that commit's pyproject.toml (``[tool.setuptools.package-dir]``: optgen -> lab/optgen,
 optgen.drivers -> drivers, ...) is laid out as an ``optgen/`` package of symbolic links. A
 benchmark script then runs there in a subprocess with PYTHONPATH set to the tree, in this same
-Python environment (the dependencies are today's; the code measured is the commit's), and prints
-its figures as one JSON object on its last line of stdout.
+Python environment (the dependencies are today's; the code measured is the commit's): once, its
+figures one JSON object on its last line of stdout (:func:`run_json`), or kept running and asked
+figure by figure (:class:`Worker`), in turn with one on the checkout.
 
-    with materialised("1a94942") as tree:
-        figures = run_json(tree, [sys.executable, "benchmarks/foundation.py", "--json"])
+    with materialised("1a94942") as tree, Worker(argv) as today, Worker(argv, tree) as then:
+        a, b = today.ask({"figure": "propagation_ms"}), then.ask({"figure": "propagation_ms"})
 
 The last release is named in benchmarks/last_release.toml (the project has no git tags yet).
 """
@@ -21,6 +22,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import signal
 import subprocess
 import tarfile
@@ -134,6 +136,63 @@ def run_json(tree: Path, argv: list[str], *, timeout: float | None = 1800, cwd: 
     if source is not None and not Path(source).is_relative_to(tree):
         raise ReleaseUnavailable(f"optgen came from {source}, not from the commit's tree {tree}")
     return result
+
+
+class Worker:
+    """A script kept running, on the import tree ``tree`` (None: on the checkout, as installed),
+    that answers one JSON request per line of stdin with one JSON line on stdout. Two of them, one
+    per commit, asked in turn (A B B A), see the same load on a shared machine: one commit measured
+    after the other would not. Its stderr goes to a temporary file, quoted when it fails."""
+
+    def __init__(self, argv: list[str], tree: Path | None = None, *, cwd: str | Path | None = None):
+        self.tree = tree
+        env = dict(os.environ)
+        if tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=self._stderr, text=True, bufsize=1)
+
+    def ask(self, request: dict, timeout: float = 900) -> dict:
+        """The reply to ``request`` (ReleaseUnavailable if the script died, did not answer within
+        ``timeout`` seconds, or answered with figures from outside its tree)."""
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise ReleaseUnavailable(f"the benchmark process ended: {self._tail()}") from exc
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        if not ready:
+            raise ReleaseUnavailable(f"no answer in {timeout:g} s to {request}")
+        line = self._process.stdout.readline()
+        if not line:
+            raise ReleaseUnavailable(f"the benchmark process ended: {self._tail()}")
+        reply = json.loads(line)
+        source = reply.get("optgen")
+        if self.tree is not None and source is not None and not Path(source).is_relative_to(self.tree):
+            raise ReleaseUnavailable(f"optgen came from {source}, not from the commit's tree {self.tree}")
+        return reply
+
+    def _tail(self) -> str:
+        self._stderr.seek(0)
+        return "\n".join(self._stderr.read().strip().splitlines()[-5:])
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._stderr.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def measure(rev: str, argv: list[str], **kwargs) -> dict:

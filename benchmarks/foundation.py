@@ -11,24 +11,27 @@ so ratios are the figures to compare across machines):
 - run: frames/s of the run loop on the embedded simulated bench (virtual clock), against
   the twin-frame rate alone.
 
-Then the same optgen figures of the last release (benchmarks/last_release.toml), or of the
-commit given by --against, measured in the same run by this same script on that commit's source
-(benchmarks/_release.py), beside today's with the ratio: a regression of the project against
-itself shows there.
+Then optgen's figures today beside the last release's (benchmarks/last_release.toml), or those
+of the commit given by --against, with the ratio: a regression of the project against itself
+shows there. Both are measured in this run by this same script, kept running in two processes,
+one on the checkout and one on that commit's source (benchmarks/_release.py), asked in turn
+figure by figure, a few samples at a time (today, then, then, today, --turns times), and each
+side's figure is the median of all its samples: both see the same load on a shared machine.
 
-Usage:  python benchmarks/foundation.py [--repeats N] [--frames N] [--against REV | --no-release]
+Usage:  python benchmarks/foundation.py [--repeats N] [--frames N] [--against REV | --no-release] [--turns N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 from _figures import PITCH, WL, propagation_step, run_rate, twin_frame
-from _timing import median_ms
+from _timing import median_ms, samples_ms
 
 # (key, unit, lower is better)
 FIGURES = {
@@ -106,25 +109,79 @@ def bench_run(frames: int, frame_ms: float, baselines: bool = True) -> float:
     return fps
 
 
-def measure(repeats: int, frames: int, baselines: bool = True) -> dict:
-    """optgen's figures (FIGURES), with the baselines printed beside them when ``baselines``."""
-    figures = {"propagation_ms": bench_propagation(repeats, baselines)}
-    figures["frame_800_ms"] = bench_twin_frame((800, 800), repeats, baselines)
-    figures["frame_1080x1920_ms"] = bench_twin_frame((1080, 1920), max(5, repeats // 2), baselines)
-    figures["run_fps"] = bench_run(frames, figures["frame_800_ms"], baselines)
+def measure(repeats: int, frames: int) -> dict:
+    """optgen's figures (FIGURES), each printed with its baselines."""
+    figures = {"propagation_ms": bench_propagation(repeats)}
+    figures["frame_800_ms"] = bench_twin_frame((800, 800), repeats)
+    figures["frame_1080x1920_ms"] = bench_twin_frame((1080, 1920), max(5, repeats // 2))
+    figures["run_fps"] = bench_run(frames, figures["frame_800_ms"])
     return figures
 
 
-def print_comparison(today: dict, other: dict, label: str) -> None:
+def samples_of(key: str, repeats: int, frames: int) -> list[float]:
+    """Samples of one of optgen's figures, without baselines (a worker's side of the comparison):
+    ``repeats`` timings in ms, or the rate of one run of ``frames`` frames."""
+    if key == "propagation_ms":
+        return samples_ms(propagation_step((1080, 1920)), repeats)
+    if key in ("frame_800_ms", "frame_1080x1920_ms"):
+        with twin_frame((800, 800) if key == "frame_800_ms" else (1080, 1920)) as (frame, _, _):
+            return samples_ms(frame, repeats)
+    if key == "run_fps":
+        return [run_rate(frames)["frames_per_s"]]
+    raise KeyError(key)
+
+
+def serve() -> None:
+    """Answer requests {"figure", "repeats", "frames"}, one JSON line each, until stdin ends; a
+    figure this commit cannot measure (a name it lacks) answers {"error": ...}."""
+    import optgen
+
+    source = str(Path(optgen.__file__).parent)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            reply = {"samples": samples_of(request["figure"], request["repeats"], request["frames"])}
+        except Exception as exc:                  # reported, the comparison goes on without it
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps({**reply, "optgen": source}), flush=True)
+
+
+def compare(rev: str, repeats: int, frames: int, turns: int = 3) -> tuple[dict, dict, dict]:
+    """optgen's figures today and at ``rev``: two worker processes asked in turn (today, then, then,
+    today; ``turns`` times), each time for a share of the repeats (or a run of a share of the
+    frames, at least 10); each side's figure the median of all its samples. Also why a figure is
+    missing."""
+    import _release
+
+    argv = [sys.executable, str(Path(__file__).resolve()), "--serve"]
+    share = {"repeats": max(2, -(-repeats // (2 * turns))), "frames": max(10, -(-frames // (2 * turns)))}
+    today, then, errors = {}, {}, {}
+    with _release.materialised(rev) as tree, _release.Worker(argv) as now, _release.Worker(argv, tree) as old:
+        for key in FIGURES:
+            pooled = {id(now): [], id(old): []}
+            for worker in (now, old, old, now) * turns:
+                reply = worker.ask({"figure": key, **share})
+                if "error" in reply:
+                    errors[key] = reply["error"]
+                    break
+                pooled[id(worker)] += reply["samples"]
+            else:
+                today[key] = statistics.median(pooled[id(now)])
+                then[key] = statistics.median(pooled[id(old)])
+    return today, then, errors
+
+
+def print_comparison(today: dict, other: dict, label: str, errors: dict | None = None) -> None:
     """Today's figures beside ``other``'s, with the ratio and which way it went (noise on this
     2-core machine is some 10 %: a change within that says nothing)."""
-    print(f"\ntoday against {label}, both measured in this run:")
+    print(f"\ntoday against {label}, both measured in this run, in turn:")
     print(f"  {'figure':<42}{'today':>12}{'then':>12}   today/then")
     for key, (name, unit, lower_better) in FIGURES.items():
         now, then = today.get(key), other.get(key)
         if now is None or then is None:
-            print(f"  {name + ' (' + unit + ')':<42}{now if now is not None else '-':>12}"
-                  f"{then if then is not None else '-':>12}   not measured")
+            why = (errors or {}).get(key)
+            print(f"  {name + ' (' + unit + ')':<42}{'-' if now is None else f'{now:.1f}':>12}"
+                  f"{'-' if then is None else f'{then:.1f}':>12}   not measured" + (f": {why}" if why else ""))
             continue
         ratio = now / then
         worse = ratio > 1 if lower_better else ratio < 1
@@ -139,13 +196,11 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--against", metavar="REV", help="compare with this commit instead of the last release")
     group.add_argument("--no-release", action="store_true", help="today's figures only")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)   # the other commit's side
+    parser.add_argument("--turns", type=int, default=3, help="rounds of today, then, then, today (default 3)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)   # a worker of the comparison
     args = parser.parse_args()
-    if args.json:
-        import optgen
-
-        figures = measure(args.repeats, args.frames, baselines=False)
-        print(json.dumps({"figures": figures, "optgen": str(Path(optgen.__file__).parent)}))
+    if args.serve:
+        serve()
         return
 
     import _release
@@ -156,18 +211,23 @@ def main() -> None:
     elif not args.no_release:
         release = _release.last_release()
         rev, label = release.commit, f"the last release {release.version} ({release.commit[:7]})"
-    today = measure(args.repeats, args.frames)
+    measure(args.repeats, args.frames)
     if args.no_release:
         return
-    print(f"\nmeasuring {label} (its source, this script) ...", flush=True)
+    print(f"\nmeasuring today and {label} in turn (its source, this script) ...", flush=True)
     try:
-        other = _release.measure(rev, [sys.executable, str(Path(__file__).resolve()), "--json",
-                                       "--repeats", str(args.repeats), "--frames", str(args.frames)])
+        now, then, errors = compare(rev, args.repeats, args.frames, args.turns)
     except _release.ReleaseUnavailable as exc:
         print(f"{label} not measured: {exc}")
         return
-    print_comparison(today, other["figures"], label)
+    print_comparison(now, then, label, errors)
+    print(f"  (each side: the median of its samples from {2 * args.turns} turns in alternation; the run's rate "
+          f"from runs of {max(10, -(-args.frames // (2 * args.turns)))} frames)")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:           # Ctrl-C or SIGTERM: the workers and the commit's tree are gone
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -74,6 +74,33 @@ def test_figures_from_the_checkout_instead_of_the_tree_are_refused():
         _release.run_json(tree, [sys.executable, "-c", wrong])
 
 
+@needs_git
+def test_a_worker_on_the_tree_of_head_answers_figure_by_figure_from_the_tree():
+    argv = [sys.executable, str(ROOT / "benchmarks" / "foundation.py"), "--serve"]
+    with _release.materialised("HEAD") as tree, _release.Worker(argv, tree) as worker:
+        reply = worker.ask({"figure": "propagation_ms", "repeats": 2, "frames": 2})
+        assert len(reply["samples"]) == 2 and min(reply["samples"]) > 0
+        assert Path(reply["optgen"]).is_relative_to(tree)
+        assert "KeyError" in worker.ask({"figure": "no_such_figure", "repeats": 1, "frames": 2})["error"]
+    assert not tree.exists()
+
+
+def test_a_worker_that_dies_or_answers_from_elsewhere_says_so(tmp_path):
+    echo_from = ("import json, sys\n"
+                 "for line in sys.stdin:\n"
+                 "    print(json.dumps({'value': 1.0, 'optgen': %r}), flush=True)\n")
+    with _release.Worker([sys.executable, "-c", echo_from % str(tmp_path / "tree" / "optgen")],
+                         tmp_path / "tree") as worker:
+        assert worker.ask({"figure": "x"})["value"] == 1.0
+    with _release.Worker([sys.executable, "-c", echo_from % str(ROOT)], tmp_path / "tree") as worker, \
+            pytest.raises(_release.ReleaseUnavailable, match="not from"):
+        worker.ask({"figure": "x"})
+    dying = "import sys; sys.stderr.write('broken import here\\n'); sys.exit(1)"
+    with _release.Worker([sys.executable, "-c", dying], tmp_path) as worker, \
+            pytest.raises(_release.ReleaseUnavailable, match="broken import here"):
+        worker.ask({"figure": "x"}, timeout=60)
+
+
 def test_a_failing_script_and_an_unknown_commit_say_so(tmp_path):
     with pytest.raises(_release.ReleaseUnavailable, match="exited 3"):
         _release.run_json(tmp_path, [sys.executable, "-c", "import sys; sys.exit(3)"])
