@@ -3,11 +3,15 @@
 Training only (needs torch). The transfer functions come from ``simulators.optics`` (one
 implementation, numpy, cached) and the propagation step is the same two FFTs and a
 multiply, so the twin and the trained model see the same physics (a test checks they agree
-to float32 precision).
+to float32 precision). The training path (:meth:`OpticalStudent.intensity`) computes the same
+field with pruned transforms: the transfer functions are zero outside their band limit and
+only the output window is seen (issue 24; :meth:`OpticalStudent.intensity_full_grid` is the
+full-grid reference it is checked and benchmarked against).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -87,6 +91,182 @@ def _warp_bilinear(phase: torch.Tensor, shift: tuple[float, float], rotation_deg
     return F.grid_sample(phase[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
 
 
+def _band(h: np.ndarray, axis: int) -> tuple[int, int]:
+    """(first signed frequency, count): the run of DFT frequencies along ``axis`` outside which the
+    transfer function ``h`` is zero everywhere (the whole axis where it is not band-limited)."""
+    n = h.shape[axis]
+    kept = np.flatnonzero(np.abs(h).any(axis=1 - axis))
+    if kept.size == 0:
+        return 0, 1
+    signed = np.where(kept < (n + 1) // 2, kept, kept - n)
+    first, last = int(signed.min()), int(signed.max())
+    return (first, last - first + 1) if last - first + 1 < n else (-(n // 2), n)
+
+
+def _pieces(start: int, count: int, n: int) -> list[tuple[int, int, int]]:
+    """(offset in the run, index mod n, length) of the contiguous parts of indices start .. start + count - 1
+    taken mod n (one part, or two where the run wraps)."""
+    start %= n
+    first = min(count, n - start)
+    return [(0, start, first)] + ([(first, 0, count - first)] if count > first else [])
+
+
+def _lines_placed(x: torch.Tensor, n: int, at: int, take: tuple[int, int] | None = None,
+                  factor: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., lines, n) with ``x``'s lines at ``at`` .. (mod n) and zeros elsewhere: the zero-padded input
+    of n-point transforms along the last axis. With ``take`` = (start, count), the lines are
+    columns start .. (mod n) of ``x`` (transposed on the way); ``factor`` (broadcast to the lines
+    placed, or (n,) with ``take``): multiplied in on the way."""
+    if take is None:
+        src, rows = x, [(0, 0, x.shape[-2])]
+    else:
+        src, rows = x.transpose(-1, -2), _pieces(*take, x.shape[-1])
+    m = src.shape[-1]
+    lead = torch.broadcast_shapes(src.shape[:-2], () if factor is None or take is not None else factor.shape[:-2])
+    out = src.new_empty(*lead, sum(length for *_, length in rows), n)
+    for _, index, length in _pieces(at + m, n - m, n):
+        out[..., index:index + length].zero_()
+    for row, source_row, count in rows:
+        part, into = src[..., source_row:source_row + count, :], out[..., row:row + count, :]
+        for offset, index, length in _pieces(at, m, n):
+            if factor is None:
+                into[..., index:index + length] = part[..., offset:offset + length]
+            elif take is None:
+                torch.mul(part[..., offset:offset + length], factor[..., offset:offset + length],
+                          out=into[..., index:index + length])
+            else:
+                torch.mul(part[..., offset:offset + length], factor[index:index + length],
+                          out=into[..., index:index + length])
+    return out
+
+
+def _taken(y: torch.Tensor, n: int, start: int, count: int) -> torch.Tensor:
+    """y[..., start:start + count] with indices mod n (a view unless the run wraps)."""
+    parts = [y[..., index:index + length] for _, index, length in _pieces(start, count, n)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _frequency_shift(n: int, first: int, inverse: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """exp(-+2 pi i first q / n) for q = 0 .. n - 1: times the input of an n-point (inverse) DFT, it moves
+    sample ``first`` of the output to index 0."""
+    q = (np.arange(n, dtype=np.int64) * first) % n
+    return torch.from_numpy(np.exp((1j if inverse else -1j) * 2 * np.pi * q / n)).to(device=device, dtype=dtype)
+
+
+def _two_pass(x: torch.Tensor, n: int, first: tuple[int, int], second: tuple[int, int], at: tuple[int, int],
+              inverse: bool, norm: str = "backward", factor: torch.Tensor | None = None) -> torch.Tensor:
+    """Pruned n x n DFT (or inverse) of ``x`` (..., P, Q) (times ``factor``), transposed: (..., first count,
+    second count).
+
+    ``x``'s columns sit at ``at[0]`` .. and its rows at ``at[1]`` .. of an n x n grid of zeros (mod n);
+    the result holds the samples (frequencies, or positions for the inverse) ``first`` = (start,
+    count) of the columns' axis, then ``second`` of the rows' axis, the two axes swapped. Each axis
+    is one batch of contiguous n-point FFTs over the lines that hold data, the first pass's lines
+    copied, transposed, into the second's: no full-grid transform and no strided one. Where
+    ``second`` wraps around n, a frequency shift on the second pass's input makes it one run.
+    """
+    fft = torch.fft.ifft if inverse else torch.fft.fft
+    y = fft(_lines_placed(x, n, at[0], factor=factor), dim=-1, norm=norm)                    # (..., P, n)
+    start, count = second
+    shift = None
+    if start % n + count > n:
+        shift, start = _frequency_shift(n, start, inverse, y.dtype, y.device), 0
+    z = fft(_lines_placed(y, n, at[1], take=first, factor=shift), dim=-1, norm=norm)
+    return _taken(z, n, start, count)
+
+
+def _summed_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``t`` summed over the leading axes it has beyond ``shape`` (a broadcast's gradient)."""
+    return t.sum(dim=tuple(range(t.dim() - len(shape)))) if t.dim() > len(shape) else t
+
+
+class _TwoPass(torch.autograd.Function):
+    """:func:`_two_pass` of ``x`` times ``factor`` (None: 1), its backward the adjoint transform (the same
+    pruned transform the other way, unscaled where the forward is scaled and so on)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, factor: torch.Tensor | None, n: int, first: tuple[int, int],
+                second: tuple[int, int], at: tuple[int, int], inverse: bool) -> torch.Tensor:
+        rows, cols = x.shape[-2:]
+        ctx.adjoint = (n, (at[1], rows), (at[0], cols), (second[0], first[0]), not inverse)
+        if factor is not None:
+            ctx.save_for_backward(x, factor)
+        return _two_pass(x, n, first, second, at, inverse, factor=factor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        back = _two_pass(grad, *ctx.adjoint, norm="forward")
+        if not ctx.saved_tensors:
+            return back, None, None, None, None, None, None
+        x, factor = ctx.saved_tensors
+        grad_x = _summed_to(back * factor.conj(), x.shape) if ctx.needs_input_grad[0] else None
+        grad_factor = _summed_to(back * x.conj(), factor.shape) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_factor, None, None, None, None, None
+
+
+class _Irradiance(torch.autograd.Function):
+    """|:func:`_two_pass` of ``t`` times ``factor``|^2 (``factor`` without gradient): the window's
+    irradiance, its backward 2 g w through the adjoint transform."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor, factor: torch.Tensor, n: int, first: tuple[int, int], second: tuple[int, int],
+                at: tuple[int, int]) -> torch.Tensor:
+        rows, cols = t.shape[-2:]
+        ctx.adjoint = (n, (at[1], rows), (at[0], cols), (second[0], first[0]), False)
+        window = _two_pass(t, n, first, second, at, True, factor=factor)
+        ctx.save_for_backward(window, factor)
+        return window.real**2 + window.imag**2
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        window, factor = ctx.saved_tensors
+        back = _two_pass(2.0 * grad * window, *ctx.adjoint, norm="forward") * factor.conj()
+        return back, None, None, None, None, None
+
+
+def _to_band(x: torch.Tensor, n: int, at: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int],
+             factor: torch.Tensor | None = None) -> torch.Tensor:
+    """The band (``rows``, ``cols``: (first signed frequency, count)) of the n x n DFT of ``x`` (..., h, w)
+    (times ``factor``, broadcast) placed at ``at`` = (top, left) on a grid of zeros, transposed:
+    (..., column frequencies, row frequencies). Differentiable."""
+    return _TwoPass.apply(x, factor, n, cols, rows, (at[1], at[0]), False)
+
+
+def _from_band(t: torch.Tensor, n: int, rows: tuple[int, int], cols: tuple[int, int], window: tuple[int, int],
+               size: tuple[int, int]) -> torch.Tensor:
+    """The ``size`` window at ``window`` = (top, left) of the n x n inverse DFT of the band ``t`` (transposed,
+    as :func:`_to_band` gives it; ``rows``, ``cols``: its frequencies). Differentiable."""
+    return _TwoPass.apply(t, None, n, (window[0], size[0]), (window[1], size[1]), (rows[0], cols[0]), True)
+
+
+def _irradiance_from_band(t: torch.Tensor, factor: torch.Tensor, n: int, rows: tuple[int, int],
+                          cols: tuple[int, int], window: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """|:func:`_from_band` of ``t`` times ``factor``|^2 (``factor``: no gradient), fused. Differentiable."""
+    return _Irradiance.apply(t, factor, n, (window[0], size[0]), (window[1], size[1]), (rows[0], cols[0]))
+
+
+def _upsample_matrix(n: int, factor: int, size: int, kernel: torch.Tensor | None) -> torch.Tensor:
+    """(size, n) matrix E: E @ v repeats each of ``n`` values ``factor`` times, blurs the ``n * factor``
+    samples with ``kernel`` (edges repeated, as :func:`_blur`) and centres them in ``size`` zeros.
+
+    ``E @ q @ E.T`` is the superpixel seed shown on the lit block, blurred: two small matmuls
+    instead of the blur's shifted sums over the whole block.
+    """
+    m = n * factor
+    e = torch.zeros(m, n, dtype=torch.float64)
+    e[torch.arange(m), torch.arange(m) // factor] = 1.0
+    if kernel is not None:
+        r = kernel.numel() // 2
+        blur = torch.zeros(m, m, dtype=torch.float64)
+        i = torch.arange(m)
+        for t in range(2 * r + 1):
+            blur[i, (i + t - r).clamp(0, m - 1)] += float(kernel[t])
+        e = blur @ e
+    top = (size - m) // 2
+    return F.pad(e, (0, 0, top, size - m - top)).to(torch.float32)
+
+
 class OpticalStudent(nn.Module):
     """Encoder (noise -> seed values + log scale per colour) and a decoder phase per colour, through the optics.
 
@@ -136,6 +316,7 @@ class OpticalStudent(nn.Module):
         ramp = np.exp(-2j * np.pi * lo * np.arange(geom.grid_px) / geom.grid_px).astype(np.complex64)
         self.register_buffer("h1_block", self.h1 * torch.from_numpy(ramp[:, None] * ramp[None, :]), persistent=False)
         self.kernel = _gaussian_kernel(crosstalk_sigma_px) if crosstalk_sigma_px > 0 else None
+        self._band_optics()
 
     # --- pieces ---------------------------------------------------------------------
     def encode(self, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,6 +345,17 @@ class OpticalStudent(nn.Module):
         return TWO_PI * torch.sigmoid(self.decoder_logits)
 
     # --- forward --------------------------------------------------------------------
+    def _decoder_placed(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
+                        rotation_deg: float) -> tuple[torch.Tensor, int, int]:
+        """(phase block, top, left): SLM2's decoder phase as placed on the grid by :meth:`decoder_mask`."""
+        n, d = self.geom.grid_px, self.geom.decoder_px
+        rows, cols = float(shift[0]), float(shift[1])
+        if rotation_deg == 0.0 and rows.is_integer() and cols.is_integer():
+            return decoder_phase, (n - d) // 2 + int(rows), (n - d) // 2 + int(cols)
+        margin = int(math.ceil(max(abs(rows), abs(cols)) + abs(math.radians(rotation_deg)) * d)) + 1
+        dec = _warp_bilinear(F.pad(decoder_phase, (margin,) * 4), (rows, cols), rotation_deg)
+        return dec, (n - d - 2 * margin) // 2, (n - d - 2 * margin) // 2
+
     def decoder_mask(self, decoder_phase: torch.Tensor, shift: tuple[float, float] = (0.0, 0.0),
                      rotation_deg: float = 0.0) -> torch.Tensor:
         """SLM2 as a (grid, grid) complex mask: exp(i phase) on the decoder block, 1 elsewhere.
@@ -173,17 +365,21 @@ class OpticalStudent(nn.Module):
         the same affine map, bilinear on the phase, zero phase around the decoder). Whole-pixel
         shifts without rotation move the block exactly, with no resampling.
         """
-        n, d = self.geom.grid_px, self.geom.decoder_px
-        rows, cols = float(shift[0]), float(shift[1])
-        if rotation_deg == 0.0 and rows.is_integer() and cols.is_integer():
-            top, left = (n - d) // 2 + int(rows), (n - d) // 2 + int(cols)
-            dec = decoder_phase
-        else:
-            margin = int(math.ceil(max(abs(rows), abs(cols)) + abs(math.radians(rotation_deg)) * d)) + 1
-            dec = _warp_bilinear(F.pad(decoder_phase, (margin,) * 4), (rows, cols), rotation_deg)
-            d += 2 * margin
-            top = left = (n - d) // 2
+        n = self.geom.grid_px
+        dec, top, left = self._decoder_placed(decoder_phase, shift, rotation_deg)
+        d = dec.shape[-1]
         return F.pad(torch.polar(torch.ones_like(dec), dec) - 1, (left, n - d - left, top, n - d - top)) + 1
+
+    def _decoder_block(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
+                       rotation_deg: float) -> tuple[torch.Tensor, int, int]:
+        """(mask - 1 on the decoder block, top, left): :meth:`decoder_mask` minus 1, where it is not 0
+        (the block clipped to the grid)."""
+        n = self.geom.grid_px
+        dec, top, left = self._decoder_placed(decoder_phase, shift, rotation_deg)
+        h, w = dec.shape[-2:]
+        r0, c0 = max(top, 0), max(left, 0)
+        dec = dec[r0 - top:min(top + h, n) - top, c0 - left:min(left + w, n) - left]
+        return torch.polar(torch.ones_like(dec), dec) - 1, r0, c0
 
     def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor,
                   shift: tuple[float, float] = (0, 0), realistic: bool = True, colour: int = 0,
@@ -191,11 +387,78 @@ class OpticalStudent(nn.Module):
         """Sensor-plane irradiance in the output window (B, window, window) of one colour, for unit beam power.
 
         ``seed_phase`` (B, n, n) and ``decoder_phase`` (d, d) of that colour; the same field as
-        :func:`propagate_torch` twice on the full grid (a test checks it). Only the lit block of
-        SLM1 is built (its place on the grid is a phase ramp folded into ``h1_block``) and SLM2
-        is a (grid, grid) mask that is 1 outside the decoder block (:meth:`decoder_mask`: moved
-        by ``shift`` and turned by ``rotation_deg``). Pruned 1-D FFTs over the block's rows were
-        tried and were slower on the CPU than one ``fft2``.
+        :meth:`intensity_full_grid` (:func:`propagate_torch` twice on the full grid; tests check it
+        to float32 precision, gradients too) with a fraction of its arithmetic: the transfer
+        functions are zero outside a rectangle of frequencies (the band limit) and only the output
+        window is seen, so every transform is pruned (:func:`_two_pass`): from the lines that hold
+        light to the frequencies in the band, and back to the lines needed. The light arriving on
+        SLM2 is needed only on the decoder block: outside it the mask is 1 and passes the arriving
+        spectrum on as it is (:meth:`_window_through_slm2`). The superpixel seed is shown, blurred,
+        by two small matmuls (:func:`_upsample_matrix`).
+        """
+        n, c, lo = self.geom.grid_px, colour, self._lit[0]
+        dec, seed = decoder_phase, seed_phase
+        if realistic:
+            seed = _quantize_ste(seed, self.levels)            # the same values as quantizing the shown seed
+            dec = _blur(_quantize_ste(dec[None], self.levels), self.kernel)[0]
+        e = self._show_blurred if realistic and self.kernel is not None else self._show
+        shown = e @ seed @ e.T
+        field = torch.polar(self._beam_amplitude.expand_as(shown), shown + self._beam_phase)
+        band1 = self._bands[c][:2]
+        arriving = _to_band(field, n, (lo, lo), *band1) * self.get_buffer(f"_h1_band{c}")   # on SLM2, h1's band
+        block, top, left = self._decoder_block(dec, shift, rotation_deg)
+        return self._window_through_slm2(arriving, block, top, left, c)
+
+    def _window_through_slm2(self, arriving: torch.Tensor, block: torch.Tensor, top: int, left: int,
+                             c: int) -> torch.Tensor:
+        """Irradiance in the output window of the light whose spectrum ``arriving`` (h1's band, transposed)
+        reaches SLM2, through SLM2 (``block``: its mask - 1 at ``top``, ``left``; the panel's wavefront
+        and unmodulated light) and d2; SLM1's unmodulated light added as :meth:`intensity_full_grid` does.
+
+        The field a on SLM2 times its mask 1 + block has the spectrum A + F(a block): A is h1's band
+        moved into h2's (or, with a panel wavefront everywhere, the spectrum of a times it), and the
+        second term needs a only on the block.
+        """
+        n, w = self.geom.grid_px, self.geom.output_window_px
+        w0 = (n - w) // 2
+        (a1r, k1r), (a1c, k1c), rows2, cols2 = self._bands[c]
+        h, wd = block.shape
+        if self.panel2 is None:     # the field on the block only
+            on_block = _from_band(arriving, n, (a1r, k1r), (a1c, k1c), (top, left), (h, wd))
+            r, q = a1r - rows2[0], a1c - cols2[0]
+            spectrum = F.pad(arriving, (r, rows2[1] - k1r - r, q, cols2[1] - k1c - q))
+        else:                       # the panel's wavefront is everywhere: the field on the whole grid
+            full = _from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self.panel2
+            spectrum = _to_band(full, n, (0, 0), rows2, cols2)
+            on_block = full[..., top:top + h, left:left + wd]
+        h2 = self.get_buffer(f"_h2_band{c}")
+
+        def seen(free: torch.Tensor, on_block: torch.Tensor | None) -> torch.Tensor:
+            """|window|^2 of the spectrum ``free`` (+ that of ``on_block`` times the block) through d2."""
+            total = free if on_block is None else free + _to_band(on_block, n, (top, left), rows2, cols2, block)
+            return _irradiance_from_band(total, h2, n, rows2, cols2, (w0, w0), (w, w))
+
+        u1, u2 = self.optics.unmodulated
+        out = seen(spectrum, on_block)
+        if u2 > 0:
+            out = (1.0 - u2) * out + u2 * seen(spectrum, None)
+        if u1 > 0:                                      # SLM1's unmodulated light, through SLM2's both parts
+            incident = self.get_buffer(f"_incident_band{c}")
+            other = seen(incident, self.get_buffer(f"_incident{c}")[top:top + h, left:left + wd])
+            if u2 > 0:
+                other = (1.0 - u2) * other + u2 * seen(incident, None)
+            out = (1.0 - u1) * out + u1 * other[None]
+        return out
+
+    def intensity_full_grid(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor,
+                            shift: tuple[float, float] = (0, 0), realistic: bool = True, colour: int = 0,
+                            rotation_deg: float = 0.0) -> torch.Tensor:
+        """:meth:`intensity` as it was before the band-limited path (issue 24): the reference it is checked
+        and benchmarked against.
+
+        Only the lit block of SLM1 is built (its place on the grid is a phase ramp folded into
+        ``h1_block``) and SLM2 is a (grid, grid) mask that is 1 outside the decoder block
+        (:meth:`decoder_mask`); then full-grid ``fft2`` / ``ifft2`` as :func:`propagate_torch`.
         """
         g = self.geom
         seed = seed_phase.repeat_interleave(g.superpixel_px, 1).repeat_interleave(g.superpixel_px, 2)
@@ -229,11 +492,50 @@ class OpticalStudent(nn.Module):
         return out
 
     def _through_slm2(self, field: torch.Tensor, mask: torch.Tensor, colour: int) -> torch.Tensor:
-        """Irradiance in the output window of ``field`` arriving at SLM2, through ``mask``, over d2."""
+        """Irradiance in the output window of ``field`` arriving at SLM2, through ``mask``, over d2 (full grid)."""
         g = self.geom
         w, w0 = g.output_window_px, (g.grid_px - g.output_window_px) // 2
         window = torch.fft.ifft2(torch.fft.fft2(field * mask) * self.h2[colour])[:, w0:w0 + w, w0:w0 + w]
         return window.real**2 + window.imag**2
+
+    def _band_optics(self) -> None:
+        """Buffers of the band-limited path (:meth:`intensity`).
+
+        ``_bands[c]``: (first signed frequency, count) of h1's rows, of its columns, of h2's rows, of
+        its columns, for colour c; ``_h1_band{c}``, ``_h2_band{c}``: h1, h2 on their bands, transposed
+        (as :func:`_to_band` gives spectra); ``_incident{c}``, ``_incident_band{c}``: SLM1's unmodulated
+        light on SLM2 (times SLM2's panel wavefront, if any) and its spectrum on h2's band;
+        ``_show``, ``_show_blurred``: :func:`_upsample_matrix`; the beam on the lit block as amplitude
+        and phase.
+        """
+        g = self.geom
+        n, lo, lit = g.grid_px, self._lit[0], self._lit[1] - self._lit[0]
+        self.register_buffer("_show", _upsample_matrix(g.seed_superpixels, g.superpixel_px, lit, None),
+                             persistent=False)
+        self.register_buffer("_show_blurred", _upsample_matrix(g.seed_superpixels, g.superpixel_px, lit, self.kernel),
+                             persistent=False)
+        beam = self.beam[lo:lo + lit, lo:lo + lit].numpy()
+        self.register_buffer("_beam_amplitude", torch.from_numpy(np.abs(beam).astype(np.float32)), persistent=False)
+        self.register_buffer("_beam_phase", torch.from_numpy(np.angle(beam).astype(np.float32)), persistent=False)
+        panel = None if self.panel2 is None else self.panel2.numpy()
+        self._bands = []
+        for c in range(len(self.wavelengths_nm)):
+            h1, h2 = self.h1[c].numpy(), self.h2[c].numpy()
+            bands = (_band(h1, 0), _band(h1, 1), _band(h2, 0), _band(h2, 1))
+            self._bands.append(bands)
+            (a1r, k1r), (a1c, k1c), (a2r, k2r), (a2c, k2c) = bands
+            band2 = np.ix_((a2r + np.arange(k2r)) % n, (a2c + np.arange(k2c)) % n)
+            buffers = {"_h1_band": h1[np.ix_((a1r + np.arange(k1r)) % n, (a1c + np.arange(k1c)) % n)].T,
+                       "_h2_band": h2[band2].T}
+            if self.unmodulated1 is not None:
+                incident = self.unmodulated1[c].numpy()
+                if panel is not None:
+                    incident = incident * panel
+                buffers["_incident"] = incident
+                buffers["_incident_band"] = np.fft.fft2(incident.astype(np.complex128))[band2].T
+            for name, value in buffers.items():
+                tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.complex64))
+                self.register_buffer(f"{name}{c}", tensor, persistent=False)
 
     def _measured_optics(self, light: np.ndarray) -> None:
         """Buffers for SLM2's wavefront and SLM1's unmodulated light (None where nominal); ``light``:
@@ -260,11 +562,14 @@ class OpticalStudent(nn.Module):
         return F.avg_pool2d(window[:, None], pool)[:, 0]
 
     def forward(self, noise: torch.Tensor, shift: tuple[float, float] = (0, 0), realistic: bool = True,
-                rotation_deg: float = 0.0) -> torch.Tensor:
-        """Predicted images (B, colours, n_out, n_out) = scale * pooled output intensity, per colour."""
+                rotation_deg: float = 0.0, full_grid: bool = False) -> torch.Tensor:
+        """Predicted images (B, colours, n_out, n_out) = scale * pooled output intensity, per colour.
+
+        ``full_grid``: through :meth:`intensity_full_grid` (the reference) instead of :meth:`intensity`."""
         seed_phase, log_scale = self.encode(noise)
         decoder = self.decoder_phase()
-        images = torch.stack([self.output_image(self.intensity(seed_phase[:, c], decoder[c], shift, realistic, c,
-                                                               rotation_deg))
+        intensity = self.intensity_full_grid if full_grid else self.intensity
+        images = torch.stack([self.output_image(intensity(seed_phase[:, c], decoder[c], shift, realistic, c,
+                                                          rotation_deg))
                               for c in range(len(self.wavelengths_nm))], dim=1)
         return images * torch.exp(log_scale)[:, :, None, None]

@@ -1,0 +1,162 @@
+"""The student's band-limited optics (issue 24): pruned transforms against two full-grid propagations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optgen.lab.bench.parse import parse_bench
+from optgen.lab.model import OpticalGeometry
+from tests.conftest import small_bench_text
+from tests.lab.test_model import IDEAL_TWIN
+
+torch = pytest.importorskip("torch")
+
+from optgen.lab.model.bench_optics import BenchOptics  # noqa: E402
+from optgen.lab.model.student import (  # noqa: E402
+    OpticalStudent,
+    _from_band,
+    _quantize_ste,
+    _to_band,
+    _two_pass,
+    propagate_torch,
+)
+
+COLOURS = (638.0, 520.0, 450.0)
+
+
+@pytest.fixture(scope="module")
+def geom() -> OpticalGeometry:
+    return OpticalGeometry.from_bench(parse_bench(small_bench_text(IDEAL_TWIN), "ideal"))
+
+
+def _measured(geom: OpticalGeometry, d1_m: float = 0.0406, d2_m: float = 0.0296) -> BenchOptics:
+    """Every measured effect at once: distances, a tilted beam, wavefronts on both SLMs, unmodulated light."""
+    n = geom.grid_px
+    y, x = (np.mgrid[0:n, 0:n] - (n - 1) / 2) / n
+    amplitude = np.exp(-((x - 0.02) ** 2 + (y + 0.01) ** 2) / 0.02).astype(np.float32)
+    beam = (amplitude * np.exp(1j * (9.0 * x - 4.0 * y))).astype(np.complex64)
+    return BenchOptics(d1_m=d1_m, d2_m=d2_m, beam=beam, slm1_residual_rad=(0.8 * x * y).astype(np.float32),
+                       slm1_panel_rad=(1.5 * x**2).astype(np.float32), slm2_panel_rad=(2.0 * (x**2 - y**2)).astype(
+                           np.float32), unmodulated=(0.03, 0.05))
+
+
+def _two_full_grid_propagations(student: OpticalStudent, seed: torch.Tensor, dec: torch.Tensor, colour: int,
+                                shift: tuple[float, float], rotation_deg: float) -> torch.Tensor:
+    """The window's irradiance with nothing left out: the whole grid, propagate_torch over d1 and d2."""
+    g = student.geom
+    n, w = g.grid_px, g.output_window_px
+    big = seed.repeat_interleave(g.superpixel_px, -2).repeat_interleave(g.superpixel_px, -1)
+    edge = (n - big.shape[-1]) // 2
+    phase = torch.nn.functional.pad(big, (edge, n - big.shape[-1] - edge) * 2)
+    field = propagate_torch(student.beam * torch.polar(torch.ones_like(phase), phase), student.h1[colour])
+    mask = student.decoder_mask(dec, shift, rotation_deg)
+    panel = student.panel2 if student.panel2 is not None else torch.ones((), dtype=torch.complex64)
+
+    def window(arriving: torch.Tensor, slm2: torch.Tensor) -> torch.Tensor:
+        out = propagate_torch(arriving * slm2, student.h2[colour])[..., (n - w) // 2:(n + w) // 2, (n - w) // 2:(n + w) // 2]
+        return out.abs() ** 2
+
+    u1, u2 = student.optics.unmodulated
+    out = (1 - u2) * window(field, mask * panel) + u2 * window(field, panel)
+    if u1 > 0:
+        incident = student.unmodulated1[colour]
+        out = (1 - u1) * out + u1 * ((1 - u2) * window(incident, mask * panel) + u2 * window(incident, panel))
+    return out
+
+
+def _inputs(geom: OpticalGeometry, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    n, d = geom.seed_superpixels, geom.decoder_px
+    return (torch.from_numpy(rng.uniform(0, 2 * np.pi, (batch, n, n)).astype(np.float32)),
+            torch.from_numpy(rng.uniform(0, 2 * np.pi, (d, d)).astype(np.float32)))
+
+
+@pytest.mark.parametrize("n, at, first, second", [(16, (3, 5), (-4, 7), (-3, 6)), (16, (0, 0), (0, 16), (0, 16)),
+                                                 (12, (9, 10), (2, 5), (10, 4))])
+@pytest.mark.parametrize("inverse", [False, True])
+def test_a_pruned_transform_is_the_full_one_restricted_and_its_backward_is_its_adjoint(n, at, first, second, inverse):
+    from optgen.lab.model.student import _TwoPass
+
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy((rng.standard_normal((2, 5, 6)) + 1j * rng.standard_normal((2, 5, 6))).astype(np.complex128))
+    grid = torch.zeros(2, n, n, dtype=torch.complex128)
+    rows, cols = (at[1] + np.arange(5)) % n, (at[0] + np.arange(6)) % n
+    grid[:, rows[:, None], cols[None, :]] = x
+    full = (torch.fft.ifft2 if inverse else torch.fft.fft2)(grid)
+    want = full[:, ((second[0] + np.arange(second[1])) % n)[:, None], ((first[0] + np.arange(first[1])) % n)[None, :]]
+    got = _two_pass(x, n, first, second, at, inverse)
+    np.testing.assert_allclose(got.numpy(), want.transpose(-1, -2).numpy(), atol=1e-12)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: _TwoPass.apply(v, None, n, first, second, at, inverse), (x,))
+
+
+def test_to_band_and_from_band_undo_each_other_on_the_whole_grid():
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy((rng.standard_normal((3, 8, 8)) + 1j * rng.standard_normal((3, 8, 8))).astype(np.complex64))
+    band = _to_band(x, 8, (0, 0), (-4, 8), (-4, 8))
+    np.testing.assert_allclose(_from_band(band, 8, (-4, 8), (-4, 8), (0, 0), (8, 8)).numpy(), x.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("shift, rotation_deg", [((0, 0), 0.0), ((2, -1), 0.0), ((0.4, -1.7), 0.3)])
+@pytest.mark.parametrize("colours", [None, COLOURS])
+def test_the_band_limited_path_is_two_full_grid_propagations_to_float32_precision(geom, shift, rotation_deg, colours):
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=colours)
+    seed, dec = _inputs(geom, 3)
+    for c in range(len(student.wavelengths_nm)):
+        with torch.no_grad():
+            ours = student.intensity(seed, dec, shift, realistic=False, colour=c, rotation_deg=rotation_deg)
+            plain = _two_full_grid_propagations(student, seed, dec, c, shift, rotation_deg)
+        assert float(plain.max()) > 0
+        np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.max()))
+
+
+@pytest.mark.parametrize("d1_m, d2_m", [(0.0406, 0.0296), (0.025, 0.045)])    # h1's band inside h2's, and around it
+def test_measured_optics_take_the_same_path_panel_wavefront_and_unmodulated_light_included(geom, d1_m, d2_m):
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS, optics=_measured(geom, d1_m, d2_m))
+    seed, dec = _inputs(geom, 2, seed=3)
+    for c in range(3):
+        with torch.no_grad():
+            ours = student.intensity(seed, dec, (1.3, -0.6), realistic=False, colour=c, rotation_deg=0.2)
+            plain = _two_full_grid_propagations(student, seed, dec, c, (1.3, -0.6), 0.2)
+        np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.max()))
+
+
+@pytest.mark.parametrize("optics", ["nominal", "measured"])
+def test_the_band_limited_path_gives_the_full_grid_path_s_gradients(geom, optics):
+    """A whole training step's loss and gradients, realistic SLMs included, against the previous full-grid code."""
+    kwargs = {"optics": _measured(geom)} if optics == "measured" else {}
+    torch.manual_seed(0)
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS, **kwargs)
+    with torch.no_grad():
+        student.decoder_logits.normal_()
+    noise = torch.randn(4, 8)
+    target = torch.rand(4, 3, geom.output_pixels, geom.output_pixels)
+    results = []
+    for full_grid in (True, False):
+        student.zero_grad()
+        predicted = student(noise, shift=(0.7, -1.4), rotation_deg=0.05, full_grid=full_grid)
+        loss = torch.mean((predicted / predicted.mean() - target) ** 2)
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in student.parameters() if p.grad is not None]))
+    (full_loss, full_grads), (loss, grads) = results
+    assert loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(grads) == len(full_grads) > 2
+    for ours, want in zip(grads, full_grads):
+        assert float(want.abs().max()) > 0
+        np.testing.assert_allclose(ours.numpy(), want.numpy(), rtol=0, atol=2e-4 * float(want.abs().max()))
+
+
+def test_the_shown_seed_is_the_quantized_superpixels_blurred(geom):
+    """Two small matmuls show the seed as repeating, quantizing and blurring the whole block did."""
+    from optgen.lab.model.student import _blur
+
+    student = OpticalStudent(geom, noise_dim=8, hidden=16)
+    seed, _ = _inputs(geom, 2, seed=4)
+    big = seed.repeat_interleave(geom.superpixel_px, 1).repeat_interleave(geom.superpixel_px, 2)
+    want = _blur(_quantize_ste(big, student.levels), student.kernel)
+    lit = student._lit[1] - student._lit[0]
+    edge = (lit - big.shape[-1]) // 2
+    e = student._show_blurred
+    shown = (e @ _quantize_ste(seed, student.levels) @ e.T)[:, edge:edge + big.shape[-1], edge:edge + big.shape[-1]]
+    np.testing.assert_allclose(shown.numpy(), want.numpy(), atol=1e-5)
