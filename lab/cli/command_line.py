@@ -143,6 +143,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--colours", action="store_true",
                        help="train a multi-colour model for the bench's [colours] (a seed, scale and decoder phase "
                             "per colour, on colour digits)")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                       help="where the student's steps run: cpu (default) or cuda, the first CUDA GPU (needs a CUDA "
+                            "build of torch); the teacher and its pairs stay on the CPU")
     train.set_defaults(func=cmd_train)
     add_refine_parser(sub)
     add_live_parsers(sub)

@@ -194,6 +194,8 @@ def _fine_tune(args: argparse.Namespace, cfg) -> int:
 
     if not args.measured_optics:
         raise OptgenError("--from fine-tunes a model through the bench's measured optics: add --measured-optics")
+    if args.device != "cpu":
+        raise OptgenError(f"--device {args.device}: fine-tuning (--from) runs on the CPU")
     other = [flag for flag, value in (("--colours", args.colours), ("--pairs", args.pairs), ("--batch", args.batch),
                                       ("--data", args.data), ("--teacher-size", args.teacher_size),
                                       ("--encoder-hidden", args.encoder_hidden), ("--encoder-layers", args.encoder_layers),
@@ -237,9 +239,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from optgen.lab.bench.parse import load_bench
     from optgen.lab.model.geometry import OpticalGeometry
     from optgen.lab.model.shipped import check_model_name
-    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
+    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model, training_device
 
     check_folder_to_make(args.out, "--out")
+    try:
+        training_device(args.device)                  # before any work: a missing GPU is said at once
+    except ValueError as exc:
+        raise OptgenError(str(exc)) from None
     cfg = load_bench(args.bench)
     if getattr(args, "base_model", None) is not None:
         return _fine_tune(args, cfg)
@@ -294,7 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     optics, record = _measured_optics(cfg, geometry.grid_px) if getattr(args, "measured_optics", False) else (None, None)
     progress, log = _train_console(args)
     path = train_model(args.out, geometry, settings, max_minutes=args.minutes, log=log, optics=optics,
-                       optics_record=record, progress=progress)
+                       optics_record=record, progress=progress, device=args.device)
     if path is None:
         print(f"training paused; run the same command again to resume ({args.out})")
     else:

@@ -83,7 +83,8 @@ def _warp_bilinear(phase: torch.Tensor, shift: tuple[float, float], rotation_deg
     h, w = phase.shape
     a = math.radians(rotation_deg)
     cos, sin = math.cos(a), math.sin(a)
-    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=phase.device),
+                          torch.arange(w, dtype=torch.float32, device=phase.device), indexing="ij")
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     px, py = x - cx - shift[1], y - cy - shift[0]
     qx, qy = cos * px + sin * py + cx, -sin * px + cos * py + cy

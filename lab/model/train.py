@@ -35,7 +35,7 @@ from optgen.lab.model.shipped import SHIPPED_MODEL, OpticalModel, save_model
 from optgen.lab.model.student import OpticalStudent
 from optgen.lab.model.teacher import DiffusionTeacher, train_teacher
 
-__all__ = ["RGB_RECIPE", "TrainSettings", "train_model"]
+__all__ = ["RGB_RECIPE", "TrainSettings", "train_model", "training_device"]
 
 MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops as diverged
 
@@ -75,6 +75,20 @@ class TrainSettings:
 
 DIGITS_DATA = {"name": "scikit-learn digits (load_digits)", "count": 1797, "size": [8, 8], "channels": 1,
                "classes": 10, "class_names": [str(k) for k in range(10)]}
+
+
+def training_device(name: str) -> torch.device:
+    """The torch device the student's steps run on: ``cpu``, or ``cuda`` (the first CUDA GPU; ValueError,
+    saying so, where torch sees none). Nothing else in training needs a GPU."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name != "cuda":
+        raise ValueError(f"device {name!r}: expected cpu or cuda")
+    if not torch.cuda.is_available():
+        built = f"built with CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ValueError(f"--device cuda: torch sees no CUDA device here (torch {torch.__version__}, {built}); "
+                         f"train with --device cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU")
+    return torch.device("cuda")
 
 
 def _training_data(s: TrainSettings) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -203,7 +217,7 @@ def _load_checkpoint(path: Path) -> dict:
     legacy = [core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]
     try:
         with torch.serialization.safe_globals(legacy):
-            state = torch.load(path, weights_only=True)
+            state = torch.load(path, weights_only=True, map_location="cpu")
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not a student checkpoint that can be read safely ({exc}); delete it to train "
                          f"the student from the start") from None
@@ -236,22 +250,26 @@ def _plot_losses(path: Path, losses: list[float]) -> None:
 
 def train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None = None,
                 max_minutes: float | None = None, log=print, optics: BenchOptics | None = None,
-                optics_record: dict | None = None, progress: StageProgress | None = None) -> Path | None:
+                optics_record: dict | None = None, progress: StageProgress | None = None,
+                device: str = "cpu") -> Path | None:
     """Run (or resume) training in ``out_dir``; returns the model file once the student is done.
 
     ``optics``: a bench's measured optics (:mod:`lab.model.bench_optics`) instead of the bench
     file's; ``optics_record`` says where they come from (bench, calibration ids, figures): it goes
     into the checkpoint (a resume with other optics is refused) and the model file's info.
     ``progress``: told of the stages still to do (teacher, pairs, student), their steps, and the
-    ``max_minutes`` budget of the student."""
+    ``max_minutes`` budget of the student. ``device``: where the student's steps run (``cpu``, or
+    ``cuda``: :func:`training_device`); the teacher and its pairs stay on the CPU, checkpoints resume
+    on either."""
+    dev = training_device(device)
     with heap_kept():  # about 2x faster student steps on Linux: see lab/model/memory.py
         return _train_model(out_dir, geometry, settings, max_minutes, log, optics, optics_record or {},
-                            progress or StageProgress("train"))
+                            progress or StageProgress("train"), dev)
 
 
 def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: TrainSettings | None,
                  max_minutes: float | None, log, optics: BenchOptics | None, optics_record: dict,
-                 progress: StageProgress) -> Path | None:
+                 progress: StageProgress, device: torch.device) -> Path | None:
     s = settings or TrainSettings()
     if s.colours_nm and len(s.colours_nm) != 3:
         raise ValueError(f"colours_nm = {s.colours_nm}: a multi-colour model is trained on RGB digits; "
@@ -266,7 +284,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     teacher = _teacher(out, s, log, progress)
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log, progress)
     student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
-                             wavelengths_nm=s.colours_nm or None, optics=optics)
+                             wavelengths_nm=s.colours_nm or None, optics=optics).to(device)
     student.straight_through = s.straight_through
     if targets.shape[1] != len(student.wavelengths_nm):
         raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
@@ -295,7 +313,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
         log(f"student: resumed at step {step}")
     else:
         with torch.no_grad():  # start with outputs at the targets' mean, or the scale collapses
-            first = student(torch.from_numpy(noise[:64]), realistic=False)
+            first = student(torch.from_numpy(noise[:64]).to(device), realistic=False)
             student.log_scale_offset.fill_(float(np.log(targets[:64].mean() / first.mean().item())))
     rng = np.random.default_rng(s.seed + step)
     lr0 = [g["lr"] for g in groups]
@@ -309,8 +327,9 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
                 g["lr"] = float(base * 0.5 * (1 + np.cos(np.pi * frac)) * min(1.0, (step + 1) / 100))
             idx = rng.integers(0, len(noise), s.batch)
             shift, rotation = _decoder_misplacement(rng, s)
-            x = torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])
-            predicted, target = student(x, shift=shift, rotation_deg=rotation), torch.from_numpy(targets[idx])
+            x = (torch.from_numpy(noise[idx]) + 1e-4 * torch.randn(s.batch, noise.shape[1])).to(device)
+            predicted = student(x, shift=shift, rotation_deg=rotation)
+            target = torch.from_numpy(targets[idx]).to(device)
             loss = torch.mean((predicted - target) ** 2)
             total = loss + s.range_weight * student.out_of_range if s.range_weight else loss
             if s.peak_weight and step >= s.peak_from * s.student_steps:
@@ -347,7 +366,7 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
 def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: TrainSettings,
             losses: list[float], elapsed_s: float, optics_record: dict | None = None) -> Path:
     layers = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
-    weights = [(m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in layers]
+    weights = [(m.weight.detach().cpu().numpy().T.copy(), m.bias.detach().cpu().numpy().copy()) for m in layers]
     data = json.loads((out / "data.json").read_text()) if (out / "data.json").exists() else dict(DIGITS_DATA)
     info = {"settings": asdict(s), "final_loss": float(np.mean(losses[-100:])), "steps": len(losses),
             "train_minutes": round(elapsed_s / 60, 2), "torch": torch.__version__, "data": data,
@@ -356,7 +375,7 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
         info["measured_optics"] = optics_record
     colours = student.wavelengths_nm
     noise_shape = (s.teacher_size,) * 2 if len(colours) == 1 else (3, s.teacher_size, s.teacher_size)
-    phases = student.decoder_phase().detach().numpy()
+    phases = student.decoder_phase().detach().cpu().numpy()
     model = OpticalModel(name=s.name, geometry=geometry, noise_shape=noise_shape, wavelengths_nm=colours,
                          weights=weights, decoder_phase={wl: phases[c] for c, wl in enumerate(colours)},
                          log_scale_offset=float(student.log_scale_offset.item()), info=info)

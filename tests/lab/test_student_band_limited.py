@@ -160,3 +160,21 @@ def test_the_shown_seed_is_the_quantized_superpixels_blurred(geom):
     e = student._show_blurred
     shown = (e @ _quantize_ste(seed, student.levels) @ e.T)[:, edge:edge + big.shape[-1], edge:edge + big.shape[-1]]
     np.testing.assert_allclose(shown.numpy(), want.numpy(), atol=1e-5)
+
+
+def test_train_on_cuda_says_so_at_once_where_torch_sees_no_gpu(tmp_path, capsys):
+    from optgen.lab.cli import main
+    from optgen.lab.model.train import training_device
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert training_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        training_device("cuda")
+    assert main(["train", "--out", str(tmp_path / "t"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda: torch sees no CUDA device here" in err and "--device cpu" in err
+    assert not (tmp_path / "t").exists()
+    with pytest.raises(SystemExit):                                                   # argparse's choices
+        main(["train", "--out", str(tmp_path / "t"), "--device", "tpu"])
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
