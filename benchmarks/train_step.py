@@ -5,13 +5,15 @@ as ``optgen train`` runs it; then the loss of each after the same optimizer step
 
 The two paths alternate step by step, so a load that comes and goes on the machine reaches both;
 the CPU time of the process (all threads) is printed beside the wall time, as it moves less with
-the load. ``--allocators`` adds the earlier comparison of glibc's default allocator settings
+the load (on a busy 2-core machine, two threads' every parallel operation waits for the other
+thread's core: the medians then say more about the load than the code; the fastest steps less so).
+``--allocators`` adds the earlier comparison of glibc's default allocator settings
 with ``heap_kept`` (the (batch, 512, 512) complex64 tensors of the full-grid step are 33.5 MB at
 batch 16, above glibc's largest mmap threshold: with the defaults each is a fresh, kernel-zeroed
 mapping).
 
 Usage:  python benchmarks/train_step.py [--batch 16] [--grid 512] [--steps 15] [--colours 1]
-                                        [--train-steps 20] [--allocators]   (needs the train extra)
+                                        [--train-steps 20] [--allocators] [--threads N]   (needs the train extra)
 """
 
 from __future__ import annotations
@@ -116,7 +118,10 @@ def main() -> None:
     parser.add_argument("--colours", type=int, choices=(1, 3), default=1)
     parser.add_argument("--train-steps", type=int, default=20, help="optimizer steps before the losses are compared")
     parser.add_argument("--allocators", action="store_true", help="also glibc's defaults against heap_kept")
+    parser.add_argument("--threads", type=int, default=None, help="torch's threads (default: torch's own choice)")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     geom = OpticalGeometry.from_bench(parse_bench(default_bench_text(), "default"), args.grid)
     student = _student(geom, args.colours)
