@@ -4,8 +4,8 @@ A student step of batch 16 on the 512 grid allocates and frees dozens of (16, 51
 complex64 tensors of 33.5 MB each. That is above glibc's largest mmap threshold (32 MB on
 64-bit Linux), so every one of them is a fresh ``mmap`` whose pages the kernel zero-fills
 on first touch, and a ``munmap`` when it is freed: on the 2-core VM a step took 0.37 s, and
-0.16 s with the heap kept (``benchmarks/train_step.py``); a whole training spent 31 of its 90
-CPU-minutes in the kernel before, 15 s after.
+0.16 s with the heap kept (``benchmarks/train_step.py --allocators``, the full-grid step); a
+whole training spent 31 of its 90 CPU-minutes in the kernel before, 15 s after.
 """
 
 from __future__ import annotations
