@@ -11,7 +11,6 @@ full-grid reference it is checked and benchmarked against).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -22,6 +21,7 @@ from torch import nn
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.geometry import OpticalGeometry
+from optgen.lab.model.pruned_transforms import band_of, from_band, irradiance_from_band, to_band
 from optgen.simulators.optics import transfer_function
 
 __all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
@@ -90,161 +90,6 @@ def _warp_bilinear(phase: torch.Tensor, shift: tuple[float, float], rotation_deg
     qx, qy = cos * px + sin * py + cx, -sin * px + cos * py + cy
     grid = torch.stack([2.0 * qx / (w - 1) - 1.0, 2.0 * qy / (h - 1) - 1.0], dim=-1)[None]
     return F.grid_sample(phase[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
-
-
-def _band(h: np.ndarray, axis: int) -> tuple[int, int]:
-    """(first signed frequency, count): the run of DFT frequencies along ``axis`` outside which the
-    transfer function ``h`` is zero everywhere (the whole axis where it is not band-limited)."""
-    n = h.shape[axis]
-    kept = np.flatnonzero(np.abs(h).any(axis=1 - axis))
-    if kept.size == 0:
-        return 0, 1
-    signed = np.where(kept < (n + 1) // 2, kept, kept - n)
-    first, last = int(signed.min()), int(signed.max())
-    return (first, last - first + 1) if last - first + 1 < n else (-(n // 2), n)
-
-
-def _pieces(start: int, count: int, n: int) -> list[tuple[int, int, int]]:
-    """(offset in the run, index mod n, length) of the contiguous parts of indices start .. start + count - 1
-    taken mod n (one part, or two where the run wraps)."""
-    start %= n
-    first = min(count, n - start)
-    return [(0, start, first)] + ([(first, 0, count - first)] if count > first else [])
-
-
-def _lines_placed(x: torch.Tensor, n: int, at: int, take: tuple[int, int] | None = None,
-                  factor: torch.Tensor | None = None) -> torch.Tensor:
-    """(..., lines, n) with ``x``'s lines at ``at`` .. (mod n) and zeros elsewhere: the zero-padded input
-    of n-point transforms along the last axis. With ``take`` = (start, count), the lines are
-    columns start .. (mod n) of ``x`` (transposed on the way); ``factor`` (broadcast to the lines
-    placed, or (n,) with ``take``): multiplied in on the way."""
-    if take is None:
-        src, rows = x, [(0, 0, x.shape[-2])]
-    else:
-        src, rows = x.transpose(-1, -2), _pieces(*take, x.shape[-1])
-    m = src.shape[-1]
-    lead = torch.broadcast_shapes(src.shape[:-2], () if factor is None or take is not None else factor.shape[:-2])
-    out = src.new_empty(*lead, sum(length for *_, length in rows), n)
-    for _, index, length in _pieces(at + m, n - m, n):
-        out[..., index:index + length].zero_()
-    for row, source_row, count in rows:
-        part, into = src[..., source_row:source_row + count, :], out[..., row:row + count, :]
-        for offset, index, length in _pieces(at, m, n):
-            if factor is None:
-                into[..., index:index + length] = part[..., offset:offset + length]
-            elif take is None:
-                torch.mul(part[..., offset:offset + length], factor[..., offset:offset + length],
-                          out=into[..., index:index + length])
-            else:
-                torch.mul(part[..., offset:offset + length], factor[index:index + length],
-                          out=into[..., index:index + length])
-    return out
-
-
-def _taken(y: torch.Tensor, n: int, start: int, count: int) -> torch.Tensor:
-    """y[..., start:start + count] with indices mod n (a view unless the run wraps)."""
-    parts = [y[..., index:index + length] for _, index, length in _pieces(start, count, n)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
-
-
-@functools.lru_cache(maxsize=64)
-def _frequency_shift(n: int, first: int, inverse: bool, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """exp(-+2 pi i first q / n) for q = 0 .. n - 1: times the input of an n-point (inverse) DFT, it moves
-    sample ``first`` of the output to index 0."""
-    q = (np.arange(n, dtype=np.int64) * first) % n
-    return torch.from_numpy(np.exp((1j if inverse else -1j) * 2 * np.pi * q / n)).to(device=device, dtype=dtype)
-
-
-def _two_pass(x: torch.Tensor, n: int, first: tuple[int, int], second: tuple[int, int], at: tuple[int, int],
-              inverse: bool, norm: str = "backward", factor: torch.Tensor | None = None) -> torch.Tensor:
-    """Pruned n x n DFT (or inverse) of ``x`` (..., P, Q) (times ``factor``), transposed: (..., first count,
-    second count).
-
-    ``x``'s columns sit at ``at[0]`` .. and its rows at ``at[1]`` .. of an n x n grid of zeros (mod n);
-    the result holds the samples (frequencies, or positions for the inverse) ``first`` = (start,
-    count) of the columns' axis, then ``second`` of the rows' axis, the two axes swapped. Each axis
-    is one batch of contiguous n-point FFTs over the lines that hold data, the first pass's lines
-    copied, transposed, into the second's: no full-grid transform and no strided one. Where
-    ``second`` wraps around n, a frequency shift on the second pass's input makes it one run.
-    """
-    fft = torch.fft.ifft if inverse else torch.fft.fft
-    y = fft(_lines_placed(x, n, at[0], factor=factor), dim=-1, norm=norm)                    # (..., P, n)
-    start, count = second
-    shift = None
-    if start % n + count > n:
-        shift, start = _frequency_shift(n, start, inverse, y.dtype, y.device), 0
-    z = fft(_lines_placed(y, n, at[1], take=first, factor=shift), dim=-1, norm=norm)
-    return _taken(z, n, start, count)
-
-
-def _summed_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``t`` summed over the leading axes it has beyond ``shape`` (a broadcast's gradient)."""
-    return t.sum(dim=tuple(range(t.dim() - len(shape)))) if t.dim() > len(shape) else t
-
-
-class _TwoPass(torch.autograd.Function):
-    """:func:`_two_pass` of ``x`` times ``factor`` (None: 1), its backward the adjoint transform (the same
-    pruned transform the other way, unscaled where the forward is scaled and so on)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, factor: torch.Tensor | None, n: int, first: tuple[int, int],
-                second: tuple[int, int], at: tuple[int, int], inverse: bool) -> torch.Tensor:
-        rows, cols = x.shape[-2:]
-        ctx.adjoint = (n, (at[1], rows), (at[0], cols), (second[0], first[0]), not inverse)
-        if factor is not None:
-            ctx.save_for_backward(x, factor)
-        return _two_pass(x, n, first, second, at, inverse, factor=factor)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        back = _two_pass(grad, *ctx.adjoint, norm="forward")
-        if not ctx.saved_tensors:
-            return back, None, None, None, None, None, None
-        x, factor = ctx.saved_tensors
-        grad_x = _summed_to(back * factor.conj(), x.shape) if ctx.needs_input_grad[0] else None
-        grad_factor = _summed_to(back * x.conj(), factor.shape) if ctx.needs_input_grad[1] else None
-        return grad_x, grad_factor, None, None, None, None, None
-
-
-class _Irradiance(torch.autograd.Function):
-    """|:func:`_two_pass` of ``t`` times ``factor``|^2 (``factor`` without gradient): the window's
-    irradiance, its backward 2 g w through the adjoint transform."""
-
-    @staticmethod
-    def forward(ctx, t: torch.Tensor, factor: torch.Tensor, n: int, first: tuple[int, int], second: tuple[int, int],
-                at: tuple[int, int]) -> torch.Tensor:
-        rows, cols = t.shape[-2:]
-        ctx.adjoint = (n, (at[1], rows), (at[0], cols), (second[0], first[0]), False)
-        window = _two_pass(t, n, first, second, at, True, factor=factor)
-        ctx.save_for_backward(window, factor)
-        return window.real**2 + window.imag**2
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        window, factor = ctx.saved_tensors
-        back = _two_pass(2.0 * grad * window, *ctx.adjoint, norm="forward") * factor.conj()
-        return back, None, None, None, None, None
-
-
-def _to_band(x: torch.Tensor, n: int, at: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int],
-             factor: torch.Tensor | None = None) -> torch.Tensor:
-    """The band (``rows``, ``cols``: (first signed frequency, count)) of the n x n DFT of ``x`` (..., h, w)
-    (times ``factor``, broadcast) placed at ``at`` = (top, left) on a grid of zeros, transposed:
-    (..., column frequencies, row frequencies). Differentiable."""
-    return _TwoPass.apply(x, factor, n, cols, rows, (at[1], at[0]), False)
-
-
-def _from_band(t: torch.Tensor, n: int, rows: tuple[int, int], cols: tuple[int, int], window: tuple[int, int],
-               size: tuple[int, int]) -> torch.Tensor:
-    """The ``size`` window at ``window`` = (top, left) of the n x n inverse DFT of the band ``t`` (transposed,
-    as :func:`_to_band` gives it; ``rows``, ``cols``: its frequencies). Differentiable."""
-    return _TwoPass.apply(t, None, n, (window[0], size[0]), (window[1], size[1]), (rows[0], cols[0]), True)
-
-
-def _irradiance_from_band(t: torch.Tensor, factor: torch.Tensor, n: int, rows: tuple[int, int],
-                          cols: tuple[int, int], window: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
-    """|:func:`_from_band` of ``t`` times ``factor``|^2 (``factor``: no gradient), fused. Differentiable."""
-    return _Irradiance.apply(t, factor, n, (window[0], size[0]), (window[1], size[1]), (rows[0], cols[0]))
 
 
 def _upsample_matrix(n: int, factor: int, size: int, kernel: torch.Tensor | None) -> torch.Tensor:
@@ -391,7 +236,7 @@ class OpticalStudent(nn.Module):
         :meth:`intensity_full_grid` (:func:`propagate_torch` twice on the full grid; tests check it
         to float32 precision, gradients too) with a fraction of its arithmetic: the transfer
         functions are zero outside a rectangle of frequencies (the band limit) and only the output
-        window is seen, so every transform is pruned (:func:`_two_pass`): from the lines that hold
+        window is seen, so every transform is pruned (:func:`lab.model.pruned_transforms.two_pass`): from the lines that hold
         light to the frequencies in the band, and back to the lines needed. The light arriving on
         SLM2 is needed only on the decoder block: outside it the mask is 1 and passes the arriving
         spectrum on as it is (:meth:`_window_through_slm2`). The superpixel seed is shown, blurred,
@@ -406,7 +251,7 @@ class OpticalStudent(nn.Module):
         shown = e @ seed @ e.T
         field = torch.polar(self._beam_amplitude.expand_as(shown), shown + self._beam_phase)
         band1 = self._bands[c][:2]
-        arriving = _to_band(field, n, (lo, lo), *band1) * self.get_buffer(f"_h1_band{c}")   # on SLM2, h1's band
+        arriving = to_band(field, n, (lo, lo), *band1) * self.get_buffer(f"_h1_band{c}")   # on SLM2, h1's band
         block, top, left = self._decoder_block(dec, shift, rotation_deg)
         return self._window_through_slm2(arriving, block, top, left, c)
 
@@ -425,19 +270,19 @@ class OpticalStudent(nn.Module):
         (a1r, k1r), (a1c, k1c), rows2, cols2 = self._bands[c]
         h, wd = block.shape
         if self.panel2 is None:     # the field on the block only
-            on_block = _from_band(arriving, n, (a1r, k1r), (a1c, k1c), (top, left), (h, wd))
+            on_block = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (top, left), (h, wd))
             r, q = a1r - rows2[0], a1c - cols2[0]
             spectrum = F.pad(arriving, (r, rows2[1] - k1r - r, q, cols2[1] - k1c - q))
         else:                       # the panel's wavefront is everywhere: the field on the whole grid
-            full = _from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self.panel2
-            spectrum = _to_band(full, n, (0, 0), rows2, cols2)
+            full = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self.panel2
+            spectrum = to_band(full, n, (0, 0), rows2, cols2)
             on_block = full[..., top:top + h, left:left + wd]
         h2 = self.get_buffer(f"_h2_band{c}")
 
         def seen(free: torch.Tensor, on_block: torch.Tensor | None) -> torch.Tensor:
             """|window|^2 of the spectrum ``free`` (+ that of ``on_block`` times the block) through d2."""
-            total = free if on_block is None else free + _to_band(on_block, n, (top, left), rows2, cols2, block)
-            return _irradiance_from_band(total, h2, n, rows2, cols2, (w0, w0), (w, w))
+            total = free if on_block is None else free + to_band(on_block, n, (top, left), rows2, cols2, block)
+            return irradiance_from_band(total, h2, n, rows2, cols2, (w0, w0), (w, w))
 
         u1, u2 = self.optics.unmodulated
         out = seen(spectrum, on_block)
@@ -504,7 +349,7 @@ class OpticalStudent(nn.Module):
 
         ``_bands[c]``: (first signed frequency, count) of h1's rows, of its columns, of h2's rows, of
         its columns, for colour c; ``_h1_band{c}``, ``_h2_band{c}``: h1, h2 on their bands, transposed
-        (as :func:`_to_band` gives spectra); ``_incident{c}``, ``_incident_band{c}``: SLM1's unmodulated
+        (as :func:`to_band` gives spectra); ``_incident{c}``, ``_incident_band{c}``: SLM1's unmodulated
         light on SLM2 (times SLM2's panel wavefront, if any) and its spectrum on h2's band;
         ``_show``, ``_show_blurred``: :func:`_upsample_matrix`; the beam on the lit block as amplitude
         and phase.
@@ -522,7 +367,7 @@ class OpticalStudent(nn.Module):
         self._bands = []
         for c in range(len(self.wavelengths_nm)):
             h1, h2 = self.h1[c].numpy(), self.h2[c].numpy()
-            bands = (_band(h1, 0), _band(h1, 1), _band(h2, 0), _band(h2, 1))
+            bands = (band_of(h1, 0), band_of(h1, 1), band_of(h2, 0), band_of(h2, 1))
             self._bands.append(bands)
             (a1r, k1r), (a1c, k1c), (a2r, k2r), (a2c, k2c) = bands
             band2 = np.ix_((a2r + np.arange(k2r)) % n, (a2c + np.arange(k2c)) % n)

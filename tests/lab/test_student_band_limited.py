@@ -13,14 +13,8 @@ from tests.lab.test_model import IDEAL_TWIN
 torch = pytest.importorskip("torch")
 
 from optgen.lab.model.bench_optics import BenchOptics  # noqa: E402
-from optgen.lab.model.student import (  # noqa: E402
-    OpticalStudent,
-    _from_band,
-    _quantize_ste,
-    _to_band,
-    _two_pass,
-    propagate_torch,
-)
+from optgen.lab.model.pruned_transforms import from_band, to_band, two_pass  # noqa: E402
+from optgen.lab.model.student import OpticalStudent, _quantize_ste, propagate_torch  # noqa: E402
 
 COLOURS = (638.0, 520.0, 450.0)
 
@@ -76,7 +70,7 @@ def _inputs(geom: OpticalGeometry, batch: int, seed: int = 0) -> tuple[torch.Ten
                                                  (12, (9, 10), (2, 5), (10, 4))])
 @pytest.mark.parametrize("inverse", [False, True])
 def test_a_pruned_transform_is_the_full_one_restricted_and_its_backward_is_its_adjoint(n, at, first, second, inverse):
-    from optgen.lab.model.student import _TwoPass
+    from optgen.lab.model.pruned_transforms import TwoPass
 
     rng = np.random.default_rng(1)
     x = torch.from_numpy((rng.standard_normal((2, 5, 6)) + 1j * rng.standard_normal((2, 5, 6))).astype(np.complex128))
@@ -85,17 +79,17 @@ def test_a_pruned_transform_is_the_full_one_restricted_and_its_backward_is_its_a
     grid[:, rows[:, None], cols[None, :]] = x
     full = (torch.fft.ifft2 if inverse else torch.fft.fft2)(grid)
     want = full[:, ((second[0] + np.arange(second[1])) % n)[:, None], ((first[0] + np.arange(first[1])) % n)[None, :]]
-    got = _two_pass(x, n, first, second, at, inverse)
+    got = two_pass(x, n, first, second, at, inverse)
     np.testing.assert_allclose(got.numpy(), want.transpose(-1, -2).numpy(), atol=1e-12)
     x.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda v: _TwoPass.apply(v, None, n, first, second, at, inverse), (x,))
+    assert torch.autograd.gradcheck(lambda v: TwoPass.apply(v, None, n, first, second, at, inverse), (x,))
 
 
 def test_to_band_and_from_band_undo_each_other_on_the_whole_grid():
     rng = np.random.default_rng(2)
     x = torch.from_numpy((rng.standard_normal((3, 8, 8)) + 1j * rng.standard_normal((3, 8, 8))).astype(np.complex64))
-    band = _to_band(x, 8, (0, 0), (-4, 8), (-4, 8))
-    np.testing.assert_allclose(_from_band(band, 8, (-4, 8), (-4, 8), (0, 0), (8, 8)).numpy(), x.numpy(), atol=1e-5)
+    band = to_band(x, 8, (0, 0), (-4, 8), (-4, 8))
+    np.testing.assert_allclose(from_band(band, 8, (-4, 8), (-4, 8), (0, 0), (8, 8)).numpy(), x.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("shift, rotation_deg", [((0, 0), 0.0), ((2, -1), 0.0), ((0.4, -1.7), 0.3)])
