@@ -26,6 +26,9 @@ def add_refine_parser(sub) -> None:
     refine.add_argument("--batch", type=whole_number(1), default=None, help="frames per round (default 32)")
     refine.add_argument("--pretune-steps", type=whole_number(0), default=None, metavar="N",
                         help="decoder steps through the calibrated model first (default 600; 0: none)")
+    refine.add_argument("--keep-scale", action="store_true",
+                        help="refine the decoder phase only (by default the rounds also refine the encoder's output "
+                             "scale, its per-seed intensity; the seeds shown never change)")
     refine.add_argument("--name", default=None, help="the refined model's name (default <model>-refined)")
     refine.add_argument("--minutes", type=positive_number, default=None, help="stop (resumably) after this many minutes")
     refine.set_defaults(func=cmd_refine)
@@ -66,7 +69,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
     optics, record, sigma = measured_optics(cfg, model.geometry.grid_px,
                                             why="refine needs a calibrated bench: its gradient comes from the "
                                                 "calibrated model")
-    settings = RefineSettings(name=args.name)
+    settings = RefineSettings(name=args.name, scale=not args.keep_scale)
     for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps)):
         if value is not None:
             setattr(settings, key, value)

@@ -4,8 +4,10 @@ Physics-aware training (Wright et al., Nature 2022): the forward pass is the ben
 batch of teacher noise shown with the current decoder, the frames captured and registered by the run
 loop), the gradient that of the calibrated differentiable model of the same optics
 (:class:`lab.model.student.OpticalStudent` with the bench's measured optics) evaluated at the same
-input: ``y = y_model + (y_bench - y_model).detach()``. Before the rounds the decoder is fine-tuned
-through the calibrated model alone (:mod:`lab.model.fine_tune`), which costs no light.
+input: ``y = y_model + (y_bench - y_model).detach()``. The rounds update the decoder phase and the
+encoder's output scale (the per-seed intensity scale: the scale output of the encoder's last layer;
+the seeds it shows stay as they are). Before the rounds the decoder is fine-tuned through the
+calibrated model alone (:mod:`lab.model.fine_tune`), which costs no light.
 
 Stages, each resumable from ``refine.pt`` in the output folder: ``before`` (held-out seeds captured
 with the model as it came), ``pretune``, the rounds, ``after`` (the same held-out seeds with the
@@ -52,6 +54,7 @@ class RefineSettings:
     eval_frames: int = 32       # held-out seeds captured before and after
     seed: int = 11
     name: str | None = None
+    scale: bool = True          # the rounds also refine the encoder's output scale (per-seed intensity)
 
     def check(self, pairs: int) -> None:
         for key in ("frames", "batch", "eval_frames"):
@@ -94,7 +97,8 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
     student = student_from(model, optics, sigma_px)
     for p in student.encoder.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.Adam([student.decoder_logits], lr=s.lr, betas=(0.5, 0.999))
+    trained = [student.decoder_logits] + (_scale_head(student) if s.scale else [])
+    opt = torch.optim.Adam(trained, lr=s.lr, betas=(0.5, 0.999))
     state = _load(out / CHECKPOINT, identity, student, opt)
     started = time.monotonic()
     half = len(model.teacher_noise) // 2
@@ -116,6 +120,8 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
             state["pretune_loss"] = [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))]
         state["stage"], state["round"] = "rounds", 0
         _save(out / CHECKPOINT, identity, student, opt, state)
+    for p in trained[1:]:            # the pretune's decoder steps froze the whole encoder
+        p.requires_grad_(True)
     while state["stage"] == "rounds" and state["round"] < s.rounds:
         r = state["round"]
         for g in opt.param_groups:
@@ -145,11 +151,34 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
         **{k: v for k, v in identity.items() if k != "settings"}, "settings": dataclasses.asdict(s),
         "frames_captured": frames, "rounds": len(state["history"]), "teacher_pairs_used": [0, half],
         "eval_before": state["eval_before"], "eval_after": state["eval_after"]}}
-    refined = dataclasses.replace(model, name=name, decoder_phase={model.wavelengths_nm[0]: phase}, info=info)
+    info["refined"]["scale_refined"] = bool(s.scale)
+    refined = dataclasses.replace(model, name=name, decoder_phase={model.wavelengths_nm[0]: phase}, info=info,
+                                  weights=_encoder_weights(student, model) if s.scale else model.weights)
     path = save_model(model_path, refined)
     (out / "refine.json").write_text(json.dumps({"model": str(path), **info["refined"],
                                                  "history": state["history"]}, indent=2) + "\n")
     return path
+
+
+# --- the encoder's output scale ---------------------------------------------------------------------
+def _scale_head(student) -> list[torch.Tensor]:
+    """The encoder's last layer (weight and bias), made trainable in its scale outputs only: the rows
+    that make the seed values get no gradient, so the seeds the bench shows never change."""
+    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+    seed_outputs = len(student.wavelengths_nm) * student.geom.seed_superpixels ** 2
+    keep = torch.zeros(last.out_features, dtype=torch.bool)
+    keep[seed_outputs:] = True
+    for p in (last.weight, last.bias):
+        p.requires_grad_(True)
+        p.register_hook(lambda g, keep=keep: g * (keep[:, None] if g.dim() == 2 else keep))
+    return [last.weight, last.bias]
+
+
+def _encoder_weights(student, model: OpticalModel) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``model``'s encoder weights with the student's last layer (its scale outputs refined)."""
+    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+    w = last.weight.detach().numpy().T.astype(np.float32)
+    return [*model.weights[:-1], (w, last.bias.detach().numpy().astype(np.float32))]
 
 
 # --- one round ------------------------------------------------------------------------------------
@@ -239,7 +268,9 @@ def _judged(judge: _Judge, images: np.ndarray) -> dict:
 # --- checkpoint ----------------------------------------------------------------------------------
 def _save(path: Path, identity: dict, student, opt, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
+    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
     torch.save({"identity": json.loads(json.dumps(identity)), "decoder_logits": student.decoder_logits.detach(),
+                "encoder_last": {k: v.detach() for k, v in last.state_dict().items()},
                 "optimizer": opt.state_dict(), "state": state}, tmp)
     os.replace(tmp, path)
 
@@ -254,6 +285,9 @@ def _load(path: Path, identity: dict, student, opt) -> dict:
                           f"bench, calibrations and settings, or refine into a new folder")
     with torch.no_grad():
         student.decoder_logits.copy_(saved["decoder_logits"])
+        last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+        for key, value in saved.get("encoder_last", {}).items():
+            getattr(last, key).copy_(value)
     opt.load_state_dict(saved["optimizer"])
     return saved["state"]
 

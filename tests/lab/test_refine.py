@@ -96,8 +96,20 @@ def test_refine_captures_every_round_as_a_run_and_writes_a_new_model_that_record
     assert set(info["eval_after"]) == {"paired_r_mean", "paired_r_min", "frames", "confident", "inception"}
     assert 1.0 <= info["eval_after"]["inception"] <= 10.0
     assert not np.allclose(tuned.decoder_phase[520.0], model.decoder_phase[520.0])
-    for (w0, _), (w1, _) in zip(model.weights, tuned.weights):
+    # the encoder's output scale is refined, the seeds it shows are not
+    assert info["scale_refined"] is True
+    for (w0, b0), (w1, b1) in zip(model.weights[:-1], tuned.weights[:-1]):
         np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+    (w0, b0), (w1, b1) = model.weights[-1], tuned.weights[-1]
+    seed_outputs = model.geometry.seed_superpixels ** 2
+    np.testing.assert_array_equal(w0[:, :seed_outputs], w1[:, :seed_outputs])
+    np.testing.assert_array_equal(b0[:seed_outputs], b1[:seed_outputs])
+    assert not np.array_equal(w0[:, seed_outputs:], w1[:, seed_outputs:])
+    noise = np.asarray(model.teacher_noise[32:38], np.float32)
+    (values0, scale0), (values1, scale1) = model.encode(noise), tuned.encode(noise)
+    np.testing.assert_array_equal(values0, values1)
+    assert not np.allclose(scale0, scale1)
     for name, count in (("before", 6), ("r0000", 8), ("r0003", 8), ("after", 6)):
         with RunFile(out / "rounds" / name / "run.h5") as f:
             assert f.status()["status"] == "complete" and len(f.indices) == count
@@ -112,6 +124,38 @@ def test_refine_captures_every_round_as_a_run_and_writes_a_new_model_that_record
     assert all(0.0 <= h["confident"] <= 1.0 and h["bench_loss"] > 0 for h in history)
     with pytest.raises(OptgenError, match="never overwrites"):
         refine(folder, bench, out, settings())
+
+
+def test_keep_scale_refines_the_decoder_only(calibrated):
+    folder, bench = calibrated
+    path, model = refine(folder, bench, folder / "decoder-only", settings(scale=False, frames=16))
+    tuned = load_model(path)
+    assert tuned.info["refined"]["scale_refined"] is False
+    assert not np.allclose(tuned.decoder_phase[520.0], model.decoder_phase[520.0])
+    for (w0, b0), (w1, b1) in zip(model.weights, tuned.weights):
+        np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+
+
+def test_the_checkpoint_keeps_the_refined_scale(calibrated, tmp_path):
+    from optgen.lab.model.fine_tune import student_from
+    from optgen.lab.refine.loop import _load, _save, _scale_head
+
+    folder, _ = calibrated
+    model = load_model(folder / "tiny.npz")
+    a, b = student_from(model, None, 0.0), student_from(model, None, 0.0)
+    opt_a = torch.optim.Adam([a.decoder_logits, *_scale_head(a)], lr=0.01)
+    opt_b = torch.optim.Adam([b.decoder_logits, *_scale_head(b)], lr=0.01)
+    loss = a(torch.from_numpy(model.teacher_noise[:4])).mean()
+    opt_a.zero_grad()
+    loss.backward()
+    opt_a.step()
+    _save(tmp_path / "refine.pt", {"x": 1}, a, opt_a, {"stage": "rounds"})
+    assert _load(tmp_path / "refine.pt", {"x": 1}, b, opt_b) == {"stage": "rounds"}
+    last_a, last_b = (next(m for m in reversed(s.encoder) if isinstance(m, torch.nn.Linear)) for s in (a, b))
+    assert torch.equal(last_a.weight, last_b.weight) and torch.equal(last_a.bias, last_b.bias)
+    base = next(m for m in reversed(student_from(model, None, 0.0).encoder) if isinstance(m, torch.nn.Linear))
+    assert not torch.equal(base.bias, last_b.bias)
 
 
 def test_a_stopped_refine_resumes_at_the_next_round_without_retaking_frames(calibrated):
