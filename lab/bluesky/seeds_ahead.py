@@ -6,11 +6,10 @@ good part of a frame; ``optgen run`` does it ahead on a preparer thread (``lab.r
 .PatternPreparer``) and so does this: when seed ``i`` of a source is shown, seeds ``i + 1 .. i +
 ahead`` are prepared, and showing one of them later takes the prepared gray levels.
 
-The gray levels are those the device thread would compute (the same functions on the same inputs);
-a prepared pattern is used only if the SLM still converts phase to gray the same way (the same LUT
-table and wavefront correction by identity, the gamma sign, phase scaling and correction switch by
-value), else it
-is computed again. What preparing raised is raised again where the pattern is shown.
+The gray levels are those the device thread would compute (the same functions on the same inputs).
+A prepared pattern is used only if the SLM still converts phase to gray the same way (the same LUT
+table and wavefront correction by identity; the gamma sign, phase scaling and correction switch by
+value), else it is computed again. What preparing raised is raised again where the pattern is shown.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ PREPARE_TIMEOUT_S = 30.0     # the longest a shown seed waits for its preparatio
 
 
 def conversion_state(slm) -> tuple:
-    """What ``slm.phase_to_gray`` depends on besides the phase (objects compared by identity)."""
+    """What ``slm.phase_to_gray`` depends on besides the phase (compared by :func:`_same`)."""
     return (getattr(slm, "lut", None), getattr(slm, "_gamma_sign", None), getattr(slm, "phase_scaling", None),
             slm.source.get("phase") if isinstance(getattr(slm, "source", None), dict) else None,
             getattr(slm, "phase_correct", None))

@@ -161,10 +161,15 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
 
 
 # --- the encoder's output scale ---------------------------------------------------------------------
+def _last_layer(student) -> torch.nn.Linear:
+    """The encoder's last layer: the seed values, then the log-scale, of each colour."""
+    return [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+
+
 def _scale_head(student) -> list[torch.Tensor]:
     """The encoder's last layer (weight and bias), made trainable in its scale outputs only: the rows
     that make the seed values get no gradient, so the seeds the bench shows never change."""
-    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+    last = _last_layer(student)
     seed_outputs = len(student.wavelengths_nm) * student.geom.seed_superpixels ** 2
     keep = torch.zeros(last.out_features, dtype=torch.bool)
     keep[seed_outputs:] = True
@@ -176,7 +181,7 @@ def _scale_head(student) -> list[torch.Tensor]:
 
 def _encoder_weights(student, model: OpticalModel) -> list[tuple[np.ndarray, np.ndarray]]:
     """``model``'s encoder weights with the student's last layer (its scale outputs refined)."""
-    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+    last = _last_layer(student)
     w = last.weight.detach().numpy().T.astype(np.float32)
     return [*model.weights[:-1], (w, last.bias.detach().numpy().astype(np.float32))]
 
@@ -268,7 +273,7 @@ def _judged(judge: _Judge, images: np.ndarray) -> dict:
 # --- checkpoint ----------------------------------------------------------------------------------
 def _save(path: Path, identity: dict, student, opt, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+    last = _last_layer(student)
     torch.save({"identity": json.loads(json.dumps(identity)), "decoder_logits": student.decoder_logits.detach(),
                 "encoder_last": {k: v.detach() for k, v in last.state_dict().items()},
                 "optimizer": opt.state_dict(), "state": state}, tmp)
@@ -285,7 +290,7 @@ def _load(path: Path, identity: dict, student, opt) -> dict:
                           f"bench, calibrations and settings, or refine into a new folder")
     with torch.no_grad():
         student.decoder_logits.copy_(saved["decoder_logits"])
-        last = [m for m in student.encoder if isinstance(m, torch.nn.Linear)][-1]
+        last = _last_layer(student)
         for key, value in saved.get("encoder_last", {}).items():
             getattr(last, key).copy_(value)
     opt.load_state_dict(saved["optimizer"])
