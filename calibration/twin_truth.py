@@ -11,9 +11,10 @@ import numpy as np
 
 from optgen.calibration.compare import affine_distance_px, response_error_rad
 from optgen.drivers.common.patterns import grid_coordinates
-from optgen.drivers.common.roles import ENCODING, SLM_ROLES
+from optgen.drivers.common.roles import DECODING, ENCODING, SLM_ROLES
 
-__all__ = ["camera_pixel_errors", "planted_error_waves", "sensor_registration_error_px", "truth_errors"]
+__all__ = ["alignment_errors", "camera_pixel_errors", "planted_error_waves", "sensor_registration_error_px",
+           "similarity_limit_px", "truth_errors"]
 
 
 def sensor_registration_error_px(output_to_sensor: np.ndarray, truths, window_m: float) -> float:
@@ -21,8 +22,14 @@ def sensor_registration_error_px(output_to_sensor: np.ndarray, truths, window_m:
     return affine_distance_px(output_to_sensor, truths.output_to_sensor, window_m)
 
 
-def truth_errors(report, truths, light_path) -> dict:
-    """Errors of each calibration in ``report`` against ``truths``, on ``light_path``."""
+def truth_errors(report, truths, light_path, *, decoder_corrected: bool = False) -> dict:
+    """Errors of each calibration in ``report`` against ``truths``, on ``light_path``.
+
+    The alignment is compared with where the planted tilts and panel curvature put the light
+    (:func:`optgen.calibration.twin_rays.light_truths`: what it measures, and what runs need);
+    ``light_moves_*`` say how far that is from the parts' mechanical placement.
+    ``decoder_corrected``: SLM2's wavefront correction was in force during the alignment (the
+    bench file's ``correct_decoder_wavefront``)."""
     out: dict = {}
     for role in SLM_ROLES:
         m = report.measurements.get(f"{role}.lut")
@@ -51,14 +58,44 @@ def truth_errors(report, truths, light_path) -> dict:
     if camera is not None:
         out.update(camera_pixel_errors(camera, truths))
     if "alignment" in report.measurements:
-        sensor, placement = report.measurements["alignment"]
-        pitch = light_path.pitch_m
-        out["decoder_shift_error_px"] = [float((a - b) / pitch)
-                                         for a, b in zip(placement.shift_m, truths.decoder_shift_m)]
-        out["decoder_rotation_error_deg"] = float(placement.rotation_deg - truths.decoder_rotation_deg)
-        out["sensor_registration_error_px"] = sensor_registration_error_px(sensor.output_to_sensor, truths,
-                                                                           light_path.window_m)
+        out.update(alignment_errors(report, truths, light_path, decoder_corrected))
     return out
+
+
+def alignment_errors(report, truths, light_path, decoder_corrected: bool = False) -> dict:
+    """The alignment in ``report`` against where the light goes on the twin, and how far the light
+    moved from the mechanical truths (pixels of SLM2 for its shift, of the camera for the sensor)."""
+    from optgen.calibration.twin_rays import light_truths
+    from optgen.calibration.wavefront import wavefront_correction_rad
+
+    sensor, placement = report.measurements["alignment"]
+    pitch, window = light_path.pitch_m, light_path.window_m
+    shape = next((w.shape for w in truths.wavefront_rad.values() if w is not None), light_path.encoding_shape)
+    in_force = {ENCODING: wavefront_correction_rad(report.measurements.get(f"{ENCODING}.wavefront"), shape, pitch)}
+    if decoder_corrected:
+        in_force[DECODING] = wavefront_correction_rad(report.measurements.get(f"{DECODING}.wavefront"), shape, pitch)
+    light = light_truths(truths, light_path, in_force)
+    return {
+        "decoder_shift_error_px": [float((a - b) / pitch) for a, b in zip(placement.shift_m, light.decoder_shift_m)],
+        "decoder_rotation_error_deg": float(placement.rotation_deg - light.decoder_rotation_deg),
+        "sensor_registration_error_px": affine_distance_px(sensor.output_to_sensor, light.output_to_sensor, window),
+        "light_moves_decoder_px": [round(float((a - b) / pitch), 3)
+                                   for a, b in zip(light.decoder_shift_m, truths.decoder_shift_m)],
+        "light_moves_sensor_px": round(affine_distance_px(light.output_to_sensor, truths.output_to_sensor, window), 3),
+        "sensor_registration_similarity_limit_px": round(similarity_limit_px(light.output_to_sensor, window), 3)}
+
+
+def similarity_limit_px(output_to_sensor: np.ndarray, window_m: float) -> float:
+    """How far the best similarity (what the alignment fits: rotation, one scale, offset) stays from
+    an affine map over the output window (pixels): the part of an astigmatic or sheared
+    registration the alignment cannot hold."""
+    from optgen.calibration.alignment import fit_similarity
+
+    u = np.linspace(-window_m / 2, window_m / 2, 9)
+    points = np.array([(x, y) for x in u for y in u])
+    m = np.asarray(output_to_sensor, dtype=np.float64)
+    best, _ = fit_similarity(points, points @ m[:, :2].T + m[:, 2])
+    return affine_distance_px(best, m, window_m)
 
 
 def camera_pixel_errors(camera, truths) -> dict:

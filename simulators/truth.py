@@ -158,5 +158,5 @@ class PlantedTruths:
     unmodulated_fraction: dict = field(default_factory=dict)   # by SLM role
     d1_m: float = 0.0
     d2_m: float = 0.0
-    beam: dict = field(default_factory=dict)                   # waist_m, centre_m, tilt_rad (at t = 0)
+    beam: dict = field(default_factory=dict)                   # waist_m, centre_m, tilt_rad (at t = 0), aperture_m
     hot_pixels: np.ndarray | None = None                       # the sensor's hot-pixel mask

@@ -590,7 +590,7 @@ class OpticalWorld:
             unmodulated_fraction={role: float(t.unmodulated_fraction) for role, t in slms.items()},
             d1_m=self.d1_m, d2_m=self.d2_m,
             beam={"profile": self.laser.beam, "waist_m": self.laser.waist_m, "centre_m": tuple(self.laser.centre_m),
-                  "tilt_rad": tuple(self.laser.tilt_rad)},
+                  "tilt_rad": tuple(self.laser.tilt_rad), "aperture_m": float(self.laser.aperture_m)},
             hot_pixels=defects.hot_pixels if defects is not None else None)
 
     def follow_laser(self, emission: bool | None = None, setpoint_w: float | None = None) -> None:

@@ -55,7 +55,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if devices.world is not None:
             from optgen.calibration.twin_truth import truth_errors
 
-            out["twin_truth"] = truth_errors(report, devices.truths, cfg.light_path)
+            out["twin_truth"] = truth_errors(report, devices.truths, cfg.light_path,
+                                             decoder_corrected=cfg.calibration.correct_decoder_wavefront)
     print(f"optgen calibrate {args.what}: done ({cfg.name}); store {folder}")
     for key, path in report.files.items():
         print(f"  {key:<22} {path.name}  (picture {report.pictures[key].name})")

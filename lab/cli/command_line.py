@@ -88,10 +88,11 @@ def _build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     calibrate = sub.add_parser(
-        "calibrate", help="calibrate the SLM LUTs, the alignment and the camera; check for drift",
+        "calibrate", help="calibrate the camera, the SLM LUTs and wavefronts, the distances, the alignment; check for drift",
         description="Measure on the bench (laser on only while measuring) and write versioned calibration "
                     "files with PNGs into the calibration store; later runs use the newest ones. 'all' runs "
-                    "camera, lut (both SLMs, alternating rounds) and alignment in that order. 'check' re-measures "
+                    "camera, lut (both SLMs, alternating rounds), wavefront (with the distances and each SLM's "
+                    "unmodulated light) and alignment in that order. 'check' re-measures "
                     "a few points and reports drift against the stored calibrations (exit 3 when beyond tolerance).")
     calibrate.add_argument("what", choices=("camera", "lut", "wavefront", "distances", "alignment", "all", "check"))
     calibrate.add_argument("--bench", type=Path, default=None, help="bench file (default: the simulated bench)")
