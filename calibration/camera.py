@@ -51,6 +51,20 @@ class CameraCalibration:
             out["hot_pixel_map"] = self.hot_map.astype(np.float32)
         return out
 
+    def window(self, woi: tuple[int, int, int, int]) -> "CameraCalibration":
+        """This calibration for frames of the sensor window ``woi`` = (x, width, y, height): its dark
+        frame and hot-pixel map cut to the window (the dark level: the window's median)."""
+        from dataclasses import replace
+
+        x, w, y, h = (int(v) for v in woi)
+        rows, cols = self.dark_frame.shape
+        if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= cols and y + h <= rows):
+            raise ValueError(f"window (x, width, y, height) = {tuple(woi)}: expected one inside the "
+                             f"calibrated {cols} x {rows} sensor")
+        dark = self.dark_frame[y:y + h, x:x + w]
+        return replace(self, dark_frame=dark, dark_level_dn=float(np.median(dark)),
+                       hot_map=None if self.hot_map is None else self.hot_map[y:y + h, x:x + w])
+
     def correction(self) -> PixelCorrection:
         """The per-pixel correction of frames at this calibration's exposure."""
         return PixelCorrection(self.dark_frame, self.hot_map)

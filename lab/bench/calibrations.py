@@ -151,10 +151,12 @@ class BenchCalibrations:
         cal = self.camera_calibration()
         return cal.saturation_dn if cal is not None else None
 
-    def pixel_correction(self, dark: np.ndarray, exposure_s: float):
+    def pixel_correction(self, dark: np.ndarray, exposure_s: float,
+                         window: tuple[int, int, int, int] | None = None):
         """(``calibration.camera_pixels.PixelCorrection`` of a run's frames, what it does in words)
         given the run's own dark frame, or (None, "") with neither a camera calibration nor a
-        flat field (runs then subtract the dark level only)."""
+        flat field (runs then subtract the dark level only). ``window``: the frames (and ``dark``)
+        are that sensor window, (x, width, y, height)."""
         from optgen.calibration.camera_pixels import PixelCorrection
 
         cal = self.camera_calibration()
@@ -163,9 +165,13 @@ class BenchCalibrations:
         if cal is None:
             correction, words = PixelCorrection(np.asarray(dark, np.float32)), "this run's dark frame"
         else:
-            correction, words = cal.correction_for(dark, exposure_s)
+            correction, words = (cal if window is None else cal.window(window)).correction_for(dark, exposure_s)
         if self.flat_field is not None:
-            correction = PixelCorrection(correction.dark, correction.hot, self.flat_field)
+            flat = self.flat_field
+            if window is not None:
+                x, w, y, h = (int(v) for v in window)
+                flat = flat[y:y + h, x:x + w]
+            correction = PixelCorrection(correction.dark, correction.hot, flat)
             words += f"; flat field {self.flat_field_source}"
         return correction, words
 

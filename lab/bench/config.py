@@ -100,6 +100,7 @@ class RunConfig:
     decoder_phase: str
     timing: str
     model: str = SHIPPED_MODEL
+    readout: str = "full"           # "window": runs read out only the sensor under the output window
 
 
 @dataclass(frozen=True)

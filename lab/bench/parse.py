@@ -396,6 +396,7 @@ def _run(s: _Section) -> RunConfig:
         decoder_phase=s.string("decoder_phase", "flat", nonempty=True),
         timing=s.string("timing", "virtual", choices=("virtual", "wall")),
         model=s.string("model", SHIPPED_MODEL, nonempty=True),
+        readout=s.string("readout", "full", choices=("full", "window")),
     )
     if cfg.seed_source == "file" and not cfg.seed_file:
         raise BenchFileError(f"{s.source}: [run] seed_file = '': expected a .npy file of seed phases "

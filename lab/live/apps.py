@@ -101,6 +101,9 @@ class RunBrowser:
             except OptgenError as exc:
                 source = f"nominal placement: the run's calibration store cannot be read ({exc})"
         registration = OutputRegistration(cfg, output_to_sensor=measured)
+        window = self.attrs.get("readout_window")
+        if isinstance(window, (list, tuple, np.ndarray)) and len(window) == 4:   # frames of a window of the sensor
+            registration.read_from(tuple(int(v) for v in window))
         return cfg, overlay_from_registration(registration, measured is not None, source)
 
     def describe(self) -> dict:

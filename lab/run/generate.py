@@ -40,6 +40,7 @@ from optgen.lab.run.frame_store import StorageStalled, StoreWorker
 from optgen.lab.run.laser_guard import LaserGuard
 from optgen.lab.run.patterns import check_model_phase
 from optgen.lab.run.placement import place_decoder
+from optgen.lab.run.readout import FULL, readout_window
 from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.run.seeds import SeedSource
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
@@ -69,14 +70,25 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def _open_writer(folder: Path, resume: bool, count: int, bench: Bench, g, seed_shape, attrs: dict):
+def _open_writer(folder: Path, resume: bool, count: int, frame_shape: tuple[int, int], g, seed_shape, attrs: dict):
     """A new run file, or (``resume``) the run's own after checking, read-only, that this run
     may continue it: a refused resume leaves the file as it was."""
     path = folder / "run.h5"
     if not resume:
-        return RunWriter(path, count, bench.camera.shape, (g.output_pixels, g.output_pixels), seed_shape, attrs=attrs)
+        return RunWriter(path, count, frame_shape, (g.output_pixels, g.output_pixels), seed_shape, attrs=attrs)
     check_resumable(path, attrs)
     return RunWriter.resume(path)
+
+
+def _recorded_readout(path: Path):
+    """What a run file says its frames are (``readout_window``), None where it cannot be read (the
+    resume's own checks then say why)."""
+    from optgen.lab.runfile.reader import read_run_attrs
+
+    try:
+        return read_run_attrs(path).get("readout_window")
+    except Exception:
+        return None
 
 
 def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, decoder_id: str,
@@ -116,91 +128,101 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
              "devices": bench.describe(),
              "seed_source": seeds.describe(), "decoder_phase": decoder_id, "software": software_versions(),
              "count": int(count), "run_args": run_args or {}}
-    writer = _open_writer(folder, resume, count, bench, g, seeds.shape, attrs)
-    todo = [int(i) for i in writer.missing()]
-    stop = stop or active_stop() or StopControl()
-    run_log = RunLog(folder / "run.log", writer)
-    run_log.event("start", f"{'resuming' if resume else 'starting'}: {len(todo)} of {count} frames to take, "
-                           f"sync {sync}, bench {cfg.name!r}")
-    for line in getattr(cals, "skipped", None) or []:
-        run_log.event("calibration", f"not used: {line}")
-    model = getattr(seeds, "model", None)
-    warning = adapted_elsewhere(model, bench.calibration_ids()) if model is not None else None
-    if warning:
-        run_log.event("warning", warning)
-    if cals is not None and cals.in_force():
-        ages = cals.ages_h()
-        run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
-                                                              for name, record in cals.in_force().items()),
-                      level=logging.INFO)          # news, not a warning: optgen run prints it on its own
-    else:
-        run_log.event("calibration", "UNCALIBRATED: " + ("no calibration store" if cals is None else
-                                                         f"no calibration for this bench in {cals.store}"),
-                      level=logging.INFO)
-    end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
-    with stop.signals():
-        graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
-        bench.laser.report_to(folder, "run")               # where the laser watchdog would say what it did
-        try:
-            bench.laser.set_emission(False)
-            dark = bench.camera.capture()
-            end.dark_level = float(np.median(dark))
-            writer.write_dark(dark)                       # a resumed session's dark goes to /dark_1, ...
-            writer.write_decoder_phase(decoder_phase)     # on resume: checks it is the run's decoder
-            registration.dark_level_dn = end.dark_level
-            correction, dark_used = cals.pixel_correction(dark, bench.camera.timing.exposure_s) if cals else (None, "")
-            if correction is not None:                    # dark, flat field and hot pixels pixel by pixel
-                registration.use_correction(correction)
-                run_log.event("camera", f"frames corrected pixel by pixel: {dark_used}; "
-                                        f"{correction.hot_count} hot pixels replaced")
-            # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
-            bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
-                                                       cfg.decoding_slm.pitch_um * 1e-6))
-            bench.clock.sleep(bench.decoding_slm.timing.wait_s)
-            accepted = bench.laser.set_power(cfg.laser.power_w)
-            if abs(accepted - cfg.laser.power_w) > 0.05 * cfg.laser.power_w + 1e-9:
-                raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
-                                                    f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
-            saturation = (cals.saturation_dn() if cals else None) or bench.camera.saturation_dn
-            end.preparer = PatternPreparer(bench.encoding_slm, seeds, g.superpixel_px, todo)
-            end.guard = LaserGuard(bench.laser, bench.clock, run_log.event)
-            end.store = StoreWorker(writer, registration, end.guard, saturation, end.dark_level,
-                                    stall_s=cfg.safety.storage_stall_s)
-            reporter = _Progress(progress, writer, count)
-            # a Ctrl-C during the set-up stops here: the light never comes on
-            if not stop.requested and not bench.laser.set_emission(True):
-                raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
-            t_on = bench.clock.now()
+    recorded = _recorded_readout(folder / "run.h5") if resume else None
+    with readout_window(bench.camera, registration, cfg.run.readout, recorded) as window:
+        attrs["readout_window"] = list(window) if window is not None else FULL
+        frame_shape = (window[3], window[1]) if window is not None else tuple(bench.camera.shape)
+        writer = _open_writer(folder, resume, count, frame_shape, g, seeds.shape, attrs)
+        todo = [int(i) for i in writer.missing()]
+        stop = stop or active_stop() or StopControl()
+        run_log = RunLog(folder / "run.log", writer)
+        run_log.event("start", f"{'resuming' if resume else 'starting'}: {len(todo)} of {count} frames to take, "
+                               f"sync {sync}, bench {cfg.name!r}")
+        if window is not None:
+            rows, cols = registration.sensor_shape
+            run_log.event("camera", f"reading out the window (x, width, y, height) {tuple(window)} under the output "
+                                    f"window: {window[1] * window[3] / (rows * cols):.0%} of the sensor's pixels",
+                          level=logging.INFO)
+        for line in getattr(cals, "skipped", None) or []:
+            run_log.event("calibration", f"not used: {line}")
+        model = getattr(seeds, "model", None)
+        warning = adapted_elsewhere(model, bench.calibration_ids()) if model is not None else None
+        if warning:
+            run_log.event("warning", warning)
+        if cals is not None and cals.in_force():
+            ages = cals.ages_h()
+            run_log.event("calibration", "in force: " + ", ".join(f"{name} {record.id} ({ages.get(name, float('nan')):.1f} h old)"
+                                                                  for name, record in cals.in_force().items()),
+                          level=logging.INFO)          # news, not a warning: optgen run prints it on its own
+        else:
+            run_log.event("calibration", "UNCALIBRATED: " + ("no calibration store" if cals is None else
+                                                             f"no calibration for this bench in {cals.store}"),
+                          level=logging.INFO)
+        end = _RunEnd(bench, writer, run_log, count, sync, seeds.flops_per_seed)
+        with stop.signals():
+            graceful, stop.graceful = stop.graceful, True     # the first Ctrl-C finishes the frames in flight
+            bench.laser.report_to(folder, "run")               # where the laser watchdog would say what it did
             try:
-                capture_frames(bench, end.preparer, end.store, stop, sync=sync, max_retries=max_retries,
-                               record_event=run_log.event, on_iteration=reporter.update, stats=end.loop_stats)
+                bench.laser.set_emission(False)
+                dark = bench.camera.capture()
+                end.dark_level = float(np.median(dark))
+                writer.write_dark(dark)                       # a resumed session's dark goes to /dark_1, ...
+                writer.write_decoder_phase(decoder_phase)     # on resume: checks it is the run's decoder
+                registration.dark_level_dn = end.dark_level
+                correction, dark_used = (cals.pixel_correction(dark, bench.camera.timing.exposure_s, window)
+                                         if cals else (None, ""))
+                if correction is not None:                    # dark, flat field and hot pixels pixel by pixel
+                    registration.use_correction(correction)
+                    run_log.event("camera", f"frames corrected pixel by pixel: {dark_used}; "
+                                            f"{correction.hot_count} hot pixels replaced")
+                # the decoder lands centred and unrotated in the beam however SLM2 sits (measured placement)
+                bench.decoding_slm.set_phase(place_decoder(decoder_phase, bench.decoding_slm.shape, placement,
+                                                           cfg.decoding_slm.pitch_um * 1e-6))
+                bench.clock.sleep(bench.decoding_slm.timing.wait_s)
+                accepted = bench.laser.set_power(cfg.laser.power_w)
+                if abs(accepted - cfg.laser.power_w) > 0.05 * cfg.laser.power_w + 1e-9:
+                    raise DeviceError(bench.laser.name, f"asked for {cfg.laser.power_w * 1e3:.6g} mW, the laser reports "
+                                                        f"{accepted * 1e3:.6g} mW (outside its range or resolution?)")
+                saturation = (cals.saturation_dn() if cals else None) or bench.camera.saturation_dn
+                end.preparer = PatternPreparer(bench.encoding_slm, seeds, g.superpixel_px, todo)
+                end.guard = LaserGuard(bench.laser, bench.clock, run_log.event)
+                end.store = StoreWorker(writer, registration, end.guard, saturation, end.dark_level,
+                                        stall_s=cfg.safety.storage_stall_s)
+                reporter = _Progress(progress, writer, count)
+                # a Ctrl-C during the set-up stops here: the light never comes on
+                if not stop.requested and not bench.laser.set_emission(True):
+                    raise DeviceError(bench.laser.name, "emission did not turn on (read-back says off)")
+                t_on = bench.clock.now()
+                try:
+                    capture_frames(bench, end.preparer, end.store, stop, sync=sync, max_retries=max_retries,
+                                   record_event=run_log.event, on_iteration=reporter.update, stats=end.loop_stats)
+                finally:
+                    stop.cleaning = True                      # a signal from here on waits for the cleanup
+                    end.on_time_s = bench.clock.now() - t_on
+                    end.laser_off()                           # every frame is in: storing needs no light
+                end.store.finish()
+                reporter.update()
+                if writer.n_written == count:
+                    end.status, end.reason = "complete", ""
+                else:
+                    end.status, end.reason = "stopped", stop.reason or "stopped before every frame was taken"
+            except KeyboardInterrupt:
+                end.status, end.reason = "stopped", "interrupted (Ctrl-C)"
+                raise
+            except SystemExit as exc:
+                end.status, end.reason = "stopped", f"terminated (exit {exc.code})"
+                raise
+            except Exception as exc:
+                end.failed(exc)
+                raise
             finally:
-                stop.cleaning = True                      # a signal from here on waits for the cleanup
-                end.on_time_s = bench.clock.now() - t_on
-                end.laser_off()                           # every frame is in: storing needs no light
-            end.store.finish()
-            reporter.update()
-            if writer.n_written == count:
-                end.status, end.reason = "complete", ""
-            else:
-                end.status, end.reason = "stopped", stop.reason or "stopped before every frame was taken"
-        except KeyboardInterrupt:
-            end.status, end.reason = "stopped", "interrupted (Ctrl-C)"
-            raise
-        except SystemExit as exc:
-            end.status, end.reason = "stopped", f"terminated (exit {exc.code})"
-            raise
-        except Exception as exc:
-            end.failed(exc)
-            raise
-        finally:
-            stop.cleaning = True
-            try:
-                end.finish(folder)
-            finally:
-                bench.laser.report_to(None)
-                stop.graceful = graceful
-    return RunResult(folder, end.status, end.summary["frames_written"], end.summary)
+                stop.cleaning = True
+                try:
+                    end.finish(folder)
+                finally:
+                    bench.laser.report_to(None)
+                    stop.graceful = graceful
+        return RunResult(folder, end.status, end.summary["frames_written"], end.summary)
 
 
 class _RunEnd:

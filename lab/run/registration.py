@@ -57,13 +57,42 @@ class OutputRegistration:
         lin = self.output_to_sensor[:, :2] * grid_pitch
         shift = self.output_to_sensor[:, 2] - lin @ np.array([centre_window, centre_window])
         self.window_to_sensor = np.hstack([lin, shift[:, None]])
+        self.sensor_shape = (int(h), int(w))
+        self.frame_origin = (0, 0)         # (x, y): the sensor pixel of a frame's first pixel
         self.correction = None
         self._crop: tuple[slice, slice] | None = None
         self._window_to_crop: np.ndarray | None = None
 
+    def sensor_box(self, margin_px: int = 4) -> tuple[int, int, int, int] | None:
+        """(x, width, y, height): the sensor pixels the output window reads (with ``margin_px`` around
+        for the interpolation and the hot-pixel neighbours), clipped to the sensor; None where the
+        window misses the sensor."""
+        rows, cols = self.sensor_shape
+        corners = np.array([[0, 0, 1], [self.window_px, 0, 1], [0, self.window_px, 1],
+                            [self.window_px, self.window_px, 1]], dtype=np.float64)
+        xy = corners @ self.window_to_sensor.T + np.asarray(self.frame_origin, dtype=np.float64)
+        x0, y0 = (int(np.clip(np.floor(v) - margin_px, 0, n)) for v, n in zip(xy.min(axis=0), (cols, rows)))
+        x1, y1 = (int(np.clip(np.ceil(v) + margin_px + 1, 0, n)) for v, n in zip(xy.max(axis=0), (cols, rows)))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        return x0, x1 - x0, y0, y1 - y0
+
+    def read_from(self, woi: tuple[int, int, int, int]) -> None:
+        """Frames are the sensor window ``woi`` = (x, width, y, height) from now on (the camera's window
+        of interest): the maps move to the window's pixels. Call before :meth:`use_correction`,
+        whose correction is then of that window."""
+        if self.correction is not None:
+            raise RuntimeError("read_from() after use_correction(): give the window first")
+        x, _, y, _ = (int(v) for v in woi)
+        move = np.array([x, y], dtype=np.float64) - np.asarray(self.frame_origin, dtype=np.float64)
+        self.output_to_sensor[:, 2] -= move
+        self.window_to_sensor[:, 2] -= move
+        self.frame_origin = (x, y)
+
     def use_correction(self, correction) -> None:
         """Correct every frame with ``correction`` (a ``calibration.camera_pixels.PixelCorrection``
-        of the whole sensor) before registering it; only the pixels the window reads are corrected."""
+        of the frames' pixels: the whole sensor, or the window :meth:`read_from` gave) before
+        registering it; only the pixels the window reads are corrected."""
         rows, cols = correction.shape
         corners = np.array([[0, 0, 1], [self.window_px, 0, 1], [0, self.window_px, 1],
                             [self.window_px, self.window_px, 1]], dtype=np.float64)
