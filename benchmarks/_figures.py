@@ -73,11 +73,12 @@ def twin_frame(grid: tuple[int, int]) -> Iterator[tuple[Callable[[], np.ndarray]
 
 
 @contextlib.contextmanager
-def run_setup(grid: tuple[int, int] | None = None) -> Iterator[Callable[[int, Path], dict]]:
+def run_setup(grid: tuple[int, int] | None = None, readout: str = "full") -> Iterator[Callable[[int, Path], dict]]:
     """`optgen run` on the embedded twin (virtual clock, flat decoder, placeholder seeds, storage
-    included), at the embedded 800 x 800 grid or ``grid``. Yields ``run(frames, out_dir)``, which
-    runs ``frames`` frames into ``out_dir`` on a bench opened for it and returns
-    {"frames": written, "seconds": wall time of the run loop, "frames_per_s": ...}."""
+    included), at the embedded 800 x 800 grid or ``grid``, with ``[run] readout`` = ``readout``.
+    Yields ``run(frames, out_dir)``, which runs ``frames`` frames into ``out_dir`` on a bench
+    opened for it and returns {"frames": written, "seconds": wall time of the run loop,
+    "frames_per_s": ...}."""
     from optgen.lab.bench.assemble import build_bench
     from optgen.lab.bench.parse import default_bench_text, parse_bench
     from optgen.lab.run.decoder import load_decoder_phase
@@ -85,7 +86,11 @@ def run_setup(grid: tuple[int, int] | None = None) -> Iterator[Callable[[int, Pa
     from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
 
     text = default_bench_text() if grid is None else bench_text_for_grid(grid)
+    if readout != "full":
+        text = text.replace('readout = "full"', f'readout = "{readout}"', 1)
     cfg = parse_bench(text, "embedded default bench")
+    if cfg.run.readout != readout:
+        raise ValueError(f"readout {readout!r}: this bench text has no [run] readout key to set")
     n = cfg.geometry.seed_superpixels
     decoder, decoder_id = load_decoder_phase("flat", cfg.geometry.decoder_px)
 
@@ -100,7 +105,7 @@ def run_setup(grid: tuple[int, int] | None = None) -> Iterator[Callable[[int, Pa
     yield run
 
 
-def run_rate(frames: int, grid: tuple[int, int] | None = None) -> dict:
+def run_rate(frames: int, grid: tuple[int, int] | None = None, readout: str = "full") -> dict:
     """One short run (see :func:`run_setup`) into a temporary folder."""
-    with tempfile.TemporaryDirectory() as tmp, run_setup(grid) as run:
+    with tempfile.TemporaryDirectory() as tmp, run_setup(grid, readout) as run:
         return run(frames, Path(tmp) / "run")

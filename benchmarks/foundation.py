@@ -9,7 +9,7 @@ so ratios are the figures to compare across machines):
   published 800 x 800 grid and the full 1080 x 1920 grid, against a naive frame
   (np.exp(1j*phi), numpy.fft, transfer functions rebuilt, exact Poisson noise);
 - run: frames/s of the run loop on the embedded simulated bench (virtual clock), against
-  the twin-frame rate alone.
+  the twin-frame rate alone; then with ``[run] readout = "window"`` against whole frames.
 
 Then optgen's figures today beside the last release's (benchmarks/last_release.toml), or those
 of the commit given by --against, with the ratio: a regression of the project against itself
@@ -105,6 +105,10 @@ def bench_run(frames: int, frame_ms: float, baselines: bool = True) -> float:
     if baselines:
         print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s | "
               f"twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame rate {fps * frame_ms / 1e3:.2f}",
+              flush=True)
+        window = run_rate(frames, readout="window")["frames_per_s"]
+        print(f"optgen run on the twin, [run] readout = \"window\" (the sensor under the output window only): "
+              f"{window:.1f} frames/s | whole frames (baseline, above) {fps:.1f} frames/s | ratio {window / fps:.2f}",
               flush=True)
     return fps
 
