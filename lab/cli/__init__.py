@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         requested.append(signal.SIGINT)
     finally:
         if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+            # Python's own handler where the process started with Ctrl-C ignored (a background job of a
+            # script): the command's handlers take it as a stop, so none may be lost before they are in
+            signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
     if requested:
         print("optgen: interrupted while starting; nothing was started", file=sys.stderr)
         return 130

@@ -209,6 +209,30 @@ def optgen_process(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "optgen.lab.cli", *args], env=env, **kwargs)
 
 
+def test_a_process_started_with_ctrl_c_ignored_never_ignores_it_between_start_and_the_command(tmp_path):
+    """A background job of a script starts with SIGINT ignored; the start-up must not hand that back
+    for the moment before the command's own handlers are in (a Ctrl-C there was lost: the run went on)."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seen = []
+    try:
+        import optgen.lab.cli.command_line as command_line
+
+        real = command_line.main
+
+        def spy(argv=None):
+            seen.append(signal.getsignal(signal.SIGINT))
+            return real(argv)
+
+        command_line.main = spy
+        try:
+            assert main(["config", "--dump", str(tmp_path / "bench.toml")]) == 0
+        finally:
+            command_line.main = real
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert seen == [signal.default_int_handler]
+
+
 def test_a_broken_pipe_ends_quietly(tmp_path):
     bench = tmp_path / "bench.toml"
     bench.write_text(small_bench_text(), encoding="utf-8")
