@@ -180,10 +180,13 @@ class SimulatedCamera(BenchCamera):
 
     # --- window of interest (hardware) --------------------------------------------------
     def _set_woi_hw(self, woi) -> None:
+        """A window of interest; its readout takes the sensor's readout time in proportion to its rows
+        (a CMOS sensor reads its rows out one after another)."""
         x, w, y, h = (int(v) for v in woi)
         width, height = self.world.sensor.resolution
         full = (x, w, y, h) == (0, width, 0, height)
         self._roi = None if full else (x, w, y, h)
+        self.readout_s = self.world.sensor.readout_s * (1.0 if full else h / float(height))
 
     def _get_woi_hw(self) -> tuple[int, int, int, int]:
         if self._roi is None:

@@ -376,6 +376,21 @@ def test_a_window_of_interest_reads_out_its_part_of_the_light_and_a_whole_frame_
     assert camera.capture().shape == (SLM_RES[1], SLM_RES[0])
 
 
+def test_a_window_of_interest_reads_out_in_the_time_of_its_rows():
+    full = 0.012                                                  # 12 ms for the whole sensor
+    world, slm, _, camera = make_bench(readout_s=full)
+    camera.set_woi((10, 50, 8, SLM_RES[1] // 4))
+    assert camera.timing.readout_s == pytest.approx(full / 4)
+    t0 = world.clock.now()
+    camera.capture()
+    assert world.clock.now() - t0 == pytest.approx(camera.exposure_s + full / 4)
+    camera.set_woi(None)
+    assert camera.timing.readout_s == pytest.approx(full)
+    t0 = world.clock.now()
+    camera.capture()
+    assert world.clock.now() - t0 == pytest.approx(camera.exposure_s + full)
+
+
 def test_a_frame_drawn_ahead_uses_the_laser_state_it_is_filed_under():
     world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=True)
     release = threading.Event()
