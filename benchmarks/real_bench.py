@@ -19,8 +19,13 @@ For ``after`` each calibration's error against the planted truth is printed, and
 the time of calibrate all on the hardware-timed realistic twin against its patterns x (latency +
 settle).
 
+``--without EFFECTS`` takes planted effects out of the realistic twin (unmodulated, beam, tilt,
+camera, drift, distances); ``--paired-without EFFECTS`` first prints the shipped model's paired r
+after one calibrate all with each taken out in turn (what each costs), e.g. with ``--only none``.
+
 Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
-        [--refine-frames N] [--paired N] [--second-twin] [--wall-refine]
+        [--refine-frames N] [--paired N] [--second-twin] [--wall-refine] [--without EFFECTS]
+        [--paired-without EFFECTS]
 """
 
 from __future__ import annotations
@@ -48,6 +53,50 @@ from optgen.lab.run.sources import run_sources
 COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined", "ideal_refined")
 STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",),
          "refined": ("all",), "ideal_refined": ("all",)}
+
+
+# Planted effects of the realistic twin that --without takes out, as bench-file edits of its [twin] tables.
+EFFECTS = {
+    "unmodulated": {("twin.encoding_slm", "unmodulated_fraction"): "0.0",
+                    ("twin.decoding_slm", "unmodulated_fraction"): "0.0"},
+    "beam": {("twin.laser", "beam"): '"flat-top"'},
+    "tilt": {("twin.laser", "tilt_urad"): "[0.0, 0.0]"},
+    "camera": {("twin.camera", "hot_pixel_fraction"): "0.0", ("twin.camera", "prnu_rms"): "0.0",
+               ("twin.camera", "dsnu_dn_rms"): "0.0", ("twin.camera", "background_w_per_m2"): "0.0"},
+    "drift": {("twin.encoding_slm", "response_drift_per_h"): "0.0", ("twin.decoding_slm", "response_drift_per_h"): "0.0",
+              ("twin.laser", "pointing_drift_urad_per_h"): "[0.0, 0.0]"},
+    "distances": "the bench file's d1 and d2 as the true ones",
+}
+
+
+def without(text: str, effects: list[str]) -> str:
+    """The realistic bench ``text`` with the planted ``effects`` (names of EFFECTS) taken out."""
+    for effect in effects:
+        if effect not in EFFECTS:
+            raise SystemExit(f"--without {effect}: expected some of {', '.join(EFFECTS)}")
+        if effect == "distances":
+            g = parse_bench(text, "nominal").geometry
+            changes = {("twin", "d1_mm"): repr(g.d1_m * 1e3), ("twin", "d2_mm"): repr(g.d2_m * 1e3)}
+        else:
+            changes = EFFECTS[effect]
+        text = edit_bench_text(text, changes)
+    return text
+
+
+def paired_without(effects: list[str], paired: int, realistic_text=None) -> None:
+    """Calibrate the realistic twin once (``calibrate all``), then the shipped model's paired r on it
+    and on the same twin with each of ``effects`` taken out (and all of them), the calibrations kept:
+    what each planted effect costs the model as shipped."""
+    text = realistic_text or realistic_bench_text()
+    model = load_model(SHIPPED_MODEL)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "calibrations"
+        cfg = parse_bench(text, "realistic")
+        with build_bench(cfg, store) as bench:
+            calibrate(bench, "all", CalibrationStore(store))
+        for label, taken in [("as planted", []), *[(e, [e]) for e in effects], ("all of them", effects)]:
+            r = paired_r(parse_bench(without(text, taken), label), store, model, Path(tmp) / label, paired)
+            print(f"  without {label:<40} paired r {r:.4f}", flush=True)
 
 
 def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, realistic_text=None) -> dict:
@@ -192,8 +241,19 @@ def main() -> None:
     parser.add_argument("--paired", type=int, default=50, help="held-out teacher noises shown per column")
     parser.add_argument("--second-twin", action="store_true",
                         help="the realistic columns on a second realistic twin with other planted values")
+    parser.add_argument("--without", default="", help="comma-separated planted effects to take out of the "
+                                                      f"realistic twin ({', '.join(EFFECTS)})")
+    parser.add_argument("--paired-without", default="", metavar="EFFECTS",
+                        help="the shipped model's paired r with each of these effects taken out, then the columns")
     args = parser.parse_args()
     text = second_realistic_bench_text() if args.second_twin else None
+    taken = [e for e in args.without.split(",") if e] if args.without else []
+    if taken:
+        text = without(text or realistic_bench_text(), taken)
+    if args.paired_without:
+        print("the shipped model on the realistic twin after calibrate all, planted effects taken out "
+              f"(the calibrations kept; {args.paired} held-out teacher noises):")
+        paired_without([e for e in args.paired_without.split(",") if e], args.paired, text)
     for name in COLUMNS:
         if args.only in (None, name):
             report(column(name, args.frames, args.refine_frames, args.paired, text))
@@ -207,6 +267,8 @@ def main() -> None:
           + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else "")
           + (" --wall-steps" if args.wall_steps else "") + (" --second-twin" if args.second_twin else "")
           + (" --wall-refine" if args.wall_refine else "")
+          + (f" --without {args.without}" if args.without else "")
+          + (f" --paired-without {args.paired_without}" if args.paired_without else "")
           + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else ""))
 
 
