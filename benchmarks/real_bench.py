@@ -20,7 +20,7 @@ the time of calibrate all on the hardware-timed realistic twin against its patte
 settle).
 
 ``--without EFFECTS`` takes planted effects out of the realistic twin (unmodulated, beam, tilt,
-camera, drift, distances); ``--paired-without EFFECTS`` first prints the shipped model's paired r
+camera, drift, distances, wavefronts); ``--paired-without EFFECTS`` first prints the shipped model's paired r
 after one calibrate all with each taken out in turn (what each costs), e.g. with ``--only none``.
 
 Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
@@ -66,6 +66,7 @@ EFFECTS = {
     "drift": {("twin.encoding_slm", "response_drift_per_h"): "0.0", ("twin.decoding_slm", "response_drift_per_h"): "0.0",
               ("twin.laser", "pointing_drift_urad_per_h"): "[0.0, 0.0]"},
     "distances": "the bench file's d1 and d2 as the true ones",
+    "wavefronts": {("twin.encoding_slm", "wavefront_waves"): "[0.0]", ("twin.decoding_slm", "wavefront_waves"): "[0.0]"},
 }
 
 
