@@ -244,6 +244,8 @@ def main() -> None:
                         help="the realistic columns on a second realistic twin with other planted values")
     parser.add_argument("--without", default="", help="comma-separated planted effects to take out of the "
                                                       f"realistic twin ({', '.join(EFFECTS)})")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a bench-file setting of the realistic twin, e.g. calibration.correct_decoder_wavefront=true")
     parser.add_argument("--paired-without", default="", metavar="EFFECTS",
                         help="the shipped model's paired r with each of these effects taken out, then the columns")
     args = parser.parse_args()
@@ -251,6 +253,15 @@ def main() -> None:
     taken = [e for e in args.without.split(",") if e] if args.without else []
     if taken:
         text = without(text or realistic_bench_text(), taken)
+    if args.set:
+        changes = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            section, _, name = key.rpartition(".")
+            if not (section and name and value):
+                raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE (a TOML value)")
+            changes[(section, name)] = value
+        text = edit_bench_text(text or realistic_bench_text(), changes)
     if args.paired_without:
         print("the shipped model on the realistic twin after calibrate all, planted effects taken out "
               f"(the calibrations kept; {args.paired} held-out teacher noises):")
@@ -270,6 +281,7 @@ def main() -> None:
           + (" --wall-refine" if args.wall_refine else "")
           + (f" --without {args.without}" if args.without else "")
           + (f" --paired-without {args.paired_without}" if args.paired_without else "")
+          + "".join(f" --set {item}" for item in args.set)
           + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else ""))
 
 
