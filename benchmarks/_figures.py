@@ -100,7 +100,12 @@ def run_setup(grid: tuple[int, int] | None = None, readout: str = "full") -> Ite
             result = run_generation(bench, EncoderSeedSource(PlaceholderEncoder(n * n), n), decoder, decoder_id,
                                     out_dir, frames)
             wall = time.perf_counter() - t0
-        return {"frames": result.frames_written, "seconds": wall, "frames_per_s": result.frames_written / wall}
+        out = {"frames": result.frames_written, "seconds": wall, "frames_per_s": result.frames_written / wall}
+        if readout != "full":               # what the camera read out: (x, width, y, height)
+            from optgen.lab.runfile.reader import read_run_attrs
+
+            out["readout_window"] = read_run_attrs(Path(out_dir) / "run.h5").get("readout_window")
+        return out
 
     yield run
 

@@ -106,10 +106,11 @@ def bench_run(frames: int, frame_ms: float, baselines: bool = True) -> float:
         print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s | "
               f"twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame rate {fps * frame_ms / 1e3:.2f}",
               flush=True)
-        window = run_rate(frames, readout="window")["frames_per_s"]
-        print(f"optgen run on the twin, [run] readout = \"window\" (the sensor under the output window only): "
-              f"{window:.1f} frames/s | whole frames (baseline, above) {fps:.1f} frames/s | ratio {window / fps:.2f}",
-              flush=True)
+        windowed = run_rate(frames, readout="window")
+        window, (_, w, _, h) = windowed["frames_per_s"], windowed["readout_window"]
+        print(f"optgen run on the twin, [run] readout = \"window\" ({w} x {h} pixels of the sensor under the output "
+              f"window): {window:.1f} frames/s | whole frames (baseline, above) {fps:.1f} frames/s | ratio "
+              f"{window / fps:.2f}", flush=True)
     return fps
 
 

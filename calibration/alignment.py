@@ -88,6 +88,7 @@ __all__ = [
     "alignment_record",
     "measure_decoder_placement",
     "measure_sensor_registration",
+    "rotation_matrix",
 ]
 
 
@@ -171,7 +172,7 @@ class DecoderPlacement:
     def slm_to_beam(self, centres_px: np.ndarray) -> np.ndarray:
         """SLM2 pixel (x, y) (N, 2) -> beam metres (N, 2) under this placement."""
         q = (np.asarray(centres_px, dtype=np.float64) - np.asarray(self.slm_centre_px)) * self.pitch_m
-        return q @ _rot(self.rotation_deg).T + np.asarray(self.shift_m)
+        return q @ rotation_matrix(self.rotation_deg).T + np.asarray(self.shift_m)
 
     def as_dict(self) -> dict:
         return {"shift_m": list(self.shift_m), "rotation_deg": self.rotation_deg, "residual_m": self.residual_m,
@@ -188,7 +189,8 @@ class DecoderPlacement:
 
 
 # --- geometry helpers -----------------------------------------------------------------------
-def _rot(deg: float) -> np.ndarray:
+def rotation_matrix(deg: float) -> np.ndarray:
+    """2-D rotation by ``deg`` degrees (x towards y)."""
     a = np.deg2rad(deg)
     return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
@@ -234,7 +236,7 @@ def fit_rigid(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray]:
     p, q = src - ms, dst - md
     angle = math.atan2(float(np.sum(p[:, 0] * q[:, 1] - p[:, 1] * q[:, 0])), float(np.sum(p * q)))
     deg = math.degrees(angle)
-    return deg, md - _rot(deg) @ ms
+    return deg, md - rotation_matrix(deg) @ ms
 
 
 # --- spots ----------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ def _placement_from_spots(centres_px: np.ndarray, detected_m: np.ndarray, pitch_
                           ) -> DecoderPlacement:
     q = (centres_px - np.asarray(slm_centre_px)) * pitch_m
     deg, shift = fit_rigid(q, detected_m)
-    fitted = q @ _rot(deg).T + shift
+    fitted = q @ rotation_matrix(deg).T + shift
     residual = float(np.sqrt(np.mean(np.sum((fitted - detected_m) ** 2, axis=1))))
     return DecoderPlacement(shift_m=(float(shift[0]), float(shift[1])), rotation_deg=deg, residual_m=residual,
                             centres_px=np.asarray(centres_px, dtype=np.float64), detected_m=detected_m,

@@ -19,11 +19,12 @@ that were in force:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from optgen.calibration.alignment import fit_rigid
+from optgen.calibration.alignment import fit_rigid, rotation_matrix
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
 
@@ -75,11 +76,6 @@ class LightTruths:
     decoder_rotation_deg: float
 
 
-def _rot(deg: float) -> np.ndarray:
-    a = math.radians(deg)
-    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-
-
 def _beam_irradiance(truths, shape: tuple[int, int], pitch_m: float) -> np.ndarray:
     """The beam on SLM1 (relative irradiance) as the twin plants it: Gaussian or flat top, cut by
     the square aperture on the axis."""
@@ -112,7 +108,7 @@ def light_truths(truths, light_path, in_force: dict[str, np.ndarray | None] | No
     pitch, lam = b.pitch_m, b.wavelength_m
     d1, d2 = truths.d1_m or b.d1_m, truths.d2_m or b.d2_m
     tilt = np.asarray(truths.beam.get("tilt_rad", (0.0, 0.0)), dtype=np.float64)
-    rotation = _rot(truths.decoder_rotation_deg)
+    rotation = rotation_matrix(truths.decoder_rotation_deg)
     shift = np.asarray(truths.decoder_shift_m, dtype=np.float64)
 
     def phase(role: str) -> np.ndarray | None:
@@ -135,7 +131,7 @@ def light_truths(truths, light_path, in_force: dict[str, np.ndarray | None] | No
         footprint = (np.abs(x - on_slm2[0]) <= half) & (np.abs(y - on_slm2[1]) <= half)
         slm2 = panel_optics(p2, pitch, lam, np.broadcast_to(footprint, shape).astype(np.float64))
 
-    def to_sensor_plane(theta: np.ndarray, slm2_lens: "callable") -> np.ndarray:
+    def to_sensor_plane(theta: np.ndarray, slm2_lens: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """The ray leaving SLM1's light centroid at ``theta``, through SLM2, on the sensor plane."""
         x2 = x0 + theta * d1
         q = rotation.T @ (x2 - shift)                       # SLM2's frame
@@ -147,17 +143,14 @@ def light_truths(truths, light_path, in_force: dict[str, np.ndarray | None] | No
     landed = np.array([to_sensor_plane(tilt + slm1.deflect(x0) - (x0 - p) / focal, lambda q: np.zeros(2))
                        for p in aims])
     aim_to_plane = _affine(aims, landed)
-    output_to_sensor = np.asarray(truths.output_to_sensor, dtype=np.float64)
-    registration = output_to_sensor[:, :2] @ aim_to_plane[:, :2]
-    registration = np.hstack([registration, (output_to_sensor[:, :2] @ aim_to_plane[:, 2]
-                                             + output_to_sensor[:, 2])[:, None]])
+    registration = (_square(truths.output_to_sensor) @ _square(aim_to_plane))[:2]
 
     # step 2: SLM1 uniform, lenses of focal d2 (the bench file's) on SLM2 centred at c (its frame)
     v = np.linspace(-1.0, 1.0, 3) * 0.5 * SPAN_DECODER * b.window_m
     centres = np.array([(cx, cy) for cy in v for cx in v])
     theta = tilt + slm1.deflect(x0)
     seen = np.array([to_sensor_plane(theta, lambda q, c=c: -(q - c) / b.d2_m) for c in centres])
-    back = np.linalg.inv(np.vstack([aim_to_plane, [0.0, 0.0, 1.0]]))
+    back = np.linalg.inv(_square(aim_to_plane))
     seen_m = seen @ back[:2, :2].T + back[:2, 2]
     deg, placed = fit_rigid(centres, seen_m)
     return LightTruths(registration, (float(placed[0]), float(placed[1])), float(deg))
@@ -168,3 +161,8 @@ def _affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     design = np.hstack([src, np.ones((len(src), 1))])
     coef, *_ = np.linalg.lstsq(design, dst, rcond=None)
     return coef.T
+
+
+def _square(affine: np.ndarray) -> np.ndarray:
+    """A 2x3 affine as its 3x3 matrix (to compose and invert)."""
+    return np.vstack([np.asarray(affine, dtype=np.float64), [0.0, 0.0, 1.0]])

@@ -208,7 +208,7 @@ class OpticalWorld:
         ``rng``, default the world's)."""
         if not emission:
             return 0.0
-        noise = noise_rms * (rng or self.rng).standard_normal() if noise_rms else 0.0
+        noise = noise_rms * (self.rng if rng is None else rng).standard_normal() if noise_rms else 0.0
         return max(0.0, setpoint_w * (1.0 + noise))
 
     # --- SLMs -----------------------------------------------------------------------

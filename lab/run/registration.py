@@ -67,15 +67,21 @@ class OutputRegistration:
         """(x, width, y, height): the sensor pixels the output window reads (with ``margin_px`` around
         for the interpolation and the hot-pixel neighbours), clipped to the sensor; None where the
         window misses the sensor."""
-        rows, cols = self.sensor_shape
+        box = self._box(self.sensor_shape, margin_px, self.frame_origin)
+        return None if box is None else (box[0], box[2] - box[0], box[1], box[3] - box[1])
+
+    def _box(self, shape: tuple[int, int], margin_px: int,
+             origin: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1): the pixels of an image of ``shape`` (rows, cols) whose pixel (0, 0) is frame
+        pixel -``origin`` that the output window reads, ``margin_px`` around, clipped to the image;
+        None where the window misses it."""
+        rows, cols = shape
         corners = np.array([[0, 0, 1], [self.window_px, 0, 1], [0, self.window_px, 1],
                             [self.window_px, self.window_px, 1]], dtype=np.float64)
-        xy = corners @ self.window_to_sensor.T + np.asarray(self.frame_origin, dtype=np.float64)
+        xy = corners @ self.window_to_sensor.T + np.asarray(origin, dtype=np.float64)
         x0, y0 = (int(np.clip(np.floor(v) - margin_px, 0, n)) for v, n in zip(xy.min(axis=0), (cols, rows)))
         x1, y1 = (int(np.clip(np.ceil(v) + margin_px + 1, 0, n)) for v, n in zip(xy.max(axis=0), (cols, rows)))
-        if x1 - x0 < 2 or y1 - y0 < 2:
-            return None
-        return x0, x1 - x0, y0, y1 - y0
+        return None if x1 - x0 < 2 or y1 - y0 < 2 else (x0, y0, x1, y1)
 
     def read_from(self, woi: tuple[int, int, int, int]) -> None:
         """Frames are the sensor window ``woi`` = (x, width, y, height) from now on (the camera's window
@@ -94,13 +100,8 @@ class OutputRegistration:
         of the frames' pixels: the whole sensor, or the window :meth:`read_from` gave) before
         registering it; only the pixels the window reads are corrected."""
         rows, cols = correction.shape
-        corners = np.array([[0, 0, 1], [self.window_px, 0, 1], [0, self.window_px, 1],
-                            [self.window_px, self.window_px, 1]], dtype=np.float64)
-        xy = corners @ self.window_to_sensor.T
-        x0, y0 = (int(np.clip(np.floor(v) - 3, 0, n)) for v, n in zip(xy.min(axis=0), (cols, rows)))
-        x1, y1 = (int(np.clip(np.ceil(v) + 4, 0, n)) for v, n in zip(xy.max(axis=0), (cols, rows)))
-        if x1 - x0 < 2 or y1 - y0 < 2:          # the window misses the sensor: correct it all
-            x0, y0, x1, y1 = 0, 0, cols, rows
+        # the window misses the frame: correct it all
+        x0, y0, x1, y1 = self._box((rows, cols), 3) or (0, 0, cols, rows)
         self._crop = (slice(y0, y1), slice(x0, x1))
         self.correction = correction.crop(*self._crop)
         self._window_to_crop = self.window_to_sensor - np.array([[0, 0, x0], [0, 0, y0]], dtype=np.float64)

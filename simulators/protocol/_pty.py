@@ -102,7 +102,8 @@ class PtySerialTwin:
         return [] if self.interlock_closed else ["interlock open"]
 
     def measured_power_w(self) -> float:
-        """What the laser's own monitor reads: the world's delivered power, else the setpoint."""
+        """What the laser's own monitor reads: the world's (its read-back draws, not the frames'), else the
+        setpoint."""
         if self.world is not None:
             return self.world.measured_power_w()
         return self.setpoint_w if self.emission else 0.0
