@@ -11,10 +11,13 @@ registered frames measures how well the calibrated bench matches its model; on t
 the figure that calibration has to raise.
 
 ``optics`` (:class:`CalibratedOptics`, from the calibration store) adds what the wavefront
-calibration measured: the true distances, the Gaussian beam on SLM1, SLM2's wavefront where the
-run leaves it uncorrected (SLM1's is corrected on the SLM: the prediction takes it as flat), and
-each SLM's measured unmodulated fraction: that light adds as its own picture (incoherently), SLM1's
-carrying SLM1's uncorrected wavefront through the decoder, SLM2's leaving the decoder's phase out.
+calibration measured: the true distances, the Gaussian beam on SLM1, SLM2's wavefront (SLM1's is
+corrected on the SLM: the prediction takes it as flat), and each SLM's measured unmodulated
+fraction: that light adds as its own picture (incoherently), SLM1's carrying SLM1's uncorrected
+wavefront through the decoder, SLM2's leaving the decoder's phase out. Where runs correct SLM2 too
+(``[calibration] correct_decoder_wavefront``), SLM2 shows the decoder plus the correction, wrapped
+into one 2 pi range and blurred by the fringing, on top of its panel: the correction cancels the
+panel except at the wraps it moves and adds, which is what the prediction then shows.
 """
 
 from __future__ import annotations
@@ -40,14 +43,15 @@ class CalibratedOptics:
     d2_m: float | None = None
     beam_centre_m: tuple[float, float] = (0.0, 0.0)
     beam_waist_m: float = 0.0            # 0: the flat-top beam the bench file assumes
-    decoder_wavefront: object = None     # SLM2's WavefrontCalibration where runs leave it uncorrected
+    decoder_wavefront: object = None     # SLM2's WavefrontCalibration
     unmodulated: tuple[float, float] = (0.0, 0.0)   # measured unmodulated fraction of SLM1, SLM2
     encoder_wavefront: object = None     # SLM1's WavefrontCalibration (its unmodulated light is not corrected)
+    decoder_corrected: bool = False      # runs add SLM2's correction to the decoder (correct_decoder_wavefront)
 
 
 def calibrated_optics(calibrations, config: BenchConfig | None = None) -> CalibratedOptics:
-    """The measured distances, beam and uncorrected SLM2 wavefront of a bench's calibrations
-    (``BenchCalibrations``; ``config``: its bench, which says whether runs correct SLM2)."""
+    """The measured distances, beam and SLM2 wavefront of a bench's calibrations (``BenchCalibrations``;
+    ``config``: its bench, which says whether runs correct SLM2)."""
     from optgen.calibration.distances import Distances
     from optgen.calibration.wavefront import WavefrontCalibration
 
@@ -59,12 +63,11 @@ def calibrated_optics(calibrations, config: BenchConfig | None = None) -> Calibr
     unmodulated = tuple(cals[key].unmodulated_fraction if key in cals and cals[key].unmodulated_from.startswith("measured")
                         else 0.0 for key in ("encoding_slm", "decoding_slm"))
     decoder = cals.get("decoding_slm")
-    if config is not None and config.calibration.correct_decoder_wavefront:
-        decoder = None
+    corrected = decoder is not None and config is not None and config.calibration.correct_decoder_wavefront
     cal = cals.get("encoding_slm")
     if cal is None:
-        return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated)
-    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal)
+        return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated, decoder_corrected=corrected)
+    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal, corrected)
 
 
 def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
@@ -81,9 +84,10 @@ def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
 
 
 def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
-                     sigma_px: float, placement, wavefront=None) -> np.ndarray:
+                     sigma_px: float, placement, wavefront=None, corrected: bool = False) -> np.ndarray:
     """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (wrapped into one
-    2 pi range), blurred by the crosstalk, seen where SLM2 sits."""
+    2 pi range; with SLM2's ``wavefront`` correction added first where ``corrected``), blurred by the
+    crosstalk, on top of SLM2's panel (``wavefront``), seen where SLM2 sits."""
     decoder_phase = np.asarray(decoder_phase, dtype=np.float32)
     if placement is None:
         shown = embed_centered(decoder_phase, shape)
@@ -94,14 +98,19 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
         display = place_decoder(decoder_phase, slm_shape, placement, config.decoding_slm.pitch_um * 1e-6)
         r0, c0 = (slm_shape[0] - shape[0]) // 2, (slm_shape[1] - shape[1]) // 2   # the grid's part of SLM2
         shown = display[r0:r0 + shape[0], c0:c0 + shape[1]]
-    dec = np.mod(shown, np.float32(2 * np.pi))
-    if sigma_px > 0:
-        dec = gaussian_blur(dec, sigma_px)
+    panel = None
     if wavefront is not None:                        # the panel's own error, in its pixel frame
         # from defocus on: its tilt moved SLM2's lens foci in the alignment too, so the measured
         # placement holds it already
         waves = wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6, corrected_only=True)
-        dec = dec + (2 * np.pi * waves).astype(np.float32)
+        panel = (2 * np.pi * waves).astype(np.float32)
+        if corrected:                                # the run adds the correction (= -panel) before wrapping
+            shown = shown - panel
+    dec = np.mod(shown, np.float32(2 * np.pi))
+    if sigma_px > 0:
+        dec = gaussian_blur(dec, sigma_px)
+    if panel is not None:
+        dec = dec + panel
     if placement is not None:
         pitch = config.encoding_slm.pitch_um * 1e-6
         m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
@@ -127,8 +136,9 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     d1 = optics.d1_m if optics is not None and optics.d1_m else g.d1_m
     d2 = optics.d2_m if optics is not None and optics.d2_m else g.d2_m
     decoder_wavefront = optics.decoder_wavefront if optics is not None else None
+    corrected = optics is not None and optics.decoder_corrected
     decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
-                                                    decoder_wavefront))
+                                                    decoder_wavefront, corrected))
     u1, u2 = optics.unmodulated if optics is not None else (0.0, 0.0)
     rows, cols = shape
     w = g.output_window_px

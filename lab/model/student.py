@@ -153,6 +153,7 @@ class OpticalStudent(nn.Module):
         beam = light if o.slm1_residual_rad is None else light * np.exp(1j * o.slm1_residual_rad)   # a fixed phase on SLM1
         beam = beam.astype(np.complex64 if np.iscomplexobj(beam) else np.float32)
         self.register_buffer("beam", torch.from_numpy(beam))
+        self.kernel = _gaussian_kernel(crosstalk_sigma_px) if crosstalk_sigma_px > 0 else None
         self._measured_optics(light)
         lit = np.flatnonzero(np.abs(beam).any(axis=0))
         seed_px = geom.seed_superpixels * geom.superpixel_px
@@ -161,7 +162,6 @@ class OpticalStudent(nn.Module):
         # h1 for the block computed at the grid's origin: its place at (lo, lo) is a phase ramp in frequency
         ramp = np.exp(-2j * np.pi * lo * np.arange(geom.grid_px) / geom.grid_px).astype(np.complex64)
         self.register_buffer("h1_block", self.h1 * torch.from_numpy(ramp[:, None] * ramp[None, :]), persistent=False)
-        self.kernel = _gaussian_kernel(crosstalk_sigma_px) if crosstalk_sigma_px > 0 else None
         self._band_optics()
 
     # --- pieces ---------------------------------------------------------------------
@@ -191,6 +191,22 @@ class OpticalStudent(nn.Module):
         return TWO_PI * torch.sigmoid(self.decoder_logits)
 
     # --- forward --------------------------------------------------------------------
+    def _shown_decoder(self, decoder_phase: torch.Tensor, realistic: bool = True) -> torch.Tensor:
+        """The (d, d) decoder phase as SLM2's pixels show it (``realistic``: quantized, blurred by the
+        crosstalk), less what :attr:`panel2` holds on the decoder block.
+
+        Where runs add SLM2's wavefront correction, the decoder plus the correction is wrapped into
+        one 2 pi range before the fringing blurs it (its wraps move and multiply). :attr:`panel2` is
+        SLM2's wavefront plus the correction as the pixels show it alone (wrapped, quantized,
+        blurred: what the light outside the decoder block sees), so that is taken off here."""
+        c = self._correction_block
+        if c is None:
+            return _blur(_quantize_ste(decoder_phase[None], self.levels), self.kernel)[0] if realistic else decoder_phase
+        if not realistic:
+            return decoder_phase + c - self._correction_shown_block
+        wrapped = torch.remainder(decoder_phase + c, TWO_PI)
+        return _blur(_quantize_ste(wrapped[None], self.levels), self.kernel)[0] - self._correction_shown_block
+
     def _decoder_placed(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
                         rotation_deg: float) -> tuple[torch.Tensor, int, int]:
         """(phase block, top, left): SLM2's decoder phase as placed on the grid by :meth:`decoder_mask`."""
@@ -246,7 +262,7 @@ class OpticalStudent(nn.Module):
         dec, seed = decoder_phase, seed_phase
         if realistic:
             seed = _quantize_ste(seed, self.levels)            # the same values as quantizing the shown seed
-            dec = _blur(_quantize_ste(dec[None], self.levels), self.kernel)[0]
+        dec = self._shown_decoder(dec, realistic)
         e = self._show_blurred if realistic and self.kernel is not None else self._show
         shown = e @ seed @ e.T
         field = torch.polar(self._beam_amplitude.expand_as(shown), shown + self._beam_phase)
@@ -286,12 +302,18 @@ class OpticalStudent(nn.Module):
 
         u1, u2 = self.optics.unmodulated
         out = seen(spectrum, on_block)
+        corrected = self._correction_block is not None     # SLM2's unmodulated part then sees its panel alone
         if u2 > 0:
+            if corrected:
+                full = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self._slm2_panel()
+                spectrum = to_band(full, n, (0, 0), rows2, cols2)
             out = (1.0 - u2) * out + u2 * seen(spectrum, None)
         if u1 > 0:                                      # SLM1's unmodulated light, through SLM2's both parts
             incident = self.get_buffer(f"_incident_band{c}")
             other = seen(incident, self.get_buffer(f"_incident{c}")[top:top + h, left:left + wd])
             if u2 > 0:
+                if corrected:
+                    incident = self.get_buffer(f"_incident_band_unmodulated{c}")
                 other = (1.0 - u2) * other + u2 * seen(incident, None)
             out = (1.0 - u1) * out + u1 * other[None]
         return out
@@ -311,7 +333,7 @@ class OpticalStudent(nn.Module):
         dec = decoder_phase
         if realistic:
             seed = _blur(_quantize_ste(seed, self.levels), self.kernel)
-            dec = _blur(_quantize_ste(dec[None], self.levels), self.kernel)[0]
+        dec = self._shown_decoder(dec, realistic)
         b0, b1 = self._lit
         n = g.grid_px
         pad = ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2
@@ -374,23 +396,47 @@ class OpticalStudent(nn.Module):
             buffers = {"_h1_band": h1[np.ix_((a1r + np.arange(k1r)) % n, (a1c + np.arange(k1c)) % n)].T,
                        "_h2_band": h2[band2].T}
             if self.unmodulated1 is not None:
-                incident = self.unmodulated1[c].numpy()
-                if panel is not None:
-                    incident = incident * panel
+                arriving = self.unmodulated1[c].numpy()
+                incident = arriving * panel if panel is not None else arriving
                 buffers["_incident"] = incident
                 buffers["_incident_band"] = np.fft.fft2(incident.astype(np.complex128))[band2].T
+                if self._correction_block is not None:      # through SLM2's unmodulated part: no correction
+                    unmodulated = arriving * self._slm2_panel().numpy()
+                    buffers["_incident_band_unmodulated"] = np.fft.fft2(unmodulated.astype(np.complex128))[band2].T
             for name, value in buffers.items():
                 tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.complex64))
                 self.register_buffer(f"{name}{c}", tensor, persistent=False)
 
     def _measured_optics(self, light: np.ndarray) -> None:
         """Buffers for SLM2's wavefront and SLM1's unmodulated light (None where nominal); ``light``:
-        the beam arriving on SLM1."""
+        the beam arriving on SLM1.
+
+        ``panel2``: what SLM2 adds to its modulated light besides the decoder (its wavefront, plus
+        the correction runs add, if any, as the pixels show it: wrapped, quantized, blurred);
+        ``panel2_unmodulated``: what it does to the light it leaves unmodulated (its wavefront alone);
+        ``_correction_block``, ``_correction_shown_block``: the correction and the pixels' picture of
+        it on the decoder block (:meth:`_shown_decoder`)."""
         o = self.optics
-        panel2 = unmodulated1 = None
-        if o.slm2_panel_rad is not None:
-            panel2 = torch.polar(torch.ones(o.slm2_panel_rad.shape),
-                                 torch.from_numpy(np.asarray(o.slm2_panel_rad, np.float32)))
+        panel2 = panel2_unmodulated = unmodulated1 = correction = shown_block = None
+
+        def polar(phase: np.ndarray | torch.Tensor) -> torch.Tensor:
+            phase = torch.as_tensor(np.asarray(phase, np.float32))
+            return torch.polar(torch.ones(phase.shape), phase)
+
+        panel = np.asarray(o.slm2_panel_rad, np.float32) if o.slm2_panel_rad is not None else None
+        if panel is not None:
+            panel2 = panel2_unmodulated = polar(panel)
+        if o.slm2_correction_rad is not None and np.any(o.slm2_correction_rad != 0):
+            added = torch.from_numpy(np.asarray(o.slm2_correction_rad, np.float32))
+            step = TWO_PI / self.levels
+            shown = _blur((torch.round(torch.remainder(added, TWO_PI) / step) * step)[None], self.kernel)[0]
+            panel2 = polar(shown if panel is None else shown + torch.from_numpy(panel))
+            n, d = self.geom.grid_px, self.geom.decoder_px
+            block = (slice((n - d) // 2, (n + d) // 2),) * 2
+            correction, shown_block = added[block].contiguous(), shown[block].contiguous()
+        self.register_buffer("_correction_block", correction, persistent=False)
+        self.register_buffer("_correction_shown_block", shown_block, persistent=False)
+        self.register_buffer("panel2_unmodulated", panel2_unmodulated, persistent=False)
         if o.unmodulated[0] > 0:
             panel1 = np.asarray(o.slm1_panel_rad if o.slm1_panel_rad is not None else 0.0, np.float32)
             leaving = torch.from_numpy((light * np.exp(1j * panel1)).astype(np.complex64))
@@ -400,7 +446,8 @@ class OpticalStudent(nn.Module):
 
     def _slm2_panel(self) -> torch.Tensor:
         """What SLM2's unmodulated part does to the light: its wavefront, or nothing."""
-        return self.panel2 if self.panel2 is not None else torch.ones((), dtype=torch.complex64)
+        p = self.panel2_unmodulated
+        return p if p is not None else torch.ones((), dtype=torch.complex64)
 
     def output_image(self, window: torch.Tensor) -> torch.Tensor:
         """The output window averaged to (B, output_pixels, output_pixels)."""

@@ -28,7 +28,8 @@ def measured_optics(cfg, grid_px: int, store: str | Path | None = None, *,
               "d1_mm": round(optics.d1_m * 1e3, 4) if optics.d1_m else None,
               "d2_mm": round(optics.d2_m * 1e3, 4) if optics.d2_m else None,
               "beam_waist_mm": round(optics.beam_waist_m * 1e3, 4),
-              "unmodulated": [round(float(u), 5) for u in optics.unmodulated]}
+              "unmodulated": [round(float(u), 5) for u in optics.unmodulated],
+              "slm2_corrected": bool(optics.decoder_corrected)}
     luts = cals.lut_records
     sigma = float(luts["decoding_slm"].results["crosstalk_sigma_px"]) if "decoding_slm" in luts else 0.0
     return bench_optics(optics, cfg, grid_px), record, sigma

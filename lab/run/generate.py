@@ -146,7 +146,8 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
         for line in getattr(cals, "skipped", None) or []:
             run_log.event("calibration", f"not used: {line}")
         model = getattr(seeds, "model", None)
-        warning = adapted_elsewhere(model, bench.calibration_ids()) if model is not None else None
+        corrected = bench.config.calibration.correct_decoder_wavefront
+        warning = adapted_elsewhere(model, bench.calibration_ids(), corrected) if model is not None else None
         if warning:
             run_log.event("warning", warning)
         if cals is not None and cals.in_force():

@@ -650,6 +650,12 @@ def test_bench_optics_take_what_the_calibrations_measured(ideal_config):
     np.testing.assert_allclose(optics.slm2_panel_rad, 2 * np.pi * w2.wavefront_waves((grid, grid), pitch, corrected_only=True),
                                atol=1e-5)
     assert optics.slm1_residual_rad is None and optics.slm1_panel_rad is not None
+    assert optics.slm2_correction_rad is None                   # runs leave SLM2 uncorrected by default
+    import dataclasses
+
+    corrected = bench_optics(dataclasses.replace(measured, decoder_corrected=True), ideal_config, grid)
+    np.testing.assert_array_equal(corrected.slm2_correction_rad, -optics.slm2_panel_rad)   # what runs add to SLM2
+    np.testing.assert_array_equal(corrected.slm2_panel_rad, optics.slm2_panel_rad)
     nominal = bench_optics(CalibratedOptics(), ideal_config, grid)
     assert nominal.beam is None and nominal.slm2_panel_rad is None and nominal.d1_m is None
 
@@ -707,3 +713,52 @@ def test_train_with_measured_optics_needs_them_measured(tmp_path, capsys):
                  "--steps", "2"]) != 0
     assert "no distances or wavefront calibration for this bench; run optgen calibrate all" in capsys.readouterr().err
     assert not (tmp_path / "t" / "teacher.pt").exists()
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.6])
+def test_the_training_optics_show_slm2_s_correction_where_runs_add_it(sigma):
+    """Runs that correct SLM2 show the decoder plus the correction wrapped, quantized and blurred on the
+    panel (and the correction alone around the decoder): the student given the correction
+    (``slm2_correction_rad``) draws the twin's light, exactly without crosstalk; the student that
+    takes the corrected panel as flat does not where the fringing blurs the moved wraps."""
+    torch = pytest.importorskip("torch")
+    from optgen.drivers.common.roles import DECODING
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.model.bench_optics import BenchOptics
+    from optgen.lab.model.student import OpticalStudent
+
+    ideal = {**IDEAL_TWIN, ("twin.encoding_slm", "crosstalk_sigma_px"): str(sigma),
+             ("twin.decoding_slm", "crosstalk_sigma_px"): str(sigma)}
+    text = add_to_bench_text(small_bench_text(ideal), {"twin.decoding_slm": [
+        "wavefront_waves = [0, 0, 0, 0.6, 0.3, -0.4, 0.2]", "wavefront_radius_mm = 1.2"]})
+    cfg = parse_bench(text, "corrected SLM2")
+    geom = OpticalGeometry.from_bench(cfg)
+    rng = np.random.default_rng(5)
+    n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
+    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
+    y, x = (np.mgrid[0:d, 0:d] - (d - 1) / 2) / d
+    dec = np.mod(np.round((6 * np.sin(7 * x) * np.cos(5 * y) + 3) / step) * step, 2 * np.pi).astype(np.float32)
+    with build_bench(cfg) as bench:
+        panel = bench.truths.wavefront_rad[DECODING]
+        bench.decoding_slm.set_wavefront_correction(embed_centered(-panel, bench.decoding_slm.shape))
+        t = bench.clock.now() + 1.0
+        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
+        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
+        twin = bench.world.output_irradiance(t, 1.0)
+        beam = bench.world.beam_field(t)
+    w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
+    twin = twin[w0:w0 + w, w0:w0 + w]
+    assert float(np.std(panel)) > 2.0                     # waves of panel error: the correction wraps often
+
+    def drawn(optics: BenchOptics) -> np.ndarray:
+        student = OpticalStudent(geom, 16, crosstalk_sigma_px=sigma, optics=optics)
+        with torch.no_grad():
+            return student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec))[0].numpy()
+
+    modelled = drawn(BenchOptics(beam=beam, slm2_panel_rad=panel, slm2_correction_rad=-panel))
+    as_flat = drawn(BenchOptics(beam=beam))
+    r = [float(np.corrcoef(a.ravel(), twin.ravel())[0, 1]) for a in (modelled, as_flat)]
+    if sigma == 0:
+        np.testing.assert_allclose(modelled, twin, rtol=0, atol=1e-5 * twin.max())
+    else:   # (the student blurs the decoder block with its edges repeated: r 0.994 even with flat panels)
+        assert r[0] > 0.99 and r[1] < 0.96, r

@@ -65,3 +65,67 @@ def test_the_prediction_that_knows_where_slm2_sits_matches_the_twins_light(rng):
     # realizes, on the other side of the wrap from the ideal phase the prediction assumes)
     assert min(r_knows) > 0.98, r_knows
     assert max(r_centred) < 0.9, r_centred
+
+
+def test_with_slm2_corrected_in_runs_the_prediction_shows_the_wraps_the_correction_moves(rng):
+    """Runs that add SLM2's correction show the decoder plus the correction wrapped into one 2 pi
+    range, blurred by the fringing, on the panel: the prediction that models it matches the twin's
+    light; the one that takes the corrected SLM2 as flat (the previous prediction) does not."""
+    import dataclasses
+
+    from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
+    from optgen.drivers.common.roles import DECODING
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.evaluate.prediction import CalibratedOptics
+
+    sigma, coefficients = 0.6, [0.0, 0.0, 0.6, 0.3, -0.4, 0.2]        # Noll 2.., no tilt (the alignment's)
+    linear = {(f"twin.{k}", key): value for k in ("encoding_slm", "decoding_slm")
+              for key, value in (("response_max_rad", str(2 * np.pi)), ("response_exponent", "1.0"),
+                                 ("response_wobble_rad", "0.0"), ("crosstalk_sigma_px", str(sigma)))}
+    text = add_to_bench_text(small_bench_text(linear), {"twin.decoding_slm": [
+        f"wavefront_waves = {[0.0] + coefficients}", "wavefront_radius_mm = 1.2"]})
+    config = parse_bench(text, "corrected SLM2")
+    config = dataclasses.replace(config, calibration=dataclasses.replace(config.calibration,
+                                                                          correct_decoder_wavefront=True))
+    g = config.geometry
+    cal = WavefrontCalibration(DECODING, tuple(range(2, 8)), np.array(coefficients), 1.2e-3, 0.01, 0.0, (0.0, 0.0), 0.0)
+    pitch = config.decoding_slm.pitch_um * 1e-6
+    decoder = rng.uniform(0, 2 * np.pi, (g.decoder_px, g.decoder_px)).astype(np.float32)
+    seeds = rng.uniform(0, 2 * np.pi, (3, g.seed_superpixels, g.seed_superpixels)).astype(np.float32)
+    with build_bench(config) as bench:
+        np.testing.assert_allclose(bench.truths.wavefront_rad[DECODING],
+                                   2 * np.pi * cal.wavefront_waves(bench.world.grid_shape, pitch), atol=1e-4)
+        bench.decoding_slm.set_wavefront_correction(wavefront_correction_rad(cal, bench.decoding_slm.shape, pitch))
+        from optgen.drivers.common.patterns import embed_centered
+
+        light = twin_images(bench, seeds, embed_centered(decoder, config.decoding_slm.shape))
+    modelled = predict_images(config, seeds, decoder, (sigma, sigma),
+                              optics=CalibratedOptics(decoder_wavefront=cal, decoder_corrected=True))
+    as_flat = predict_images(config, seeds, decoder, (sigma, sigma))
+    r_modelled = [pearson_r(p, t) for p, t in zip(modelled, light)]
+    r_flat = [pearson_r(p, t) for p, t in zip(as_flat, light)]
+    # (a random decoder is all wraps: the prediction's unquantized phases differ from the pixels'
+    # near each, so not 1; a trained decoder, smoother, agrees better)
+    assert min(r_modelled) > 0.96, r_modelled
+    assert max(r_flat) < 0.85, r_flat
+
+
+def test_calibrated_optics_keep_slm2_s_wavefront_and_say_whether_runs_correct_it():
+    import dataclasses
+    from types import SimpleNamespace
+
+    from optgen.calibration.wavefront import WavefrontCalibration
+    from optgen.drivers.common.roles import DECODING
+    from optgen.lab.evaluate.prediction import calibrated_optics
+
+    config = parse_bench(twin_text(), "prediction")
+    base = dict(kind="wavefront", wavelength_nm=520.0, optical_path="", bench_name="t", bench_text="", device_identity={})
+    cal = WavefrontCalibration(DECODING, (2, 3, 4), np.array([0.0, 0.0, 0.2]), 1e-3, 0.01, 0.0, (0.0, 0.0), 0.0)
+    stored = SimpleNamespace(distances=None, wavefronts={DECODING: cal.to_record({**base, "device": DECODING})})
+    left = calibrated_optics(stored, config)
+    corrected = calibrated_optics(stored, dataclasses.replace(
+        config, calibration=dataclasses.replace(config.calibration, correct_decoder_wavefront=True)))
+    assert not left.decoder_corrected and corrected.decoder_corrected
+    for optics in (left, corrected):                  # the panel is there either way: the correction cancels it
+        np.testing.assert_allclose(optics.decoder_wavefront.coefficients_waves, [0.0, 0.0, 0.2])
+    assert not calibrated_optics(SimpleNamespace(distances=None, wavefronts={}), config).decoder_corrected

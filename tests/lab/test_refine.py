@@ -205,6 +205,11 @@ def test_a_refined_model_run_on_other_calibrations_warns_in_the_run_log(calibrat
     cfg = parse_bench(bench.read_text(encoding="utf-8"), str(bench))
     with build_bench(cfg, folder / "calibrations") as same:
         assert adapted_elsewhere(tuned, same.calibration_ids()) is None
+        assert adapted_elsewhere(tuned, same.calibration_ids(), decoder_corrected=False) is None
+        # refined with SLM2 left uncorrected: a bench that now corrects it moves the decoder's wraps
+        assert tuned.info["refined"]["optics"]["slm2_corrected"] is False
+        warning = adapted_elsewhere(tuned, same.calibration_ids(), decoder_corrected=True)
+        assert "correct_decoder_wavefront" in warning and "left it uncorrected" in warning
         run_generation(same, ModelSeedSource(tuned, 520.0), tuned.decoder_phase[520.0], "t", tmp_path / "here", 2)
     with build_bench(cfg, tmp_path / "no-calibrations") as other:
         warning = adapted_elsewhere(tuned, other.calibration_ids())

@@ -24,15 +24,20 @@ def geom() -> OpticalGeometry:
     return OpticalGeometry.from_bench(parse_bench(small_bench_text(IDEAL_TWIN), "ideal"))
 
 
-def _measured(geom: OpticalGeometry, d1_m: float = 0.0406, d2_m: float = 0.0296) -> BenchOptics:
-    """Every measured effect at once: distances, a tilted beam, wavefronts on both SLMs, unmodulated light."""
+def _measured(geom: OpticalGeometry, d1_m: float = 0.0406, d2_m: float = 0.0296,
+              corrected: str | None = None) -> BenchOptics:
+    """Every measured effect at once: distances, a tilted beam, wavefronts on both SLMs, unmodulated light;
+    ``corrected``: runs add a correction to SLM2's phase that cancels its panel (``"exactly"``) or
+    leaves some of it (``"in part"``)."""
     n = geom.grid_px
     y, x = (np.mgrid[0:n, 0:n] - (n - 1) / 2) / n
     amplitude = np.exp(-((x - 0.02) ** 2 + (y + 0.01) ** 2) / 0.02).astype(np.float32)
     beam = (amplitude * np.exp(1j * (9.0 * x - 4.0 * y))).astype(np.complex64)
+    panel2 = (20.0 * (x**2 - y**2)).astype(np.float32)
+    correction = {None: None, "exactly": -panel2, "in part": (-0.8 * panel2 + 3.0 * x * y).astype(np.float32)}[corrected]
     return BenchOptics(d1_m=d1_m, d2_m=d2_m, beam=beam, slm1_residual_rad=(0.8 * x * y).astype(np.float32),
-                       slm1_panel_rad=(1.5 * x**2).astype(np.float32), slm2_panel_rad=(2.0 * (x**2 - y**2)).astype(
-                           np.float32), unmodulated=(0.03, 0.05))
+                       slm1_panel_rad=(1.5 * x**2).astype(np.float32), slm2_panel_rad=panel2, unmodulated=(0.03, 0.05),
+                       slm2_correction_rad=correction)
 
 
 def _two_full_grid_propagations(student: OpticalStudent, seed: torch.Tensor, dec: torch.Tensor, colour: int,
@@ -44,18 +49,19 @@ def _two_full_grid_propagations(student: OpticalStudent, seed: torch.Tensor, dec
     edge = (n - big.shape[-1]) // 2
     phase = torch.nn.functional.pad(big, (edge, n - big.shape[-1] - edge) * 2)
     field = propagate_torch(student.beam * torch.polar(torch.ones_like(phase), phase), student.h1[colour])
-    mask = student.decoder_mask(dec, shift, rotation_deg)
+    mask = student.decoder_mask(student._shown_decoder(dec, realistic=False), shift, rotation_deg)
     panel = student.panel2 if student.panel2 is not None else torch.ones((), dtype=torch.complex64)
+    unmodulated = student._slm2_panel()
 
     def window(arriving: torch.Tensor, slm2: torch.Tensor) -> torch.Tensor:
         out = propagate_torch(arriving * slm2, student.h2[colour])[..., (n - w) // 2:(n + w) // 2, (n - w) // 2:(n + w) // 2]
         return out.abs() ** 2
 
     u1, u2 = student.optics.unmodulated
-    out = (1 - u2) * window(field, mask * panel) + u2 * window(field, panel)
+    out = (1 - u2) * window(field, mask * panel) + u2 * window(field, unmodulated)
     if u1 > 0:
         incident = student.unmodulated1[colour]
-        out = (1 - u1) * out + u1 * ((1 - u2) * window(incident, mask * panel) + u2 * window(incident, panel))
+        out = (1 - u1) * out + u1 * ((1 - u2) * window(incident, mask * panel) + u2 * window(incident, unmodulated))
     return out
 
 
@@ -105,9 +111,12 @@ def test_the_band_limited_path_is_two_full_grid_propagations_to_float32_precisio
         np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.max()))
 
 
-@pytest.mark.parametrize("d1_m, d2_m", [(0.0406, 0.0296), (0.025, 0.045)])    # h1's band inside h2's, and around it
-def test_measured_optics_take_the_same_path_panel_wavefront_and_unmodulated_light_included(geom, d1_m, d2_m):
-    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS, optics=_measured(geom, d1_m, d2_m))
+@pytest.mark.parametrize("d1_m, d2_m, corrected", [(0.0406, 0.0296, None), (0.025, 0.045, None),   # h1's band inside h2's, and around it
+                                                    (0.0406, 0.0296, "exactly"), (0.025, 0.045, "in part")])
+def test_measured_optics_take_the_same_path_panel_wavefront_and_unmodulated_light_included(geom, d1_m, d2_m, corrected):
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS,
+                             optics=_measured(geom, d1_m, d2_m, corrected))
+    assert (student._correction_block is None) is (corrected is None)
     seed, dec = _inputs(geom, 2, seed=3)
     for c in range(3):
         with torch.no_grad():
@@ -116,10 +125,11 @@ def test_measured_optics_take_the_same_path_panel_wavefront_and_unmodulated_ligh
         np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.max()))
 
 
-@pytest.mark.parametrize("optics", ["nominal", "measured"])
+@pytest.mark.parametrize("optics", ["nominal", "measured", "measured, SLM2 corrected in runs"])
 def test_the_band_limited_path_gives_the_full_grid_path_s_gradients(geom, optics):
     """A whole training step's loss and gradients, realistic SLMs included, against the previous full-grid code."""
-    kwargs = {"optics": _measured(geom)} if optics == "measured" else {}
+    kwargs = {"optics": _measured(geom, corrected="in part" if "corrected" in optics else None)} \
+        if optics != "nominal" else {}
     torch.manual_seed(0)
     student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS, **kwargs)
     with torch.no_grad():
