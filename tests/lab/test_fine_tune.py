@@ -126,3 +126,45 @@ def test_train_from_on_a_calibrated_bench_writes_a_model_that_records_the_calibr
     assert tuned.info["fine_tuned"]["steps"] == 3
     assert main(args) != 0
     assert "never overwrites" in capsys.readouterr().err
+
+
+def test_a_recentred_decoder_pixel_moves_through_the_wrap_where_the_sigmoid_range_holds_it(geom):
+    """Refine and fine-tune start each decoder pixel in the middle of a 2 pi range about its phase:
+    a pixel at 0.05 rad that should sit at -0.4 rad (5.88) gets there; held in [0, 2 pi) it cannot."""
+    import dataclasses
+
+    from optgen.lab.model.fine_tune import student_from
+
+    model = tiny_model(geom)
+    wl = model.wavelengths_nm[0]
+    model = dataclasses.replace(model, decoder_phase={wl: np.full_like(model.decoder_phase[wl], 0.05)})
+    target = 2 * np.pi - 0.4
+    reached = {}
+    for recentred in (True, False):
+        student = student_from(model, None, 0.0, recentred=recentred)
+        np.testing.assert_allclose(student.wrapped_decoder_phase().detach().numpy(), 0.05, atol=1e-3)
+        opt = torch.optim.Adam([student.decoder_logits], lr=0.05)
+        for _ in range(150):
+            opt.zero_grad()
+            loss = torch.mean(1 - torch.cos(student.decoder_phase() - target))
+            loss.backward()
+            opt.step()
+        reached[recentred] = student.wrapped_decoder_phase().detach().numpy()
+    np.testing.assert_allclose(reached[True], target, atol=0.05)
+    assert float(reached[False].max()) < 0.05                 # pushed against 0, never past it
+
+
+def test_a_recentred_student_shows_the_same_decoder_as_the_model(geom):
+    from optgen.lab.model.fine_tune import student_from
+
+    model = tiny_model(geom)
+    wl = model.wavelengths_nm[0]
+    rng = np.random.default_rng(3)
+    model.decoder_phase[wl] = rng.uniform(0.1, 2 * np.pi - 0.1, model.decoder_phase[wl].shape).astype(np.float32)
+    noise = torch.from_numpy(rng.standard_normal((2, 16)).astype(np.float32))
+    with torch.no_grad():
+        images = [student_from(model, measured_optics(geom), 0.6, recentred=r)(noise) for r in (True, False)]
+    assert float(images[1].max()) > 0
+    assert float(images[0].min()) >= 0
+    # (the same quantized levels but where a phase sits on a level's edge: float32 sigmoid round trips)
+    np.testing.assert_allclose(images[0].numpy(), images[1].numpy(), rtol=0, atol=2e-3 * float(images[1].max()))
