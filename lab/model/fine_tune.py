@@ -32,11 +32,8 @@ FINE_TUNE_LR = 0.005
 BATCH = 16
 
 
-def student_from(model: OpticalModel, optics: BenchOptics | None, crosstalk_sigma_px: float,
-                 recentred: bool = True) -> OpticalStudent:
-    """A student holding ``model``'s encoder, decoder and scale (one colour), seeing ``optics``;
-    ``recentred``: each decoder pixel free to move pi either way from the model's phase
-    (:meth:`OpticalStudent.recentre_decoder`), else held in [0, 2 pi) as training holds it."""
+def student_from(model: OpticalModel, optics: BenchOptics | None, crosstalk_sigma_px: float) -> OpticalStudent:
+    """A student holding ``model``'s encoder, decoder and scale (one colour), seeing ``optics``."""
     if len(model.wavelengths_nm) != 1:
         raise ValueError(f"{model.name}: a {len(model.wavelengths_nm)}-colour model; fine-tuning through measured "
                          f"optics is for one-colour models (each colour has its own optics)")
@@ -48,12 +45,8 @@ def student_from(model: OpticalModel, optics: BenchOptics | None, crosstalk_sigm
         for m, (w, b) in zip(linear, model.weights):
             m.weight.copy_(torch.from_numpy(np.asarray(w, np.float32).T))
             m.bias.copy_(torch.from_numpy(np.asarray(b, np.float32)))
-        decoder = np.asarray(model.decoder_phase[model.wavelengths_nm[0]], np.float32)
-        if recentred:
-            student.recentre_decoder(torch.from_numpy(decoder)[None])
-        else:
-            phase = np.clip(decoder / (2 * np.pi), 1e-4, 1 - 1e-4)
-            student.decoder_logits.copy_(torch.from_numpy(np.log(phase / (1 - phase)).astype(np.float32))[None])
+        phase = np.clip(model.decoder_phase[model.wavelengths_nm[0]] / (2 * np.pi), 1e-4, 1 - 1e-4)
+        student.decoder_logits.copy_(torch.from_numpy(np.log(phase / (1 - phase)).astype(np.float32))[None])
         student.log_scale_offset.fill_(float(model.log_scale_offset))
     student.straight_through = True
     return student
@@ -120,7 +113,7 @@ def fine_tune_model(model: OpticalModel, optics: BenchOptics, optics_record: dic
     with progress.stage_of("fine-tune", steps, "step"):
         losses = fine_tune_decoder(student, noise, targets, steps, lr, log=log, misplaced=misplaced,
                                    on_step=progress.advance)
-    phase = student.wrapped_decoder_phase().detach().numpy()[0]
+    phase = student.decoder_phase().detach().numpy()[0]
     info = {**(model.info or {}), "fine_tuned": {
         "base_model": model.id, "steps": steps, "lr": lr, "misplaced": misplaced, "teacher_pairs_used": [0, half],
         "loss_first_last": [float(np.mean(losses[:20])), float(np.mean(losses[-20:]))],

@@ -141,8 +141,6 @@ class OpticalStudent(nn.Module):
         self.straight_through = False      # see encode()
         self.out_of_range = torch.zeros(())
         self.decoder_logits = nn.Parameter(torch.zeros(colours, geom.decoder_px, geom.decoder_px))
-        # radians added to each pixel's 2 pi range (recentre_decoder); not in state_dict
-        self.register_buffer("decoder_offset", None, persistent=False)
         self.log_scale_offset = nn.Parameter(torch.zeros(()), requires_grad=False)
         self.levels = levels
         pitch = geom.pitch_um * 1e-6
@@ -189,22 +187,8 @@ class OpticalStudent(nn.Module):
         return phase, log_scale + self.log_scale_offset
 
     def decoder_phase(self) -> torch.Tensor:
-        """(colours, decoder_px, decoder_px) radians: in [0, 2 pi), or in each pixel's range about its
-        start after :meth:`recentre_decoder` (SLM2 shows it wrapped: :meth:`wrapped_decoder_phase`)."""
-        phase = TWO_PI * torch.sigmoid(self.decoder_logits)
-        return phase if self.decoder_offset is None else phase + self.decoder_offset
-
-    def wrapped_decoder_phase(self) -> torch.Tensor:
-        """:meth:`decoder_phase` wrapped into [0, 2 pi), as a model file keeps it."""
-        return torch.remainder(self.decoder_phase(), TWO_PI)
-
-    def recentre_decoder(self, phase: torch.Tensor) -> None:
-        """Start the decoder at ``phase`` (colours, d, d) with every pixel in the middle of its range:
-        free to move pi either way, through the 2 pi wrap (a sigmoid range of [0, 2 pi) holds a pixel
-        near 0 or 2 pi where it is: a quarter of a trained decoder's pixels lie within 0.6 rad of one)."""
-        with torch.no_grad():
-            self.decoder_logits.zero_()
-        self.decoder_offset = torch.as_tensor(phase, dtype=torch.float32).to(self.decoder_logits.device) - TWO_PI / 2
+        """(colours, decoder_px, decoder_px) radians."""
+        return TWO_PI * torch.sigmoid(self.decoder_logits)
 
     # --- forward --------------------------------------------------------------------
     def _shown_decoder(self, decoder_phase: torch.Tensor, realistic: bool = True) -> torch.Tensor:
@@ -217,11 +201,7 @@ class OpticalStudent(nn.Module):
         blurred: what the light outside the decoder block sees), so that is taken off here."""
         c = self._correction_block
         if c is None:
-            if not realistic:
-                return decoder_phase
-            if self.decoder_offset is not None:                 # its range crosses the wrap
-                decoder_phase = torch.remainder(decoder_phase, TWO_PI)
-            return _blur(_quantize_ste(decoder_phase[None], self.levels), self.kernel)[0]
+            return _blur(_quantize_ste(decoder_phase[None], self.levels), self.kernel)[0] if realistic else decoder_phase
         if not realistic:
             return decoder_phase + c - self._correction_shown_block
         wrapped = torch.remainder(decoder_phase + c, TWO_PI)

@@ -55,7 +55,6 @@ class RefineSettings:
     seed: int = 11
     name: str | None = None
     scale: bool = True          # the rounds also refine the encoder's output scale (per-seed intensity)
-    recentred: bool = True      # each decoder pixel free to move pi either way, through the wrap
 
     def check(self, pairs: int) -> None:
         for key in ("frames", "batch", "eval_frames"):
@@ -95,7 +94,7 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
     out.mkdir(parents=True, exist_ok=True)
     identity = {"base_model": model.id, "bench": bench.config.name, "calibrations": bench.calibration_ids(),
                 "optics": optics_record, "settings": dataclasses.asdict(s)}
-    student = student_from(model, optics, sigma_px, recentred=s.recentred)
+    student = student_from(model, optics, sigma_px)
     for p in student.encoder.parameters():
         p.requires_grad_(False)
     trained = [student.decoder_logits] + (_scale_head(student) if s.scale else [])
@@ -128,7 +127,7 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
         for g in opt.param_groups:
             g["lr"] = s.lr * 0.5 * (1 + np.cos(np.pi * r / s.rounds))
         idx = np.random.default_rng([s.seed, r]).choice(half, s.batch, replace=False)
-        phase = student.wrapped_decoder_phase().detach().numpy()[0]
+        phase = student.decoder_phase().detach().numpy()[0]
         images = _capture(bench, model, out / "rounds" / f"r{r:04d}", noise[idx], [int(i) for i in idx], phase,
                           f"refine:{model.id}:round{r}", log)
         state["history"].append({"round": r, **_step(student, opt, noise[idx], images, targets[idx]),
@@ -143,7 +142,7 @@ def refine_model(bench, model: OpticalModel, out_dir: str | Path, optics, optics
     if state["stage"] == "rounds":
         state["stage"] = "after"
         _save(out / CHECKPOINT, identity, student, opt, state)
-    phase = student.wrapped_decoder_phase().detach().numpy()[0]
+    phase = student.decoder_phase().detach().numpy()[0]
     images = _capture(bench, model, out / "rounds" / "after", noise[held], held, phase, f"refined:{model.id}", log)
     state["eval_after"] = {**_scores(images, targets[held]), **_judged(judge, images)}
     _pictures(out, state, targets[held], RunFile(out / "rounds" / "before" / "run.h5"), images)
