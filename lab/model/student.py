@@ -290,7 +290,8 @@ class OpticalStudent(nn.Module):
             r, q = a1r - rows2[0], a1c - cols2[0]
             spectrum = F.pad(arriving, (r, rows2[1] - k1r - r, q, cols2[1] - k1c - q))
         else:                       # the panel's wavefront is everywhere: the field on the whole grid
-            full = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self.panel2
+            light = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n))
+            full = light * self.panel2
             spectrum = to_band(full, n, (0, 0), rows2, cols2)
             on_block = full[..., top:top + h, left:left + wd]
         h2 = self.get_buffer(f"_h2_band{c}")
@@ -302,11 +303,11 @@ class OpticalStudent(nn.Module):
 
         u1, u2 = self.optics.unmodulated
         out = seen(spectrum, on_block)
-        corrected = self._correction_block is not None     # SLM2's unmodulated part then sees its panel alone
+        # SLM2's unmodulated part then sees its panel alone (panel2, with the correction, is never None)
+        corrected = self._correction_block is not None
         if u2 > 0:
             if corrected:
-                full = from_band(arriving, n, (a1r, k1r), (a1c, k1c), (0, 0), (n, n)) * self._slm2_panel()
-                spectrum = to_band(full, n, (0, 0), rows2, cols2)
+                spectrum = to_band(light * self._slm2_panel(), n, (0, 0), rows2, cols2)
             out = (1.0 - u2) * out + u2 * seen(spectrum, None)
         if u1 > 0:                                      # SLM1's unmodulated light, through SLM2's both parts
             incident = self.get_buffer(f"_incident_band{c}")
