@@ -467,3 +467,27 @@ class OpticalStudent(nn.Module):
                                                           rotation_deg))
                               for c in range(len(self.wavelengths_nm))], dim=1)
         return images * torch.exp(log_scale)[:, :, None, None]
+
+    def forward_one_colour(self, noise: torch.Tensor, colour_of: torch.Tensor, shift: tuple[float, float] = (0, 0),
+                           realistic: bool = True, rotation_deg: float = 0.0) -> torch.Tensor:
+        """Each sample's image (B, n_out, n_out) in one colour only: ``colour_of[b]`` for sample b.
+
+        What :meth:`forward` gives for that colour (the same field, to float32 precision), for a
+        third of a three-colour step's optics: a step that trains every sample in one colour drawn
+        for it (``TrainSettings.one_colour_per_sample``) sees each colour on a third of the batch.
+        """
+        colour_of = torch.as_tensor(colour_of, dtype=torch.long, device=noise.device)
+        if colour_of.shape != noise.shape[:1] or bool(((colour_of < 0) | (colour_of >= len(self.wavelengths_nm))).any()):
+            raise ValueError(f"colour_of {tuple(colour_of.shape)}: expected one colour in 0..{len(self.wavelengths_nm) - 1} "
+                             f"for each of the {noise.shape[0]} samples")
+        seed_phase, log_scale = self.encode(noise)
+        decoder = self.decoder_phase()
+        n_out = self.geom.output_pixels
+        images = seed_phase.new_zeros(noise.shape[0], n_out, n_out)
+        for c in range(len(self.wavelengths_nm)):
+            rows = torch.nonzero(colour_of == c).flatten()
+            if len(rows):
+                seen = self.output_image(self.intensity(seed_phase[rows, c], decoder[c], shift, realistic, c, rotation_deg))
+                images = images.index_copy(0, rows, seen)
+        scale = torch.exp(log_scale.gather(1, colour_of[:, None]))
+        return images * scale[:, :, None]

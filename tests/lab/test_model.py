@@ -517,6 +517,29 @@ def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path
     assert ModelSeedSource(model, 450.0).seed(0).phase.shape == (geom.seed_superpixels,) * 2
 
 
+
+def test_one_colour_per_sample_trains_each_colour_on_an_equal_share_of_every_batch(tmp_path, ideal_config, mocker):
+    """``TrainSettings.one_colour_per_sample`` (the RGB recipe): every step computes each sample in one colour,
+    each colour for a third of the batch, and never all three colours of a sample."""
+    pytest.importorskip("torch")
+    from optgen.lab.model.student import OpticalStudent
+    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
+
+    assert RGB_RECIPE["one_colour_per_sample"] is True
+    geom = OpticalGeometry.from_bench(ideal_config)
+    one = mocker.spy(OpticalStudent, "forward_one_colour")
+    every = mocker.spy(OpticalStudent, "forward")
+    settings = TrainSettings(teacher_steps=30, pairs=32, student_steps=3, batch=6, checkpoint_every=1,
+                             name="tiny-rgb", colours_nm=(638.0, 520.0, 450.0), encoder_hidden=32,
+                             encoder_layers=2, one_colour_per_sample=True)
+    model = load_model(train_model(tmp_path, geom, settings, log=lambda m: None))
+    assert one.call_count == 3
+    assert every.call_count == 1                         # the scale's start only, every colour of 64 pairs
+    for call in one.call_args_list:
+        assert sorted(call.args[2].tolist()) == [0, 0, 1, 1, 2, 2]
+    assert len({tuple(call.args[2].tolist()) for call in one.call_args_list}) > 1   # drawn anew each step
+    assert model.wavelengths_nm == (638.0, 520.0, 450.0) and model.info["settings"]["one_colour_per_sample"]
+
 def test_training_keeps_large_blocks_in_the_heap_instead_of_fresh_kernel_mappings():
     """heap_kept: what makes a training step 2.4x faster (benchmarks/train_step.py)."""
     import ctypes

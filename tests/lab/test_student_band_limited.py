@@ -182,3 +182,40 @@ def test_train_on_cuda_says_so_at_once_where_torch_sees_no_gpu(tmp_path, capsys)
     with pytest.raises(SystemExit):                                                   # argparse's choices
         main(["train", "--out", str(tmp_path / "t"), "--device", "tpu"])
     assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_one_colour_per_sample_is_forward_s_image_of_that_colour_and_its_gradient(geom):
+    """A step that trains each sample in one colour: the images, the loss and every gradient of forward's
+    images restricted to those colours."""
+    torch.manual_seed(1)
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS)
+    with torch.no_grad():
+        student.decoder_logits.normal_()
+    noise = torch.randn(5, 8)
+    colour_of = torch.tensor([2, 0, 1, 0, 2])
+    target = torch.rand(5, geom.output_pixels, geom.output_pixels)
+    results = []
+    for one in (False, True):
+        student.zero_grad()
+        if one:
+            predicted = student.forward_one_colour(noise, colour_of, shift=(0.7, -1.4), rotation_deg=0.05)
+        else:
+            predicted = student(noise, shift=(0.7, -1.4), rotation_deg=0.05)[torch.arange(5), colour_of]
+        loss = torch.mean((predicted / predicted.mean() - target) ** 2)
+        loss.backward()
+        results.append((predicted.detach(), loss.item(), [p.grad.clone() for p in student.parameters()
+                                                           if p.grad is not None]))
+    (want, full_loss, full_grads), (images, loss, grads) = results
+    np.testing.assert_allclose(images.numpy(), want.numpy(), rtol=1e-5, atol=1e-6 * float(want.max()))
+    assert loss == pytest.approx(full_loss, rel=1e-5)
+    assert len(grads) == len(full_grads) > 2
+    for ours, theirs in zip(grads, full_grads):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=2e-4 * float(theirs.abs().max()))
+    assert all(float(student.decoder_logits.grad[c].abs().max()) > 0 for c in range(3))   # each had a sample
+
+
+@pytest.mark.parametrize("colour_of", [[0, 1], [0, 1, 3], [-1, 0, 1]])
+def test_one_colour_per_sample_refuses_a_colour_the_model_has_not(geom, colour_of):
+    student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS)
+    with pytest.raises(ValueError, match=r"colour_of .*expected one colour in 0\.\.2 for each of the 3 samples"):
+        student.forward_one_colour(torch.randn(3, 8), torch.tensor(colour_of))
