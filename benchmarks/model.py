@@ -14,7 +14,8 @@ generated and teacher images paired, the Fréchet ratio free of which noise each
 Usage:  python benchmarks/model.py [--model FILE] [--frames N] [--colours] [--paired-only]
 
 ``--colours``: a multi-colour model on the three-colour twin (``optgen calibrate all --colour``
-for each colour, then ``optgen run --colours``), judged on the RGB images' channel sum.
+for each colour, then ``optgen run --colours``), judged on the RGB images' channel sum; then on its
+teacher's own noise, paired (with ``--paired-only``: only that).
 """
 
 from __future__ import annotations
@@ -157,11 +158,11 @@ def _flat(images: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def bench_colours(model_spec: str, frames: int) -> None:
-    """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour."""
+def bench_colours(model_spec: str, frames: int, paired: bool = True) -> None:
+    """``optgen run --colours`` on the embedded three-colour twin, after calibrating each colour; then
+    (``paired``) the model on its teacher's own noise, every RGB image paired with the teacher's."""
     from optgen.lab.bench.examples import rgb_bench_text
     from optgen.lab.cli import main as optgen
-    from optgen.lab.evaluate.colour import evaluate_colour_run
 
     text = rgb_bench_text({("run", "model"): f'"{_model_spec(model_spec)}"'})
     model = load_model(model_spec)
@@ -173,27 +174,73 @@ def bench_colours(model_spec: str, frames: int) -> None:
             assert optgen(["calibrate", "all", "--colour", f"{nm:g}", "--bench", str(bench_file),
                            "--store", str(store)]) == 0
         print(f"optgen calibrate all at {len(model.wavelengths_nm)} colours: {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
-        assert optgen(["run", "--colours", "--bench", str(bench_file), "--count", str(frames), "--out", str(out),
-                       "--calibrations", str(store), "--no-progress"]) == 0
-        wall = time.perf_counter() - t0
-        ev = evaluate_colour_run(out, model)
-        g, t = ev["generated_rgb"], ev.get("teacher")
-        print(f"{frames} RGB images ({len(model.wavelengths_nm)} colour passes) in {wall:.1f} s, judged on their "
-              f"channel sum: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
-              f"Frechet {g['frechet_distance']:.2f}"
-              + (f" | teacher {t['confident_fraction']:.1%}, {t['inception_score']:.2f}, {t['frechet_distance']:.2f}"
-                 if t is not None else ""))
-        for colour, e in ev["per_colour"].items():
-            print(f"  {colour}: frame vs twin noiseless prediction r mean {e['twin_agreement']['mean']:.3f}")
-        energy = _energy_of(out)
-        print(f"  energy per RGB image: laser optical {energy['laser_optical_j']:.3g} J, at the sensor "
-              f"{energy['sensor_optical_j']:.3g} J, wall plug {sum(energy['wall_plug_j'].values()):.3g} J")
-        import shutil
+        if frames:
+            _colours_unpaired(model, bench_file, store, out, frames)
+        if paired:
+            _colours_paired(model, bench_file, store, Path(tmp) / "paired")
 
-        sheet = Path(__file__).resolve().parents[1] / "docs" / "model" / f"{model.name}-twin-contact-sheet.png"
-        shutil.copy(out / "rgb_contact_sheet.png", sheet)
-        print(f"  contact sheet copied to {sheet}")
+
+def _colours_unpaired(model, bench_file: Path, store: Path, out: Path, frames: int) -> None:
+    """``optgen run --colours`` of ``frames`` RGB images on noise of its own, judged against the teacher's samples."""
+    from optgen.lab.cli import main as optgen
+    from optgen.lab.evaluate.colour import evaluate_colour_run
+
+    t0 = time.perf_counter()
+    assert optgen(["run", "--colours", "--bench", str(bench_file), "--count", str(frames), "--out", str(out),
+                   "--calibrations", str(store), "--no-progress"]) == 0
+    wall = time.perf_counter() - t0
+    ev = evaluate_colour_run(out, model)
+    g, t = ev["generated_rgb"], ev.get("teacher")
+    print(f"{frames} RGB images ({len(model.wavelengths_nm)} colour passes) in {wall:.1f} s, judged on their "
+          f"channel sum: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
+          f"Frechet {g['frechet_distance']:.2f}"
+          + (f" | teacher {t['confident_fraction']:.1%}, {t['inception_score']:.2f}, {t['frechet_distance']:.2f}"
+             f", Frechet ratio generated/teacher {g['frechet_distance'] / t['frechet_distance']:.2f}"
+             if t is not None else ""))
+    for colour, e in ev["per_colour"].items():
+        print(f"  {colour}: frame vs twin noiseless prediction r mean {e['twin_agreement']['mean']:.3f}")
+    energy = _energy_of(out)
+    print(f"  energy per RGB image: laser optical {energy['laser_optical_j']:.3g} J, at the sensor "
+          f"{energy['sensor_optical_j']:.3g} J, wall plug {sum(energy['wall_plug_j'].values()):.3g} J")
+    import shutil
+
+    sheet = Path(__file__).resolve().parents[1] / "docs" / "model" / f"{model.name}-twin-contact-sheet.png"
+    shutil.copy(out / "rgb_contact_sheet.png", sheet)
+    print(f"  contact sheet copied to {sheet}")
+
+
+def _colours_paired(model, bench_file: Path, store: Path, out: Path) -> None:
+    """The colour run on the teacher's own noise (``run_colours(noise=)``): each RGB image's channel sum
+    against the teacher image of the same noise (the teacher's samples are stored as channel sums)."""
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.evaluate.colour import evaluate_colour_run
+    from optgen.lab.model.evaluate import DigitsJudge
+    from optgen.lab.run.colour_run import run_colours
+
+    if model.teacher_noise is None:
+        print(f"{model.name}: no teacher noise in the model file; paired figures skipped")
+        return
+    frames = len(model.teacher_noise)
+    cfg = parse_bench(bench_file.read_text(), str(bench_file))
+    t0 = time.perf_counter()
+    assert run_colours(cfg, model, out, frames, calibrations=store, noise=model.teacher_noise,
+                       bench_dir=bench_file.parent).status == "complete"
+    wall = time.perf_counter() - t0
+    ev = evaluate_colour_run(out, model)
+    images = np.load(out / "rgb.npy").sum(axis=-1)
+    judge = DigitsJudge(image_size=images.shape[-1])
+    g, t = ev["generated_rgb"], ev["teacher"]
+    r = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(images, model.teacher_samples)]
+    same = np.mean(judge.clf.predict(_flat(images)) == judge.clf.predict(_flat(model.teacher_samples)))
+    print(f"{frames} RGB images on the twin from the teacher's own noise, after calibrating each colour, "
+          f"{wall:.1f} s:")
+    print(f"  generated: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
+          f"Frechet {g['frechet_distance']:.2f}")
+    print(f"  teacher:   confident {t['confident_fraction']:.1%}, inception score {t['inception_score']:.2f}, "
+          f"Frechet {t['frechet_distance']:.2f} | paired Frechet ratio generated/teacher "
+          f"{g['frechet_distance'] / t['frechet_distance']:.2f}")
+    print(f"  each image's channel sum against the teacher image of its noise: Pearson r mean {np.mean(r):.3f}, "
+          f"5th percentile {np.percentile(r, 5):.3f}; same class {same:.1%}")
 
 
 def _model_spec(spec: str) -> str:
@@ -214,12 +261,12 @@ def main() -> None:
     parser.add_argument("--colours", action="store_true", help="the model is multi-colour: run it on the RGB twin")
     parser.add_argument("--paired-only", action="store_true", help="only the run on the teacher's own noise")
     args = parser.parse_args()
-    if args.paired_only:
+    if args.paired_only and not args.colours:
         bench_paired(args.model)
         return
     bench_encoder(load_model(args.model))
     if args.colours:
-        bench_colours(args.model, args.frames)
+        bench_colours(args.model, 0 if args.paired_only else args.frames)
         return
     bench_generation(args.model, args.frames, calibrated=True)
     bench_generation(args.model, args.frames, calibrated=False)

@@ -105,8 +105,11 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                 calibrations: Path | None = None, resume: bool = False, sync: str = "pipelined",
                 max_retries: int = 3, bench_dir: Path | None = None,
                 progress: Callable[[float, int, int], None] | None = None,
-                report: Callable[[str], None] | None = None) -> ColourRunResult:
+                report: Callable[[str], None] | None = None, noise: np.ndarray | None = None) -> ColourRunResult:
     """Run every colour of ``config`` into ``out`` (or, with ``resume``, finish what is missing).
+
+    ``noise``: the encoder's noise vectors (N >= ``count``, for example the teacher's own) instead of
+    those drawn from ``random_seed``.
 
     Everything is checked before any device opens: the model's colours and geometry, and every
     colour's calibration files. ``progress(colour_nm, done, total)``. ``report``: called, before
@@ -116,10 +119,15 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
     out = Path(out)
     configs = _check(config, model)
     cals = _check_calibrations(configs, calibrations)
+    given = None if noise is None else ModelSeedSource(model, model.wavelengths_nm[0], random_seed, noise=noise)
+    if given is not None and len(given.given) < count:
+        raise OptgenError(f"given noise: {len(given.given)} vectors for {count} images; give at least as many")
     settings = {"colours_nm": list(config.colours.order_nm), "count": int(count), "seed": int(random_seed),
                 "model": model.id, "bench_file": config.text,
                 "bench_dir": str(bench_dir.resolve()) if bench_dir is not None else None,
                 "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
+    if given is not None:
+        settings["noise"] = given.describe()["noise"]
     record = out / COLOUR_RUN_FILE
     if resume:
         check_same_colour_run(out, settings)
@@ -142,7 +150,7 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                 raise OptgenError(f"{sub}: files but no run.h5 (a pass killed while it was created); delete "
                                   f"this folder and resume again")
             prepare_run_folder(sub)
-        seeds = ModelSeedSource(model, wl, random_seed)
+        seeds = ModelSeedSource(model, wl, random_seed, noise=noise)
         run_args = {"seed": random_seed, "colour_nm": wl, "bench_dir": settings["bench_dir"],
                     "calibrations": settings["calibrations"]}
         report = (lambda d, t, wl=wl: progress(wl, d, t)) if progress is not None else None
@@ -156,7 +164,7 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return ColourRunResult(out, result.status, done, summary)
         done.append(wl)
-    rgb = combine_rgb(out, configs, model, random_seed)
+    rgb = combine_rgb(out, configs, model, random_seed, noise)
     np.save(out / "rgb.npy", rgb)
     write_contact_sheet(out / "rgb_contact_sheet.png", rgb if rgb.shape[-1] == 3 else rgb.sum(axis=-1))
     summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": "complete",
@@ -198,13 +206,15 @@ def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:
     return images * per_count / (power * exposure)[:, None, None]
 
 
-def combine_rgb(out: Path, configs: list[BenchConfig], model: OpticalModel, random_seed: int = 0) -> np.ndarray:
-    """The RGB images (N, h, w, colours) of a finished colour run, in the model's trained units."""
+def combine_rgb(out: Path, configs: list[BenchConfig], model: OpticalModel, random_seed: int = 0,
+                noise: np.ndarray | None = None) -> np.ndarray:
+    """The RGB images (N, h, w, colours) of a finished colour run, in the model's trained units
+    (``random_seed`` or ``noise``: as the run was given them)."""
     channels = []
     for cfg in configs:
         wl = cfg.wavelength_nm
         irradiance = _unit_irradiance(colour_folder(out, wl), cfg)
-        seeds = ModelSeedSource(model, wl, random_seed)
+        seeds = ModelSeedSource(model, wl, random_seed, noise=noise)
         scale = np.array([seeds.scale(i) for i in range(len(irradiance))])
         channels.append(irradiance * scale[:, None, None])
     return np.stack(channels, axis=-1).astype(np.float32)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import scipy.special
 
@@ -13,16 +15,19 @@ __all__ = ["ModelSeedSource", "check_class"]
 
 
 class ModelSeedSource(SeedSource):
-    """The trained encoder fed with Gaussian noise drawn from (random_seed, index)."""
+    """The trained encoder fed with Gaussian noise drawn from (random_seed, index), or with the rows of
+    ``noise`` (given noise vectors, for example the teacher's own: ``OpticalModel.teacher_noise``)."""
 
     def __init__(self, model: OpticalModel, wavelength_nm: float, random_seed: int = 0,
-                 class_index: int | None = None):
+                 class_index: int | None = None, noise: np.ndarray | None = None):
         super().__init__(model.geometry.seed_superpixels)
         self.model = model
         self.colour = model.colour_index(wavelength_nm)
         self.random_seed = int(random_seed)
         self.class_index = check_class(model, class_index)
-        self.name = f"model:{model.name}" + (f"/class{class_index}" if class_index is not None else "")
+        self.given = None if noise is None else _given_noise(model, noise, class_index)
+        self.name = f"model:{model.name}" + (f"/class{class_index}" if class_index is not None else "") + \
+            ("/given-noise" if noise is not None else "")
 
     @property
     def flops_per_seed(self) -> float:
@@ -30,7 +35,13 @@ class ModelSeedSource(SeedSource):
 
     def noise(self, index: int) -> np.ndarray:
         """The noise of seed ``index``; for a requested class, its first component is drawn from the
-        standard normal within that class's quantile (the rest as for any seed)."""
+        standard normal within that class's quantile (the rest as for any seed); with given noise, its
+        row ``index``."""
+        if self.given is not None:
+            if not 0 <= int(index) < len(self.given):
+                raise OptgenError(f"seed {index}: the given noise holds {len(self.given)} vectors (0 to "
+                                  f"{len(self.given) - 1})")
+            return self.given[int(index)]
         rng = np.random.default_rng([self.random_seed, int(index)])
         noise = rng.standard_normal(int(np.prod(self.model.noise_shape)), dtype=np.float32)
         if self.class_index is not None:
@@ -54,7 +65,21 @@ class ModelSeedSource(SeedSource):
                "wavelength_nm": self.model.wavelengths_nm[self.colour]}
         if self.class_index is not None:
             out["class"] = self.class_index
+        if self.given is not None:
+            out["noise"] = {"count": len(self.given), "sha256": hashlib.sha256(self.given.tobytes()).hexdigest()}
         return out
+
+
+def _given_noise(model: OpticalModel, noise: np.ndarray, class_index: int | None) -> np.ndarray:
+    """``noise`` as (N, noise size) float32, checked against ``model``."""
+    if class_index is not None:
+        raise OptgenError(f"class {class_index}: given noise vectors carry their own classes; ask for one or the other")
+    size = int(np.prod(model.noise_shape))
+    noise = np.asarray(noise)
+    if noise.ndim != 2 or noise.shape[1] != size or len(noise) == 0 or not np.isfinite(noise).all():
+        raise OptgenError(f"given noise of shape {noise.shape}: model {model.name!r} expects finite vectors of "
+                          f"{size} values, (N, {size}) with N >= 1")
+    return np.ascontiguousarray(noise, dtype=np.float32)
 
 
 def check_class(model: OpticalModel, class_index: int | None) -> int | None:

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from optgen.drivers.errors import OptgenError
 from optgen.lab.bench.config import colour_bench
 from optgen.lab.bench.examples import rgb_bench_text
 from optgen.lab.bench.parse import parse_bench
@@ -117,6 +118,34 @@ def test_each_colour_runs_with_its_own_laser_seeds_and_decoder_then_combines(tmp
     assert set(evaluation["per_colour"]) == {"638nm", "520nm", "450nm"}
     assert evaluation["per_colour"]["450nm"]["twin_agreement"]["min"] > 0.99  # predicted at 450 nm, not 520
 
+
+
+def test_a_colour_run_on_given_noise_shows_the_encoder_s_seeds_for_those_vectors(tmp_path):
+    """``run_colours(noise=)`` (a paired benchmark on the teacher's own noise): image i of every colour comes
+    from row i, its scale too, and the run records which vectors it was given."""
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    noise = np.random.default_rng(5).standard_normal((3, 16)).astype(np.float32)
+    run_colours(cfg, model, tmp_path / "run", 3, noise=noise)
+    import h5py
+
+    values, scale = model.encode(noise)
+    for c, wl in enumerate((638.0, 520.0, 450.0)):
+        with h5py.File(tmp_path / "run" / f"{wl:g}nm" / "run.h5", "r") as f:
+            np.testing.assert_allclose(f["seed/phase"][:], [ModelSeedSource(model, wl, noise=noise).seed(i).phase
+                                                            for i in range(3)], atol=1e-6)
+            assert not np.allclose(f["seed/phase"][1], ModelSeedSource(model, wl).seed(1).phase)
+        assert ModelSeedSource(model, wl, noise=noise).scale(2) == pytest.approx(float(scale[2, c]), rel=1e-6)
+    recorded = json.loads((tmp_path / "run" / "colour_run.json").read_text())["noise"]
+    assert recorded["count"] == 3 and len(recorded["sha256"]) == 64
+    with pytest.raises(OptgenError, match="given noise: 3 vectors for 4 images"):
+        run_colours(cfg, model, tmp_path / "more", 4, noise=noise)
+    assert not (tmp_path / "more").exists()
+    with pytest.raises(OptgenError, match=r"given noise of shape \(3, 15\): model 'rgb-test' expects finite "
+                                          r"vectors of 16 values"):
+        ModelSeedSource(model, 638.0, noise=noise[:, :15])
+    with pytest.raises(OptgenError, match="seed 3: the given noise holds 3 vectors"):
+        ModelSeedSource(model, 638.0, noise=noise).seed(3)
 
 def test_rgb_channels_are_irradiance_per_watt_at_each_wavelength(tmp_path):
     """Flat seeds and decoders: each channel must match the analytic optics at its own wavelength
