@@ -184,6 +184,34 @@ def test_saturation_lowers_the_spot_power_or_stops_with_a_message(monkeypatch):
         bench.close()
 
 
+
+def test_a_focus_near_saturation_at_the_shortest_exposure_dims_the_laser(mocker):
+    """A spot at 93 % of the range at the shortest exposure cannot be brought to the target: the laser is
+    dimmed and the exposure found again (it was accepted, and the next frames' noise saturated them: the
+    wavefront step at 450 nm on the RGB twin)."""
+    bench = build_bench(parse_bench(small_bench_text(), "near"))
+    try:
+        camera, offset = bench.camera, 100.0
+        lo, top = camera.exposure_bounds_s[0], float(camera.saturation_dn) - offset
+        session = CalibrationSession(bench, power_w=1e-6)
+        gain = 0.93 * top / (lo * 1e-6)                   # counts per second and watt on the spot
+
+        def raw() -> np.ndarray:
+            frame = np.full((32, 32), offset, np.float32)
+            if bench.laser.emission:
+                frame[10:13, 10:13] += min(top, gain * camera.timing.exposure_s * session.power_w)
+            return frame
+
+        mocker.patch.object(session, "_raw", side_effect=raw)
+        with session.light():
+            session.set_exposure(lo)
+            exposure = session.auto_exposure_dimming()
+        assert session.power_w == pytest.approx(1e-7)
+        assert 0.5 < gain * exposure * session.power_w / top < 0.7
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
 def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mocker):
     """The spot patterns go out as one pipelined sweep; a spot that saturates (brighter than the
     first, which set the exposure) has them measured again one at a time, re-exposing on it. A lone
