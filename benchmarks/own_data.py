@@ -11,7 +11,11 @@
    classifier on 200 fresh images of the same classes (what a perfect generator would score).
 
 Usage:  python benchmarks/own_data.py [--out DIR] [--frames N] [--student-steps N] [--pairs N]
-        [--teacher-steps N]
+        [--teacher-steps N] [--class-in-noise]
+
+Training is `optgen train --data`'s: the 512-pixel grid, the class as one-hot encoder inputs
+(``--class-in-noise``: read from the noise alone, as before). Session 19's figures trained on the
+twin's 800-pixel grid (2.5x the step time).
 """
 
 from __future__ import annotations
@@ -89,23 +93,27 @@ def main() -> None:
     parser.add_argument("--student-steps", type=int, default=3000)
     parser.add_argument("--pairs", type=int, default=20000)
     parser.add_argument("--teacher-steps", type=int, default=6000)
+    parser.add_argument("--class-in-noise", action="store_true",
+                        help="the encoder reads the class from the noise alone (as before one-hot class inputs)")
     args = parser.parse_args()
 
     from optgen import open_bench
     from optgen.lab.bench.parse import load_bench
     from optgen.lab.model import OpticalGeometry, load_model
-    from optgen.lab.model.train import TrainSettings, train_model
+    from optgen.lab.model.train import DEFAULT_GRID_PX, TrainSettings, train_model
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = tmp / "shapes"
         make_folder(folder, 100, seed=1)
         out = args.out or tmp / "train"
+        # as `optgen train --data FOLDER` trains: labelled data, so the class as one-hot inputs, on its grid
         settings = TrainSettings(data=str(folder), teacher_steps=args.teacher_steps, pairs=args.pairs,
-                                 student_steps=args.student_steps, name="shapes")
+                                 student_steps=args.student_steps, name="shapes", class_one_hot=not args.class_in_noise)
         cfg = load_bench(None)
         t0 = time.perf_counter()
-        path = train_model(out, OpticalGeometry.from_bench(cfg), settings, log=lambda m: print(m, flush=True))
+        path = train_model(out, OpticalGeometry.from_bench(cfg, DEFAULT_GRID_PX), settings,
+                           log=lambda m: print(m, flush=True))
         train_min = (time.perf_counter() - t0) / 60
         model = load_model(path)
         bench_file = tmp / "bench.toml"
@@ -135,7 +143,8 @@ def main() -> None:
     print(f"generated on the twin, {args.frames} frames per class: {overall:.1%} confidently assigned to the class "
           f"asked for | fresh real images, same classifier: {baseline:.1%} | ratio {overall / baseline:.2f}")
     print(f"\ncommand: python benchmarks/own_data.py --frames {args.frames} --student-steps {args.student_steps} "
-          f"--pairs {args.pairs} --teacher-steps {args.teacher_steps}")
+          f"--pairs {args.pairs} --teacher-steps {args.teacher_steps}" + (" --class-in-noise" if args.class_in_noise
+                                                                          else ""))
 
 
 if __name__ == "__main__":

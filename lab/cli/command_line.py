@@ -111,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                        "--out to continue. Needs torch: pip install -e '.[train]'.")
     train.add_argument("--out", type=Path, required=True, help="training folder (checkpoints, model, loss curve)")
     train.add_argument("--bench", type=Path, default=None, help="bench file whose geometry to train for")
-    train.add_argument("--grid", type=whole_number(32), default=512, help="simulation grid for training (pixels, default 512)")
+    train.add_argument("--grid", type=whole_number(32), default=512, help="simulation grid for training (pixels, default 512)")  # = train.DEFAULT_GRID_PX
     train.add_argument("--data", type=Path, default=None, metavar="PATH",
                        help="train on these images instead of scikit-learn's digits: a folder of PNG/JPEG images "
                             "(one sub-folder per class for a class-conditional model), a .npy/.npz array (with "

@@ -255,6 +255,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         data = load_image_data(args.data)             # checked whole before any training
         settings.data = str(args.data.resolve())
+        settings.class_one_hot = bool(data.classes)   # the class as one-hot inputs (lab.model.class_input)
         print(f"data: {args.data}: {len(data.images)} images of {data.images.shape[3]} x {data.images.shape[2]}, "
               f"{'colour' if data.channels == 3 else 'grey'}, "
               + (f"{data.classes} classes ({', '.join(data.class_names[:10])}{', ...' if data.classes > 10 else ''})"

@@ -21,6 +21,7 @@ import torch
 
 from optgen.calibration.progress import StageProgress
 from optgen.lab.model.bench_optics import BenchOptics
+from optgen.lab.model.class_input import class_inputs
 from optgen.lab.model.shipped import OpticalModel, check_model_name, save_model
 from optgen.lab.model.student import OpticalStudent
 from optgen.lab.model.train import TrainSettings, _decoder_misplacement
@@ -37,9 +38,10 @@ def student_from(model: OpticalModel, optics: BenchOptics | None, crosstalk_sigm
     if len(model.wavelengths_nm) != 1:
         raise ValueError(f"{model.name}: a {len(model.wavelengths_nm)}-colour model; fine-tuning through measured "
                          f"optics is for one-colour models (each colour has its own optics)")
-    layers = len(model.weights) - 2
-    student = OpticalStudent(model.geometry, model.weights[0][0].shape[0], hidden=model.weights[0][0].shape[1],
-                             hidden_layers=layers + 1, crosstalk_sigma_px=crosstalk_sigma_px, optics=optics)
+    layers, classes = len(model.weights) - 2, class_inputs(model.info)
+    student = OpticalStudent(model.geometry, model.weights[0][0].shape[0] - classes, hidden=model.weights[0][0].shape[1],
+                             hidden_layers=layers + 1, crosstalk_sigma_px=crosstalk_sigma_px, optics=optics,
+                             classes=classes)
     linear = [m for m in student.encoder if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for m, (w, b) in zip(linear, model.weights):

@@ -43,6 +43,7 @@ from optgen.lab.model.archive import (
     reading,
     show_value,
 )
+from optgen.lab.model.class_input import class_inputs
 from optgen.lab.model.geometry import OpticalGeometry
 
 __all__ = ["ModelFileContents", "read_model_file", "shown_path", "READABLE_VERSIONS", "WEIGHT_FORMATS"]
@@ -226,6 +227,10 @@ def _check_header(path: str, header: dict) -> _Fields:
     info = header.get("info", {})
     if not isinstance(info, dict):
         fail(path, "header field 'info'", f"{show_value(info)}; expected an object (how the model was trained)")
+    try:
+        class_inputs(info)
+    except ValueError as exc:
+        fail(path, "header field 'info'", str(exc))
     return _Fields(version, name, geometry, tuple(noise_shape), wavelengths, layers, offset, weights, info)
 
 
@@ -254,7 +259,7 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
     noise_values = math.prod(f.noise_shape)
     expected_out = colours * (n * n + 1)
     formats = {np.dtype(np.float32), np.dtype(np.float16)} | ({np.dtype(np.int8)} if f.version >= 2 else set())
-    inputs, total = noise_values, 0
+    inputs, total = noise_values + class_inputs(f.info), 0
     for i in range(f.layers):
         last = i == f.layers - 1
         w = declared(f"w{i}", f"the encoder weights of layer {i} of {f.layers}")
@@ -268,7 +273,9 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
             fail(path, field, f"encoder weights w{i} are {w.dtype}; expected {f.weights}, as header field "
                                f"'weights' says")
         rows, cols = w.shape
-        source = "the noise values (noise_shape " + str(list(f.noise_shape)) + ")" if i == 0 else f"the outputs of w{i - 1}"
+        source = "the noise values (noise_shape " + str(list(f.noise_shape)) + ")" + \
+            (f" and {class_inputs(f.info)} one-hot class inputs" if class_inputs(f.info) else "") \
+            if i == 0 else f"the outputs of w{i - 1}"
         if rows != inputs:
             fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {inputs} rows, one for each of "
                                f"{source}")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from optgen.lab.model.class_input import class_inputs, with_class_inputs
 from optgen.lab.model.errors import ModelError, ModelFileError
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.lab.model.model_file import READABLE_VERSIONS, WEIGHT_FORMATS, read_model_file, shown_path  # noqa: F401 - READABLE_VERSIONS: as before
@@ -65,6 +66,8 @@ class OpticalModel:
     def encode(self, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Noise (B, noise_dim) -> (seed values (B, colours, n, n) in [-1, 1] after clipping, scale (B, colours))."""
         x = np.asarray(noise, dtype=np.float32)
+        if class_inputs(self.info):       # trained with the class as one-hot inputs beside the noise
+            x = with_class_inputs(x, self.classes)
         for i, (w, b) in enumerate(self.weights):
             x = x @ w + b
             if i < len(self.weights) - 1:

@@ -22,6 +22,7 @@ from optgen.drivers.common.patterns import grid_coordinates
 from optgen.lab.model.bench_optics import BenchOptics
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.lab.model.pruned_transforms import band_of, from_band, irradiance_from_band, to_band
+from optgen.lab.model.teacher import class_from_noise
 from optgen.simulators.optics import transfer_function
 
 __all__ = ["OpticalStudent", "propagate_torch", "beam_amplitude"]
@@ -120,11 +121,13 @@ class OpticalStudent(nn.Module):
     own seed, scale, decoder phase and transfer functions; the same noise drives all colours.
     ``optics``: what calibration measured of one bench (:class:`lab.model.bench_optics.BenchOptics`:
     true distances, beam, wavefronts, unmodulated light), else the bench file's nominal optics.
+    ``classes``: the encoder also takes the class each noise vector asks for as that many one-hot
+    inputs (:mod:`lab.model.class_input`); 0: the noise alone.
     """
 
     def __init__(self, geom: OpticalGeometry, noise_dim: int, hidden: int = 512, levels: int = 256,
                  crosstalk_sigma_px: float = 0.6, wavelengths_nm: tuple[float, ...] | None = None,
-                 hidden_layers: int = 2, optics: BenchOptics | None = None):
+                 hidden_layers: int = 2, optics: BenchOptics | None = None, classes: int = 0):
         super().__init__()
         self.geom = geom
         self.optics = optics or BenchOptics()
@@ -134,7 +137,8 @@ class OpticalStudent(nn.Module):
         n = geom.seed_superpixels
         if hidden_layers < 1:
             raise ValueError(f"hidden_layers = {hidden_layers}: expected at least 1")
-        layers: list[nn.Module] = [nn.Linear(noise_dim, hidden), nn.LeakyReLU(0.2)]
+        self.classes = int(classes)       # > 0: the class also enters as one-hot inputs (lab.model.class_input)
+        layers: list[nn.Module] = [nn.Linear(noise_dim + self.classes, hidden), nn.LeakyReLU(0.2)]
         for _ in range(hidden_layers - 1):
             layers += [nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)]
         self.encoder = nn.Sequential(*layers, nn.Linear(hidden, colours * (n * n + 1)))
@@ -175,6 +179,9 @@ class OpticalStudent(nn.Module):
         the values lie outside [-1, 1]) is there for the loss to pull them back.
         """
         n, colours = self.geom.seed_superpixels, len(self.wavelengths_nm)
+        if self.classes:
+            one_hot = F.one_hot(class_from_noise(noise, self.classes), self.classes).to(noise.dtype)
+            noise = torch.cat([noise, one_hot], dim=1)
         out = self.encoder(noise)
         values = out[:, : colours * n * n].reshape(-1, colours, n, n)
         raw = math.pi * (values + 1.0)

@@ -28,6 +28,7 @@ import torch
 
 from optgen.calibration.progress import StageProgress
 from optgen.lab.model.bench_optics import BenchOptics
+from optgen.lab.model.class_input import ONE_HOT
 from optgen.lab.model.data import load_colour_digits, load_digits_images, resize_images
 from optgen.lab.model.geometry import OpticalGeometry
 from optgen.lab.model.memory import heap_kept
@@ -35,8 +36,9 @@ from optgen.lab.model.shipped import SHIPPED_MODEL, OpticalModel, save_model
 from optgen.lab.model.student import OpticalStudent
 from optgen.lab.model.teacher import DiffusionTeacher, train_teacher
 
-__all__ = ["RGB_RECIPE", "TrainSettings", "train_model", "training_device"]
+__all__ = ["DEFAULT_GRID_PX", "RGB_RECIPE", "TrainSettings", "train_model", "training_device"]
 
+DEFAULT_GRID_PX = 512          # the simulation grid ``optgen train`` trains on (the twin shows 800)
 MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops as diverged
 
 #: What ``optgen train --colours`` changes from the defaults: the digits-v5 encoder recipe and
@@ -71,6 +73,7 @@ class TrainSettings:
     seed: int = 0
     colours_nm: tuple[float, ...] = ()   # a multi-colour model (RGB order); () = the geometry's one wavelength
     one_colour_per_sample: bool = False  # multi-colour: each step trains each sample in one colour drawn for it
+    class_one_hot: bool = False  # labelled data: the encoder also takes the class as one-hot inputs (lab.model.class_input)
     name: str = SHIPPED_MODEL   # the defaults reproduce the shipped model
     data: str = ""              # a lab's own images (lab.model.datasets); "" = scikit-learn's digits
 
@@ -286,7 +289,8 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
     teacher = _teacher(out, s, log, progress)
     noise, targets = _pairs(out, teacher, s, geometry.output_pixels, log, progress)
     student = OpticalStudent(geometry, noise.shape[1], hidden=s.encoder_hidden, hidden_layers=s.encoder_layers,
-                             wavelengths_nm=s.colours_nm or None, optics=optics).to(device)
+                             wavelengths_nm=s.colours_nm or None, optics=optics,
+                             classes=teacher.classes if s.class_one_hot else 0).to(device)
     student.straight_through = s.straight_through
     if targets.shape[1] != len(student.wavelengths_nm):
         raise ValueError(f"{out / 'pairs.npz'}: {targets.shape[1]} colour(s) of teacher images for a "
@@ -302,6 +306,10 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
             raise ValueError(f"{ckpt}: trained so far with the optics {state.get('optics') or 'of the bench file'}; "
                              f"asked now for {optics_record or 'those of the bench file'}. Resume with the same "
                              f"optics, or train in a new folder")
+        if bool(state.get("settings", {}).get("class_one_hot", False)) != bool(student.classes):
+            raise ValueError(f"{ckpt}: trained so far {'with' if student.classes == 0 else 'without'} the class as "
+                             f"one-hot inputs; asked now {'with' if student.classes else 'without'}. Resume with the "
+                             f"same settings, or train in a new folder")
         for key in ("decoder_logits", "h1", "h2"):   # one-colour checkpoints from before colours: no colour axis
             if state["model"][key].ndim == 2:
                 state["model"][key] = state["model"][key][None]
@@ -382,6 +390,8 @@ def _export(out: Path, student: OpticalStudent, geometry: OpticalGeometry, s: Tr
             "classes": int(data.get("classes") or 0)}
     if optics_record:
         info["measured_optics"] = optics_record
+    if student.classes:
+        info["class_input"] = ONE_HOT
     colours = student.wavelengths_nm
     noise_shape = (s.teacher_size,) * 2 if len(colours) == 1 else (3, s.teacher_size, s.teacher_size)
     phases = student.decoder_phase().detach().cpu().numpy()

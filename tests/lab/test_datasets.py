@@ -169,3 +169,55 @@ def test_a_model_trained_on_a_class_folder_records_its_data_and_generates_its_cl
     (tmp_path / "train" / "student.pt").unlink()
     with pytest.raises(DataError, match="not the data the teacher"):
         train_model(tmp_path / "train", geom, settings, log=lambda m: None)
+
+
+def test_a_model_trained_with_one_hot_class_inputs_encodes_in_numpy_as_it_trained(tmp_path):
+    """``TrainSettings.class_one_hot`` (what ``optgen train --data`` sets for labelled data): the encoder's
+    first layer takes the class as one-hot inputs; the model file's numpy encoder and the student built
+    from it for fine-tuning give the training student's outputs, and a resume without it is refused."""
+    torch = pytest.importorskip("torch")
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.model import OpticalGeometry, load_model
+    from optgen.lab.model.fine_tune import student_from
+    from optgen.lab.model.train import TrainSettings, _load_checkpoint, train_model
+
+    folder = class_folder(tmp_path / "shapes")
+    geom = OpticalGeometry.from_bench(parse_bench(small_bench_text(), "small"))
+    settings = TrainSettings(teacher_steps=30, pairs=64, student_steps=2, batch=2, checkpoint_every=1,
+                             name="shapes-one-hot", encoder_hidden=16, encoder_layers=2, data=str(folder),
+                             class_one_hot=True)
+    model = load_model(train_model(tmp_path / "train", geom, settings, log=lambda m: None))
+    assert model.info["class_input"] == "one-hot" and model.classes == 3
+    assert model.weights[0][0].shape[0] == 64 + 3
+    noise = np.random.default_rng(1).standard_normal((6, 64)).astype(np.float32)
+    noise[:, 0] = [-2.0, -1.0, 0.0, 0.1, 1.0, 2.0]              # all three classes
+    values, scale = model.encode(noise)
+    student = student_from(model, None, 0.6)
+    assert student.classes == 3
+    trained = _load_checkpoint(tmp_path / "train" / "student.pt")["model"]
+    for key, value in student.state_dict().items():         # the model file holds what was trained
+        if key.startswith("encoder."):
+            np.testing.assert_allclose(value.numpy(), trained[key].numpy(), rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        phase, log_scale = student.encode(torch.from_numpy(noise))
+    np.testing.assert_allclose(np.clip(phase.numpy() / np.pi - 1.0, -1, 1), np.clip(values, -1, 1), atol=1e-5)
+    np.testing.assert_allclose(np.exp(log_scale.numpy()), scale, rtol=1e-5)
+    moved = noise.copy()
+    moved[2, 0] = 1.0                                        # same noise otherwise, another class
+    assert not np.allclose(model.encode(moved)[0][2], values[2], atol=1e-4)
+    (tmp_path / "train" / "shapes-one-hot.npz").unlink()
+    settings.student_steps = 3
+    settings.class_one_hot = False
+    with pytest.raises(ValueError, match="trained so far with the class as one-hot inputs; asked now without"):
+        train_model(tmp_path / "train", geom, settings, log=lambda m: None)
+
+
+def test_optgen_train_data_with_labels_trains_with_one_hot_class_inputs(tmp_path, mocker):
+    pytest.importorskip("torch")
+    train = mocker.patch("optgen.lab.model.train.train_model", return_value=None)
+    folder = class_folder(tmp_path / "shapes")
+    assert main(["train", "--out", str(tmp_path / "t"), "--data", str(folder)]) == 0
+    assert train.call_args.args[2].class_one_hot is True
+    np.savez(tmp_path / "plain.npz", images=np.zeros((4, 8, 8), np.uint8))
+    assert main(["train", "--out", str(tmp_path / "u"), "--data", str(tmp_path / "plain.npz")]) == 0
+    assert train.call_args.args[2].class_one_hot is False
