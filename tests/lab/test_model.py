@@ -519,13 +519,12 @@ def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path
 
 
 def test_one_colour_per_sample_trains_each_colour_on_an_equal_share_of_every_batch(tmp_path, ideal_config, mocker):
-    """``TrainSettings.one_colour_per_sample`` (the RGB recipe): every step computes each sample in one colour,
+    """``TrainSettings.one_colour_per_sample``: every step computes each sample in one colour,
     each colour for a third of the batch, and never all three colours of a sample."""
     pytest.importorskip("torch")
     from optgen.lab.model.student import OpticalStudent
-    from optgen.lab.model.train import RGB_RECIPE, TrainSettings, train_model
+    from optgen.lab.model.train import TrainSettings, train_model
 
-    assert RGB_RECIPE["one_colour_per_sample"] is True
     geom = OpticalGeometry.from_bench(ideal_config)
     one = mocker.spy(OpticalStudent, "forward_one_colour")
     every = mocker.spy(OpticalStudent, "forward")
