@@ -307,10 +307,11 @@ def _train_model(out_dir: str | Path, geometry: OpticalGeometry, settings: Train
             raise ValueError(f"{ckpt}: trained so far with the optics {state.get('optics') or 'of the bench file'}; "
                              f"asked now for {optics_record or 'those of the bench file'}. Resume with the same "
                              f"optics, or train in a new folder")
-        if bool(state.get("settings", {}).get("class_one_hot", False)) != bool(student.classes):
-            raise ValueError(f"{ckpt}: trained so far {'with' if student.classes == 0 else 'without'} the class as "
-                             f"one-hot inputs; asked now {'with' if student.classes else 'without'}. Resume with the "
-                             f"same settings, or train in a new folder")
+        then = state["model"]["encoder.0.weight"].shape[1] - noise.shape[1]     # class inputs it was trained with
+        if then != student.classes:
+            raise ValueError(f"{ckpt}: trained so far {'with' if then else 'without'} the class as one-hot inputs; "
+                             f"asked now {'with' if student.classes else 'without'}. Resume with the same settings, "
+                             f"or train in a new folder")
         for key in ("decoder_logits", "h1", "h2"):   # one-colour checkpoints from before colours: no colour axis
             if state["model"][key].ndim == 2:
                 state["model"][key] = state["model"][key][None]
