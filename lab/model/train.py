@@ -45,7 +45,7 @@ MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops 
 #: pairs, with the student steps that fit the hour (a three-colour step propagates each colour
 #: through both distances: about 0.5 s at batch 16 against 0.17 s): digits-rgb-v2. Tried in session
 #: 20 (``one_colour_per_sample``, 0.2 s a step, 12,000 steps in 55.9 min): 63.2 % confident on 500
-#: RGB images against digits-rgb-v2's 74-75 % on 100, so not taken. digits-rgb (the first RGB model)
+#: RGB images against digits-rgb-v2's 71.0 % in the same benchmark, so not taken. digits-rgb (the first RGB model)
 #: was trained with 2 x 512, the plain clip, lr 1e-3, 20,000 pairs and 1,500 steps.
 RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v2", "peak_weight": 0.0}
 
