@@ -104,7 +104,6 @@ def bench_paired(model_spec: str) -> None:
     which noise vectors each side drew (unpaired sets of 500 teacher samples alone range 0.4-0.9).
     """
     from optgen.lab.cli import main as optgen
-    from optgen.lab.model.evaluate import DigitsJudge
     from optgen.lab.run.seeds import values_to_phase
 
     model = load_model(model_spec)
@@ -128,19 +127,27 @@ def bench_paired(model_spec: str) -> None:
         wall = time.perf_counter() - t0
         ev = evaluate_run(out, model=model)
         images = _run_images(out)
-    judge = DigitsJudge(image_size=images.shape[-1])
-    g, t = ev["generated"], ev["teacher"]
-    r = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(images, model.teacher_samples)]
-    same = np.mean(judge.clf.predict(_flat(images)) == judge.clf.predict(_flat(model.teacher_samples)))
     print(f"{frames} digits on the twin from the teacher's own noise, after optgen calibrate all, "
           f"{frames / wall:.1f} frames/s:")
+    _print_paired(images, model, ev["generated"], ev["teacher"], "each frame")
+
+
+def _print_paired(images: np.ndarray, model, g: dict, t: dict, each: str) -> None:
+    """The judge's figures of ``images`` generated from the teacher's own noise (``g``) and of the
+    teacher's samples (``t``), and each image against the teacher image of its noise."""
+    from optgen.lab.model.evaluate import DigitsJudge
+
+    judge = DigitsJudge(image_size=images.shape[-1])
+    teacher = model.teacher_samples[:len(images)]
+    r = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(images, teacher)]
+    same = np.mean(judge.clf.predict(_flat(images)) == judge.clf.predict(_flat(teacher)))
     print(f"  generated: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
           f"Frechet {g['frechet_distance']:.2f}")
     print(f"  teacher:   confident {t['confident_fraction']:.1%}, inception score {t['inception_score']:.2f}, "
           f"Frechet {t['frechet_distance']:.2f} | paired Frechet ratio generated/teacher "
-          f"{g['frechet_distance'] / t['frechet_distance']:.2f} (floor of {frames} real digits "
+          f"{g['frechet_distance'] / t['frechet_distance']:.2f} (floor of {len(images)} real digits "
           f"{g['frechet_floor']:.2f})")
-    print(f"  each frame against the teacher image of its noise: Pearson r mean {np.mean(r):.3f}, "
+    print(f"  {each} against the teacher image of its noise: Pearson r mean {np.mean(r):.3f}, "
           f"5th percentile {np.percentile(r, 5):.3f}; same class {same:.1%}")
 
 
@@ -214,7 +221,6 @@ def _colours_paired(model, bench_file: Path, store: Path, out: Path) -> None:
     against the teacher image of the same noise (the teacher's samples are stored as channel sums)."""
     from optgen.lab.bench.parse import parse_bench
     from optgen.lab.evaluate.colour import evaluate_colour_run
-    from optgen.lab.model.evaluate import DigitsJudge
     from optgen.lab.run.colour_run import run_colours
 
     if model.teacher_noise is None:
@@ -228,19 +234,9 @@ def _colours_paired(model, bench_file: Path, store: Path, out: Path) -> None:
     wall = time.perf_counter() - t0
     ev = evaluate_colour_run(out, model)
     images = np.load(out / "rgb.npy").sum(axis=-1)
-    judge = DigitsJudge(image_size=images.shape[-1])
-    g, t = ev["generated_rgb"], ev["teacher"]
-    r = [float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(images, model.teacher_samples)]
-    same = np.mean(judge.clf.predict(_flat(images)) == judge.clf.predict(_flat(model.teacher_samples)))
     print(f"{frames} RGB images on the twin from the teacher's own noise, after calibrating each colour, "
           f"{wall:.1f} s:")
-    print(f"  generated: confident {g['confident_fraction']:.1%}, inception score {g['inception_score']:.2f}, "
-          f"Frechet {g['frechet_distance']:.2f}")
-    print(f"  teacher:   confident {t['confident_fraction']:.1%}, inception score {t['inception_score']:.2f}, "
-          f"Frechet {t['frechet_distance']:.2f} | paired Frechet ratio generated/teacher "
-          f"{g['frechet_distance'] / t['frechet_distance']:.2f}")
-    print(f"  each image's channel sum against the teacher image of its noise: Pearson r mean {np.mean(r):.3f}, "
-          f"5th percentile {np.percentile(r, 5):.3f}; same class {same:.1%}")
+    _print_paired(images, model, ev["generated_rgb"], ev["teacher"], "each image's channel sum")
 
 
 def _model_spec(spec: str) -> str:

@@ -259,7 +259,8 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
     noise_values = math.prod(f.noise_shape)
     expected_out = colours * (n * n + 1)
     formats = {np.dtype(np.float32), np.dtype(np.float16)} | ({np.dtype(np.int8)} if f.version >= 2 else set())
-    inputs, total = noise_values + class_inputs(f.info), 0
+    class_rows = class_inputs(f.info)           # one-hot class inputs after the noise values (lab.model.class_input)
+    inputs, total = noise_values + class_rows, 0
     for i in range(f.layers):
         last = i == f.layers - 1
         w = declared(f"w{i}", f"the encoder weights of layer {i} of {f.layers}")
@@ -274,7 +275,7 @@ def _check_shapes(path: str, archive: zipfile.ZipFile, members: dict[str, zipfil
                                f"'weights' says")
         rows, cols = w.shape
         source = "the noise values (noise_shape " + str(list(f.noise_shape)) + ")" + \
-            (f" and {class_inputs(f.info)} one-hot class inputs" if class_inputs(f.info) else "") \
+            (f" and {class_rows} one-hot class inputs" if class_rows else "") \
             if i == 0 else f"the outputs of w{i - 1}"
         if rows != inputs:
             fail(path, field, f"encoder weights w{i} have shape {w.shape}; expected {inputs} rows, one for each of "
