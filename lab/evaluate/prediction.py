@@ -47,6 +47,7 @@ class CalibratedOptics:
     unmodulated: tuple[float, float] = (0.0, 0.0)   # measured unmodulated fraction of SLM1, SLM2
     encoder_wavefront: object = None     # SLM1's WavefrontCalibration (its unmodulated light is not corrected)
     decoder_corrected: bool = False      # runs add SLM2's correction to the decoder (correct_decoder_wavefront)
+    encoder_corrected: bool = False      # runs add SLM1's correction to the seed before wrapping it (use_wavefront)
 
 
 def calibrated_optics(calibrations, config: BenchConfig | None = None) -> CalibratedOptics:
@@ -67,7 +68,9 @@ def calibrated_optics(calibrations, config: BenchConfig | None = None) -> Calibr
     cal = cals.get("encoding_slm")
     if cal is None:
         return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated, decoder_corrected=corrected)
-    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal, corrected)
+    encoder_corrected = config is None or config.calibration.use_wavefront
+    return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal, corrected,
+                            encoder_corrected)
 
 
 def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
@@ -156,16 +159,24 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
             out += u2 * np.abs(propagate(incident * panel2, wavelength, d2, pitch)[r0:r0 + w, c0:c0 + w]) ** 2
         return out
 
+    panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
+        if optics is not None and optics.encoder_wavefront is not None else None
     from_unmodulated_slm1 = 0.0
     if u1 > 0:                                       # SLM1's unmodulated light: its uncorrected panel error
-        panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
-            if optics.encoder_wavefront is not None else np.zeros(shape, np.float32)
-        from_unmodulated_slm1 = u1 * through_slm2(propagate(phase_to_field(panel1, beam), wavelength, d1, pitch))
+        from_unmodulated_slm1 = u1 * through_slm2(propagate(
+            phase_to_field(panel1 if panel1 is not None else np.zeros(shape, np.float32), beam), wavelength, d1, pitch))
+    # runs add SLM1's correction (= -panel1) to the seed before it is wrapped and the fringing blurs it
+    correction1 = -panel1 if panel1 is not None and optics.encoder_corrected else None
     out = []
     for seed in np.asarray(seed_phases, dtype=np.float32):
-        phase = np.mod(seed_to_slm_phase(seed, g.superpixel_px, shape), np.float32(2 * np.pi))
+        phase = seed_to_slm_phase(seed, g.superpixel_px, shape)
+        if correction1 is not None:
+            phase = phase + correction1
+        phase = np.mod(phase, np.float32(2 * np.pi))
         if crosstalk_sigma_px[0] > 0:
             phase = gaussian_blur(phase, crosstalk_sigma_px[0])
+        if correction1 is not None:
+            phase = phase - correction1
         field = propagate(phase_to_field(phase, beam), wavelength, d1, pitch)
         window = (1.0 - u1) * through_slm2(field) + from_unmodulated_slm1
         n = w // pool

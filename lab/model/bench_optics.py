@@ -5,7 +5,9 @@ flat-top beam and flat SLMs. :class:`BenchOptics` adds what the calibrations of 
 (``lab.evaluate.prediction.CalibratedOptics``, the same quantities the prediction of a captured
 frame uses): the true d1 and d2, the Gaussian beam on SLM1, SLM2's wavefront (runs leave it
 uncorrected by default: the decoder shows on top of it), SLM1's wavefront on the light it leaves
-unmodulated (its modulated light is corrected on the SLM), and each SLM's unmodulated fraction.
+unmodulated (its modulated light is corrected on the SLM: the correction is added to the seed before
+the pattern is wrapped, so its wraps cross the superpixels and the fringing smears them too,
+``slm1_correction_rad``), and each SLM's unmodulated fraction.
 Training a decoder against these is how SLM2's measured wavefront reaches the model (decision
 0013). Where runs correct SLM2 too (``correct_decoder_wavefront``), the correction they add to the
 decoder before it is wrapped is part of the optics (``slm2_correction_rad``).
@@ -34,6 +36,7 @@ class BenchOptics:
     slm2_panel_rad: np.ndarray | None = None         # SLM2's wavefront (in its own frame, centred)
     unmodulated: tuple[float, float] = (0.0, 0.0)    # SLM1's, SLM2's unmodulated fraction
     slm2_correction_rad: np.ndarray | None = None    # what runs add to SLM2's phase before wrapping it
+    slm1_correction_rad: np.ndarray | None = None    # what runs add to SLM1's phase before wrapping it
 
     def __post_init__(self) -> None:
         u1, u2 = self.unmodulated
@@ -46,7 +49,8 @@ class BenchOptics:
 
     def check_grid(self, grid_px: int) -> None:
         """ValueError unless every map is ``grid_px`` x ``grid_px``."""
-        for name in ("beam", "slm1_residual_rad", "slm1_panel_rad", "slm2_panel_rad", "slm2_correction_rad"):
+        for name in ("beam", "slm1_residual_rad", "slm1_panel_rad", "slm2_panel_rad", "slm2_correction_rad",
+                     "slm1_correction_rad"):
             value = getattr(self, name)
             if value is not None and np.shape(value) != (grid_px, grid_px):
                 raise ValueError(f"{name}: shape {np.shape(value)}; the training grid is {grid_px} x {grid_px}")
@@ -74,7 +78,9 @@ def bench_optics(optics, config, grid_px: int) -> BenchOptics:
             return None
         return (2 * np.pi * cal.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32)
 
-    slm2_panel = panel(optics.decoder_wavefront)
+    slm2_panel, slm1_panel = panel(optics.decoder_wavefront), panel(optics.encoder_wavefront)
     correction = -slm2_panel if slm2_panel is not None and optics.decoder_corrected else None
-    return BenchOptics(d1_m=optics.d1_m, d2_m=optics.d2_m, beam=beam, slm1_panel_rad=panel(optics.encoder_wavefront),
-                       slm2_panel_rad=slm2_panel, unmodulated=tuple(optics.unmodulated), slm2_correction_rad=correction)
+    correction1 = -slm1_panel if slm1_panel is not None and optics.encoder_corrected else None
+    return BenchOptics(d1_m=optics.d1_m, d2_m=optics.d2_m, beam=beam, slm1_panel_rad=slm1_panel,
+                       slm2_panel_rad=slm2_panel, unmodulated=tuple(optics.unmodulated), slm2_correction_rad=correction,
+                       slm1_correction_rad=correction1)

@@ -214,6 +214,17 @@ class OpticalStudent(nn.Module):
         wrapped = torch.remainder(decoder_phase + c, TWO_PI)
         return _blur(_quantize_ste(wrapped[None], self.levels), self.kernel)[0] - self._correction_shown_block
 
+    def _shown_with_correction(self, seed_block: torch.Tensor, realistic: bool = True) -> torch.Tensor:
+        """SLM1's seed on the lit block as its pixels show it where runs add SLM1's wavefront correction
+        (:attr:`_slm1_correction`): the seed plus the correction wrapped into one 2 pi range, quantized and
+        blurred by the fringing (the wraps the correction adds cross the superpixels and are smeared
+        too), less the correction (which the panel's own wavefront takes back out)."""
+        c = self._slm1_correction
+        if not realistic:
+            return seed_block
+        wrapped = torch.remainder(seed_block + c, TWO_PI)
+        return _blur(_quantize_ste(wrapped, self.levels), self.kernel) - c
+
     def _decoder_placed(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
                         rotation_deg: float) -> tuple[torch.Tensor, int, int]:
         """(phase block, top, left): SLM2's decoder phase as placed on the grid by :meth:`decoder_mask`."""
@@ -267,11 +278,14 @@ class OpticalStudent(nn.Module):
         """
         n, c, lo = self.geom.grid_px, colour, self._lit[0]
         dec, seed = decoder_phase, seed_phase
-        if realistic:
-            seed = _quantize_ste(seed, self.levels)            # the same values as quantizing the shown seed
         dec = self._shown_decoder(dec, realistic)
-        e = self._show_blurred if realistic and self.kernel is not None else self._show
-        shown = e @ seed @ e.T
+        if self._slm1_correction is not None:
+            shown = self._shown_with_correction(self._show @ seed @ self._show.T, realistic)
+        else:
+            if realistic:
+                seed = _quantize_ste(seed, self.levels)        # the same values as quantizing the shown seed
+            e = self._show_blurred if realistic and self.kernel is not None else self._show
+            shown = e @ seed @ e.T
         field = torch.polar(self._beam_amplitude.expand_as(shown), shown + self._beam_phase)
         band1 = self._bands[c][:2]
         arriving = to_band(field, n, (lo, lo), *band1) * self.get_buffer(f"_h1_band{c}")   # on SLM2, h1's band
@@ -339,13 +353,16 @@ class OpticalStudent(nn.Module):
         g = self.geom
         seed = seed_phase.repeat_interleave(g.superpixel_px, 1).repeat_interleave(g.superpixel_px, 2)
         dec = decoder_phase
-        if realistic:
+        correction = self._slm1_correction is not None
+        if realistic and not correction:
             seed = _blur(_quantize_ste(seed, self.levels), self.kernel)
         dec = self._shown_decoder(dec, realistic)
         b0, b1 = self._lit
         n = g.grid_px
         pad = ((b1 - b0 - seed.shape[-1]) // 2,) * 2 + ((b1 - b0 - seed.shape[-2]) // 2,) * 2
         block, shown = self.beam[b0:b1, b0:b1], F.pad(seed, pad)
+        if correction:
+            shown = self._shown_with_correction(shown, realistic)
         if block.is_complex():                          # a tilted beam, or SLM1's residual wavefront on it
             field = block * torch.polar(torch.ones_like(shown), shown)
         else:
@@ -390,6 +407,10 @@ class OpticalStudent(nn.Module):
                              persistent=False)
         self.register_buffer("_show_blurred", _upsample_matrix(g.seed_superpixels, g.superpixel_px, lit, self.kernel),
                              persistent=False)
+        c1 = self.optics.slm1_correction_rad
+        c1 = None if c1 is None or not np.any(c1) else \
+            torch.from_numpy(np.ascontiguousarray(np.asarray(c1, np.float32)[lo:lo + lit, lo:lo + lit]))
+        self.register_buffer("_slm1_correction", c1, persistent=False)
         beam = self.beam[lo:lo + lit, lo:lo + lit].numpy()
         self.register_buffer("_beam_amplitude", torch.from_numpy(np.abs(beam).astype(np.float32)), persistent=False)
         self.register_buffer("_beam_phase", torch.from_numpy(np.angle(beam).astype(np.float32)), persistent=False)

@@ -29,7 +29,8 @@ def measured_optics(cfg, grid_px: int, store: str | Path | None = None, *,
               "d2_mm": round(optics.d2_m * 1e3, 4) if optics.d2_m else None,
               "beam_waist_mm": round(optics.beam_waist_m * 1e3, 4),
               "unmodulated": [round(float(u), 5) for u in optics.unmodulated],
-              "slm2_corrected": bool(optics.decoder_corrected)}
+              "slm2_corrected": bool(optics.decoder_corrected),
+              "slm1_correction_modelled": bool(optics.encoder_corrected and optics.encoder_wavefront is not None)}
     luts = cals.lut_records
     sigma = float(luts["decoding_slm"].results["crosstalk_sigma_px"]) if "decoding_slm" in luts else 0.0
     return bench_optics(optics, cfg, grid_px), record, sigma

@@ -673,7 +673,11 @@ def test_bench_optics_take_what_the_calibrations_measured(ideal_config):
                                atol=1e-5)
     assert optics.slm1_residual_rad is None and optics.slm1_panel_rad is not None
     assert optics.slm2_correction_rad is None                   # runs leave SLM2 uncorrected by default
+    assert optics.slm1_correction_rad is None                   # CalibratedOptics' default: SLM1 shown as it is
     import dataclasses
+
+    slm1_corrected = bench_optics(dataclasses.replace(measured, encoder_corrected=True), ideal_config, grid)
+    np.testing.assert_array_equal(slm1_corrected.slm1_correction_rad, -optics.slm1_panel_rad)   # what runs add to SLM1
 
     corrected = bench_optics(dataclasses.replace(measured, decoder_corrected=True), ideal_config, grid)
     np.testing.assert_array_equal(corrected.slm2_correction_rad, -optics.slm2_panel_rad)   # what runs add to SLM2
@@ -735,6 +739,56 @@ def test_train_with_measured_optics_needs_them_measured(tmp_path, capsys):
                  "--steps", "2"]) != 0
     assert "no distances or wavefront calibration for this bench; run optgen calibrate all" in capsys.readouterr().err
     assert not (tmp_path / "t" / "teacher.pt").exists()
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.6])
+def test_the_training_optics_show_slm1_s_correction_as_its_pixels_do(sigma):
+    """Runs add SLM1's wavefront correction to the seed before it is wrapped, quantized and blurred by
+    the fringing: the student given that correction (``slm1_correction_rad``) draws the twin's light
+    through a corrected SLM1, exactly without crosstalk; the student that takes the corrected SLM1 as
+    flat does not where the fringing smears the wraps the correction adds across the superpixels."""
+    torch = pytest.importorskip("torch")
+    from optgen.drivers.common.roles import ENCODING
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.model.bench_optics import BenchOptics
+    from optgen.lab.model.student import OpticalStudent
+
+    ideal = {**IDEAL_TWIN, ("twin.encoding_slm", "crosstalk_sigma_px"): str(sigma),
+             ("twin.decoding_slm", "crosstalk_sigma_px"): str(sigma)}
+    text = add_to_bench_text(small_bench_text(ideal), {"twin.encoding_slm": [
+        "wavefront_waves = [0, 0, 0, 0.8, 0.3, -0.5, 0.2]", "wavefront_radius_mm = 1.2"]})
+    cfg = parse_bench(text, "corrected SLM1")
+    geom = OpticalGeometry.from_bench(cfg)
+    rng = np.random.default_rng(6)
+    n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
+    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
+    dec = (rng.integers(0, 256, (d, d)) * step).astype(np.float32)
+    with build_bench(cfg) as bench:
+        panel = bench.truths.wavefront_rad[ENCODING]
+        bench.encoding_slm.set_wavefront_correction(embed_centered(-panel, bench.encoding_slm.shape))
+        t = bench.clock.now() + 1.0
+        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
+        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
+        twin = bench.world.output_irradiance(t, 1.0)
+        beam = bench.world.beam_field(t)
+    w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
+    twin = twin[w0:w0 + w, w0:w0 + w]
+    lit = np.abs(beam) > 0
+    assert float(np.ptp(panel[lit])) > 2 * np.pi          # more than a wave over the beam: the correction wraps
+
+    def drawn(optics: BenchOptics) -> np.ndarray:
+        student = OpticalStudent(geom, 16, crosstalk_sigma_px=sigma, optics=optics)
+        with torch.no_grad():
+            return student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec))[0].numpy()
+
+    modelled = drawn(BenchOptics(beam=beam, slm1_correction_rad=-panel))
+    as_flat = drawn(BenchOptics(beam=beam))
+    r = [float(np.corrcoef(a.ravel(), twin.ravel())[0, 1]) for a in (modelled, as_flat)]
+    if sigma == 0:     # (a few pixels of the wrapped sum round to the neighbouring level: float32 vs the LUT's path)
+        np.testing.assert_allclose(modelled, twin, rtol=0, atol=2e-3 * twin.max())
+        assert r[0] > 0.99999, r
+    else:
+        assert r[0] > 0.985 and r[0] - r[1] > 0.1, r           # (edges: the student blurs its lit block alone)
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.6])

@@ -110,6 +110,40 @@ def test_with_slm2_corrected_in_runs_the_prediction_shows_the_wraps_the_correcti
     assert max(r_flat) < 0.85, r_flat
 
 
+def test_with_slm1_corrected_in_runs_the_prediction_shows_the_wraps_the_correction_adds(rng):
+    """Runs add SLM1's correction to the seed before it is wrapped and blurred by the fringing: the
+    prediction that models it matches the twin's light through a corrected SLM1 better than the one
+    that takes the corrected SLM1 as flat (the previous prediction)."""
+    from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
+    from optgen.drivers.common.patterns import embed_centered
+    from optgen.drivers.common.roles import ENCODING
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.evaluate.prediction import CalibratedOptics
+
+    sigma, coefficients = 0.6, [0.0, 0.0, 0.8, 0.3, -0.5, 0.2]        # Noll 2.., no tilt (the alignment's)
+    linear = {(f"twin.{k}", key): value for k in ("encoding_slm", "decoding_slm")
+              for key, value in (("response_max_rad", str(2 * np.pi)), ("response_exponent", "1.0"),
+                                 ("response_wobble_rad", "0.0"), ("crosstalk_sigma_px", str(sigma)))}
+    text = add_to_bench_text(small_bench_text(linear), {"twin.encoding_slm": [
+        f"wavefront_waves = {[0.0] + coefficients}", "wavefront_radius_mm = 1.2"]})
+    config = parse_bench(text, "corrected SLM1")
+    g = config.geometry
+    cal = WavefrontCalibration(ENCODING, tuple(range(2, 8)), np.array(coefficients), 1.2e-3, 0.01, 0.0, (0.0, 0.0), 0.0)
+    pitch = config.encoding_slm.pitch_um * 1e-6
+    decoder = rng.uniform(0, 2 * np.pi, (g.decoder_px, g.decoder_px)).astype(np.float32)
+    seeds = rng.uniform(0, 2 * np.pi, (3, g.seed_superpixels, g.seed_superpixels)).astype(np.float32)
+    with build_bench(config) as bench:
+        bench.encoding_slm.set_wavefront_correction(wavefront_correction_rad(cal, bench.encoding_slm.shape, pitch))
+        light = twin_images(bench, seeds, embed_centered(decoder, config.decoding_slm.shape))
+    modelled = predict_images(config, seeds, decoder, (sigma, sigma),
+                              optics=CalibratedOptics(encoder_wavefront=cal, encoder_corrected=True))
+    as_flat = predict_images(config, seeds, decoder, (sigma, sigma), optics=CalibratedOptics(encoder_wavefront=cal))
+    r_modelled = [pearson_r(p, t) for p, t in zip(modelled, light)]
+    r_flat = [pearson_r(p, t) for p, t in zip(as_flat, light)]
+    # (random seeds wrap everywhere: the prediction's unquantized phases differ from the pixels' near each)
+    assert min(r_modelled) > 0.97 and min(r_modelled) - max(r_flat) > 0.05, (r_modelled, r_flat)
+
+
 def test_calibrated_optics_keep_slm2_s_wavefront_and_say_whether_runs_correct_it():
     import dataclasses
     from types import SimpleNamespace
@@ -126,6 +160,7 @@ def test_calibrated_optics_keep_slm2_s_wavefront_and_say_whether_runs_correct_it
     corrected = calibrated_optics(stored, dataclasses.replace(
         config, calibration=dataclasses.replace(config.calibration, correct_decoder_wavefront=True)))
     assert not left.decoder_corrected and corrected.decoder_corrected
+    assert not left.encoder_corrected                 # no SLM1 wavefront calibration: nothing added to SLM1
     for optics in (left, corrected):                  # the panel is there either way: the correction cancels it
         np.testing.assert_allclose(optics.decoder_wavefront.coefficients_waves, [0.0, 0.0, 0.2])
     assert not calibrated_optics(SimpleNamespace(distances=None, wavefronts={}), config).decoder_corrected

@@ -25,10 +25,10 @@ def geom() -> OpticalGeometry:
 
 
 def _measured(geom: OpticalGeometry, d1_m: float = 0.0406, d2_m: float = 0.0296,
-              corrected: str | None = None) -> BenchOptics:
+              corrected: str | None = None, slm1_corrected: bool = False) -> BenchOptics:
     """Every measured effect at once: distances, a tilted beam, wavefronts on both SLMs, unmodulated light;
     ``corrected``: runs add a correction to SLM2's phase that cancels its panel (``"exactly"``) or
-    leaves some of it (``"in part"``)."""
+    leaves some of it (``"in part"``); ``slm1_corrected``: runs add one to SLM1's phase too."""
     n = geom.grid_px
     y, x = (np.mgrid[0:n, 0:n] - (n - 1) / 2) / n
     amplitude = np.exp(-((x - 0.02) ** 2 + (y + 0.01) ** 2) / 0.02).astype(np.float32)
@@ -37,7 +37,8 @@ def _measured(geom: OpticalGeometry, d1_m: float = 0.0406, d2_m: float = 0.0296,
     correction = {None: None, "exactly": -panel2, "in part": (-0.8 * panel2 + 3.0 * x * y).astype(np.float32)}[corrected]
     return BenchOptics(d1_m=d1_m, d2_m=d2_m, beam=beam, slm1_residual_rad=(0.8 * x * y).astype(np.float32),
                        slm1_panel_rad=(1.5 * x**2).astype(np.float32), slm2_panel_rad=panel2, unmodulated=(0.03, 0.05),
-                       slm2_correction_rad=correction)
+                       slm2_correction_rad=correction,
+                       slm1_correction_rad=(-25.0 * (x**2 + 0.5 * y**2)).astype(np.float32) if slm1_corrected else None)
 
 
 def _two_full_grid_propagations(student: OpticalStudent, seed: torch.Tensor, dec: torch.Tensor, colour: int,
@@ -125,11 +126,12 @@ def test_measured_optics_take_the_same_path_panel_wavefront_and_unmodulated_ligh
         np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=0, atol=1e-5 * float(plain.max()))
 
 
-@pytest.mark.parametrize("optics", ["nominal", "measured", "measured, SLM2 corrected in runs"])
+@pytest.mark.parametrize("optics", ["nominal", "measured", "measured, SLM2 corrected in runs",
+                                    "measured, SLM1 corrected in runs"])
 def test_the_band_limited_path_gives_the_full_grid_path_s_gradients(geom, optics):
     """A whole training step's loss and gradients, realistic SLMs included, against the previous full-grid code."""
-    kwargs = {"optics": _measured(geom, corrected="in part" if "corrected" in optics else None)} \
-        if optics != "nominal" else {}
+    kwargs = {"optics": _measured(geom, corrected="in part" if "SLM2 corrected" in optics else None,
+                                  slm1_corrected="SLM1 corrected" in optics)} if optics != "nominal" else {}
     torch.manual_seed(0)
     student = OpticalStudent(geom, noise_dim=8, hidden=16, wavelengths_nm=COLOURS, **kwargs)
     with torch.no_grad():
