@@ -26,6 +26,8 @@ def add_refine_parser(sub) -> None:
     refine.add_argument("--batch", type=whole_number(1), default=None, help="frames per round (default 32)")
     refine.add_argument("--pretune-steps", type=whole_number(0), default=None, metavar="N",
                         help="decoder steps through the calibrated model first (default 600; 0: none)")
+    refine.add_argument("--steps-per-round", type=whole_number(1), default=None, metavar="N",
+                        help="gradient steps on each round's captures (default 4)")
     refine.add_argument("--keep-scale", action="store_true",
                         help="refine the decoder phase only (by default the rounds also refine the encoder's output "
                              "scale, its per-seed intensity; the seeds shown never change)")
@@ -70,7 +72,8 @@ def cmd_refine(args: argparse.Namespace) -> int:
                                             why="refine needs a calibrated bench: its gradient comes from the "
                                                 "calibrated model")
     settings = RefineSettings(name=args.name, scale=not args.keep_scale)
-    for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps)):
+    for key, value in (("frames", args.frames), ("batch", args.batch), ("pretune_steps", args.pretune_steps),
+                       ("steps_per_round", args.steps_per_round)):
         if value is not None:
             setattr(settings, key, value)
     if model.teacher_noise is None or model.teacher_samples is None:

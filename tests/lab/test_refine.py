@@ -266,3 +266,48 @@ def test_a_capture_stopped_midway_is_resumed_with_only_its_missing_frames_taken(
         stored = dict(zip(f.indices.tolist(), f.meta("stored_s").tolist()))
         assert f.status()["status"] == "complete"
     assert len(stored) == 8 and all(stored[i] == t for i, t in kept.items())     # nothing retaken
+
+
+def test_more_steps_a_round_are_the_model_s_steps_plus_what_the_bench_added_at_capture(calibrated):
+    """Each round's captures give ``steps_per_round`` steps: where the bench agrees with the model they are
+    the model's own steps; where it does not, every step keeps the bench's residual at capture."""
+    from optgen.lab.model.fine_tune import student_from
+    from optgen.lab.refine.loop import _step
+
+    folder, _ = calibrated
+    model = load_model(folder / "tiny.npz")
+    optics = measured_optics(model.geometry)
+    noise, targets = model.teacher_noise[:8], model.teacher_samples[:8]
+    a, b, c = (student_from(model, optics, 0.0) for _ in range(3))
+    x, t = torch.from_numpy(noise), torch.from_numpy(targets)
+    with torch.no_grad():
+        _, log_scale = a.encode(x)
+        predicted = a(x)[:, 0]
+        counts = (predicted / torch.exp(log_scale[:, 0])[:, None, None]).numpy() * 1234.0
+    opt_a, opt_b, opt_c = (torch.optim.Adam([s.decoder_logits], lr=0.01) for s in (a, b, c))
+    _step(a, opt_a, noise, counts, targets, steps=3)          # the bench saw what the model predicts
+    for _ in range(3):
+        loss = torch.mean((b(x)[:, 0] - t) ** 2)
+        opt_b.zero_grad()
+        loss.backward()
+        opt_b.step()
+    np.testing.assert_allclose(a.decoder_logits.detach().numpy(), b.decoder_logits.detach().numpy(), atol=1e-4)
+    # a bench with more light in one corner: each step sees the model's new images plus that residual
+    other = counts.copy()
+    other[:, :4, :4] += 0.3 * float(counts.max())
+    step = _step(c, opt_c, noise, other, targets, steps=2)
+    with torch.no_grad():
+        gain = float((predicted * torch.from_numpy(other) * torch.exp(log_scale[:, 0])[:, None, None]).sum()
+                     / (torch.from_numpy(other) * torch.exp(log_scale[:, 0])[:, None, None]).pow(2).sum())
+        residual = gain * torch.from_numpy(other) * torch.exp(log_scale[:, 0])[:, None, None] - predicted
+    d = student_from(model, optics, 0.0)
+    opt_d = torch.optim.Adam([d.decoder_logits], lr=0.01)
+    losses = []
+    for _ in range(2):
+        loss = torch.mean((d(x)[:, 0] + residual - t) ** 2)
+        opt_d.zero_grad()
+        loss.backward()
+        opt_d.step()
+        losses.append(float(loss))
+    np.testing.assert_allclose(c.decoder_logits.detach().numpy(), d.decoder_logits.detach().numpy(), atol=1e-4)
+    assert step["bench_loss"] == pytest.approx(losses[0], rel=1e-4) and losses[1] < losses[0]
