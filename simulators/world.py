@@ -121,6 +121,9 @@ class OpticalWorld:
         self.sensor = sensor
         self.laser = laser
         self.clock = clock
+        # drift counts from the twin's start: a wall clock reads the host's time since boot, and a
+        # drift counted from there grew with the machine's uptime (11 % of SLM1's response after 11 h)
+        self.started_s = float(clock.now())
         self.rng = rng if rng is not None else np.random.default_rng()
         self.readback_rng = side_stream(self.rng)
         self.band_limit = band_limit
@@ -173,12 +176,12 @@ class OpticalWorld:
 
     def beam_field(self, t: float) -> np.ndarray:
         """The beam on SLM1 for 1 W at time ``t``: its amplitude, and the phase of its tilt (the
-        planted angle plus the pointing drift since t = 0); real where the beam arrives on axis."""
+        planted angle plus the pointing drift since the twin started); real where the beam arrives on axis."""
         tilt = np.asarray(self.laser.tilt_rad, dtype=float)
         drift = np.asarray(self.laser.pointing_drift_rad_per_h, dtype=float)
         if not (tilt.any() or drift.any()):
             return self.beam_amplitude
-        t_key = round(float(t), 0) if drift.any() else 0.0       # a drift moves by the second
+        t_key = round(float(t) - self.started_s, 0) if drift.any() else 0.0    # a drift moves by the second
         cached = self._beam_cache
         if cached is not None and cached[0] == t_key:
             return cached[1]
@@ -291,7 +294,7 @@ class OpticalWorld:
         crop = display[r0:r0 + rows, c0:c0 + cols]
         lut = (-truth.response_rad).astype(np.float32)
         if truth.response_drift_per_h:       # the liquid crystal warms up: the response scales
-            lut *= np.float32(1.0 + truth.response_drift_per_h * self.clock.now() / 3600.0)
+            lut *= np.float32(1.0 + truth.response_drift_per_h * (self.clock.now() - self.started_s) / 3600.0)
         # OpenCV's table look-up and blur: the same numbers as lut[crop] and scipy's gaussian_filter
         # (mode "nearest", truncated at 4 sigma; a test checks), several times faster on an 800 x 800 grid
         phase = cv2.LUT(crop, lut) if crop.dtype == np.uint8 and lut.size == 256 else lut[crop]

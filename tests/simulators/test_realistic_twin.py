@@ -136,6 +136,26 @@ def test_the_response_drifts_with_bench_time():
     assert after == pytest.approx(before * 1.01, rel=1e-5)              # half an hour at 2 % an hour
 
 
+def test_drift_counts_from_the_twin_s_start_not_from_the_clock_s_zero():
+    """A wall clock reads the host's time since boot: a twin started after 11 hours of uptime must
+    start undrifted (its LC response and pointing drifted by 11 hours' worth before this fix)."""
+    uptime = 11 * 3600.0
+    late, fresh = VirtualClock(start=uptime), VirtualClock()
+    truth = dict(encoding=SLMTruth(np.arange(256) * np.pi / 128, response_drift_per_h=0.02),
+                 laser=LaserTruth(beam="gaussian", waist_m=0.2e-3, aperture_m=0, pointing_drift_rad_per_h=(1e-3, 0.0)))
+    w_late, w_fresh = world(clock=late, **truth), world(clock=fresh, **truth)
+    for w, clock in ((w_late, late), (w_fresh, fresh)):
+        w.upload(ENCODING, np.full(GRID, 100, np.uint8))
+    t_late, t_fresh = late.now() + 1.0, fresh.now() + 1.0
+    assert float(w_late.retardance(ENCODING, t_late)[0, 0]) == pytest.approx(
+        float(w_fresh.retardance(ENCODING, t_fresh)[0, 0]), rel=1e-6)
+    np.testing.assert_allclose(w_late.beam_field(t_late), w_fresh.beam_field(t_fresh), atol=1e-6)
+    late.sleep(1800.0)                                                  # and it still drifts from there
+    w_late.upload(ENCODING, np.full(GRID, 100, np.uint8))
+    assert float(w_late.retardance(ENCODING, late.now() + 1.0)[0, 0]) == pytest.approx(-100 * np.pi / 128 * 1.01,
+                                                                                        rel=1e-4)
+
+
 # --- the camera ---------------------------------------------------------------------------
 def test_hot_pixels_prnu_dsnu_and_stray_light_in_the_frames():
     sensor = SensorTruth(resolution=(400, 300), pitch_m=5e-6, read_noise_e=0.0, gain_dn_per_e=1.0,
