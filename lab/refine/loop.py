@@ -235,14 +235,15 @@ def _step(student, opt, noise: np.ndarray, captured: np.ndarray, targets: np.nda
     x = torch.from_numpy(noise)
     with torch.no_grad():
         _, log_scale = student.encode(x)
-        scaled = torch.from_numpy(captured) * torch.exp(log_scale[:, 0])[:, None, None]
-        y_first = student(x)[:, 0]
-        gain = (y_first * scaled).sum() / torch.clamp((scaled * scaled).sum(), min=1e-30)
-        y_bench = gain * scaled                      # counts -> the teacher's units, one gain per round
-        residual = y_bench - y_first
+    scaled = torch.from_numpy(captured) * torch.exp(log_scale[:, 0])[:, None, None]
     target = torch.from_numpy(targets)
     for step in range(steps):
         y_model = student(x)[:, 0]
+        if step == 0:                                # the model's images at capture, and what the bench added
+            y_first = y_model.detach()
+            gain = (y_first * scaled).sum() / torch.clamp((scaled * scaled).sum(), min=1e-30)
+            y_bench = gain * scaled                  # counts -> the teacher's units, one gain per round
+            residual = y_bench - y_first
         loss = torch.mean((y_model + residual - target) ** 2)
         opt.zero_grad()
         loss.backward()

@@ -741,48 +741,66 @@ def test_train_with_measured_optics_needs_them_measured(tmp_path, capsys):
     assert not (tmp_path / "t" / "teacher.pt").exists()
 
 
-@pytest.mark.parametrize("sigma", [0.0, 0.6])
-def test_the_training_optics_show_slm1_s_correction_as_its_pixels_do(sigma):
-    """Runs add SLM1's wavefront correction to the seed before it is wrapped, quantized and blurred by
-    the fringing: the student given that correction (``slm1_correction_rad``) draws the twin's light
-    through a corrected SLM1, exactly without crosstalk; the student that takes the corrected SLM1 as
-    flat does not where the fringing smears the wraps the correction adds across the superpixels."""
-    torch = pytest.importorskip("torch")
-    from optgen.drivers.common.roles import ENCODING
+def _light_through_a_corrected_panel(sigma: float, role: str, waves: str, seed_rng: int, smooth_decoder: bool):
+    """An ideal twin (fringing ``sigma`` on both SLMs) with a planted panel wavefront on SLM ``role``
+    that the runs' correction (its negative) cancels: (geometry, seed, decoder, panel, the twin's
+    irradiance in the output window, the beam)."""
     from optgen.lab.bench.examples import add_to_bench_text
-    from optgen.lab.model.bench_optics import BenchOptics
-    from optgen.lab.model.student import OpticalStudent
 
     ideal = {**IDEAL_TWIN, ("twin.encoding_slm", "crosstalk_sigma_px"): str(sigma),
              ("twin.decoding_slm", "crosstalk_sigma_px"): str(sigma)}
-    text = add_to_bench_text(small_bench_text(ideal), {"twin.encoding_slm": [
-        "wavefront_waves = [0, 0, 0, 0.8, 0.3, -0.5, 0.2]", "wavefront_radius_mm = 1.2"]})
-    cfg = parse_bench(text, "corrected SLM1")
+    text = add_to_bench_text(small_bench_text(ideal), {f"twin.{role}": [
+        f"wavefront_waves = {waves}", "wavefront_radius_mm = 1.2"]})
+    cfg = parse_bench(text, f"corrected {role}")
     geom = OpticalGeometry.from_bench(cfg)
-    rng = np.random.default_rng(6)
+    rng = np.random.default_rng(seed_rng)
     n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
     seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
-    dec = (rng.integers(0, 256, (d, d)) * step).astype(np.float32)
+    if smooth_decoder:
+        y, x = (np.mgrid[0:d, 0:d] - (d - 1) / 2) / d
+        dec = np.mod(np.round((6 * np.sin(7 * x) * np.cos(5 * y) + 3) / step) * step, 2 * np.pi).astype(np.float32)
+    else:
+        dec = (rng.integers(0, 256, (d, d)) * step).astype(np.float32)
     with build_bench(cfg) as bench:
-        panel = bench.truths.wavefront_rad[ENCODING]
-        bench.encoding_slm.set_wavefront_correction(embed_centered(-panel, bench.encoding_slm.shape))
+        panel = bench.truths.wavefront_rad[role]
+        slm = getattr(bench, role)
+        slm.set_wavefront_correction(embed_centered(-panel, slm.shape))
         t = bench.clock.now() + 1.0
         bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
         bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
         twin = bench.world.output_irradiance(t, 1.0)
         beam = bench.world.beam_field(t)
     w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
-    twin = twin[w0:w0 + w, w0:w0 + w]
+    return geom, seed, dec, panel, twin[w0:w0 + w, w0:w0 + w], beam
+
+
+def _student_light(geom, sigma: float, optics, seed: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """The student's irradiance in the output window for one seed and decoder through ``optics``."""
+    import torch
+
+    from optgen.lab.model.student import OpticalStudent
+
+    student = OpticalStudent(geom, 16, crosstalk_sigma_px=sigma, optics=optics)
+    with torch.no_grad():
+        return student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec))[0].numpy()
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.6])
+def test_the_training_optics_show_slm1_s_correction_as_its_pixels_do(sigma):
+    """Runs add SLM1's wavefront correction to the seed before it is wrapped, quantized and blurred by
+    the fringing: the student given that correction (``slm1_correction_rad``) draws the twin's light
+    through a corrected SLM1, exactly without crosstalk; the student that takes the corrected SLM1 as
+    flat does not where the fringing smears the wraps the correction adds across the superpixels."""
+    pytest.importorskip("torch")
+    from optgen.drivers.common.roles import ENCODING
+    from optgen.lab.model.bench_optics import BenchOptics
+
+    geom, seed, dec, panel, twin, beam = _light_through_a_corrected_panel(
+        sigma, ENCODING, "[0, 0, 0, 0.8, 0.3, -0.5, 0.2]", 6, smooth_decoder=False)
     lit = np.abs(beam) > 0
     assert float(np.ptp(panel[lit])) > 2 * np.pi          # more than a wave over the beam: the correction wraps
-
-    def drawn(optics: BenchOptics) -> np.ndarray:
-        student = OpticalStudent(geom, 16, crosstalk_sigma_px=sigma, optics=optics)
-        with torch.no_grad():
-            return student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec))[0].numpy()
-
-    modelled = drawn(BenchOptics(beam=beam, slm1_correction_rad=-panel))
-    as_flat = drawn(BenchOptics(beam=beam))
+    modelled = _student_light(geom, sigma, BenchOptics(beam=beam, slm1_correction_rad=-panel), seed, dec)
+    as_flat = _student_light(geom, sigma, BenchOptics(beam=beam), seed, dec)
     r = [float(np.corrcoef(a.ravel(), twin.ravel())[0, 1]) for a in (modelled, as_flat)]
     if sigma == 0:     # (a few pixels of the wrapped sum round to the neighbouring level: float32 vs the LUT's path)
         np.testing.assert_allclose(modelled, twin, rtol=0, atol=2e-3 * twin.max())
@@ -797,42 +815,16 @@ def test_the_training_optics_show_slm2_s_correction_where_runs_add_it(sigma):
     panel (and the correction alone around the decoder): the student given the correction
     (``slm2_correction_rad``) draws the twin's light, exactly without crosstalk; the student that
     takes the corrected panel as flat does not where the fringing blurs the moved wraps."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from optgen.drivers.common.roles import DECODING
-    from optgen.lab.bench.examples import add_to_bench_text
     from optgen.lab.model.bench_optics import BenchOptics
-    from optgen.lab.model.student import OpticalStudent
 
-    ideal = {**IDEAL_TWIN, ("twin.encoding_slm", "crosstalk_sigma_px"): str(sigma),
-             ("twin.decoding_slm", "crosstalk_sigma_px"): str(sigma)}
-    text = add_to_bench_text(small_bench_text(ideal), {"twin.decoding_slm": [
-        "wavefront_waves = [0, 0, 0, 0.6, 0.3, -0.4, 0.2]", "wavefront_radius_mm = 1.2"]})
-    cfg = parse_bench(text, "corrected SLM2")
-    geom = OpticalGeometry.from_bench(cfg)
-    rng = np.random.default_rng(5)
-    n, d, step = geom.seed_superpixels, geom.decoder_px, 2 * np.pi / 256
-    seed = (rng.integers(0, 256, (n, n)) * step).astype(np.float32)
-    y, x = (np.mgrid[0:d, 0:d] - (d - 1) / 2) / d
-    dec = np.mod(np.round((6 * np.sin(7 * x) * np.cos(5 * y) + 3) / step) * step, 2 * np.pi).astype(np.float32)
-    with build_bench(cfg) as bench:
-        panel = bench.truths.wavefront_rad[DECODING]
-        bench.decoding_slm.set_wavefront_correction(embed_centered(-panel, bench.decoding_slm.shape))
-        t = bench.clock.now() + 1.0
-        bench.encoding_slm.set_phase(seed_to_slm_phase(seed, geom.superpixel_px, bench.encoding_slm.shape))
-        bench.decoding_slm.set_phase(embed_centered(dec, bench.decoding_slm.shape))
-        twin = bench.world.output_irradiance(t, 1.0)
-        beam = bench.world.beam_field(t)
-    w0, w = (geom.grid_px - geom.output_window_px) // 2, geom.output_window_px
-    twin = twin[w0:w0 + w, w0:w0 + w]
+    geom, seed, dec, panel, twin, beam = _light_through_a_corrected_panel(
+        sigma, DECODING, "[0, 0, 0, 0.6, 0.3, -0.4, 0.2]", 5, smooth_decoder=True)
     assert float(np.std(panel)) > 2.0                     # waves of panel error: the correction wraps often
-
-    def drawn(optics: BenchOptics) -> np.ndarray:
-        student = OpticalStudent(geom, 16, crosstalk_sigma_px=sigma, optics=optics)
-        with torch.no_grad():
-            return student.intensity(torch.from_numpy(seed)[None], torch.from_numpy(dec))[0].numpy()
-
-    modelled = drawn(BenchOptics(beam=beam, slm2_panel_rad=panel, slm2_correction_rad=-panel))
-    as_flat = drawn(BenchOptics(beam=beam))
+    modelled = _student_light(geom, sigma, BenchOptics(beam=beam, slm2_panel_rad=panel, slm2_correction_rad=-panel),
+                              seed, dec)
+    as_flat = _student_light(geom, sigma, BenchOptics(beam=beam), seed, dec)
     r = [float(np.corrcoef(a.ravel(), twin.ravel())[0, 1]) for a in (modelled, as_flat)]
     if sigma == 0:
         np.testing.assert_allclose(modelled, twin, rtol=0, atol=1e-5 * twin.max())

@@ -67,6 +67,19 @@ def test_the_prediction_that_knows_where_slm2_sits_matches_the_twins_light(rng):
     assert max(r_centred) < 0.9, r_centred
 
 
+def _linear_twin_with_panel(sigma: float, role: str, coefficients: list[float]):
+    """A twin with linear 0-2 pi responses and fringing ``sigma`` on both SLMs and a planted panel
+    wavefront (Noll 2.. ``coefficients``, waves) on SLM ``role``."""
+    from optgen.lab.bench.examples import add_to_bench_text
+
+    linear = {(f"twin.{k}", key): value for k in ("encoding_slm", "decoding_slm")
+              for key, value in (("response_max_rad", str(2 * np.pi)), ("response_exponent", "1.0"),
+                                 ("response_wobble_rad", "0.0"), ("crosstalk_sigma_px", str(sigma)))}
+    text = add_to_bench_text(small_bench_text(linear), {f"twin.{role}": [
+        f"wavefront_waves = {[0.0] + list(coefficients)}", "wavefront_radius_mm = 1.2"]})
+    return parse_bench(text, f"corrected {role}")
+
+
 def test_with_slm2_corrected_in_runs_the_prediction_shows_the_wraps_the_correction_moves(rng):
     """Runs that add SLM2's correction show the decoder plus the correction wrapped into one 2 pi
     range, blurred by the fringing, on the panel: the prediction that models it matches the twin's
@@ -75,16 +88,10 @@ def test_with_slm2_corrected_in_runs_the_prediction_shows_the_wraps_the_correcti
 
     from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
     from optgen.drivers.common.roles import DECODING
-    from optgen.lab.bench.examples import add_to_bench_text
     from optgen.lab.evaluate.prediction import CalibratedOptics
 
     sigma, coefficients = 0.6, [0.0, 0.0, 0.6, 0.3, -0.4, 0.2]        # Noll 2.., no tilt (the alignment's)
-    linear = {(f"twin.{k}", key): value for k in ("encoding_slm", "decoding_slm")
-              for key, value in (("response_max_rad", str(2 * np.pi)), ("response_exponent", "1.0"),
-                                 ("response_wobble_rad", "0.0"), ("crosstalk_sigma_px", str(sigma)))}
-    text = add_to_bench_text(small_bench_text(linear), {"twin.decoding_slm": [
-        f"wavefront_waves = {[0.0] + coefficients}", "wavefront_radius_mm = 1.2"]})
-    config = parse_bench(text, "corrected SLM2")
+    config = _linear_twin_with_panel(sigma, "decoding_slm", coefficients)
     config = dataclasses.replace(config, calibration=dataclasses.replace(config.calibration,
                                                                           correct_decoder_wavefront=True))
     g = config.geometry
@@ -117,16 +124,10 @@ def test_with_slm1_corrected_in_runs_the_prediction_shows_the_wraps_the_correcti
     from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
     from optgen.drivers.common.patterns import embed_centered
     from optgen.drivers.common.roles import ENCODING
-    from optgen.lab.bench.examples import add_to_bench_text
     from optgen.lab.evaluate.prediction import CalibratedOptics
 
     sigma, coefficients = 0.6, [0.0, 0.0, 0.8, 0.3, -0.5, 0.2]        # Noll 2.., no tilt (the alignment's)
-    linear = {(f"twin.{k}", key): value for k in ("encoding_slm", "decoding_slm")
-              for key, value in (("response_max_rad", str(2 * np.pi)), ("response_exponent", "1.0"),
-                                 ("response_wobble_rad", "0.0"), ("crosstalk_sigma_px", str(sigma)))}
-    text = add_to_bench_text(small_bench_text(linear), {"twin.encoding_slm": [
-        f"wavefront_waves = {[0.0] + coefficients}", "wavefront_radius_mm = 1.2"]})
-    config = parse_bench(text, "corrected SLM1")
+    config = _linear_twin_with_panel(sigma, "encoding_slm", coefficients)
     g = config.geometry
     cal = WavefrontCalibration(ENCODING, tuple(range(2, 8)), np.array(coefficients), 1.2e-3, 0.01, 0.0, (0.0, 0.0), 0.0)
     pitch = config.encoding_slm.pitch_um * 1e-6
