@@ -37,6 +37,7 @@ from optgen.calibration.lut import apply_response
 from optgen.calibration.record import CalibrationRecord
 from optgen.calibration.session import CalibrationSession
 from optgen.calibration.store import CalibrationStore
+from optgen.drivers.common.threads import single_blas_thread
 
 __all__ = ["CalibrationReport", "STEPS", "bench_alignment_record", "calibrate", "camera_record", "lut_record",
            "record_base", "wavefront_record"]
@@ -111,32 +112,33 @@ def calibrate(bench, what: str, store: CalibrationStore, *, rounds: int = 2,
     report = CalibrationReport()
     started = time.perf_counter()
     pending: list[_PendingFit] = []
-    try:
-        for step in steps:
-            progress.start_step(step)
-            ok = False
-            try:
-                later = {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step,
-                         "wavefront": _wavefront_step, "alignment": _alignment_step}[step](
-                    bench, session, store, report, rounds, truths)
-                ok = True
-            finally:
-                progress.end_step(ok)
-            if later is not None:
-                pending.append(later)
-        bench.laser.safe_off()                 # what is left is computation
-        if pending and show_progress is not None:
-            show_progress("calibrate: finishing SLM2's wavefront fit (no light needed)")
-        while pending:
-            pending.pop(0).finish()
-    finally:
-        for later in pending:                  # a step failed or a stop came: the fits are dropped
-            later.abandon()
-        bench.laser.safe_off()
-        report.counters = session.counters.as_dict()
-        report.counters["wall_time_s"] = round(time.perf_counter() - started, 4)
-        per_pattern = max(s.timing.wait_s for s in (bench.encoding_slm, bench.decoding_slm))
-        report.counters["pattern_time_s"] = round(report.counters["patterns_shown"] * per_pattern, 4)
+    with single_blas_thread():             # the fits, the pipelines and a twin's threads have the cores
+        try:
+            for step in steps:
+                progress.start_step(step)
+                ok = False
+                try:
+                    later = {"camera": _camera_step, "lut": _lut_step, "distances": _distances_step,
+                             "wavefront": _wavefront_step, "alignment": _alignment_step}[step](
+                        bench, session, store, report, rounds, truths)
+                    ok = True
+                finally:
+                    progress.end_step(ok)
+                if later is not None:
+                    pending.append(later)
+            bench.laser.safe_off()                 # what is left is computation
+            if pending and show_progress is not None:
+                show_progress("calibrate: finishing SLM2's wavefront fit (no light needed)")
+            while pending:
+                pending.pop(0).finish()
+        finally:
+            for later in pending:                  # a step failed or a stop came: the fits are dropped
+                later.abandon()
+            bench.laser.safe_off()
+            report.counters = session.counters.as_dict()
+            report.counters["wall_time_s"] = round(time.perf_counter() - started, 4)
+            per_pattern = max(s.timing.wait_s for s in (bench.encoding_slm, bench.decoding_slm))
+            report.counters["pattern_time_s"] = round(report.counters["patterns_shown"] * per_pattern, 4)
     return report
 
 
