@@ -41,6 +41,46 @@ def test_phase_diversity_recovers_the_zernike_terms_the_beam_and_the_unmodulated
     assert fit.residual < 1e-6
 
 
+def _small_problem(shared_chirp: bool):
+    from optgen.calibration.wavefront_fit import _Problem
+
+    distance, half = 0.2, 1.0e-3
+    grid = PupilGrid.for_path(PITCH, WL, distance, 2 * half, 1.4e-3, tuple(range(2, 8)), (300, 300))
+    terms = [pattern_terms(lens_phase((300, 300), PITCH, WL, 1 / (1 / distance + 2 * WL * d / half**2), wrapped=True),
+                           grid, 0.5) for d in (-3, 3)]
+    if not shared_chirp:
+        terms[1] = (terms[1][0], terms[1][1] * (0.9 + 0.2j))
+    rng = np.random.default_rng(5)
+    truth = PupilFit(rng.normal(0, 0.1, 6), 0.05, 0.02 + 0.01j, (2e-5, 0.0), 2.5e-3, 0.0, 0)
+    pictures = [2.0 * p + 0.1 for p in model_pictures(grid, terms, truth, aperture_half_m=half)]
+    weights = [rng.uniform(0.5, 1.0, p.shape) for p in pictures]
+    problem = _Problem(grid, terms, pictures, weights, None, half)
+    p = np.concatenate([rng.normal(0, 0.1, 6), [1e-5, -1e-5, 1 / 2.2e-3**2], [0.03, -0.01, 0.08]])
+    return problem, p
+
+
+@pytest.mark.parametrize("shared_chirp", [True, False])
+def test_the_misfit_gradient_is_its_finite_difference(shared_chirp):
+    problem, p = _small_problem(shared_chirp)
+    assert problem.shared_chirp is shared_chirp
+    _, grad = problem(p)
+    for i in (0, 3, 6, 7, 8, 9, 10, 11):                  # wavefront terms, beam centre and waist, eps, u
+        h = 1e-4 * max(abs(p[i]), 1e-2) if i < 6 or i > 8 else (1e-7 if i < 8 else 1e-3 * p[i])
+        up, down = p.copy(), p.copy()
+        up[i] += h
+        down[i] -= h
+        numeric = (problem(up)[0] - problem(down)[0]) / (2 * h)
+        assert grad[i] == pytest.approx(numeric, rel=2e-2, abs=1e-3 * np.abs(grad).max()), i
+
+
+def test_pictures_sharing_their_chirp_take_the_one_fft_path_to_the_same_misfit():
+    problem, p = _small_problem(True)
+    value, grad = problem(p)
+    value_each, grad_each = problem._per_picture_call(p)
+    assert value == pytest.approx(value_each, rel=1e-6)
+    np.testing.assert_allclose(grad, grad_each, rtol=1e-4, atol=1e-6 * np.abs(grad_each).max())
+
+
 def test_a_cancelled_fit_stops_at_its_next_evaluation():
     distance, half = 0.2, 1.0e-3
     grid = PupilGrid.for_path(PITCH, WL, distance, 2 * half, 1.4e-3, tuple(range(2, 8)), (300, 300))
