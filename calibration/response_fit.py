@@ -23,9 +23,7 @@ def _blurred_stripes(period_px: int, sigma_px: float, shift_px: float = 0.0) -> 
         taps = np.arange(-radius, radius + 1)
         w = np.exp(-0.5 * (taps / sigma_px) ** 2)
         w /= w.sum()
-        out = np.zeros(p)
-        for t, wt in zip(taps, w):
-            out += wt * np.roll(ind, t)
+        out = ind[(np.arange(p)[:, None] - taps[None, :]) % p] @ w       # periodic convolution
     if shift_px > 0:
         out = (1.0 - shift_px) * out + shift_px * np.roll(out, 1)
     return out

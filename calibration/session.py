@@ -69,6 +69,7 @@ class CalibrationSession:
         bench.laser.check_power(self.power_w)
         self.counters = SessionCounters()
         self.dark: np.ndarray | None = None          # dark frame at the current exposure (float32)
+        self._dark_median: tuple | None = None       # (the dark frame, its median): auto-exposure asks often
         self._dark_exposure_s: float | None = None
         self._measured_darks: dict[float, np.ndarray] = {}   # exposure -> a whole-sensor dark frame taken
         self._lit = False
@@ -318,7 +319,9 @@ class CalibrationSession:
     def _offset_guess(self) -> float:
         """The camera's dark level, from the current dark frame or a quick one with the laser off."""
         if self.dark is not None:
-            return float(np.median(self.dark))
+            if self._dark_median is None or self._dark_median[0] is not self.dark:
+                self._dark_median = (self.dark, float(np.median(self.dark)))
+            return self._dark_median[1]
         with self._dark_interval():
             return float(np.median(self._raw()))
 

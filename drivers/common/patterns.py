@@ -33,16 +33,26 @@ def lens_phase(shape: tuple[int, int], pitch_m: float, wavelength_m: float, foca
     period is short; the focus stays where the lens is.
     """
     y, x = grid_coordinates(shape, pitch_m)
-    r2 = (y - centre_m[1]) ** 2 + (x - centre_m[0]) ** 2
+    ry2 = (y - centre_m[1]) ** 2                       # (rows, 1) and (1, cols), float64: the phase is
+    rx2 = (x - centre_m[0]) ** 2                       # separable, so each term is wrapped in 1-D
     if not wrapped and flyback_px <= 0:
-        return (-np.pi * r2 / (wavelength_m * focal_m)).astype(np.float32)
-    u = np.mod(-r2 / (2.0 * wavelength_m * focal_m), 1.0)            # the phase / 2 pi, wrapped
+        k = -np.pi / (wavelength_m * focal_m)
+        return (k * ry2).astype(np.float32) + (k * rx2).astype(np.float32)
+    k = -1.0 / (2.0 * wavelength_m * focal_m)
+    below_one = np.float32(1.0) - np.finfo(np.float32).epsneg
+    u = (np.minimum(np.mod(k * ry2, 1.0).astype(np.float32), below_one)
+         + np.minimum(np.mod(k * rx2, 1.0).astype(np.float32), below_one))    # the phase / 2 pi, in [0, 2)
+    np.subtract(u, np.float32(1.0), out=u, where=u >= 1.0)
+    np.minimum(u, below_one, out=u)
     if flyback_px > 0:
-        per_px = np.sqrt(r2) * pitch_m / (wavelength_m * abs(focal_m))   # local frequency, cycles per pixel
-        b = np.minimum(flyback_px * per_px, 0.5)
-        top = 1.0 - b
-        u = np.where(u < top, u, (1.0 - u) * top / np.maximum(b, 1e-12))
-    return (TWO_PI * u).astype(np.float32)
+        b = ry2.astype(np.float32) + rx2.astype(np.float32)
+        np.sqrt(b, out=b)
+        b *= np.float32(flyback_px * pitch_m / (wavelength_m * abs(focal_m)))   # local frequency x flyback
+        np.minimum(b, np.float32(0.5), out=b)
+        top = np.float32(1.0) - b
+        u = np.where(u < top, u, (np.float32(1.0) - u) * top / np.maximum(b, np.float32(1e-12)))
+    u *= np.float32(TWO_PI)
+    return u
 
 
 def grating_phase(shape: tuple[int, int], pitch_m: float, period_m: float, axis: int = 1) -> np.ndarray:

@@ -30,11 +30,17 @@ def noll_to_nm(j: int) -> tuple[int, int]:
 
 
 def _radial(n: int, m: int, rho: np.ndarray) -> np.ndarray:
+    """R_n^m(rho) = rho^|m| P(rho^2), P evaluated by Horner's rule (no powers of an array)."""
     m = abs(m)
-    out = np.zeros_like(rho)
-    for k in range((n - m) // 2 + 1):
-        c = (-1) ** k * factorial(n - k) / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
-        out += c * rho ** (n - 2 * k)
+    coefficients = [(-1) ** k * factorial(n - k) / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
+                    for k in range((n - m) // 2 + 1)]          # of rho^(n - 2k): the highest power first
+    rho2 = rho * rho
+    out = np.full_like(rho, coefficients[0])
+    for c in coefficients[1:]:
+        out *= rho2
+        out += c
+    for _ in range(m):
+        out *= rho
     return out
 
 
@@ -59,10 +65,45 @@ def wavefront(coefficients, shape: tuple[int, int], pitch_m: float, radius_m: fl
     x, y = x - centre_m[0], y - centre_m[1]
     if clamp_m is not None:
         x, y = np.clip(x, -clamp_m, clamp_m), np.clip(y, -clamp_m, clamp_m)
-    rho = np.hypot(x, y) / radius_m
-    theta = np.arctan2(y, x)
+    r = np.hypot(x, y)
+    rho = r / radius_m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos1 = np.where(r > 0, x / r, 1.0)                # cos(theta), sin(theta) without trigonometry
+        sin1 = np.where(r > 0, y / r, 0.0)                # (theta = 0 at the centre, as arctan2 gives)
+    harmonics = _Harmonics(cos1, sin1)
     out = np.zeros(shape, dtype=np.float64)
     for j, c in enumerate(coefficients, start=1):
-        if c:
-            out += c * zernike(j, rho, theta)
+        if not c:
+            continue
+        n, m = noll_to_nm(j)
+        term = _radial(n, m, rho)
+        if m == 0:
+            term *= c * np.sqrt(n + 1)
+        else:
+            term *= harmonics.cos(m) if m > 0 else harmonics.sin(-m)
+            term *= c * np.sqrt(2 * (n + 1))
+        out += term
     return out
+
+
+class _Harmonics:
+    """cos(m theta) and sin(m theta) from cos(theta) and sin(theta) by the Chebyshev recurrence
+    (f_{m+1} = 2 cos(theta) f_m - f_{m-1}): products only, each order computed once."""
+
+    def __init__(self, cos1: np.ndarray, sin1: np.ndarray):
+        self._cos = [np.ones_like(cos1), cos1]
+        self._sin = [np.zeros_like(sin1), sin1]
+
+    def _extend(self, m: int) -> None:
+        two_cos = 2.0 * self._cos[1]
+        while len(self._cos) <= m:
+            self._cos.append(two_cos * self._cos[-1] - self._cos[-2])
+            self._sin.append(two_cos * self._sin[-1] - self._sin[-2])
+
+    def cos(self, m: int) -> np.ndarray:
+        self._extend(m)
+        return self._cos[m]
+
+    def sin(self, m: int) -> np.ndarray:
+        self._extend(m)
+        return self._sin[m]

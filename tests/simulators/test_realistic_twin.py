@@ -63,6 +63,23 @@ def test_defocus_is_a_lens_and_tilt_a_prism():
     np.testing.assert_allclose(w2, 0.25 * 2 * np.broadcast_to(x, GRID) / r, atol=1e-12)
 
 
+def test_a_wavefront_is_the_sum_of_its_modes_at_any_order_off_centre_and_clamped():
+    """wavefront() builds cos(m theta) and sin(m theta) by recurrence: the same as each mode at its angle."""
+    shape, r, centre, clamp = (65, 80), 0.3e-3, (40e-6, -24e-6), 0.2e-3
+    coefficients = np.random.default_rng(4).normal(0, 0.2, 36)         # up to n = 7, |m| = 7
+    y, x = grid_coordinates(shape, PITCH)
+    x, y = np.clip(x - centre[0], -clamp, clamp), np.clip(y - centre[1], -clamp, clamp)
+    rho, theta = np.hypot(x, y) / r, np.arctan2(y, x)
+    expected = sum(c * zernike(j, rho, theta) for j, c in enumerate(coefficients, start=1))
+    np.testing.assert_allclose(wavefront(coefficients, shape, PITCH, r, centre, clamp_m=clamp), expected, atol=1e-12)
+    on_axis = wavefront(coefficients, (65, 65), PITCH, r)               # a pixel at r = 0: theta taken as 0
+    assert np.isfinite(on_axis).all()
+    v = (np.arange(65) - 32) * PITCH
+    xx, yy = np.meshgrid(v, v)
+    np.testing.assert_allclose(on_axis, sum(c * zernike(j, np.hypot(xx, yy) / r, np.arctan2(yy, xx))
+                                            for j, c in enumerate(coefficients, start=1)), atol=1e-12)
+
+
 # --- the panels ---------------------------------------------------------------------------
 def test_a_tilted_panel_steers_the_beam_by_the_angle_its_wavefront_says():
     r, c = 1e-3, 0.5                                       # Z2: W = 2 c x / r waves -> angle 2 c lambda / r
