@@ -187,18 +187,26 @@ def report(col: dict) -> None:
         print(f"    {key:<44} {value}")
 
 
-def wall_clock_calibration() -> None:
-    """calibrate all on the hardware-timed realistic twin: wall time against patterns x (latency + settle)."""
+def wall_clock_calibration(repeats: int = 1) -> None:
+    """calibrate all on the hardware-timed realistic twin: wall time against patterns x (latency + settle),
+    ``repeats`` times (a shared 2-core machine's speed changes by tens of per cent from one minute to the
+    next: the median is the figure)."""
     text = realistic_bench_text().replace('timing = "virtual"', 'timing = "wall"')
     cfg = parse_bench(text, "realistic, hardware-timed")
-    with tempfile.TemporaryDirectory() as tmp, build_bench(cfg, Path(tmp)) as bench:
-        t0 = time.perf_counter()
-        rep = calibrate(bench, "all", CalibrationStore(Path(tmp)))
-        wall = time.perf_counter() - t0
-    c = rep.counters
-    print(f"calibrate all, hardware-timed realistic twin: {wall:.1f} s for {c['patterns_shown']} patterns, "
-          f"{c['frames_captured']} frames; patterns x (latency + settle) {c['pattern_time_s']:.1f} s; "
-          f"ratio {wall / c['pattern_time_s']:.2f}")
+    ratios = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp, build_bench(cfg, Path(tmp)) as bench:
+            t0 = time.perf_counter()
+            rep = calibrate(bench, "all", CalibrationStore(Path(tmp)))
+            wall = time.perf_counter() - t0
+        c = rep.counters
+        ratios.append(wall / c["pattern_time_s"])
+        print(f"calibrate all, hardware-timed realistic twin: {wall:.1f} s for {c['patterns_shown']} patterns, "
+              f"{c['frames_captured']} frames; patterns x (latency + settle) {c['pattern_time_s']:.1f} s; "
+              f"ratio {ratios[-1]:.2f}", flush=True)
+    if repeats > 1:
+        print(f"calibrate all, hardware-timed realistic twin, {repeats} runs: median ratio {float(np.median(ratios)):.2f} "
+              f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
 def wall_clock_refine(refine_frames: int) -> None:
@@ -236,6 +244,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--only", choices=(*COLUMNS, "none"), default=None, help="one column, or none")
     parser.add_argument("--wall", action="store_true", help="also time calibrate all on the hardware-timed twin")
+    parser.add_argument("--wall-repeats", type=int, default=3, help="runs of calibrate all for --wall (the median)")
     parser.add_argument("--wall-steps", action="store_true", help="also time each step alone on the hardware-timed twin")
     parser.add_argument("--refine-frames", type=int, default=1536, help="frames the refined column captures")
     parser.add_argument("--wall-refine", action="store_true", help="also time refine on the hardware-timed twin")
@@ -270,13 +279,13 @@ def main() -> None:
         if args.only in (None, name):
             report(column(name, args.frames, args.refine_frames, args.paired, text))
     if args.wall:
-        wall_clock_calibration()
+        wall_clock_calibration(args.wall_repeats)
     if args.wall_steps:
         wall_clock_steps()
     if args.wall_refine:
         wall_clock_refine(args.refine_frames)
     print(f"\ncommand: python benchmarks/real_bench.py --frames {args.frames}"
-          + (f" --only {args.only}" if args.only else "") + (" --wall" if args.wall else "")
+          + (f" --only {args.only}" if args.only else "") + (f" --wall --wall-repeats {args.wall_repeats}" if args.wall else "")
           + (" --wall-steps" if args.wall_steps else "") + (" --second-twin" if args.second_twin else "")
           + (" --wall-refine" if args.wall_refine else "")
           + (f" --without {args.without}" if args.without else "")
