@@ -75,6 +75,7 @@ class _Transition:
     upload: int
 
 
+POINTING_STEP_RAD = 0.01   # the most the pointing drift turns the beam's phase across the grid in one step
 MOVES_KEPT = 16   # transitions an SLM remembers: every upload still in its latency, and some past
 
 
@@ -181,7 +182,10 @@ class OpticalWorld:
         drift = np.asarray(self.laser.pointing_drift_rad_per_h, dtype=float)
         if not (tilt.any() or drift.any()):
             return self.beam_amplitude
-        t_key = round(float(t) - self.started_s, 0) if drift.any() else 0.0    # a drift moves by the second
+        t_key = 0.0
+        if drift.any():
+            step = self.pointing_step_s()
+            t_key = round((float(t) - self.started_s) / step) * step
         cached = self._beam_cache
         if cached is not None and cached[0] == t_key:
             return cached[1]
@@ -191,6 +195,16 @@ class OpticalWorld:
         field = phase_to_field((k * (np.sin(ax) * x + np.sin(ay) * y)).astype(np.float32), self.beam_amplitude)
         self._beam_cache = (t_key, field)
         return field
+
+    def pointing_step_s(self) -> float:
+        """The pointing drift moves in steps of this many seconds (at least 1 s): each step turns the
+        tilt's phase across the grid by at most POINTING_STEP_RAD, far below anything a frame shows,
+        and the light that depends on the beam alone (SLM1's unmodulated part) is recomputed once a
+        step, not once a second (the realistic twin's 20 urad/h: a step of about 20 s)."""
+        rate = float(np.hypot(*self.laser.pointing_drift_rad_per_h)) / 3600.0
+        width = max(self.grid_shape) * self.pitch_m
+        turn_per_s = 2.0 * np.pi / self.wavelength_m * width * rate
+        return max(1.0, POINTING_STEP_RAD / turn_per_s) if turn_per_s > 0 else 1.0
 
     def delivered_power_w(self) -> float:
         """Beam power for one exposure: setpoint with the planted frame-to-frame noise."""

@@ -141,6 +141,24 @@ def test_pointing_drifts_with_bench_time():
     assert later[0] - at_start[0] == pytest.approx(0.04 * 1e-3, rel=0.03)
 
 
+def test_pointing_moves_in_steps_that_turn_the_phase_across_the_grid_by_a_hundredth_of_a_radian():
+    from optgen.simulators.world import POINTING_STEP_RAD
+
+    clock = VirtualClock()
+    rate = 3e-5                                                      # rad/h: a slow drift, steps of seconds
+    w = world(laser=LaserTruth(beam="gaussian", waist_m=0.2e-3, aperture_m=0, pointing_drift_rad_per_h=(rate, 0.0)),
+              clock=clock)
+    step = w.pointing_step_s()
+    width = GRID[1] * PITCH
+    assert step > 1.0
+    assert 2 * np.pi / WL * width * rate / 3600.0 * step == pytest.approx(POINTING_STEP_RAD)
+    first = w.beam_field(0.4 * step)
+    assert w.beam_field(0.1 * step) is first                         # the same step: nothing recomputed
+    later = w.beam_field(1.0 * step)
+    turned = np.angle(later * np.conj(first))[GRID[0] // 2]          # one row, across the grid
+    assert np.ptp(turned) == pytest.approx(POINTING_STEP_RAD * (GRID[1] - 1) / GRID[1], rel=0.02)
+
+
 def test_the_response_drifts_with_bench_time():
     clock = VirtualClock()
     w = world(encoding=SLMTruth(np.arange(256) * np.pi / 128, response_drift_per_h=0.02), clock=clock)
