@@ -111,13 +111,11 @@ def measure_spots(session, label: str, key: str, patterns: list[np.ndarray], sca
     means: dict[int, np.ndarray] = {}
 
     def grab(i: int) -> np.ndarray:
-        acc = None
-        for _ in range(frames):
-            frame = session.capture(1)
+        taken = session.capture_frames(frames)
+        for frame in taken:
             if peak_level(frame + session.dark) >= 0.98 * saturation:
                 raise SpotsSaturated(i)
-            acc = frame.astype(np.float64) if acc is None else acc + frame
-        return (acc / frames).astype(np.float32)
+        return (taken.sum(axis=0, dtype=np.float64) / frames).astype(np.float32)
 
     def process(i: int, mean: np.ndarray) -> None:
         spots[i] = find_spot(mean, scale_px, f"{label} spot {i + 1}/{len(patterns)}")

@@ -161,8 +161,7 @@ class CalibrationSession:
         if self._lit:
             raise CalibrationError("a dark frame needs the laser off; capture it outside session.light()")
         self.bench.laser.set_emission(False)
-        stack = [self._raw() for _ in range(frames)]
-        self.dark = np.mean(stack, axis=0, dtype=np.float64).astype(np.float32)
+        self.dark = np.mean(self._raw_series(frames), axis=0, dtype=np.float64).astype(np.float32)
         self._dark_exposure_s = self.bench.camera.timing.exposure_s
         if self._whole_sensor():
             self._measured_darks[self._dark_exposure_s] = self.dark
@@ -205,14 +204,29 @@ class CalibrationSession:
         self.counters.frames_captured += 1
         return frame
 
-    def capture(self, frames: int = 1) -> np.ndarray:
-        """Mean of ``frames`` frames, in counts above the dark frame (float32)."""
+    def _raw_series(self, frames: int) -> np.ndarray:
+        """``frames`` raw frames of the scene shown, in succession (the camera's series: on the twin
+        each next one is drawn while the last exposes), (frames, h, w)."""
+        if frames == 1:
+            return self._raw()[None]
+        series = self.bench.camera.capture_series(frames)
+        self.counters.frames_captured += frames
+        return series
+
+    def _check_dark(self) -> None:
         if self.dark is None or self._dark_exposure_s != self.bench.camera.timing.exposure_s:
             raise CalibrationError("no dark frame at this exposure; call capture_dark() after set_exposure()")
-        acc = np.zeros(self.dark.shape, dtype=np.float64)
-        for _ in range(frames):
-            acc += self._raw()
-        return (acc / frames).astype(np.float32) - self.dark
+
+    def capture(self, frames: int = 1) -> np.ndarray:
+        """Mean of ``frames`` frames, in counts above the dark frame (float32)."""
+        self._check_dark()
+        series = self._raw_series(frames)
+        return (series.sum(axis=0, dtype=np.float64) / frames).astype(np.float32) - self.dark
+
+    def capture_frames(self, frames: int) -> np.ndarray:
+        """``frames`` frames in succession, each in counts above the dark frame, (frames, h, w) float32."""
+        self._check_dark()
+        return self._raw_series(frames).astype(np.float32) - self.dark
 
     @contextmanager
     def window(self, rows: slice, cols: slice) -> Iterator[tuple[int, int]]:

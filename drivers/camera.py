@@ -63,6 +63,27 @@ class BenchCamera(SlmsuiteCamera):
         log_capture(self.name, float(self.exposure_s), frame, time.perf_counter() - t0)
         return frame
 
+    def capture_series(self, count: int, timeout_s: float | None = None) -> np.ndarray:
+        """``count`` frames of the same scene in succession, (count, height, width) raw counts, through
+        slmsuite's ``get_images`` (a driver with a multi-frame acquisition takes them as one; others
+        one after another). ``timeout_s`` bounds each frame, as in :meth:`capture`."""
+        count = int(count)
+        if count < 1:
+            raise ValueError(f"{self.name}: a series of {count} frames; expected at least 1")
+        if timeout_s is None:
+            timeout_s = self.default_timeout_s()
+        if not camera_debug():
+            return self.get_images(count, timeout_s=timeout_s)
+        t0 = time.perf_counter()
+        try:
+            frames = self.get_images(count, timeout_s=timeout_s)
+        except Exception as exc:
+            log_capture_failed(self.name, float(self.exposure_s), timeout_s, exc, time.perf_counter() - t0)
+            raise
+        for frame in frames:
+            log_capture(self.name, float(self.exposure_s), frame, (time.perf_counter() - t0) / count)
+        return frames
+
     def describe(self) -> dict:
         """Settings snapshot for run metadata."""
         return {

@@ -143,6 +143,10 @@ class _PlanCamera:
     def capture(self) -> np.ndarray:
         return self._channel.ask("capture")
 
+    def capture_series(self, count: int) -> np.ndarray:
+        """``count`` frames, each one the plan's trigger and read."""
+        return np.stack([self.capture() for _ in range(int(count))])
+
 
 class _PlanLaser:
     def __init__(self, driver, channel: Channel):

@@ -223,21 +223,21 @@ def test_spots_are_swept_pipelined_and_a_saturating_one_sends_them_one_by_one(mo
         sweeps = mocker.spy(session, "sweep")
         clean = measure_sensor_registration(session)
         assert sweeps.call_count == 1 and one_by_one.call_count == 0
-        real_capture, calls = session.capture, {"n": 0}
+        real_capture, calls = session.capture_frames, {"n": 0}
 
         def saturates_once(frames=1, size=3):
-            frame = real_capture(frames)
+            taken = real_capture(frames)
             calls["n"] += 1
-            if calls["n"] == 3:                       # the third spot frame of the sweep: a bright one
-                frame = frame.copy()
-                frame[0:size, 0:size] = float(bench.camera.saturation_dn)
-            return frame
+            if calls["n"] == 3:                       # the third spot of the sweep: a bright one
+                taken = taken.copy()
+                taken[0, 0:size, 0:size] = float(bench.camera.saturation_dn)
+            return taken
 
-        mocker.patch.object(session, "capture", side_effect=lambda frames=1: saturates_once(frames, size=1))
+        mocker.patch.object(session, "capture_frames", side_effect=lambda frames=1: saturates_once(frames, size=1))
         measure_sensor_registration(session)
         assert one_by_one.call_count == 0                  # one hot pixel
         calls["n"] = 0
-        mocker.patch.object(session, "capture", side_effect=saturates_once)
+        mocker.patch.object(session, "capture_frames", side_effect=saturates_once)
         again = measure_sensor_registration(session)
         assert one_by_one.call_count == 1
         pts = window_points(bench.config)                  # the same registration, to a tenth of a pixel

@@ -100,6 +100,17 @@ def test_frames_are_converted_to_gray(fake):
     assert np.all(cam.capture(timeout_s=1.0) == 42)
 
 
+def test_a_series_is_that_many_frames_read_one_after_another(fake):
+    cam = open_camera()
+    fake.frame = np.full((480, 640, 1), 17, np.uint8)
+    reads = fake.reads
+    series = cam.capture_series(3, timeout_s=1.0)
+    assert series.shape == (3, 480, 640) and series.dtype == np.uint8 and np.all(series == 17)
+    assert fake.reads - reads == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        cam.capture_series(0)
+
+
 def test_sixteen_bit_frames_are_refused(fake):
     fake.frame = np.zeros((480, 640, 1), np.uint16)
     cam = open_camera()
