@@ -206,9 +206,20 @@ class SimulatedCamera(BenchCamera):
         return self._exposure
 
     def _set_exposure_hw(self, exposure_s: float) -> None:
+        changed = float(exposure_s) != self._exposure
         self._exposure = float(exposure_s)
+        if changed:
+            self._draw_ahead(self.world.render_key())      # a frame at the new exposure comes next
 
-    def _get_image_hw(self, timeout_s: float) -> np.ndarray:
+    def _get_images_hw(self, image_count: int, timeout_s: float, out=None) -> np.ndarray:
+        """``image_count`` frames in succession (slmsuite's ``get_images``): while one exposes and
+        reads out, the next frame's noise is drawn ahead on the same settled light."""
+        out = self._get_out((int(image_count),) + tuple(self._hw_image_shape), out)
+        for i in range(int(image_count)):
+            out[i] = self._get_image_hw(timeout_s, draw_next=i + 1 < image_count)
+        return out
+
+    def _get_image_hw(self, timeout_s: float, draw_next: bool = False) -> np.ndarray:
         clock = self.world.clock
         if self.stall:
             clock.sleep(timeout_s)
@@ -233,6 +244,8 @@ class SimulatedCamera(BenchCamera):
                 pixel_power = np.zeros(self._hw_image_shape, dtype=np.float32)
             frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
                                       self.world.sensor, self.world.rng, self._defects(self._roi))
+        if draw_next:
+            self._draw_ahead(self.world.settled_render_key(t_mid))
         t_exposed = t_start + self._exposure
         t_end = max(t_exposed, self._read_free_s) + self.readout_s
         self._read_free_s = t_end
@@ -268,9 +281,13 @@ class SimulatedCamera(BenchCamera):
 
     def _after_upload(self, key: str) -> None:
         """World upload listener: draw the next frame ahead on the settled light."""
-        if not self.frame_ahead_enabled:
+        self._draw_ahead(self.world.render_key())
+
+    def _draw_ahead(self, render_key) -> None:
+        """Draw a frame ahead on the light of ``render_key`` (if the world renders it ahead) with the
+        laser, exposure and sensor as they are now; None: nothing to draw on."""
+        if render_key is None or not self.frame_ahead_enabled:
             return
-        render_key = self.world.render_key()
         render = self.world.ahead.get(render_slot(render_key), render_key)
         if render is None:
             return

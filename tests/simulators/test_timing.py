@@ -351,11 +351,31 @@ def test_a_frame_drawn_ahead_is_not_used_after_the_laser_or_exposure_changed():
     world.laser_emission = True           # ... then the beam comes on
     world.clock.sleep(TIMING_60.wait_s)
     assert camera.capture().mean() > dark_level + 50
+    assert camera.frame_ahead_hits == 0
     enc.set_phase(pattern(3))
-    camera.exposure_s = 2 * camera.exposure_s
     world.clock.sleep(TIMING_60.wait_s)
-    camera.capture()
-    assert camera.frame_ahead_hits == 0 and world.render_ahead_hits == 2  # (no light: nothing to render)
+    before = camera.capture().astype(np.float64).mean() - dark_level      # drawn ahead after the upload
+    assert camera.frame_ahead_hits == 1
+    enc.set_phase(pattern(3))             # drawn ahead at this exposure ...
+    camera.exposure_s = 2 * camera.exposure_s   # ... and again at the new one, which replaces it
+    world.clock.sleep(TIMING_60.wait_s)
+    doubled = camera.capture().astype(np.float64).mean() - dark_level
+    assert doubled == pytest.approx(2 * before, rel=0.05)                 # not the stale frame (1x)
+    assert camera.frame_ahead_hits == 2
+
+
+def test_a_series_of_frames_draws_each_next_one_ahead_while_the_last_exposes():
+    world, enc, _, camera = make_bench(render_ahead=True, frame_ahead=True)
+    enc.set_phase(pattern(4))
+    world.clock.sleep(TIMING_60.wait_s)
+    single = camera.capture().astype(np.float64)                  # drawn ahead after the upload
+    enc.set_phase(pattern(4))
+    world.clock.sleep(TIMING_60.wait_s)
+    series = camera.capture_series(3)
+    assert series.shape == (3, *single.shape) and series.dtype == np.uint16
+    assert camera.frame_ahead_hits == 4                           # the upload's, then one drawn per frame
+    assert all(corr(frame, single) > 0.9 for frame in series)     # the same light ...
+    assert not np.array_equal(series[0], series[1]) and not np.array_equal(series[1], series[2])   # ... new noise
 
 
 def test_a_window_of_interest_reads_out_its_part_of_the_light_and_a_whole_frame_drawn_ahead_is_not_used():
