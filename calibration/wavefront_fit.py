@@ -162,9 +162,20 @@ class _Problem:
             ax, ay = aperture_centre_m
             self.aperture = ((np.abs(self.x - ax) <= half) & (np.abs(self.y - ay) <= half)).astype(np.float32)
         self.nz = len(grid.noll)
-        # the chirp C is the same for every picture where the pictures share the grid (pattern_terms):
-        # the unmodulated field's FFT, forward and back, is then done once an evaluation, not per picture
-        self.shared_chirp = all(np.array_equal(c, self.terms[0][1]) for _, c in self.terms[1:])
+        # pictures on one grid share their chirp C (pattern_terms): the unmodulated field's FFT, forward
+        # and back, is done once an evaluation for each distinct chirp, not once per picture
+        self.chirps: list[np.ndarray] = []
+        self.chirp_of: list[int] = []          # picture k's chirp: self.chirps[self.chirp_of[k]]
+        for _, c in self.terms:
+            same = [j for j, known in enumerate(self.chirps) if np.array_equal(known, c)]
+            if not same:
+                self.chirps.append(c)
+            self.chirp_of.append(same[0] if same else len(self.chirps) - 1)
+
+    @property
+    def shared_chirp(self) -> bool:
+        """Whether every picture has the same chirp (one unmodulated field for all)."""
+        return len(self.chirps) <= 1
 
     def amplitude(self, p: np.ndarray) -> np.ndarray:
         if self.light is not None:
@@ -199,13 +210,8 @@ class _Problem:
         return out
 
     def __call__(self, p: np.ndarray) -> tuple[float, np.ndarray]:
-        if self.shared_chirp and self.terms:
-            return self._shared_chirp_call(p)
-        return self._per_picture_call(p)
-
-    def _shared_chirp_call(self, p: np.ndarray) -> tuple[float, np.ndarray]:
-        """:meth:`_per_picture_call` where every picture has the same chirp: the unmodulated field
-        and its spectrum are the same for all pictures, and its part of the gradient, linear in
+        """The misfit and its gradient. The unmodulated field (the pupil times a chirp) and its
+        spectrum are computed once for each distinct chirp; its part of the gradient, linear in
         each picture's weighted residual, goes back through one inverse FFT of their sum."""
         u = p[-1]
         total = 0.0
@@ -216,57 +222,32 @@ class _Problem:
         base = self.base(p)
         size = np.float32(self.grid.n * self.grid.n)
         eps = np.complex64(complex(p[-3], p[-2]))
-        unlensed = base * self.terms[0][1]
-        spec_u = scipy.fft.fft2(unlensed)
-        power_u = spec_u.real**2 + spec_u.imag**2
-        q_u = np.zeros_like(g_phase)                   # sum of the pictures' 2 u q
+        unlensed = [base * c for c in self.chirps]
+        spec_u = [scipy.fft.fft2(f) for f in unlensed]
+        power_u = [s.real**2 + s.imag**2 for s in spec_u]
+        q_u = [np.zeros_like(g_phase) for _ in self.chirps]      # each chirp's sum of its pictures' 2 u q
         for k, (data, wt) in enumerate(zip(self.pictures, self.weights)):
-            field = base * self.terms[k][0] + eps * unlensed
+            j = self.chirp_of[k]
+            field = base * self.terms[k][0] + eps * unlensed[j]
             spec = scipy.fft.fft2(field)
             power = spec.real**2 + spec.imag**2
-            model = np.float32(1 - u) * power + np.float32(u) * power_u
+            model = np.float32(1 - u) * power + np.float32(u) * power_u[j]
             scale, background = _scale_and_background(model, data, wt)
             r = np.float32(scale) * model + np.float32(background) - data
             wr = wt * r
             total += float(np.dot(wr.ravel().astype(np.float64), r.ravel()))
             q = np.float32(2.0 * scale) * wr
-            g_u += float(np.sum(q * (power_u - power), dtype=np.float64))
+            g_u += float(np.sum(q * (power_u[j] - power), dtype=np.float64))
             back = scipy.fft.ifft2(q * spec * np.float32(2.0 * (1 - u))) * size
             t = np.conj(back) * field
             g_phase -= t.imag
             g_log_amp += t.real
-            g_eps += complex(np.sum(np.conj(back) * unlensed, dtype=np.complex128))
-            q_u += q * np.float32(2.0 * u)
-        t = np.conj(scipy.fft.ifft2(q_u * spec_u) * size) * unlensed
-        g_phase -= t.imag
-        g_log_amp += t.real
-        return total, self._gradient(p, g_phase, g_log_amp, g_eps, g_u)
-
-    def _per_picture_call(self, p: np.ndarray) -> tuple[float, np.ndarray]:
-        u = p[-1]
-        total = 0.0
-        g_phase = np.zeros((self.grid.n, self.grid.n), np.float32)
-        g_log_amp = np.zeros_like(g_phase)
-        g_u = 0.0
-        g_eps = 0j
-        base = self.base(p)
-        size = np.float32(self.grid.n * self.grid.n)
-        for k, (data, wt) in enumerate(zip(self.pictures, self.weights)):
-            fields, spectra = self.parts(p, k, base)
-            power = spectra.real**2 + spectra.imag**2
-            model = np.float32(1 - u) * power[0] + np.float32(u) * power[1]
-            scale, background = _scale_and_background(model, data, wt)
-            r = np.float32(scale) * model + np.float32(background) - data
-            wr = wt * r
-            total += float(np.dot(wr.ravel().astype(np.float64), r.ravel()))
-            q = np.float32(2.0 * scale) * wr
-            g_u += float(np.sum(q * (power[1] - power[0]), dtype=np.float64))
-            weights = np.array([2.0 * (1 - u), 2.0 * u], np.float32)[:, None, None]
-            back = scipy.fft.ifft2(q * spectra * weights, axes=(-2, -1)) * size
-            t = np.conj(back) * fields
-            g_phase -= t.imag.sum(axis=0)
-            g_log_amp += t.real.sum(axis=0)
-            g_eps += complex(np.sum(np.conj(back[0]) * base * self.terms[k][1], dtype=np.complex128))
+            g_eps += complex(np.sum(np.conj(back) * unlensed[j], dtype=np.complex128))
+            q_u[j] += q * np.float32(2.0 * u)
+        for field, spectrum, summed in zip(unlensed, spec_u, q_u):
+            t = np.conj(scipy.fft.ifft2(summed * spectrum) * size) * field
+            g_phase -= t.imag
+            g_log_amp += t.real
         return total, self._gradient(p, g_phase, g_log_amp, g_eps, g_u)
 
     def _gradient(self, p: np.ndarray, g_phase: np.ndarray, g_log_amp: np.ndarray, g_eps: complex,

@@ -50,18 +50,8 @@ class BenchCamera(SlmsuiteCamera):
     def capture(self, timeout_s: float | None = None) -> np.ndarray:
         """One frame (raw counts, untransformed dtype), or CaptureTimeout after ``timeout_s``.
         Each capture is logged at DEBUG (:mod:`optgen.drivers.io_log`), a timeout with its bound."""
-        if timeout_s is None:
-            timeout_s = self.default_timeout_s()
-        if not camera_debug():
-            return self.get_image(timeout_s=timeout_s)
-        t0 = time.perf_counter()
-        try:
-            frame = self.get_image(timeout_s=timeout_s)
-        except Exception as exc:
-            log_capture_failed(self.name, float(self.exposure_s), timeout_s, exc, time.perf_counter() - t0)
-            raise
-        log_capture(self.name, float(self.exposure_s), frame, time.perf_counter() - t0)
-        return frame
+        timeout_s = self.default_timeout_s() if timeout_s is None else timeout_s
+        return self._logged(lambda: self.get_image(timeout_s=timeout_s), timeout_s, 1)[0]
 
     def capture_series(self, count: int, timeout_s: float | None = None) -> np.ndarray:
         """``count`` frames of the same scene in succession, (count, height, width) raw counts, through
@@ -70,16 +60,22 @@ class BenchCamera(SlmsuiteCamera):
         count = int(count)
         if count < 1:
             raise ValueError(f"{self.name}: a series of {count} frames; expected at least 1")
-        if timeout_s is None:
-            timeout_s = self.default_timeout_s()
+        timeout_s = self.default_timeout_s() if timeout_s is None else timeout_s
+        return self._logged(lambda: self.get_images(count, timeout_s=timeout_s), timeout_s, count)
+
+    def _logged(self, grab, timeout_s: float, count: int) -> np.ndarray:
+        """``grab()``'s frames ((count, h, w); one frame is given as a stack of one), each logged at
+        DEBUG with its share of the time, a failure with the bound it had."""
         if not camera_debug():
-            return self.get_images(count, timeout_s=timeout_s)
+            frames = grab()
+            return frames[None] if count == 1 else frames
         t0 = time.perf_counter()
         try:
-            frames = self.get_images(count, timeout_s=timeout_s)
+            frames = grab()
         except Exception as exc:
             log_capture_failed(self.name, float(self.exposure_s), timeout_s, exc, time.perf_counter() - t0)
             raise
+        frames = frames[None] if count == 1 else frames
         for frame in frames:
             log_capture(self.name, float(self.exposure_s), frame, (time.perf_counter() - t0) / count)
         return frames
