@@ -153,7 +153,9 @@ def refined(cfg, store: Path, folder: Path, refine_frames: int):
 
 def paired_r(cfg, store: Path, model, folder: Path, count: int) -> float:
     """Mean per-frame r of the captured images of ``count`` held-out teacher noises (the second half
-    of the pairs the model file keeps) against the teacher's images for the same noise."""
+    of the pairs the model file keeps) against the teacher's images for the same noise (NaN for none)."""
+    if count <= 0:
+        return float("nan")
     from optgen.lab.refine.noise_seeds import NoiseSeedSource
     from optgen.lab.runfile.reader import RunFile
 

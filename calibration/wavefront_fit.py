@@ -3,7 +3,9 @@
 The SLM under test shows lenses that focus a little before or behind the sensor (the *diversity*:
 a few waves of defocus either way). Each captured picture is the intensity of the Fresnel
 transform of the pupil (the light on the SLM times the pattern) over the distance to the sensor,
-which one FFT computes on a grid of ``block`` x ``block`` SLM pixels (:class:`PupilGrid`):
+which one FFT computes on a grid of cells of ``block`` x ``block`` SLM pixels (:class:`PupilGrid`;
+a pattern enters as samples at the cells' centres of its light within the grid's band, the
+aperture as the share of each cell's pixels it lets through):
 
     I_k = (1 - u) |F[a e^{i 2 pi W} (D_k + eps C)]|^2 + u |F[a e^{i 2 pi W} C]|^2
 
@@ -96,7 +98,7 @@ def _fast_even(n: int) -> int:
 
 def pattern_terms(phase: np.ndarray, grid: PupilGrid, crosstalk_sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
     """(D, C) on the model grid: the SLM's pattern (radians, SLM-shaped) as the pixels show it,
-    times the Fresnel chirp, and the chirp alone; averaged over each cell's pixels."""
+    times the Fresnel chirp, and the chirp alone; on the model grid's cells (band-limited samples)."""
     rows, cols = phase.shape
     m = grid.n * grid.block
     r0, c0 = (rows - m) // 2, (cols - m) // 2
@@ -107,10 +109,31 @@ def pattern_terms(phase: np.ndarray, grid: PupilGrid, crosstalk_sigma_px: float)
     q = np.pi * v**2 / (grid.wavelength_m * grid.distance_m)
     chirp = np.exp(1j * (q[:, None] + q[None, :]))
 
-    def cells(a: np.ndarray) -> np.ndarray:
-        return a.reshape(grid.n, grid.block, grid.n, grid.block).mean(axis=(1, 3))
+    return _band_limited_cells(np.exp(1j * shown) * chirp, grid), _band_limited_cells(chirp, grid)
 
-    return cells(np.exp(1j * shown) * chirp), cells(chirp)
+
+def _band_limited_cells(field: np.ndarray, grid: PupilGrid) -> np.ndarray:
+    """A field on the SLM's pixels, sampled at the model grid's cell centres after taking out what the
+    cells cannot hold: its spectrum cropped to the grid's band (light the model's sensor-plane field
+    does not reach, rather than folded back into it)."""
+    n, b = grid.n, grid.block
+    if b == 1:
+        return field
+    m = n * b
+    keep = np.r_[0:n // 2, m - n // 2:m]
+    spectrum = scipy.fft.fft2(field)[np.ix_(keep, keep)]
+    f = np.r_[0:n // 2, -(n // 2):0]
+    ramp = np.exp(2j * np.pi * f * ((b - 1) / 2.0) / m)    # samples at the cells' centres, not their first pixels
+    return scipy.fft.ifft2(spectrum * ramp[:, None] * ramp[None, :]) * (n * n / (m * m))
+
+
+def _inside_share(offset_m: np.ndarray, half_m: float, grid: PupilGrid) -> np.ndarray:
+    """The share of each cell's pixels (along one axis) whose centres lie within ``half_m`` of the
+    aperture's centre, ``offset_m`` being the cell centre's distance from it: the aperture's edge
+    between cells, as the pixels clip the light."""
+    b = grid.block
+    pixels = (np.arange(b) - (b - 1) / 2.0) * grid.pitch_m
+    return np.mean([np.abs(offset_m + d) <= half_m for d in pixels], axis=0)
 
 
 def gaussian_light(grid: PupilGrid, centre_m: tuple[float, float], waist_m: float, aperture_half_m: float,
@@ -119,7 +142,7 @@ def gaussian_light(grid: PupilGrid, centre_m: tuple[float, float], waist_m: floa
     aperture, after ``distance_m`` of free space (Fresnel transfer function; the light SLM2 receives)."""
     x, y = grid.coordinates()
     ax, ay = aperture_centre_m
-    inside = (np.abs(x - ax) <= aperture_half_m) & (np.abs(y - ay) <= aperture_half_m)
+    inside = _inside_share(x - ax, aperture_half_m, grid) * _inside_share(y - ay, aperture_half_m, grid)
     field = inside * np.exp(-((x - centre_m[0]) ** 2 + (y - centre_m[1]) ** 2) / waist_m**2)
     if distance_m == 0:
         return field.astype(np.complex128)
@@ -160,7 +183,8 @@ class _Problem:
         if light is None:
             half = aperture_half_m if aperture_half_m else np.inf
             ax, ay = aperture_centre_m
-            self.aperture = ((np.abs(self.x - ax) <= half) & (np.abs(self.y - ay) <= half)).astype(np.float32)
+            self.aperture = (_inside_share(self.x - ax, half, grid)
+                             * _inside_share(self.y - ay, half, grid)).astype(np.float32)
         self.nz = len(grid.noll)
         # pictures on one grid share their chirp C (pattern_terms): the unmodulated field's FFT, forward
         # and back, is done once an evaluation for each distinct chirp, not once per picture
