@@ -151,7 +151,8 @@ class OpticalWorld:
         self.upload_listeners: list = []        # called as fn(key) after each upload (the camera's frame-ahead)
         self.render_ahead_hits = 0              # settled renders taken from the background thread
         self._ahead_decoder: tuple | None = None  # worker thread only: (decoding uploads, transmission)
-        self._ahead_incident: tuple | None = None  # worker thread only: (encoding uploads, field at SLM2 for 1 W)
+        self._ahead_incident: tuple | None = None  # worker thread only: (encoding uploads, field at SLM2 for 1 W, beam,
+                                                    #   its picture through SLM2's unmodulated part)
         self._unmodulated_cache: dict = {}      # (thread, decoder state, beam) -> SLM1's unmodulated light at the output
 
     # --- laser ----------------------------------------------------------------------
@@ -468,15 +469,31 @@ class OpticalWorld:
         cached = self._unmodulated_cache.get(key)
         if decoder_key is not None and cached is not None and cached[0] is beam:
             return cached[1]
-        field = self._incident_on_decoder(self._slms[ENCODING].unmodulated, 1.0, beam)
+        field, through_unmodulated = self._unmodulated_encoder_at_decoder(beam)
         irradiance = self._decoder_to_output(field * decoding)
-        if self._slms[DECODING].unmodulated is not None:
-            irradiance += self._decoder_to_output(field * self._slms[DECODING].unmodulated)
+        if through_unmodulated is not None:
+            irradiance += through_unmodulated
         if decoder_key is not None:
             if len(self._unmodulated_cache) > 8:
                 self._unmodulated_cache.clear()
             self._unmodulated_cache[key] = (beam, irradiance)
         return irradiance
+
+    def _unmodulated_encoder_at_decoder(self, beam: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What of SLM1's unmodulated light depends on the beam alone (1 W): its field at SLM2, and its
+        irradiance through SLM2's unmodulated part (None where SLM2 modulates all). Kept per thread
+        while the beam is the same: a sweep on SLM2 then propagates it once, not twice a pattern."""
+        key = (threading.get_ident(), "beam only", id(beam))
+        cached = self._unmodulated_cache.get(key)
+        if cached is not None and cached[0] is beam:
+            return cached[1]
+        field = self._incident_on_decoder(self._slms[ENCODING].unmodulated, 1.0, beam)
+        unmodulated = self._slms[DECODING].unmodulated
+        parts = (field, None if unmodulated is None else self._decoder_to_output(field * unmodulated))
+        if len(self._unmodulated_cache) > 8:
+            self._unmodulated_cache.clear()
+        self._unmodulated_cache[key] = (beam, parts)
+        return parts
 
     def _incident_on_decoder(self, encoding: np.ndarray, power_w: float,
                              beam: np.ndarray | None = None) -> np.ndarray:
@@ -563,13 +580,14 @@ class OpticalWorld:
         beam = self.beam_field(self.clock.now())
         if encoding_uploads is None or incident is None or incident[0] != encoding_uploads \
                 or incident[2] is not beam:
-            incident = (encoding_uploads, self._incident_on_decoder(self._slm_field(self._slms[ENCODING],
-                                                                                    encoding_target), 1.0, beam), beam)
+            field = self._incident_on_decoder(self._slm_field(self._slms[ENCODING], encoding_target), 1.0, beam)
+            unmodulated = self._slms[DECODING].unmodulated     # its picture depends on this field alone
+            incident = (encoding_uploads, field, beam,
+                        None if unmodulated is None else self._decoder_to_output(field * unmodulated))
             self._ahead_incident = incident
         irradiance = self._decoder_to_output(incident[1] * cached[1])
-        unmodulated = self._slms[DECODING].unmodulated
-        if unmodulated is not None:
-            irradiance += self._decoder_to_output(incident[1] * unmodulated)
+        if incident[3] is not None:
+            irradiance += incident[3]
         if self._slms[ENCODING].unmodulated is not None:
             irradiance += self._from_unmodulated_encoder(cached[1], beam, ("ahead", decoding_uploads))
         return self._sample_on_sensor(irradiance)

@@ -34,10 +34,10 @@ TIMING_60 = SLMTiming(refresh_hz=60.0, latency_frames=2, settle_s=0.010)
 
 
 def make_bench(clock=None, timing=TIMING_60, exposure_s=1e-4, readout_s=0.005, seed=0, render_ahead=None,
-               frame_ahead=None, block_until_refresh=True, power_noise_rms=0.01):
+               frame_ahead=None, block_until_refresh=True, power_noise_rms=0.01, unmodulated=0.0):
     """World, encoding SLM, decoding SLM and camera on a small grid; laser on at 10 uW."""
     clock = clock if clock is not None else VirtualClock()
-    truth = {"latency_s": timing.latency_s, "settle_s": timing.settle_s}
+    truth = {"latency_s": timing.latency_s, "settle_s": timing.settle_s, "unmodulated_fraction": unmodulated}
     world = OpticalWorld(
         wavelength_m=520e-9, pitch_m=PITCH, grid_shape=GRID, d1_m=0.02, d2_m=0.02,
         encoding=SLMTruth(RESPONSE, **truth), decoding=SLMTruth(RESPONSE, **truth),
@@ -252,6 +252,34 @@ def test_rendering_ahead_gives_the_frames_rendered_at_capture(frame_ahead):
     else:
         assert camera.frame_ahead_hits == 0 and world.render_ahead_hits == 5
     assert sync[0].render_ahead_hits == 0 and not sync[0].ahead._executors  # virtual: no thread at all
+
+
+def test_a_sweep_on_slm2_behind_a_fixed_slm1_propagates_twice_a_pattern_with_unmodulated_light():
+    """Both SLMs leave light unmodulated. What depends on SLM1's pattern or the beam alone (the light
+    through SLM2's unmodulated part; SLM1's unmodulated light at SLM2) is kept, so each SLM2 pattern
+    costs two propagations to the sensor (its modulated light, and SLM1's unmodulated light through
+    it), not four, and the frames are the synchronous bench's."""
+    ahead = make_bench(render_ahead=True, frame_ahead=False, unmodulated=0.05)
+    sync = make_bench(render_ahead=False, unmodulated=0.05)
+    for world, enc, _, _ in (ahead, sync):
+        enc.set_phase(pattern(1))
+        world.clock.sleep(TIMING_60.wait_s)
+    world = ahead[0]
+    world.ahead.drain(5.0)
+    to_sensor = []
+    real = world._decoder_to_output
+    world._decoder_to_output = lambda field: to_sensor.append(1) or real(field)
+    frames = {}
+    for name, (w, _, dec, camera) in (("ahead", ahead), ("sync", sync)):
+        frames[name] = []
+        for k in range(4):
+            dec.set_phase(pattern(30 + k))
+            w.clock.sleep(TIMING_60.wait_s)
+            frames[name].append(camera.capture())
+    assert len(to_sensor) == 2 * 4
+    assert world.render_ahead_hits == 4
+    for a, b in zip(frames["ahead"], frames["sync"]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_a_render_for_older_uploads_is_never_used():
