@@ -83,6 +83,7 @@ __all__ = [
     "DecoderPlacement",
     "SensorRegistration",
     "find_spot",
+    "fit_placement",
     "fit_rigid",
     "fit_similarity",
     "alignment_record",
@@ -158,6 +159,7 @@ class DecoderPlacement:
     pitch_m: float = 0.0                  # SLM2 pixel pitch used
     slm_centre_px: tuple[float, float] = (0.0, 0.0)   # SLM2's centre pixel (x, y)
     composite: np.ndarray | None = field(default=None, repr=False, compare=False)
+    stretch: tuple[float, float] = (1.0, 1.0)  # the foci's spacing / the lens centres' (largest, smallest)
 
     @classmethod
     def from_record(cls, record) -> DecoderPlacement:
@@ -239,8 +241,22 @@ def fit_rigid(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray]:
     return deg, md - rotation_matrix(deg) @ ms
 
 
+def fit_placement(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float], float]:
+    """The least-squares affine dst = A src + shift, as (rotation in degrees: the proper rotation
+    nearest A; shift; A's singular values, largest first; RMS residual)."""
+    src = np.asarray(src, dtype=np.float64)
+    design = np.c_[src, np.ones(len(src))]
+    coefficients, *_ = np.linalg.lstsq(design, np.asarray(dst, dtype=np.float64), rcond=None)
+    linear, shift = coefficients[:2].T, coefficients[2]
+    deg = math.degrees(math.atan2(linear[1, 0] - linear[0, 1], linear[0, 0] + linear[1, 1]))
+    residual = float(np.sqrt(np.mean(np.sum((design @ coefficients - dst) ** 2, axis=1))))
+    stretch = np.linalg.svd(linear, compute_uv=False)
+    return deg, shift, (float(stretch[0]), float(stretch[1])), residual
+
+
 # --- spots ----------------------------------------------------------------------------------
 MAX_RESIDUAL_PX = 2.0      # spots further than this from the fitted map: not the spots commanded
+MAX_PLACEMENT_STRETCH = 0.05   # SLM2's foci spaced further from its lens centres' spacing: not those lenses
 
 
 # --- measurement plumbing --------------------------------------------------------------------
@@ -341,6 +357,11 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     detected_m = sensor.to_output(detected_px)
     placement = _placement_from_spots(centres_px, detected_m, b.pitch_m, tuple(centre2), composite)
     residual_px = placement.residual_m / (b.camera_pitch_m * sensor.pitch_ratio)
+    if max(abs(v - 1.0) for v in placement.stretch) > MAX_PLACEMENT_STRETCH:
+        raise CalibrationError(
+            f"SLM2 placement: the foci are spaced {placement.stretch[0]:.3f} to {placement.stretch[1]:.3f} times the "
+            f"lens centres shown (expected within {MAX_PLACEMENT_STRETCH:.0%} of 1); check [decoding_slm] pitch_um, "
+            f"[geometry] d2_mm and the camera's [camera] pitch_um")
     if residual_px > MAX_RESIDUAL_PX:
         raise CalibrationError(
             f"SLM2 placement: the foci found do not follow the lens centres shown (residual {residual_px:.2f} "
@@ -351,14 +372,20 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
 def _placement_from_spots(centres_px: np.ndarray, detected_m: np.ndarray, pitch_m: float,
                           slm_centre_px: tuple[float, float], composite: np.ndarray | None = None
                           ) -> DecoderPlacement:
+    """SLM2's shift and rotation from the foci of lenses centred at ``centres_px``.
+
+    The foci are fitted by an affine map of the lens centres: SLM2's own panel, uncorrected while
+    it is placed (decision 0013), focuses a little and astigmatically, and a wrapped lens sends
+    most of its light from near its centre, so the foci spread about 1 % less (or more) than the
+    centres and unequally along two axes. The map's rotation (the proper rotation nearest to it)
+    and its offset are the placement; its stretch (singular values) is kept for the check that
+    the spots are the lenses shown."""
     q = (centres_px - np.asarray(slm_centre_px)) * pitch_m
-    deg, shift = fit_rigid(q, detected_m)
-    fitted = q @ rotation_matrix(deg).T + shift
-    residual = float(np.sqrt(np.mean(np.sum((fitted - detected_m) ** 2, axis=1))))
+    deg, shift, stretch, residual = fit_placement(q, detected_m)
     return DecoderPlacement(shift_m=(float(shift[0]), float(shift[1])), rotation_deg=deg, residual_m=residual,
                             centres_px=np.asarray(centres_px, dtype=np.float64), detected_m=detected_m,
                             pitch_m=pitch_m, slm_centre_px=(float(slm_centre_px[0]), float(slm_centre_px[1])),
-                            composite=composite)
+                            composite=composite, stretch=(float(stretch[0]), float(stretch[1])))
 
 
 # --- the record ----------------------------------------------------------------------------------

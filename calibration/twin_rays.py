@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optgen.calibration.alignment import fit_rigid, rotation_matrix
+from optgen.calibration.alignment import fit_placement, rotation_matrix
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
 
@@ -152,7 +152,7 @@ def light_truths(truths, light_path, in_force: dict[str, np.ndarray | None] | No
     seen = np.array([to_sensor_plane(theta, lambda q, c=c: -(q - c) / b.d2_m) for c in centres])
     back = np.linalg.inv(_square(aim_to_plane))
     seen_m = seen @ back[:2, :2].T + back[:2, 2]
-    deg, placed = fit_rigid(centres, seen_m)
+    deg, placed, _, _ = fit_placement(centres, seen_m)          # as the placement is fitted
     return LightTruths(registration, (float(placed[0]), float(placed[1])), float(deg))
 
 

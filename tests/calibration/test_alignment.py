@@ -93,6 +93,44 @@ def test_decoder_placement_matches_the_planted_shift_and_rotation(measured):
     assert placement.centres_px.shape == placement.detected_m.shape == (9, 2)
 
 
+def test_foci_an_uncorrected_slm2_draws_together_unevenly_still_give_its_shift_and_rotation():
+    """SLM2's own panel (uncorrected while it is placed) focuses a little and astigmatically: the foci
+    of its lenses spread about 1 % less than their centres, unequally along two axes. The placement
+    takes that stretch and still finds the rotation and the shift; the spots fit it exactly. A rigid
+    fit left 9 um of residual on the second realistic twin with its distances right (2 camera px)."""
+    from optgen.calibration.alignment import _placement_from_spots, rotation_matrix
+
+    pitch, centre = 8e-6, (959.5, 539.5)
+    offsets = np.array([(x, y) for y in (-96, 0, 96) for x in (-96, 0, 96)], dtype=np.float64)
+    stretch = np.array([[1 - 0.0073, 0.0038], [0.0038, 1 - 0.011]])    # symmetric: focus + astigmatism
+    rotation, shift = 0.3, np.array([27e-6, -21e-6])
+    detected = (offsets * pitch) @ (rotation_matrix(rotation) @ stretch).T + shift
+    placement = _placement_from_spots(offsets + centre, detected, pitch, centre)
+    assert placement.rotation_deg == pytest.approx(rotation, abs=1e-9)
+    np.testing.assert_allclose(placement.shift_m, shift, atol=1e-12)
+    assert placement.residual_m < 1e-12
+    assert placement.stretch == (pytest.approx(np.linalg.svd(stretch, compute_uv=False)[0]),
+                                 pytest.approx(np.linalg.svd(stretch, compute_uv=False)[1]))
+
+
+def test_foci_spaced_unlike_the_lens_centres_stop_the_placement_naming_the_pitch(monkeypatch):
+    """A wrong SLM2 pitch in the bench file spaces the foci unlike the lens centres the placement
+    thinks it showed: the affine fit would take that too, so its stretch is checked."""
+
+    bench = build_bench(parse_bench(small_bench_text(), "small"))
+    try:
+        session = CalibrationSession(bench)
+        sensor = measure_sensor_registration(session)
+        real = alignment._placement_from_spots
+        monkeypatch.setattr(alignment, "_placement_from_spots",
+                            lambda c, d, pitch, *a, **k: real(c, d, pitch * 1.25, *a, **k))
+        with pytest.raises(CalibrationError, match=r"spaced 0\.8.*pitch_um"):
+            alignment.measure_decoder_placement(session, sensor)
+        assert not bench.laser.emission
+    finally:
+        bench.close()
+
+
 def test_the_laser_is_off_after_each_measurement_and_the_counts_are_modest(measured):
     assert measured["laser_on_after"] == (False, False)
     assert measured["session"].power_w == measured["power"]         # a lowered spot power is not kept
