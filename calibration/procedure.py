@@ -197,9 +197,10 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingF
     :mod:`calibration.distances` measures it with a pair of lenses on SLM2, so the distances need
     no second measurement once the corrections are in force).
 
-    Each SLM's fit runs on a second thread while the bench measures what does not need it: SLM1's
-    while SLM2's placement is found (a quick 2 x 2 alignment where none is stored: where SLM2 sits
-    decides where its lenses sit on the light), SLM2's while the unmodulated light is measured. Where
+    Where no alignment is stored a quick 2 x 2 alignment comes first: where the light lands on the
+    sensor (the pictures are read there) and where SLM2 sits (where its lenses sit on the light).
+    SLM2's fit runs on a second thread while the bench measures what does not need it (the
+    unmodulated light). Where
     runs leave SLM2 uncorrected (``correct_decoder_wavefront`` false, decision 0013), nothing the
     bench measures next needs SLM2's fit: it is returned unfinished (a :class:`_PendingFit`) and
     ``calibrate`` stores it after the remaining steps, which it overlaps."""
@@ -226,13 +227,16 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingF
     try:
         for slm in slms.values():
             slm.set_wavefront_correction(None)           # measured from scratch (a vendor file stays)
+        if placement is None:
+            # where the light lands on the sensor, before any picture is read: the bench file's
+            # placement turned SLM1's pictures against the model and moved the beam's fitted centre
+            # by a pixel (second realistic twin: 1.23 px with it, 0.07 px with the measured map)
+            placement, output_to_sensor = _quick_alignment(session)
         distances = measure_distances(session, output_to_sensor)
         first = (distances.d1_m, distances.d2_m)
         taken = capture_wavefront(session, ENCODING, output_to_sensor, distances_m=first,
                                   slm2_power_per_m=distances.slm2_power_per_m)
         fitting = pool.submit(fit_wavefront, taken, _crosstalk_sigma_px(bench, report, ENCODING), cancel=cancel)
-        if placement is None:
-            placement, output_to_sensor = _quick_alignment(session)
         measured[ENCODING] = _result(fitting)
         apply()
         taken = capture_wavefront(session, DECODING, output_to_sensor, distances_m=first)
