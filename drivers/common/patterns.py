@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["binary_grating", "embed_centered", "grating_phase", "grid_coordinates", "lens_phase"]
+__all__ = ["binary_grating", "centre_crop", "embed_centered", "grating_phase", "grid_coordinates", "lens_phase"]
 
 TWO_PI = 2.0 * np.pi
 
@@ -84,4 +84,19 @@ def embed_centered(block: np.ndarray, shape: tuple[int, int], out: np.ndarray | 
         out.fill(0)
     r0, c0 = (rows - h) // 2, (cols - w) // 2
     out[r0:r0 + h, c0:c0 + w] = block
+    return out
+
+
+def centre_crop(full: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The centred ``shape`` part of a map (float32; zero where the map is smaller; None for None):
+    what of an SLM-shaped map lies on a grid centred on the SLM, as :func:`embed_centered` places it."""
+    if full is None:
+        return None
+    rows, cols = shape
+    out = np.zeros(shape, np.float32)
+    fr, fc = full.shape
+    r0, c0 = (fr - rows) // 2, (fc - cols) // 2
+    rs, cs = max(0, r0), max(0, c0)
+    re, ce = min(fr, r0 + rows), min(fc, c0 + cols)
+    out[rs - r0:re - r0, cs - c0:ce - c0] = full[rs:re, cs:ce]
     return out

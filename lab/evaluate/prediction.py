@@ -17,7 +17,9 @@ fraction: that light adds as its own picture (incoherently), SLM1's carrying SLM
 wavefront through the decoder, SLM2's leaving the decoder's phase out. Where runs correct SLM2 too
 (``[calibration] correct_decoder_wavefront``), SLM2 shows the decoder plus the correction, wrapped
 into one 2 pi range and blurred by the fringing, on top of its panel: the correction cancels the
-panel except at the wraps it moves and adds, which is what the prediction then shows.
+panel except at the wraps it moves and adds, which is what the prediction then shows. A vendor
+correction file the bench file names is added by the SLM's driver and wrapped with the rest; the
+wavefront was measured with it in force, so the panel itself is the measured wavefront less it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from optgen.drivers.common.patterns import embed_centered, grid_coordinates
+from optgen.drivers.common.patterns import centre_crop, embed_centered, grid_coordinates
 from optgen.lab.bench.config import BenchConfig
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
@@ -48,6 +50,8 @@ class CalibratedOptics:
     encoder_wavefront: object = None     # SLM1's WavefrontCalibration (its unmodulated light is not corrected)
     decoder_corrected: bool = False      # runs add SLM2's correction to the decoder (correct_decoder_wavefront)
     encoder_corrected: bool = False      # runs add SLM1's correction to the seed before wrapping it (use_wavefront)
+    encoder_vendor_rad: np.ndarray | None = None   # the vendor's correction SLM1's driver adds (SLM-shaped)
+    decoder_vendor_rad: np.ndarray | None = None   # the vendor's correction SLM2's driver adds (SLM-shaped)
 
 
 def calibrated_optics(calibrations, config: BenchConfig | None = None) -> CalibratedOptics:
@@ -65,12 +69,19 @@ def calibrated_optics(calibrations, config: BenchConfig | None = None) -> Calibr
                         else 0.0 for key in ("encoding_slm", "decoding_slm"))
     decoder = cals.get("decoding_slm")
     corrected = decoder is not None and config is not None and config.calibration.correct_decoder_wavefront
+    vendor = {}
+    if config is not None:
+        from optgen.lab.bench.vendor import vendor_correction_rad
+
+        vendor = {key: vendor_correction_rad(config, key) for key in ("encoding_slm", "decoding_slm")}
     cal = cals.get("encoding_slm")
     if cal is None:
-        return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated, decoder_corrected=corrected)
+        return CalibratedOptics(d1, d2, decoder_wavefront=decoder, unmodulated=unmodulated, decoder_corrected=corrected,
+                                encoder_vendor_rad=vendor.get("encoding_slm"),
+                                decoder_vendor_rad=vendor.get("decoding_slm"))
     encoder_corrected = config is None or config.calibration.use_wavefront
     return CalibratedOptics(d1, d2, cal.beam_centre_m, cal.beam_waist_m, decoder, unmodulated, cal, corrected,
-                            encoder_corrected)
+                            encoder_corrected, vendor.get("encoding_slm"), vendor.get("decoding_slm"))
 
 
 def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
@@ -87,10 +98,14 @@ def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
 
 
 def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
-                     sigma_px: float, placement, wavefront=None, corrected: bool = False) -> np.ndarray:
-    """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (wrapped into one
-    2 pi range; with SLM2's ``wavefront`` correction added first where ``corrected``), blurred by the
-    crosstalk, on top of SLM2's panel (``wavefront``), seen where SLM2 sits."""
+                     sigma_px: float, placement, wavefront=None, corrected: bool = False,
+                     vendor_rad: np.ndarray | None = None, unmodulated: bool = False) -> np.ndarray:
+    """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (with the ``vendor_rad``
+    correction its driver adds, and SLM2's ``wavefront`` correction where ``corrected``; wrapped into
+    one 2 pi range), blurred by the crosstalk, on top of SLM2's panel, seen where SLM2 sits. The
+    measured wavefront is the panel with the vendor's correction in force, so the panel itself is
+    that wavefront less the vendor's correction. ``unmodulated``: the panel alone (the light SLM2
+    does not modulate)."""
     decoder_phase = np.asarray(decoder_phase, dtype=np.float32)
     if placement is None:
         shown = embed_centered(decoder_phase, shape)
@@ -101,25 +116,40 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
         display = place_decoder(decoder_phase, slm_shape, placement, config.decoding_slm.pitch_um * 1e-6)
         r0, c0 = (slm_shape[0] - shape[0]) // 2, (slm_shape[1] - shape[1]) // 2   # the grid's part of SLM2
         shown = display[r0:r0 + shape[0], c0:c0 + shape[1]]
-    panel = None
+    measured = None
     if wavefront is not None:                        # the panel's own error, in its pixel frame
         # from defocus on: its tilt moved SLM2's lens foci in the alignment too, so the measured
         # placement holds it already
         waves = wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6, corrected_only=True)
-        panel = (2 * np.pi * waves).astype(np.float32)
-        if corrected:                                # the run adds the correction (= -panel) before wrapping
-            shown = shown - panel
-    dec = np.mod(shown, np.float32(2 * np.pi))
-    if sigma_px > 0:
-        dec = gaussian_blur(dec, sigma_px)
-    if panel is not None:
-        dec = dec + panel
+        measured = (2 * np.pi * waves).astype(np.float32)
+    vendor = centre_crop(vendor_rad, shape)          # the grid's part of SLM2, as ``shown`` is
+    panel = _panel(measured, vendor)
+    if unmodulated:
+        dec = panel if panel is not None else np.zeros(shape, np.float32)
+    else:
+        if vendor is not None:                       # the driver adds the vendor's correction
+            shown = shown + vendor
+        if corrected and measured is not None:       # the run adds the correction (= -measured) before wrapping
+            shown = shown - measured
+        dec = np.mod(shown, np.float32(2 * np.pi))
+        if sigma_px > 0:
+            dec = gaussian_blur(dec, sigma_px)
+        if panel is not None:
+            dec = dec + panel
     if placement is not None:
         pitch = config.encoding_slm.pitch_um * 1e-6
         m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
         dec = cv2.warpAffine(dec, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
     return dec
+
+
+def _panel(measured: np.ndarray | None, vendor: np.ndarray | None) -> np.ndarray | None:
+    """The panel's own phase error: the wavefront measured with the vendor's correction in force,
+    less that correction (None where neither is known)."""
+    if measured is None and vendor is None:
+        return None
+    return ((measured if measured is not None else 0.0) - (vendor if vendor is not None else 0.0)).astype(np.float32)
 
 
 def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: np.ndarray,
@@ -140,16 +170,17 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     d2 = optics.d2_m if optics is not None and optics.d2_m else g.d2_m
     decoder_wavefront = optics.decoder_wavefront if optics is not None else None
     corrected = optics is not None and optics.decoder_corrected
+    vendor2 = optics.decoder_vendor_rad if optics is not None else None
     decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
-                                                    decoder_wavefront, corrected))
+                                                    decoder_wavefront, corrected, vendor2))
     u1, u2 = optics.unmodulated if optics is not None else (0.0, 0.0)
     rows, cols = shape
     w = g.output_window_px
     r0, c0 = (rows - w) // 2, (cols - w) // 2
     pool = w // g.output_pixels
     # SLM2's unmodulated part: its panel error (as the beam sees it), not the decoder
-    panel2 = phase_to_field(_decoder_in_beam(config, np.zeros_like(decoder_phase), shape, 0.0, placement,
-                                             decoder_wavefront)) if u2 > 0 else None
+    panel2 = phase_to_field(_decoder_in_beam(config, np.zeros_like(decoder_phase), shape, 0.0, placement, decoder_wavefront,
+                                             vendor_rad=vendor2, unmodulated=True)) if u2 > 0 else None
 
     def through_slm2(incident: np.ndarray) -> np.ndarray:
         """Irradiance in the window of light arriving at SLM2 (its modulated and unmodulated parts)."""
@@ -159,14 +190,19 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
             out += u2 * np.abs(propagate(incident * panel2, wavelength, d2, pitch)[r0:r0 + w, c0:c0 + w]) ** 2
         return out
 
-    panel1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
+    measured1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
         if optics is not None and optics.encoder_wavefront is not None else None
+    vendor1 = centre_crop(optics.encoder_vendor_rad if optics is not None else None, shape)
+    panel1 = _panel(measured1, vendor1)              # SLM1's panel itself (the measured wavefront less the vendor's)
     from_unmodulated_slm1 = 0.0
     if u1 > 0:                                       # SLM1's unmodulated light: its uncorrected panel error
         from_unmodulated_slm1 = u1 * through_slm2(propagate(
             phase_to_field(panel1 if panel1 is not None else np.zeros(shape, np.float32), beam), wavelength, d1, pitch))
-    # runs add SLM1's correction (= -panel1) to the seed before it is wrapped and the fringing blurs it
-    correction1 = -panel1 if panel1 is not None and optics.encoder_corrected else None
+    # runs add SLM1's correction (= -measured1) and the driver the vendor's to the seed before it is
+    # wrapped and the fringing blurs it; the light then meets the panel itself (= -correction1 where
+    # both are in force)
+    correction1 = _panel(-measured1 if measured1 is not None and optics.encoder_corrected else None,
+                         None if vendor1 is None else -vendor1)
     out = []
     for seed in np.asarray(seed_phases, dtype=np.float32):
         phase = seed_to_slm_phase(seed, g.superpixel_px, shape)

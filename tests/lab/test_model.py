@@ -685,6 +685,21 @@ def test_bench_optics_take_what_the_calibrations_measured(ideal_config):
     nominal = bench_optics(CalibratedOptics(), ideal_config, grid)
     assert nominal.beam is None and nominal.slm2_panel_rad is None and nominal.d1_m is None
 
+    # vendor correction files: the drivers add them, and the wavefronts were measured with them in force
+    from optgen.drivers.common.patterns import centre_crop
+
+    shapes = (ideal_config.encoding_slm.shape, ideal_config.decoding_slm.shape)
+    v1, v2 = (np.random.default_rng(k).uniform(0, 2 * np.pi, s).astype(np.float32) for k, s in enumerate(shapes))
+    with_vendor = bench_optics(dataclasses.replace(measured, encoder_corrected=True, decoder_corrected=True,
+                                                   encoder_vendor_rad=v1, decoder_vendor_rad=v2), ideal_config, grid)
+    c1, c2 = centre_crop(v1, (grid, grid)), centre_crop(v2, (grid, grid))
+    np.testing.assert_allclose(with_vendor.slm1_correction_rad, c1 - optics.slm1_panel_rad, atol=1e-5)
+    np.testing.assert_allclose(with_vendor.slm1_panel_rad, optics.slm1_panel_rad - c1, atol=1e-5)   # the panel itself
+    np.testing.assert_allclose(with_vendor.slm2_correction_rad, c2 - optics.slm2_panel_rad, atol=1e-5)
+    np.testing.assert_allclose(with_vendor.slm2_panel_rad, optics.slm2_panel_rad - c2, atol=1e-5)
+    left = bench_optics(dataclasses.replace(measured, encoder_vendor_rad=v1), ideal_config, grid)
+    np.testing.assert_allclose(left.slm1_correction_rad, c1, atol=1e-6)          # the driver adds it uncorrected too
+
 
 def test_a_measured_beam_wider_than_the_seed_gives_the_nominal_path_s_light_when_it_is_the_same_beam(ideal_config):
     """The complex-beam path (a tilted beam, a residual wavefront) pads the seed as the plain one does."""

@@ -165,3 +165,58 @@ def test_calibrated_optics_keep_slm2_s_wavefront_and_say_whether_runs_correct_it
     for optics in (left, corrected):                  # the panel is there either way: the correction cancels it
         np.testing.assert_allclose(optics.decoder_wavefront.coefficients_waves, [0.0, 0.0, 0.2])
     assert not calibrated_optics(SimpleNamespace(distances=None, wavefronts={}), config).decoder_corrected
+
+
+def test_with_a_vendor_correction_on_slm1_the_prediction_wraps_the_seed_with_it(rng, tmp_path):
+    """The driver adds the vendor's correction file and the run the measured correction, which was
+    measured with the vendor's in force (panel + vendor): SLM1 shows wrap(seed + vendor - measured).
+    The prediction that reads the bench file's vendor map as the driver does matches the twin's
+    light; the one that knows only the measured correction wraps the seed elsewhere."""
+    import dataclasses
+
+    from PIL import Image
+
+    from optgen.calibration.wavefront import WavefrontCalibration, wavefront_correction_rad
+    from optgen.drivers.common.patterns import embed_centered
+    from optgen.drivers.common.roles import ENCODING
+    from optgen.drivers.common.zernike import wavefront
+    from optgen.lab.bench.examples import add_to_bench_text
+    from optgen.lab.bench.vendor import vendor_correction_rad
+    from optgen.lab.evaluate.prediction import CalibratedOptics
+
+    sigma, panel = 0.6, [0.0, 0.0, 0.5, 0.3, -0.4, 0.2]                # Noll 2.., the twin's planted panel
+    vendor_waves = [0.0, 0.0, -0.3, 0.1, 0.15, 0.0]                    # what the vendor's file adds
+    base = _linear_twin_with_panel(sigma, "encoding_slm", panel)
+    shape = base.encoding_slm.shape
+    pitch = base.encoding_slm.pitch_um * 1e-6
+    vendor_rad = 2 * np.pi * wavefront([0.0] + vendor_waves, shape, pitch, 1.2e-3)      # wrapped by the file's gray
+    gray = np.mod(np.round(255 - vendor_rad * 256 / (2 * np.pi)), 256).astype(np.uint8)
+    Image.fromarray(gray).save(tmp_path / "vendor.png")
+    (tmp_path / "bench.toml").write_text(add_to_bench_text(base.text, {"encoding_slm": [
+        'wavefront_correction = "vendor.png"']}))
+    config = parse_bench((tmp_path / "bench.toml").read_text(), str(tmp_path / "bench.toml"))
+    g = config.geometry
+    measured = WavefrontCalibration(ENCODING, tuple(range(2, 8)), np.array(panel) + np.array(vendor_waves), 1.2e-3,
+                                    0.01, 0.0, (0.0, 0.0), 0.0)
+    decoder = rng.uniform(0, 2 * np.pi, (g.decoder_px, g.decoder_px)).astype(np.float32)
+    seeds = rng.uniform(0, 2 * np.pi, (3, g.seed_superpixels, g.seed_superpixels)).astype(np.float32)
+    read = vendor_correction_rad(config, ENCODING)
+    with build_bench(config, tmp_path / "store") as bench:
+        np.testing.assert_allclose(read, bench.encoding_slm.vendor_correction_rad, atol=1e-5)   # as the driver adds it
+        bench.encoding_slm.set_wavefront_correction(wavefront_correction_rad(measured, shape, pitch))
+        light = twin_images(bench, seeds, embed_centered(decoder, config.decoding_slm.shape))
+    optics = CalibratedOptics(encoder_wavefront=measured, encoder_corrected=True, encoder_vendor_rad=read)
+    modelled = predict_images(config, seeds, decoder, (sigma, sigma), optics=optics)
+    unaware = predict_images(config, seeds, decoder, (sigma, sigma),
+                             optics=dataclasses.replace(optics, encoder_vendor_rad=None))
+    r_modelled = [pearson_r(p, t) for p, t in zip(modelled, light)]
+    r_unaware = [pearson_r(p, t) for p, t in zip(unaware, light)]
+    assert min(r_modelled) > 0.97 and max(r_unaware) < 0.9, (r_modelled, r_unaware)
+    assert vendor_correction_rad(base, ENCODING) is None
+    from types import SimpleNamespace
+
+    from optgen.lab.evaluate.prediction import calibrated_optics
+
+    stored = calibrated_optics(SimpleNamespace(distances=None, wavefronts={}), config)   # what runs are judged with
+    np.testing.assert_array_equal(stored.encoder_vendor_rad, read)
+    assert stored.decoder_vendor_rad is None
