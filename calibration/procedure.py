@@ -200,10 +200,9 @@ def _wavefront_step(bench, session, store, report, rounds, truths) -> "_PendingF
     Where no alignment is stored a quick 2 x 2 alignment comes first: where the light lands on the
     sensor (the pictures are read there) and where SLM2 sits (where its lenses sit on the light).
     SLM2's fit runs on a second thread while the bench measures what does not need it (the
-    unmodulated light). Where
-    runs leave SLM2 uncorrected (``correct_decoder_wavefront`` false, decision 0013), nothing the
-    bench measures next needs SLM2's fit: it is returned unfinished (a :class:`_PendingFit`) and
-    ``calibrate`` stores it after the remaining steps, which it overlaps."""
+    unmodulated light). Where runs leave SLM2 uncorrected (``correct_decoder_wavefront`` false,
+    decision 0013), nothing the bench measures next needs SLM2's fit: it is returned unfinished (a
+    :class:`_PendingFit`) and ``calibrate`` stores it after the remaining steps, which it overlaps."""
     from concurrent.futures import ThreadPoolExecutor
 
     from optgen.calibration.distances import measure_distances
