@@ -360,8 +360,9 @@ def measure_decoder_placement(session, sensor: SensorRegistration, *, grid: int 
     if max(abs(v - 1.0) for v in placement.stretch) > MAX_PLACEMENT_STRETCH:
         raise CalibrationError(
             f"SLM2 placement: the foci are spaced {placement.stretch[0]:.3f} to {placement.stretch[1]:.3f} times the "
-            f"lens centres shown (expected within {MAX_PLACEMENT_STRETCH:.0%} of 1); check [decoding_slm] pitch_um, "
-            f"[geometry] d2_mm and the camera's [camera] pitch_um")
+            f"lens centres shown (expected within {MAX_PLACEMENT_STRETCH:.0%} of 1); check [decoding_slm] pitch_um; a "
+            f"panel that focuses by waves spreads them too: load the vendor's correction ([decoding_slm] "
+            f"wavefront_correction)")
     if residual_px > MAX_RESIDUAL_PX:
         raise CalibrationError(
             f"SLM2 placement: the foci found do not follow the lens centres shown (residual {residual_px:.2f} "

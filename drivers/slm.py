@@ -67,25 +67,9 @@ class PhaseSLM(SlmsuiteSLM):
         resolution, gray levels to add to every hologram's, as Holoeye, Meadowlark and Hamamatsu ship
         them; read by slmsuite) and add it to every phase from now on. PhaseInputError naming the
         file and what was expected, checked before slmsuite reads it."""
-        from pathlib import Path
+        from optgen.drivers.common.vendor_correction import read_vendor_image
 
-        from PIL import Image, UnidentifiedImageError
-
-        path = Path(path)
-        try:
-            with Image.open(path) as image:
-                mode, size = image.mode, image.size
-                data = np.asarray(image)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise PhaseInputError(self.name, f"wavefront correction {path}: cannot read it as an image ({exc})") \
-                from None
-        width, height = self.shape[1], self.shape[0]
-        if mode not in ("L", "P") or data.dtype != np.uint8 or data.ndim != 2:
-            raise PhaseInputError(self.name, f"wavefront correction {path}: an image of mode {mode} ({data.dtype}); "
-                                             f"expected 8-bit grayscale (mode L)")
-        if size != (width, height):
-            raise PhaseInputError(self.name, f"wavefront correction {path}: {size[0]} x {size[1]} pixels; expected "
-                                             f"the panel's {width} x {height}")
+        read_vendor_image(path, self.shape, self.name)          # refused here, before slmsuite reads it
         self.source.pop("phase", None)
         loaded = self.load_vendor_phase_correction(str(path))   # slmsuite's reading: its sign convention
         self.vendor_correction_rad = np.array(loaded, dtype=self.phase.dtype)

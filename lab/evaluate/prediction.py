@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from optgen.drivers.common.patterns import centre_crop, embed_centered, grid_coordinates
+from optgen.drivers.common.vendor_correction import added_before_wrap, panel_itself
 from optgen.lab.bench.config import BenchConfig
 from optgen.lab.run.patterns import seed_to_slm_phase
 from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
@@ -123,15 +124,12 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
         waves = wavefront.wavefront_waves(shape, config.decoding_slm.pitch_um * 1e-6, corrected_only=True)
         measured = (2 * np.pi * waves).astype(np.float32)
     vendor = centre_crop(vendor_rad, shape)          # the grid's part of SLM2, as ``shown`` is
-    panel = _panel(measured, vendor)
+    panel = panel_itself(measured, vendor)
     if unmodulated:
         dec = panel if panel is not None else np.zeros(shape, np.float32)
     else:
-        if vendor is not None:                       # the driver adds the vendor's correction
-            shown = shown + vendor
-        if corrected and measured is not None:       # the run adds the correction (= -measured) before wrapping
-            shown = shown - measured
-        dec = np.mod(shown, np.float32(2 * np.pi))
+        added = added_before_wrap(vendor, measured, corrected)   # the driver's vendor map, the run's correction
+        dec = np.mod(shown if added is None else shown + added, np.float32(2 * np.pi))
         if sigma_px > 0:
             dec = gaussian_blur(dec, sigma_px)
         if panel is not None:
@@ -142,14 +140,6 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
         dec = cv2.warpAffine(dec, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
     return dec
-
-
-def _panel(measured: np.ndarray | None, vendor: np.ndarray | None) -> np.ndarray | None:
-    """The panel's own phase error: the wavefront measured with the vendor's correction in force,
-    less that correction (None where neither is known)."""
-    if measured is None and vendor is None:
-        return None
-    return ((measured if measured is not None else 0.0) - (vendor if vendor is not None else 0.0)).astype(np.float32)
 
 
 def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: np.ndarray,
@@ -193,7 +183,7 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     measured1 = (2 * np.pi * optics.encoder_wavefront.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32) \
         if optics is not None and optics.encoder_wavefront is not None else None
     vendor1 = centre_crop(optics.encoder_vendor_rad if optics is not None else None, shape)
-    panel1 = _panel(measured1, vendor1)              # SLM1's panel itself (the measured wavefront less the vendor's)
+    panel1 = panel_itself(measured1, vendor1)
     from_unmodulated_slm1 = 0.0
     if u1 > 0:                                       # SLM1's unmodulated light: its uncorrected panel error
         from_unmodulated_slm1 = u1 * through_slm2(propagate(
@@ -201,8 +191,7 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     # runs add SLM1's correction (= -measured1) and the driver the vendor's to the seed before it is
     # wrapped and the fringing blurs it; the light then meets the panel itself (= -correction1 where
     # both are in force)
-    correction1 = _panel(-measured1 if measured1 is not None and optics.encoder_corrected else None,
-                         None if vendor1 is None else -vendor1)
+    correction1 = added_before_wrap(vendor1, measured1, optics is not None and optics.encoder_corrected)
     out = []
     for seed in np.asarray(seed_phases, dtype=np.float32):
         phase = seed_to_slm_phase(seed, g.superpixel_px, shape)

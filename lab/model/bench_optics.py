@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optgen.drivers.common.patterns import centre_crop, grid_coordinates
+from optgen.drivers.common.vendor_correction import added_before_wrap, panel_itself
 
 __all__ = ["BenchOptics", "bench_optics"]
 
@@ -78,23 +79,9 @@ def bench_optics(optics, config, grid_px: int) -> BenchOptics:
             return None
         return (2 * np.pi * cal.wavefront_waves(shape, pitch, corrected_only=True)).astype(np.float32)
 
-    def added(measured_rad, corrected: bool, vendor) -> np.ndarray | None:
-        """What a run adds to the SLM's phase before wrapping it: the vendor's correction (its driver)
-        and the measured one (-measured_rad) where runs correct it."""
-        parts = [p for p in (vendor, -measured_rad if corrected and measured_rad is not None else None)
-                 if p is not None]
-        return None if not parts else np.sum(parts, axis=0).astype(np.float32)
-
-    def panel(measured_rad, vendor) -> np.ndarray | None:
-        """The panel itself: the wavefront measured with the vendor's correction in force, less it."""
-        if measured_rad is None and vendor is None:
-            return None
-        return ((measured_rad if measured_rad is not None else 0.0) - (vendor if vendor is not None else 0.0)
-                ).astype(np.float32)
-
     vendor1, vendor2 = (centre_crop(v, shape) for v in (optics.encoder_vendor_rad, optics.decoder_vendor_rad))
     measured2, measured1 = measured(optics.decoder_wavefront), measured(optics.encoder_wavefront)
-    return BenchOptics(d1_m=optics.d1_m, d2_m=optics.d2_m, beam=beam, slm1_panel_rad=panel(measured1, vendor1),
-                       slm2_panel_rad=panel(measured2, vendor2), unmodulated=tuple(optics.unmodulated),
-                       slm2_correction_rad=added(measured2, optics.decoder_corrected, vendor2),
-                       slm1_correction_rad=added(measured1, optics.encoder_corrected, vendor1))
+    return BenchOptics(d1_m=optics.d1_m, d2_m=optics.d2_m, beam=beam, slm1_panel_rad=panel_itself(measured1, vendor1),
+                       slm2_panel_rad=panel_itself(measured2, vendor2), unmodulated=tuple(optics.unmodulated),
+                       slm2_correction_rad=added_before_wrap(vendor2, measured2, optics.decoder_corrected),
+                       slm1_correction_rad=added_before_wrap(vendor1, measured1, optics.encoder_corrected))
