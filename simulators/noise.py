@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from optgen.simulators.poisson_table import TABLE_MAX_MEAN, poisson_table_draw
 from optgen.simulators.truth import SensorDefects, SensorTruth
 
 __all__ = ["PLANCK_J_S", "LIGHT_M_S", "photon_energy_j", "poisson_small", "expose"]
@@ -25,56 +26,29 @@ def photon_energy_j(wavelength_m: float) -> float:
     return PLANCK_J_S * LIGHT_M_S / wavelength_m
 
 
-# Below this mean the inverse transform is used, above it numpy's sampler (see poisson_small).
-INVERSE_BELOW_E = 1.0
-
-
 def poisson_small(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Exact Poisson draws (float32) for small means (below ~50).
+    """Exact Poisson draws (float32, the shape of ``mean``) for small means (below ~50).
 
-    numpy's ``Generator.poisson`` costs ~25 ns a draw whatever the mean. Pixels below
-    ``INVERSE_BELOW_E`` electrons (most of a sensor outside the lit window) are drawn by inverse
-    transform instead: one uniform and one exponential per pixel, then a short search only for
-    the few pixels whose draw exceeds zero (2-3x faster on a mostly dark calibration frame).
-    Above it the search would take about ``mean`` passes over the pixels, so numpy draws them
-    (a run frame with many pixels at 1-50 electrons: 84 -> 40 ms per million pixels). Where most
-    pixels are that bright, numpy draws them all (the split costs more than it saves there).
+    numpy's ``Generator.poisson`` costs 25-60 ns a draw; below ``TABLE_MAX_MEAN`` the draws are
+    read off a bracketing quantile table instead (``simulators/poisson_table.py``: one uniform and
+    two table reads a pixel, an exact settling for the few the table leaves open). Means at or
+    above it, if any, go to numpy's sampler. A negative or non-finite mean is a ValueError.
     """
     lam = np.ravel(mean).astype(np.float32, copy=False)
-    brighter = np.flatnonzero(lam >= INVERSE_BELOW_E)
-    if brighter.size > lam.size // 2:
-        # mostly lit (a run frame): numpy's sampler on every pixel, without the split
-        return rng.poisson(lam).astype(np.float32).reshape(np.shape(mean))
-    if brighter.size:
-        bright_lam = lam[brighter]
+    if lam.size == 0:
+        return np.zeros(np.shape(mean), dtype=np.float32)
+    if not lam.min() >= 0 or not np.isfinite(lam.max()):
+        raise ValueError("poisson_small: expected finite means >= 0 electrons")
+    bright = np.flatnonzero(lam >= TABLE_MAX_MEAN)
+    if bright.size:
+        bright_lam = lam[bright]
         lam = lam.copy()
-        lam[brighter] = 0.0                # drawn below; the search passes them over at once
-        k = _poisson_inverse(lam, rng)
-        k[brighter] = rng.poisson(bright_lam)
+        lam[bright] = 0.0
+        k = poisson_table_draw(lam, rng)
+        k[bright] = rng.poisson(bright_lam)
     else:
-        k = _poisson_inverse(lam, rng)
+        k = poisson_table_draw(lam, rng)
     return k.reshape(np.shape(mean))
-
-
-def _poisson_inverse(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Poisson draws (float32) for a 1-D array of small means, by inverse transform."""
-    u = rng.random(lam.shape, dtype=np.float32)
-    p0 = np.exp(-lam)
-    k = np.zeros(lam.shape, dtype=np.float32)
-    idx = np.flatnonzero(u > p0)
-    cdf = p0[idx].astype(np.float64)
-    term, u_i, lam_i = cdf.copy(), u[idx].astype(np.float64), lam[idx].astype(np.float64)
-    n = 0
-    while idx.size:
-        n += 1
-        k[idx] += 1.0
-        term *= lam_i / n
-        cdf += term
-        more = u_i > cdf
-        if n > 1000:                       # float rounding left the cdf a hair below u: stop
-            break
-        idx, cdf, term, u_i, lam_i = idx[more], cdf[more], term[more], u_i[more], lam_i[more]
-    return k
 
 
 def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
@@ -155,20 +129,25 @@ def _expose_band(power_w: np.ndarray, exposure_s: float, wavelength_m: float, se
     if low.all():
         # all dim (a calibration spot or a dark frame): exact Poisson shot noise + read noise
         electrons = poisson_small(mean_e, rng)
-        electrons += read_e * z
+        z *= read_e
+        electrons += z
     else:
-        # dim pixels: exact Poisson shot noise plus read noise; bright pixels: shot and read noise in
-        # one normal draw (the same independent normals serve either, one per pixel)
-        shot = poisson_small(np.where(low, mean_e, np.float32(0)), rng)
-        shot += read_e * z
+        # bright pixels: shot and read noise in one normal draw; the dim ones (gathered) then get
+        # exact Poisson shot noise plus read noise (the same independent normals serve either)
         electrons = mean_e + read_e * read_e
         np.sqrt(electrons, out=electrons)
         electrons *= z
         electrons += mean_e
-        np.copyto(electrons, shot, where=low)
+        dim = np.flatnonzero(low)
+        if dim.size:
+            shot = poisson_small(mean_e.ravel().take(dim), rng)
+            shot += read_e * z.ravel().take(dim)
+            electrons.ravel()[dim] = shot
     saturated_well = electrons >= sensor.full_well_e
-    np.clip(electrons, None, sensor.full_well_e, out=electrons)
-    counts = electrons * np.float32(sensor.gain_dn_per_e) + np.float32(sensor.dark_offset_dn)
+    np.minimum(electrons, np.float32(sensor.full_well_e), out=electrons)
+    counts = electrons
+    counts *= np.float32(sensor.gain_dn_per_e)
+    counts += np.float32(sensor.dark_offset_dn)
     if defects is not None and defects.offset_dn is not None:
         counts += defects.offset_dn
     max_dn = 2 ** int(sensor.bitdepth) - 1

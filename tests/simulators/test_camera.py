@@ -50,7 +50,7 @@ def test_low_light_keeps_the_poisson_zero_probability(rng):
     assert frame.min() == 0  # never negative counts
 
 
-@pytest.mark.parametrize("mean", [0.003, 0.5, 4.0, 30.0, 49.0])
+@pytest.mark.parametrize("mean", [0.003, 0.5, 4.0, 4.0 + 1 / 128, 7.3, 30.0, 49.0, 49.99, 63.0])
 def test_the_small_mean_poisson_sampler_follows_the_poisson_law(mean, rng):
     n = 200_000
     draws = poisson_small(np.full((400, n // 400), mean, dtype=np.float32), rng)
@@ -63,6 +63,27 @@ def test_the_small_mean_poisson_sampler_follows_the_poisson_law(mean, rng):
     chi2 = np.sum((observed[use] - expected[use]) ** 2 / expected[use])
     assert chi2 < scipy.stats.chi2.ppf(0.9999, max(int(use.sum()) - 1, 1))
     assert draws.mean() == pytest.approx(mean, abs=6 * np.sqrt(mean / n))
+
+
+def test_the_small_mean_sampler_draws_each_pixel_from_its_own_mean(rng):
+    # means off the table's grid, mixed in one array (neighbours unrelated), one above the table
+    means = np.array([0.0, 0.01, 0.7, 2.2, 9.9, 18.35, 33.3, 49.9, 50.0, 75.5], dtype=np.float32)
+    reps = 40_000
+    draws = poisson_small(np.tile(means, (reps, 1)), rng)
+    assert np.all(draws[:, 0] == 0)
+    for column, mean in enumerate(means[1:], start=1):
+        k = np.arange(int(mean + 8 * np.sqrt(mean) + 8))
+        observed = np.bincount(draws[:, column].astype(int), minlength=k.size)[:k.size]
+        expected = reps * scipy.stats.poisson.pmf(k, mean)
+        use = expected > 20
+        chi2 = np.sum((observed[use] - expected[use]) ** 2 / expected[use])
+        assert chi2 < scipy.stats.chi2.ppf(0.9999, max(int(use.sum()) - 1, 1)), mean
+
+
+@pytest.mark.parametrize("bad", [-0.5, np.nan, np.inf])
+def test_the_small_mean_sampler_refuses_a_mean_that_is_no_mean(bad, rng):
+    with pytest.raises(ValueError, match="finite means >= 0"):
+        poisson_small(np.array([1.0, bad], dtype=np.float32), rng)
 
 
 def test_full_well_and_adc_saturate_and_are_counted(rng):
