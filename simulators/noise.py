@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from optgen.simulators.band_generators import BandGenerators
 from optgen.simulators.poisson_table import TABLE_MAX_MEAN, poisson_table_draw
 from optgen.simulators.truth import SensorDefects, SensorTruth
 
@@ -62,20 +63,25 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
 
     A large frame is drawn in bands of rows on the sensor's threads (numpy's draws and array
     passes release the GIL), each band from its own generator spawned from ``rng``: the same
-    ``rng`` gives the same frame, whatever the machine.
+    ``rng`` gives the same frames on machines with the same number of cores. In a stream of
+    frames of one shape each band's normals are drawn ahead (``band_generators.py``).
     """
     power_w = np.asarray(power_w)
     bands = _band_count(power_w)
     if bands == 1:
         return _expose_band(power_w, exposure_s, wavelength_m, sensor, rng, defects)
     edges = np.linspace(0, power_w.shape[0], bands + 1).astype(int)
-    jobs = [(slice(lo, hi), generator) for lo, hi, generator in zip(edges[:-1], edges[1:], rng.spawn(bands))]
+    rows = [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+    shapes = tuple((hi - lo, power_w.shape[1]) for lo, hi in zip(edges[:-1], edges[1:]))
+    generators, normals, steady = _BAND_GENERATORS.take(rng, shapes, _SENSOR_THREADS)
     pool = _sensor_pool()
-    futures = [pool.submit(_expose_band, power_w[rows], exposure_s, wavelength_m, sensor, generator,
-                           _defects_rows(defects, rows)) for rows, generator in jobs[1:]]
-    first = _expose_band(power_w[jobs[0][0]], exposure_s, wavelength_m, sensor, jobs[0][1],
-                         _defects_rows(defects, jobs[0][0]))
+    futures = [pool.submit(_expose_band, power_w[rows[i]], exposure_s, wavelength_m, sensor, generators[i],
+                           _defects_rows(defects, rows[i]), normals[i]) for i in range(1, bands)]
+    first = _expose_band(power_w[rows[0]], exposure_s, wavelength_m, sensor, generators[0],
+                         _defects_rows(defects, rows[0]), normals[0])
     parts = [first] + [future.result() for future in futures]
+    if steady:
+        _BAND_GENERATORS.draw_ahead(rng, shapes, _SENSOR_THREADS, pool)
     return np.concatenate([frame for frame, _ in parts]), sum(saturated for _, saturated in parts)
 
 
@@ -85,6 +91,7 @@ _SENSOR_THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sch
                              else (os.cpu_count() or 1)))
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_BAND_GENERATORS = BandGenerators()
 
 
 def _band_count(power_w: np.ndarray) -> int:
@@ -112,8 +119,10 @@ def _defects_rows(defects: SensorDefects | None, rows: slice) -> SensorDefects |
 
 
 def _expose_band(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
-                 rng: np.random.Generator, defects: SensorDefects | None) -> tuple[np.ndarray, int]:
-    """``expose`` on one band of rows, on the calling thread."""
+                 rng: np.random.Generator, defects: SensorDefects | None,
+                 normals: Future | None = None) -> tuple[np.ndarray, int]:
+    """``expose`` on one band of rows, on the calling thread; ``normals``: its read-noise normals,
+    drawn ahead from ``rng`` (else drawn here, first)."""
     if defects is not None and defects.background_w:
         power_w = power_w + np.float32(defects.background_w)
     mean_e = np.multiply(power_w, np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m)),
@@ -124,7 +133,7 @@ def _expose_band(power_w: np.ndarray, exposure_s: float, wavelength_m: float, se
         if defects.dark_e_per_s is not None:
             mean_e += defects.dark_e_per_s * np.float32(exposure_s)
     read_e = np.float32(sensor.read_noise_e)
-    z = rng.standard_normal(mean_e.shape, dtype=np.float32)
+    z = rng.standard_normal(mean_e.shape, dtype=np.float32) if normals is None else normals.result()
     low = mean_e < POISSON_EXACT_BELOW_E
     if low.all():
         # all dim (a calibration spot or a dark frame): exact Poisson shot noise + read noise

@@ -172,6 +172,30 @@ def test_a_large_frame_drawn_in_bands_is_the_same_for_the_same_seed_and_its_band
         assert band.var() == pytest.approx(20.0 + 1.5**2 + 1 / 12, rel=0.05)
 
 
+def test_frames_are_the_same_whether_their_normals_were_drawn_ahead_or_not(monkeypatch):
+    from optgen.simulators import noise
+    from optgen.simulators.band_generators import BandGenerators
+    monkeypatch.setattr(noise, "BAND_PIXELS", 32 * 1024)
+    monkeypatch.setattr(noise, "_SENSOR_THREADS", 2)
+    sensor = banded_sensor()
+    whole = power_for_electrons(20.0, sensor, 1e-3, shape=(480, 640))
+    whole[:, ::7] *= 10.0                                     # bright columns: both noise paths
+    smaller = whole[:240, :500].copy()                        # a region of interest: another shape
+    sequence = [whole, whole, whole, smaller, whole, whole, whole]
+    runs = {}
+    for ahead in (True, False):
+        generators = BandGenerators()
+        generators.draw_ahead_enabled = ahead
+        monkeypatch.setattr(noise, "_BAND_GENERATORS", generators)
+        rng = np.random.default_rng(11)
+        runs[ahead] = [expose(power, 1e-3, WL, sensor, rng)[0] for power in sequence]
+        if ahead:                                             # the last steady frames were drawn ahead
+            assert generators._streams[id(rng)].ahead is not None
+    for drawn_ahead, drawn_then in zip(runs[True], runs[False]):
+        assert np.array_equal(drawn_ahead, drawn_then)
+    assert not np.array_equal(runs[True][1], runs[True][2])   # each frame its own noise
+
+
 def test_a_frame_drawn_in_bands_keeps_each_defect_on_its_own_pixel(monkeypatch):
     from optgen.simulators import noise
     from optgen.simulators.truth import SensorDefects
