@@ -70,8 +70,9 @@ def transfer_function(shape: tuple[int, int], wavelength_m: float, distance_m: f
 
 
 def propagate(field: np.ndarray, wavelength_m: float, distance_m: float, pitch_m: float,
-              band_limit: bool = True, workers: int = -1) -> np.ndarray:
-    """Propagate a complex field over ``distance_m``; returns a new complex64 array."""
+              band_limit: bool = True, workers: int = -1, overwrite: bool = False) -> np.ndarray:
+    """Propagate a complex field over ``distance_m``; returns a complex64 array (new, or with
+    ``overwrite`` a complex64 ``field`` itself: the caller's temporary, transformed in place)."""
     field = np.asarray(field)
     if field.ndim != 2:
         raise ValueError(f"propagate: expected a 2-D field, got shape {field.shape}")
@@ -79,7 +80,7 @@ def propagate(field: np.ndarray, wavelength_m: float, distance_m: float, pitch_m
         return field.astype(np.complex64, copy=True)
     h = transfer_function(field.shape, float(wavelength_m), float(distance_m),
                           float(pitch_m), bool(band_limit))
-    spectrum = scipy.fft.fft2(field.astype(np.complex64, copy=False), workers=workers)
+    spectrum = scipy.fft.fft2(field.astype(np.complex64, copy=False), workers=workers, overwrite_x=overwrite)
     spectrum *= h
     return scipy.fft.ifft2(spectrum, workers=workers, overwrite_x=True)
 

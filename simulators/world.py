@@ -500,11 +500,11 @@ class OpticalWorld:
         """The field arriving at SLM2: beam -> SLM1 transmission -> d1."""
         beam = self.beam_amplitude if beam is None else beam
         field = encoding * (beam * np.float32(np.sqrt(power_w)))
-        return propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit)
+        return propagate(field, self.wavelength_m, self.d1_m, self.pitch_m, self.band_limit, overwrite=True)
 
     def _decoder_to_output(self, field: np.ndarray) -> np.ndarray:
-        """The field leaving SLM2 -> d2 -> irradiance (float32)."""
-        field = propagate(field, self.wavelength_m, self.d2_m, self.pitch_m, self.band_limit)
+        """The field leaving SLM2 (the caller's temporary: transformed in place) -> d2 -> irradiance (float32)."""
+        field = propagate(field, self.wavelength_m, self.d2_m, self.pitch_m, self.band_limit, overwrite=True)
         return (field.real**2 + field.imag**2).astype(np.float32, copy=False)
 
     def _sensor_to_grid_affine(self) -> np.ndarray:

@@ -52,6 +52,15 @@ def test_forward_then_backward_returns_the_field():
     np.testing.assert_allclose(back, field, atol=2e-4)
 
 
+def test_propagating_in_place_gives_the_same_field_and_otherwise_leaves_the_input_alone():
+    field = gaussian((256, 256), 0.3e-3) * phase_to_field(lens_phase((256, 256), PITCH, WL, 0.5))
+    kept = field.copy()
+    out = propagate(field, WL, 0.03, PITCH)
+    np.testing.assert_array_equal(field, kept)                  # the caller's field untouched
+    in_place = propagate(field, WL, 0.03, PITCH, overwrite=True)
+    np.testing.assert_allclose(in_place, out, atol=1e-6)
+
+
 def test_lens_focuses_to_the_gaussian_waist_at_the_focal_plane():
     shape, w0, f = (512, 512), 0.3e-3, 0.05
     field = gaussian(shape, w0) * phase_to_field(lens_phase(shape, PITCH, WL, f))
