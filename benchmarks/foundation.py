@@ -94,7 +94,7 @@ def bench_twin_frame(grid: tuple[int, int], repeats: int, baselines: bool = True
         d1 = bench.encoding_slm.display.copy()
         d2 = bench.decoding_slm.display.copy()
         ours_ms, naive_ms = samples_in_turn_ms(frame, lambda: naive_frame(bench, d1, d2), repeats,
-                                               max(3, repeats // 3))
+                                               max(5, repeats // 2))
         ours, base = statistics.median(ours_ms), statistics.median(naive_ms)
         print(f"twin frame, grid {grid[0]}x{grid[1]} (camera {cfg.camera.resolution[0]}x"
               f"{cfg.camera.resolution[1]}): optgen {ours:.1f} ms ({1e3 / ours:.1f} frames/s) | naive baseline "
