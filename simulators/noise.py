@@ -31,9 +31,10 @@ def poisson_small(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Exact Poisson draws (float32, the shape of ``mean``) for small means (below ~50).
 
     numpy's ``Generator.poisson`` costs 25-60 ns a draw; below ``TABLE_MAX_MEAN`` the draws are
-    read off a bracketing quantile table instead (``simulators/poisson_table.py``: one uniform and
-    two table reads a pixel, an exact settling for the few the table leaves open). Means at or
-    above it, if any, go to numpy's sampler. A negative or non-finite mean is a ValueError.
+    read off a quantile table instead (``simulators/poisson_table.py``: one uniform and one table
+    read a pixel, an exact settling for the few the table leaves open, and the mean's rest off the
+    table's grid added by thinning). Means at or above it, if any, go to numpy's sampler. A
+    negative or non-finite mean is a ValueError.
     """
     lam = np.ravel(mean).astype(np.float32, copy=False)
     if lam.size == 0:

@@ -100,7 +100,7 @@ def _bernoulli_successes(n: int, p: float, rng: np.random.Generator) -> np.ndarr
     expected = n * p
     parts, last, total = [], -1, 0
     while True:                       # rounds of geometric gaps until they pass n (bounded: each adds > 0)
-        gaps = rng.geometric(p, int(expected - total + 6 * np.sqrt(expected) + 16))
+        gaps = rng.geometric(p, max(16, int(expected - total + 6 * np.sqrt(expected) + 16)))
         positions = last + np.cumsum(gaps)
         inside = positions[positions < n]
         parts.append(inside)
