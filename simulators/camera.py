@@ -239,11 +239,11 @@ class SimulatedCamera(BenchCamera):
         else:
             power = self.world.delivered_power_w()
             if power > 0:
-                pixel_power = self._window(self.world.unit_sensor_power(t_mid)) * np.float32(power)
+                unit_power = self._window(self.world.unit_sensor_power(t_mid))
             else:
-                pixel_power = np.zeros(self._hw_image_shape, dtype=np.float32)
-            frame, saturated = expose(pixel_power, self._exposure, self.world.wavelength_m,
-                                      self.world.sensor, self.world.rng, self._defects(self._roi))
+                unit_power, power = np.zeros(self._hw_image_shape, dtype=np.float32), 0.0
+            frame, saturated = expose(unit_power, self._exposure, self.world.wavelength_m,
+                                      self.world.sensor, self.world.rng, self._defects(self._roi), scale=power)
         if draw_next:
             self._draw_ahead(self.world.settled_render_key(t_mid))
         t_exposed = t_start + self._exposure
@@ -305,10 +305,9 @@ class SimulatedCamera(BenchCamera):
         world = self.world
         power = world.draw_power_w(emission, setpoint_w, noise_rms)
         if power <= 0:
-            pixel_power = np.zeros(unit.shape, dtype=np.float32)
-        else:
-            pixel_power = unit * np.float32(power)
-        frame, saturated = expose(pixel_power, exposure_s, world.wavelength_m, sensor, world.rng, self._defects(roi))
+            unit, power = np.zeros(unit.shape, dtype=np.float32), 0.0
+        frame, saturated = expose(unit, exposure_s, world.wavelength_m, sensor, world.rng, self._defects(roi),
+                                  scale=power)
         return power, frame, saturated
 
     def _defects(self, roi):

@@ -54,10 +54,12 @@ def poisson_small(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
-           rng: np.random.Generator, defects: SensorDefects | None = None) -> tuple[np.ndarray, int]:
+           rng: np.random.Generator, defects: SensorDefects | None = None,
+           scale: float = 1.0) -> tuple[np.ndarray, int]:
     """One frame of counts (uint16) and the number of saturated pixels.
 
-    ``power_w`` is the optical power on each pixel during the exposure. The full well
+    ``power_w * scale`` is the optical power on each pixel during the exposure (a picture for 1 W
+    of beam and the beam's power: one pass over the pixels fewer). The full well
     clips photo-electrons plus read noise together (read noise is a few electrons against a
     well of thousands, so the difference is below one count). ``defects`` (the window's): stray
     light, gain and offset per pixel, hot pixels' dark current.
@@ -70,16 +72,16 @@ def expose(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: 
     power_w = np.asarray(power_w)
     bands = _band_count(power_w)
     if bands == 1:
-        return _expose_band(power_w, exposure_s, wavelength_m, sensor, rng, defects)
+        return _expose_band(power_w, exposure_s, wavelength_m, sensor, rng, defects, scale=scale)
     edges = np.linspace(0, power_w.shape[0], bands + 1).astype(int)
     rows = [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
     shapes = tuple((hi - lo, power_w.shape[1]) for lo, hi in zip(edges[:-1], edges[1:]))
     generators, normals, steady = _BAND_GENERATORS.take(rng, shapes, _SENSOR_THREADS)
     pool = _sensor_pool()
     futures = [pool.submit(_expose_band, power_w[rows[i]], exposure_s, wavelength_m, sensor, generators[i],
-                           _defects_rows(defects, rows[i]), normals[i]) for i in range(1, bands)]
+                           _defects_rows(defects, rows[i]), normals[i], scale) for i in range(1, bands)]
     first = _expose_band(power_w[rows[0]], exposure_s, wavelength_m, sensor, generators[0],
-                         _defects_rows(defects, rows[0]), normals[0])
+                         _defects_rows(defects, rows[0]), normals[0], scale)
     parts = [first] + [future.result() for future in futures]
     if steady:
         _BAND_GENERATORS.draw_ahead(rng, shapes, _SENSOR_THREADS, pool)
@@ -121,13 +123,13 @@ def _defects_rows(defects: SensorDefects | None, rows: slice) -> SensorDefects |
 
 def _expose_band(power_w: np.ndarray, exposure_s: float, wavelength_m: float, sensor: SensorTruth,
                  rng: np.random.Generator, defects: SensorDefects | None,
-                 normals: Future | None = None) -> tuple[np.ndarray, int]:
+                 normals: Future | None = None, scale: float = 1.0) -> tuple[np.ndarray, int]:
     """``expose`` on one band of rows, on the calling thread; ``normals``: its read-noise normals,
     drawn ahead from ``rng`` (else drawn here, first)."""
+    e_per_j = sensor.qe * exposure_s / photon_energy_j(wavelength_m)
+    mean_e = np.multiply(power_w, np.float32(scale * e_per_j), dtype=np.float32)
     if defects is not None and defects.background_w:
-        power_w = power_w + np.float32(defects.background_w)
-    mean_e = np.multiply(power_w, np.float32(sensor.qe * exposure_s / photon_energy_j(wavelength_m)),
-                         dtype=np.float32)
+        mean_e += np.float32(defects.background_w * e_per_j)
     if defects is not None:
         if defects.gain is not None:
             mean_e *= defects.gain

@@ -86,6 +86,19 @@ def test_the_small_mean_sampler_refuses_a_mean_that_is_no_mean(bad, rng):
         poisson_small(np.array([1.0, bad], dtype=np.float32), rng)
 
 
+def test_a_scaled_picture_exposes_as_the_picture_times_its_scale():
+    from optgen.simulators.truth import SensorDefects
+    sensor = SensorTruth(resolution=(500, 400), pitch_m=5e-6, qe=0.6, gain_dn_per_e=0.25, read_noise_e=2.5,
+                         dark_offset_dn=100.0, full_well_e=10500.0, bitdepth=12)
+    picture = power_for_electrons(1.0, sensor, 1e-3) * np.linspace(0.1, 80.0, 500, dtype=np.float32)
+    stray = SensorDefects(background_w=float(power_for_electrons(3.0, sensor, 1e-3)[0, 0]))
+    for defects in (None, stray):
+        scaled, _ = expose(picture, 1e-3, WL, sensor, np.random.default_rng(3), defects, scale=0.37)
+        product, _ = expose(picture * np.float32(0.37), 1e-3, WL, sensor, np.random.default_rng(3), defects)
+        assert np.mean(scaled != product) < 1e-4            # the same draws; float rounding may move a count
+        assert np.abs(scaled.astype(int) - product.astype(int)).max() <= 1
+
+
 def test_full_well_and_adc_saturate_and_are_counted(rng):
     sensor = SensorTruth(resolution=(50, 40), pitch_m=5e-6, qe=0.7, gain_dn_per_e=0.25, read_noise_e=2.0,
                          dark_offset_dn=100.0, full_well_e=10000.0, bitdepth=12)
