@@ -39,10 +39,11 @@ def poisson_small(mean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lam = np.ravel(mean).astype(np.float32, copy=False)
     if lam.size == 0:
         return np.zeros(np.shape(mean), dtype=np.float32)
-    if not lam.min() >= 0 or not np.isfinite(lam.max()):
+    lowest, highest = lam.min(), lam.max()
+    if not lowest >= 0 or not np.isfinite(highest):
         raise ValueError("poisson_small: expected finite means >= 0 electrons")
-    bright = np.flatnonzero(lam >= TABLE_MAX_MEAN)
-    if bright.size:
+    if highest >= TABLE_MAX_MEAN:                          # rare: the callers split bright pixels off
+        bright = np.flatnonzero(lam >= TABLE_MAX_MEAN)
         bright_lam = lam[bright]
         lam = lam.copy()
         lam[bright] = 0.0

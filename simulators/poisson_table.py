@@ -13,8 +13,8 @@ at or below it) and a rest ``delta < 1/64``; the draw is the sum of independent 
   The count is nonzero at the successes of Bernoulli trials (1.6 % of pixels), placed by
   geometric gaps, and drawn there from its law given that it is not 0.
 
-Exact up to the uniforms' 24-bit resolution (a chi-square test per mean); a run frame's dim
-pixels cost about a third of numpy's sampler (performance.md, "The twin frame ...").
+Exact up to the uniforms' 24-bit resolution (a chi-square test per mean); a twin run frame's dim
+pixels take about a quarter of numpy's sampler's time (``benchmarks/poisson_sampler.py``).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def poisson_table_draw(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if open_.size:                                              # the quantile steps inside the cell
         low = entry[open_].astype(np.int64)
         high = np.where(cell[open_] % _U_STEPS == _U_STEPS - 1, _MAX_K,
-                        quantiles.take(cell[open_] + 1) & (_OPEN_BIT - 1)).astype(np.int64)
+                        quantiles.take(cell[open_] + 1, mode="clip") & (_OPEN_BIT - 1)).astype(np.int64)
         base = row[open_].astype(np.int64) * (_MAX_K + 1)
         k[open_] = _first_at_or_above(low, high, lambda sel, kk: cdf[base[sel] + kk], u[open_].astype(np.float64))
     # the rest, lam - lam_j: a Poisson(1/64) count, nonzero at the successes of Bernoulli trials
