@@ -19,7 +19,7 @@ from optgen.drivers.errors import PhaseInputError
 from optgen.drivers.identity import DeviceIdentity, SLMTiming
 from optgen.drivers.io_log import log_upload, log_upload_failed, slm_debug
 
-__all__ = ["PhaseSLM", "check_phase"]
+__all__ = ["PhaseSLM", "check_phase", "same_conversion"]
 
 
 def check_phase(device: str, phase, shape: tuple[int, int], int_dtype: np.dtype,
@@ -44,6 +44,13 @@ def check_phase(device: str, phase, shape: tuple[int, int], int_dtype: np.dtype,
         bad = int(np.size(phase) - np.count_nonzero(np.isfinite(phase)))
         raise PhaseInputError(device, f"phase contains {bad} NaN or infinite values")
     return phase
+
+
+def same_conversion(a: tuple, b: tuple) -> bool:
+    """Whether two :meth:`PhaseSLM.conversion_state` tuples are the same conversion: arrays, tables
+    and apertures by identity (a new LUT or correction is a new object), numbers by value."""
+    return len(a) == len(b) and all(x is y or (isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == y)
+                                    for x, y in zip(a, b, strict=True))
 
 
 class PhaseSLM(SlmsuiteSLM):
@@ -134,6 +141,46 @@ class PhaseSLM(SlmsuiteSLM):
         if self.phase_correct and "phase" in self.source:
             work += self._get_source_phase()
         return self._phase2gray(work, out=np.empty(self.shape, dtype=self.dtype))
+
+    def phase_to_gray_window(self, block: np.ndarray, top_left: tuple[int, int]) -> np.ndarray:
+        """The gray levels ``phase_to_gray`` gives the pixels of ``block`` (radians) in a pattern
+        that holds it with its first pixel at ``top_left`` (row, column), as a new array of the
+        block's shape; nothing is shown. The conversion goes pixel by pixel (the LUT and the
+        wavefront correction at each pixel), so patterns that differ only in a window (a seed
+        on the encoding SLM: 5 % of a 1080 x 1920 panel) need only the window converted. Where
+        slmsuite's conversion depends on the whole pattern (a phase scaling other than 1 with no
+        LUT) the window is converted inside a pattern of zero phase."""
+        if not isinstance(block, np.ndarray) or block.ndim != 2:
+            raise PhaseInputError(self.name, "a phase window must be a 2-D numpy array")
+        (r0, c0), (h, w), (rows, cols) = map(int, top_left), block.shape, self.shape
+        if r0 < 0 or c0 < 0 or r0 + h > rows or c0 + w > cols:
+            raise PhaseInputError(self.name, f"a {h}x{w} phase window at row {r0}, column {c0} does not fit on "
+                                             f"the {rows}x{cols} panel")
+        block = check_phase(self.name, block, (h, w), self.dtype, self.bitresolution)
+        if np.issubdtype(block.dtype, np.integer):
+            return block.copy()
+        window = (slice(r0, r0 + h), slice(c0, c0 + w))
+        if self.lut is None and self.phase_scaling != 1:
+            full = np.zeros(self.shape, dtype=self.phase.dtype)
+            full[window] = block
+            return self.phase_to_gray(full)[window].copy()
+        work = np.array(block, dtype=self.phase.dtype, copy=True)
+        if self.phase_correct and "phase" in self.source:
+            work += self._source_phase_window(window)
+        return self._phase2gray(work, out=np.empty((h, w), dtype=self.dtype))
+
+    def _source_phase_window(self, window: tuple[slice, slice]) -> np.ndarray:
+        """``window`` of slmsuite's effective source phase (``_get_source_phase``: the source
+        phase masked by the aperture) without making the whole panel's."""
+        part = np.asarray(self.source["phase"])[window]
+        return part * np.asarray(self.aperture_mask)[window] if self.aperture.crops else part
+
+    def conversion_state(self) -> tuple:
+        """What ``phase_to_gray`` depends on besides the phase (compare with :func:`same_conversion`):
+        the LUT, gamma sign, phase scaling, source phase, correction switch and aperture."""
+        source = self.source.get("phase") if isinstance(getattr(self, "source", None), dict) else None
+        return (getattr(self, "lut", None), getattr(self, "_gamma_sign", None), getattr(self, "phase_scaling", None),
+                source, getattr(self, "phase_correct", None), getattr(self, "aperture", None))
 
     def _show_gray_levels(self, gray: np.ndarray) -> np.ndarray:
         """slmsuite's integer-data path of ``set_phase``, with the realized phase looked up in a

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["binary_grating", "centre_crop", "embed_centered", "grating_phase", "grid_coordinates", "lens_phase"]
+__all__ = ["binary_grating", "centre_crop", "centred_top_left", "embed_centered", "grating_phase", "grid_coordinates", "lens_phase"]
 
 TWO_PI = 2.0 * np.pi
 
@@ -72,18 +72,23 @@ def binary_grating(shape: tuple[int, int], period_px: int, low, high, dtype=np.u
     return np.ascontiguousarray(np.broadcast_to(row, (rows, cols)))
 
 
-def embed_centered(block: np.ndarray, shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
-    """Place ``block`` at the centre of a zero pattern of ``shape`` (float32; ``out`` is reused)."""
-    rows, cols = shape
-    h, w = block.shape
+def centred_top_left(block_shape: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int]:
+    """(row, column) of the first pixel of a ``block_shape`` pattern centred on a ``shape`` SLM, as
+    :func:`embed_centered` places it; ValueError if it does not fit."""
+    (rows, cols), (h, w) = shape, block_shape
     if h > rows or w > cols:
         raise ValueError(f"a {h}x{w} pattern does not fit on a {rows}x{cols} SLM")
+    return (rows - h) // 2, (cols - w) // 2
+
+
+def embed_centered(block: np.ndarray, shape: tuple[int, int], out: np.ndarray | None = None) -> np.ndarray:
+    """Place ``block`` at the centre of a zero pattern of ``shape`` (float32; ``out`` is reused)."""
+    r0, c0 = centred_top_left(block.shape, shape)
     if out is None:
         out = np.zeros(shape, dtype=np.float32)
     else:
         out.fill(0)
-    r0, c0 = (rows - h) // 2, (cols - w) // 2
-    out[r0:r0 + h, c0:c0 + w] = block
+    out[r0:r0 + block.shape[0], c0:c0 + block.shape[1]] = block
     return out
 
 

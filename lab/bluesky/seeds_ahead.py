@@ -19,7 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.drivers.slm import same_conversion
+from optgen.lab.run.patterns import SeedGrayLevels, seed_to_slm_phase
 
 __all__ = ["SeedsAhead"]
 
@@ -27,15 +28,9 @@ AHEAD = 2
 PREPARE_TIMEOUT_S = 30.0     # the longest a shown seed waits for its preparation before it is computed here
 
 
-def conversion_state(slm) -> tuple:
-    """What ``slm.phase_to_gray`` depends on besides the phase (compared by :func:`_same`)."""
-    return (getattr(slm, "lut", None), getattr(slm, "_gamma_sign", None), getattr(slm, "phase_scaling", None),
-            slm.source.get("phase") if isinstance(getattr(slm, "source", None), dict) else None,
-            getattr(slm, "phase_correct", None))
-
-
 def seed_gray(slm, seeds, index: int, superpixel_px: int) -> np.ndarray:
-    """Seed ``index`` of ``seeds`` as the gray levels ``slm`` is sent (as the run loop prepares it)."""
+    """Seed ``index`` of ``seeds`` as the gray levels ``slm`` is sent, the whole pattern converted
+    (what :class:`SeedsAhead` gives, converting the seed's window only)."""
     phase = seed_to_slm_phase(seeds.seed(index).phase, superpixel_px, slm.shape)
     return slm.phase_to_gray(phase)
 
@@ -48,16 +43,17 @@ class SeedsAhead:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: dict[tuple, tuple[tuple, Future]] = {}     # (slm name, source, index) -> (state, future)
         self.taken = 0             # shown seeds that came prepared (for tests and benchmarks)
+        self._converters: dict[tuple, SeedGrayLevels] = {}          # (id(slm), superpixel) -> converter
         self.closed = False
 
     def gray(self, slm, seeds, index: int, superpixel_px: int) -> np.ndarray:
         """The gray levels of seed ``index``: prepared ahead if it was (and still valid), else computed
         now; then the following seeds are set to be prepared."""
         key = (slm.name, id(seeds), int(index))
-        state = conversion_state(slm)
+        state = slm.conversion_state()
         entry = self._pending.pop(key, None)
         gray = None
-        if entry is not None and _same(entry[0], state):
+        if entry is not None and same_conversion(entry[0], state):
             try:
                 gray = entry[1].result(PREPARE_TIMEOUT_S)
                 self.taken += 1
@@ -66,7 +62,7 @@ class SeedsAhead:
             except Exception:            # noqa: BLE001 - computed again below: its own error is raised there
                 gray = None
         if gray is None:
-            gray = seed_gray(slm, seeds, index, superpixel_px)
+            gray = self._converter(slm, superpixel_px)(seeds.seed(index).phase)
         self._prepare_next(slm, seeds, int(index), superpixel_px, state)
         return gray
 
@@ -77,7 +73,14 @@ class SeedsAhead:
         if self.closed:
             return
         for key in sorted(wanted - set(self._pending), key=lambda k: k[2]):
-            self._pending[key] = (state, self._executor.submit(seed_gray, slm, seeds, key[2], superpixel_px))
+            convert = self._converter(slm, superpixel_px)
+            self._pending[key] = (state, self._executor.submit(lambda i=key[2]: convert(seeds.seed(i).phase)))
+
+    def _converter(self, slm, superpixel_px: int) -> SeedGrayLevels:
+        key = (id(slm), int(superpixel_px))
+        if key not in self._converters:
+            self._converters[key] = SeedGrayLevels(slm, superpixel_px)
+        return self._converters[key]
 
     def forget(self) -> None:
         """Drop every prepared seed (one being computed finishes and is dropped)."""
@@ -90,9 +93,3 @@ class SeedsAhead:
         self.closed = True
         self.forget()
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _same(a: tuple, b: tuple) -> bool:
-    """Arrays and tables by identity (a new LUT or correction is a new object); numbers by value."""
-    return len(a) == len(b) and all(x is y or (isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == y)
-                                    for x, y in zip(a, b, strict=True))

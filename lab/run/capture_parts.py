@@ -20,7 +20,7 @@ from optgen.drivers.common.schedule import Shown
 from optgen.drivers.errors import CaptureTimeout, DeviceError
 from optgen.drivers.stop import StopControl
 from optgen.lab.run.frame_store import CapturedFrame, StoreWorker
-from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.patterns import SeedGrayLevels
 
 __all__ = ["CaptureLoopStats", "DeviceTime", "FrameHandler", "PatternPreparer", "Prepared", "RunFault", "Uploader",
            "frame_shown_s", "seed_gray_levels"]
@@ -60,6 +60,7 @@ class PatternPreparer:
 
     def __init__(self, slm, seeds, superpixel_px: int, indices: Sequence[int], ahead: int = 4):
         self.slm, self.seeds, self.superpixel_px = slm, seeds, int(superpixel_px)
+        self._gray_levels = SeedGrayLevels(slm, self.superpixel_px)
         self._indices = deque(int(i) for i in indices)
         self._futures: deque[Future] = deque()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optgen-prepare")
@@ -75,8 +76,7 @@ class PatternPreparer:
 
     def _prepare(self, index: int) -> Prepared:
         seed = self.seeds.seed(index)
-        phase = seed_to_slm_phase(seed.phase, self.superpixel_px, self.slm.shape)
-        gray = self.slm.phase_to_gray(phase)
+        gray = self._gray_levels(seed.phase)
         return Prepared(index, gray, seed.phase, seed_gray_levels(gray, seed.phase.shape, self.superpixel_px),
                         seed.index, seed.id)
 

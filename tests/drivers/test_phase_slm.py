@@ -133,3 +133,59 @@ def test_a_measured_correction_of_the_wrong_shape_or_with_nan_is_refused():
     with pytest.raises(PhaseInputError, match="NaN"):
         slm.set_wavefront_correction(bad)
     assert slm.measured_correction_rad is None
+
+
+# --- a window of a pattern converted alone --------------------------------------------------------
+@pytest.mark.parametrize("setup", ["linear", "measured lut", "corrections", "aperture", "phase scaling"])
+def test_a_window_converts_to_the_gray_levels_of_the_same_pixels_in_the_whole_pattern(setup, tmp_path, rng):
+    slm = RecordingSLM(8)
+    if setup == "measured lut":
+        slm.set_gamma(np.sqrt(np.linspace(0.0, 1.0, slm.bitresolution)))
+    if setup in ("corrections", "aperture"):
+        slm.load_vendor_correction(_write_image(tmp_path / "panel.bmp", rng.integers(0, 256, (32, 48)).astype(np.uint8)))
+        slm.set_wavefront_correction(rng.uniform(-3.0, 3.0, slm.shape).astype(np.float32))
+    if setup == "aperture":
+        slm.set_aperture("circular")
+        assert slm.aperture.crops                    # the correction is masked off outside the disc
+    if setup == "phase scaling":
+        slm.wav_design_um = slm.wav_um / 1.25       # phase scaling 1.25: slmsuite converts the whole pattern at once
+    block = rng.uniform(-7.0, 7.0, (13, 21)).astype(np.float32)
+    kept = block.copy()
+    for top_left in [(0, 0), (5, 9), (32 - 13, 48 - 21)]:
+        pattern = np.zeros(slm.shape, np.float32)
+        pattern[top_left[0]:top_left[0] + 13, top_left[1]:top_left[1] + 21] = block
+        whole = slm.phase_to_gray(pattern)[top_left[0]:top_left[0] + 13, top_left[1]:top_left[1] + 21]
+        window = slm.phase_to_gray_window(block, top_left)
+        assert window.dtype == slm.dtype and window.shape == block.shape
+        np.testing.assert_array_equal(window, whole)
+    assert np.array_equal(block, kept) and not slm.sent
+
+
+def test_a_window_that_does_not_fit_or_holds_nan_is_refused_naming_the_slm():
+    slm = RecordingSLM(8)
+    with pytest.raises(PhaseInputError, match=r"test-slm.*a 4x4 phase window at row 30, column 0 does not fit on the 32x48"):
+        slm.phase_to_gray_window(np.zeros((4, 4), np.float32), (30, 0))
+    with pytest.raises(PhaseInputError, match="does not fit"):
+        slm.phase_to_gray_window(np.zeros((4, 4), np.float32), (0, -1))
+    bad = np.zeros((4, 4), np.float32)
+    bad[1, 2] = np.inf
+    with pytest.raises(PhaseInputError, match="1 NaN or infinite"):
+        slm.phase_to_gray_window(bad, (0, 0))
+    with pytest.raises(PhaseInputError, match="2-D"):
+        slm.phase_to_gray_window(np.zeros(4, np.float32), (0, 0))
+
+
+def test_the_conversion_state_changes_with_the_lut_the_correction_and_the_aperture():
+    from optgen.drivers.slm import same_conversion
+
+    slm = RecordingSLM(8)
+    first = slm.conversion_state()
+    assert same_conversion(first, slm.conversion_state())
+    slm.set_gamma(np.sqrt(np.linspace(0.0, 1.0, slm.bitresolution)))
+    with_lut = slm.conversion_state()
+    assert not same_conversion(first, with_lut)
+    slm.set_wavefront_correction(np.full(slm.shape, 0.5, np.float32))
+    corrected = slm.conversion_state()
+    assert not same_conversion(with_lut, corrected)
+    slm.set_aperture("circular")
+    assert not same_conversion(corrected, slm.conversion_state())

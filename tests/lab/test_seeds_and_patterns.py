@@ -7,7 +7,7 @@ import pytest
 
 from optgen.drivers.common.patterns import embed_centered
 from optgen.lab.run.decoder import load_decoder_phase
-from optgen.lab.run.patterns import seed_to_slm_phase
+from optgen.lab.run.patterns import SeedGrayLevels, seed_to_slm_phase
 from optgen.lab.run.seeds import FileSeedSource, values_to_phase
 
 
@@ -27,6 +27,27 @@ def test_seed_superpixels_are_centred_blocks():
     assert full.sum() == 9 * (0 + 1 + 2 + 3)
     with pytest.raises(ValueError, match="does not fit"):
         embed_centered(np.zeros((11, 2)), (10, 12))
+
+
+def test_seed_gray_levels_are_the_whole_pattern_s_and_follow_a_new_lut_correction_or_aperture(small_bench, rng):
+    slm, superpixel = small_bench.encoding_slm, 3
+    convert = SeedGrayLevels(slm, superpixel)
+    whole = lambda seed: slm.phase_to_gray(seed_to_slm_phase(seed, superpixel, slm.shape))   # noqa: E731
+    changes = [lambda: None,
+               lambda: slm.set_wavefront_correction(rng.uniform(-3.0, 3.0, slm.shape).astype(np.float32)),
+               lambda: slm.set_gamma(np.sqrt(np.linspace(0.0, 1.0, slm.bitresolution))),
+               lambda: slm.set_aperture("circular")]
+    shown = []
+    for change in changes:           # each change alters the gray levels outside the seed's window too
+        change()
+        seed = rng.uniform(0.0, 2 * np.pi, (8, 8)).astype(np.float32)
+        gray = convert(seed)
+        np.testing.assert_array_equal(gray, whole(seed))
+        assert gray.dtype == slm.dtype and gray.shape == slm.shape
+        shown.append(whole(np.zeros((8, 8), np.float32)))
+    assert all(not np.array_equal(a, b) for a, b in zip(shown, shown[1:]))
+    with pytest.raises(ValueError, match="does not fit"):
+        convert(np.zeros((400, 400), np.float32))
 
 
 def test_file_seed_source_reads_seeds_and_refuses_bad_files(tmp_path):
