@@ -35,8 +35,8 @@ How (the binary-grating method of DESIGN.md section 5, with the other SLM as the
        with nuisance parameters fitted per period: k (near 1), the +-1 orders' collection efficiency
        over the zero order's (they pass another part of the helping lens and land on other pixels),
        and a (|a| <= 0.05) what remains of their light in the zero-order window. The blurred profile
-       may also be resampled a fraction of a pixel (linear interpolation): that is how the twin renders
-       an SLM shifted in the beam (SLM2); on a real SLM it fits to ~0. A naive cos^2(Delta/2) misses
+       may also be resampled a fraction of a pixel (linear interpolation of its transmission): that is
+       how the twin renders an SLM shifted in the beam (SLM2); on a real SLM it fits to ~0. A naive cos^2(Delta/2) misses
        the crosstalk (lower contrast, a bent curve) by far more than 0.03 rad.
 
     4. f is even and 2pi-periodic in Delta, so one reference leaves Delta and 2pi - Delta apart. Two

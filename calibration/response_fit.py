@@ -10,10 +10,9 @@ import numpy as np
 from scipy import interpolate, optimize
 
 
-def _blurred_stripes(period_px: int, sigma_px: float, shift_px: float = 0.0) -> np.ndarray:
+def _blurred_stripes(period_px: int, sigma_px: float) -> np.ndarray:
     """One period of the test-stripe indicator (test gray on the second half), blurred periodically by a
-    Gaussian of ``sigma_px`` and then resampled ``shift_px`` (0..1) of a pixel off the SLM's own grid
-    (linear interpolation: an SLM slightly shifted or rotated in the beam's frame, as the twin renders it)."""
+    Gaussian of ``sigma_px``."""
     p = int(period_px)
     ind = np.zeros(p)
     ind[p // 2:] = 1.0
@@ -24,16 +23,18 @@ def _blurred_stripes(period_px: int, sigma_px: float, shift_px: float = 0.0) -> 
         w = np.exp(-0.5 * (taps / sigma_px) ** 2)
         w /= w.sum()
         out = ind[(np.arange(p)[:, None] - taps[None, :]) % p] @ w       # periodic convolution
-    if shift_px > 0:
-        out = (1.0 - shift_px) * out + shift_px * np.roll(out, 1)
     return out
 
 
 def _order_powers(delta: np.ndarray, period_px: int, sigma_px: float,
                   shift_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(|E0|^2, |E+1|^2 + |E-1|^2) of a binary phase grating with step ``delta`` (radians)."""
-    s = _blurred_stripes(period_px, sigma_px, shift_px)
+    """(|E0|^2, |E+1|^2 + |E-1|^2) of a binary phase grating with step ``delta`` (radians), its
+    transmission resampled ``shift_px`` (0..1) of a pixel off the SLM's own grid (linear interpolation
+    of the field: an SLM slightly shifted or rotated in the beam's frame, as the twin renders it)."""
+    s = _blurred_stripes(period_px, sigma_px)
     field_ = np.exp(1j * np.asarray(delta, dtype=float)[..., None] * s)
+    if shift_px > 0:
+        field_ = (1.0 - shift_px) * field_ + shift_px * np.roll(field_, 1, axis=-1)
     spec = np.fft.fft(field_, axis=-1) / s.size
     p = np.abs(spec) ** 2
     return p[..., 0], p[..., 1] + p[..., -1]

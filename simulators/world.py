@@ -3,7 +3,8 @@
     laser (beam profile, power noise)
       -> encoding SLM  (gray -> planted phase response, crosstalk, latency + settle)
       -> angular spectrum over d1
-      -> decoding SLM  (same physics, planted shift and rotation in the beam)
+      -> decoding SLM  (same physics, planted shift and rotation in the beam: its pixels'
+                        transmissions mixed bilinearly onto the grid)
       -> angular spectrum over d2
       -> sensor irradiance, sampled on the sensor's own pixels (pitch, offset, rotation)
 
@@ -38,7 +39,7 @@ from optgen.drivers.common.clock import Clock
 from optgen.drivers.common.patterns import grid_coordinates
 from optgen.drivers.common.roles import DECODING, ENCODING
 from optgen.simulators.ahead import AheadWorker
-from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
+from optgen.simulators.optics import field_in_beam, gaussian_blur, phase_to_field, propagate
 from optgen.simulators.truth import LaserTruth, PlantedTruths, SensorDefects, SensorTruth, SLMTruth
 
 __all__ = ["OpticalWorld", "ENCODING", "DECODING"]
@@ -133,8 +134,8 @@ class OpticalWorld:
         for state in self._slms.values():
             u = state.truth.unmodulated_fraction
             if u > 0:
-                state.unmodulated = phase_to_field(self._in_beam(state.truth, self._panel_error(state.truth)),
-                                                   np.float32(np.sqrt(u)))
+                state.unmodulated = self._in_beam(state.truth, phase_to_field(self._panel_error(state.truth),
+                                                                              np.float32(np.sqrt(u))))
         self.beam_amplitude = self._beam_amplitude_per_sqrt_watt()
         self._beam_cache: tuple[float, np.ndarray] | None = None
         self._sensor_map = self._sensor_to_grid_affine()
@@ -301,7 +302,8 @@ class OpticalWorld:
         return bool(getattr(self.clock, "realtime", False))
 
     def _settled_retardance(self, state: _SLMState, display: np.ndarray) -> np.ndarray:
-        """Phase (radians, <= 0) the pixels reach once settled, on the simulation grid."""
+        """Phase (radians, <= 0) the pixels reach once settled, on the simulation grid in the SLM's
+        own pixel frame (where the beam sees them: :meth:`_slm_field`)."""
         truth = state.truth
         rows, cols = self.grid_shape
         r0 = (display.shape[0] - rows) // 2
@@ -317,7 +319,7 @@ class OpticalWorld:
             phase = gaussian_blur(phase, truth.crosstalk_sigma_px)
         if truth.wavefront_rad is not None:
             phase = phase + self._panel_error(truth)
-        return self._in_beam(truth, phase)
+        return phase
 
     def _panel_error(self, truth: SLMTruth) -> np.ndarray:
         """The panel's own phase error on the grid, in its pixel frame (zeros for a flat one)."""
@@ -328,27 +330,20 @@ class OpticalWorld:
             raise ValueError(f"a panel wavefront of shape {error.shape}; the simulation grid is {self.grid_shape}")
         return error
 
-    def _in_beam(self, truth: SLMTruth, phase: np.ndarray) -> np.ndarray:
-        """A phase in the SLM's pixel frame, as the beam sees it (shifted and turned for SLM2)."""
-        if truth.shift_m != (0.0, 0.0) or truth.rotation_deg != 0.0:
-            rows, cols = self.grid_shape
-            phase = cv2.warpAffine(phase, self._slm_to_beam_affine(truth), (cols, rows),
-                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
-        return phase
+    def _in_beam(self, truth: SLMTruth, field: np.ndarray) -> np.ndarray:
+        """A transmission in the SLM's pixel frame as the beam sees it (shifted and turned for SLM2:
+        the bilinear mix of its pixels' transmissions, :func:`simulators.optics.field_in_beam`)."""
+        return field_in_beam(field, self.grid_shape, truth.shift_m, truth.rotation_deg, self.pitch_m)
 
     def _slm_field(self, state: _SLMState, phase: np.ndarray) -> np.ndarray:
-        """The SLM's modulated transmission for a retardance: sqrt(1 - u) exp(i phase). The
-        unmodulated part (``_SLMState.unmodulated``) leaves incoherently with it (decision 0012)."""
-        field = phase_to_field(phase)
+        """The SLM's modulated transmission for a retardance (its pixel frame) as the beam sees it:
+        sqrt(1 - u) exp(i phase), placed. The unmodulated part (``_SLMState.unmodulated``) leaves
+        incoherently with it (decision 0012)."""
+        field = self._in_beam(state.truth, phase_to_field(phase))
         u = state.truth.unmodulated_fraction
         if u > 0:
             field *= np.float32(np.sqrt(1.0 - u))
         return field
-
-    def _slm_to_beam_affine(self, truth: SLMTruth) -> np.ndarray:
-        """2x3 map from beam-grid pixel (x, y) to the SLM's own pixel coordinates."""
-        return slm_to_beam_affine(self.grid_shape, truth.shift_m, truth.rotation_deg, self.pitch_m)
 
     @staticmethod
     def _fraction(truth: SLMTruth, elapsed: float) -> float:
@@ -409,7 +404,8 @@ class OpticalWorld:
         return moving.start + np.float32(f) * (moving.target - moving.start)
 
     def retardance(self, key: str, t: float) -> np.ndarray:
-        """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling).
+        """The phase the pixels of ``key`` hold at time ``t`` (a mix while settling), on the grid in
+        the SLM's own pixel frame (:meth:`transmission` is the light's view of them, placed).
 
         The pixels follow the last transition that has started moving by ``t`` (uploads
         still in the SLM's latency have not).
@@ -421,7 +417,8 @@ class OpticalWorld:
             return self._retardance_at(state, t)
 
     def transmission(self, key: str, t: float) -> np.ndarray:
-        """exp(i * phase) of ``key`` at time ``t``, cached while the SLM rests."""
+        """The transmission of ``key`` at time ``t`` as the beam sees it (exp(i * phase), placed;
+        times sqrt(1 - u) where part of the light is unmodulated), cached while the SLM rests."""
         with self._lock:
             state = self._slms[key]
             f = self.settled_fraction(key, t)

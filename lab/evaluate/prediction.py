@@ -26,14 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from optgen.drivers.common.patterns import centre_crop, embed_centered, grid_coordinates
 from optgen.drivers.common.vendor_correction import added_before_wrap, panel_itself
 from optgen.lab.bench.config import BenchConfig
 from optgen.lab.run.patterns import seed_to_slm_phase
-from optgen.simulators.optics import gaussian_blur, phase_to_field, propagate, slm_to_beam_affine
+from optgen.simulators.optics import field_in_beam, gaussian_blur, phase_to_field, propagate
 
 __all__ = ["CalibratedOptics", "calibrated_optics", "predict_images", "pearson_r", "run_agreement"]
 
@@ -98,12 +97,14 @@ def _beam(config: BenchConfig, shape: tuple[int, int], pitch: float,
     return (inside * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / optics.beam_waist_m**2)).astype(np.float32)
 
 
-def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
-                     sigma_px: float, placement, wavefront=None, corrected: bool = False,
-                     vendor_rad: np.ndarray | None = None, unmodulated: bool = False) -> np.ndarray:
-    """The decoder's phase as the beam sees it on the grid: as shown on SLM2 (with the ``vendor_rad``
-    correction its driver adds, and SLM2's ``wavefront`` correction where ``corrected``; wrapped into
-    one 2 pi range), blurred by the crosstalk, on top of SLM2's panel, seen where SLM2 sits. The
+def _decoder_field_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tuple[int, int],
+                           sigma_px: float, placement, wavefront=None, corrected: bool = False,
+                           vendor_rad: np.ndarray | None = None, unmodulated: bool = False) -> np.ndarray:
+    """SLM2's transmission (complex64) as the beam sees it on the grid: the decoder as shown on SLM2
+    (with the ``vendor_rad`` correction its driver adds, and SLM2's ``wavefront`` correction where
+    ``corrected``; wrapped into one 2 pi range), blurred by the crosstalk, on top of SLM2's panel, its
+    pixels' transmissions mixed bilinearly where SLM2 sits (as the twin places them:
+    ``simulators.optics.field_in_beam``). The
     measured wavefront is the panel with the vendor's correction in force, so the panel itself is
     that wavefront less the vendor's correction. ``unmodulated``: the panel alone (the light SLM2
     does not modulate)."""
@@ -134,12 +135,11 @@ def _decoder_in_beam(config: BenchConfig, decoder_phase: np.ndarray, shape: tupl
             dec = gaussian_blur(dec, sigma_px)
         if panel is not None:
             dec = dec + panel
+    field = phase_to_field(dec)
     if placement is not None:
-        pitch = config.encoding_slm.pitch_um * 1e-6
-        m = slm_to_beam_affine(shape, placement.shift_m, placement.rotation_deg, pitch)
-        dec = cv2.warpAffine(dec, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REPLICATE)
-    return dec
+        field = field_in_beam(field, shape, placement.shift_m, placement.rotation_deg,
+                              config.encoding_slm.pitch_um * 1e-6)
+    return field
 
 
 def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: np.ndarray,
@@ -161,16 +161,16 @@ def predict_images(config: BenchConfig, seed_phases: np.ndarray, decoder_phase: 
     decoder_wavefront = optics.decoder_wavefront if optics is not None else None
     corrected = optics is not None and optics.decoder_corrected
     vendor2 = optics.decoder_vendor_rad if optics is not None else None
-    decoder_field = phase_to_field(_decoder_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
-                                                    decoder_wavefront, corrected, vendor2))
+    decoder_field = _decoder_field_in_beam(config, decoder_phase, shape, crosstalk_sigma_px[1], placement,
+                                           decoder_wavefront, corrected, vendor2)
     u1, u2 = optics.unmodulated if optics is not None else (0.0, 0.0)
     rows, cols = shape
     w = g.output_window_px
     r0, c0 = (rows - w) // 2, (cols - w) // 2
     pool = w // g.output_pixels
     # SLM2's unmodulated part: its panel error (as the beam sees it), not the decoder
-    panel2 = phase_to_field(_decoder_in_beam(config, np.zeros_like(decoder_phase), shape, 0.0, placement, decoder_wavefront,
-                                             vendor_rad=vendor2, unmodulated=True)) if u2 > 0 else None
+    panel2 = _decoder_field_in_beam(config, np.zeros_like(decoder_phase), shape, 0.0, placement, decoder_wavefront,
+                                    vendor_rad=vendor2, unmodulated=True) if u2 > 0 else None
 
     def through_slm2(incident: np.ndarray) -> np.ndarray:
         """Irradiance in the window of light arriving at SLM2 (its modulated and unmodulated parts)."""

@@ -75,22 +75,25 @@ def _blur(phase: torch.Tensor, kernel: torch.Tensor | None) -> torch.Tensor:
     return phase
 
 
-def _warp_bilinear(phase: torch.Tensor, shift: tuple[float, float], rotation_deg: float) -> torch.Tensor:
-    """(H, W) ``phase`` moved by ``shift`` (rows, cols) pixels and turned by ``rotation_deg`` about its centre.
+def _warp_bilinear(field: torch.Tensor, shift: tuple[float, float], rotation_deg: float) -> torch.Tensor:
+    """(H, W) complex ``field`` moved by ``shift`` (rows, cols) pixels and turned by ``rotation_deg``
+    about its centre: real and imaginary parts resampled bilinearly.
 
     Output pixel p (x, y) takes the bilinear value at q = R^-1 (p - c - s) + c, the map the twin
-    uses for a misplaced SLM (``World._slm_to_beam_affine``); values outside repeat the edge.
+    uses for a misplaced SLM (``simulators.optics.field_in_beam``); values outside repeat the edge.
     """
-    h, w = phase.shape
+    h, w = field.shape
     a = math.radians(rotation_deg)
     cos, sin = math.cos(a), math.sin(a)
-    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=phase.device),
-                          torch.arange(w, dtype=torch.float32, device=phase.device), indexing="ij")
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=field.device),
+                          torch.arange(w, dtype=torch.float32, device=field.device), indexing="ij")
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     px, py = x - cx - shift[1], y - cy - shift[0]
     qx, qy = cos * px + sin * py + cx, -sin * px + cos * py + cy
     grid = torch.stack([2.0 * qx / (w - 1) - 1.0, 2.0 * qy / (h - 1) - 1.0], dim=-1)[None]
-    return F.grid_sample(phase[None, None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
+    parts = torch.stack([field.real, field.imag])[None]
+    moved = F.grid_sample(parts, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    return torch.complex(moved[0], moved[1])
 
 
 def _upsample_matrix(n: int, factor: int, size: int, kernel: torch.Tensor | None) -> torch.Tensor:
@@ -227,13 +230,16 @@ class OpticalStudent(nn.Module):
 
     def _decoder_placed(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
                         rotation_deg: float) -> tuple[torch.Tensor, int, int]:
-        """(phase block, top, left): SLM2's decoder phase as placed on the grid by :meth:`decoder_mask`."""
+        """(transmission block, top, left): exp(i * SLM2's decoder phase) as placed on the grid by
+        :meth:`decoder_mask` (zero phase around the decoder)."""
         n, d = self.geom.grid_px, self.geom.decoder_px
         rows, cols = float(shift[0]), float(shift[1])
         if rotation_deg == 0.0 and rows.is_integer() and cols.is_integer():
-            return decoder_phase, (n - d) // 2 + int(rows), (n - d) // 2 + int(cols)
+            return torch.polar(torch.ones_like(decoder_phase), decoder_phase), \
+                (n - d) // 2 + int(rows), (n - d) // 2 + int(cols)
         margin = int(math.ceil(max(abs(rows), abs(cols)) + abs(math.radians(rotation_deg)) * d)) + 1
-        dec = _warp_bilinear(F.pad(decoder_phase, (margin,) * 4), (rows, cols), rotation_deg)
+        padded = F.pad(decoder_phase, (margin,) * 4)
+        dec = _warp_bilinear(torch.polar(torch.ones_like(padded), padded), (rows, cols), rotation_deg)
         return dec, (n - d - 2 * margin) // 2, (n - d - 2 * margin) // 2
 
     def decoder_mask(self, decoder_phase: torch.Tensor, shift: tuple[float, float] = (0.0, 0.0),
@@ -242,13 +248,13 @@ class OpticalStudent(nn.Module):
 
         The block is moved by ``shift`` (rows, cols) SLM pixels and turned by ``rotation_deg``
         about the grid's centre, as the twin places a misplaced SLM2 (``simulators.world``:
-        the same affine map, bilinear on the phase, zero phase around the decoder). Whole-pixel
+        the same affine map, bilinear on the transmission, zero phase around the decoder). Whole-pixel
         shifts without rotation move the block exactly, with no resampling.
         """
         n = self.geom.grid_px
         dec, top, left = self._decoder_placed(decoder_phase, shift, rotation_deg)
         d = dec.shape[-1]
-        return F.pad(torch.polar(torch.ones_like(dec), dec) - 1, (left, n - d - left, top, n - d - top)) + 1
+        return F.pad(dec - 1, (left, n - d - left, top, n - d - top)) + 1
 
     def _decoder_block(self, decoder_phase: torch.Tensor, shift: tuple[float, float],
                        rotation_deg: float) -> tuple[torch.Tensor, int, int]:
@@ -259,7 +265,7 @@ class OpticalStudent(nn.Module):
         h, w = dec.shape[-2:]
         r0, c0 = max(top, 0), max(left, 0)
         dec = dec[r0 - top:min(top + h, n) - top, c0 - left:min(left + w, n) - left]
-        return torch.polar(torch.ones_like(dec), dec) - 1, r0, c0
+        return dec - 1, r0, c0
 
     def intensity(self, seed_phase: torch.Tensor, decoder_phase: torch.Tensor,
                   shift: tuple[float, float] = (0, 0), realistic: bool = True, colour: int = 0,

@@ -156,7 +156,8 @@ def test_place_decoder_lands_the_decoder_where_the_model_expects_it(measured):
 
     def error(pattern):
         slm.set_phase(pattern)
-        shown = np.exp(1j * world.retardance(DECODING, bench.clock.now() + 10.0))
+        shown = world.transmission(DECODING, bench.clock.now() + 10.0)     # as the beam sees SLM2
+        shown = shown / np.abs(shown).max()                                # (less any unmodulated part)
         return float(np.sqrt(np.mean(np.abs(shown - intended)[inner] ** 2)))
 
     planted = DecoderPlacement(shift_m=truth.shift_m, rotation_deg=truth.rotation_deg, residual_m=0.0,

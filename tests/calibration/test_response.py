@@ -73,12 +73,12 @@ def test_both_responses_are_recovered_within_30_mrad_over_0_to_2pi(calibrated):
 def test_fitted_crosstalk_is_the_planted_blur(calibrated):
     _, _, results = calibrated
     enc, dec = results["encoding_slm"], results["decoding_slm"]
-    assert enc.crosstalk_sigma_px == pytest.approx(PLANTED_SIGMA, abs=0.05)
-    assert enc.resample_shift_px < 0.05            # SLM1 defines the beam's frame: not resampled
-    # SLM2 sits 3 um (0.375 px) off the beam's grid: the twin resamples its phase, which adds blur;
-    # sigma and the resampling share it, so sigma is looser there
-    assert dec.crosstalk_sigma_px == pytest.approx(PLANTED_SIGMA, abs=0.08)
-    assert dec.resample_shift_px == pytest.approx(0.375, abs=0.1)
+    # sigma within 0.01 px on both (0.600 and 0.606 measured), SLM2's 3 um (0.375 px) offset in the beam
+    # included: the twin mixes its pixels' transmissions there, which barely changes the orders'
+    # powers, so the fit's resampling term stays small (0.07 and 0.06 measured) and takes no blur
+    assert enc.crosstalk_sigma_px == pytest.approx(PLANTED_SIGMA, abs=0.03)
+    assert dec.crosstalk_sigma_px == pytest.approx(PLANTED_SIGMA, abs=0.03)
+    assert enc.resample_shift_px < 0.15 and dec.resample_shift_px < 0.15
 
 
 def test_each_new_lut_is_applied_and_the_rounds_converge(calibrated):

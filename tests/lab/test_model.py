@@ -96,7 +96,7 @@ def test_the_training_optics_with_a_shifted_decoder_match_two_full_grid_propagat
 
 
 def test_a_subpixel_shifted_and_turned_decoder_matches_the_twins_misplaced_slm2():
-    """Training's subpixel misplacement (bilinear on the phase) is the twin's: same map, same result."""
+    """Training's subpixel misplacement (bilinear on the transmission) is the twin's: same map, same result."""
     torch = pytest.importorskip("torch")
     from optgen.lab.model.student import OpticalStudent
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from optgen.drivers.common.patterns import grating_phase, grid_coordinates, lens_phase
-from optgen.simulators.optics import band_limit_hz, phase_to_field, propagate, transfer_function
+from optgen.simulators.optics import band_limit_hz, field_in_beam, phase_to_field, propagate, transfer_function
 
 WL = 520e-9
 PITCH = 8e-6
@@ -151,3 +151,25 @@ def test_the_crosstalk_blur_gives_scipys_gaussian_filter_numbers(sigma, rng):
     phase[:, :40] = 0.0                         # a sharp step, so the edge handling matters
     expected = ndimage.gaussian_filter(phase, sigma, mode="nearest")
     np.testing.assert_allclose(gaussian_blur(phase, sigma), expected, atol=5e-6)
+
+
+def test_a_misplaced_slm_mixes_its_pixels_transmissions_not_their_phases():
+    pitch = 8e-6
+    rng = np.random.default_rng(4)
+    phase = rng.uniform(0.0, 2 * np.pi, (32, 48)).astype(np.float32)
+    field = phase_to_field(phase)
+    # a whole-pixel shift moves every pixel's transmission as it is (x right 3, y up 2)
+    moved = field_in_beam(field, field.shape, (3 * pitch, -2 * pitch), 0.0, pitch)
+    np.testing.assert_allclose(moved[5:25, 8:40], field[7:27, 5:37], atol=1e-6)
+    # half a pixel across a 2 pi wrap: two pixels at -0.1 and +0.1 rad send light at ~0 rad, never pi
+    wrap = np.zeros((8, 8), np.float32)
+    wrap[:, 4:] = 2 * np.pi - 0.1
+    wrap[:, :4] = 0.1
+    half = field_in_beam(phase_to_field(wrap), wrap.shape, (-0.5 * pitch, 0.0), 0.0, pitch)
+    between = half[4, 3]                                    # halfway between columns 3 and 4
+    assert abs(np.angle(between)) < 1e-5 and abs(between) == pytest.approx(np.cos(0.1), abs=1e-5)
+    # a mix of pixels never sends more light than they do; no placement leaves the field as it is
+    turned = field_in_beam(field, field.shape, (0.3 * pitch, 0.7 * pitch), 0.4, pitch)
+    assert np.abs(turned).max() <= 1.0 + 1e-6 and np.abs(turned).min() < 0.9
+    assert field_in_beam(field, field.shape, (0.0, 0.0), 0.0, pitch) is field
+

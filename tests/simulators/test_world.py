@@ -124,18 +124,23 @@ def test_decoding_slm_shift_and_rotation_move_its_pattern_in_the_beam():
     shifted = make_world(decoding=SLMTruth(response, shift_m=(3 * PITCH, -2 * PITCH)))
     slm = make_slm(shifted, key=DECODING)
     slm.set_phase(gray)
-    ret = shifted.retardance(DECODING, 0.0)
-    marked = np.argwhere(ret < -response[128])
+    step = abs(np.exp(-1j * response[255]) - np.exp(-1j * response[0]))
+
+    def marked_in_beam(world):                  # where the beam sees the bar's pixels
+        seen = world.transmission(DECODING, 0.0)
+        return np.argwhere(np.abs(seen - seen[0, 0]) > 0.5 * step)
+
+    marked = marked_in_beam(shifted)
     assert marked[:, 0].min() == 18 and marked[:, 0].max() == 27  # rows moved by -2 (y)
     assert marked[:, 1].min() == 43 and marked[:, 1].max() == 52  # columns moved by +3 (x)
+    assert np.argwhere(shifted.retardance(DECODING, 0.0) < -response[128]).min(axis=0).tolist() == [20, 40]  # its own frame
 
     rotated = make_world(decoding=SLMTruth(response, rotation_deg=90.0))
     slm = make_slm(rotated, key=DECODING)
     bar = np.zeros((64, 96), dtype=np.uint8)
     bar[31:33, 20:76] = 255  # a horizontal bar through the centre ...
     slm.set_phase(bar)
-    ret = rotated.retardance(DECODING, 0.0)
-    marked = np.argwhere(ret < -response[128])
+    marked = marked_in_beam(rotated)
     assert np.ptp(marked[:, 0]) > 40 and np.ptp(marked[:, 1]) < 4  # ... becomes vertical
 
 
