@@ -35,7 +35,8 @@ Method
    the output window: the lens must stay well sampled where the beam crosses it.
    The lens's 2 pi jumps are replaced by a linear return over ``flyback_px`` (2) pixels, so its
    phase is continuous. Reason: a sub-pixel move of a pattern with sharp 2 pi jumps is not
-   reproduced by resampling its pixels (the twin resamples SLM2's phase bilinearly into the beam;
+   reproduced by resampling its pixels (measured while the twin resampled SLM2's phase bilinearly
+   into the beam; since session 25 it mixes the pixels' transmissions, decision 0029;
    without crosstalk, a blazed grating moved by 0.1 pixel that way moves by only ~0.005 pixel,
    one moved by 0.25 pixel by ~0.07). With sharp jumps the twin's SLM2 shift came out 30-60 % short of the planted
    sub-pixel part and a planted 0.1 deg rotation read 0.04 deg; with the flyback both are within
