@@ -6,8 +6,10 @@ calls (upload, capture), waits and the storage queue (a full queue is storage's 
 left is the loop's own work per frame: taking the prepared pattern, the scheduling, the
 clean-frame check, handing the frame on. Seed patterns (seed -> phase -> LUT -> gray levels,
 1920 x 1080) are prepared ahead on their own thread; their cost is printed beside, as is the
-storage worker's time per frame (registration, laser check, HDF5 write). Baseline in the same
-run: one ``np.copyto`` of a 1080 x 1920 uint16 frame (what handing a frame on cannot beat).
+storage worker's time per frame (registration, laser check, HDF5 write). Baselines in the same
+run: one ``np.copyto`` of a 1080 x 1920 uint16 frame (what handing a frame on cannot beat), and
+for the preparation, the whole panel's conversion (what it did before it converted the seed's
+window only), measured in turn with the window's.
 
 Usage:  python benchmarks/run_overhead.py [--frames N]
 """
@@ -28,7 +30,26 @@ from optgen.lab.bench.parse import parse_bench
 from optgen.lab.run.capture_loop import PatternPreparer
 from optgen.lab.run.decoder import load_decoder_phase
 from optgen.lab.run.generate import run_generation
+from optgen.lab.run.patterns import SeedGrayLevels, seed_to_slm_phase
 from optgen.lab.run.seeds import EncoderSeedSource, PlaceholderEncoder
+
+
+def conversion_ms(slm, seeds, superpixel_px: int, repeats: int = 40) -> tuple[float, float]:
+    """Median ms of a seed's gray levels by ``SeedGrayLevels`` (its window) and by converting the
+    whole pattern, in turn (the same seeds; the equality is a test's)."""
+    window, whole = [], []
+    convert = SeedGrayLevels(slm, superpixel_px)
+    convert(seeds.seed(0).phase)                       # the zero pattern's gray levels, once
+    for i in range(repeats):
+        seed = seeds.seed(i).phase
+        t0 = time.perf_counter()
+        convert(seed)
+        t1 = time.perf_counter()
+        slm.phase_to_gray(seed_to_slm_phase(seed, superpixel_px, slm.shape))
+        t2 = time.perf_counter()
+        window.append(t1 - t0)
+        whole.append(t2 - t1)
+    return float(np.median(window)) * 1e3, float(np.median(whole)) * 1e3
 
 
 def main() -> None:
@@ -53,6 +74,7 @@ def main() -> None:
                     prep.next()
                 prepare_ms = (time.perf_counter() - t0) / 20 * 1e3
                 prep.close()
+                window_ms, whole_ms = conversion_ms(bench.encoding_slm, seeds, cfg.geometry.superpixel_px)
                 result = run_generation(bench, seeds, phase, decoder_id, Path(tmp) / "run", args.frames)
         finally:
             os.chdir(here)
@@ -68,6 +90,8 @@ def main() -> None:
           f"{o['median'] / copy_ms:.2f}")
     print(f"  off the critical path: preparing a pattern {prepare_ms:.1f} ms (thread), storage "
           f"{result.summary.get('store_ms_per_frame', float('nan')):.2f} ms per frame (worker)")
+    print(f"  a seed's gray levels: its window converted {window_ms:.2f} ms | the whole 1080x1920 pattern "
+          f"converted (baseline, in turn) {whole_ms:.2f} ms | speed-up {whole_ms / window_ms:.1f}x")
     print(f"\ncommand: python benchmarks/run_overhead.py --frames {args.frames} ({os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f})")
 

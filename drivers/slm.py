@@ -137,10 +137,7 @@ class PhaseSLM(SlmsuiteSLM):
         phase = check_phase(self.name, phase, self.shape, self.dtype, self.bitresolution)
         if np.issubdtype(phase.dtype, np.integer):
             return phase.copy()
-        work = np.array(phase, dtype=self.phase.dtype, copy=True)
-        if self.phase_correct and "phase" in self.source:
-            work += self._get_source_phase()
-        return self._phase2gray(work, out=np.empty(self.shape, dtype=self.dtype))
+        return self._converted(phase, (slice(None), slice(None)))
 
     def phase_to_gray_window(self, block: np.ndarray, top_left: tuple[int, int]) -> np.ndarray:
         """The gray levels ``phase_to_gray`` gives the pixels of ``block`` (radians) in a pattern
@@ -163,24 +160,24 @@ class PhaseSLM(SlmsuiteSLM):
         if self.lut is None and self.phase_scaling != 1:
             full = np.zeros(self.shape, dtype=self.phase.dtype)
             full[window] = block
-            return self.phase_to_gray(full)[window].copy()
-        work = np.array(block, dtype=self.phase.dtype, copy=True)
-        if self.phase_correct and "phase" in self.source:
-            work += self._source_phase_window(window)
-        return self._phase2gray(work, out=np.empty((h, w), dtype=self.dtype))
+            return self._converted(full, (slice(None), slice(None)))[window].copy()
+        return self._converted(block, window)
 
-    def _source_phase_window(self, window: tuple[slice, slice]) -> np.ndarray:
-        """``window`` of slmsuite's effective source phase (``_get_source_phase``: the source
-        phase masked by the aperture) without making the whole panel's."""
-        part = np.asarray(self.source["phase"])[window]
-        return part * np.asarray(self.aperture_mask)[window] if self.aperture.crops else part
+    def _converted(self, phase: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
+        """Gray levels of a checked float ``phase`` that covers ``window`` of the panel: the
+        wavefront correction there added (slmsuite's effective source phase, ``_get_source_phase``:
+        the source phase masked by the aperture), then slmsuite's conversion. A new array."""
+        work = np.array(phase, dtype=self.phase.dtype, copy=True)
+        if self.phase_correct and "phase" in self.source:
+            source = np.asarray(self.source["phase"])[window]
+            work += source * np.asarray(self.aperture_mask)[window] if self.aperture.crops else source
+        return self._phase2gray(work, out=np.empty(work.shape, dtype=self.dtype))
 
     def conversion_state(self) -> tuple:
         """What ``phase_to_gray`` depends on besides the phase (compare with :func:`same_conversion`):
         the LUT, gamma sign, phase scaling, source phase, correction switch and aperture."""
-        source = self.source.get("phase") if isinstance(getattr(self, "source", None), dict) else None
-        return (getattr(self, "lut", None), getattr(self, "_gamma_sign", None), getattr(self, "phase_scaling", None),
-                source, getattr(self, "phase_correct", None), getattr(self, "aperture", None))
+        return (self.lut, self._gamma_sign, self.phase_scaling, self.source.get("phase"), self.phase_correct,
+                self.aperture)
 
     def _show_gray_levels(self, gray: np.ndarray) -> np.ndarray:
         """slmsuite's integer-data path of ``set_phase``, with the realized phase looked up in a

@@ -20,19 +20,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from optgen.drivers.slm import same_conversion
-from optgen.lab.run.patterns import SeedGrayLevels, seed_to_slm_phase
+from optgen.lab.run.patterns import SeedGrayLevels
 
 __all__ = ["SeedsAhead"]
 
 AHEAD = 2
 PREPARE_TIMEOUT_S = 30.0     # the longest a shown seed waits for its preparation before it is computed here
-
-
-def seed_gray(slm, seeds, index: int, superpixel_px: int) -> np.ndarray:
-    """Seed ``index`` of ``seeds`` as the gray levels ``slm`` is sent, the whole pattern converted
-    (what :class:`SeedsAhead` gives, converting the seed's window only)."""
-    phase = seed_to_slm_phase(seeds.seed(index).phase, superpixel_px, slm.shape)
-    return slm.phase_to_gray(phase)
 
 
 class SeedsAhead:

@@ -159,6 +159,10 @@ def test_a_window_converts_to_the_gray_levels_of_the_same_pixels_in_the_whole_pa
         assert window.dtype == slm.dtype and window.shape == block.shape
         np.testing.assert_array_equal(window, whole)
     assert np.array_equal(block, kept) and not slm.sent
+    # and the whole pattern's conversion is what slmsuite's own set_phase sends (its source phase and
+    # aperture mask applied by slmsuite), so the window is checked against slmsuite, not against itself
+    slm.set_phase(pattern)
+    np.testing.assert_array_equal(slm.sent[-1], slm.phase_to_gray(pattern))
 
 
 def test_a_window_that_does_not_fit_or_holds_nan_is_refused_naming_the_slm():

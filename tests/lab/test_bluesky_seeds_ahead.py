@@ -12,8 +12,14 @@ pytest.importorskip("ophyd_async", reason="the extra 'bluesky' is not installed 
 import optgen  # noqa: E402
 from optgen.calibration.lut import PhaseResponse, apply_response  # noqa: E402
 from optgen.lab.bluesky import plans  # noqa: E402
-from optgen.lab.bluesky.seeds_ahead import SeedsAhead, seed_gray  # noqa: E402
+from optgen.lab.bluesky.seeds_ahead import SeedsAhead  # noqa: E402
+from optgen.lab.run.patterns import seed_to_slm_phase  # noqa: E402
 from tests.lab.bluesky_twin import RE, bench_config, docs, twin  # noqa: E402,F401
+
+
+def seed_gray(slm, seeds, index: int, superpixel_px: int) -> np.ndarray:
+    """Seed ``index`` as the gray levels ``slm`` is sent, the whole pattern converted (the reference)."""
+    return slm.phase_to_gray(seed_to_slm_phase(seeds.seed(index).phase, superpixel_px, slm.shape))
 
 
 @pytest.fixture
