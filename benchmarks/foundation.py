@@ -8,8 +8,9 @@ so ratios are the figures to compare across machines):
 - twin frame: encoding-SLM upload -> SLM1 -> d1 -> SLM2 -> d2 -> camera with noise, at the
   published 800 x 800 grid and the full 1080 x 1920 grid, against a naive frame
   (np.exp(1j*phi), numpy.fft, transfer functions rebuilt, exact Poisson noise);
-- run: frames/s of the run loop on the embedded simulated bench (virtual clock), against
-  the twin-frame rate alone; then with ``[run] readout = "window"`` against whole frames.
+- run: frames/s of the run loop on the embedded simulated bench (virtual clock), the median of
+  ``--runs`` runs, against the twin-frame rate alone; then with ``[run] readout = "window"``
+  against whole frames (runs of each alternating).
 
 Then optgen's figures today beside the last release's (benchmarks/last_release.toml), or those
 of the commit given by --against, with the ratio: a regression of the project against itself
@@ -18,7 +19,7 @@ one on the checkout and one on that commit's source (benchmarks/_release.py), as
 figure by figure, a few samples at a time (today, then, then, today, --turns times), and each
 side's figure is the median of all its samples: both see the same load on a shared machine.
 
-Usage:  python benchmarks/foundation.py [--repeats N] [--frames N] [--against REV | --no-release] [--turns N]
+Usage:  python benchmarks/foundation.py [--repeats N] [--frames N] [--runs N] [--against REV | --no-release] [--turns N]
 """
 
 from __future__ import annotations
@@ -102,26 +103,36 @@ def bench_twin_frame(grid: tuple[int, int], repeats: int, baselines: bool = True
     return ours
 
 
-def bench_run(frames: int, frame_ms: float, baselines: bool = True) -> float:
-    fps = run_rate(frames)["frames_per_s"]
+def bench_run(frames: int, frame_ms: float, baselines: bool = True, runs: int = 3) -> float:
+    """`optgen run`'s rate: the median of ``runs`` runs of ``frames`` frames (one run's rate moves with
+    the machine's minute), whole frames and windowed read-outs alternating."""
+    whole, windowed, window_size = [], [], None
+    for _ in range(runs):
+        whole.append(run_rate(frames)["frames_per_s"])
+        if baselines:
+            w = run_rate(frames, readout="window")
+            windowed.append(w["frames_per_s"])
+            window_size = w["readout_window"]
+    fps = statistics.median(whole)
     if baselines:
-        print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s | "
-              f"twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame rate {fps * frame_ms / 1e3:.2f}",
-              flush=True)
-        windowed = run_rate(frames, readout="window")
-        window, (_, w, _, h) = windowed["frames_per_s"], windowed["readout_window"]
+        each = ", ".join(f"{x:.1f}" for x in whole)
+        print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s "
+              f"(median of {runs} runs: {each}) | twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame "
+              f"rate {fps * frame_ms / 1e3:.2f}", flush=True)
+        window, (_, w, _, h) = statistics.median(windowed), window_size
+        each = ", ".join(f"{x:.1f}" for x in windowed)
         print(f"optgen run on the twin, [run] readout = \"window\" ({w} x {h} pixels of the sensor under the output "
-              f"window): {window:.1f} frames/s | whole frames (baseline, above) {fps:.1f} frames/s | ratio "
-              f"{window / fps:.2f}", flush=True)
+              f"window): {window:.1f} frames/s (median of {runs} runs: {each}) | whole frames (baseline, above) "
+              f"{fps:.1f} frames/s | ratio {window / fps:.2f}", flush=True)
     return fps
 
 
-def measure(repeats: int, frames: int) -> dict:
+def measure(repeats: int, frames: int, runs: int = 3) -> dict:
     """optgen's figures (FIGURES), each printed with its baselines."""
     figures = {"propagation_ms": bench_propagation(repeats)}
     figures["frame_800_ms"] = bench_twin_frame((800, 800), repeats)
     figures["frame_1080x1920_ms"] = bench_twin_frame((1080, 1920), max(5, repeats // 2))
-    figures["run_fps"] = bench_run(frames, figures["frame_800_ms"])
+    figures["run_fps"] = bench_run(frames, figures["frame_800_ms"], runs=runs)
     return figures
 
 
@@ -200,6 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3, help="runs of --frames frames each for the run's rate (the median)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--against", metavar="REV", help="compare with this commit instead of the last release")
     group.add_argument("--no-release", action="store_true", help="today's figures only")
@@ -218,7 +230,7 @@ def main() -> None:
     elif not args.no_release:
         release = _release.last_release()
         rev, label = release.commit, f"the last release {release.version} ({release.commit[:7]})"
-    measure(args.repeats, args.frames)
+    measure(args.repeats, args.frames, args.runs)
     if args.no_release:
         return
     print(f"\nmeasuring today and {label} in turn (its source, this script) ...", flush=True)
