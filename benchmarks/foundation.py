@@ -103,28 +103,27 @@ def bench_twin_frame(grid: tuple[int, int], repeats: int, baselines: bool = True
     return ours
 
 
-def bench_run(frames: int, frame_ms: float, baselines: bool = True, runs: int = 3) -> float:
+def bench_run(frames: int, frame_ms: float, runs: int = 3) -> float:
     """`optgen run`'s rate: the median of ``runs`` runs of ``frames`` frames (one run's rate moves with
     the machine's minute), whole frames and windowed read-outs alternating."""
-    whole, windowed, window_size = [], [], None
+    whole, windowed = [], []
     for _ in range(runs):
-        whole.append(run_rate(frames)["frames_per_s"])
-        if baselines:
-            w = run_rate(frames, readout="window")
-            windowed.append(w["frames_per_s"])
-            window_size = w["readout_window"]
-    fps = statistics.median(whole)
-    if baselines:
-        each = ", ".join(f"{x:.1f}" for x in whole)
-        print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s "
-              f"(median of {runs} runs: {each}) | twin frame alone {1e3 / frame_ms:.1f} frames/s | run/twin-frame "
-              f"rate {fps * frame_ms / 1e3:.2f}", flush=True)
-        window, (_, w, _, h) = statistics.median(windowed), window_size
-        each = ", ".join(f"{x:.1f}" for x in windowed)
-        print(f"optgen run on the twin, [run] readout = \"window\" ({w} x {h} pixels of the sensor under the output "
-              f"window): {window:.1f} frames/s (median of {runs} runs: {each}) | whole frames (baseline, above) "
-              f"{fps:.1f} frames/s | ratio {window / fps:.2f}", flush=True)
+        whole.append(run_rate(frames))
+        windowed.append(run_rate(frames, readout="window"))
+    fps = statistics.median(r["frames_per_s"] for r in whole)
+    window = statistics.median(r["frames_per_s"] for r in windowed)
+    _, width, _, height = windowed[-1]["readout_window"]
+    print(f"optgen run on the twin (800x800 grid, {frames} frames, storage included): {fps:.1f} frames/s "
+          f"(median of {runs} runs: {_rates(whole)}) | twin frame alone {1e3 / frame_ms:.1f} frames/s | "
+          f"run/twin-frame rate {fps * frame_ms / 1e3:.2f}", flush=True)
+    print(f"optgen run on the twin, [run] readout = \"window\" ({width} x {height} pixels of the sensor under the "
+          f"output window): {window:.1f} frames/s (median of {runs} runs: {_rates(windowed)}) | whole frames "
+          f"(baseline, above) {fps:.1f} frames/s | ratio {window / fps:.2f}", flush=True)
     return fps
+
+
+def _rates(runs: list[dict]) -> str:
+    return ", ".join(f"{r['frames_per_s']:.1f}" for r in runs)
 
 
 def measure(repeats: int, frames: int, runs: int = 3) -> dict:
