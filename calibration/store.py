@@ -77,6 +77,8 @@ class Selection:
 
     records: dict[tuple[str, str], CalibrationRecord | None]
     skipped: list[str] = field(default_factory=list)
+    #: those of ``skipped`` made at another of the bench's own colours: expected in a store serving its colours
+    other_colours: list[str] = field(default_factory=list)
 
 
 class CalibrationStore:
@@ -187,6 +189,7 @@ class CalibrationStore:
         history, not named; kinds the bench file switches off are not looked at."""
         wanted = [tuple(w) for w in wanted]
         skipped: list[str] = []
+        other_colours: list[str] = []
         candidates: dict[tuple[str, str], list[Path]] = {w: [] for w in wanted}
         elsewhere: dict[tuple[str, str, str], Path] = {}
         for path in self._entries():
@@ -210,6 +213,8 @@ class CalibrationStore:
             colour = any(_close(wavelength, w) for w in spec.colours_nm)
             skipped.append(f"{path}: made at {wavelength} nm; this bench runs at {spec.wavelength_nm:g} nm "
                            f"({'another of its colours' if colour else 'not one of its colours'}); not used")
+            if colour:
+                other_colours.append(skipped[-1])
         records: dict[tuple[str, str], CalibrationRecord | None] = {}
         for (kind, device), paths in candidates.items():
             records[(kind, device)] = None
@@ -224,7 +229,7 @@ class CalibrationStore:
                 check_for_bench(record, spec)
                 records[(kind, device)] = record
                 break
-        return Selection(records, skipped)
+        return Selection(records, skipped, other_colours)
 
 
 def _close(wavelength_text: str, wavelength_nm: float) -> bool:

@@ -88,6 +88,7 @@ class BenchCalibrations:
     alignment: CalibrationRecord | None = None
     camera: CalibrationRecord | None = None
     skipped: list[str] = field(default_factory=list)   # files of the store passed over: "path: reason" each
+    other_colours: list[str] = field(default_factory=list)   # those of skipped made at another of the bench's colours
     wavefronts: dict[str, CalibrationRecord] = field(default_factory=dict)   # SLM key -> its newest wavefront
     distances: CalibrationRecord | None = None
     flat_field: np.ndarray | None = None       # [camera] flat_field: the relative gain of each pixel
@@ -248,8 +249,8 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
         wanted += [("wavefront", cfg.key) for cfg in slms]
         wanted.append(("distances", "bench"))
     selection = store.select(spec, wanted)
-    for line in selection.skipped:
-        log.warning("calibration not used: %s", line)
+    for line in selection.skipped:     # another of the bench's colours: expected where a store serves them all
+        log.log(logging.INFO if line in selection.other_colours else logging.WARNING, "calibration not used: %s", line)
     luts: dict[str, PhaseResponse] = {}
     records: dict[str, CalibrationRecord] = {}
     for cfg in slms:
@@ -279,6 +280,7 @@ def load_bench_calibrations(config: BenchConfig, override: str | Path | None = N
             path = base_dir / path
         width, height = config.camera.resolution
         flat = load_flat_field(path, (int(height), int(width)))
-    return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped), wavefronts,
+    return BenchCalibrations(folder, luts, records, alignment, camera, list(selection.skipped),
+                             list(selection.other_colours), wavefronts,
                              selection.records.get(("distances", "bench")), flat,
                              str(path) if flat is not None else "")

@@ -143,8 +143,9 @@ def run_generation(bench: Bench, seeds: SeedSource, decoder_phase: np.ndarray, d
             run_log.event("camera", f"reading out the window (x, width, y, height) {tuple(window)} under the output "
                                     f"window: {window[1] * window[3] / (rows * cols):.0%} of the sensor's pixels",
                           level=logging.INFO)
-        for line in getattr(cals, "skipped", None) or []:
-            run_log.event("calibration", f"not used: {line}")
+        other_colours = getattr(cals, "other_colours", None) or []
+        for line in getattr(cals, "skipped", None) or []:     # another of the bench's colours: expected, not a warning
+            run_log.event("calibration", f"not used: {line}", level=logging.INFO if line in other_colours else None)
         model = getattr(seeds, "model", None)
         corrected = bench.config.calibration.correct_decoder_wavefront
         warning = adapted_elsewhere(model, bench.calibration_ids(), corrected) if model is not None else None

@@ -332,7 +332,7 @@ def test_only_the_newest_file_of_another_wavelength_is_named(tmp_path, config):
     assert len(cals.skipped) == 2 and any(line.startswith(f"{newest}: made at 638 nm") for line in cals.skipped)
 
 
-def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
+def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path, caplog):
     from optgen.lab.bench.config import colour_bench
     from optgen.lab.bench.examples import rgb_bench_text
 
@@ -341,11 +341,15 @@ def test_a_multi_colour_bench_names_its_other_colours_files_as_such(tmp_path):
     red = store.save(lut_record(wavelength_nm=638.0))
     stray = store.save(lut_record(wavelength_nm=700.0, device="decoding_slm"))
     blue = store.save(lut_record(wavelength_nm=450.0))
-    cals = load_bench_calibrations(config)
+    with caplog.at_level(logging.INFO, logger="optgen"):
+        cals = load_bench_calibrations(config)
     assert cals.luts["encoding_slm"].id.endswith(blue.name)
-    assert sorted(cals.skipped) == sorted([
-        f"{red}: made at 638 nm; this bench runs at 450 nm (another of its colours); not used",
-        f"{stray}: made at 700 nm; this bench runs at 450 nm (not one of its colours); not used"])
+    other = f"{red}: made at 638 nm; this bench runs at 450 nm (another of its colours); not used"
+    stranger = f"{stray}: made at 700 nm; this bench runs at 450 nm (not one of its colours); not used"
+    assert sorted(cals.skipped) == sorted([other, stranger]) and cals.other_colours == [other]
+    # the bench's own other colour is expected in its store: said, not warned; a stranger is warned
+    levels = {r.getMessage().removeprefix("calibration not used: "): r.levelno for r in caplog.records}
+    assert levels == {other: logging.INFO, stranger: logging.WARNING}
 
 
 def test_an_alignment_for_another_light_path_is_skipped_and_named(tmp_path, config):
