@@ -167,7 +167,7 @@ def _colour_laser(nm: int, power_mw: str, wall_plug_w: float) -> str:
 RGB_TWIN = {
     ("twin.encoding_slm", "response_max_rad"): "8.0",
     ("twin.decoding_slm", "response_max_rad"): "7.9",
-    ("run", "model"): '"digits-rgb-v2"',
+    ("run", "model"): '"digits-rgb-v3"',
 }
 
 

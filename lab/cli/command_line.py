@@ -75,7 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--colours", action="store_true",
                      help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "
                           "decoder phase), and combine the frames into RGB images (needs a multi-colour model); "
-                          "without --bench: the embedded three-colour twin with the shipped model digits-rgb-v2")
+                          "without --bench: the embedded three-colour twin with the shipped model digits-rgb-v3")
     run.add_argument("--calibrations", type=Path, default=None,
                      help="calibration store (default: the bench file's [calibration] store)")
     run.set_defaults(func=cmd_run)
@@ -131,7 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "SLM2)")
     train.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
                        help="decoder rotations drawn in +-DEG (default 0.1)")
-    train.add_argument("--name", default=None, help=f"the model's name (default {SHIPPED_MODEL}; digits-rgb-v2 with --colours)")
+    train.add_argument("--name", default=None, help=f"the model's name (default {SHIPPED_MODEL}; digits-rgb-v3 with --colours)")
     train.add_argument("--minutes", type=positive_number, default=None, help="stop (resumably) after this many minutes")
     train.add_argument("--measured-optics", action="store_true",
                        help="train through what the bench's calibrations measured (true d1/d2, the Gaussian beam, "

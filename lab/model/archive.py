@@ -16,7 +16,7 @@ import numpy as np
 
 from optgen.lab.model.errors import ModelFileError
 
-# Limits: generous above the shipped models (digits-rgb-v2: an 11 MB file, 14 MB of arrays in 27
+# Limits: generous above the shipped models (digits-rgb-v3: an 11 MB file, 14 MB of arrays in 27
 # members, 9.5 M encoder weights of |w| < 0.6, compressed at most 1.2 : 1).
 
 

@@ -43,11 +43,13 @@ MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops 
 
 #: What ``optgen train --colours`` changes from the defaults: the digits-v5 encoder recipe and
 #: pairs, with the student steps that fit the hour (a three-colour step propagates each colour
-#: through both distances: about 0.5 s at batch 16 against 0.17 s): digits-rgb-v2. Tried in session
-#: 20 (``one_colour_per_sample``, 0.2 s a step, 12,000 steps in 55.9 min): 63.2 % confident on 500
-#: RGB images against digits-rgb-v2's 71.0 % in the same benchmark, so not taken. digits-rgb (the first RGB model)
-#: was trained with 2 x 512, the plain clip, lr 1e-3, 20,000 pairs and 1,500 steps.
-RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v2", "peak_weight": 0.0}
+#: through both distances: about 0.5 s at batch 16 against 0.17 s), and the class as one-hot
+#: encoder inputs (:mod:`lab.model.class_input`): digits-rgb-v3 (session 27: 97.2 % confident on 500
+#: RGB images, final loss 0.0065; the same recipe without the class inputs, digits-rgb-v2, 71.0 %
+#: and 0.0133). Tried in session 20 (``one_colour_per_sample``, 0.2 s a step, 12,000 steps in 55.9 min):
+#: 63.2 % confident, so not taken. digits-rgb (the first RGB model) was trained with 2 x 512, the plain
+#: clip, lr 1e-3, 20,000 pairs and 1,500 steps.
+RGB_RECIPE = {"student_steps": 5500, "name": "digits-rgb-v3", "peak_weight": 0.0, "class_one_hot": True}
 
 
 @dataclass
@@ -83,6 +85,13 @@ DIGITS_DATA = {"name": "scikit-learn digits (load_digits)", "count": 1797, "size
                "classes": 10, "class_names": [str(k) for k in range(10)]}
 
 
+def colour_digits_record(count: int) -> dict:
+    """What a multi-colour model's file records of the colour digits it learned (:func:`load_colour_digits`):
+    scikit-learn's digits, each drawn in random hues, ``count`` images of three channels."""
+    return {**DIGITS_DATA, "name": "scikit-learn digits (load_digits), each in 2 random saturated hues",
+            "count": int(count), "channels": 3}
+
+
 def training_device(name: str) -> torch.device:
     """The torch device the student's steps run on: ``cpu``, or ``cuda`` (the first CUDA GPU; ValueError,
     saying so, where torch sees none). Nothing else in training needs a GPU."""
@@ -101,7 +110,10 @@ def _training_data(s: TrainSettings) -> tuple[np.ndarray, np.ndarray | None, dic
     """(images at the teacher's size, (N, t, t) grey or (N, 3, t, t) colour; labels or None; what the
     model file records of them)."""
     if not s.data:
-        images, labels = load_colour_digits(s.teacher_size) if s.colours_nm else load_digits_images(s.teacher_size)
+        if s.colours_nm:
+            images, labels = load_colour_digits(s.teacher_size)
+            return images, labels, colour_digits_record(len(images))
+        images, labels = load_digits_images(s.teacher_size)
         return images, labels, dict(DIGITS_DATA)
     from optgen.lab.model.datasets import DataError, load_image_data
 

@@ -183,7 +183,7 @@ def test_cli_colour_run_and_resume_runs_only_the_missing_colour(tmp_path, capsys
     model_path = save_model(tmp_path / "rgb.npz", rgb_model(cfg))
     bench = tmp_path / "bench.toml"
     text = rgb_text(('seed_source = "placeholder-encoder"', 'seed_source = "model"'))
-    bench.write_text(text.replace('model = "digits-rgb-v2"', f'model = "{model_path}"'))
+    bench.write_text(text.replace('model = "digits-rgb-v3"', f'model = "{model_path}"'))
     assert main(["config", "--check", str(bench)]) == 0
     assert "colours: 638 nm (laser simulated, QE 0.55), 520 nm" in capsys.readouterr().out
     out = tmp_path / "run"
@@ -231,10 +231,10 @@ def test_a_pass_with_every_frame_stored_counts_as_done_and_a_lone_pass_is_not_re
 
 
 def test_the_shipped_rgb_model_runs_on_the_embedded_three_colour_twin(tmp_path):
-    """`optgen run --colours` with no bench file: the embedded three-colour twin and digits-rgb-v2."""
+    """`optgen run --colours` with no bench file: the embedded three-colour twin and digits-rgb-v3."""
     from optgen.lab.model import load_model
 
-    model = load_model("digits-rgb-v2")
+    model = load_model("digits-rgb-v3")
     assert model.wavelengths_nm == (638.0, 520.0, 450.0)
     dumped = tmp_path / "rgb.toml"
     assert main(["config", "--dump", str(dumped), "--colours"]) == 0

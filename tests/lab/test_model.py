@@ -242,16 +242,18 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.npz")
-    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb-v2, digits-v6; "
+    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb-v3, digits-v6; "
                                          r"digits-v2 was replaced by digits-v6"):
         load_model("digits-v2")                    # a bench file from before digits-v4 shipped
     with pytest.raises(ModelError, match=r"'digits-v4': no such model file.*digits-v4 was replaced by digits-v6"):
         load_model("digits-v4")
     with pytest.raises(ModelError, match=r"'digits-v5': no such model file.*digits-v5 was replaced by digits-v6"):
         load_model("digits-v5")
-    with pytest.raises(ModelError, match=r"'digits-rgb': no such model file.*digits-rgb was replaced by digits-rgb-v2"):
+    with pytest.raises(ModelError, match=r"'digits-rgb': no such model file.*digits-rgb was replaced by digits-rgb-v3"):
         load_model("digits-rgb")                   # the first three-colour model
-    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb-v2, digits-v6\)$"):
+    with pytest.raises(ModelError, match=r"'digits-rgb-v2': no such model file.*digits-rgb-v2 was replaced by digits-rgb-v3"):
+        load_model("digits-rgb-v2")                # the deep three-colour model without class inputs
+    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb-v3, digits-v6\)$"):
         load_model("digits-v9")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelError, match="not a readable model file"):
@@ -468,11 +470,12 @@ def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(
     (tmp_path / "rgb.toml").write_text(rgb_bench_text())
     assert main(["train", "--out", str(tmp_path / "b"), "--bench", str(tmp_path / "rgb.toml"), "--colours",
                  "--encoder-layers", "3"]) == 0
-    s, rgb = seen[-1], load_model("digits-rgb-v2")
+    s, rgb = seen[-1], load_model("digits-rgb-v3")
     assert s.name == rgb.name and len(s.colours_nm) == 3 and s.encoder_layers == 3    # --encoder-layers kept
     assert s.student_steps == rgb.info["steps"] and s.pairs == rgb.info["settings"]["pairs"]
     assert [w.shape[1] for w, _ in rgb.weights[:-1]] == [s.encoder_hidden] * 6 and s.straight_through is True
-    assert s.peak_weight == 0.0 and "peak_weight" not in rgb.info["settings"]    # trained before the peak loss
+    assert s.peak_weight == rgb.info["settings"]["peak_weight"] == 0.0
+    assert s.class_one_hot is True and rgb.info["class_input"] == "one-hot"     # the class as inputs (digits-rgb-v3)
 
 
 def test_optgen_train_refuses_a_model_name_that_is_not_a_file_name(tmp_path, capsys):
@@ -507,9 +510,12 @@ def test_a_multi_colour_model_trains_with_a_seed_and_decoder_per_colour(tmp_path
     sums = [w.sum() for w in windows]
     assert max(sums) / min(sums) < 1.05
     settings = TrainSettings(teacher_steps=30, pairs=32, student_steps=2, batch=2, checkpoint_every=1,
-                             name="tiny-rgb", colours_nm=colours, encoder_hidden=32, encoder_layers=2)
+                             name="tiny-rgb", colours_nm=colours, encoder_hidden=32, encoder_layers=2,
+                             class_one_hot=True)
     model = load_model(train_model(tmp_path, geom, settings, log=lambda m: None))
     assert model.wavelengths_nm == colours and model.noise_shape == (3, 8, 8)
+    assert model.info["data"]["channels"] == 3 and model.info["data"]["count"] == 2 * 1797    # the colour digits
+    assert model.info["class_input"] == "one-hot" and model.weights[0][0].shape[0] == 192 + 10
     assert not np.allclose(model.decoder_phase[638.0], model.decoder_phase[450.0])
     assert model.teacher_samples.shape[1:] == (geom.output_pixels, geom.output_pixels)
     values, scale = model.encode(np.zeros((2, 192), np.float32))
