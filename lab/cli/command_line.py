@@ -69,8 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="random seed of the encoder's noise, a whole number >= 0 (default 0; a resumed run "
                           "keeps its own)")
     run.add_argument("--class", dest="class_index", type=whole_number(0), default=None, metavar="K",
-                     help="generate class K only (a digit, for the digits models): the model reads the class "
-                          "from its noise, so the noise is drawn for K")
+                     help="generate class K only (a digit, for the digits models; with --colours too): the model "
+                          "reads the class from its noise, so the noise is drawn for K")
     run.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
     run.add_argument("--colours", action="store_true",
                      help="run every colour of the bench's [colours] table, one at a time (its laser, LUT and "

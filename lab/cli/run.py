@@ -58,8 +58,9 @@ def _seed(args: argparse.Namespace) -> int:
 
 def cmd_run_colours(args: argparse.Namespace) -> int:
     """``optgen run --colours``: every colour of the bench's [colours] table, one at a time, then RGB."""
-    if getattr(args, "class_index", None) is not None:
-        raise OptgenError("--class: not with a multi-colour run yet (one-colour models only)")
+    class_index = getattr(args, "class_index", None)
+    if args.resume is not None and class_index is not None:
+        raise OptgenError("--resume DIR continues that run with the class it recorded: leave out --class")
 
     from tqdm import tqdm
 
@@ -88,7 +89,7 @@ def cmd_run_colours(args: argparse.Namespace) -> int:
     try:
         result = run_colours(cfg, model, out, count, random_seed=seed, calibrations=calibrations,
                              resume=args.resume is not None, sync=args.sync, max_retries=args.retries,
-                             bench_dir=base_dir, progress=progress,
+                             bench_dir=base_dir, progress=progress, class_index=class_index,
                              report=None if args.quiet else lambda line: print(line, file=sys.stderr))
     finally:
         if bar is not None:

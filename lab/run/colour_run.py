@@ -34,7 +34,7 @@ from optgen.lab.bench.calibrations import BenchCalibrations, load_bench_calibrat
 from optgen.lab.bench.config import BenchConfig, colour_bench
 from optgen.lab.model import OpticalGeometry, OpticalModel
 from optgen.lab.run.colour_calibrations import colour_calibration_lines, colour_calibration_record
-from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder
+from optgen.lab.run.folder import COLOUR_RUN_FILE, check_same_colour_run, prepare_run_folder, recorded
 from optgen.lab.run.generate import run_generation
 from optgen.lab.run.model_seeds import ModelSeedSource
 from optgen.lab.runfile.contact_sheet import write_contact_sheet
@@ -105,11 +105,13 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                 calibrations: Path | None = None, resume: bool = False, sync: str = "pipelined",
                 max_retries: int = 3, bench_dir: Path | None = None,
                 progress: Callable[[float, int, int], None] | None = None,
-                report: Callable[[str], None] | None = None, noise: np.ndarray | None = None) -> ColourRunResult:
+                report: Callable[[str], None] | None = None, noise: np.ndarray | None = None,
+                class_index: int | None = None) -> ColourRunResult:
     """Run every colour of ``config`` into ``out`` (or, with ``resume``, finish what is missing).
 
     ``noise``: the encoder's noise vectors (N >= ``count``, for example the teacher's own) instead of
-    those drawn from ``random_seed``.
+    those drawn from ``random_seed``. ``class_index``: images of that class only (a model trained on
+    labelled images, as ``optgen run --class``); a resumed run keeps the class it recorded.
 
     Everything is checked before any device opens: the model's colours and geometry, and every
     colour's calibration files. ``progress(colour_nm, done, total)``. ``report``: called, before
@@ -119,16 +121,21 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
     out = Path(out)
     configs = _check(config, model)
     cals = _check_calibrations(configs, calibrations)
-    given = None if noise is None else ModelSeedSource(model, model.wavelengths_nm[0], random_seed, noise=noise)
-    if given is not None and len(given.given) < count:
+    record = out / COLOUR_RUN_FILE
+    if resume and class_index is None and record.is_file():
+        class_index = recorded(out).class_index      # a run of one class goes on with it
+    # the noise and the class checked against the model (a class needs a model that knows classes)
+    given = ModelSeedSource(model, model.wavelengths_nm[0], random_seed, class_index, noise=noise)
+    if noise is not None and len(given.given) < count:
         raise OptgenError(f"given noise: {len(given.given)} vectors for {count} images; give at least as many")
     settings = {"colours_nm": list(config.colours.order_nm), "count": int(count), "seed": int(random_seed),
                 "model": model.id, "bench_file": config.text,
                 "bench_dir": str(bench_dir.resolve()) if bench_dir is not None else None,
                 "calibrations": str(calibrations.resolve()) if calibrations is not None else None}
-    if given is not None:
+    if noise is not None:
         settings["noise"] = given.describe()["noise"]
-    record = out / COLOUR_RUN_FILE
+    if class_index is not None:
+        settings["class"] = int(class_index)
     if resume:
         check_same_colour_run(out, settings)
     else:
@@ -150,9 +157,9 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
                 raise OptgenError(f"{sub}: files but no run.h5 (a pass killed while it was created); delete "
                                   f"this folder and resume again")
             prepare_run_folder(sub)
-        seeds = ModelSeedSource(model, wl, random_seed, noise=noise)
+        seeds = ModelSeedSource(model, wl, random_seed, class_index, noise=noise)
         run_args = {"seed": random_seed, "colour_nm": wl, "bench_dir": settings["bench_dir"],
-                    "calibrations": settings["calibrations"]}
+                    "calibrations": settings["calibrations"], "class": class_index}
         report = (lambda d, t, wl=wl: progress(wl, d, t)) if progress is not None else None
         with build_bench(cfg, calibrations) as bench:
             result = run_generation(bench, seeds, model.decoder_phase[model.wavelengths_nm[model.colour_index(wl)]],
@@ -164,7 +171,7 @@ def run_colours(config: BenchConfig, model: OpticalModel, out: str | Path, count
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             return ColourRunResult(out, result.status, done, summary)
         done.append(wl)
-    rgb = combine_rgb(out, configs, model, random_seed, noise)
+    rgb = combine_rgb(out, configs, model, random_seed, noise, class_index)
     np.save(out / "rgb.npy", rgb)
     write_contact_sheet(out / "rgb_contact_sheet.png", rgb if rgb.shape[-1] == 3 else rgb.sum(axis=-1))
     summary = {**{k: v for k, v in settings.items() if k != "bench_file"}, "status": "complete",
@@ -207,14 +214,14 @@ def _unit_irradiance(folder: Path, cfg: BenchConfig) -> np.ndarray:
 
 
 def combine_rgb(out: Path, configs: list[BenchConfig], model: OpticalModel, random_seed: int = 0,
-                noise: np.ndarray | None = None) -> np.ndarray:
+                noise: np.ndarray | None = None, class_index: int | None = None) -> np.ndarray:
     """The RGB images (N, h, w, colours) of a finished colour run, in the model's trained units
-    (``random_seed`` or ``noise``: as the run was given them)."""
+    (``random_seed``, ``noise``, ``class_index``: as the run was given them)."""
     channels = []
     for cfg in configs:
         wl = cfg.wavelength_nm
         irradiance = _unit_irradiance(colour_folder(out, wl), cfg)
-        seeds = ModelSeedSource(model, wl, random_seed, noise=noise)
+        seeds = ModelSeedSource(model, wl, random_seed, class_index, noise=noise)
         scale = np.array([seeds.scale(i) for i in range(len(irradiance))])
         channels.append(irradiance * scale[:, None, None])
     return np.stack(channels, axis=-1).astype(np.float32)

@@ -23,7 +23,7 @@ __all__ = ["COLOUR_RUN_FILE", "Recorded", "RunFolderError", "check_resumable", "
 COLOUR_RUN_FILE = "colour_run.json"
 SAME_RUN_KEYS = (("bench_file", "bench file"), ("calibrations", "calibrations"), ("seed_source", "seed source"),
                  ("decoder_phase", "decoder phase"), ("count", "frame count"))
-SAME_COLOUR_RUN_KEYS = ("colours_nm", "count", "seed", "model", "bench_file")
+SAME_COLOUR_RUN_KEYS = ("colours_nm", "count", "seed", "model", "bench_file", "class", "noise")
 
 
 class RunFolderError(OptgenError, ValueError):
@@ -70,7 +70,8 @@ def recorded(folder: str | Path) -> Recorded:
     if (folder / COLOUR_RUN_FILE).is_file():
         stored = _colour_settings(folder)
         return Recorded(folder, stored["bench_file"], str(folder / COLOUR_RUN_FILE), _path(stored.get("bench_dir")),
-                        int(stored["seed"]), int(stored["count"]), _path(stored.get("calibrations")), colour_run=True)
+                        int(stored["seed"]), int(stored["count"]), _path(stored.get("calibrations")), colour_run=True,
+                        class_index=None if stored.get("class") is None else int(stored["class"]))
     if not (folder / "run.h5").is_file():
         raise RunFolderError(f"{folder}: no run.h5 here; nothing to resume")
     attrs = read_run_attrs(folder / "run.h5")
@@ -134,10 +135,15 @@ def check_resumable(path: Path, attrs: dict) -> None:
 
 
 def check_same_colour_run(folder: Path, settings: dict) -> None:
-    """Refuse to continue a multi-colour run with other colours, count, seed, model or bench."""
+    """Refuse to continue a multi-colour run with other colours, count, seed, model, bench, class or noise
+    (the colours still to run would not be images of the same noise as those done)."""
     stored = _colour_settings(folder)
     for key in SAME_COLOUR_RUN_KEYS:
-        if stored.get(key) != settings[key]:
+        if stored.get(key) != settings.get(key):
+            if key == "noise":
+                made = f"on {stored['noise'].get('count')} given noise vectors" if stored.get(key) else "on noise drawn from its seed"
+                raise RunFolderError(f"{folder}: the run was made {made}; resume it with the same noise "
+                                     f"(run_colours(..., noise=) with the vectors it was given)")
             raise RunFolderError(f"{folder}: the run was made with another {key.replace('_', ' ')} "
                                  f"({stored.get(key)!r:.80}); resume it with the same bench and model")
 

@@ -147,6 +147,65 @@ def test_a_colour_run_on_given_noise_shows_the_encoder_s_seeds_for_those_vectors
     with pytest.raises(OptgenError, match="seed 3: the given noise holds 3 vectors"):
         ModelSeedSource(model, 638.0, noise=noise).seed(3)
 
+def test_a_colour_run_on_given_noise_is_not_resumed_without_it(tmp_path):
+    """The colours still to run would show other noise than those done: refused, saying so."""
+    from optgen.lab.run.folder import RunFolderError
+
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    noise = np.random.default_rng(6).standard_normal((2, 16)).astype(np.float32)
+    run_colours(cfg, model, tmp_path / "run", 2, noise=noise)
+    with pytest.raises(RunFolderError, match="made on 2 given noise vectors; resume it with the same noise"):
+        run_colours(cfg, model, tmp_path / "run", 2, resume=True)
+    assert run_colours(cfg, model, tmp_path / "run", 2, resume=True, noise=noise).status == "complete"
+
+
+def test_a_colour_run_of_one_class_shows_that_class_s_noise_in_every_colour_and_resumes_with_it(tmp_path, capsys):
+    """``optgen run --colours --class K`` (``run_colours(class_index=K)``): every colour's seed i comes from
+    the same noise, drawn for class K; a resumed run keeps the class; another class, or a model without
+    classes, is refused before anything is written."""
+    import shutil
+
+    import h5py
+
+    from optgen.lab.model.class_input import class_of_noise
+    from optgen.lab.run.folder import RunFolderError
+
+    cfg = parse_bench(rgb_text(), "rgb")
+    model = rgb_model(cfg)
+    model.info = {"classes": 10}
+    out = tmp_path / "run"
+    assert run_colours(cfg, model, out, 3, random_seed=2, class_index=7).status == "complete"
+
+    def assert_class_seeds(wl: float) -> None:
+        source = ModelSeedSource(model, wl, 2, 7)
+        with h5py.File(out / f"{wl:g}nm" / "run.h5", "r") as f:
+            np.testing.assert_allclose(f["seed/phase"][:], [source.seed(i).phase for i in range(3)], atol=1e-6)
+        assert class_of_noise(np.stack([source.noise(i) for i in range(3)]), 10).tolist() == [7, 7, 7]
+
+    for wl in cfg.colours.order_nm:
+        assert_class_seeds(wl)
+    assert json.loads((out / "colour_run.json").read_text())["class"] == 7
+    rgb = np.load(out / "rgb.npy")
+    configs = [colour_bench(cfg, wl) for wl in cfg.colours.order_nm]
+    np.testing.assert_allclose(combine_rgb(out, configs, model, 2, class_index=7), rgb, rtol=1e-6)
+    assert not np.allclose(combine_rgb(out, configs, model, 2), rgb, rtol=1e-3)     # the class's own scales
+    shutil.rmtree(out / "450nm")                  # as if killed during the blue colour
+    (out / "rgb.npy").unlink()
+    assert run_colours(cfg, model, out, 3, random_seed=2, resume=True).status == "complete"
+    assert_class_seeds(450.0)
+    np.testing.assert_allclose(np.load(out / "rgb.npy"), rgb, rtol=1e-6)
+    with pytest.raises(RunFolderError, match="another class"):
+        run_colours(cfg, model, out, 3, random_seed=2, resume=True, class_index=3)
+    with pytest.raises(OptgenError, match="trained without labels"):
+        run_colours(cfg, rgb_model(cfg), tmp_path / "unlabelled", 2, class_index=1)
+    with pytest.raises(OptgenError, match="has classes 0 to 9"):
+        run_colours(cfg, model, tmp_path / "eleven", 2, class_index=10)
+    assert not (tmp_path / "unlabelled").exists() and not (tmp_path / "eleven").exists()
+    assert main(["run", "--colours", "--resume", str(out), "--class", "7", "--no-progress"]) == 2
+    assert "leave out --class" in capsys.readouterr().err
+
+
 def test_rgb_channels_are_irradiance_per_watt_at_each_wavelength(tmp_path):
     """Flat seeds and decoders: each channel must match the analytic optics at its own wavelength
     (the prediction module, per watt of beam), whatever the colour's laser power and sensor QE."""
