@@ -59,7 +59,11 @@ def test_generate_is_reproducible_however_often_the_laser_is_read(bench_file, tm
         with h5py.File(tmp_path / f"run{k}" / "run.h5", "r") as f:
             powers.append(f["meta/laser_power_w"][:])
     assert np.array_equal(frames[0], frames[1]) and np.array_equal(frames[0], frames[2])
-    assert np.array_equal(powers[0], powers[1]) and len(set(powers[0].round(12))) > 1   # the noise is there
+    # the monitor's noise is there (what the frames must not depend on): each frame records a reading near the
+    # setpoint, and the readings differ. How many frames one reading covers depends on how far the storage
+    # worker lags behind the captures (one query per batch), so the runs' powers are not compared frame by frame.
+    assert all(np.isfinite(p).all() and np.allclose(p, np.median(p), rtol=0.05) for p in powers)
+    assert len({round(float(x), 12) for p in powers for x in p}) > 1
 
 
 def test_bad_arguments_and_a_closed_bench_are_refused_with_the_reason(bench_file, tmp_path):
