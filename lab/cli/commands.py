@@ -130,6 +130,9 @@ def evaluate_colour_run_cmd(args: argparse.Namespace) -> int:
     print(f"{args.run}: {gen['count']} RGB images (judged on their channel sum): {gen['confident_fraction']:.0%} "
           f"confidently classified, inception score {gen['inception_score']:.2f}, "
           f"Frechet distance {gen['frechet_distance']:.2f}")
+    if "requested_class" in evaluation:
+        req = evaluation["requested_class"]
+        print(f"  class {req['class']} requested: {req['as_requested']:.0%} of the RGB images judged as it")
     for colour, ev in evaluation["per_colour"].items():
         agreement = ev.get("twin_agreement")
         print(f"  {colour}: inception score {ev['generated']['inception_score']:.2f}"

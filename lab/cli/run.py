@@ -178,7 +178,8 @@ def cmd_status_colours(folder) -> int:
     stored = _colour_settings(folder)
     colours = [float(wl) for wl in stored.get("colours_nm") or []]
     done = 0
-    print(f"{folder}: a multi-colour run of {len(colours)} colours, {stored.get('count', '?')} frames each")
+    print(f"{folder}: a multi-colour run of {len(colours)} colours, {stored.get('count', '?')} frames each"
+          + (f", class {stored['class']} requested" if stored.get("class") is not None else ""))
     for wl in colours:
         path = colour_folder(folder, wl) / "run.h5"
         if not path.is_file():

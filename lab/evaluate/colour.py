@@ -33,7 +33,7 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None,
     """Judge a finished colour run: the digits in its RGB images (channel sum), and each colour's
     own evaluation (scores and agreement with the twin); written into its summary.json.
     ``progress``: told of each stage (:func:`colour_stages`) and the frames it has done."""
-    from optgen.lab.evaluate.run import evaluate_run
+    from optgen.lab.evaluate.run import evaluate_run, requested_class_scores
     from optgen.lab.model.evaluate import DigitsJudge, teacher_scores
 
     out = Path(out)
@@ -46,6 +46,8 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None,
     with progress.stage_of("judge RGB", len(rgb), "image"):
         judge = DigitsJudge(image_size=rgb.shape[1])
         evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
+        if settings.get("class") is not None:     # optgen run --colours --class K: how many came out as K
+            evaluation["requested_class"] = requested_class_scores(judge, rgb.sum(axis=-1), int(settings["class"]))
         if model is not None and model.teacher_samples is not None:
             evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
         progress.advance(len(rgb))

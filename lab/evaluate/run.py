@@ -32,7 +32,7 @@ from optgen.lab.run.registration import OutputRegistration
 from optgen.lab.runfile.reader import RunFile
 from optgen.simulators.noise import photon_energy_j
 
-__all__ = ["evaluate_run", "prediction_config", "twin_predictions"]
+__all__ = ["evaluate_run", "prediction_config", "requested_class_scores", "twin_predictions"]
 
 
 def _read_run(folder: Path) -> dict:
@@ -125,6 +125,14 @@ def prediction_config(run: dict):
     return cfg if cfg.twin is not None else None
 
 
+
+def requested_class_scores(judge, images: np.ndarray, requested: int) -> dict:
+    """How the judge classified the images of a run that asked for class ``requested`` (optgen run --class)."""
+    labels, _ = judge.classify(images)
+    return {"class": int(requested), "as_requested": float(np.mean(labels == requested)),
+            "judged_classes": np.bincount(labels, minlength=10).tolist()}
+
+
 def evaluate_run(folder: str | Path, judge=None, model=None, progress: StageProgress | None = None,
                  colour: str = "") -> dict:
     """Score a run folder and write the result into its summary.json; returns the evaluation.
@@ -146,10 +154,7 @@ def evaluate_run(folder: str | Path, judge=None, model=None, progress: StageProg
         evaluation: dict = {"generated": judge.scores(run["images"])}
         requested = (run["run_args"] or {}).get("class")
         if requested is not None:                # optgen run --class K: how many came out as K
-            labels, _ = judge.classify(run["images"])
-            evaluation["requested_class"] = {"class": int(requested),
-                                             "as_requested": float(np.mean(labels == requested)),
-                                             "judged_classes": np.bincount(labels, minlength=10).tolist()}
+            evaluation["requested_class"] = requested_class_scores(judge, run["images"], int(requested))
         if model is not None and model.teacher_samples is not None:
             evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, count)
         progress.advance(count)

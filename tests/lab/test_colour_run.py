@@ -204,6 +204,12 @@ def test_a_colour_run_of_one_class_shows_that_class_s_noise_in_every_colour_and_
     assert not (tmp_path / "unlabelled").exists() and not (tmp_path / "eleven").exists()
     assert main(["run", "--colours", "--resume", str(out), "--class", "7", "--no-progress"]) == 2
     assert "leave out --class" in capsys.readouterr().err
+    assert main(["status", str(out)]) == 0 and "3 frames each, class 7 requested" in capsys.readouterr().out
+    evaluation = evaluate_colour_run(out, model)
+    requested = evaluation["requested_class"]           # the RGB images' channel sums, judged
+    assert requested["class"] == 7 and sum(requested["judged_classes"]) == 3
+    assert requested["as_requested"] == requested["judged_classes"][7] / 3
+    assert all(ev["requested_class"]["class"] == 7 for ev in evaluation["per_colour"].values())
 
 
 def test_rgb_channels_are_irradiance_per_watt_at_each_wavelength(tmp_path):
