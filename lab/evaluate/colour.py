@@ -45,9 +45,10 @@ def evaluate_colour_run(out: str | Path, model: OpticalModel | None = None,
     progress.plan(colour_stages(settings))
     with progress.stage_of("judge RGB", len(rgb), "image"):
         judge = DigitsJudge(image_size=rgb.shape[1])
-        evaluation: dict = {"generated_rgb": judge.scores(rgb.sum(axis=-1))}
+        channel_sum = rgb.sum(axis=-1)
+        evaluation: dict = {"generated_rgb": judge.scores(channel_sum)}
         if settings.get("class") is not None:     # optgen run --colours --class K: how many came out as K
-            evaluation["requested_class"] = requested_class_scores(judge, rgb.sum(axis=-1), int(settings["class"]))
+            evaluation["requested_class"] = requested_class_scores(judge, channel_sum, int(settings["class"]))
         if model is not None and model.teacher_samples is not None:
             evaluation["teacher"] = teacher_scores(judge, model.teacher_samples, len(rgb))
         progress.advance(len(rgb))

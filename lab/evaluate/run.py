@@ -125,7 +125,6 @@ def prediction_config(run: dict):
     return cfg if cfg.twin is not None else None
 
 
-
 def requested_class_scores(judge, images: np.ndarray, requested: int) -> dict:
     """How the judge classified the images of a run that asked for class ``requested`` (optgen run --class)."""
     labels, _ = judge.classify(images)

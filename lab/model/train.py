@@ -45,7 +45,7 @@ MAX_SKIPPED_STEPS = 100        # non-finite steps skipped before training stops 
 #: pairs, with the student steps that fit the hour (a three-colour step propagates each colour
 #: through both distances: about 0.5 s at batch 16 against 0.17 s), and the class as one-hot
 #: encoder inputs (:mod:`lab.model.class_input`): digits-rgb-v3 (session 27: 97.2 % confident on 500
-#: RGB images, final loss 0.0065; the same recipe without the class inputs, digits-rgb-v2, 71.0 %
+#: RGB images, final loss 0.0066; the same recipe without the class inputs, digits-rgb-v2, 71.0 %
 #: and 0.0133). Tried in session 20 (``one_colour_per_sample``, 0.2 s a step, 12,000 steps in 55.9 min):
 #: 63.2 % confident, so not taken. digits-rgb (the first RGB model) was trained with 2 x 512, the plain
 #: clip, lr 1e-3, 20,000 pairs and 1,500 steps.
