@@ -82,7 +82,7 @@ def main() -> None:
         losses = fine_tune_decoder(student, noise, targets, args.steps, args.lr)
         minutes = (time.perf_counter() - t0) / 60
         phase = student.decoder_phase().detach().numpy()[0]
-        tuned = dataclasses.replace(model, name="digits-v6-measured-optics",
+        tuned = dataclasses.replace(model, name="digits-v7-measured-optics",
                                     decoder_phase={model.geometry.wavelength_nm: phase},
                                     info={**model.info, "fine_tuned_through_measured_optics": args.steps})
         path = save_model(Path(tmp) / "tuned.npz", tuned)

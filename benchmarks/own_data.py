@@ -117,7 +117,7 @@ def main() -> None:
         train_min = (time.perf_counter() - t0) / 60
         model = load_model(path)
         bench_file = tmp / "bench.toml"
-        bench_file.write_text(cfg.text.replace('model = "digits-v6"', f'model = "{path}"'), encoding="utf-8")
+        bench_file.write_text(cfg.text.replace('model = "digits-v7"', f'model = "{path}"'), encoding="utf-8")
         with open_bench(bench_file, calibrations=tmp / "calibrations") as bench:
             bench.calibrate("all")
             runs = [bench.generate(args.frames, seed=200 + k, label=k) for k in range(model.classes)]

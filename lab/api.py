@@ -61,7 +61,7 @@ def load_model(name_or_path: str | Path):
     Parameters
     ----------
     name_or_path : str or Path
-        A shipped model's name (``"digits-v6"``) or a model file (``.npz``, from ``optgen train``).
+        A shipped model's name (``"digits-v7"``) or a model file (``.npz``, from ``optgen train``).
 
     Returns
     -------

@@ -118,7 +118,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "'labels' for classes) or MNIST-format IDX files; resized to the teacher's size")
     train.add_argument("--teacher-size", type=whole_number(4), default=None, metavar="N",
                        help="the teacher's image size, N x N (default 8; the model's output grid is the bench's)")
-    train.add_argument("--steps", type=whole_number(1), default=None, help="student steps (default 15000; 5500 with --colours)")
+    train.add_argument("--steps", type=whole_number(1), default=None, help="student steps (default 12000; 5500 with --colours)")
     train.add_argument("--batch", type=whole_number(1), default=None, help="batch size (default 16)")
     train.add_argument("--pairs", type=whole_number(1), default=None, help="teacher (noise, image) pairs (default 60000)")
     train.add_argument("--encoder-hidden", type=int, default=None, metavar="N",

@@ -27,8 +27,9 @@ __all__ = ["ModelError", "ModelFileError", "OpticalModel", "load_model", "save_m
            "check_model_name", "shipped_models"]
 
 FORMAT_VERSION = 2           # 2: encoder weights may be int8 with a scale per column (``w{i}_scale``)
-SHIPPED_MODEL = "digits-v6"
-REPLACED_MODELS = {"digits-v2": "digits-v6", "digits-v4": "digits-v6", "digits-v5": "digits-v6", "digits-rgb": "digits-rgb-v3",
+SHIPPED_MODEL = "digits-v7"
+REPLACED_MODELS = {"digits-v2": "digits-v7", "digits-v4": "digits-v7", "digits-v5": "digits-v7", "digits-v6": "digits-v7",
+                   "digits-rgb": "digits-rgb-v3",
                    "digits-rgb-v2": "digits-rgb-v3"}   # shipped once: a bench file naming one is told what replaced it
 
 

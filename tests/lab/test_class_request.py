@@ -22,7 +22,7 @@ from ..conftest import small_bench_text
 
 @pytest.fixture(scope="module")
 def model():
-    return load_model("digits-v6")
+    return load_model("digits-v7")
 
 
 def test_the_noise_of_a_requested_class_lies_in_its_quantile_and_is_otherwise_the_same(model):

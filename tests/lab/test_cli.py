@@ -230,7 +230,7 @@ def test_config_dump_realistic_writes_the_bench_that_plants_what_real_benches_ge
 
 
 @pytest.mark.parametrize("change, message", [
-    ((("geometry", "decoder_px"), "320"), "model 'digits-v6' was trained for another geometry: decoder_px: model 400, "
+    ((("geometry", "decoder_px"), "320"), "model 'digits-v7' was trained for another geometry: decoder_px: model 400, "
                                           "bench 320"),
     ((("run", "model"), '"no-such-model.npz"'), "no-such-model.npz: model file not found"),
 ])

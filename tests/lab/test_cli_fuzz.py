@@ -116,7 +116,7 @@ def invocations(f: dict[str, Path]) -> list[tuple[list[str], str]]:
         (["train", "--out", "t", "--batch", "0"], "--batch"),
         (["train", "--out", "t", "--from", str(f["model_garbage"]), "--measured-optics"], "model.npz"),
         (["train", "--out", "t", "--from", missing, "--measured-optics"], "optgen-fuzz"),
-        (["train", "--out", "t", "--from", "digits-v6"], "--measured-optics"),
+        (["train", "--out", "t", "--from", "digits-v7"], "--measured-optics"),
         (["train", "--out", under_file, "--steps", "1"], "plain.txt"),
     ]
     # refine

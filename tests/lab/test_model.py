@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -242,18 +243,20 @@ def test_bad_model_files_are_refused_with_the_reason(tmp_path, ideal_config):
     geom = OpticalGeometry.from_bench(ideal_config)
     with pytest.raises(ModelError, match="model file not found"):
         load_model(tmp_path / "none.npz")
-    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb-v3, digits-v6; "
-                                         r"digits-v2 was replaced by digits-v6"):
+    with pytest.raises(ModelError, match=r"'digits-v2': no such model file.*ships digits-rgb-v3, digits-v7; "
+                                         r"digits-v2 was replaced by digits-v7"):
         load_model("digits-v2")                    # a bench file from before digits-v4 shipped
-    with pytest.raises(ModelError, match=r"'digits-v4': no such model file.*digits-v4 was replaced by digits-v6"):
+    with pytest.raises(ModelError, match=r"'digits-v4': no such model file.*digits-v4 was replaced by digits-v7"):
         load_model("digits-v4")
-    with pytest.raises(ModelError, match=r"'digits-v5': no such model file.*digits-v5 was replaced by digits-v6"):
+    with pytest.raises(ModelError, match=r"'digits-v5': no such model file.*digits-v5 was replaced by digits-v7"):
         load_model("digits-v5")
+    with pytest.raises(ModelError, match=r"'digits-v6': no such model file.*digits-v6 was replaced by digits-v7"):
+        load_model("digits-v6")                    # the deep one-colour model without class inputs
     with pytest.raises(ModelError, match=r"'digits-rgb': no such model file.*digits-rgb was replaced by digits-rgb-v3"):
         load_model("digits-rgb")                   # the first three-colour model
     with pytest.raises(ModelError, match=r"'digits-rgb-v2': no such model file.*digits-rgb-v2 was replaced by digits-rgb-v3"):
         load_model("digits-rgb-v2")                # the deep three-colour model without class inputs
-    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb-v3, digits-v6\)$"):
+    with pytest.raises(ModelError, match=r"'digits-v9': no such model file.*ships digits-rgb-v3, digits-v7\)$"):
         load_model("digits-v9")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(ModelError, match="not a readable model file"):
@@ -294,7 +297,7 @@ def test_the_shipped_models_teacher_noise_is_the_noise_of_its_teacher_samples():
 
     from optgen.lab.model.evaluate import DigitsJudge, normalize_images
 
-    model = load_model("digits-v6")
+    model = load_model("digits-v7")
     assert model.teacher_noise.shape == (len(model.teacher_samples), 64)
     asked = np.minimum((ndtr(model.teacher_noise[:, 0]) * 10).astype(int), 9)
     judge = DigitsJudge(image_size=32)
@@ -335,7 +338,7 @@ def test_the_shipped_model_fits_the_default_bench_and_generates_digits_on_the_tw
     from optgen.lab.model.evaluate import DigitsJudge
 
     cfg = load_bench()
-    model = load_model("digits-v6")
+    model = load_model("digits-v7")
     model.check_bench(OpticalGeometry.from_bench(cfg), cfg.wavelength_nm)
     assert model.teacher_samples is not None
     out = tmp_path / "run"
@@ -467,6 +470,9 @@ def test_optgen_train_defaults_to_the_shipped_recipe_and_colours_to_the_rgb_one(
     assert shipped.info["settings"]["lr_encoder"] == s.lr_encoder
     assert (shipped.info["settings"]["peak_weight"], shipped.info["settings"]["peak_from"]) == (s.peak_weight,
                                                                                               s.peak_from)
+    recorded = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(s).items()}
+    assert recorded == shipped.info["settings"]            # every setting, the class inputs included (digits-v7)
+    assert s.class_one_hot is True and shipped.info["class_input"] == "one-hot"
     (tmp_path / "rgb.toml").write_text(rgb_bench_text())
     assert main(["train", "--out", str(tmp_path / "b"), "--bench", str(tmp_path / "rgb.toml"), "--colours",
                  "--encoder-layers", "3"]) == 0

@@ -559,7 +559,7 @@ def test_a_model_without_teacher_arrays_still_loads(tmp_path, good):
 # -- the shipped models --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["digits-v6", "digits-rgb-v3"])
+@pytest.mark.parametrize("name", ["digits-v7", "digits-rgb-v3"])
 def test_the_shipped_models_load_bit_for_bit_as_numpy_reads_them(name):
     """The checked loader gives exactly what the loader before it gave (numpy.load, int8 x scale)."""
     import hashlib
