@@ -25,7 +25,7 @@ after one calibrate all with each taken out in turn (what each costs), e.g. with
 
 Usage:  python benchmarks/real_bench.py [--frames N] [--only COLUMN] [--wall] [--wall-steps]
         [--refine-frames N] [--paired N] [--second-twin] [--wall-refine] [--without EFFECTS]
-        [--paired-without EFFECTS]
+        [--paired-without EFFECTS] [--model NAME_OR_FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from optgen.lab.run.generate import run_generation
 from optgen.lab.run.sources import run_sources
 
 COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined", "ideal_refined")
+MODEL = SHIPPED_MODEL      # the model the columns run (--model: another shipped name or a model file)
 STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",),
          "refined": ("all",), "ideal_refined": ("all",)}
 
@@ -89,7 +90,7 @@ def paired_without(effects: list[str], paired: int, realistic_text=None) -> None
     and on the same twin with each of ``effects`` taken out (and all of them), the calibrations kept:
     what each planted effect costs the model as shipped."""
     text = realistic_text or realistic_bench_text()
-    model = load_model(SHIPPED_MODEL)
+    model = load_model(MODEL)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "calibrations"
         cfg = parse_bench(text, "realistic")
@@ -104,6 +105,8 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
     """One column: calibrate as the column says (and refine), run ``frames`` frames, judge them."""
     ideal = name.startswith("ideal")
     cfg = parse_bench(default_bench_text() if ideal else (realistic_text or realistic_bench_text()), name)
+    if MODEL != SHIPPED_MODEL:
+        cfg = parse_bench(edit_bench_text(cfg.text, {("run", "model"): f'"{MODEL}"'}), name)
     with tempfile.TemporaryDirectory() as tmp:
         store, out = Path(tmp) / "calibrations", Path(tmp) / "run"
         truth, calibrate_s, refine = {}, 0.0, {}
@@ -113,7 +116,7 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
                 report = calibrate(bench, step, CalibrationStore(store), truths=bench.truths)
                 calibrate_s += time.perf_counter() - t0
                 truth.update(truth_errors(report, bench.truths, bench.config.light_path))
-        model = load_model(SHIPPED_MODEL)
+        model = load_model(MODEL)
         if name.endswith("refined"):
             cfg, model, refine = refined(cfg, store, Path(tmp) / "refine", refine_frames)
         seeds, decoder, decoder_id = run_sources(cfg, None, random_seed=20261205)
@@ -125,7 +128,7 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
         sigma = tuple(float(calibrations.lut_records[k].results["crosstalk_sigma_px"])
                       if k in calibrations.lut_records else 0.0 for k in ("encoding_slm", "decoding_slm"))
         r = run_agreement(out, cfg, sigma, calibrations.decoder_placement(), calibrated_optics(calibrations, cfg))
-        ev = evaluate_run(out, model=load_model(SHIPPED_MODEL))
+        ev = evaluate_run(out, model=load_model(MODEL))
         pr = paired_r(cfg, store, model, Path(tmp) / "paired", paired)
     return {"name": name, "frames_per_s": frames / wall, "calibrate_s": calibrate_s, "truth": truth,
             "agreement": (float(np.mean(r)), float(np.min(r))), "paired_r": pr, "refine": refine, **ev}
@@ -137,7 +140,7 @@ def refined(cfg, store: Path, folder: Path, refine_frames: int):
     from optgen.lab.refine.loop import RefineSettings, refine_model
     from optgen.lab.refine.optics import measured_optics
 
-    model = load_model(SHIPPED_MODEL)
+    model = load_model(MODEL)
     optics, record, sigma = measured_optics(cfg, model.geometry.grid_px, store)
     t0 = time.perf_counter()
     with build_bench(cfg, store) as bench:
@@ -259,7 +262,10 @@ def main() -> None:
                         help="a bench-file setting of the realistic twin, e.g. calibration.correct_decoder_wavefront=true")
     parser.add_argument("--paired-without", default="", metavar="EFFECTS",
                         help="the shipped model's paired r with each of these effects taken out, then the columns")
+    parser.add_argument("--model", default=SHIPPED_MODEL, help="the model to run (default: the shipped one)")
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
     text = second_realistic_bench_text() if args.second_twin else None
     taken = [e for e in args.without.split(",") if e] if args.without else []
     if taken:
@@ -293,7 +299,8 @@ def main() -> None:
           + (f" --without {args.without}" if args.without else "")
           + (f" --paired-without {args.paired_without}" if args.paired_without else "")
           + "".join(f" --set {item}" for item in args.set)
-          + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else ""))
+          + (f" --refine-frames {args.refine_frames}" if args.refine_frames != 1536 else "")
+          + (f" --model {args.model}" if args.model != SHIPPED_MODEL else ""))
 
 
 if __name__ == "__main__":
