@@ -51,7 +51,6 @@ from optgen.lab.run.generate import run_generation
 from optgen.lab.run.sources import run_sources
 
 COLUMNS = ("ideal", "uncalibrated", "before", "after", "refined", "ideal_refined")
-MODEL = SHIPPED_MODEL      # the model the columns run (--model: another shipped name or a model file)
 STEPS = {"ideal": ("all",), "uncalibrated": (), "before": ("camera", "lut", "alignment"), "after": ("all",),
          "refined": ("all",), "ideal_refined": ("all",)}
 
@@ -85,12 +84,12 @@ def without(text: str, effects: list[str]) -> str:
     return text
 
 
-def paired_without(effects: list[str], paired: int, realistic_text=None) -> None:
+def paired_without(effects: list[str], paired: int, realistic_text=None, model_spec: str = SHIPPED_MODEL) -> None:
     """Calibrate the realistic twin once (``calibrate all``), then the shipped model's paired r on it
     and on the same twin with each of ``effects`` taken out (and all of them), the calibrations kept:
     what each planted effect costs the model as shipped."""
     text = realistic_text or realistic_bench_text()
-    model = load_model(MODEL)
+    model = load_model(model_spec)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "calibrations"
         cfg = parse_bench(text, "realistic")
@@ -101,12 +100,14 @@ def paired_without(effects: list[str], paired: int, realistic_text=None) -> None
             print(f"  without {label:<40} paired r {r:.4f}", flush=True)
 
 
-def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, realistic_text=None) -> dict:
-    """One column: calibrate as the column says (and refine), run ``frames`` frames, judge them."""
+def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, realistic_text=None,
+           model_spec: str = SHIPPED_MODEL) -> dict:
+    """One column: calibrate as the column says (and refine), run ``frames`` frames of ``model_spec`` (a
+    shipped model's name or a model file), judge them."""
     ideal = name.startswith("ideal")
     cfg = parse_bench(default_bench_text() if ideal else (realistic_text or realistic_bench_text()), name)
-    if MODEL != SHIPPED_MODEL:
-        cfg = parse_bench(edit_bench_text(cfg.text, {("run", "model"): f'"{MODEL}"'}), name)
+    if model_spec != SHIPPED_MODEL:
+        cfg = parse_bench(edit_bench_text(cfg.text, {("run", "model"): f'"{model_spec}"'}), name)
     with tempfile.TemporaryDirectory() as tmp:
         store, out = Path(tmp) / "calibrations", Path(tmp) / "run"
         truth, calibrate_s, refine = {}, 0.0, {}
@@ -116,9 +117,9 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
                 report = calibrate(bench, step, CalibrationStore(store), truths=bench.truths)
                 calibrate_s += time.perf_counter() - t0
                 truth.update(truth_errors(report, bench.truths, bench.config.light_path))
-        model = load_model(MODEL)
+        model = load_model(model_spec)
         if name.endswith("refined"):
-            cfg, model, refine = refined(cfg, store, Path(tmp) / "refine", refine_frames)
+            cfg, model, refine = refined(cfg, store, Path(tmp) / "refine", refine_frames, model)
         seeds, decoder, decoder_id = run_sources(cfg, None, random_seed=20261205)
         t0 = time.perf_counter()
         with build_bench(cfg, store) as bench:
@@ -128,19 +129,18 @@ def column(name: str, frames: int, refine_frames: int = 1536, paired: int = 50, 
         sigma = tuple(float(calibrations.lut_records[k].results["crosstalk_sigma_px"])
                       if k in calibrations.lut_records else 0.0 for k in ("encoding_slm", "decoding_slm"))
         r = run_agreement(out, cfg, sigma, calibrations.decoder_placement(), calibrated_optics(calibrations, cfg))
-        ev = evaluate_run(out, model=load_model(MODEL))
+        ev = evaluate_run(out, model=load_model(model_spec))
         pr = paired_r(cfg, store, model, Path(tmp) / "paired", paired)
     return {"name": name, "frames_per_s": frames / wall, "calibrate_s": calibrate_s, "truth": truth,
             "agreement": (float(np.mean(r)), float(np.min(r))), "paired_r": pr, "refine": refine, **ev}
 
 
-def refined(cfg, store: Path, folder: Path, refine_frames: int):
-    """``optgen refine`` of the shipped model on the calibrated bench: (bench config running the refined
+def refined(cfg, store: Path, folder: Path, refine_frames: int, model):
+    """``optgen refine`` of ``model`` on the calibrated bench: (bench config running the refined
     model, the refined model, what it took)."""
     from optgen.lab.refine.loop import RefineSettings, refine_model
     from optgen.lab.refine.optics import measured_optics
 
-    model = load_model(MODEL)
     optics, record, sigma = measured_optics(cfg, model.geometry.grid_px, store)
     t0 = time.perf_counter()
     with build_bench(cfg, store) as bench:
@@ -214,7 +214,7 @@ def wall_clock_calibration(repeats: int = 1) -> None:
               f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 
 
-def wall_clock_refine(refine_frames: int) -> None:
+def wall_clock_refine(refine_frames: int, model_spec: str = SHIPPED_MODEL) -> None:
     """calibrate all, then optgen refine, on the hardware-timed realistic twin: the wall time of each."""
     text = realistic_bench_text().replace('timing = "virtual"', 'timing = "wall"')
     cfg = parse_bench(text, "realistic, hardware-timed")
@@ -224,7 +224,7 @@ def wall_clock_refine(refine_frames: int) -> None:
         with build_bench(cfg, store) as bench:
             calibrate(bench, "all", CalibrationStore(store))
         calibrate_s = time.perf_counter() - t0
-        _, _, done = refined(cfg, store, Path(tmp) / "refine", refine_frames)
+        _, _, done = refined(cfg, store, Path(tmp) / "refine", refine_frames, load_model(model_spec))
     print(f"hardware-timed realistic twin: calibrate all {calibrate_s:.0f} s, then refine {done['minutes']:.1f} min "
           f"for {done['frames']} frames; held-out paired r {done['eval_before']['paired_r_mean']:.3f} -> "
           f"{done['eval_after']['paired_r_mean']:.3f}")
@@ -264,8 +264,6 @@ def main() -> None:
                         help="the shipped model's paired r with each of these effects taken out, then the columns")
     parser.add_argument("--model", default=SHIPPED_MODEL, help="the model to run (default: the shipped one)")
     args = parser.parse_args()
-    global MODEL
-    MODEL = args.model
     text = second_realistic_bench_text() if args.second_twin else None
     taken = [e for e in args.without.split(",") if e] if args.without else []
     if taken:
@@ -282,16 +280,16 @@ def main() -> None:
     if args.paired_without:
         print("the shipped model on the realistic twin after calibrate all, planted effects taken out "
               f"(the calibrations kept; {args.paired} held-out teacher noises):")
-        paired_without([e for e in args.paired_without.split(",") if e], args.paired, text)
+        paired_without([e for e in args.paired_without.split(",") if e], args.paired, text, args.model)
     for name in COLUMNS:
         if args.only in (None, name):
-            report(column(name, args.frames, args.refine_frames, args.paired, text))
+            report(column(name, args.frames, args.refine_frames, args.paired, text, args.model))
     if args.wall:
         wall_clock_calibration(args.wall_repeats)
     if args.wall_steps:
         wall_clock_steps()
     if args.wall_refine:
-        wall_clock_refine(args.refine_frames)
+        wall_clock_refine(args.refine_frames, args.model)
     print(f"\ncommand: python benchmarks/real_bench.py --frames {args.frames}"
           + (f" --only {args.only}" if args.only else "") + (f" --wall --wall-repeats {args.wall_repeats}" if args.wall else "")
           + (" --wall-steps" if args.wall_steps else "") + (" --second-twin" if args.second_twin else "")
