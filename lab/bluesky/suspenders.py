@@ -80,15 +80,26 @@ class LaserFaultSuspender(SuspenderBase):
                 self.trips += 1
                 log.warning("%s: %s: suspending the RunEngine", self.laser.name, ", ".join(faults))
             self.last_faults = faults
-            self(faults)
+            self._report(faults)
             await asyncio.sleep(self.poll_s)
+
+    def _report(self, faults: tuple[str, ...]) -> None:
+        """Hand ``faults`` to SuspenderBase's trip/resume logic in the form its bluesky version reads.
+
+        bluesky >= 1.16 reads an ophyd-async signal's value out of a ``{name: reading}`` mapping (what
+        ``subscribe_reading`` calls back with); earlier versions take the value itself.
+        """
+        if getattr(self, "_implements_protocol", False):
+            self({self._sig.name: {"value": faults}})
+        else:
+            self(faults)
 
     def remove(self) -> None:
         """Stop watching (``RE.remove_suspender``); a suspension in force is released."""
         task, self._task = self._task, None
         if task is not None and self.RE is not None:
             self.RE.loop.call_soon_threadsafe(task.cancel)
-        self(())            # the way SuspenderBase releases a waiting RunEngine: report "no fault"
+        self._report(())    # the way SuspenderBase releases a waiting RunEngine: report "no fault"
         with self._lock:
             self.RE = None
             self._tripped = False

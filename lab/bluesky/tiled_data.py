@@ -66,13 +66,22 @@ class TiledRefused(OptgenError):
     """The Tiled server refused the API key (HTTP 401 / 403)."""
 
 
+def tiled_writer_class():
+    """bluesky's TiledWriter: from bluesky-tiled-plugins (where bluesky >= 1.16 keeps it), else from bluesky."""
+    try:
+        from bluesky_tiled_plugins import TiledWriter
+    except ImportError:
+        from bluesky.callbacks.tiled_writer import TiledWriter  # bluesky < 1.16 ships its own
+    return TiledWriter
+
+
 def _require_tiled():
     try:
         import tiled.client  # noqa: F401
-        from bluesky.callbacks.tiled_writer import TiledWriter  # noqa: F401
+        tiled_writer_class()
     except ImportError as exc:
-        raise OptgenError(f"runs into Tiled need the Tiled client ({exc}); install it: "
-                          f"pip install 'tiled[client]>=0.2'") from None
+        raise OptgenError(f"runs into Tiled need the Tiled client and bluesky's TiledWriter ({exc}); install "
+                          f"them: pip install 'tiled[client]>=0.2' bluesky-tiled-plugins") from None
 
 
 def _refusal(uri: str, status: int, detail: str) -> TiledRefused:
@@ -336,9 +345,7 @@ class TiledRuns:
         if delivery.error is None:
             try:
                 if self._writer is None:     # one per run: a failed run leaves nothing behind in the next
-                    from bluesky.callbacks.tiled_writer import TiledWriter
-
-                    self._writer = TiledWriter(self.client, batch_size=self.batch_size)
+                    self._writer = tiled_writer_class()(self.client, batch_size=self.batch_size)
                 self._writer(name, doc)
             except Exception as exc:     # never into the RunEngine: the run goes on, its data on disk
                 delivery.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else exc!r}"

@@ -128,7 +128,7 @@ def test_three_benches_queue_runs_into_one_tiled_server_and_every_frame_arrives_
     from optgen.lab.bench.examples import small_bench_text
     from optgen.lab.bluesky.tiled_data import tiled_client
     from tests.lab.postgres_server import PostgresServer, postgres_bin
-    from tests.lab.tiled_server import TiledServer
+    from tests.lab.tiled_server import TiledServer, camera_frames
 
     count = 200
     if postgres_bin() is None:
@@ -169,7 +169,7 @@ def test_three_benches_queue_runs_into_one_tiled_server_and_every_frame_arrives_
             assert run.metadata["start"]["optgen"]["bench_name"] == f"twin bench {uids.index(uid)}"
             # each event row once (a SQL table reads back in storage order, not seq_num order)
             assert sorted(run["primary"]["seq_num"].read()) == list(range(1, count + 1))
-            frames = run["primary"]["bench-camera"].read()
+            frames = camera_frames(run)
             stacks = []
             for path in sorted((folder / "frames").glob("*.h5")):
                 with h5py.File(path, "r") as f:

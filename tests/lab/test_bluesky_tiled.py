@@ -29,11 +29,10 @@ from optgen.lab.bluesky.tiled_data import (  # noqa: E402
     send_runs_to_tiled,
     send_runs_to_tiled_from_environment,
     tiled_client,
+    tiled_writer_class,
 )
 from tests.lab.bluesky_twin import RE, Documents, docs, twin  # noqa: E402,F401
-from tests.lab.tiled_server import TiledServer, free_port  # noqa: E402
-
-CAMERA = "bench-camera"
+from tests.lab.tiled_server import TiledServer, camera_frames, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +49,6 @@ def bounded_retries(monkeypatch):
     """The Tiled client retries a refused connection for up to 45 s per request; 2 s here."""
     monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_TIMEOUT", 2.0)
     monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_ATTEMPTS", 3)
-
-
-def camera_frames(run, stream: str = "primary") -> np.ndarray:
-    return run[stream][CAMERA].read()
 
 
 def test_a_generate_run_reaches_tiled_with_the_bench_and_the_frames_bit_for_bit(RE, twin, docs, tiled_server):
@@ -129,7 +124,7 @@ def test_the_environment_points_optgen_at_its_server(RE, twin, docs, tiled_serve
 
 def test_the_plan_never_waits_for_the_server(RE, twin, docs, tiled_server, monkeypatch):
     """The writer runs on its own thread: the run ends while the server has not taken its start yet."""
-    from bluesky.callbacks.tiled_writer import TiledWriter
+    TiledWriter = tiled_writer_class()
 
     bench, devices = twin
     gate, released = threading.Event(), []
@@ -159,7 +154,7 @@ def test_a_server_that_falls_too_far_behind_gets_no_more_of_the_run(RE, twin, do
     """A hung server holds the writer at the run's start document: past ``max_backlog`` documents
     waiting, the run stops queuing them (memory stays bounded), goes on to the end, keeps every
     document on local disk, and its delivery says what did not reach the server."""
-    from bluesky.callbacks.tiled_writer import TiledWriter
+    TiledWriter = tiled_writer_class()
 
     bench, devices = twin
     gate, released = threading.Event(), []

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -103,3 +104,12 @@ class TiledServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def camera_frames(run, stream: str = "primary", camera: str = "bench-camera") -> np.ndarray:
+    """The run's frames as (frames, rows, cols). The camera's data key is (1, rows, cols) per event (ophyd-async's
+    frames-per-event axis): bluesky-tiled-plugins' TiledWriter stacks events (events, 1, rows, cols), bluesky <
+    1.16's joined them (events, rows, cols); both hold the same frames in the same order."""
+    frames = run[stream][camera].read()
+    assert frames.ndim in (3, 4) and (frames.ndim == 3 or frames.shape[1] == 1), frames.shape
+    return frames.reshape(-1, *frames.shape[-2:])
