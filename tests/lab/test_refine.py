@@ -308,6 +308,6 @@ def test_more_steps_a_round_are_the_model_s_steps_plus_what_the_bench_added_at_c
         opt_d.zero_grad()
         loss.backward()
         opt_d.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     np.testing.assert_allclose(c.decoder_logits.detach().numpy(), d.decoder_logits.detach().numpy(), atol=1e-4)
     assert step["bench_loss"] == pytest.approx(losses[0], rel=1e-4) and losses[1] < losses[0]
