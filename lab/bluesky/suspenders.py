@@ -8,6 +8,9 @@ device thread, like every driver call). A laser that does not answer counts as a
 While suspended, the RunEngine pauses the devices it has seen, so the laser goes off (verified) and
 the camera rolls back a frame no event points to; when the laser reports no fault again (after
 ``sleep`` seconds), it resumes from the last checkpoint and the laser is lit again if it was.
+
+If bluesky refuses what the poll hands it (its suspender API changed once, in 1.16), the poll logs one
+ERROR naming the laser, records it in ``failure`` and goes on: it never dies unseen.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class LaserFaultSuspender(SuspenderBase):
         self.laser, self.poll_s = laser, float(poll_s)
         self.last_faults: tuple[str, ...] = ()
         self.trips = 0
+        self.failure: str | None = None    # why the last report to SuspenderBase failed (None: it did not)
         self._task: asyncio.Task | None = None
 
     def _should_suspend(self, value) -> bool:
@@ -80,7 +84,16 @@ class LaserFaultSuspender(SuspenderBase):
                 self.trips += 1
                 log.warning("%s: %s: suspending the RunEngine", self.laser.name, ", ".join(faults))
             self.last_faults = faults
-            self._report(faults)
+            try:
+                self._report(faults)
+            except Exception as exc:   # noqa: BLE001 - a dead poll task would stop suspending unseen
+                if self.failure is None:
+                    log.error("%s: the laser-fault suspender could not act on %r (%s: %s): runs are not suspended "
+                              "on faults until this is mended (each frame still checks the laser; the interlock "
+                              "still stops emission)", self.laser.name, faults, type(exc).__name__, exc)
+                self.failure = f"{type(exc).__name__}: {exc}"
+            else:
+                self.failure = None
             await asyncio.sleep(self.poll_s)
 
     def _report(self, faults: tuple[str, ...]) -> None:

@@ -4,6 +4,7 @@ a failing plan and Ctrl-C, each interruption landing while a frame is in flight;
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -225,6 +226,38 @@ def test_a_laser_fault_suspends_the_run_and_it_resumes_when_cleared(RE, twin, do
     assert len(events) == 8 and len(docs.frames()) == 8
     assert [e["data"]["bench-encoding_slm-pattern"] for e in events] == [f"seed:seed=5,index={i}" for i in range(8)]
     assert all(e["data"]["bench-laser-emission"] and not e["data"]["bench-laser-faults"] for e in events)
+    assert_laser_off(bench)
+
+
+def test_a_suspender_that_cannot_report_says_so_and_keeps_polling(RE, twin, docs, monkeypatch, caplog):
+    """If bluesky's SuspenderBase refuses what the poll hands it (as 1.16 did with a bare value), the poll
+    task logs one ERROR naming the laser and goes on polling: it does not die unseen."""
+    from bluesky.suspenders import SuspenderBase
+
+    bench, devices = twin
+    calls = []
+
+    def refuses(self, value, **kwargs):
+        calls.append(value)
+        raise TypeError("tuple indices must be integers or slices, not str")
+
+    monkeypatch.setattr(SuspenderBase, "__call__", refuses)
+    with caplog.at_level(logging.ERROR, logger="optgen.bluesky"):
+        suspender = optgen.bluesky.suspend_on_laser_fault(RE, devices, poll_s=0.02)
+        try:
+            RE(plans.generate(devices, 3, seed=0))
+            deadline = time.monotonic() + WAIT_S
+            while len(calls) < 3 and time.monotonic() < deadline:
+                RE(plans.generate(devices, 1, seed=1))
+            failure = suspender.failure
+        finally:
+            monkeypatch.undo()
+            RE.remove_suspender(suspender)
+    assert len(calls) >= 3                                   # still polling after the first refusal
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "could not act" in r.getMessage()]
+    assert len(errors) == 1 and devices.laser.name in errors[0].getMessage()
+    assert "TypeError" in failure
+    assert docs.exit_status() == "success"
     assert_laser_off(bench)
 
 
