@@ -9,6 +9,28 @@ from optgen.lab.bench.assemble import build_bench
 from optgen.lab.bench.examples import SMALL, edit_bench_text, small_bench_text  # noqa: F401 - used by the tests
 from optgen.lab.bench.parse import parse_bench
 
+# The third-party packages whose releases have changed what the tests see (bluesky 1.16 moved its
+# Tiled writer): their versions close every test session, so a CI log says what it ran against.
+REPORTED_VERSIONS = ("numpy", "scipy", "h5py", "slmsuite", "opencv-python", "torch", "bluesky", "ophyd-async",
+                     "tiled", "bluesky-tiled-plugins", "bluesky-queueserver", "pyvisa", "harvesters", "genicam")
+
+
+def installed_versions(names=REPORTED_VERSIONS) -> str:
+    """``name version`` for each of ``names``, "not installed" for those missing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for name in names:
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    return ", ".join(parts)
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"tested against: {installed_versions()}")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_working_folder(tmp_path, monkeypatch):
