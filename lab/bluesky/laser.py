@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 
 from bluesky.protocols import Reading
 from ophyd_async.core import AsyncStatus, StandardReadable, StandardReadableFormat, completed_status, soft_signal_rw
@@ -30,13 +29,26 @@ from optgen.drivers.errors import DeviceError
 from optgen.drivers.laser import Laser
 from optgen.lab.bluesky.device_thread import DeviceThread
 
-__all__ = ["EmissionRefused", "LaserFaulted", "OptgenLaser"]
+__all__ = ["EmissionRefused", "LaserFaulted", "OptgenLaser", "fault_list", "fault_text"]
 
 log = logging.getLogger("optgen.bluesky")
 
 
 class EmissionRefused(DeviceError):
     """Emission was asked for outside a plan that captures (the laser device is not staged)."""
+
+
+FAULT_SEPARATOR = "; "
+
+
+def fault_text(faults) -> str:
+    """The driver's fault list as the ``faults`` signal's value: joined by ``"; "``, ``""`` when none."""
+    return FAULT_SEPARATOR.join(str(f) for f in faults)
+
+
+def fault_list(text: str) -> list[str]:
+    """The ``faults`` signal's value as a list again (``[]`` when none)."""
+    return [f for f in (text or "").split(FAULT_SEPARATOR) if f]
 
 
 class LaserFaulted(DeviceError):
@@ -52,7 +64,8 @@ class OptgenLaser(StandardReadable):
       device's maximum) before anything is sent, and reads back what the laser reports;
     - ``measured_power``: the output power the laser measures now;
     - ``emission``: whether it emits (read back); see the module's note for setting it;
-    - ``faults``: active faults and interlocks, empty when none;
+    - ``faults``: active faults and interlocks as one text, joined by ``"; "``, ``""`` when none (text,
+      not a list: every event row and Tiled's table hold it as it is; :func:`fault_list` splits it);
     - ``ceiling``, ``wavelength_nm``: configuration.
     """
 
@@ -66,7 +79,7 @@ class OptgenLaser(StandardReadable):
             self.power = soft_signal_rw(float, units="W", getter=self._get_power, setter=self._set_power)
             self.measured_power, _ = soft_signal_r(float, units="W", getter=self._get_measured)
             self.emission = soft_signal_rw(bool, getter=self._get_emission, setter=self._set_emission)
-            self.faults, _ = soft_signal_r(Sequence[str], getter=self._get_faults)
+            self.faults, _ = soft_signal_r(str, getter=self._get_faults)
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.ceiling, _ = soft_signal_r(float, laser.ceiling_w, units="W")
             self.wavelength_nm, _ = soft_signal_r(float, laser.wavelength_nm, units="nm")
@@ -82,10 +95,10 @@ class OptgenLaser(StandardReadable):
         return {signal.name: {"value": value, "timestamp": now, "alarm_severity": 0}
                 for signal, value in zip(signals, values, strict=True)}
 
-    def _read_backs(self) -> tuple[list[str], float, bool, float]:
+    def _read_backs(self) -> tuple[str, float, bool, float]:
         """Device thread: (faults, setpoint, emission, measured power), read now."""
         d = self.driver
-        return list(d.faults()), float(d.power_setpoint()), bool(d.emission), float(d.measured_power())
+        return fault_text(d.faults()), float(d.power_setpoint()), bool(d.emission), float(d.measured_power())
 
     # --- getters and setters (awaited on the RunEngine's loop, run on the device thread) ---------
     async def _get_power(self) -> float:
@@ -103,8 +116,8 @@ class OptgenLaser(StandardReadable):
     async def _get_emission(self) -> bool:
         return await self._thread.call(lambda: self.driver.emission)
 
-    async def _get_faults(self) -> list[str]:
-        return await self._thread.call(self.driver.faults)
+    async def _get_faults(self) -> str:
+        return fault_text(await self._thread.call(self.driver.faults))
 
     async def _set_emission(self, on: bool) -> bool:
         if not on:

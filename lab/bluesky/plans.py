@@ -29,7 +29,7 @@ import bluesky.preprocessors as bpp
 from bluesky.utils import Msg
 
 from optgen.drivers.errors import OptgenError
-from optgen.lab.bluesky.laser import LaserFaulted
+from optgen.lab.bluesky.laser import LaserFaulted, fault_list
 from optgen.lab.bluesky.metadata import bench_metadata
 from optgen.lab.bluesky.patterns import parse_pattern_id, seed_pattern_id
 
@@ -101,7 +101,7 @@ def lit_frame(devices, readers: Iterable = (), *, move: tuple | None = None, str
         # None: the RunEngine suspended here (a fault) and replayed the messages since the checkpoint;
         # the frame is not confirmed, so it is dropped and taken again like a frame lit by a faulty laser
         if reading is not None and reading[laser.emission.name]["value"] \
-                and not list(reading[laser.faults.name]["value"]):
+                and not reading[laser.faults.name]["value"]:
             yield from bps.read(camera)
             for reader in readers:
                 yield from bps.read(reader)
@@ -121,7 +121,7 @@ def _relight_when_fine(devices, wait_s: float) -> Plan:
         # and sleep, not the dropped frame's messages before it (bluesky failed to resume those,
         # "can't send non-None value to a just-started generator", about 1 in 10 under load)
         yield from bps.checkpoint()
-        faults = list((yield from bps.rd(laser.faults)) or [])
+        faults = fault_list((yield from bps.rd(laser.faults)) or "")
         if not faults:
             yield from bps.mv(laser.emission, True)
             return

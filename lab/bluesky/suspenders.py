@@ -20,7 +20,7 @@ import logging
 
 from bluesky.suspenders import SuspenderBase
 
-from optgen.lab.bluesky.laser import OptgenLaser
+from optgen.lab.bluesky.laser import OptgenLaser, fault_list
 
 __all__ = ["LaserFaultSuspender", "suspend_on_laser_fault"]
 
@@ -75,7 +75,7 @@ class LaserFaultSuspender(SuspenderBase):
     async def _poll(self) -> None:
         while True:
             try:
-                faults = tuple(await self.laser.faults.get_value())
+                faults = tuple(fault_list(await self.laser.faults.get_value()))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:   # noqa: BLE001 - a laser that cannot say is treated as faulted

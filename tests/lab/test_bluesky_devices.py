@@ -17,7 +17,7 @@ from bluesky.run_engine import call_in_bluesky_event_loop  # noqa: E402
 from bluesky.utils import FailedStatus  # noqa: E402
 
 from optgen.drivers.errors import OptgenError, PowerCeilingError  # noqa: E402
-from optgen.lab.bluesky.laser import EmissionRefused  # noqa: E402
+from optgen.lab.bluesky.laser import EmissionRefused, fault_list, fault_text  # noqa: E402
 from optgen.lab.bluesky.patterns import PatternError  # noqa: E402
 from optgen.lab.live.patterns import make_pattern  # noqa: E402
 from tests.lab.bluesky_twin import RE, docs, twin  # noqa: E402,F401 - fixtures
@@ -32,12 +32,21 @@ def test_laser_signals_read_the_driver_and_power_reads_back(RE, twin):
     laser = devices.laser
     ceiling = bench.devices.laser.ceiling_w
     assert get(laser.ceiling) == ceiling and get(laser.wavelength_nm) == 520.0
-    assert get(laser.emission) is False and list(get(laser.faults)) == []
+    assert get(laser.emission) is False and get(laser.faults) == ""
     RE(bps.mv(laser.power, ceiling / 2))
     assert bench.devices.laser.power_setpoint() == pytest.approx(ceiling / 2)
     assert get(laser.power) == pytest.approx(ceiling / 2)
     bench.devices.laser.trip("interlock open")
-    assert list(get(laser.faults)) == ["interlock open"]
+    assert get(laser.faults) == "interlock open"
+    bench.devices.laser.trip("diode over temperature")
+    assert get(laser.faults) == "interlock open; diode over temperature"
+    assert fault_list(get(laser.faults)) == ["interlock open", "diode over temperature"]
+
+
+def test_the_fault_text_splits_back_into_the_driver_s_list():
+    for faults in ([], ["interlock open"], ["interlock open", "key switch off", "diode over temperature"]):
+        assert fault_list(fault_text(faults)) == faults
+    assert fault_text([]) == "" and fault_list("") == []
 
 
 def test_a_laser_read_takes_every_read_back_in_one_device_thread_call(RE, twin, mocker):
@@ -48,7 +57,7 @@ def test_a_laser_read_takes_every_read_back_in_one_device_thread_call(RE, twin, 
     calls = mocker.spy(devices.thread, "call")
     reading = call_in_bluesky_event_loop(laser.read(), timeout=10)
     assert calls.call_count == 1
-    assert reading[laser.faults.name]["value"] == ["interlock open"]
+    assert reading[laser.faults.name]["value"] == "interlock open"
     assert reading[laser.power.name]["value"] == pytest.approx(driver.ceiling_w / 4)
     assert reading[laser.emission.name]["value"] is False and reading[laser.measured_power.name]["value"] == 0.0
     described = call_in_bluesky_event_loop(laser.describe(), timeout=10)

@@ -30,7 +30,7 @@ def test_generate_gives_the_frames_of_bench_generate_bit_for_bit(RE, twin, docs)
     events = docs.events()
     assert [e["data"]["bench-encoding_slm-pattern"] for e in events] == \
         [f"seed:seed=2,index={i}" for i in range(5)]
-    assert all(e["data"]["bench-laser-emission"] and e["data"]["bench-laser-faults"] == [] for e in events)
+    assert all(e["data"]["bench-laser-emission"] and e["data"]["bench-laser-faults"] == "" for e in events)
     (dark_event,) = docs.events("dark")
     assert dark_event["data"]["bench-laser-emission"] is False
     assert docs.frames("dark").mean() < frames.mean()

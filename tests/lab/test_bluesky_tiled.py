@@ -51,14 +51,18 @@ def bounded_retries(monkeypatch):
     monkeypatch.setattr(tiled.client.utils, "TILED_RETRY_ATTEMPTS", 3)
 
 
-def test_a_generate_run_reaches_tiled_with_the_bench_and_the_frames_bit_for_bit(RE, twin, docs, tiled_server):
+def test_a_generate_run_reaches_tiled_with_the_bench_and_the_frames_bit_for_bit(RE, twin, docs, tiled_server,
+                                                                              caplog):
     bench, devices = twin
     client = tiled_client(tiled_server.uri, tiled_server.api_key)
     link = send_runs_to_tiled(RE, devices, client, documents_dir="documents")
     try:
-        RE(plans.generate(devices, 4, seed=3))
+        with caplog.at_level(logging.WARNING):
+            RE(plans.generate(devices, 4, seed=3))
     finally:
         link.detach()
+    # the writer has nothing to warn about (a list-valued reading, [] when no fault, made it warn each batch)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("bluesky_tiled_plugins")] == []
     assert docs.exit_status() == "success"
     uid = docs.of("start")[0]["uid"]
     run = client[uid]                                         # a fresh read, through the server
@@ -75,6 +79,8 @@ def test_a_generate_run_reaches_tiled_with_the_bench_and_the_frames_bit_for_bit(
     assert through_tiled.dtype == written.dtype and np.array_equal(through_tiled, written)
     assert np.array_equal(camera_frames(run, "dark"), docs.frames("dark"))
     assert list(run["primary"]["seq_num"].read()) == [1, 2, 3, 4]
+    assert list(run["primary"]["bench-laser-faults"].read()) == [""] * 4     # text: no fault at any frame
+    assert "notes" not in run.metadata or not run.metadata["notes"]
 
     delivery = link.deliveries[uid]
     assert delivery.complete and delivery.frames == delivery.frames_sent == 5      # 4 lit + 1 dark
