@@ -17,8 +17,8 @@ ends) the devices and the bench close: the laser off, verified.
 
 from __future__ import annotations
 
-import atexit
 import os
+from multiprocessing import util as _process_exit
 
 from bluesky import RunEngine
 
@@ -75,4 +75,6 @@ def _close() -> None:
         _bench.close()
 
 
-atexit.register(_close)
+# The worker is a forked process that ends with os._exit: atexit never runs there, multiprocessing's exit
+# finalizers do (after the Tiled writer's, which has the higher priority and sends what it holds first).
+_process_exit.Finalize(None, _close, exitpriority=10)

@@ -14,7 +14,9 @@ FRAMES_DIR``), nothing is copied. Frames and readings are sent ``batch_size`` fr
 frame did) and the rest at the run's end; ``batch_size=1`` sends each as it comes. What reached
 the server is counted batch by batch (:class:`Delivery`). The writes run on a thread of their own:
 the RunEngine hands each document over and goes on, so a slow or vanished server never holds the
-plan (and the laser) up; :meth:`TiledRuns.wait` / :meth:`TiledRuns.detach` wait, bounded, for it.
+plan (and the laser) up; :meth:`TiledRuns.wait` / :meth:`TiledRuns.detach` wait, bounded, for it,
+and so does the process's end (a script that ends after ``RE(...)``, a queue server's worker whose
+environment closes): at most ``EXIT_WAIT_S``, then an ERROR says what did not reach the server.
 
 A Tiled server is a place the data goes *after* the bench: it never stops a run.
 
@@ -37,6 +39,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing import util as _process_exit
 from pathlib import Path
 
 from optgen.drivers.errors import OptgenError
@@ -51,6 +54,7 @@ BATCH_SIZE = 20              # frames (and event rows) per write to the server
 # documents waiting for the writer thread before a run stops sending (a slow or hung server): about
 # 1 kB each, so the backlog stays in the tens of MB however long the run
 MAX_BACKLOG = 20_000
+EXIT_WAIT_S = 30.0           # at the process's end, how long the writer may take to send what it holds
 
 # how a lab points optgen at its server without code (a queue server's worker, a startup script)
 URI_VARIABLE = "OPTGEN_TILED_URI"               # e.g. http://tiled.lab:8000
@@ -231,6 +235,7 @@ class TiledRuns:
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._unfinished = 0
+        self._at_exit = None
 
     # --- the RunEngine ----------------------------------------------------------------------
     def attach(self, RE) -> "TiledRuns":
@@ -238,6 +243,10 @@ class TiledRuns:
         if self.background and self._thread is None:
             self._thread = threading.Thread(target=self._work, name="optgen-tiled", daemon=True)
             self._thread.start()
+            # At the process's end the writer sends what it still holds (bounded) before the daemon thread
+            # is stopped: multiprocessing's exit finalizers run at a script's exit (atexit) and also when a
+            # forked worker ends (a queue server's RE worker ends with os._exit, where atexit never runs).
+            self._at_exit = _process_exit.Finalize(None, self._finish_at_exit, exitpriority=100)
         self._RE = RE
         self._token = RE.subscribe(self)
         RE.preprocessors.append(self._before_plan)
@@ -252,6 +261,9 @@ class TiledRuns:
     def detach(self, timeout_s: float = 60.0) -> bool:
         """Unsubscribe, let the writer finish what it has (at most ``timeout_s``) and end its thread;
         True when everything was written or given up on in time."""
+        if self._at_exit is not None:
+            self._at_exit.cancel()
+            self._at_exit = None
         if self._RE is not None:
             self._RE.unsubscribe(self._token)
             if self._before_plan in self._RE.preprocessors:
@@ -263,6 +275,19 @@ class TiledRuns:
             self._thread.join(timeout_s if done else 0.1)
             self._thread = None
         return done
+
+    def _finish_at_exit(self) -> None:
+        """The process ends while subscribed: send what the writer holds, at most EXIT_WAIT_S, and say
+        what did not make it."""
+        self._at_exit = None
+        if self.detach(EXIT_WAIT_S):
+            return
+        where = ", ".join(str(d.documents_file) for d in self.deliveries.values()
+                          if not d.complete and d.documents_file is not None)
+        log.error("the process ends with %d documents not yet written to the Tiled server at %s (after %g s); "
+                  "%s", self._unfinished, self.uri, EXIT_WAIT_S,
+                  f"they are in {where}: send them with optgen.lab.bluesky.tiled_data.send_documents(path, client)"
+                  if where else "no local copy was kept (documents_dir=None)")
 
     @property
     def last(self) -> Delivery | None:

@@ -274,3 +274,66 @@ def test_a_server_that_goes_away_mid_run_loses_no_frame(RE, twin, docs, tmp_path
         assert client[uid].metadata["start"]["optgen"]["bench_file"] == bench.config.text
     finally:
         server.stop()
+
+
+ENDS_WHILE_WRITING = '''
+import multiprocessing, sys, time
+from pathlib import Path
+
+
+def run_and_end(uri, key, folder):
+    """Send a run to Tiled whose stop document the writer is slow to take, and end the process at once."""
+    from bluesky import RunEngine
+
+    import optgen
+    import optgen.bluesky
+    from optgen.lab.bench.examples import small_bench_text
+    from optgen.lab.bench.parse import parse_bench
+    from optgen.lab.bluesky import plans
+    from optgen.lab.bluesky.tiled_data import send_runs_to_tiled, tiled_writer_class
+
+    writer = tiled_writer_class()
+    write = writer.__call__
+
+    def slow_at_stop(self, name, doc):
+        if name == "stop":
+            time.sleep(1.5)
+        return write(self, name, doc)
+
+    writer.__call__ = slow_at_stop
+    RE = RunEngine({})
+    bench = optgen.open_bench(parse_bench(small_bench_text(), "x.toml"))
+    devices = optgen.bluesky.devices(bench, Path(folder) / "frames")
+    send_runs_to_tiled(RE, devices, uri=uri, api_key=key, documents_dir=None)
+    (uid,) = RE(plans.generate(devices, 3, seed=0))
+    print("uid", uid, flush=True)                      # no detach, no close: the process ends here
+
+
+if __name__ == "__main__":
+    mode, uri, key, folder = sys.argv[1:]
+    if mode == "script":
+        run_and_end(uri, key, folder)
+    else:                                              # a forked worker, as a queue server's RE worker is
+        worker = multiprocessing.get_context("fork").Process(target=run_and_end, args=(uri, key, folder))
+        worker.start()
+        worker.join(120)
+        sys.exit(worker.exitcode)
+'''
+
+
+@pytest.mark.parametrize("mode", ["script", "forked worker"])
+def test_a_process_that_ends_after_its_run_sends_what_the_writer_still_holds(tiled_server, tmp_path, mode):
+    """A script that ends right after ``RE(...)``, or a forked worker that ends (os._exit: no atexit there),
+    while the writer still holds the run's stop document: the run reaches the server whole."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ends_while_writing.py"
+    script.write_text(ENDS_WHILE_WRITING)
+    done = subprocess.run([sys.executable, str(script), mode.split()[0], tiled_server.uri, tiled_server.api_key,
+                           str(tmp_path)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (uid,) = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("uid ")]
+    run = tiled_client(tiled_server.uri, tiled_server.api_key)[uid]
+    assert run.metadata["stop"]["exit_status"] == "success"
+    assert camera_frames(run).shape[0] == 3 and list(run["primary"]["seq_num"].read()) == [1, 2, 3]
