@@ -160,13 +160,14 @@ def test_three_benches_queue_runs_into_one_tiled_server_and_every_frame_arrives_
             assert result["exit_status"] == "completed", result
             uids += result["run_uids"]
         for _, _, api in benches:
-            api.environment_close()           # the worker's Tiled writer sends what it holds, then closes
+            api.environment_close()           # the worker's Tiled writer sends what it holds as it ends
             api.wait_for_idle(timeout=START_S)
         client = tiled_client(server.uri, server.api_key)
         assert len(set(uids)) == 3
         for (folder, _, _), uid in zip(benches, uids):
-            run = client[uid]
+            run = whole_run(client, uid, count)
             assert run.metadata["start"]["optgen"]["bench_name"] == f"twin bench {uids.index(uid)}"
+            assert run.metadata["stop"]["exit_status"] == "success"
             # each event row once (a SQL table reads back in storage order, not seq_num order)
             assert sorted(run["primary"]["seq_num"].read()) == list(range(1, count + 1))
             frames = camera_frames(run)
@@ -187,6 +188,19 @@ def test_three_benches_queue_runs_into_one_tiled_server_and_every_frame_arrives_
             api.close()
         server.stop()
         database.stop()
+
+
+def whole_run(client, uid: str, rows: int, timeout_s: float = 60.0):
+    """The run ``uid`` once its stop document and ``rows`` event rows are in Tiled (bounded): a worker
+    sends what its writer still holds as it ends, which the manager's join (0.5 s) may not wait for."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = client[uid]
+        if "stop" in run.metadata and len(run["primary"]["seq_num"].read()) >= rows:
+            return run
+        if time.monotonic() > deadline:
+            return run                   # the assertions that follow say what is missing
+        time.sleep(0.5)
 
 
 def _datasets(group, prefix=""):
