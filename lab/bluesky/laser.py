@@ -42,8 +42,9 @@ FAULT_SEPARATOR = "; "
 
 
 def fault_text(faults) -> str:
-    """The driver's fault list as the ``faults`` signal's value: joined by ``"; "``, ``""`` when none."""
-    return FAULT_SEPARATOR.join(str(f) for f in faults)
+    """The driver's fault list as the ``faults`` signal's value: joined by ``"; "``, ``""`` when none (a fault
+    the device words as blank still counts: it would otherwise read as no fault)."""
+    return FAULT_SEPARATOR.join(str(f).strip() or "fault (no description)" for f in faults)
 
 
 def fault_list(text: str) -> list[str]:

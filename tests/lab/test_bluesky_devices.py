@@ -47,6 +47,7 @@ def test_the_fault_text_splits_back_into_the_driver_s_list():
     for faults in ([], ["interlock open"], ["interlock open", "key switch off", "diode over temperature"]):
         assert fault_list(fault_text(faults)) == faults
     assert fault_text([]) == "" and fault_list("") == []
+    assert fault_list(fault_text([" "])) == ["fault (no description)"]        # a blank fault is still a fault
 
 
 def test_a_laser_read_takes_every_read_back_in_one_device_thread_call(RE, twin, mocker):
